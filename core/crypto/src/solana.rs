@@ -1,0 +1,368 @@
+//! ed25519 keys in Solana's formats: the keypair file and base58 text.
+//!
+//! A Solana keypair file is a JSON array of 64 integers in `0..=255`: the 32-byte secret seed
+//! followed by the 32-byte public key. [`SolanaKeypair::from_keypair_file`] accepts exactly that
+//! (with any JSON whitespace), checks that the public half belongs to the secret half, and never
+//! copies the secret into a growable buffer. Public keys and signatures are shown in base58.
+
+use core::{fmt, str::FromStr};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::secret::SecretBytes;
+
+/// Largest keypair file accepted: 64 three-digit numbers with generous whitespace.
+pub const MAX_KEYPAIR_FILE_LEN: usize = 4096;
+
+/// Why a keypair file was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum KeypairFileError {
+    /// The file is larger than [`MAX_KEYPAIR_FILE_LEN`].
+    #[error("keypair file is too large ({len} bytes, at most {MAX_KEYPAIR_FILE_LEN})")]
+    TooLarge {
+        /// The file's length.
+        len: usize,
+    },
+    /// The text is not a JSON array of integers in `0..=255`.
+    #[error("keypair file is not a JSON array of 64 numbers in 0..=255 (problem at byte {offset})")]
+    Syntax {
+        /// Byte offset of the first problem.
+        offset: usize,
+    },
+    /// The array does not hold exactly 64 numbers.
+    #[error("keypair file holds {count} numbers, expected 64")]
+    WrongLength {
+        /// How many numbers it holds.
+        count: usize,
+    },
+    /// The last 32 bytes are not the public key of the first 32.
+    #[error("keypair file's public key does not match its secret key")]
+    PublicKeyMismatch,
+}
+
+/// Why a base58 public key or signature was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum Base58Error {
+    /// Not base58, or the wrong number of bytes.
+    #[error("expected base58 text of {expected} bytes")]
+    Malformed {
+        /// The expected decoded length.
+        expected: usize,
+    },
+    /// 32 bytes that are not an ed25519 point.
+    #[error("not a valid ed25519 public key")]
+    NotAPoint,
+}
+
+/// An ed25519 keypair (a Solana identity or vote key).
+///
+/// Guarantees: the secret zeroizes on drop (ed25519-dalek's `SigningKey` with `zeroize`); `Debug`
+/// shows only the public key; signing is deterministic (RFC 8032).
+pub struct SolanaKeypair {
+    signing: SigningKey,
+}
+
+impl SolanaKeypair {
+    /// A fresh keypair from `rng`.
+    pub fn generate(rng: &mut impl crate::Rng) -> Self {
+        Self::from_seed(&SecretBytes::random(rng))
+    }
+
+    /// The keypair of a 32-byte secret seed.
+    pub fn from_seed(seed: &SecretBytes<32>) -> Self {
+        Self { signing: SigningKey::from_bytes(seed.expose()) }
+    }
+
+    /// Parses Solana's keypair-file text.
+    ///
+    /// # Errors
+    /// A [`KeypairFileError`] naming the problem; nothing is retained from refused input.
+    pub fn from_keypair_file(text: &str) -> Result<Self, KeypairFileError> {
+        if text.len() > MAX_KEYPAIR_FILE_LEN {
+            return Err(KeypairFileError::TooLarge { len: text.len() });
+        }
+        let bytes = parse_byte_array(text)?;
+        let seed = SecretBytes::<32>::from_slice(&bytes[..32]).expect("32 of 64 bytes");
+        let keypair = Self::from_seed(&seed);
+        if keypair.pubkey().0 != bytes[32..] {
+            return Err(KeypairFileError::PublicKeyMismatch);
+        }
+        Ok(keypair)
+    }
+
+    /// The keypair-file text: `[s0,s1,…,s31,p0,…,p31]`, as Solana's CLI writes it.
+    pub fn to_keypair_file(&self) -> Zeroizing<String> {
+        let mut bytes = Zeroizing::new([0u8; 64]);
+        bytes[..32].copy_from_slice(self.signing.as_bytes());
+        bytes[32..].copy_from_slice(self.signing.verifying_key().as_bytes());
+        let mut out = Zeroizing::new(String::with_capacity(64 * 4 + 2));
+        out.push('[');
+        for (i, b) in bytes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // At most 3 digits + 1 comma per byte: within the capacity reserved above, so the
+            // string never reallocates and leaves no unzeroized copy behind.
+            let mut digits = [0u8; 3];
+            let mut n = *b;
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + n % 10;
+                len += 1;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for d in digits[..len].iter().rev() {
+                out.push(char::from(*d));
+            }
+            digits.fill(0);
+        }
+        out.push(']');
+        out
+    }
+
+    /// The public key.
+    pub fn pubkey(&self) -> SolanaPubkey {
+        SolanaPubkey(self.signing.verifying_key().to_bytes())
+    }
+
+    /// The 32-byte secret seed, for sealing.
+    pub fn seed(&self) -> SecretBytes<32> {
+        SecretBytes::new(self.signing.to_bytes())
+    }
+
+    /// Signs `message` (RFC 8032 Ed25519, deterministic).
+    pub fn sign(&self, message: &[u8]) -> SolanaSignature {
+        SolanaSignature(self.signing.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for SolanaKeypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SolanaKeypair").field("pubkey", &self.pubkey()).finish_non_exhaustive()
+    }
+}
+
+/// Parses `[n0, n1, …, n63]` into 64 bytes without ever holding the secret in a growable buffer.
+fn parse_byte_array(text: &str) -> Result<Zeroizing<[u8; 64]>, KeypairFileError> {
+    let bytes = text.as_bytes();
+    let mut out = Zeroizing::new([0u8; 64]);
+    let mut count = 0usize;
+    let mut i = 0usize;
+    let skip_ws = |i: &mut usize| {
+        while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t' | b'\n' | b'\r') {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if bytes.get(i) != Some(&b'[') {
+        return Err(KeypairFileError::Syntax { offset: i });
+    }
+    i += 1;
+    skip_ws(&mut i);
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            skip_ws(&mut i);
+            let start = i;
+            let mut value: u16 = 0;
+            while let Some(d @ b'0'..=b'9') = bytes.get(i) {
+                value = value * 10 + u16::from(d - b'0');
+                i += 1;
+                // A leading zero is not JSON, and no byte has more than three digits.
+                if value > 255 || (i - start > 1 && bytes[start] == b'0') {
+                    return Err(KeypairFileError::Syntax { offset: start });
+                }
+            }
+            if i == start {
+                return Err(KeypairFileError::Syntax { offset: i });
+            }
+            if count < 64 {
+                out[count] = value as u8; // value <= 255 checked above
+            }
+            count += 1;
+            skip_ws(&mut i);
+            match bytes.get(i) {
+                Some(b',') => i += 1,
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                _ => return Err(KeypairFileError::Syntax { offset: i }),
+            }
+        }
+    }
+    skip_ws(&mut i);
+    if i != bytes.len() {
+        return Err(KeypairFileError::Syntax { offset: i });
+    }
+    if count != 64 {
+        return Err(KeypairFileError::WrongLength { count });
+    }
+    Ok(out)
+}
+
+/// An ed25519 public key, shown in base58 as Solana does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SolanaPubkey(pub [u8; 32]);
+
+impl SolanaPubkey {
+    /// Verifies an Ed25519 signature by this key (strict verification: no malleable or
+    /// small-order encodings).
+    pub fn verify(&self, message: &[u8], signature: &SolanaSignature) -> Result<(), crate::SignatureError> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| crate::SignatureError)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(message, &sig).map_err(|_| crate::SignatureError)?;
+        // `verify` is RFC 8032's cofactorless check; `verify_strict` adds the small-order and
+        // canonical-encoding checks. Both must hold.
+        key.verify(message, &sig).map_err(|_| crate::SignatureError)
+    }
+}
+
+impl fmt::Display for SolanaPubkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.0).into_string())
+    }
+}
+
+impl fmt::Debug for SolanaPubkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SolanaPubkey({self})")
+    }
+}
+
+impl FromStr for SolanaPubkey {
+    type Err = Base58Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = decode_base58::<32>(s)?;
+        VerifyingKey::from_bytes(&bytes).map_err(|_| Base58Error::NotAPoint)?;
+        Ok(Self(bytes))
+    }
+}
+
+/// An Ed25519 signature, shown in base58 as Solana does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SolanaSignature(pub [u8; 64]);
+
+impl fmt::Display for SolanaSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.0).into_string())
+    }
+}
+
+impl fmt::Debug for SolanaSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SolanaSignature({self})")
+    }
+}
+
+impl FromStr for SolanaSignature {
+    type Err = Base58Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        decode_base58::<64>(s).map(Self)
+    }
+}
+
+fn decode_base58<const N: usize>(s: &str) -> Result<[u8; N], Base58Error> {
+    // Base58 of N bytes is never longer than 2N characters; refuse longer text before decoding.
+    if s.len() > 2 * N {
+        return Err(Base58Error::Malformed { expected: N });
+    }
+    let mut out = [0u8; N];
+    match bs58::decode(s).onto(&mut out[..]) {
+        Ok(n) if n == N => Ok(out),
+        _ => Err(Base58Error::Malformed { expected: N }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn keypair_file_round_trips_and_matches_solana_layout() {
+        let kp = SolanaKeypair::generate(&mut StdRng::seed_from_u64(7));
+        let text = kp.to_keypair_file();
+        let parsed: Vec<u8> = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.len(), 64);
+        assert_eq!(&parsed[32..], &kp.pubkey().0);
+        let back = SolanaKeypair::from_keypair_file(&text).unwrap();
+        assert_eq!(back.pubkey(), kp.pubkey());
+        assert_eq!(back.sign(b"m"), kp.sign(b"m"));
+        assert!(!format!("{kp:?}").contains(&text[1..10]));
+    }
+
+    #[test]
+    fn rfc8032_test_vector_1() {
+        // RFC 8032 §7.1 TEST 1 (empty message).
+        let seed = crate::hex::from_hex::<32>("seed", "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
+        assert_eq!(hex::encode(kp.pubkey().0), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let sig = kp.sign(b"");
+        assert_eq!(
+            hex::encode(sig.0),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert!(kp.pubkey().verify(b"", &sig).is_ok());
+        assert!(kp.pubkey().verify(b"x", &sig).is_err());
+    }
+
+    #[test]
+    fn malformed_files_get_precise_errors() {
+        let kp = SolanaKeypair::generate(&mut StdRng::seed_from_u64(8));
+        let good = kp.to_keypair_file();
+        let mut numbers: Vec<u8> = serde_json::from_str(&good).unwrap();
+        numbers[40] ^= 1;
+        let mismatched = serde_json::to_string(&numbers).unwrap();
+        assert_eq!(SolanaKeypair::from_keypair_file(&mismatched).unwrap_err(), KeypairFileError::PublicKeyMismatch);
+        assert_eq!(SolanaKeypair::from_keypair_file("[1,2,3]").unwrap_err(), KeypairFileError::WrongLength { count: 3 });
+        assert_eq!(SolanaKeypair::from_keypair_file("[]").unwrap_err(), KeypairFileError::WrongLength { count: 0 });
+        assert!(matches!(SolanaKeypair::from_keypair_file("[256]"), Err(KeypairFileError::Syntax { .. })));
+        assert!(matches!(SolanaKeypair::from_keypair_file("[01]"), Err(KeypairFileError::Syntax { .. })));
+        assert!(matches!(SolanaKeypair::from_keypair_file("[1,]"), Err(KeypairFileError::Syntax { .. })));
+        assert!(matches!(SolanaKeypair::from_keypair_file("{}"), Err(KeypairFileError::Syntax { .. })));
+        assert!(matches!(SolanaKeypair::from_keypair_file(&" ".repeat(5000)), Err(KeypairFileError::TooLarge { .. })));
+        let with_ws = format!(" \n{}\n", good.replace(',', ", "));
+        assert_eq!(SolanaKeypair::from_keypair_file(&with_ws).unwrap().pubkey(), kp.pubkey());
+    }
+
+    #[test]
+    fn base58_round_trip_and_refusals() {
+        let pk = SolanaKeypair::generate(&mut StdRng::seed_from_u64(9)).pubkey();
+        assert_eq!(pk.to_string().parse::<SolanaPubkey>().unwrap(), pk);
+        assert!("0OIl".parse::<SolanaPubkey>().is_err());
+        assert!("1".repeat(100).parse::<SolanaPubkey>().is_err());
+        assert!("11111111".parse::<SolanaPubkey>().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn keypair_file_parser_never_panics(text in "\\PC{0,300}") {
+            let _ = SolanaKeypair::from_keypair_file(&text);
+        }
+
+        #[test]
+        fn keypair_file_parser_handles_number_lists(nums in proptest::collection::vec(0u16..300, 0..70)) {
+            let text = serde_json::to_string(&nums).unwrap();
+            let r = SolanaKeypair::from_keypair_file(&text);
+            if nums.iter().any(|n| *n > 255) {
+                prop_assert!(matches!(r, Err(KeypairFileError::Syntax { .. })), "expected a syntax error");
+            } else if nums.len() != 64 {
+                prop_assert_eq!(r.unwrap_err(), KeypairFileError::WrongLength { count: nums.len() });
+            }
+        }
+
+        #[test]
+        fn any_seed_round_trips(seed in any::<[u8; 32]>()) {
+            let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
+            let back = SolanaKeypair::from_keypair_file(&kp.to_keypair_file()).unwrap();
+            prop_assert_eq!(back.pubkey(), kp.pubkey());
+        }
+    }
+}
