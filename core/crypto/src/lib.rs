@@ -29,6 +29,7 @@ pub mod codec;
 pub mod envelope;
 pub mod hex;
 pub mod identity;
+pub mod ids;
 pub mod secret;
 pub mod solana;
 
@@ -36,6 +37,7 @@ pub use channel::{ChannelKeyCertificate, ChannelKeypair, ChannelPublicKey};
 pub use codec::{DecodeError, Reader, Writer};
 pub use envelope::{Envelope, EnvelopeError, EnvelopePurpose, Opened};
 pub use identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose};
+pub use ids::{ChainId, IdError};
 pub use secret::SecretBytes;
 pub use solana::{KeypairFileError, SolanaKeypair, SolanaPubkey, SolanaSignature};
 
