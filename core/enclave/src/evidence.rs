@@ -1,0 +1,321 @@
+//! Attestation evidence: a platform's signed statement binding an enclave's public keys and a
+//! verifier's nonce.
+//!
+//! ```text
+//! report data = SHA-512(var16("keyward/v1/report-data") || var16(nonce)
+//!                       || u16(count) || for each bound key: var8(kind) || var16(key bytes))
+//! evidence    = "KWAT" || 0x01 || u8(kind) || platform key(32) || measurement(32)
+//!               || report data(64) || signature(64)
+//! signature   = sr25519 by the platform key, purpose "keyward/v1/evidence", over
+//!               u8(kind) || measurement || report data
+//! ```
+//!
+//! Kind 1 is `dev`: the "platform" is a key the host generated, so the evidence proves nothing
+//! about the hardware. It exists so every flow that needs evidence runs today; it is marked
+//! insecure in its kind, its name (`dev-insecure`) and in [`Verified::insecure`], and
+//! [`Evidence::verify`] refuses it unless the policy says `accept_insecure_dev`.
+
+use core::fmt;
+use sha2::{Digest, Sha512};
+use thiserror::Error;
+
+use keyward_crypto::{
+    ChannelPublicKey, DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader, SigningPurpose, SolanaPubkey, Writer,
+};
+
+const MAGIC: &[u8; 4] = b"KWAT";
+const VERSION: u8 = 1;
+const FORMAT: &str = "keyward attestation evidence";
+/// Longest verifier nonce.
+pub const MAX_NONCE_LEN: usize = 1024;
+
+/// The kind of evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EvidenceKind {
+    /// Signed by a local, host-generated platform key. Insecure.
+    Dev,
+}
+
+impl EvidenceKind {
+    fn code(self) -> u8 {
+        match self {
+            Self::Dev => 1,
+        }
+    }
+
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dev => "dev-insecure",
+        }
+    }
+}
+
+/// A public key an enclave binds into its evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundKey {
+    /// An sr25519 identity key.
+    Identity(IdentityPublicKey),
+    /// An X25519 channel key.
+    Channel(ChannelPublicKey),
+    /// An ed25519 (Solana) key, such as a vote key.
+    Ed25519(SolanaPubkey),
+}
+
+impl BoundKey {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Self::Identity(k) => w.var8(b"sr25519").var16(&k.to_bytes()),
+            Self::Channel(k) => w.var8(b"x25519").var16(&k.0),
+            Self::Ed25519(k) => w.var8(b"ed25519").var16(&k.0),
+        };
+    }
+}
+
+/// The 64-byte report data binding `keys` and `nonce` (the value a hardware quote would carry).
+pub fn report_data(keys: &[BoundKey], nonce: &[u8]) -> [u8; 64] {
+    let mut w = Writer::new();
+    w.var16(b"keyward/v1/report-data").var16(nonce).u16(u16::try_from(keys.len()).expect("a handful of keys"));
+    for k in keys {
+        k.encode(&mut w);
+    }
+    Sha512::digest(w.as_slice()).into()
+}
+
+/// A local platform key that signs `dev` evidence. Insecure: it is only as safe as the host.
+pub struct DevPlatformKey(IdentityKeypair);
+
+impl DevPlatformKey {
+    /// A fresh platform key.
+    pub fn generate(rng: &mut impl keyward_crypto::Rng) -> Self {
+        Self(IdentityKeypair::generate(rng))
+    }
+
+    /// The platform key from a sealed seed.
+    pub fn from_identity(identity: IdentityKeypair) -> Self {
+        Self(identity)
+    }
+
+    /// The platform's public key.
+    pub fn public(&self) -> IdentityPublicKey {
+        self.0.public()
+    }
+
+    /// Dev evidence that an enclave with `measurement` holds `keys`, fresh for `nonce`.
+    ///
+    /// # Errors
+    /// [`EvidenceError::Malformed`] if `nonce` is longer than [`MAX_NONCE_LEN`].
+    pub fn attest(&self, measurement: [u8; 32], keys: &[BoundKey], nonce: &[u8], rng: &mut impl keyward_crypto::Rng) -> Result<Evidence, EvidenceError> {
+        if nonce.len() > MAX_NONCE_LEN {
+            return Err(DecodeError::TooLong { field: "evidence nonce", len: nonce.len(), max: MAX_NONCE_LEN }.into());
+        }
+        let report_data = report_data(keys, nonce);
+        let signature = self.0.sign(SigningPurpose::Evidence, &signed(EvidenceKind::Dev, &measurement, &report_data), rng);
+        Ok(Evidence { kind: EvidenceKind::Dev, platform: self.public(), measurement, report_data, signature })
+    }
+}
+
+impl fmt::Debug for DevPlatformKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DevPlatformKey({})", self.public())
+    }
+}
+
+fn signed(kind: EvidenceKind, measurement: &[u8; 32], report_data: &[u8; 64]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(kind.code()).raw(measurement).raw(report_data);
+    w.finish()
+}
+
+/// What a verifier accepts.
+#[derive(Debug, Clone, Default)]
+pub struct EvidencePolicy {
+    /// Accept `dev` evidence. Off by default; never on in production.
+    pub accept_insecure_dev: bool,
+    /// If non-empty, only these measurements.
+    pub allowed_measurements: Vec<[u8; 32]>,
+    /// If non-empty, only `dev` evidence signed by these platform keys.
+    pub trusted_dev_platforms: Vec<IdentityPublicKey>,
+}
+
+/// Why evidence was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EvidenceError {
+    /// Not well-formed evidence.
+    #[error("malformed evidence: {0}")]
+    Malformed(#[from] DecodeError),
+    /// `dev` evidence under a policy that does not accept it.
+    #[error("dev evidence is insecure and this policy does not accept it")]
+    InsecureNotAccepted,
+    /// Signed by a platform key the policy does not trust.
+    #[error("evidence is signed by an untrusted platform key {0}")]
+    UntrustedPlatform(IdentityPublicKey),
+    /// The platform's signature does not verify.
+    #[error("evidence signature does not verify")]
+    BadSignature,
+    /// The report data does not bind the expected keys and nonce.
+    #[error("evidence does not bind the expected keys and nonce")]
+    ReportDataMismatch,
+    /// The measurement is not allowed by the policy.
+    #[error("measurement {} is not allowed", keyward_crypto::hex::to_0x(.0))]
+    MeasurementNotAllowed([u8; 32]),
+}
+
+/// Attestation evidence. Construct with [`DevPlatformKey::attest`] or [`Evidence::from_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    kind: EvidenceKind,
+    platform: IdentityPublicKey,
+    measurement: [u8; 32],
+    report_data: [u8; 64],
+    signature: IdentitySignature,
+}
+
+/// Evidence that passed [`Evidence::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The evidence kind.
+    pub kind: EvidenceKind,
+    /// The attested measurement.
+    pub measurement: [u8; 32],
+    /// `true` for kinds that prove nothing about hardware (`dev`).
+    pub insecure: bool,
+}
+
+impl Evidence {
+    /// The kind.
+    pub fn kind(&self) -> EvidenceKind {
+        self.kind
+    }
+
+    /// The attested measurement.
+    pub fn measurement(&self) -> [u8; 32] {
+        self.measurement
+    }
+
+    /// The report data.
+    pub fn report_data(&self) -> [u8; 64] {
+        self.report_data
+    }
+
+    /// Checks the evidence against `policy`, and that it binds exactly `keys` and `nonce`.
+    ///
+    /// # Errors
+    /// An [`EvidenceError`] naming the first failed check.
+    pub fn verify(&self, policy: &EvidencePolicy, keys: &[BoundKey], nonce: &[u8]) -> Result<Verified, EvidenceError> {
+        match self.kind {
+            EvidenceKind::Dev => {
+                if !policy.accept_insecure_dev {
+                    return Err(EvidenceError::InsecureNotAccepted);
+                }
+                if !policy.trusted_dev_platforms.is_empty() && !policy.trusted_dev_platforms.contains(&self.platform) {
+                    return Err(EvidenceError::UntrustedPlatform(self.platform));
+                }
+            }
+        }
+        self.platform
+            .verify(SigningPurpose::Evidence, &signed(self.kind, &self.measurement, &self.report_data), &self.signature)
+            .map_err(|_| EvidenceError::BadSignature)?;
+        if nonce.len() > MAX_NONCE_LEN || report_data(keys, nonce) != self.report_data {
+            return Err(EvidenceError::ReportDataMismatch);
+        }
+        if !policy.allowed_measurements.is_empty() && !policy.allowed_measurements.contains(&self.measurement) {
+            return Err(EvidenceError::MeasurementNotAllowed(self.measurement));
+        }
+        Ok(Verified { kind: self.kind, measurement: self.measurement, insecure: matches!(self.kind, EvidenceKind::Dev) })
+    }
+
+    /// The wire encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_header(MAGIC, VERSION);
+        w.u8(self.kind.code())
+            .raw(&self.platform.to_bytes())
+            .raw(&self.measurement)
+            .raw(&self.report_data)
+            .raw(&self.signature.to_bytes());
+        w.finish()
+    }
+
+    /// Decodes the wire encoding (framing only; [`Evidence::verify`] checks the rest).
+    ///
+    /// # Errors
+    /// [`EvidenceError::Malformed`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EvidenceError> {
+        let mut r = Reader::new(bytes);
+        r.header(FORMAT, MAGIC, VERSION)?;
+        let kind = match r.u8("evidence kind")? {
+            1 => EvidenceKind::Dev,
+            _ => return Err(DecodeError::Invalid { field: "evidence kind", reason: "unknown kind" }.into()),
+        };
+        let platform = IdentityPublicKey::from_bytes(&r.array("platform key")?)?;
+        let measurement = r.array("measurement")?;
+        let report_data = r.array("report data")?;
+        let signature = IdentitySignature::from_bytes(&r.array("evidence signature")?)?;
+        r.finish()?;
+        Ok(Self { kind, platform, measurement, report_data, signature })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_crypto::ChannelKeypair;
+    use proptest::prelude::*;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    fn setup(seed: u64) -> (StdRng, DevPlatformKey, Vec<BoundKey>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let platform = DevPlatformKey::generate(&mut rng);
+        let keys = vec![
+            BoundKey::Identity(IdentityKeypair::generate(&mut rng).public()),
+            BoundKey::Channel(ChannelKeypair::generate(&mut rng).public()),
+        ];
+        (rng, platform, keys)
+    }
+
+    fn dev_ok() -> EvidencePolicy {
+        EvidencePolicy { accept_insecure_dev: true, ..Default::default() }
+    }
+
+    #[test]
+    fn dev_evidence_verifies_only_when_insecure_is_accepted() {
+        let (mut rng, platform, keys) = setup(1);
+        let ev = platform.attest([7; 32], &keys, b"nonce-1", &mut rng).unwrap();
+        let ev = Evidence::from_bytes(&ev.to_bytes()).unwrap();
+        let v = ev.verify(&dev_ok(), &keys, b"nonce-1").unwrap();
+        assert!(v.insecure);
+        assert_eq!(ev.verify(&EvidencePolicy::default(), &keys, b"nonce-1"), Err(EvidenceError::InsecureNotAccepted));
+    }
+
+    #[test]
+    fn binding_nonce_platform_and_measurement_are_enforced() {
+        let (mut rng, platform, keys) = setup(2);
+        let ev = platform.attest([7; 32], &keys, b"n", &mut rng).unwrap();
+        assert_eq!(ev.verify(&dev_ok(), &keys, b"other nonce"), Err(EvidenceError::ReportDataMismatch));
+        assert_eq!(ev.verify(&dev_ok(), &keys[..1], b"n"), Err(EvidenceError::ReportDataMismatch));
+        let stranger = DevPlatformKey::generate(&mut rng).public();
+        let pinned = EvidencePolicy { trusted_dev_platforms: vec![stranger], ..dev_ok() };
+        assert!(matches!(ev.verify(&pinned, &keys, b"n"), Err(EvidenceError::UntrustedPlatform(_))));
+        let measured = EvidencePolicy { allowed_measurements: vec![[8; 32]], ..dev_ok() };
+        assert_eq!(ev.verify(&measured, &keys, b"n"), Err(EvidenceError::MeasurementNotAllowed([7; 32])));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn tampered_evidence_is_refused(pos in any::<usize>(), bit in 0u8..8, seed in any::<u64>()) {
+            let (mut rng, platform, keys) = setup(seed);
+            let mut bytes = platform.attest([1; 32], &keys, b"n", &mut rng).unwrap().to_bytes();
+            let i = pos % bytes.len();
+            bytes[i] ^= 1 << bit;
+            let verdict = Evidence::from_bytes(&bytes).and_then(|e| e.verify(&dev_ok(), &keys, b"n"));
+            prop_assert!(verdict.is_err());
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..250)) {
+            let _ = Evidence::from_bytes(&bytes);
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Sealed blobs: secrets at rest, readable only by the core that sealed them.
+//!
+//! ```text
+//! blob   = "KWSB" || 0x01 || var8(purpose) || var8(chain id) || nonce(24) || var32(ciphertext || tag)
+//! key    = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v1/seal"))
+//! aad    = every byte of the blob before the nonce
+//! cipher = XChaCha20-Poly1305(key, nonce, aad, plaintext), nonce random per blob
+//! ```
+//!
+//! The purpose and chain id are in clear so a refusal can say what the blob is; they are also
+//! authenticated, so changing them is detected like any other tampering.
+
+use core::fmt;
+use chacha20poly1305::{
+    KeyInit, XChaCha20Poly1305, XNonce,
+    aead::{Aead, Payload},
+};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use keyward_crypto::{ChainId, DecodeError, Reader, SecretBytes, Writer};
+
+const MAGIC: &[u8; 4] = b"KWSB";
+const VERSION: u8 = 1;
+const FORMAT: &str = "keyward sealed blob";
+/// Largest plaintext a blob holds (64 MiB).
+pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
+
+/// What a sealed blob holds. Opening for one purpose refuses a blob sealed for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SealPurpose {
+    /// An entity's sr25519 identity seed.
+    IdentityKey,
+    /// An entity's X25519 channel key.
+    ChannelKey,
+    /// A gatekeeper's MasterKey or MasterKey share.
+    EpochSecret,
+    /// A worker's ClusterKey seed.
+    ClusterKey,
+    /// A validator's ed25519 vote key.
+    VoteKey,
+    /// A dev platform key.
+    PlatformKey,
+}
+
+impl SealPurpose {
+    const ALL: [Self; 6] = [Self::IdentityKey, Self::ChannelKey, Self::EpochSecret, Self::ClusterKey, Self::VoteKey, Self::PlatformKey];
+
+    /// The label written into the blob.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::IdentityKey => "identity-key",
+            Self::ChannelKey => "channel-key",
+            Self::EpochSecret => "epoch-secret",
+            Self::ClusterKey => "cluster-key",
+            Self::VoteKey => "vote-key",
+            Self::PlatformKey => "platform-key",
+        }
+    }
+}
+
+impl fmt::Display for SealPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Why a blob could not be opened.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SealError {
+    /// Not a well-formed sealed blob.
+    #[error("malformed sealed blob: {0}")]
+    Malformed(#[from] DecodeError),
+    /// Sealed for another purpose.
+    #[error("sealed blob holds {found}, expected {expected}")]
+    WrongPurpose {
+        /// What the caller asked for.
+        expected: SealPurpose,
+        /// The blob's purpose label.
+        found: String,
+    },
+    /// Sealed for another chain.
+    #[error("sealed blob belongs to chain {found}, this is chain {expected}")]
+    WrongChain {
+        /// This sealer's chain.
+        expected: ChainId,
+        /// The blob's chain label.
+        found: String,
+    },
+    /// Altered, or sealed under another sealing key.
+    #[error("sealed blob does not open: altered, or sealed under another sealing key")]
+    Tampered,
+    /// The plaintext is larger than [`MAX_SEALED_LEN`].
+    #[error("{len} bytes is too large to seal (at most {MAX_SEALED_LEN})")]
+    TooLarge {
+        /// The plaintext's length.
+        len: usize,
+    },
+}
+
+/// A soft sealing key: 32 bytes the host keeps in a 0600 file. **Insecure**: anyone who can read
+/// that file can open every blob. Zeroized on drop, never printed.
+pub struct SoftSealingKey(SecretBytes<32>);
+
+impl SoftSealingKey {
+    /// A fresh random key.
+    pub fn generate(rng: &mut impl keyward_crypto::Rng) -> Self {
+        Self(SecretBytes::random(rng))
+    }
+
+    /// Wraps key bytes read by the host.
+    pub fn from_bytes(bytes: SecretBytes<32>) -> Self {
+        Self(bytes)
+    }
+
+    /// The key bytes, for the host to store.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for SoftSealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SoftSealingKey(redacted)")
+    }
+}
+
+/// A sealed blob as stored by the host: opaque bytes, decodable only through [`Sealer::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlob(Vec<u8>);
+
+impl SealedBlob {
+    /// Wraps bytes read from storage (checked when opened).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Seals and opens blobs for one chain under one sealing key.
+pub struct Sealer {
+    key: Zeroizing<[u8; 32]>,
+    chain: ChainId,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("chain", &self.chain).finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// A sealer for `chain` under `key`.
+    pub fn new(key: &SoftSealingKey, chain: ChainId) -> Self {
+        let mut info = Writer::new();
+        info.var16(b"keyward/v1/seal");
+        let mut derived = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, key.expose()).expand(info.as_slice(), derived.as_mut()).expect("32 bytes is a valid HKDF length");
+        Self { key: derived, chain }
+    }
+
+    fn header(&self, purpose: &str) -> Writer {
+        let mut w = Writer::with_header(MAGIC, VERSION);
+        w.var8(purpose.as_bytes()).var8(self.chain.as_str().as_bytes());
+        w
+    }
+
+    /// Seals `plaintext` for `purpose` on this chain.
+    ///
+    /// # Errors
+    /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
+    pub fn seal(&self, purpose: SealPurpose, plaintext: &[u8], rng: &mut impl keyward_crypto::Rng) -> Result<SealedBlob, SealError> {
+        if plaintext.len() > MAX_SEALED_LEN {
+            return Err(SealError::TooLarge { len: plaintext.len() });
+        }
+        let mut w = self.header(purpose.label());
+        let aad = w.as_slice().to_vec();
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        let ct = XChaCha20Poly1305::new(self.key.as_ref().into())
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .expect("XChaCha20-Poly1305 encrypts any length below 2^38");
+        w.raw(&nonce).var32(&ct);
+        Ok(SealedBlob(w.finish()))
+    }
+
+    /// Opens a blob sealed for `purpose` on this chain.
+    ///
+    /// # Errors
+    /// [`SealError::Malformed`], [`SealError::WrongPurpose`], [`SealError::WrongChain`] or
+    /// [`SealError::Tampered`]; no plaintext unless every check passes.
+    pub fn open(&self, purpose: SealPurpose, blob: &SealedBlob) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let mut r = Reader::new(&blob.0);
+        r.header(FORMAT, MAGIC, VERSION)?;
+        let found_purpose = r.var8("seal purpose", 255)?;
+        let found_chain = r.var8("seal chain id", 255)?;
+        let aad_len = blob.0.len() - r.remaining();
+        let nonce: [u8; 24] = r.array("seal nonce")?;
+        let ct = r.var32("sealed ciphertext", MAX_SEALED_LEN + 16)?;
+        r.finish()?;
+        if found_purpose != purpose.label().as_bytes() {
+            if !SealPurpose::ALL.iter().any(|p| p.label().as_bytes() == found_purpose) {
+                return Err(SealError::Tampered);
+            }
+            return Err(SealError::WrongPurpose { expected: purpose, found: String::from_utf8_lossy(found_purpose).into_owned() });
+        }
+        if found_chain != self.chain.as_str().as_bytes() {
+            return Err(SealError::WrongChain { expected: self.chain.clone(), found: String::from_utf8_lossy(found_chain).into_owned() });
+        }
+        XChaCha20Poly1305::new(self.key.as_ref().into())
+            .decrypt(XNonce::from_slice(&nonce), Payload { msg: ct, aad: &blob.0[..aad_len] })
+            .map(Zeroizing::new)
+            .map_err(|_| SealError::Tampered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    fn sealer(seed: u64, chain: &str) -> (StdRng, Sealer) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let key = SoftSealingKey::generate(&mut rng);
+        (rng, Sealer::new(&key, ChainId::new(chain).unwrap()))
+    }
+
+    #[test]
+    fn round_trip_and_bindings() {
+        let (mut rng, s) = sealer(1, "devnet");
+        let blob = s.seal(SealPurpose::VoteKey, b"vote key seed", &mut rng).unwrap();
+        assert_eq!(&s.open(SealPurpose::VoteKey, &blob).unwrap()[..], b"vote key seed");
+        assert_eq!(
+            s.open(SealPurpose::IdentityKey, &blob).unwrap_err(),
+            SealError::WrongPurpose { expected: SealPurpose::IdentityKey, found: "vote-key".into() }
+        );
+        let same_key_other_chain = {
+            let mut rng = StdRng::seed_from_u64(1);
+            Sealer::new(&SoftSealingKey::generate(&mut rng), ChainId::new("mainnet").unwrap())
+        };
+        assert!(matches!(same_key_other_chain.open(SealPurpose::VoteKey, &blob), Err(SealError::WrongChain { .. })));
+        let (_, other_key) = sealer(2, "devnet");
+        assert_eq!(other_key.open(SealPurpose::VoteKey, &blob).unwrap_err(), SealError::Tampered);
+    }
+
+    #[test]
+    fn relabelled_blob_is_tampered() {
+        // Rewriting the clear header to another purpose of the same length still fails the AEAD.
+        let (mut rng, s) = sealer(3, "devnet");
+        let blob = s.seal(SealPurpose::ClusterKey, b"seed", &mut rng).unwrap();
+        let relabelled = String::from_utf8_lossy(blob.as_bytes()).contains("cluster-key");
+        assert!(relabelled);
+        let mut bytes = blob.as_bytes().to_vec();
+        let at = bytes.windows(11).position(|w| w == b"cluster-key").unwrap();
+        bytes[at..at + 11].copy_from_slice(b"channel-key");
+        assert_eq!(s.open(SealPurpose::ChannelKey, &SealedBlob::from_bytes(bytes)).unwrap_err(), SealError::Tampered);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_bit_flip_is_refused(pt in proptest::collection::vec(any::<u8>(), 0..100), pos in any::<usize>(), bit in 0u8..8) {
+            let (mut rng, s) = sealer(4, "devnet");
+            let blob = s.seal(SealPurpose::EpochSecret, &pt, &mut rng).unwrap();
+            prop_assert_eq!(&s.open(SealPurpose::EpochSecret, &blob).unwrap()[..], &pt[..]);
+            let mut bytes = blob.as_bytes().to_vec();
+            let i = pos % bytes.len();
+            bytes[i] ^= 1 << bit;
+            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes)).is_err());
+        }
+
+        #[test]
+        fn truncation_and_garbage_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), cut in any::<usize>()) {
+            let (mut rng, s) = sealer(5, "devnet");
+            let _ = s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes));
+            let blob = s.seal(SealPurpose::EpochSecret, b"x", &mut rng).unwrap();
+            let cut = cut % blob.as_bytes().len();
+            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(blob.as_bytes()[..cut].to_vec())).is_err());
+        }
+    }
+}
