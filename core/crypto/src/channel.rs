@@ -9,7 +9,9 @@
 use core::fmt;
 use hpke::{Deserializable, Kem as _, Serializable};
 
-use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose};
+use crate::identity::{
+    IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose,
+};
 
 /// The HPKE KEM of every keyward envelope: DHKEM(X25519, HKDF-SHA256), RFC 9180 KEM id 0x0020.
 pub type Kem = hpke::kem::X25519HkdfSha256;
@@ -37,10 +39,16 @@ impl ChannelKeypair {
         Self::from_parts(secret, &public)
     }
 
-    fn from_parts(secret: <Kem as hpke::Kem>::PrivateKey, public: &<Kem as hpke::Kem>::PublicKey) -> Self {
+    fn from_parts(
+        secret: <Kem as hpke::Kem>::PrivateKey,
+        public: &<Kem as hpke::Kem>::PublicKey,
+    ) -> Self {
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&public.to_bytes());
-        Self { secret, public: ChannelPublicKey(bytes) }
+        Self {
+            secret,
+            public: ChannelPublicKey(bytes),
+        }
     }
 
     /// The public key.
@@ -63,7 +71,9 @@ impl ChannelKeypair {
 
 impl fmt::Debug for ChannelKeypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelKeypair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("ChannelKeypair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +83,8 @@ pub struct ChannelPublicKey(pub [u8; 32]);
 
 impl ChannelPublicKey {
     pub(crate) fn hpke(&self) -> <Kem as hpke::Kem>::PublicKey {
-        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0).expect("every 32 bytes are an X25519 public key")
+        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0)
+            .expect("every 32 bytes are an X25519 public key")
     }
 }
 
@@ -102,14 +113,23 @@ pub struct ChannelKeyCertificate {
 
 impl ChannelKeyCertificate {
     /// `identity` certifies `channel`.
-    pub fn issue(identity: &IdentityKeypair, channel: ChannelPublicKey, rng: &mut impl crate::Rng) -> Self {
+    pub fn issue(
+        identity: &IdentityKeypair,
+        channel: ChannelPublicKey,
+        rng: &mut impl crate::Rng,
+    ) -> Self {
         let signature = identity.sign(SigningPurpose::ChannelKey, &channel.0, rng);
-        Self { identity: identity.public(), channel, signature }
+        Self {
+            identity: identity.public(),
+            channel,
+            signature,
+        }
     }
 
     /// Checks the signature.
     pub fn verify(&self) -> Result<(), SignatureError> {
-        self.identity.verify(SigningPurpose::ChannelKey, &self.channel.0, &self.signature)
+        self.identity
+            .verify(SigningPurpose::ChannelKey, &self.channel.0, &self.signature)
     }
 }
 

@@ -159,14 +159,23 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks the magic and version written by [`Writer::with_header`].
-    pub fn header(&mut self, format: &'static str, magic: &[u8; 4], version: u8) -> Result<(), DecodeError> {
+    pub fn header(
+        &mut self,
+        format: &'static str,
+        magic: &[u8; 4],
+        version: u8,
+    ) -> Result<(), DecodeError> {
         if self.rest.len() < 4 || &self.rest[..4] != magic {
             return Err(DecodeError::BadMagic { format });
         }
         self.rest = &self.rest[4..];
         let found = self.u8(format)?;
         if found != version {
-            return Err(DecodeError::UnsupportedVersion { format, found, supported: version });
+            return Err(DecodeError::UnsupportedVersion {
+                format,
+                found,
+                supported: version,
+            });
         }
         Ok(())
     }
@@ -208,7 +217,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
-    fn bounded(&mut self, field: &'static str, len: usize, max: usize) -> Result<&'a [u8], DecodeError> {
+    fn bounded(
+        &mut self,
+        field: &'static str,
+        len: usize,
+        max: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         if len > max {
             return Err(DecodeError::TooLong { field, len, max });
         }
@@ -258,9 +272,16 @@ mod tests {
         assert_eq!(Reader::new(&bytes).header("test", b"TEST", 1), Ok(()));
         assert_eq!(
             Reader::new(&bytes).header("test", b"TEST", 2),
-            Err(DecodeError::UnsupportedVersion { format: "test", found: 1, supported: 2 })
+            Err(DecodeError::UnsupportedVersion {
+                format: "test",
+                found: 1,
+                supported: 2
+            })
         );
-        assert_eq!(Reader::new(b"TE").header("test", b"TEST", 1), Err(DecodeError::BadMagic { format: "test" }));
+        assert_eq!(
+            Reader::new(b"TE").header("test", b"TEST", 1),
+            Err(DecodeError::BadMagic { format: "test" })
+        );
     }
 
     #[test]
@@ -269,7 +290,11 @@ mod tests {
         w.u32(u32::MAX);
         assert_eq!(
             Reader::new(w.as_slice()).var32("blob", 1024),
-            Err(DecodeError::TooLong { field: "blob", len: u32::MAX as usize, max: 1024 })
+            Err(DecodeError::TooLong {
+                field: "blob",
+                len: u32::MAX as usize,
+                max: 1024
+            })
         );
     }
 

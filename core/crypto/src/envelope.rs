@@ -51,9 +51,15 @@ pub mod hpke_base {
         plaintext: &[u8],
         rng: &mut impl crate::Rng,
     ) -> Result<([u8; 32], Vec<u8>), HpkeFailure> {
-        let (enc, ct) =
-            hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&OpModeS::Base, &recipient.hpke(), info, plaintext, aad, rng)
-                .map_err(|_| HpkeFailure)?;
+        let (enc, ct) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
+            &OpModeS::Base,
+            &recipient.hpke(),
+            info,
+            plaintext,
+            aad,
+            rng,
+        )
+        .map_err(|_| HpkeFailure)?;
         let mut enc_bytes = [0u8; 32];
         enc_bytes.copy_from_slice(&enc.to_bytes());
         Ok((enc_bytes, ct))
@@ -68,9 +74,16 @@ pub mod hpke_base {
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HpkeFailure> {
         let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| HpkeFailure)?;
-        hpke::single_shot_open::<Aead, Kdf, Kem>(&OpModeR::Base, recipient.hpke_secret(), &enc, info, ciphertext, aad)
-            .map(Zeroizing::new)
-            .map_err(|_| HpkeFailure)
+        hpke::single_shot_open::<Aead, Kdf, Kem>(
+            &OpModeR::Base,
+            recipient.hpke_secret(),
+            &enc,
+            info,
+            ciphertext,
+            aad,
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| HpkeFailure)
     }
 }
 
@@ -96,7 +109,12 @@ pub enum EnvelopePurpose {
 }
 
 impl EnvelopePurpose {
-    const ALL: [Self; 4] = [Self::EpochSecret, Self::ClusterKey, Self::ContractInput, Self::ContractReply];
+    const ALL: [Self; 4] = [
+        Self::EpochSecret,
+        Self::ClusterKey,
+        Self::ContractInput,
+        Self::ContractReply,
+    ];
 
     /// The purpose's label, as it appears in `info` and on the wire.
     pub const fn label(self) -> &'static str {
@@ -112,7 +130,10 @@ impl EnvelopePurpose {
         Self::ALL
             .into_iter()
             .find(|p| p.label().as_bytes() == label)
-            .ok_or(DecodeError::Invalid { field: "envelope purpose", reason: "unknown purpose" })
+            .ok_or(DecodeError::Invalid {
+                field: "envelope purpose",
+                reason: "unknown purpose",
+            })
     }
 
     fn info(self) -> Vec<u8> {
@@ -193,16 +214,32 @@ impl Envelope {
         rng: &mut impl crate::Rng,
     ) -> Result<Self, EnvelopeError> {
         if aad.len() > MAX_AAD_LEN {
-            return Err(EnvelopeError::TooLarge { what: "additional data", len: aad.len(), max: MAX_AAD_LEN });
+            return Err(EnvelopeError::TooLarge {
+                what: "additional data",
+                len: aad.len(),
+                max: MAX_AAD_LEN,
+            });
         }
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(EnvelopeError::TooLarge { what: "plaintext", len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+            return Err(EnvelopeError::TooLarge {
+                what: "plaintext",
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
         }
         let (enc, ciphertext) = hpke_base::seal(recipient, &purpose.info(), aad, plaintext, rng)
             .map_err(|_| EnvelopeError::Decryption)?;
         let transcript = signed_transcript(purpose, recipient, &enc, aad, &ciphertext);
         let signature = sender.sign(SigningPurpose::Envelope, &transcript, rng);
-        Ok(Self { purpose, sender: sender.public(), recipient: *recipient, enc, aad: aad.to_vec(), ciphertext, signature })
+        Ok(Self {
+            purpose,
+            sender: sender.public(),
+            recipient: *recipient,
+            enc,
+            aad: aad.to_vec(),
+            ciphertext,
+            signature,
+        })
     }
 
     /// The purpose.
@@ -227,7 +264,13 @@ impl Envelope {
 
     /// Checks the sender's signature without decrypting (anyone can do this).
     pub fn verify_sender(&self) -> Result<(), EnvelopeError> {
-        let transcript = signed_transcript(self.purpose, &self.recipient, &self.enc, &self.aad, &self.ciphertext);
+        let transcript = signed_transcript(
+            self.purpose,
+            &self.recipient,
+            &self.enc,
+            &self.aad,
+            &self.ciphertext,
+        );
         self.sender
             .verify(SigningPurpose::Envelope, &transcript, &self.signature)
             .map_err(|_| EnvelopeError::BadSignature)
@@ -259,12 +302,24 @@ impl Envelope {
         let aad = r.var32("envelope aad", MAX_AAD_LEN)?.to_vec();
         let ciphertext = r.var32("envelope ciphertext", MAX_PLAINTEXT_LEN + TAG_LEN)?;
         if ciphertext.len() < TAG_LEN {
-            return Err(DecodeError::Invalid { field: "envelope ciphertext", reason: "shorter than the AEAD tag" }.into());
+            return Err(DecodeError::Invalid {
+                field: "envelope ciphertext",
+                reason: "shorter than the AEAD tag",
+            }
+            .into());
         }
         let ciphertext = ciphertext.to_vec();
         let signature = IdentitySignature::from_bytes(&r.array("envelope signature")?)?;
         r.finish()?;
-        Ok(Self { purpose, sender, recipient, enc, aad, ciphertext, signature })
+        Ok(Self {
+            purpose,
+            sender,
+            recipient,
+            enc,
+            aad,
+            ciphertext,
+            signature,
+        })
     }
 }
 
@@ -280,9 +335,19 @@ impl fmt::Debug for Envelope {
     }
 }
 
-fn signed_transcript(purpose: EnvelopePurpose, recipient: &ChannelPublicKey, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Vec<u8> {
+fn signed_transcript(
+    purpose: EnvelopePurpose,
+    recipient: &ChannelPublicKey,
+    enc: &[u8; 32],
+    aad: &[u8],
+    ct: &[u8],
+) -> Vec<u8> {
     let mut w = Writer::new();
-    w.var8(purpose.label().as_bytes()).raw(&recipient.0).raw(enc).var32(aad).var32(ct);
+    w.var8(purpose.label().as_bytes())
+        .raw(&recipient.0)
+        .raw(enc)
+        .var32(aad)
+        .var32(ct);
     w.finish()
 }
 
@@ -298,7 +363,10 @@ pub struct Opened {
 
 impl fmt::Debug for Opened {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Opened").field("sender", &self.sender).field("plaintext_len", &self.plaintext.len()).finish_non_exhaustive()
+        f.debug_struct("Opened")
+            .field("sender", &self.sender)
+            .field("plaintext_len", &self.plaintext.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -309,17 +377,34 @@ impl ChannelKeypair {
     /// [`EnvelopeError::WrongPurpose`], [`EnvelopeError::WrongRecipient`],
     /// [`EnvelopeError::BadSignature`] or [`EnvelopeError::Decryption`]; no plaintext is released
     /// unless every check passes.
-    pub fn open(&self, envelope: &Envelope, purpose: EnvelopePurpose) -> Result<Opened, EnvelopeError> {
+    pub fn open(
+        &self,
+        envelope: &Envelope,
+        purpose: EnvelopePurpose,
+    ) -> Result<Opened, EnvelopeError> {
         if envelope.purpose != purpose {
-            return Err(EnvelopeError::WrongPurpose { expected: purpose, found: envelope.purpose });
+            return Err(EnvelopeError::WrongPurpose {
+                expected: purpose,
+                found: envelope.purpose,
+            });
         }
         if envelope.recipient != self.public() {
             return Err(EnvelopeError::WrongRecipient(envelope.recipient));
         }
         envelope.verify_sender()?;
-        let plaintext = hpke_base::open(self, &envelope.enc, &purpose.info(), &envelope.aad, &envelope.ciphertext)
-            .map_err(|_| EnvelopeError::Decryption)?;
-        Ok(Opened { sender: envelope.sender, aad: envelope.aad.clone(), plaintext })
+        let plaintext = hpke_base::open(
+            self,
+            &envelope.enc,
+            &purpose.info(),
+            &envelope.aad,
+            &envelope.ciphertext,
+        )
+        .map_err(|_| EnvelopeError::Decryption)?;
+        Ok(Opened {
+            sender: envelope.sender,
+            aad: envelope.aad.clone(),
+            plaintext,
+        })
     }
 }
 
@@ -339,11 +424,29 @@ mod tests {
     #[test]
     fn round_trip_and_fresh_ephemeral_per_message() {
         let (mut rng, sender, recipient) = parties(1);
-        let a = Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ContractInput, b"ctx", b"hi", &mut rng).unwrap();
-        let b = Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ContractInput, b"ctx", b"hi", &mut rng).unwrap();
+        let a = Envelope::seal(
+            &sender,
+            &recipient.public(),
+            EnvelopePurpose::ContractInput,
+            b"ctx",
+            b"hi",
+            &mut rng,
+        )
+        .unwrap();
+        let b = Envelope::seal(
+            &sender,
+            &recipient.public(),
+            EnvelopePurpose::ContractInput,
+            b"ctx",
+            b"hi",
+            &mut rng,
+        )
+        .unwrap();
         assert_ne!(a.enc, b.enc, "each envelope has its own ephemeral key");
         let wire = Envelope::from_bytes(&a.to_bytes()).unwrap();
-        let opened = recipient.open(&wire, EnvelopePurpose::ContractInput).unwrap();
+        let opened = recipient
+            .open(&wire, EnvelopePurpose::ContractInput)
+            .unwrap();
         assert_eq!(&opened.plaintext[..], b"hi");
         assert_eq!(opened.sender, sender.public());
         assert_eq!(opened.aad, b"ctx");
@@ -352,27 +455,59 @@ mod tests {
     #[test]
     fn refusals_are_specific() {
         let (mut rng, sender, recipient) = parties(2);
-        let env = Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ClusterKey, b"ctx", b"k", &mut rng).unwrap();
+        let env = Envelope::seal(
+            &sender,
+            &recipient.public(),
+            EnvelopePurpose::ClusterKey,
+            b"ctx",
+            b"k",
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(
-            recipient.open(&env, EnvelopePurpose::EpochSecret).unwrap_err(),
-            EnvelopeError::WrongPurpose { expected: EnvelopePurpose::EpochSecret, found: EnvelopePurpose::ClusterKey }
+            recipient
+                .open(&env, EnvelopePurpose::EpochSecret)
+                .unwrap_err(),
+            EnvelopeError::WrongPurpose {
+                expected: EnvelopePurpose::EpochSecret,
+                found: EnvelopePurpose::ClusterKey
+            }
         );
         let other = ChannelKeypair::generate(&mut rng);
-        assert!(matches!(other.open(&env, EnvelopePurpose::ClusterKey), Err(EnvelopeError::WrongRecipient(_))));
+        assert!(matches!(
+            other.open(&env, EnvelopePurpose::ClusterKey),
+            Err(EnvelopeError::WrongRecipient(_))
+        ));
 
         // Another sender claiming the envelope: signature fails.
         let mut forged = env.clone();
         forged.sender = IdentityKeypair::generate(&mut rng).public();
-        assert_eq!(recipient.open(&forged, EnvelopePurpose::ClusterKey).unwrap_err(), EnvelopeError::BadSignature);
+        assert_eq!(
+            recipient
+                .open(&forged, EnvelopePurpose::ClusterKey)
+                .unwrap_err(),
+            EnvelopeError::BadSignature
+        );
 
         // Someone re-signing an altered aad: the signature verifies, HPKE refuses.
         let mallory = IdentityKeypair::generate(&mut rng);
         let mut resigned = env.clone();
         resigned.aad = b"CTX".to_vec();
         resigned.sender = mallory.public();
-        let t = signed_transcript(resigned.purpose, &resigned.recipient, &resigned.enc, &resigned.aad, &resigned.ciphertext);
+        let t = signed_transcript(
+            resigned.purpose,
+            &resigned.recipient,
+            &resigned.enc,
+            &resigned.aad,
+            &resigned.ciphertext,
+        );
         resigned.signature = mallory.sign(SigningPurpose::Envelope, &t, &mut rng);
-        assert_eq!(recipient.open(&resigned, EnvelopePurpose::ClusterKey).unwrap_err(), EnvelopeError::Decryption);
+        assert_eq!(
+            recipient
+                .open(&resigned, EnvelopePurpose::ClusterKey)
+                .unwrap_err(),
+            EnvelopeError::Decryption
+        );
     }
 
     #[test]
@@ -380,12 +515,25 @@ mod tests {
         let (mut rng, sender, recipient) = parties(3);
         let big = vec![0u8; MAX_AAD_LEN + 1];
         assert!(matches!(
-            Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ClusterKey, &big, b"", &mut rng),
+            Envelope::seal(
+                &sender,
+                &recipient.public(),
+                EnvelopePurpose::ClusterKey,
+                &big,
+                b"",
+                &mut rng
+            ),
             Err(EnvelopeError::TooLarge { .. })
         ));
         let mut w = Writer::with_header(MAGIC, VERSION);
-        w.var8(b"cluster-key").raw(&sender.public().to_bytes()).raw(&[0; 64]).u32(u32::MAX);
-        assert!(matches!(Envelope::from_bytes(w.as_slice()), Err(EnvelopeError::Malformed(DecodeError::TooLong { .. }))));
+        w.var8(b"cluster-key")
+            .raw(&sender.public().to_bytes())
+            .raw(&[0; 64])
+            .u32(u32::MAX);
+        assert!(matches!(
+            Envelope::from_bytes(w.as_slice()),
+            Err(EnvelopeError::Malformed(DecodeError::TooLong { .. }))
+        ));
     }
 
     proptest! {

@@ -71,7 +71,8 @@ impl IdentityKeypair {
     /// The keypair of a 32-byte seed (Substrate-compatible expansion).
     pub fn from_seed(seed: SecretBytes<32>) -> Self {
         // Any 32 bytes are a valid mini secret key.
-        let mini = MiniSecretKey::from_bytes(seed.expose()).expect("32 bytes are always a mini secret key");
+        let mini = MiniSecretKey::from_bytes(seed.expose())
+            .expect("32 bytes are always a mini secret key");
         let keypair = mini.expand_to_keypair(ExpansionMode::Ed25519);
         Self { seed, keypair }
     }
@@ -87,7 +88,12 @@ impl IdentityKeypair {
     }
 
     /// Signs `message` for `purpose`.
-    pub fn sign(&self, purpose: SigningPurpose, message: &[u8], rng: &mut impl crate::Rng) -> IdentitySignature {
+    pub fn sign(
+        &self,
+        purpose: SigningPurpose,
+        message: &[u8],
+        rng: &mut impl crate::Rng,
+    ) -> IdentitySignature {
         let transcript = attach_rng(signing_context(purpose.context()).bytes(message), rng);
         IdentitySignature(self.keypair.sign(transcript))
     }
@@ -95,7 +101,9 @@ impl IdentityKeypair {
 
 impl fmt::Debug for IdentityKeypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKeypair").field("public", &self.public()).finish_non_exhaustive()
+        f.debug_struct("IdentityKeypair")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +122,10 @@ impl IdentityPublicKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, DecodeError> {
         schnorrkel::PublicKey::from_bytes(bytes)
             .map(Self)
-            .map_err(|_| DecodeError::Invalid { field: "sr25519 public key", reason: "not a ristretto255 point" })
+            .map_err(|_| DecodeError::Invalid {
+                field: "sr25519 public key",
+                reason: "not a ristretto255 point",
+            })
     }
 
     /// The 32-byte encoding.
@@ -123,9 +134,17 @@ impl IdentityPublicKey {
     }
 
     /// Verifies `signature` over `message` for `purpose`.
-    pub fn verify(&self, purpose: SigningPurpose, message: &[u8], signature: &IdentitySignature) -> Result<(), SignatureError> {
+    pub fn verify(
+        &self,
+        purpose: SigningPurpose,
+        message: &[u8],
+        signature: &IdentitySignature,
+    ) -> Result<(), SignatureError> {
         self.0
-            .verify(signing_context(purpose.context()).bytes(message), &signature.0)
+            .verify(
+                signing_context(purpose.context()).bytes(message),
+                &signature.0,
+            )
             .map_err(|_| SignatureError)
     }
 }
@@ -157,7 +176,10 @@ impl IdentitySignature {
     pub fn from_bytes(bytes: &[u8; 64]) -> Result<Self, DecodeError> {
         schnorrkel::Signature::from_bytes(bytes)
             .map(Self)
-            .map_err(|_| DecodeError::Invalid { field: "sr25519 signature", reason: "malformed signature" })
+            .map_err(|_| DecodeError::Invalid {
+                field: "sr25519 signature",
+                reason: "malformed signature",
+            })
     }
 
     /// The 64-byte encoding.
@@ -168,7 +190,11 @@ impl IdentitySignature {
 
 impl fmt::Debug for IdentitySignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IdentitySignature({})", crate::hex::to_0x(&self.to_bytes()))
+        write!(
+            f,
+            "IdentitySignature({})",
+            crate::hex::to_0x(&self.to_bytes())
+        )
     }
 }
 
@@ -183,25 +209,58 @@ mod tests {
         let alice = IdentityKeypair::generate(&mut rng);
         let bob = IdentityKeypair::generate(&mut rng);
         let sig = alice.sign(SigningPurpose::Envelope, b"hello", &mut rng);
-        assert_eq!(alice.public().verify(SigningPurpose::Envelope, b"hello", &sig), Ok(()));
-        assert_eq!(alice.public().verify(SigningPurpose::LedgerEntry, b"hello", &sig), Err(SignatureError));
-        assert_eq!(alice.public().verify(SigningPurpose::Envelope, b"hellO", &sig), Err(SignatureError));
-        assert_eq!(bob.public().verify(SigningPurpose::Envelope, b"hello", &sig), Err(SignatureError));
+        assert_eq!(
+            alice
+                .public()
+                .verify(SigningPurpose::Envelope, b"hello", &sig),
+            Ok(())
+        );
+        assert_eq!(
+            alice
+                .public()
+                .verify(SigningPurpose::LedgerEntry, b"hello", &sig),
+            Err(SignatureError)
+        );
+        assert_eq!(
+            alice
+                .public()
+                .verify(SigningPurpose::Envelope, b"hellO", &sig),
+            Err(SignatureError)
+        );
+        assert_eq!(
+            bob.public()
+                .verify(SigningPurpose::Envelope, b"hello", &sig),
+            Err(SignatureError)
+        );
     }
 
     #[test]
     fn seed_expansion_is_substrate_compatible() {
         // `subkey inspect //Alice`: the dev account every Substrate chain ships.
-        let seed = crate::hex::from_hex::<32>("seed", "0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a").unwrap();
+        let seed = crate::hex::from_hex::<32>(
+            "seed",
+            "0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a",
+        )
+        .unwrap();
         let kp = IdentityKeypair::from_seed(SecretBytes::new(seed));
-        assert_eq!(kp.public().to_string(), "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d");
+        assert_eq!(
+            kp.public().to_string(),
+            "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+        );
         assert!(!format!("{kp:?}").contains("e5be9a50"));
     }
 
     #[test]
     fn contexts_are_distinct() {
         use SigningPurpose::*;
-        let all = [Envelope, ChannelKey, Evidence, ContractKeys, ContractResult, LedgerEntry];
+        let all = [
+            Envelope,
+            ChannelKey,
+            Evidence,
+            ContractKeys,
+            ContractResult,
+            LedgerEntry,
+        ];
         let set: std::collections::HashSet<_> = all.iter().map(|p| p.context()).collect();
         assert_eq!(set.len(), all.len());
     }

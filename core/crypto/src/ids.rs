@@ -30,7 +30,10 @@ pub fn check(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.is_empty() || s.len() > MAX_ID_LEN {
         return Err(IdError::Length { kind });
     }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return Err(IdError::Character { kind });
     }
     Ok(())
@@ -77,5 +80,8 @@ macro_rules! id_type {
     };
 }
 
-
-id_type!(ChainId, "chain id", "The id of the network a key, sealed blob or epoch chain belongs to.");
+id_type!(
+    ChainId,
+    "chain id",
+    "The id of the network a key, sealed blob or epoch chain belongs to."
+);

@@ -36,7 +36,9 @@ pub mod solana;
 pub use channel::{ChannelKeyCertificate, ChannelKeypair, ChannelPublicKey};
 pub use codec::{DecodeError, Reader, Writer};
 pub use envelope::{Envelope, EnvelopeError, EnvelopePurpose, Opened};
-pub use identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose};
+pub use identity::{
+    IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose,
+};
 pub use ids::{ChainId, IdError};
 pub use secret::SecretBytes;
 pub use solana::{KeypairFileError, SolanaKeypair, SolanaPubkey, SolanaSignature};

@@ -71,7 +71,9 @@ impl SolanaKeypair {
 
     /// The keypair of a 32-byte secret seed.
     pub fn from_seed(seed: &SecretBytes<32>) -> Self {
-        Self { signing: SigningKey::from_bytes(seed.expose()) }
+        Self {
+            signing: SigningKey::from_bytes(seed.expose()),
+        }
     }
 
     /// Parses Solana's keypair-file text.
@@ -142,7 +144,9 @@ impl SolanaKeypair {
 
 impl fmt::Debug for SolanaKeypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SolanaKeypair").field("pubkey", &self.pubkey()).finish_non_exhaustive()
+        f.debug_struct("SolanaKeypair")
+            .field("pubkey", &self.pubkey())
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,10 +217,15 @@ pub struct SolanaPubkey(pub [u8; 32]);
 impl SolanaPubkey {
     /// Verifies an Ed25519 signature by this key (strict verification: no malleable or
     /// small-order encodings).
-    pub fn verify(&self, message: &[u8], signature: &SolanaSignature) -> Result<(), crate::SignatureError> {
+    pub fn verify(
+        &self,
+        message: &[u8],
+        signature: &SolanaSignature,
+    ) -> Result<(), crate::SignatureError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| crate::SignatureError)?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig).map_err(|_| crate::SignatureError)?;
+        key.verify_strict(message, &sig)
+            .map_err(|_| crate::SignatureError)?;
         // `verify` is RFC 8032's cofactorless check; `verify_strict` adds the small-order and
         // canonical-encoding checks. Both must hold.
         key.verify(message, &sig).map_err(|_| crate::SignatureError)
@@ -301,9 +310,16 @@ mod tests {
     #[test]
     fn rfc8032_test_vector_1() {
         // RFC 8032 §7.1 TEST 1 (empty message).
-        let seed = crate::hex::from_hex::<32>("seed", "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let seed = crate::hex::from_hex::<32>(
+            "seed",
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        )
+        .unwrap();
         let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
-        assert_eq!(hex::encode(kp.pubkey().0), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(
+            hex::encode(kp.pubkey().0),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
         let sig = kp.sign(b"");
         assert_eq!(
             hex::encode(sig.0),
@@ -320,16 +336,43 @@ mod tests {
         let mut numbers: Vec<u8> = serde_json::from_str(&good).unwrap();
         numbers[40] ^= 1;
         let mismatched = serde_json::to_string(&numbers).unwrap();
-        assert_eq!(SolanaKeypair::from_keypair_file(&mismatched).unwrap_err(), KeypairFileError::PublicKeyMismatch);
-        assert_eq!(SolanaKeypair::from_keypair_file("[1,2,3]").unwrap_err(), KeypairFileError::WrongLength { count: 3 });
-        assert_eq!(SolanaKeypair::from_keypair_file("[]").unwrap_err(), KeypairFileError::WrongLength { count: 0 });
-        assert!(matches!(SolanaKeypair::from_keypair_file("[256]"), Err(KeypairFileError::Syntax { .. })));
-        assert!(matches!(SolanaKeypair::from_keypair_file("[01]"), Err(KeypairFileError::Syntax { .. })));
-        assert!(matches!(SolanaKeypair::from_keypair_file("[1,]"), Err(KeypairFileError::Syntax { .. })));
-        assert!(matches!(SolanaKeypair::from_keypair_file("{}"), Err(KeypairFileError::Syntax { .. })));
-        assert!(matches!(SolanaKeypair::from_keypair_file(&" ".repeat(5000)), Err(KeypairFileError::TooLarge { .. })));
+        assert_eq!(
+            SolanaKeypair::from_keypair_file(&mismatched).unwrap_err(),
+            KeypairFileError::PublicKeyMismatch
+        );
+        assert_eq!(
+            SolanaKeypair::from_keypair_file("[1,2,3]").unwrap_err(),
+            KeypairFileError::WrongLength { count: 3 }
+        );
+        assert_eq!(
+            SolanaKeypair::from_keypair_file("[]").unwrap_err(),
+            KeypairFileError::WrongLength { count: 0 }
+        );
+        assert!(matches!(
+            SolanaKeypair::from_keypair_file("[256]"),
+            Err(KeypairFileError::Syntax { .. })
+        ));
+        assert!(matches!(
+            SolanaKeypair::from_keypair_file("[01]"),
+            Err(KeypairFileError::Syntax { .. })
+        ));
+        assert!(matches!(
+            SolanaKeypair::from_keypair_file("[1,]"),
+            Err(KeypairFileError::Syntax { .. })
+        ));
+        assert!(matches!(
+            SolanaKeypair::from_keypair_file("{}"),
+            Err(KeypairFileError::Syntax { .. })
+        ));
+        assert!(matches!(
+            SolanaKeypair::from_keypair_file(&" ".repeat(5000)),
+            Err(KeypairFileError::TooLarge { .. })
+        ));
         let with_ws = format!(" \n{}\n", good.replace(',', ", "));
-        assert_eq!(SolanaKeypair::from_keypair_file(&with_ws).unwrap().pubkey(), kp.pubkey());
+        assert_eq!(
+            SolanaKeypair::from_keypair_file(&with_ws).unwrap().pubkey(),
+            kp.pubkey()
+        );
     }
 
     #[test]

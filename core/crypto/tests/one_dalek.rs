@@ -9,5 +9,9 @@ fn lock_file_holds_one_curve25519_dalek() {
         .filter(|p| p.contains("name = \"curve25519-dalek\""))
         .filter_map(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
         .collect();
-    assert_eq!(versions, ["\"4.1.3\""], "curve25519-dalek versions in Cargo.lock");
+    assert_eq!(
+        versions,
+        ["\"4.1.3\""],
+        "curve25519-dalek versions in Cargo.lock"
+    );
 }

@@ -1,5 +1,6 @@
 //! RFC 9180 Appendix A.2 (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305), base
 //! mode, checked against exactly the suite keyward's envelopes use.
+#![allow(clippy::unwrap_used)] // test helpers
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use keyward_crypto::{
@@ -33,7 +34,10 @@ impl RngCore for Fixed {
 impl CryptoRng for Fixed {}
 
 fn vector() -> Value {
-    serde_json::from_str(include_str!("data/rfc9180-a2-base-x25519-sha256-chacha20poly1305.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "data/rfc9180-a2-base-x25519-sha256-chacha20poly1305.json"
+    ))
+    .unwrap()
 }
 
 fn h(v: &Value) -> Vec<u8> {
@@ -74,10 +78,17 @@ fn every_sequence_number_and_export_matches() {
     let v = vector();
     let pk_r = <Kem as hpke::Kem>::PublicKey::from_bytes(&h(&v["pkRm"])).unwrap();
     let sk_r = <Kem as hpke::Kem>::PrivateKey::from_bytes(&h(&v["skRm"])).unwrap();
-    let (enc, mut sender) =
-        hpke::setup_sender::<Aead, Kdf, Kem, _>(&OpModeS::Base, &pk_r, &h(&v["info"]), &mut Fixed(h(&v["ikmE"]))).unwrap();
+    let (enc, mut sender) = hpke::setup_sender::<Aead, Kdf, Kem, _>(
+        &OpModeS::Base,
+        &pk_r,
+        &h(&v["info"]),
+        &mut Fixed(h(&v["ikmE"])),
+    )
+    .unwrap();
     assert_eq!(enc.to_bytes().to_vec(), h(&v["enc"]));
-    let mut receiver = hpke::setup_receiver::<Aead, Kdf, Kem>(&OpModeR::Base, &sk_r, &enc, &h(&v["info"])).unwrap();
+    let mut receiver =
+        hpke::setup_receiver::<Aead, Kdf, Kem>(&OpModeR::Base, &sk_r, &enc, &h(&v["info"]))
+            .unwrap();
     let encryptions = v["encryptions"].as_array().unwrap();
     assert_eq!(encryptions.len(), 257);
     for e in encryptions {

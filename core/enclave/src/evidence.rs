@@ -20,7 +20,8 @@ use sha2::{Digest, Sha512};
 use thiserror::Error;
 
 use keyward_crypto::{
-    ChannelPublicKey, DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader, SigningPurpose, SolanaPubkey, Writer,
+    ChannelPublicKey, DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader,
+    SigningPurpose, SolanaPubkey, Writer,
 };
 
 const MAGIC: &[u8; 4] = b"KWAT";
@@ -76,7 +77,9 @@ impl BoundKey {
 /// The 64-byte report data binding `keys` and `nonce` (the value a hardware quote would carry).
 pub fn report_data(keys: &[BoundKey], nonce: &[u8]) -> [u8; 64] {
     let mut w = Writer::new();
-    w.var16(b"keyward/v1/report-data").var16(nonce).u16(u16::try_from(keys.len()).expect("a handful of keys"));
+    w.var16(b"keyward/v1/report-data")
+        .var16(nonce)
+        .u16(u16::try_from(keys.len()).expect("a handful of keys"));
     for k in keys {
         k.encode(&mut w);
     }
@@ -106,13 +109,34 @@ impl DevPlatformKey {
     ///
     /// # Errors
     /// [`EvidenceError::Malformed`] if `nonce` is longer than [`MAX_NONCE_LEN`].
-    pub fn attest(&self, measurement: [u8; 32], keys: &[BoundKey], nonce: &[u8], rng: &mut impl keyward_crypto::Rng) -> Result<Evidence, EvidenceError> {
+    pub fn attest(
+        &self,
+        measurement: [u8; 32],
+        keys: &[BoundKey],
+        nonce: &[u8],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Evidence, EvidenceError> {
         if nonce.len() > MAX_NONCE_LEN {
-            return Err(DecodeError::TooLong { field: "evidence nonce", len: nonce.len(), max: MAX_NONCE_LEN }.into());
+            return Err(DecodeError::TooLong {
+                field: "evidence nonce",
+                len: nonce.len(),
+                max: MAX_NONCE_LEN,
+            }
+            .into());
         }
         let report_data = report_data(keys, nonce);
-        let signature = self.0.sign(SigningPurpose::Evidence, &signed(EvidenceKind::Dev, &measurement, &report_data), rng);
-        Ok(Evidence { kind: EvidenceKind::Dev, platform: self.public(), measurement, report_data, signature })
+        let signature = self.0.sign(
+            SigningPurpose::Evidence,
+            &signed(EvidenceKind::Dev, &measurement, &report_data),
+            rng,
+        );
+        Ok(Evidence {
+            kind: EvidenceKind::Dev,
+            platform: self.public(),
+            measurement,
+            report_data,
+            signature,
+        })
     }
 }
 
@@ -149,8 +173,8 @@ pub enum EvidenceError {
     #[error("dev evidence is insecure and this policy does not accept it")]
     InsecureNotAccepted,
     /// Signed by a platform key the policy does not trust.
-    #[error("evidence is signed by an untrusted platform key {0}")]
-    UntrustedPlatform(IdentityPublicKey),
+    #[error("evidence is signed by an untrusted platform key {}", keyward_crypto::hex::to_0x(.0))]
+    UntrustedPlatform([u8; 32]),
     /// The platform's signature does not verify.
     #[error("evidence signature does not verify")]
     BadSignature,
@@ -203,27 +227,44 @@ impl Evidence {
     ///
     /// # Errors
     /// An [`EvidenceError`] naming the first failed check.
-    pub fn verify(&self, policy: &EvidencePolicy, keys: &[BoundKey], nonce: &[u8]) -> Result<Verified, EvidenceError> {
+    pub fn verify(
+        &self,
+        policy: &EvidencePolicy,
+        keys: &[BoundKey],
+        nonce: &[u8],
+    ) -> Result<Verified, EvidenceError> {
         match self.kind {
             EvidenceKind::Dev => {
                 if !policy.accept_insecure_dev {
                     return Err(EvidenceError::InsecureNotAccepted);
                 }
-                if !policy.trusted_dev_platforms.is_empty() && !policy.trusted_dev_platforms.contains(&self.platform) {
-                    return Err(EvidenceError::UntrustedPlatform(self.platform));
+                if !policy.trusted_dev_platforms.is_empty()
+                    && !policy.trusted_dev_platforms.contains(&self.platform)
+                {
+                    return Err(EvidenceError::UntrustedPlatform(self.platform.to_bytes()));
                 }
             }
         }
         self.platform
-            .verify(SigningPurpose::Evidence, &signed(self.kind, &self.measurement, &self.report_data), &self.signature)
+            .verify(
+                SigningPurpose::Evidence,
+                &signed(self.kind, &self.measurement, &self.report_data),
+                &self.signature,
+            )
             .map_err(|_| EvidenceError::BadSignature)?;
         if nonce.len() > MAX_NONCE_LEN || report_data(keys, nonce) != self.report_data {
             return Err(EvidenceError::ReportDataMismatch);
         }
-        if !policy.allowed_measurements.is_empty() && !policy.allowed_measurements.contains(&self.measurement) {
+        if !policy.allowed_measurements.is_empty()
+            && !policy.allowed_measurements.contains(&self.measurement)
+        {
             return Err(EvidenceError::MeasurementNotAllowed(self.measurement));
         }
-        Ok(Verified { kind: self.kind, measurement: self.measurement, insecure: matches!(self.kind, EvidenceKind::Dev) })
+        Ok(Verified {
+            kind: self.kind,
+            measurement: self.measurement,
+            insecure: matches!(self.kind, EvidenceKind::Dev),
+        })
     }
 
     /// The wire encoding.
@@ -246,14 +287,26 @@ impl Evidence {
         r.header(FORMAT, MAGIC, VERSION)?;
         let kind = match r.u8("evidence kind")? {
             1 => EvidenceKind::Dev,
-            _ => return Err(DecodeError::Invalid { field: "evidence kind", reason: "unknown kind" }.into()),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "evidence kind",
+                    reason: "unknown kind",
+                }
+                .into());
+            }
         };
         let platform = IdentityPublicKey::from_bytes(&r.array("platform key")?)?;
         let measurement = r.array("measurement")?;
         let report_data = r.array("report data")?;
         let signature = IdentitySignature::from_bytes(&r.array("evidence signature")?)?;
         r.finish()?;
-        Ok(Self { kind, platform, measurement, report_data, signature })
+        Ok(Self {
+            kind,
+            platform,
+            measurement,
+            report_data,
+            signature,
+        })
     }
 }
 
@@ -275,30 +328,56 @@ mod tests {
     }
 
     fn dev_ok() -> EvidencePolicy {
-        EvidencePolicy { accept_insecure_dev: true, ..Default::default() }
+        EvidencePolicy {
+            accept_insecure_dev: true,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn dev_evidence_verifies_only_when_insecure_is_accepted() {
         let (mut rng, platform, keys) = setup(1);
-        let ev = platform.attest([7; 32], &keys, b"nonce-1", &mut rng).unwrap();
+        let ev = platform
+            .attest([7; 32], &keys, b"nonce-1", &mut rng)
+            .unwrap();
         let ev = Evidence::from_bytes(&ev.to_bytes()).unwrap();
         let v = ev.verify(&dev_ok(), &keys, b"nonce-1").unwrap();
         assert!(v.insecure);
-        assert_eq!(ev.verify(&EvidencePolicy::default(), &keys, b"nonce-1"), Err(EvidenceError::InsecureNotAccepted));
+        assert_eq!(
+            ev.verify(&EvidencePolicy::default(), &keys, b"nonce-1"),
+            Err(EvidenceError::InsecureNotAccepted)
+        );
     }
 
     #[test]
     fn binding_nonce_platform_and_measurement_are_enforced() {
         let (mut rng, platform, keys) = setup(2);
         let ev = platform.attest([7; 32], &keys, b"n", &mut rng).unwrap();
-        assert_eq!(ev.verify(&dev_ok(), &keys, b"other nonce"), Err(EvidenceError::ReportDataMismatch));
-        assert_eq!(ev.verify(&dev_ok(), &keys[..1], b"n"), Err(EvidenceError::ReportDataMismatch));
+        assert_eq!(
+            ev.verify(&dev_ok(), &keys, b"other nonce"),
+            Err(EvidenceError::ReportDataMismatch)
+        );
+        assert_eq!(
+            ev.verify(&dev_ok(), &keys[..1], b"n"),
+            Err(EvidenceError::ReportDataMismatch)
+        );
         let stranger = DevPlatformKey::generate(&mut rng).public();
-        let pinned = EvidencePolicy { trusted_dev_platforms: vec![stranger], ..dev_ok() };
-        assert!(matches!(ev.verify(&pinned, &keys, b"n"), Err(EvidenceError::UntrustedPlatform(_))));
-        let measured = EvidencePolicy { allowed_measurements: vec![[8; 32]], ..dev_ok() };
-        assert_eq!(ev.verify(&measured, &keys, b"n"), Err(EvidenceError::MeasurementNotAllowed([7; 32])));
+        let pinned = EvidencePolicy {
+            trusted_dev_platforms: vec![stranger],
+            ..dev_ok()
+        };
+        assert!(matches!(
+            ev.verify(&pinned, &keys, b"n"),
+            Err(EvidenceError::UntrustedPlatform(_))
+        ));
+        let measured = EvidencePolicy {
+            allowed_measurements: vec![[8; 32]],
+            ..dev_ok()
+        };
+        assert_eq!(
+            ev.verify(&measured, &keys, b"n"),
+            Err(EvidenceError::MeasurementNotAllowed([7; 32]))
+        );
     }
 
     proptest! {

@@ -16,5 +16,7 @@
 pub mod evidence;
 pub mod seal;
 
-pub use evidence::{BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified};
+pub use evidence::{
+    BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
+};
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SoftSealingKey};

@@ -10,11 +10,11 @@
 //! The purpose and chain id are in clear so a refusal can say what the blob is; they are also
 //! authenticated, so changing them is detected like any other tampering.
 
-use core::fmt;
 use chacha20poly1305::{
     KeyInit, XChaCha20Poly1305, XNonce,
     aead::{Aead, Payload},
 };
+use core::fmt;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use thiserror::Error;
@@ -47,7 +47,14 @@ pub enum SealPurpose {
 }
 
 impl SealPurpose {
-    const ALL: [Self; 6] = [Self::IdentityKey, Self::ChannelKey, Self::EpochSecret, Self::ClusterKey, Self::VoteKey, Self::PlatformKey];
+    const ALL: [Self; 6] = [
+        Self::IdentityKey,
+        Self::ChannelKey,
+        Self::EpochSecret,
+        Self::ClusterKey,
+        Self::VoteKey,
+        Self::PlatformKey,
+    ];
 
     /// The label written into the blob.
     pub const fn label(self) -> &'static str {
@@ -152,7 +159,9 @@ pub struct Sealer {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("chain", &self.chain).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,13 +171,19 @@ impl Sealer {
         let mut info = Writer::new();
         info.var16(b"keyward/v1/seal");
         let mut derived = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(None, key.expose()).expand(info.as_slice(), derived.as_mut()).expect("32 bytes is a valid HKDF length");
-        Self { key: derived, chain }
+        Hkdf::<Sha256>::new(None, key.expose())
+            .expand(info.as_slice(), derived.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        Self {
+            key: derived,
+            chain,
+        }
     }
 
     fn header(&self, purpose: &str) -> Writer {
         let mut w = Writer::with_header(MAGIC, VERSION);
-        w.var8(purpose.as_bytes()).var8(self.chain.as_str().as_bytes());
+        w.var8(purpose.as_bytes())
+            .var8(self.chain.as_str().as_bytes());
         w
     }
 
@@ -176,16 +191,29 @@ impl Sealer {
     ///
     /// # Errors
     /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
-    pub fn seal(&self, purpose: SealPurpose, plaintext: &[u8], rng: &mut impl keyward_crypto::Rng) -> Result<SealedBlob, SealError> {
+    pub fn seal(
+        &self,
+        purpose: SealPurpose,
+        plaintext: &[u8],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<SealedBlob, SealError> {
         if plaintext.len() > MAX_SEALED_LEN {
-            return Err(SealError::TooLarge { len: plaintext.len() });
+            return Err(SealError::TooLarge {
+                len: plaintext.len(),
+            });
         }
         let mut w = self.header(purpose.label());
         let aad = w.as_slice().to_vec();
         let mut nonce = [0u8; 24];
         rng.fill_bytes(&mut nonce);
         let ct = XChaCha20Poly1305::new(self.key.as_ref().into())
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encrypts any length below 2^38");
         w.raw(&nonce).var32(&ct);
         Ok(SealedBlob(w.finish()))
@@ -196,7 +224,11 @@ impl Sealer {
     /// # Errors
     /// [`SealError::Malformed`], [`SealError::WrongPurpose`], [`SealError::WrongChain`] or
     /// [`SealError::Tampered`]; no plaintext unless every check passes.
-    pub fn open(&self, purpose: SealPurpose, blob: &SealedBlob) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    pub fn open(
+        &self,
+        purpose: SealPurpose,
+        blob: &SealedBlob,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let mut r = Reader::new(&blob.0);
         r.header(FORMAT, MAGIC, VERSION)?;
         let found_purpose = r.var8("seal purpose", 255)?;
@@ -206,16 +238,31 @@ impl Sealer {
         let ct = r.var32("sealed ciphertext", MAX_SEALED_LEN + 16)?;
         r.finish()?;
         if found_purpose != purpose.label().as_bytes() {
-            if !SealPurpose::ALL.iter().any(|p| p.label().as_bytes() == found_purpose) {
+            if !SealPurpose::ALL
+                .iter()
+                .any(|p| p.label().as_bytes() == found_purpose)
+            {
                 return Err(SealError::Tampered);
             }
-            return Err(SealError::WrongPurpose { expected: purpose, found: String::from_utf8_lossy(found_purpose).into_owned() });
+            return Err(SealError::WrongPurpose {
+                expected: purpose,
+                found: String::from_utf8_lossy(found_purpose).into_owned(),
+            });
         }
         if found_chain != self.chain.as_str().as_bytes() {
-            return Err(SealError::WrongChain { expected: self.chain.clone(), found: String::from_utf8_lossy(found_chain).into_owned() });
+            return Err(SealError::WrongChain {
+                expected: self.chain.clone(),
+                found: String::from_utf8_lossy(found_chain).into_owned(),
+            });
         }
         XChaCha20Poly1305::new(self.key.as_ref().into())
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: ct, aad: &blob.0[..aad_len] })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: ct,
+                    aad: &blob.0[..aad_len],
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| SealError::Tampered)
     }
@@ -236,19 +283,36 @@ mod tests {
     #[test]
     fn round_trip_and_bindings() {
         let (mut rng, s) = sealer(1, "devnet");
-        let blob = s.seal(SealPurpose::VoteKey, b"vote key seed", &mut rng).unwrap();
-        assert_eq!(&s.open(SealPurpose::VoteKey, &blob).unwrap()[..], b"vote key seed");
+        let blob = s
+            .seal(SealPurpose::VoteKey, b"vote key seed", &mut rng)
+            .unwrap();
+        assert_eq!(
+            &s.open(SealPurpose::VoteKey, &blob).unwrap()[..],
+            b"vote key seed"
+        );
         assert_eq!(
             s.open(SealPurpose::IdentityKey, &blob).unwrap_err(),
-            SealError::WrongPurpose { expected: SealPurpose::IdentityKey, found: "vote-key".into() }
+            SealError::WrongPurpose {
+                expected: SealPurpose::IdentityKey,
+                found: "vote-key".into()
+            }
         );
         let same_key_other_chain = {
             let mut rng = StdRng::seed_from_u64(1);
-            Sealer::new(&SoftSealingKey::generate(&mut rng), ChainId::new("mainnet").unwrap())
+            Sealer::new(
+                &SoftSealingKey::generate(&mut rng),
+                ChainId::new("mainnet").unwrap(),
+            )
         };
-        assert!(matches!(same_key_other_chain.open(SealPurpose::VoteKey, &blob), Err(SealError::WrongChain { .. })));
+        assert!(matches!(
+            same_key_other_chain.open(SealPurpose::VoteKey, &blob),
+            Err(SealError::WrongChain { .. })
+        ));
         let (_, other_key) = sealer(2, "devnet");
-        assert_eq!(other_key.open(SealPurpose::VoteKey, &blob).unwrap_err(), SealError::Tampered);
+        assert_eq!(
+            other_key.open(SealPurpose::VoteKey, &blob).unwrap_err(),
+            SealError::Tampered
+        );
     }
 
     #[test]
@@ -261,7 +325,11 @@ mod tests {
         let mut bytes = blob.as_bytes().to_vec();
         let at = bytes.windows(11).position(|w| w == b"cluster-key").unwrap();
         bytes[at..at + 11].copy_from_slice(b"channel-key");
-        assert_eq!(s.open(SealPurpose::ChannelKey, &SealedBlob::from_bytes(bytes)).unwrap_err(), SealError::Tampered);
+        assert_eq!(
+            s.open(SealPurpose::ChannelKey, &SealedBlob::from_bytes(bytes))
+                .unwrap_err(),
+            SealError::Tampered
+        );
     }
 
     proptest! {

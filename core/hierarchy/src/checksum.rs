@@ -27,7 +27,8 @@ impl EpochChecksum {
     /// The chain's starting value, bound to the chain id.
     pub fn genesis(chain: &ChainId) -> Self {
         let mut w = Writer::new();
-        w.var16(b"keyward/v1/epoch-chain/genesis").var16(chain.as_str().as_bytes());
+        w.var16(b"keyward/v1/epoch-chain/genesis")
+            .var16(chain.as_str().as_bytes());
         Self(Sha256::digest(w.as_slice()).into())
     }
 
@@ -39,10 +40,18 @@ impl EpochChecksum {
             .u64(record.epoch.0)
             .raw(&record.committee.public_key().to_bytes())
             .u16(record.committee.threshold())
-            .u16(u16::try_from(record.gatekeepers.len()).expect("committee size bounded by MAX_MEMBERS"));
+            .u16(
+                u16::try_from(record.gatekeepers.len())
+                    .expect("committee size bounded by MAX_MEMBERS"),
+            );
         for (index, gatekeeper) in &record.gatekeepers {
-            let share = record.committee.verification_share(*index).expect("EpochRecord::new checked membership");
-            w.u16(index.get()).raw(&share.to_bytes()).raw(&gatekeeper.to_bytes());
+            let share = record
+                .committee
+                .verification_share(*index)
+                .expect("EpochRecord::new checked membership");
+            w.u16(index.get())
+                .raw(&share.to_bytes())
+                .raw(&gatekeeper.to_bytes());
         }
         Self(Sha256::digest(w.as_slice()).into())
     }
@@ -62,11 +71,19 @@ impl EpochRecord {
     ///
     /// # Errors
     /// [`ChainError::MembersMismatch`] unless `gatekeepers` names exactly the committee's members.
-    pub fn new(epoch: Epoch, committee: Committee, gatekeepers: BTreeMap<ShareIndex, IdentityPublicKey>) -> Result<Self, ChainError> {
+    pub fn new(
+        epoch: Epoch,
+        committee: Committee,
+        gatekeepers: BTreeMap<ShareIndex, IdentityPublicKey>,
+    ) -> Result<Self, ChainError> {
         if !gatekeepers.keys().copied().eq(committee.members()) {
             return Err(ChainError::MembersMismatch { epoch });
         }
-        Ok(Self { epoch, committee, gatekeepers })
+        Ok(Self {
+            epoch,
+            committee,
+            gatekeepers,
+        })
     }
 
     /// The epoch.
@@ -113,13 +130,20 @@ pub enum ChainError {
 ///
 /// # Errors
 /// A [`ChainError`] naming the problem.
-pub fn verify_chain(chain: &ChainId, records: &[EpochRecord], published: &EpochChecksum) -> Result<Vec<EpochChecksum>, ChainError> {
+pub fn verify_chain(
+    chain: &ChainId,
+    records: &[EpochRecord],
+    published: &EpochChecksum,
+) -> Result<Vec<EpochChecksum>, ChainError> {
     let last = records.last().ok_or(ChainError::Empty)?.epoch;
     let mut checksums = Vec::with_capacity(records.len());
     let mut c = EpochChecksum::genesis(chain);
     for (expected, record) in (0u64..).map(Epoch).zip(records) {
         if record.epoch != expected {
-            return Err(ChainError::NotConsecutive { expected, found: record.epoch });
+            return Err(ChainError::NotConsecutive {
+                expected,
+                found: record.epoch,
+            });
         }
         c = c.next(record);
         checksums.push(c);

@@ -24,7 +24,9 @@ use crate::{
     master::MasterKey,
 };
 use keyward_crypto::{ChannelKeypair, IdentityKeypair, SecretBytes, Writer};
-use keyward_threshold::{BlindedRequest, CombineError, Committee, Element, InvalidPartial, Output, PartialEvaluation};
+use keyward_threshold::{
+    BlindedRequest, CombineError, Committee, Element, InvalidPartial, Output, PartialEvaluation,
+};
 
 /// Why a ClusterKey could not be obtained.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -37,7 +39,10 @@ pub enum ClusterKeyError {
 /// The VOPRF input of a ClusterKey.
 pub(crate) fn cluster_input(epoch: Epoch, cluster: &ClusterId, generation: Generation) -> Vec<u8> {
     let mut w = Writer::new();
-    w.var16(b"keyward/v1/cluster-key").u64(epoch.0).var16(cluster.as_str().as_bytes()).u64(generation.0);
+    w.var16(b"keyward/v1/cluster-key")
+        .u64(epoch.0)
+        .var16(cluster.as_str().as_bytes())
+        .u64(generation.0);
     w.finish()
 }
 
@@ -52,11 +57,22 @@ pub struct ClusterKeyRequest {
 
 impl ClusterKeyRequest {
     /// Blinds the request for `(epoch, cluster, generation)`.
-    pub fn new(epoch: Epoch, cluster: ClusterId, generation: Generation, rng: &mut impl keyward_crypto::Rng) -> Self {
+    pub fn new(
+        epoch: Epoch,
+        cluster: ClusterId,
+        generation: Generation,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Self {
         let input = cluster_input(epoch, &cluster, generation);
         // The input is short and fixed-format; hashing to the identity has probability 2^-252.
-        let request = BlindedRequest::new(&input, rng).expect("cluster input is a valid VOPRF input");
-        Self { epoch, cluster, generation, request }
+        let request =
+            BlindedRequest::new(&input, rng).expect("cluster input is a valid VOPRF input");
+        Self {
+            epoch,
+            cluster,
+            generation,
+            request,
+        }
     }
 
     /// The blinded element to send to the gatekeepers.
@@ -70,9 +86,16 @@ impl ClusterKeyRequest {
     ///
     /// # Errors
     /// [`ClusterKeyError::Combine`] if fewer than `t` partials are valid.
-    pub fn finish(self, committee: &Committee, partials: &[PartialEvaluation]) -> Result<(ClusterKey, Vec<InvalidPartial>), ClusterKeyError> {
+    pub fn finish(
+        self,
+        committee: &Committee,
+        partials: &[PartialEvaluation],
+    ) -> Result<(ClusterKey, Vec<InvalidPartial>), ClusterKeyError> {
         let (output, combined) = self.request.finalize_threshold(committee, partials)?;
-        Ok((ClusterKey::from_output(self.epoch, self.cluster, self.generation, &output), combined.invalid))
+        Ok((
+            ClusterKey::from_output(self.epoch, self.cluster, self.generation, &output),
+            combined.invalid,
+        ))
     }
 }
 
@@ -92,23 +115,54 @@ pub struct ClusterKey {
 impl ClusterKey {
     /// Computes the ClusterKey directly from the whole MasterKey (what a classic-mode gatekeeper
     /// or the `keyward keys derive` tool can do). Equal to what a worker obtains by request.
-    pub fn derive(master: &MasterKey, epoch: Epoch, cluster: ClusterId, generation: Generation) -> Self {
+    pub fn derive(
+        master: &MasterKey,
+        epoch: Epoch,
+        cluster: ClusterId,
+        generation: Generation,
+    ) -> Self {
         let input = cluster_input(epoch, &cluster, generation);
-        let output = master.secret().evaluate(&input).expect("cluster input is a valid VOPRF input");
+        let output = master
+            .secret()
+            .evaluate(&input)
+            .expect("cluster input is a valid VOPRF input");
         Self::from_output(epoch, cluster, generation, &output)
     }
 
-    fn from_output(epoch: Epoch, cluster: ClusterId, generation: Generation, output: &Output) -> Self {
+    fn from_output(
+        epoch: Epoch,
+        cluster: ClusterId,
+        generation: Generation,
+        output: &Output,
+    ) -> Self {
         let input = cluster_input(epoch, &cluster, generation);
         let seed = kdf::derive(output.expose(), "keyward/v1/cluster-seed", &input);
         Self::from_seed(epoch, cluster, generation, seed)
     }
 
     /// Rebuilds a ClusterKey from its sealed seed.
-    pub fn from_seed(epoch: Epoch, cluster: ClusterId, generation: Generation, seed: SecretBytes<32>) -> Self {
-        let identity = IdentityKeypair::from_seed(kdf::derive(seed.expose(), "keyward/v1/cluster/sr25519", b""));
-        let channel = ChannelKeypair::derive(kdf::derive(seed.expose(), "keyward/v1/cluster/x25519", b"").expose());
-        Self { epoch, cluster, generation, seed, identity, channel }
+    pub fn from_seed(
+        epoch: Epoch,
+        cluster: ClusterId,
+        generation: Generation,
+        seed: SecretBytes<32>,
+    ) -> Self {
+        let identity = IdentityKeypair::from_seed(kdf::derive(
+            seed.expose(),
+            "keyward/v1/cluster/sr25519",
+            b"",
+        ));
+        let channel = ChannelKeypair::derive(
+            kdf::derive(seed.expose(), "keyward/v1/cluster/x25519", b"").expose(),
+        );
+        Self {
+            epoch,
+            cluster,
+            generation,
+            seed,
+            identity,
+            channel,
+        }
     }
 
     /// The 32-byte cluster seed, for sealing and for deriving ContractKeys.

@@ -15,15 +15,11 @@
 use core::fmt;
 
 use crate::{
-    cluster::ClusterKey,
-    ids::ContractId,
-    input::ContractContext,
-    kdf,
-    state::StateCipher,
+    cluster::ClusterKey, ids::ContractId, input::ContractContext, kdf, state::StateCipher,
 };
 use keyward_crypto::{
-    ChannelKeypair, ChannelPublicKey, IdentityKeypair, IdentityPublicKey, IdentitySignature, SecretBytes, SignatureError,
-    SigningPurpose, Writer,
+    ChannelKeypair, ChannelPublicKey, IdentityKeypair, IdentityPublicKey, IdentitySignature,
+    SecretBytes, SignatureError, SigningPurpose, Writer,
 };
 
 /// The keys of one contract in one (epoch, cluster, generation).
@@ -40,7 +36,11 @@ pub struct ContractKey {
 impl ContractKey {
     /// Derives the ContractKey of `contract` from its cluster's key.
     pub fn derive(cluster: &ClusterKey, contract: ContractId) -> Self {
-        let root = kdf::derive(cluster.seed().expose(), "keyward/v1/contract", &var16(contract.as_str().as_bytes()));
+        let root = kdf::derive(
+            cluster.seed().expose(),
+            "keyward/v1/contract",
+            &var16(contract.as_str().as_bytes()),
+        );
         let context = ContractContext {
             epoch: cluster.epoch(),
             cluster: cluster.cluster().clone(),
@@ -52,14 +52,21 @@ impl ContractKey {
 
     fn from_root(context: ContractContext, root: &SecretBytes<32>) -> Self {
         let root = root.expose();
-        let identity = IdentityKeypair::from_seed(kdf::derive(root, "keyward/v1/contract/sr25519", b""));
-        let channel = ChannelKeypair::derive(kdf::derive(root, "keyward/v1/contract/x25519", b"").expose());
+        let identity =
+            IdentityKeypair::from_seed(kdf::derive(root, "keyward/v1/contract/sr25519", b""));
+        let channel =
+            ChannelKeypair::derive(kdf::derive(root, "keyward/v1/contract/x25519", b"").expose());
         let state = StateCipher::new(
             context.contract.clone(),
             kdf::derive(root, "keyward/v1/contract/state", b""),
             kdf::derive(root, "keyward/v1/contract/state-nonce", b""),
         );
-        Self { context, identity, channel, state }
+        Self {
+            context,
+            identity,
+            channel,
+            state,
+        }
     }
 
     /// Where this contract lives: epoch, cluster, generation and contract id.
@@ -122,11 +129,25 @@ pub struct ContractPublicKeys {
 
 impl ContractPublicKeys {
     /// The cluster certifies `contract`'s public keys.
-    pub fn certify(cluster: &ClusterKey, contract: &ContractKey, rng: &mut impl keyward_crypto::Rng) -> Self {
+    pub fn certify(
+        cluster: &ClusterKey,
+        contract: &ContractKey,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Self {
         let (sr25519, x25519) = contract.public_keys();
         let context = contract.context.clone();
-        let signature = cluster.identity().sign(SigningPurpose::ContractKeys, &signed_bytes(&context, &sr25519, &x25519), rng);
-        Self { context, sr25519, x25519, cluster_key: cluster.identity().public(), signature }
+        let signature = cluster.identity().sign(
+            SigningPurpose::ContractKeys,
+            &signed_bytes(&context, &sr25519, &x25519),
+            rng,
+        );
+        Self {
+            context,
+            sr25519,
+            x25519,
+            cluster_key: cluster.identity().public(),
+            signature,
+        }
     }
 
     /// `context bytes || sr25519 || x25519`, the bytes the cluster signs.
@@ -136,13 +157,20 @@ impl ContractPublicKeys {
 
     /// Checks the cluster's signature. The caller checks `cluster_key` is the cluster's key.
     pub fn verify(&self) -> Result<(), SignatureError> {
-        self.cluster_key.verify(SigningPurpose::ContractKeys, &self.signed_bytes(), &self.signature)
+        self.cluster_key.verify(
+            SigningPurpose::ContractKeys,
+            &self.signed_bytes(),
+            &self.signature,
+        )
     }
 }
 
-fn signed_bytes(context: &ContractContext, sr: &IdentityPublicKey, x: &ChannelPublicKey) -> Vec<u8> {
+fn signed_bytes(
+    context: &ContractContext,
+    sr: &IdentityPublicKey,
+    x: &ChannelPublicKey,
+) -> Vec<u8> {
     let mut w = Writer::new();
     w.raw(&context.to_bytes()).raw(&sr.to_bytes()).raw(&x.0);
     w.finish()
 }
-

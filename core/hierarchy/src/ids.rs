@@ -25,7 +25,11 @@ impl fmt::Display for Generation {
 
 pub use keyward_crypto::ids::{IdError, MAX_ID_LEN};
 keyward_crypto::id_type!(ClusterId, "cluster id", "The id of a cluster of workers.");
-keyward_crypto::id_type!(ContractId, "contract id", "The id of a contract deployed to a cluster.");
+keyward_crypto::id_type!(
+    ContractId,
+    "contract id",
+    "The id of a contract deployed to a cluster."
+);
 
 #[cfg(test)]
 mod tests {
@@ -34,9 +38,27 @@ mod tests {
     #[test]
     fn ids_are_validated() {
         assert!(ClusterId::new("cluster-1.eu_west").is_ok());
-        assert_eq!(ClusterId::new(""), Err(IdError::Length { kind: "cluster id" }));
-        assert_eq!(ContractId::new(&"a".repeat(65)), Err(IdError::Length { kind: "contract id" }));
-        assert_eq!(ContractId::new("a b"), Err(IdError::Character { kind: "contract id" }));
-        assert_eq!(ContractId::new("é"), Err(IdError::Character { kind: "contract id" }));
+        assert_eq!(
+            ClusterId::new(""),
+            Err(IdError::Length { kind: "cluster id" })
+        );
+        assert_eq!(
+            ContractId::new(&"a".repeat(65)),
+            Err(IdError::Length {
+                kind: "contract id"
+            })
+        );
+        assert_eq!(
+            ContractId::new("a b"),
+            Err(IdError::Character {
+                kind: "contract id"
+            })
+        );
+        assert_eq!(
+            ContractId::new("é"),
+            Err(IdError::Character {
+                kind: "contract id"
+            })
+        );
     }
 }

@@ -8,7 +8,9 @@ use crate::{
     contract::{ContractKey, ContractPublicKeys},
     ids::{ClusterId, ContractId, Epoch, Generation},
 };
-use keyward_crypto::{DecodeError, Envelope, EnvelopeError, EnvelopePurpose, IdentityKeypair, Opened, Reader, Writer};
+use keyward_crypto::{
+    DecodeError, Envelope, EnvelopeError, EnvelopePurpose, IdentityKeypair, Opened, Reader, Writer,
+};
 
 /// Where a contract lives: the (epoch, cluster, generation) of its keys, and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,22 +46,42 @@ impl ContractContext {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         if r.var16("context label", CONTEXT_LABEL.len())? != CONTEXT_LABEL {
-            return Err(DecodeError::Invalid { field: "context label", reason: "not a contract context" });
+            return Err(DecodeError::Invalid {
+                field: "context label",
+                reason: "not a contract context",
+            });
         }
         let epoch = Epoch(r.u64("epoch")?);
-        let cluster = id(r.var16("cluster id", keyward_crypto::ids::MAX_ID_LEN)?, ClusterId::new)?;
+        let cluster = id(
+            r.var16("cluster id", keyward_crypto::ids::MAX_ID_LEN)?,
+            ClusterId::new,
+        )?;
         let generation = Generation(r.u64("generation")?);
-        let contract = id(r.var16("contract id", keyward_crypto::ids::MAX_ID_LEN)?, ContractId::new)?;
+        let contract = id(
+            r.var16("contract id", keyward_crypto::ids::MAX_ID_LEN)?,
+            ContractId::new,
+        )?;
         r.finish()?;
-        Ok(Self { epoch, cluster, generation, contract })
+        Ok(Self {
+            epoch,
+            cluster,
+            generation,
+            contract,
+        })
     }
 }
 
-fn id<T>(bytes: &[u8], parse: impl Fn(&str) -> Result<T, keyward_crypto::IdError>) -> Result<T, DecodeError> {
+fn id<T>(
+    bytes: &[u8],
+    parse: impl Fn(&str) -> Result<T, keyward_crypto::IdError>,
+) -> Result<T, DecodeError> {
     core::str::from_utf8(bytes)
         .ok()
         .and_then(|s| parse(s).ok())
-        .ok_or(DecodeError::Invalid { field: "id", reason: "not a valid id" })
+        .ok_or(DecodeError::Invalid {
+            field: "id",
+            reason: "not a valid id",
+        })
 }
 
 /// Why an input could not be made or opened.
@@ -86,9 +108,21 @@ impl ContractPublicKeys {
     ///
     /// # Errors
     /// [`InputError::Uncertified`] or [`InputError::Envelope`].
-    pub fn encrypt_input(&self, user: &IdentityKeypair, plaintext: &[u8], rng: &mut impl keyward_crypto::Rng) -> Result<Envelope, InputError> {
+    pub fn encrypt_input(
+        &self,
+        user: &IdentityKeypair,
+        plaintext: &[u8],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Envelope, InputError> {
         self.verify().map_err(|_| InputError::Uncertified)?;
-        Ok(Envelope::seal(user, &self.x25519, EnvelopePurpose::ContractInput, &self.context.to_bytes(), plaintext, rng)?)
+        Ok(Envelope::seal(
+            user,
+            &self.x25519,
+            EnvelopePurpose::ContractInput,
+            &self.context.to_bytes(),
+            plaintext,
+            rng,
+        )?)
     }
 }
 
@@ -99,10 +133,13 @@ impl ContractKey {
     /// [`InputError::Envelope`] for a bad envelope or one addressed elsewhere;
     /// [`InputError::WrongContext`] for an input made for another context.
     pub fn open_input(&self, envelope: &Envelope) -> Result<Opened, InputError> {
-        let context = ContractContext::from_bytes(envelope.aad()).map_err(InputError::MalformedContext)?;
+        let context =
+            ContractContext::from_bytes(envelope.aad()).map_err(InputError::MalformedContext)?;
         if &context != self.context() {
             return Err(InputError::WrongContext(Box::new(context)));
         }
-        Ok(self.channel().open(envelope, EnvelopePurpose::ContractInput)?)
+        Ok(self
+            .channel()
+            .open(envelope, EnvelopePurpose::ContractInput)?)
     }
 }

@@ -13,6 +13,8 @@ pub(crate) fn derive(parent: &[u8], label: &str, context: &[u8]) -> SecretBytes<
     let mut info = Writer::new();
     info.var16(label.as_bytes()).raw(context);
     let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, parent).expand(info.as_slice(), &mut out).expect("32 bytes is a valid HKDF-SHA256 length");
+    Hkdf::<Sha256>::new(None, parent)
+        .expand(info.as_slice(), &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 length");
     SecretBytes::new(out)
 }

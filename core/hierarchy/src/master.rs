@@ -44,7 +44,10 @@ impl MasterKey {
     ///
     /// # Errors
     /// [`CommitteeError::BadSize`] for no members or too many.
-    pub fn classic_committee(&self, members: impl IntoIterator<Item = ShareIndex>) -> Result<Committee, CommitteeError> {
+    pub fn classic_committee(
+        &self,
+        members: impl IntoIterator<Item = ShareIndex>,
+    ) -> Result<Committee, CommitteeError> {
         Committee::classic(self.public_key(), members)
     }
 
@@ -58,7 +61,12 @@ impl MasterKey {
     ///
     /// # Errors
     /// [`CommitteeError`] for a bad `t` or `n`.
-    pub fn deal(&self, threshold: u16, members: u16, rng: &mut impl keyward_crypto::Rng) -> Result<(Committee, Vec<KeyShare>), CommitteeError> {
+    pub fn deal(
+        &self,
+        threshold: u16,
+        members: u16,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<(Committee, Vec<KeyShare>), CommitteeError> {
         Committee::deal(&self.0, threshold, members, rng)
     }
 

@@ -16,11 +16,11 @@
 //! which lets them compare result digests. The cost: equal (record, version, plaintext) triples
 //! are visibly equal, which reveals nothing new since the version already identifies the write.
 
-use core::fmt;
 use chacha20poly1305::{
     KeyInit, XChaCha20Poly1305, XNonce,
     aead::{Aead, Payload},
 };
+use core::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
@@ -55,7 +55,9 @@ pub enum StateError {
     #[error("sealed state record is truncated")]
     Truncated,
     /// Altered, or sealed under another key, record or version.
-    #[error("sealed state record does not open: altered, or written under another key, record or version")]
+    #[error(
+        "sealed state record does not open: altered, or written under another key, record or version"
+    )]
     Decryption,
 }
 
@@ -67,16 +69,31 @@ pub struct StateCipher {
 }
 
 impl StateCipher {
-    pub(crate) fn new(contract: ContractId, key: SecretBytes<32>, nonce_key: SecretBytes<32>) -> Self {
-        Self { contract, key, nonce_key }
+    pub(crate) fn new(
+        contract: ContractId,
+        key: SecretBytes<32>,
+        nonce_key: SecretBytes<32>,
+    ) -> Self {
+        Self {
+            contract,
+            key,
+            nonce_key,
+        }
     }
 
     fn aad(&self, record: &[u8], version: u64) -> Result<Vec<u8>, StateError> {
         if record.len() > MAX_RECORD_KEY_LEN {
-            return Err(StateError::TooLarge { what: "record key", len: record.len(), max: MAX_RECORD_KEY_LEN });
+            return Err(StateError::TooLarge {
+                what: "record key",
+                len: record.len(),
+                max: MAX_RECORD_KEY_LEN,
+            });
         }
         let mut w = Writer::new();
-        w.var16(b"keyward/v1/contract-state").var16(self.contract.as_str().as_bytes()).var16(record).u64(version);
+        w.var16(b"keyward/v1/contract-state")
+            .var16(self.contract.as_str().as_bytes())
+            .var16(record)
+            .u64(version);
         Ok(w.finish())
     }
 
@@ -84,12 +101,22 @@ impl StateCipher {
     ///
     /// # Errors
     /// [`StateError::TooLarge`] past the limits.
-    pub fn encrypt(&self, record: &[u8], version: u64, plaintext: &[u8]) -> Result<Vec<u8>, StateError> {
+    pub fn encrypt(
+        &self,
+        record: &[u8],
+        version: u64,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, StateError> {
         if plaintext.len() > MAX_RECORD_LEN {
-            return Err(StateError::TooLarge { what: "state record", len: plaintext.len(), max: MAX_RECORD_LEN });
+            return Err(StateError::TooLarge {
+                what: "state record",
+                len: plaintext.len(),
+                max: MAX_RECORD_LEN,
+            });
         }
         let aad = self.aad(record, version)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce_key.expose()).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce_key.expose())
+            .expect("HMAC takes any key length");
         let mut prefix = Writer::new();
         prefix.var32(&aad);
         mac.update(prefix.as_slice());
@@ -97,7 +124,13 @@ impl StateCipher {
         let tag = mac.finalize().into_bytes();
         let nonce = XNonce::from_slice(&tag[..NONCE_LEN]);
         let ct = XChaCha20Poly1305::new(self.key.expose().into())
-            .encrypt(nonce, Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encrypts any length below 2^38");
         Ok([nonce.as_slice(), &ct].concat())
     }
@@ -106,7 +139,12 @@ impl StateCipher {
     ///
     /// # Errors
     /// [`StateError::Truncated`] or [`StateError::Decryption`]; no plaintext on failure.
-    pub fn decrypt(&self, record: &[u8], version: u64, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StateError> {
+    pub fn decrypt(
+        &self,
+        record: &[u8],
+        version: u64,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StateError> {
         let aad = self.aad(record, version)?;
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(StateError::Truncated);
@@ -121,7 +159,9 @@ impl StateCipher {
 
 impl fmt::Debug for StateCipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateCipher").field("contract", &self.contract).finish_non_exhaustive()
+        f.debug_struct("StateCipher")
+            .field("contract", &self.contract)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,21 +171,49 @@ mod tests {
     use proptest::prelude::*;
 
     fn cipher(k: u8) -> StateCipher {
-        StateCipher::new(ContractId::new("kv").unwrap(), SecretBytes::new([k; 32]), SecretBytes::new([k ^ 0xff; 32]))
+        StateCipher::new(
+            ContractId::new("kv").unwrap(),
+            SecretBytes::new([k; 32]),
+            SecretBytes::new([k ^ 0xff; 32]),
+        )
     }
 
     #[test]
     fn deterministic_and_bound_to_record_and_version() {
         let c = cipher(1);
         let a = c.encrypt(b"balance/alice", 3, b"100").unwrap();
-        assert_eq!(a, c.encrypt(b"balance/alice", 3, b"100").unwrap(), "workers agree byte for byte");
-        assert_ne!(a[..NONCE_LEN], c.encrypt(b"balance/alice", 3, b"101").unwrap()[..NONCE_LEN], "new plaintext, new nonce");
-        assert_ne!(a[..NONCE_LEN], c.encrypt(b"balance/alice", 4, b"100").unwrap()[..NONCE_LEN], "new version, new nonce");
+        assert_eq!(
+            a,
+            c.encrypt(b"balance/alice", 3, b"100").unwrap(),
+            "workers agree byte for byte"
+        );
+        assert_ne!(
+            a[..NONCE_LEN],
+            c.encrypt(b"balance/alice", 3, b"101").unwrap()[..NONCE_LEN],
+            "new plaintext, new nonce"
+        );
+        assert_ne!(
+            a[..NONCE_LEN],
+            c.encrypt(b"balance/alice", 4, b"100").unwrap()[..NONCE_LEN],
+            "new version, new nonce"
+        );
         assert_eq!(&c.decrypt(b"balance/alice", 3, &a).unwrap()[..], b"100");
-        assert_eq!(c.decrypt(b"balance/bob", 3, &a).unwrap_err(), StateError::Decryption);
-        assert_eq!(c.decrypt(b"balance/alice", 2, &a).unwrap_err(), StateError::Decryption);
-        assert_eq!(cipher(2).decrypt(b"balance/alice", 3, &a).unwrap_err(), StateError::Decryption);
-        assert_eq!(c.decrypt(b"balance/alice", 3, &a[..39]).unwrap_err(), StateError::Truncated);
+        assert_eq!(
+            c.decrypt(b"balance/bob", 3, &a).unwrap_err(),
+            StateError::Decryption
+        );
+        assert_eq!(
+            c.decrypt(b"balance/alice", 2, &a).unwrap_err(),
+            StateError::Decryption
+        );
+        assert_eq!(
+            cipher(2).decrypt(b"balance/alice", 3, &a).unwrap_err(),
+            StateError::Decryption
+        );
+        assert_eq!(
+            c.decrypt(b"balance/alice", 3, &a[..39]).unwrap_err(),
+            StateError::Truncated
+        );
     }
 
     proptest! {

@@ -6,6 +6,7 @@
 //! | ContractKey | its contract's state and inputs        | sibling contracts; its cluster's key           |
 //! | ClusterKey  | every contract of its cluster          | other clusters; the MasterKey; next generation |
 //! | (any)       | data of its own epoch and generation   | data of the next epoch or generation           |
+#![allow(clippy::unwrap_used)] // test helpers
 
 use keyward_crypto::{EnvelopePurpose, IdentityKeypair};
 use keyward_hierarchy::*;
@@ -33,13 +34,24 @@ impl World {
         Self { rng, master, user }
     }
     fn cluster(&self, epoch: u64, cluster: &str, generation: u64) -> ClusterKey {
-        ClusterKey::derive(&self.master, Epoch(epoch), cid(cluster), Generation(generation))
+        ClusterKey::derive(
+            &self.master,
+            Epoch(epoch),
+            cid(cluster),
+            Generation(generation),
+        )
     }
     /// A user's input and a state record written by `contract` of `cluster`.
-    fn data(&mut self, cluster: &ClusterKey, contract: &str) -> (keyward_crypto::Envelope, Vec<u8>) {
+    fn data(
+        &mut self,
+        cluster: &ClusterKey,
+        contract: &str,
+    ) -> (keyward_crypto::Envelope, Vec<u8>) {
         let key = ContractKey::derive(cluster, kid(contract));
         let public = ContractPublicKeys::certify(cluster, &key, &mut self.rng);
-        let input = public.encrypt_input(&self.user, b"secret bid: 42", &mut self.rng).unwrap();
+        let input = public
+            .encrypt_input(&self.user, b"secret bid: 42", &mut self.rng)
+            .unwrap();
         let state = key.state().encrypt(b"bids", 1, b"alice=42").unwrap();
         (input, state)
     }
@@ -49,8 +61,14 @@ impl World {
 /// its own X25519 key (ignoring the context check, as an attacker would).
 fn opens(key: &ContractKey, (input, state): &(keyward_crypto::Envelope, Vec<u8>)) -> bool {
     let state_opens = key.state().decrypt(b"bids", 1, state).is_ok();
-    let input_opens = key.channel().open(input, EnvelopePurpose::ContractInput).is_ok();
-    assert_eq!(state_opens, input_opens, "state and inputs open together or not at all");
+    let input_opens = key
+        .channel()
+        .open(input, EnvelopePurpose::ContractInput)
+        .is_ok();
+    assert_eq!(
+        state_opens, input_opens,
+        "state and inputs open together or not at all"
+    );
     state_opens
 }
 
@@ -64,9 +82,27 @@ fn a_leaked_contract_key_opens_only_its_contract() {
     assert!(opens(&leaked, &auction));
     assert!(!opens(&leaked, &kv));
     // Nor does it open what is sent to the cluster itself (e.g. a provisioning envelope).
-    let to_cluster = keyward_crypto::Envelope::seal(&w.user, &cluster.channel().public(), EnvelopePurpose::ClusterKey, b"", b"k", &mut w.rng).unwrap();
-    assert!(leaked.channel().open(&to_cluster, EnvelopePurpose::ClusterKey).is_err());
-    assert!(cluster.channel().open(&to_cluster, EnvelopePurpose::ClusterKey).is_ok());
+    let to_cluster = keyward_crypto::Envelope::seal(
+        &w.user,
+        &cluster.channel().public(),
+        EnvelopePurpose::ClusterKey,
+        b"",
+        b"k",
+        &mut w.rng,
+    )
+    .unwrap();
+    assert!(
+        leaked
+            .channel()
+            .open(&to_cluster, EnvelopePurpose::ClusterKey)
+            .is_err()
+    );
+    assert!(
+        cluster
+            .channel()
+            .open(&to_cluster, EnvelopePurpose::ClusterKey)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -77,7 +113,10 @@ fn a_leaked_cluster_key_opens_its_cluster_and_no_other() {
     let c1_data = [w.data(&c1, "auction"), w.data(&c1, "kv")];
     let c2_data = w.data(&c2, "auction");
     for (name, data) in ["auction", "kv"].iter().zip(&c1_data) {
-        assert!(opens(&ContractKey::derive(&c1, kid(name)), data), "{name} of its own cluster");
+        assert!(
+            opens(&ContractKey::derive(&c1, kid(name)), data),
+            "{name} of its own cluster"
+        );
     }
     // Same contract id in another cluster: different keys, nothing opens.
     assert!(!opens(&ContractKey::derive(&c1, kid("auction")), &c2_data));
@@ -92,12 +131,19 @@ fn a_cluster_key_cannot_act_as_the_master_key() {
     // a worker accepts: the DLEQ proof ties every answer to S_e.
     let mut w = World::new(3);
     let c1 = w.cluster(0, "c1", 0);
-    let committee = w.master.classic_committee([ShareIndex::new(1).unwrap()]).unwrap();
+    let committee = w
+        .master
+        .classic_committee([ShareIndex::new(1).unwrap()])
+        .unwrap();
     let request = ClusterKeyRequest::new(Epoch(0), cid("c2"), Generation(0), &mut w.rng);
     // The attacker's best guess at a key: anything it can derive from the leaked cluster key.
     let guess = SecretKey::derive(c1.seed(), b"attacker").unwrap();
-    let forged = KeyShare::new(ShareIndex::new(1).unwrap(), &guess).evaluate(&request.blinded(), &mut w.rng);
-    assert_eq!(committee.check_partial(&request.blinded(), &forged), Err(PartialFault::BadProof));
+    let forged =
+        KeyShare::new(ShareIndex::new(1).unwrap(), &guess).evaluate(&request.blinded(), &mut w.rng);
+    assert_eq!(
+        committee.check_partial(&request.blinded(), &forged),
+        Err(PartialFault::BadProof)
+    );
     assert!(request.finish(&committee, &[forged]).is_err());
 }
 
@@ -118,7 +164,10 @@ fn keys_of_one_epoch_or_generation_do_not_open_the_next() {
     }
     // And the other way round: the new keys do not open old data either.
     let old_data = w.data(&old, "kv");
-    assert!(!opens(&ContractKey::derive(&next_generation, kid("kv")), &old_data));
+    assert!(!opens(
+        &ContractKey::derive(&next_generation, kid("kv")),
+        &old_data
+    ));
 }
 
 #[test]
@@ -127,7 +176,10 @@ fn an_input_for_one_context_is_refused_by_another() {
     let c = w.cluster(0, "c1", 0);
     let (input, _) = w.data(&c, "auction");
     let kv = ContractKey::derive(&c, kid("kv"));
-    assert!(matches!(kv.open_input(&input), Err(InputError::WrongContext(_))));
+    assert!(matches!(
+        kv.open_input(&input),
+        Err(InputError::WrongContext(_))
+    ));
     let auction = ContractKey::derive(&c, kid("auction"));
     let opened = auction.open_input(&input).unwrap();
     assert_eq!(&opened.plaintext[..], b"secret bid: 42");
@@ -141,15 +193,23 @@ fn forged_contract_certificates_are_refused_by_users() {
     let key = ContractKey::derive(&c, kid("kv"));
     let mut public = ContractPublicKeys::certify(&c, &key, &mut w.rng);
     public.x25519 = keyward_crypto::ChannelKeypair::generate(&mut w.rng).public();
-    assert_eq!(public.encrypt_input(&w.user, b"x", &mut w.rng).unwrap_err(), InputError::Uncertified);
+    assert_eq!(
+        public.encrypt_input(&w.user, b"x", &mut w.rng).unwrap_err(),
+        InputError::Uncertified
+    );
 }
 
 #[test]
 fn committee_of_another_master_refuses_classic_answers() {
     let mut w = World::new(7);
     let other = MasterKey::generate(&mut w.rng);
-    let committee: Committee = other.classic_committee([ShareIndex::new(1).unwrap()]).unwrap();
+    let committee: Committee = other
+        .classic_committee([ShareIndex::new(1).unwrap()])
+        .unwrap();
     let request = ClusterKeyRequest::new(Epoch(0), cid("c1"), Generation(0), &mut w.rng);
-    let answer = w.master.classic_share(ShareIndex::new(1).unwrap()).evaluate(&request.blinded(), &mut w.rng);
+    let answer = w
+        .master
+        .classic_share(ShareIndex::new(1).unwrap())
+        .evaluate(&request.blinded(), &mut w.rng);
     assert!(request.finish(&committee, &[answer]).is_err());
 }

@@ -1,5 +1,6 @@
 //! ClusterKey provisioning in classic and threshold mode gives the same keys, and the epoch
 //! checksum chain commits to every epoch.
+#![allow(clippy::unwrap_used)] // test helpers
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,9 @@ fn classic_and_threshold_provisioning_give_the_directly_derived_key() {
     let classic = master.classic_committee([idx(1), idx(2), idx(3)]).unwrap();
     for g in 1..=3 {
         let request = ClusterKeyRequest::new(Epoch(3), cluster.clone(), Generation(2), &mut rng);
-        let partial = master.classic_share(idx(g)).evaluate(&request.blinded(), &mut rng);
+        let partial = master
+            .classic_share(idx(g))
+            .evaluate(&request.blinded(), &mut rng);
         let (key, refused) = request.finish(&classic, &[partial]).unwrap();
         assert!(refused.is_empty());
         assert_eq!(key.seed(), direct.seed());
@@ -37,22 +40,42 @@ fn classic_and_threshold_provisioning_give_the_directly_derived_key() {
     let mut wrong = shares[0].evaluate(&request.blinded(), &mut rng);
     wrong.evaluated = shares[2].evaluate(&request.blinded(), &mut rng).evaluated;
     let good = shares[2].evaluate(&request.blinded(), &mut rng);
-    assert!(request.finish(&committee, &[wrong, good]).is_err(), "one valid partial is not enough");
+    assert!(
+        request.finish(&committee, &[wrong, good]).is_err(),
+        "one valid partial is not enough"
+    );
     let request = ClusterKeyRequest::new(Epoch(3), cluster, Generation(2), &mut rng);
-    let partials = [wrong, shares[1].evaluate(&request.blinded(), &mut rng), shares[2].evaluate(&request.blinded(), &mut rng)];
+    let partials = [
+        wrong,
+        shares[1].evaluate(&request.blinded(), &mut rng),
+        shares[2].evaluate(&request.blinded(), &mut rng),
+    ];
     // `wrong` answers another blinded element: refused and named; the other two combine.
     let (key, refused) = request.finish(&committee, &partials).unwrap();
     assert_eq!(key.seed(), direct.seed());
     assert_eq!(refused.len(), 1);
-    assert_eq!((refused[0].index, refused[0].fault), (idx(1), PartialFault::BadProof));
+    assert_eq!(
+        (refused[0].index, refused[0].fault),
+        (idx(1), PartialFault::BadProof)
+    );
 }
 
 #[test]
 fn sealed_seed_rebuilds_the_same_cluster_and_contract_keys() {
     let mut rng = StdRng::seed_from_u64(11);
     let master = MasterKey::generate(&mut rng);
-    let key = ClusterKey::derive(&master, Epoch(0), ClusterId::new("c").unwrap(), Generation(0));
-    let again = ClusterKey::from_seed(Epoch(0), ClusterId::new("c").unwrap(), Generation(0), SecretBytes::new(*key.seed().expose()));
+    let key = ClusterKey::derive(
+        &master,
+        Epoch(0),
+        ClusterId::new("c").unwrap(),
+        Generation(0),
+    );
+    let again = ClusterKey::from_seed(
+        Epoch(0),
+        ClusterId::new("c").unwrap(),
+        Generation(0),
+        SecretBytes::new(*key.seed().expose()),
+    );
     let a = ContractKey::derive(&key, ContractId::new("kv").unwrap());
     let b = ContractKey::derive(&again, ContractId::new("kv").unwrap());
     assert_eq!(a.public_keys(), b.public_keys());
@@ -63,11 +86,22 @@ fn sealed_seed_rebuilds_the_same_cluster_and_contract_keys() {
 fn checksum_chain_commits_to_every_epoch() {
     let mut rng = StdRng::seed_from_u64(12);
     let chain = ChainId::new("keyward-devnet").unwrap();
-    let gatekeepers: Vec<_> = (0..3).map(|_| IdentityKeypair::generate(&mut rng).public()).collect();
-    let members = |n: u16| -> BTreeMap<ShareIndex, _> { (1..=n).map(|i| (idx(i), gatekeepers[usize::from(i) - 1])).collect() };
+    let gatekeepers: Vec<_> = (0..3)
+        .map(|_| IdentityKeypair::generate(&mut rng).public())
+        .collect();
+    let members = |n: u16| -> BTreeMap<ShareIndex, _> {
+        (1..=n)
+            .map(|i| (idx(i), gatekeepers[usize::from(i) - 1]))
+            .collect()
+    };
     let m0 = MasterKey::generate(&mut rng);
     let m1 = MasterKey::generate(&mut rng);
-    let r0 = EpochRecord::new(Epoch(0), m0.classic_committee([idx(1), idx(2)]).unwrap(), members(2)).unwrap();
+    let r0 = EpochRecord::new(
+        Epoch(0),
+        m0.classic_committee([idx(1), idx(2)]).unwrap(),
+        members(2),
+    )
+    .unwrap();
     let (committee1, _) = m1.deal(2, 3, &mut rng).unwrap();
     let r1 = EpochRecord::new(Epoch(1), committee1, members(3)).unwrap();
     let records = [r0.clone(), r1.clone()];
@@ -77,12 +111,38 @@ fn checksum_chain_commits_to_every_epoch() {
 
     // A substituted epoch 0 (another master key), another chain id, a reordering, or a
     // gatekeeper list that does not match the committee are all refused.
-    let forged = EpochRecord::new(Epoch(0), MasterKey::generate(&mut rng).classic_committee([idx(1), idx(2)]).unwrap(), members(2)).unwrap();
-    assert_eq!(verify_chain(&chain, &[forged, r1.clone()], &published), Err(ChainError::Mismatch { last: Epoch(1) }));
+    let forged = EpochRecord::new(
+        Epoch(0),
+        MasterKey::generate(&mut rng)
+            .classic_committee([idx(1), idx(2)])
+            .unwrap(),
+        members(2),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_chain(&chain, &[forged, r1.clone()], &published),
+        Err(ChainError::Mismatch { last: Epoch(1) })
+    );
     assert!(verify_chain(&ChainId::new("other").unwrap(), &records, &published).is_err());
-    assert_eq!(verify_chain(&chain, &[r1.clone(), r0.clone()], &published), Err(ChainError::NotConsecutive { expected: Epoch(0), found: Epoch(1) }));
-    assert_eq!(verify_chain(&chain, &[], &published), Err(ChainError::Empty));
-    assert!(EpochRecord::new(Epoch(0), m0.classic_committee([idx(1)]).unwrap(), members(2)).is_err());
+    assert_eq!(
+        verify_chain(&chain, &[r1.clone(), r0.clone()], &published),
+        Err(ChainError::NotConsecutive {
+            expected: Epoch(0),
+            found: Epoch(1)
+        })
+    );
+    assert_eq!(
+        verify_chain(&chain, &[], &published),
+        Err(ChainError::Empty)
+    );
+    assert!(
+        EpochRecord::new(
+            Epoch(0),
+            m0.classic_committee([idx(1)]).unwrap(),
+            members(2)
+        )
+        .is_err()
+    );
 }
 
 #[test]

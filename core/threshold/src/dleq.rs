@@ -4,7 +4,9 @@
 //! revealing `k`. keyward uses `A = G`, `B` = the evaluator's public key (or verification share),
 //! `C` = blinded elements and `D` = evaluated elements.
 
-use curve25519_dalek::{RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity};
+use curve25519_dalek::{
+    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
+};
 use subtle::ConstantTimeEq;
 
 use crate::group::{CONTEXT, Element, hash_to_scalar, scalar_from_bytes};
@@ -49,13 +51,22 @@ impl Proof {
 
     /// RFC 9497 `GenerateProof(k, A, B, C, D)` with the proof nonce `r` (which must be uniformly
     /// random and used once). `A = G` for every keyward use.
-    pub(crate) fn generate(k: &Scalar, b: &RistrettoPoint, c: &[Element], d: &[Element], r: &Scalar) -> Self {
+    pub(crate) fn generate(
+        k: &Scalar,
+        b: &RistrettoPoint,
+        c: &[Element],
+        d: &[Element],
+        r: &Scalar,
+    ) -> Self {
         let m = composite_m(b, c, d);
         let z = k * m;
         let t2 = r * G;
         let t3 = r * m;
         let challenge = challenge(b, &m, &z, &t2, &t3);
-        Self { c: challenge, s: r - challenge * k }
+        Self {
+            c: challenge,
+            s: r - challenge * k,
+        }
     }
 
     /// RFC 9497 `VerifyProof(A = G, B, C, D, proof)`.
@@ -83,7 +94,10 @@ fn composite_weights(b: &RistrettoPoint, c: &[Element], d: &[Element]) -> Vec<Sc
         .map(|(i, (ci, di))| {
             let mut t = Writer::new();
             // Batches are bounded far below 2^16 by every caller (one request holds few elements).
-            t.var16(&seed).u16(u16::try_from(i).expect("batch below 2^16")).var16(&ci.to_bytes()).var16(&di.to_bytes());
+            t.var16(&seed)
+                .u16(u16::try_from(i).expect("batch below 2^16"))
+                .var16(&ci.to_bytes())
+                .var16(&di.to_bytes());
             t.raw(b"Composite");
             hash_to_scalar(&[t.as_slice()])
         })
@@ -91,17 +105,36 @@ fn composite_weights(b: &RistrettoPoint, c: &[Element], d: &[Element]) -> Vec<Sc
 }
 
 fn composite_m(b: &RistrettoPoint, c: &[Element], d: &[Element]) -> RistrettoPoint {
-    composite_weights(b, c, d).iter().zip(c).fold(RistrettoPoint::identity(), |m, (w, ci)| m + w * ci.0)
+    composite_weights(b, c, d)
+        .iter()
+        .zip(c)
+        .fold(RistrettoPoint::identity(), |m, (w, ci)| m + w * ci.0)
 }
 
-fn composites(b: &RistrettoPoint, c: &[Element], d: &[Element]) -> (RistrettoPoint, RistrettoPoint) {
+fn composites(
+    b: &RistrettoPoint,
+    c: &[Element],
+    d: &[Element],
+) -> (RistrettoPoint, RistrettoPoint) {
     let w = composite_weights(b, c, d);
-    let m = w.iter().zip(c).fold(RistrettoPoint::identity(), |acc, (w, ci)| acc + w * ci.0);
-    let z = w.iter().zip(d).fold(RistrettoPoint::identity(), |acc, (w, di)| acc + w * di.0);
+    let m = w
+        .iter()
+        .zip(c)
+        .fold(RistrettoPoint::identity(), |acc, (w, ci)| acc + w * ci.0);
+    let z = w
+        .iter()
+        .zip(d)
+        .fold(RistrettoPoint::identity(), |acc, (w, di)| acc + w * di.0);
     (m, z)
 }
 
-fn challenge(b: &RistrettoPoint, m: &RistrettoPoint, z: &RistrettoPoint, t2: &RistrettoPoint, t3: &RistrettoPoint) -> Scalar {
+fn challenge(
+    b: &RistrettoPoint,
+    m: &RistrettoPoint,
+    z: &RistrettoPoint,
+    t2: &RistrettoPoint,
+    t3: &RistrettoPoint,
+) -> Scalar {
     let mut t = Writer::new();
     for p in [b, m, z, t2, t3] {
         t.var16(p.compress().as_bytes());

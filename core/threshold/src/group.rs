@@ -52,8 +52,14 @@ impl Element {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, DecodeError> {
         let point = CompressedRistretto(*bytes)
             .decompress()
-            .ok_or(DecodeError::Invalid { field: "ristretto255 element", reason: "not a canonical encoding" })?;
-        Self::new(point).ok_or(DecodeError::Invalid { field: "ristretto255 element", reason: "identity element" })
+            .ok_or(DecodeError::Invalid {
+                field: "ristretto255 element",
+                reason: "not a canonical encoding",
+            })?;
+        Self::new(point).ok_or(DecodeError::Invalid {
+            field: "ristretto255 element",
+            reason: "identity element",
+        })
     }
 
     /// Wraps a point, refusing the identity.
@@ -74,11 +80,21 @@ impl Element {
 
 impl fmt::Debug for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Element({})", keyward_crypto::hex::to_0x(&self.to_bytes()))
+        write!(
+            f,
+            "Element({})",
+            keyward_crypto::hex::to_0x(&self.to_bytes())
+        )
     }
 }
 
 /// Decodes a canonical scalar (32 bytes, little-endian, below ℓ).
-pub(crate) fn scalar_from_bytes(field: &'static str, bytes: &[u8; 32]) -> Result<Scalar, DecodeError> {
-    Option::from(Scalar::from_canonical_bytes(*bytes)).ok_or(DecodeError::Invalid { field, reason: "not a canonical scalar" })
+pub(crate) fn scalar_from_bytes(
+    field: &'static str,
+    bytes: &[u8; 32],
+) -> Result<Scalar, DecodeError> {
+    Option::from(Scalar::from_canonical_bytes(*bytes)).ok_or(DecodeError::Invalid {
+        field,
+        reason: "not a canonical scalar",
+    })
 }

@@ -23,7 +23,10 @@ pub mod voprf;
 
 pub use dleq::Proof;
 pub use group::Element;
-pub use threshold::{Combined, CombineError, Committee, CommitteeError, InvalidPartial, KeyShare, PartialEvaluation, PartialFault, ShareIndex};
+pub use threshold::{
+    CombineError, Combined, Committee, CommitteeError, InvalidPartial, KeyShare, PartialEvaluation,
+    PartialFault, ShareIndex,
+};
 pub use voprf::{BlindedRequest, Output, PublicKey, SecretKey, VoprfError};
 
 #[cfg(test)]

@@ -66,7 +66,9 @@ fn a_1_2_vectors_1_and_2_batch_size_1() {
         let (evaluated, proof) = sk.blind_evaluate_with_nonce(&[req.blinded()], &scalar(R1));
         assert_eq!(evaluated[0].to_bytes(), h32(v.evaluated));
         assert_eq!(proof.to_bytes().to_vec(), h(v.proof));
-        let output = req.finalize(&sk.public_key(), &evaluated[0], &proof).unwrap();
+        let output = req
+            .finalize(&sk.public_key(), &evaluated[0], &proof)
+            .unwrap();
         assert_eq!(output.expose().to_vec(), h(v.output));
         assert_eq!(sk.evaluate(&input).unwrap(), output);
     }
@@ -76,21 +78,41 @@ fn a_1_2_vectors_1_and_2_batch_size_1() {
 fn a_1_2_vector_3_batch_size_2() {
     let sk = key();
     let blinds = [BLIND, R1];
-    let reqs: Vec<_> = SINGLES.iter().zip(blinds).map(|(v, b)| BlindedRequest::with_blind(&h(v.input), scalar(b)).unwrap()).collect();
+    let reqs: Vec<_> = SINGLES
+        .iter()
+        .zip(blinds)
+        .map(|(v, b)| BlindedRequest::with_blind(&h(v.input), scalar(b)).unwrap())
+        .collect();
     let blinded: Vec<Element> = reqs.iter().map(|r| r.blinded()).collect();
-    assert_eq!(blinded[0].to_bytes(), h32("863f330cc1a1259ed5a5998a23acfd37fb4351a793a5b3c090b642ddc439b945"));
-    assert_eq!(blinded[1].to_bytes(), h32("90a0145ea9da29254c3a56be4fe185465ebb3bf2a1801f7124bbbadac751e654"));
+    assert_eq!(
+        blinded[0].to_bytes(),
+        h32("863f330cc1a1259ed5a5998a23acfd37fb4351a793a5b3c090b642ddc439b945")
+    );
+    assert_eq!(
+        blinded[1].to_bytes(),
+        h32("90a0145ea9da29254c3a56be4fe185465ebb3bf2a1801f7124bbbadac751e654")
+    );
     let r = scalar("419c4f4f5052c53c45f3da494d2b67b220d02118e0857cdbcf037f9ea84bbe0c");
     let (evaluated, proof) = sk.blind_evaluate_with_nonce(&blinded, &r);
-    assert_eq!(evaluated[0].to_bytes(), h32("aa8fa048764d5623868679402ff6108d2521884fa138cd7f9c7669a9a014267e"));
-    assert_eq!(evaluated[1].to_bytes(), h32("cc5ac221950a49ceaa73c8db41b82c20372a4c8d63e5dded2db920b7eee36a2a"));
+    assert_eq!(
+        evaluated[0].to_bytes(),
+        h32("aa8fa048764d5623868679402ff6108d2521884fa138cd7f9c7669a9a014267e")
+    );
+    assert_eq!(
+        evaluated[1].to_bytes(),
+        h32("cc5ac221950a49ceaa73c8db41b82c20372a4c8d63e5dded2db920b7eee36a2a")
+    );
     assert_eq!(
         proof,
         Proof::from_bytes(&h("cc203910175d786927eeb44ea847328047892ddf8590e723c37205cb74600b0a5ab5337c8eb4ceae0494c2cf89529dcf94572ed267473d567aeed6ab873dee08").try_into().unwrap()).unwrap()
     );
     assert!(proof.verify(&sk.public_key().element().0, &blinded, &evaluated));
     // The batch proof does not verify for a reordered batch.
-    assert!(!proof.verify(&sk.public_key().element().0, &[blinded[1], blinded[0]], &[evaluated[1], evaluated[0]]));
+    assert!(!proof.verify(
+        &sk.public_key().element().0,
+        &[blinded[1], blinded[0]],
+        &[evaluated[1], evaluated[0]]
+    ));
     for (req, (v, e)) in reqs.iter().zip(SINGLES.iter().zip(&evaluated)) {
         assert_eq!(req.unblind(e).expose().to_vec(), h(v.output));
     }

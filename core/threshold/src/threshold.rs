@@ -15,7 +15,9 @@
 use core::{fmt, num::NonZeroU16};
 use std::collections::BTreeMap;
 
-use curve25519_dalek::{RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity};
+use curve25519_dalek::{
+    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
+};
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -74,7 +76,10 @@ pub struct KeyShare {
 impl KeyShare {
     /// The share at `index` with secret value `secret`. In classic mode `secret` is the whole key.
     pub fn new(index: ShareIndex, secret: &SecretKey) -> Self {
-        Self { index, secret: secret.0 }
+        Self {
+            index,
+            secret: secret.0,
+        }
     }
 
     /// Decodes the 32-byte share value for `index`.
@@ -102,16 +107,26 @@ impl KeyShare {
     }
 
     /// This member's partial evaluation of `blinded`, with its DLEQ proof against `Y_i`.
-    pub fn evaluate(&self, blinded: &Element, rng: &mut impl keyward_crypto::Rng) -> PartialEvaluation {
+    pub fn evaluate(
+        &self,
+        blinded: &Element,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> PartialEvaluation {
         let share = SecretKey(self.secret);
         let (evaluated, proof) = share.blind_evaluate(&[*blinded], rng);
-        PartialEvaluation { index: self.index, evaluated: evaluated[0], proof }
+        PartialEvaluation {
+            index: self.index,
+            evaluated: evaluated[0],
+            proof,
+        }
     }
 }
 
 impl fmt::Debug for KeyShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyShare").field("index", &self.index).finish_non_exhaustive()
+        f.debug_struct("KeyShare")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,7 +148,9 @@ impl PartialEvaluation {
     /// The encoding `u16 index || evaluated || proof`.
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut w = Writer::new();
-        w.u16(self.index.get()).raw(&self.evaluated.to_bytes()).raw(&self.proof.to_bytes());
+        w.u16(self.index.get())
+            .raw(&self.evaluated.to_bytes())
+            .raw(&self.proof.to_bytes());
         w.finish().try_into().expect("fixed length")
     }
 
@@ -143,12 +160,18 @@ impl PartialEvaluation {
     /// A [`DecodeError`] for any malformed field.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let index = ShareIndex::new(r.u16("share index")?)
-            .ok_or(DecodeError::Invalid { field: "share index", reason: "zero" })?;
+        let index = ShareIndex::new(r.u16("share index")?).ok_or(DecodeError::Invalid {
+            field: "share index",
+            reason: "zero",
+        })?;
         let evaluated = Element::from_bytes(&r.array("partial evaluation")?)?;
         let proof = Proof::from_bytes(&r.array("partial proof")?)?;
         r.finish()?;
-        Ok(Self { index, evaluated, proof })
+        Ok(Self {
+            index,
+            evaluated,
+            proof,
+        })
     }
 }
 
@@ -186,16 +209,26 @@ impl Committee {
     ///
     /// # Errors
     /// A [`CommitteeError`] naming the problem.
-    pub fn new(threshold: u16, public_key: PublicKey, shares: BTreeMap<ShareIndex, Element>) -> Result<Self, CommitteeError> {
+    pub fn new(
+        threshold: u16,
+        public_key: PublicKey,
+        shares: BTreeMap<ShareIndex, Element>,
+    ) -> Result<Self, CommitteeError> {
         if shares.is_empty() || shares.len() > MAX_MEMBERS {
             return Err(CommitteeError::BadSize(shares.len()));
         }
         if threshold == 0 || usize::from(threshold) > shares.len() {
-            return Err(CommitteeError::BadThreshold { threshold, members: shares.len() });
+            return Err(CommitteeError::BadThreshold {
+                threshold,
+                members: shares.len(),
+            });
         }
         let basis: Vec<ShareIndex> = shares.keys().copied().take(threshold.into()).collect();
         let interpolate = |x: Scalar| -> RistrettoPoint {
-            basis.iter().map(|i| lagrange(x, *i, &basis) * shares[i].0).fold(RistrettoPoint::identity(), |a, b| a + b)
+            basis
+                .iter()
+                .map(|i| lagrange(x, *i, &basis) * shares[i].0)
+                .fold(RistrettoPoint::identity(), |a, b| a + b)
         };
         if interpolate(Scalar::ZERO) != public_key.0.0 {
             return Err(CommitteeError::Inconsistent(basis[0]));
@@ -205,7 +238,11 @@ impl Committee {
                 return Err(CommitteeError::Inconsistent(*index));
             }
         }
-        Ok(Self { threshold, public_key, shares })
+        Ok(Self {
+            threshold,
+            public_key,
+            shares,
+        })
     }
 
     /// The classic-mode committee: threshold 1, every member holding the whole key, so every
@@ -213,8 +250,15 @@ impl Committee {
     ///
     /// # Errors
     /// [`CommitteeError::BadSize`] for no members or too many.
-    pub fn classic(public_key: PublicKey, members: impl IntoIterator<Item = ShareIndex>) -> Result<Self, CommitteeError> {
-        Self::new(1, public_key, members.into_iter().map(|i| (i, public_key.0)).collect())
+    pub fn classic(
+        public_key: PublicKey,
+        members: impl IntoIterator<Item = ShareIndex>,
+    ) -> Result<Self, CommitteeError> {
+        Self::new(
+            1,
+            public_key,
+            members.into_iter().map(|i| (i, public_key.0)).collect(),
+        )
     }
 
     /// A trusted dealer's Shamir sharing of `secret` among members `1..=n` with threshold `t`.
@@ -222,12 +266,20 @@ impl Committee {
     ///
     /// # Errors
     /// [`CommitteeError`] for a bad `t` or `n`.
-    pub fn deal(secret: &SecretKey, threshold: u16, members: u16, rng: &mut impl keyward_crypto::Rng) -> Result<(Self, Vec<KeyShare>), CommitteeError> {
+    pub fn deal(
+        secret: &SecretKey,
+        threshold: u16,
+        members: u16,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<(Self, Vec<KeyShare>), CommitteeError> {
         if members == 0 || usize::from(members) > MAX_MEMBERS {
             return Err(CommitteeError::BadSize(members.into()));
         }
         if threshold == 0 || threshold > members {
-            return Err(CommitteeError::BadThreshold { threshold, members: members.into() });
+            return Err(CommitteeError::BadThreshold {
+                threshold,
+                members: members.into(),
+            });
         }
         let mut coefficients: Vec<Scalar> = vec![secret.0];
         coefficients.extend((1..threshold).map(|_| Scalar::random(rng)));
@@ -235,16 +287,25 @@ impl Committee {
         for i in 1..=members {
             let x = Scalar::from(u64::from(i));
             // Horner's rule: f(x) = c0 + x(c1 + x(c2 + …)).
-            let y = coefficients.iter().rev().fold(Scalar::ZERO, |acc, c| acc * x + c);
+            let y = coefficients
+                .iter()
+                .rev()
+                .fold(Scalar::ZERO, |acc, c| acc * x + c);
             if y == Scalar::ZERO {
                 // Probability 2^-252; a zero share cannot be a key.
                 coefficients.zeroize();
                 return Self::deal(secret, threshold, members, rng);
             }
-            shares.push(KeyShare { index: ShareIndex::new(i).expect("i >= 1"), secret: y });
+            shares.push(KeyShare {
+                index: ShareIndex::new(i).expect("i >= 1"),
+                secret: y,
+            });
         }
         coefficients.zeroize();
-        let verification = shares.iter().map(|s| (s.index, s.verification_share())).collect();
+        let verification = shares
+            .iter()
+            .map(|s| (s.index, s.verification_share()))
+            .collect();
         let committee = Self::new(threshold, secret.public_key(), verification)?;
         Ok((committee, shares))
     }
@@ -271,20 +332,40 @@ impl Committee {
 
     /// Checks one partial evaluation of `blinded`. Anyone holding the committee can run this,
     /// so a [`PartialFault::BadProof`] is evidence against the member that sent it.
-    pub fn check_partial(&self, blinded: &Element, partial: &PartialEvaluation) -> Result<(), PartialFault> {
-        let share = self.shares.get(&partial.index).ok_or(PartialFault::UnknownIndex)?;
-        if partial.proof.verify(&share.0, &[*blinded], &[partial.evaluated]) { Ok(()) } else { Err(PartialFault::BadProof) }
+    pub fn check_partial(
+        &self,
+        blinded: &Element,
+        partial: &PartialEvaluation,
+    ) -> Result<(), PartialFault> {
+        let share = self
+            .shares
+            .get(&partial.index)
+            .ok_or(PartialFault::UnknownIndex)?;
+        if partial
+            .proof
+            .verify(&share.0, &[*blinded], &[partial.evaluated])
+        {
+            Ok(())
+        } else {
+            Err(PartialFault::BadProof)
+        }
     }
 
     /// Checks every partial and interpolates the first `t` valid ones into `k·B`.
     ///
     /// # Errors
     /// [`CombineError::NotEnough`] when fewer than `t` partials are valid; it lists the invalid ones.
-    pub fn combine(&self, blinded: &Element, partials: &[PartialEvaluation]) -> Result<Combined, CombineError> {
+    pub fn combine(
+        &self,
+        blinded: &Element,
+        partials: &[PartialEvaluation],
+    ) -> Result<Combined, CombineError> {
         let mut valid: BTreeMap<ShareIndex, Element> = BTreeMap::new();
         let mut invalid = Vec::new();
         for p in partials {
-            let verdict = if valid.contains_key(&p.index) || invalid.iter().any(|f: &InvalidPartial| f.index == p.index) {
+            let verdict = if valid.contains_key(&p.index)
+                || invalid.iter().any(|f: &InvalidPartial| f.index == p.index)
+            {
                 Err(PartialFault::Duplicate)
             } else {
                 self.check_partial(blinded, p)
@@ -293,19 +374,31 @@ impl Committee {
                 Ok(()) => {
                     valid.insert(p.index, p.evaluated);
                 }
-                Err(fault) => invalid.push(InvalidPartial { index: p.index, fault }),
+                Err(fault) => invalid.push(InvalidPartial {
+                    index: p.index,
+                    fault,
+                }),
             }
         }
         if valid.len() < usize::from(self.threshold) {
-            return Err(CombineError::NotEnough { valid: valid.len(), needed: self.threshold, invalid });
+            return Err(CombineError::NotEnough {
+                valid: valid.len(),
+                needed: self.threshold,
+                invalid,
+            });
         }
         let used: Vec<ShareIndex> = valid.keys().copied().take(self.threshold.into()).collect();
         let z = used
             .iter()
             .map(|i| lagrange(Scalar::ZERO, *i, &used) * valid[i].0)
             .fold(RistrettoPoint::identity(), |a, b| a + b);
-        let evaluated = Element::new(z).expect("k·B is not the identity for nonzero k and non-identity B");
-        Ok(Combined { evaluated, used, invalid })
+        let evaluated =
+            Element::new(z).expect("k·B is not the identity for nonzero k and non-identity B");
+        Ok(Combined {
+            evaluated,
+            used,
+            invalid,
+        })
     }
 }
 
@@ -313,10 +406,13 @@ impl Committee {
 /// `Π_{j ≠ i} (x − j) / (i − j)`.
 fn lagrange(x: Scalar, i: ShareIndex, set: &[ShareIndex]) -> Scalar {
     let xi = i.scalar();
-    let (num, den) = set.iter().filter(|j| **j != i).fold((Scalar::ONE, Scalar::ONE), |(num, den), j| {
-        let xj = j.scalar();
-        (num * (x - xj), den * (xi - xj))
-    });
+    let (num, den) =
+        set.iter()
+            .filter(|j| **j != i)
+            .fold((Scalar::ONE, Scalar::ONE), |(num, den), j| {
+                let xj = j.scalar();
+                (num * (x - xj), den * (xi - xj))
+            });
     num * den.invert()
 }
 
@@ -376,7 +472,11 @@ impl BlindedRequest {
     ///
     /// # Errors
     /// [`CombineError::NotEnough`] when fewer than `t` partials are valid.
-    pub fn finalize_threshold(&self, committee: &Committee, partials: &[PartialEvaluation]) -> Result<(Output, Combined), CombineError> {
+    pub fn finalize_threshold(
+        &self,
+        committee: &Committee,
+        partials: &[PartialEvaluation],
+    ) -> Result<(Output, Combined), CombineError> {
         let combined = committee.combine(&self.blinded(), partials)?;
         Ok((self.unblind(&combined.evaluated), combined))
     }
@@ -389,7 +489,10 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     fn subsets(n: u16, t: u16) -> Vec<Vec<u16>> {
-        (0u32..(1 << n)).filter(|m| m.count_ones() == u32::from(t)).map(|m| (1..=n).filter(|i| m & (1 << (i - 1)) != 0).collect()).collect()
+        (0u32..(1 << n))
+            .filter(|m| m.count_ones() == u32::from(t))
+            .map(|m| (1..=n).filter(|i| m & (1 << (i - 1)) != 0).collect())
+            .collect()
     }
 
     #[test]
@@ -401,7 +504,10 @@ mod tests {
             let (committee, shares) = Committee::deal(&secret, t, n, &mut rng).unwrap();
             let req = BlindedRequest::new(b"epoch 0 / cluster a / gen 0", &mut rng).unwrap();
             for subset in subsets(n, t) {
-                let partials: Vec<_> = subset.iter().map(|i| shares[usize::from(*i) - 1].evaluate(&req.blinded(), &mut rng)).collect();
+                let partials: Vec<_> = subset
+                    .iter()
+                    .map(|i| shares[usize::from(*i) - 1].evaluate(&req.blinded(), &mut rng))
+                    .collect();
                 let (out, combined) = req.finalize_threshold(&committee, &partials).unwrap();
                 assert_eq!(out, expected, "t={t} n={n} subset {subset:?}");
                 assert!(combined.invalid.is_empty());
@@ -415,14 +521,32 @@ mod tests {
         let secret = SecretKey::random(&mut rng);
         let (committee, shares) = Committee::deal(&secret, 3, 5, &mut rng).unwrap();
         let req = BlindedRequest::new(b"x", &mut rng).unwrap();
-        let partials: Vec<_> = shares[..2].iter().map(|s| s.evaluate(&req.blinded(), &mut rng)).collect();
+        let partials: Vec<_> = shares[..2]
+            .iter()
+            .map(|s| s.evaluate(&req.blinded(), &mut rng))
+            .collect();
         assert_eq!(
             req.finalize_threshold(&committee, &partials).unwrap_err(),
-            CombineError::NotEnough { valid: 2, needed: 3, invalid: vec![] }
+            CombineError::NotEnough {
+                valid: 2,
+                needed: 3,
+                invalid: vec![]
+            }
         );
         // Interpolating t − 1 shares as if they were enough yields a useless value.
         let two = Committee::deal(&secret, 2, 2, &mut rng).unwrap().0;
-        let forced = Committee { threshold: 2, public_key: two.public_key, shares: (1..=2).map(|i| (ShareIndex::new(i).unwrap(), shares[usize::from(i) - 1].verification_share())).collect() };
+        let forced = Committee {
+            threshold: 2,
+            public_key: two.public_key,
+            shares: (1..=2)
+                .map(|i| {
+                    (
+                        ShareIndex::new(i).unwrap(),
+                        shares[usize::from(i) - 1].verification_share(),
+                    )
+                })
+                .collect(),
+        };
         let (wrong, _) = req.finalize_threshold(&forced, &partials).unwrap();
         assert_ne!(wrong, secret.evaluate(b"x").unwrap());
     }
@@ -435,18 +559,33 @@ mod tests {
         let req = BlindedRequest::new(b"x", &mut rng).unwrap();
         let mut bad = shares[0].evaluate(&req.blinded(), &mut rng);
         bad.evaluated = shares[1].evaluate(&req.blinded(), &mut rng).evaluated;
-        let good: Vec<_> = shares[1..].iter().map(|s| s.evaluate(&req.blinded(), &mut rng)).collect();
-        let (out, combined) = req.finalize_threshold(&committee, &[bad, good[0], good[1], good[0]]).unwrap();
+        let good: Vec<_> = shares[1..]
+            .iter()
+            .map(|s| s.evaluate(&req.blinded(), &mut rng))
+            .collect();
+        let (out, combined) = req
+            .finalize_threshold(&committee, &[bad, good[0], good[1], good[0]])
+            .unwrap();
         assert_eq!(out, secret.evaluate(b"x").unwrap());
         assert_eq!(
             combined.invalid,
             vec![
-                InvalidPartial { index: ShareIndex::new(1).unwrap(), fault: PartialFault::BadProof },
-                InvalidPartial { index: ShareIndex::new(2).unwrap(), fault: PartialFault::Duplicate },
+                InvalidPartial {
+                    index: ShareIndex::new(1).unwrap(),
+                    fault: PartialFault::BadProof
+                },
+                InvalidPartial {
+                    index: ShareIndex::new(2).unwrap(),
+                    fault: PartialFault::Duplicate
+                },
             ]
         );
-        let stranger = KeyShare::new(ShareIndex::new(9).unwrap(), &secret).evaluate(&req.blinded(), &mut rng);
-        assert_eq!(committee.check_partial(&req.blinded(), &stranger), Err(PartialFault::UnknownIndex));
+        let stranger =
+            KeyShare::new(ShareIndex::new(9).unwrap(), &secret).evaluate(&req.blinded(), &mut rng);
+        assert_eq!(
+            committee.check_partial(&req.blinded(), &stranger),
+            Err(PartialFault::UnknownIndex)
+        );
     }
 
     #[test]
@@ -471,11 +610,23 @@ mod tests {
         let mut shares = committee.shares.clone();
         let four = ShareIndex::new(4).unwrap();
         shares.insert(four, secret.public_key().element());
-        assert_eq!(Committee::new(2, committee.public_key(), shares.clone()), Err(CommitteeError::Inconsistent(four)));
+        assert_eq!(
+            Committee::new(2, committee.public_key(), shares.clone()),
+            Err(CommitteeError::Inconsistent(four))
+        );
         let other = SecretKey::random(&mut rng).public_key();
-        assert!(matches!(Committee::new(2, other, committee.shares.clone()), Err(CommitteeError::Inconsistent(_))));
-        assert!(matches!(Committee::new(5, committee.public_key(), committee.shares.clone()), Err(CommitteeError::BadThreshold { .. })));
-        assert!(matches!(Committee::new(1, committee.public_key(), BTreeMap::new()), Err(CommitteeError::BadSize(0))));
+        assert!(matches!(
+            Committee::new(2, other, committee.shares.clone()),
+            Err(CommitteeError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            Committee::new(5, committee.public_key(), committee.shares.clone()),
+            Err(CommitteeError::BadThreshold { .. })
+        ));
+        assert!(matches!(
+            Committee::new(1, committee.public_key(), BTreeMap::new()),
+            Err(CommitteeError::BadSize(0))
+        ));
     }
 
     proptest! {

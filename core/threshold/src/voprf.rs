@@ -91,7 +91,10 @@ impl SecretKey {
     pub fn from_bytes(bytes: &SecretBytes<32>) -> Result<Self, DecodeError> {
         let s = scalar_from_bytes("secret scalar", bytes.expose())?;
         if s == Scalar::ZERO {
-            return Err(DecodeError::Invalid { field: "secret scalar", reason: "zero" });
+            return Err(DecodeError::Invalid {
+                field: "secret scalar",
+                reason: "zero",
+            });
         }
         Ok(Self(s))
     }
@@ -108,13 +111,23 @@ impl SecretKey {
 
     /// RFC 9497 `BlindEvaluate` (batched): evaluates each blinded element and proves, with one
     /// DLEQ proof, that all were evaluated under this key.
-    pub fn blind_evaluate(&self, blinded: &[Element], rng: &mut impl keyward_crypto::Rng) -> (Vec<Element>, Proof) {
+    pub fn blind_evaluate(
+        &self,
+        blinded: &[Element],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> (Vec<Element>, Proof) {
         self.blind_evaluate_with_nonce(blinded, &Scalar::random(rng))
     }
 
-    pub(crate) fn blind_evaluate_with_nonce(&self, blinded: &[Element], r: &Scalar) -> (Vec<Element>, Proof) {
-        let evaluated: Vec<Element> =
-            blinded.iter().map(|b| Element::new(self.0 * b.0).expect("nonzero scalar keeps a non-identity point")).collect();
+    pub(crate) fn blind_evaluate_with_nonce(
+        &self,
+        blinded: &[Element],
+        r: &Scalar,
+    ) -> (Vec<Element>, Proof) {
+        let evaluated: Vec<Element> = blinded
+            .iter()
+            .map(|b| Element::new(self.0 * b.0).expect("nonzero scalar keeps a non-identity point"))
+            .collect();
         let proof = Proof::generate(&self.0, &(self.0 * G), blinded, &evaluated, r);
         (evaluated, proof)
     }
@@ -211,7 +224,11 @@ impl BlindedRequest {
     pub(crate) fn with_blind(input: &[u8], blind: Scalar) -> Result<Self, VoprfError> {
         let point = input_element(input)?;
         let blinded = Element::new(blind * point.0).ok_or(VoprfError::InvalidInput)?;
-        Ok(Self { input: input.to_vec(), blind, blinded })
+        Ok(Self {
+            input: input.to_vec(),
+            blind,
+            blinded,
+        })
     }
 
     /// The element to send to the evaluator(s).
@@ -228,7 +245,12 @@ impl BlindedRequest {
     ///
     /// # Errors
     /// [`VoprfError::BadProof`] if the evaluation was not made with the key behind `public_key`.
-    pub fn finalize(&self, public_key: &PublicKey, evaluated: &Element, proof: &Proof) -> Result<Output, VoprfError> {
+    pub fn finalize(
+        &self,
+        public_key: &PublicKey,
+        evaluated: &Element,
+        proof: &Proof,
+    ) -> Result<Output, VoprfError> {
         if !proof.verify(&public_key.0.0, &[self.blinded], &[*evaluated]) {
             return Err(VoprfError::BadProof);
         }
@@ -244,7 +266,9 @@ impl BlindedRequest {
 
 impl fmt::Debug for BlindedRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlindedRequest").field("blinded", &self.blinded).finish_non_exhaustive()
+        f.debug_struct("BlindedRequest")
+            .field("blinded", &self.blinded)
+            .finish_non_exhaustive()
     }
 }
 
@@ -269,7 +293,9 @@ fn input_element(input: &[u8]) -> Result<Element, VoprfError> {
 /// `Hash(I2OSP(len(input), 2) || input || I2OSP(32, 2) || SerializeElement(N) || "Finalize")`.
 fn finalize_hash(input: &[u8], unblinded: &RistrettoPoint) -> Output {
     let mut t = Writer::new();
-    t.var16(input).var16(unblinded.compress().as_bytes()).raw(b"Finalize");
+    t.var16(input)
+        .var16(unblinded.compress().as_bytes())
+        .raw(b"Finalize");
     let digest: [u8; 64] = Sha512::digest(t.as_slice()).into();
     Output(SecretBytes::new(digest))
 }
@@ -298,7 +324,10 @@ mod tests {
         let other = SecretKey::random(&mut rng);
         let req = BlindedRequest::new(b"x", &mut rng).unwrap();
         let (eval, proof) = other.blind_evaluate(&[req.blinded()], &mut rng);
-        assert_eq!(req.finalize(&sk.public_key(), &eval[0], &proof), Err(VoprfError::BadProof));
+        assert_eq!(
+            req.finalize(&sk.public_key(), &eval[0], &proof),
+            Err(VoprfError::BadProof)
+        );
     }
 
     #[test]

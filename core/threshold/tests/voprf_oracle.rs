@@ -1,8 +1,9 @@
 //! Interoperability with an independent RFC 9497 implementation (the `voprf` crate): its client
 //! against our evaluator, and our client against its evaluator, on random keys and inputs.
+#![allow(clippy::unwrap_used)] // test helpers
 
-use keyward_threshold::{BlindedRequest, Element, Proof, SecretKey};
 use keyward_crypto::SecretBytes;
+use keyward_threshold::{BlindedRequest, Element, Proof, SecretKey};
 use rand::{RngCore, SeedableRng, rngs::StdRng};
 use voprf::{Ristretto255, VoprfClient, VoprfServer};
 
@@ -18,10 +19,15 @@ fn their_client_our_evaluator() {
         let ours = Element::from_bytes(&blind.message.serialize().into()).unwrap();
         let (evaluated, proof) = sk.blind_evaluate(&[ours], &mut rng);
 
-        let their_eval = voprf::EvaluationElement::<Ristretto255>::deserialize(&evaluated[0].to_bytes()).unwrap();
+        let their_eval =
+            voprf::EvaluationElement::<Ristretto255>::deserialize(&evaluated[0].to_bytes())
+                .unwrap();
         let their_proof = voprf::Proof::<Ristretto255>::deserialize(&proof.to_bytes()).unwrap();
         let their_pk = curve25519_dalek_point(&sk);
-        let output = blind.state.finalize(&input, &their_eval, &their_proof, their_pk).unwrap();
+        let output = blind
+            .state
+            .finalize(&input, &their_eval, &their_proof, their_pk)
+            .unwrap();
         assert_eq!(output.as_slice(), sk.evaluate(&input).unwrap().expose());
     }
 }
@@ -34,7 +40,8 @@ fn our_client_their_evaluator() {
         let server = VoprfServer::<Ristretto255>::new_with_key(sk.to_bytes().expose()).unwrap();
         let input = format!("cluster-{round}").into_bytes();
         let req = BlindedRequest::new(&input, &mut rng).unwrap();
-        let blinded = voprf::BlindedElement::<Ristretto255>::deserialize(&req.blinded().to_bytes()).unwrap();
+        let blinded =
+            voprf::BlindedElement::<Ristretto255>::deserialize(&req.blinded().to_bytes()).unwrap();
         let result = server.blind_evaluate(&mut rng, &blinded);
         let evaluated = Element::from_bytes(&result.message.serialize().into()).unwrap();
         let proof = Proof::from_bytes(&result.proof.serialize().into()).unwrap();
@@ -53,5 +60,8 @@ fn derive_key_pair_agrees() {
     let seed = [0x5c; 32];
     let ours = SecretKey::derive(&SecretBytes::new(seed), b"keyward epoch 7").unwrap();
     let theirs = VoprfServer::<Ristretto255>::new_from_seed(&seed, b"keyward epoch 7").unwrap();
-    assert_eq!(ours.public_key().to_bytes().as_slice(), theirs.get_public_key().compress().as_bytes());
+    assert_eq!(
+        ours.public_key().to_bytes().as_slice(),
+        theirs.get_public_key().compress().as_bytes()
+    );
 }

@@ -1,1 +1,47 @@
-fn main() {}
+//! `keyward`: the one binary. Host code: it reads and writes files and the terminal, and hands
+//! everything secret to the trusted core crates under `core/`.
+#![forbid(unsafe_code)]
+
+mod error;
+mod keyfile;
+mod keys;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// keyward: TEE-backed key management for blockchain networks.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make, inspect and use keys of the key hierarchy.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug; still, say so in one line instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: internal error (please report): {}",
+            info.payload_as_str().unwrap_or("panic")
+        );
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The `keyward` binary as a user drives it: happy paths, and every error as one clear line
+#![allow(clippy::unwrap_used)] // test helpers
+//! with a non-zero exit, never a panic.
+
+use std::{path::PathBuf, process::Command};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn keyward(dir: &PathBuf, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyward-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(r: &Run) -> serde_json::Value {
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// An error: exit 1, exactly one line on stderr starting with "error: ", no panic.
+fn fails(r: &Run, needle: &str) {
+    assert_eq!(r.code, 1, "stdout: {} stderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {:?}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "{:?}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "{:?} should mention {needle:?}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+}
+
+#[test]
+fn derive_encrypt_decrypt_round_trip() {
+    let d = tempdir("roundtrip");
+    ok(&keyward(
+        &d,
+        &["keys", "new", "--kind", "master", "--out", "master.json"],
+    ));
+    let user = ok(&keyward(&d, &["keys", "new", "--out", "user.json"]));
+    let derived = keyward(
+        &d,
+        &[
+            "keys",
+            "derive",
+            "--master",
+            "master.json",
+            "--epoch",
+            "2",
+            "--cluster",
+            "c1",
+            "--generation",
+            "1",
+            "--contract",
+            "kv",
+        ],
+    );
+    let v = ok(&derived);
+    assert!(
+        v.get("secrets").is_none(),
+        "no secret without --reveal-secrets"
+    );
+    assert_eq!(v["evaluation"]["proofVerified"], true);
+    std::fs::write(d.join("kv.json"), &derived.stdout).unwrap();
+    std::fs::write(d.join("msg.txt"), b"put k v").unwrap();
+    ok(&keyward(
+        &d,
+        &[
+            "keys",
+            "encrypt",
+            "--to",
+            "kv.json",
+            "--identity",
+            "user.json",
+            "--in",
+            "msg.txt",
+            "--out",
+            "msg.kwe",
+        ],
+    ));
+    let opened = ok(&keyward(
+        &d,
+        &[
+            "keys",
+            "decrypt",
+            "--master",
+            "master.json",
+            "--in",
+            "msg.kwe",
+            "--out",
+            "msg.out",
+            "--expect-sender",
+            user["public"].as_str().unwrap(),
+        ],
+    ));
+    assert_eq!(opened["contract"], "kv");
+    assert_eq!(opened["generation"], 1);
+    assert_eq!(std::fs::read(d.join("msg.out")).unwrap(), b"put k v");
+
+    // Derivation is deterministic: the same public keys every time; secrets only on request.
+    let again = ok(&keyward(
+        &d,
+        &[
+            "keys",
+            "derive",
+            "--master",
+            "master.json",
+            "--epoch",
+            "2",
+            "--cluster",
+            "c1",
+            "--generation",
+            "1",
+            "--contract",
+            "kv",
+            "--reveal-secrets",
+        ],
+    ));
+    assert_eq!(again["contract"]["x25519"], v["contract"]["x25519"]);
+    assert_eq!(again["clusterKey"], v["clusterKey"]);
+    assert!(again["secrets"]["clusterSeed"].is_string());
+
+    // Another master, another sender, or a tampered envelope: refused, and no output written.
+    ok(&keyward(
+        &d,
+        &["keys", "new", "--kind", "master", "--out", "other.json"],
+    ));
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "decrypt",
+                "--master",
+                "other.json",
+                "--in",
+                "msg.kwe",
+                "--out",
+                "x.out",
+            ],
+        ),
+        "msg.kwe",
+    );
+    ok(&keyward(&d, &["keys", "new", "--out", "mallory.json"]));
+    let mallory = ok(&keyward(&d, &["keys", "show", "mallory.json"]));
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "decrypt",
+                "--master",
+                "master.json",
+                "--in",
+                "msg.kwe",
+                "--out",
+                "y.out",
+                "--expect-sender",
+                mallory["public"].as_str().unwrap(),
+            ],
+        ),
+        "expected sender",
+    );
+    let mut env = std::fs::read(d.join("msg.kwe")).unwrap();
+    let n = env.len();
+    env[n - 70] ^= 1;
+    std::fs::write(d.join("bad.kwe"), env).unwrap();
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "decrypt",
+                "--master",
+                "master.json",
+                "--in",
+                "bad.kwe",
+                "--out",
+                "z.out",
+            ],
+        ),
+        "bad.kwe",
+    );
+    for f in ["x.out", "y.out", "z.out"] {
+        assert!(!d.join(f).exists(), "{f} must not be written on refusal");
+    }
+}
+
+#[test]
+fn key_files_are_private_checked_and_never_overwritten() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempdir("keyfiles");
+    for kind in ["sr25519", "ed25519", "master"] {
+        let file = format!("{kind}.json");
+        let made = ok(&keyward(
+            &d,
+            &["keys", "new", "--kind", kind, "--out", &file],
+        ));
+        assert_eq!(
+            std::fs::metadata(d.join(&file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        let shown = ok(&keyward(&d, &["keys", "show", &file]));
+        assert_eq!(shown["public"], made["public"]);
+        fails(
+            &keyward(&d, &["keys", "new", "--kind", kind, "--out", &file]),
+            "already exists",
+        );
+        ok(&keyward(
+            &d,
+            &["keys", "new", "--kind", kind, "--out", &file, "--force"],
+        ));
+    }
+    let solana: Vec<u8> =
+        serde_json::from_str(&std::fs::read_to_string(d.join("ed25519.json")).unwrap()).unwrap();
+    assert_eq!(solana.len(), 64, "Solana keypair-file layout");
+
+    std::fs::write(
+        d.join("garbage.json"),
+        b"{\"kind\":\"sr25519\",\"secret\":\"0x12\",\"public\":\"0x\"}",
+    )
+    .unwrap();
+    fails(
+        &keyward(&d, &["keys", "show", "garbage.json"]),
+        "garbage.json",
+    );
+    let mut master: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("master.json")).unwrap()).unwrap();
+    master["public"] = serde_json::Value::String(format!("0x{}", "11".repeat(32)));
+    std::fs::write(d.join("mismatch.json"), master.to_string()).unwrap();
+    fails(
+        &keyward(&d, &["keys", "show", "mismatch.json"]),
+        "does not match",
+    );
+    std::fs::write(d.join("big.json"), vec![b' '; 100_000]).unwrap();
+    fails(&keyward(&d, &["keys", "show", "big.json"]), "larger than");
+    fails(
+        &keyward(&d, &["keys", "show", "missing.json"]),
+        "missing.json",
+    );
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "derive",
+                "--master",
+                "sr25519.json",
+                "--epoch",
+                "0",
+                "--cluster",
+                "c",
+            ],
+        ),
+        "expected a master key file",
+    );
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "derive",
+                "--master",
+                "master.json",
+                "--epoch",
+                "0",
+                "--cluster",
+                "bad id!",
+            ],
+        ),
+        "cluster id",
+    );
+    fails(
+        &keyward(
+            &d,
+            &[
+                "keys",
+                "encrypt",
+                "--to",
+                "master.json",
+                "--identity",
+                "sr25519.json",
+                "--in",
+                "master.json",
+                "--out",
+                "o",
+            ],
+        ),
+        "missing /epoch",
+    );
+}
+
+#[test]
+fn demo_checks_every_claim() {
+    let d = tempdir("demo");
+    let r = keyward(&d, &["keys", "demo"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("FAIL"));
+    assert!(r.stdout.contains("21 of 21 checks passed"), "{}", r.stdout);
+}
