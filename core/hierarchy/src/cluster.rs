@@ -36,8 +36,9 @@ pub enum ClusterKeyError {
     Combine(#[from] CombineError),
 }
 
-/// The VOPRF input of a ClusterKey.
-pub(crate) fn cluster_input(epoch: Epoch, cluster: &ClusterId, generation: Generation) -> Vec<u8> {
+/// The VOPRF input of a ClusterKey:
+/// `var16("keyward/v1/cluster-key") || u64(epoch) || var16(cluster id) || u64(generation)`.
+pub fn cluster_input(epoch: Epoch, cluster: &ClusterId, generation: Generation) -> Vec<u8> {
     let mut w = Writer::new();
     w.var16(b"keyward/v1/cluster-key")
         .u64(epoch.0)

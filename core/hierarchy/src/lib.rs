@@ -37,7 +37,7 @@ pub mod master;
 pub mod state;
 
 pub use checksum::{ChainError, EpochChecksum, EpochRecord, verify_chain};
-pub use cluster::{ClusterKey, ClusterKeyError, ClusterKeyRequest};
+pub use cluster::{ClusterKey, ClusterKeyError, ClusterKeyRequest, cluster_input};
 pub use contract::{ContractKey, ContractPublicKeys};
 pub use ids::{ClusterId, ContractId, Epoch, Generation, IdError};
 pub use input::{ContractContext, InputError};
