@@ -250,6 +250,32 @@ mod tests {
         assert!(!format!("{kp:?}").contains("e5be9a50"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoders_never_panic_and_round_trip(key in proptest::prelude::any::<[u8; 32]>(), a in proptest::prelude::any::<[u8; 32]>(), b in proptest::prelude::any::<[u8; 32]>()) {
+            if let Ok(pk) = IdentityPublicKey::from_bytes(&key) {
+                proptest::prop_assert_eq!(pk.to_bytes(), key);
+            }
+            let sig: [u8; 64] = [a, b].concat().try_into().unwrap();
+            if let Ok(s) = IdentitySignature::from_bytes(&sig) {
+                proptest::prop_assert_eq!(s.to_bytes(), sig);
+            }
+        }
+
+        #[test]
+        fn signatures_round_trip_and_any_bit_flip_fails(seed in proptest::prelude::any::<u64>(), pos in 0usize..64, bit in 0u8..8) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let kp = IdentityKeypair::generate(&mut rng);
+            let sig = kp.sign(SigningPurpose::LedgerEntry, b"m", &mut rng);
+            let decoded = IdentitySignature::from_bytes(&sig.to_bytes()).unwrap();
+            proptest::prop_assert!(kp.public().verify(SigningPurpose::LedgerEntry, b"m", &decoded).is_ok());
+            let mut bytes = sig.to_bytes();
+            bytes[pos] ^= 1 << bit;
+            let verdict = IdentitySignature::from_bytes(&bytes).map(|s| kp.public().verify(SigningPurpose::LedgerEntry, b"m", &s));
+            proptest::prop_assert!(!matches!(verdict, Ok(Ok(()))));
+        }
+    }
+
     #[test]
     fn contexts_are_distinct() {
         use SigningPurpose::*;

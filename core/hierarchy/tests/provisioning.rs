@@ -145,6 +145,24 @@ fn checksum_chain_commits_to_every_epoch() {
     );
 }
 
+proptest::proptest! {
+    #[test]
+    fn contract_context_round_trips_and_decoder_never_panics(
+        epoch in proptest::prelude::any::<u64>(), generation in proptest::prelude::any::<u64>(),
+        cluster in "[a-zA-Z0-9._-]{1,64}", contract in "[a-zA-Z0-9._-]{1,64}",
+        garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        let ctx = ContractContext {
+            epoch: Epoch(epoch),
+            cluster: ClusterId::new(&cluster).unwrap(),
+            generation: Generation(generation),
+            contract: ContractId::new(&contract).unwrap(),
+        };
+        proptest::prop_assert_eq!(ContractContext::from_bytes(&ctx.to_bytes()).unwrap(), ctx);
+        let _ = ContractContext::from_bytes(&garbage);
+    }
+}
+
 #[test]
 fn contract_context_decoder_is_strict() {
     let ctx = ContractContext {

@@ -226,3 +226,39 @@ pub fn write_file(path: &Path, bytes: &[u8], force: bool, mode: u32) -> Result<(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_text(text: &[u8]) -> Result<KeyFile> {
+        let path = std::env::temp_dir().join(format!("keyward-keyfile-{}-{:?}", std::process::id(), std::thread::current().id()));
+        fs::write(&path, text).unwrap();
+        let result = KeyFile::read(&path);
+        let _ = fs::remove_file(&path);
+        result
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_files_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = read_text(&bytes);
+        }
+
+        #[test]
+        fn json_shaped_files_never_panic(kind in "(sr25519|master|ed25519|x)", secret in "(0x)?[0-9a-f]{0,70}", public in "(0x)?[0-9a-f]{0,70}") {
+            let text = format!("{{\"kind\":\"{kind}\",\"secret\":\"{secret}\",\"public\":\"{public}\"}}");
+            let _ = read_text(text.as_bytes());
+        }
+
+        #[test]
+        fn written_keys_read_back(seed in any::<[u8; 32]>()) {
+            let key = KeyFile::Sr25519(IdentityKeypair::from_seed(SecretBytes::new(seed)));
+            let back = read_text(key.render().as_bytes()).unwrap();
+            prop_assert_eq!(back.public(), key.public());
+        }
+    }
+}
