@@ -61,7 +61,8 @@ impl ChannelKeypair {
         &self.secret
     }
 
-    /// The 32-byte private key (clamped scalar), for sealing. Handle as a secret.
+    /// The 32-byte private key as RFC 9180 serializes it (`skRm`; X25519 clamps it on use), for
+    /// sealing. Handle as a secret.
     pub fn secret_bytes(&self) -> crate::SecretBytes<32> {
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&self.secret.to_bytes());

@@ -8,12 +8,15 @@
 //! - `info = "keyward/v1/envelope/" || purpose`, so an envelope made for one purpose never opens
 //!   as another;
 //! - `aad` = the caller's context (epoch, cluster, recipient, …), authenticated but not secret;
+//!   HPKE's AEAD authenticates `var32(aad) || sender identity key`, so the ciphertext is bound to
+//!   its sender: HPKE base mode alone does not authenticate the sender, and without this anyone
+//!   could re-sign someone else's envelope and pass its plaintext off as their own;
 //! - the sender's identity signature (purpose [`SigningPurpose::Envelope`]) over
 //!   `var8(purpose) || recipient || enc || var32(aad) || var32(ciphertext)`, so the recipient
-//!   knows who sent it and nobody can re-encrypt the same plaintext in someone else's name.
+//!   knows who sent it.
 //!
-//! Opening checks, in order: the format, the recipient key, the signature, then the AEAD. Any
-//! failure is a typed [`EnvelopeError`] and yields no plaintext.
+//! Opening checks, in order: the format, the purpose, the recipient key, the signature, then the
+//! AEAD. Any failure is a typed [`EnvelopeError`] and yields no plaintext.
 
 use core::fmt;
 use thiserror::Error;
@@ -177,9 +180,12 @@ pub enum EnvelopeError {
     /// The sender's signature does not verify.
     #[error("envelope's sender signature does not verify")]
     BadSignature,
-    /// HPKE refused: the ciphertext or additional data was altered, or the recipient key is degenerate.
-    #[error("envelope does not decrypt: ciphertext or additional data altered")]
+    /// HPKE refused: the ciphertext, additional data or sender was altered.
+    #[error("envelope does not decrypt: ciphertext, additional data or sender altered")]
     Decryption,
+    /// The recipient key is a low-order X25519 point: no shared secret can be agreed with it.
+    #[error("recipient channel key is degenerate (a low-order X25519 point)")]
+    DegenerateRecipient,
 }
 
 /// An encrypted, signed message. Construct with [`Envelope::seal`], read with
@@ -203,8 +209,8 @@ impl Envelope {
     /// Encrypts `plaintext` to `recipient` for `purpose`, binding `aad`, signed by `sender`.
     ///
     /// # Errors
-    /// [`EnvelopeError::TooLarge`] past the size limits; [`EnvelopeError::Decryption`] if the
-    /// recipient key is degenerate (a low-order X25519 point).
+    /// [`EnvelopeError::TooLarge`] past the size limits; [`EnvelopeError::DegenerateRecipient`]
+    /// for a low-order recipient key.
     pub fn seal(
         sender: &IdentityKeypair,
         recipient: &ChannelPublicKey,
@@ -227,8 +233,14 @@ impl Envelope {
                 max: MAX_PLAINTEXT_LEN,
             });
         }
-        let (enc, ciphertext) = hpke_base::seal(recipient, &purpose.info(), aad, plaintext, rng)
-            .map_err(|_| EnvelopeError::Decryption)?;
+        let (enc, ciphertext) = hpke_base::seal(
+            recipient,
+            &purpose.info(),
+            &hpke_aad(aad, &sender.public()),
+            plaintext,
+            rng,
+        )
+        .map_err(|_| EnvelopeError::DegenerateRecipient)?;
         let transcript = signed_transcript(purpose, recipient, &enc, aad, &ciphertext);
         let signature = sender.sign(SigningPurpose::Envelope, &transcript, rng);
         Ok(Self {
@@ -351,6 +363,14 @@ fn signed_transcript(
     w.finish()
 }
 
+/// The AEAD's additional data: the caller's `aad` and the sender, so the ciphertext is bound to
+/// the identity that signs it.
+fn hpke_aad(aad: &[u8], sender: &IdentityPublicKey) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.var32(aad).raw(&sender.to_bytes());
+    w.finish()
+}
+
 /// A successfully opened envelope.
 pub struct Opened {
     /// The sender, whose signature verified. The caller decides whether this sender is allowed.
@@ -396,7 +416,7 @@ impl ChannelKeypair {
             self,
             &envelope.enc,
             &purpose.info(),
-            &envelope.aad,
+            &hpke_aad(&envelope.aad, &envelope.sender),
             &envelope.ciphertext,
         )
         .map_err(|_| EnvelopeError::Decryption)?;
@@ -489,8 +509,28 @@ mod tests {
             EnvelopeError::BadSignature
         );
 
-        // Someone re-signing an altered aad: the signature verifies, HPKE refuses.
+        // Mallory re-signs Alice's untouched ciphertext as her own: HPKE refuses, because the
+        // AEAD binds the sender.
         let mallory = IdentityKeypair::generate(&mut rng);
+        let mut stolen = env.clone();
+        stolen.sender = mallory.public();
+        let t = signed_transcript(
+            stolen.purpose,
+            &stolen.recipient,
+            &stolen.enc,
+            &stolen.aad,
+            &stolen.ciphertext,
+        );
+        stolen.signature = mallory.sign(SigningPurpose::Envelope, &t, &mut rng);
+        assert!(stolen.verify_sender().is_ok());
+        assert_eq!(
+            recipient
+                .open(&stolen, EnvelopePurpose::ClusterKey)
+                .unwrap_err(),
+            EnvelopeError::Decryption
+        );
+
+        // Someone re-signing an altered aad: the signature verifies, HPKE refuses.
         let mut resigned = env.clone();
         resigned.aad = b"CTX".to_vec();
         resigned.sender = mallory.public();

@@ -74,16 +74,39 @@ impl BoundKey {
     }
 }
 
+/// Most keys one piece of evidence binds.
+pub const MAX_BOUND_KEYS: usize = 16;
+
 /// The 64-byte report data binding `keys` and `nonce` (the value a hardware quote would carry).
-pub fn report_data(keys: &[BoundKey], nonce: &[u8]) -> [u8; 64] {
+///
+/// # Errors
+/// [`EvidenceError::Malformed`] for a nonce over [`MAX_NONCE_LEN`] or more than
+/// [`MAX_BOUND_KEYS`] keys.
+pub fn report_data(keys: &[BoundKey], nonce: &[u8]) -> Result<[u8; 64], EvidenceError> {
+    if nonce.len() > MAX_NONCE_LEN {
+        return Err(DecodeError::TooLong {
+            field: "evidence nonce",
+            len: nonce.len(),
+            max: MAX_NONCE_LEN,
+        }
+        .into());
+    }
+    if keys.len() > MAX_BOUND_KEYS {
+        return Err(DecodeError::TooLong {
+            field: "bound keys",
+            len: keys.len(),
+            max: MAX_BOUND_KEYS,
+        }
+        .into());
+    }
     let mut w = Writer::new();
     w.var16(b"keyward/v1/report-data")
         .var16(nonce)
-        .u16(u16::try_from(keys.len()).expect("a handful of keys"));
+        .u16(u16::try_from(keys.len()).expect("bounded by MAX_BOUND_KEYS"));
     for k in keys {
         k.encode(&mut w);
     }
-    Sha512::digest(w.as_slice()).into()
+    Ok(Sha512::digest(w.as_slice()).into())
 }
 
 /// A local platform key that signs `dev` evidence. Insecure: it is only as safe as the host.
@@ -108,7 +131,7 @@ impl DevPlatformKey {
     /// Dev evidence that an enclave with `measurement` holds `keys`, fresh for `nonce`.
     ///
     /// # Errors
-    /// [`EvidenceError::Malformed`] if `nonce` is longer than [`MAX_NONCE_LEN`].
+    /// [`EvidenceError::Malformed`] for a nonce or key list over the limits of [`report_data`].
     pub fn attest(
         &self,
         measurement: [u8; 32],
@@ -116,15 +139,7 @@ impl DevPlatformKey {
         nonce: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Evidence, EvidenceError> {
-        if nonce.len() > MAX_NONCE_LEN {
-            return Err(DecodeError::TooLong {
-                field: "evidence nonce",
-                len: nonce.len(),
-                max: MAX_NONCE_LEN,
-            }
-            .into());
-        }
-        let report_data = report_data(keys, nonce);
+        let report_data = report_data(keys, nonce)?;
         let signature = self.0.sign(
             SigningPurpose::Evidence,
             &signed(EvidenceKind::Dev, &measurement, &report_data),
@@ -252,7 +267,7 @@ impl Evidence {
                 &self.signature,
             )
             .map_err(|_| EvidenceError::BadSignature)?;
-        if nonce.len() > MAX_NONCE_LEN || report_data(keys, nonce) != self.report_data {
+        if report_data(keys, nonce).ok() != Some(self.report_data) {
             return Err(EvidenceError::ReportDataMismatch);
         }
         if !policy.allowed_measurements.is_empty()
@@ -346,6 +361,30 @@ mod tests {
         assert_eq!(
             ev.verify(&EvidencePolicy::default(), &keys, b"nonce-1"),
             Err(EvidenceError::InsecureNotAccepted)
+        );
+    }
+
+    #[test]
+    fn oversized_inputs_are_errors_not_panics() {
+        let (mut rng, platform, keys) = setup(3);
+        let long_nonce = vec![0u8; MAX_NONCE_LEN + 1];
+        assert!(matches!(
+            platform.attest([0; 32], &keys, &long_nonce, &mut rng),
+            Err(EvidenceError::Malformed(_))
+        ));
+        let many = vec![keys[0]; MAX_BOUND_KEYS + 1];
+        assert!(matches!(
+            report_data(&many, b"n"),
+            Err(EvidenceError::Malformed(_))
+        ));
+        let ev = platform.attest([0; 32], &keys, b"n", &mut rng).unwrap();
+        assert_eq!(
+            ev.verify(&dev_ok(), &many, b"n"),
+            Err(EvidenceError::ReportDataMismatch)
+        );
+        assert_eq!(
+            ev.verify(&dev_ok(), &keys, &long_nonce),
+            Err(EvidenceError::ReportDataMismatch)
         );
     }
 

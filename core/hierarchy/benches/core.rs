@@ -4,8 +4,11 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward_crypto::{ChannelKeypair, Envelope, EnvelopePurpose, IdentityKeypair, SigningPurpose};
-use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, Epoch, Generation, MasterKey};
-use keyward_threshold::{BlindedRequest, SecretKey};
+use keyward_hierarchy::{
+    ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, Epoch, EpochRecord,
+    Generation, MasterKey,
+};
+use keyward_threshold::{BlindedRequest, Element, SecretKey};
 use rand::{SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 
@@ -14,9 +17,15 @@ fn identity(c: &mut Criterion) {
     let id = IdentityKeypair::generate(&mut rng);
     let msg = [7u8; 128];
     let sig = id.sign(SigningPurpose::LedgerEntry, &msg, &mut rng);
-    c.bench_function("identity/sr25519 sign (128 B)", |b| b.iter(|| id.sign(SigningPurpose::LedgerEntry, black_box(&msg), &mut rng)));
+    c.bench_function("identity/sr25519 sign (128 B)", |b| {
+        b.iter(|| id.sign(SigningPurpose::LedgerEntry, black_box(&msg), &mut rng))
+    });
     c.bench_function("identity/sr25519 verify (128 B)", |b| {
-        b.iter(|| id.public().verify(SigningPurpose::LedgerEntry, black_box(&msg), &sig).unwrap())
+        b.iter(|| {
+            id.public()
+                .verify(SigningPurpose::LedgerEntry, black_box(&msg), &sig)
+                .unwrap()
+        })
     });
 }
 
@@ -25,11 +34,35 @@ fn envelope(c: &mut Criterion) {
     let sender = IdentityKeypair::generate(&mut rng);
     let recipient = ChannelKeypair::generate(&mut rng);
     let pt = [1u8; 256];
-    let env = Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ContractInput, b"ctx", &pt, &mut rng).unwrap();
+    let env = Envelope::seal(
+        &sender,
+        &recipient.public(),
+        EnvelopePurpose::ContractInput,
+        b"ctx",
+        &pt,
+        &mut rng,
+    )
+    .unwrap();
     c.bench_function("envelope/HPKE seal + sign (256 B)", |b| {
-        b.iter(|| Envelope::seal(&sender, &recipient.public(), EnvelopePurpose::ContractInput, b"ctx", black_box(&pt), &mut rng).unwrap())
+        b.iter(|| {
+            Envelope::seal(
+                &sender,
+                &recipient.public(),
+                EnvelopePurpose::ContractInput,
+                b"ctx",
+                black_box(&pt),
+                &mut rng,
+            )
+            .unwrap()
+        })
     });
-    c.bench_function("envelope/verify + HPKE open (256 B)", |b| b.iter(|| recipient.open(black_box(&env), EnvelopePurpose::ContractInput).unwrap()));
+    c.bench_function("envelope/verify + HPKE open (256 B)", |b| {
+        b.iter(|| {
+            recipient
+                .open(black_box(&env), EnvelopePurpose::ContractInput)
+                .unwrap()
+        })
+    });
 }
 
 fn voprf(c: &mut Criterion) {
@@ -37,39 +70,82 @@ fn voprf(c: &mut Criterion) {
     let sk = SecretKey::random(&mut rng);
     let req = BlindedRequest::new(b"keyward cluster input", &mut rng).unwrap();
     let blinded = [req.blinded()];
-    c.bench_function("voprf/evaluate + DLEQ prove", |b| b.iter(|| sk.blind_evaluate(black_box(&blinded), &mut rng)));
-    let (eval, proof) = sk.blind_evaluate(&blinded, &mut rng);
-    c.bench_function("voprf/verify proof + finalize", |b| b.iter(|| req.finalize(&sk.public_key(), black_box(&eval[0]), &proof).unwrap()));
+    c.bench_function("voprf/evaluate + DLEQ prove", |b| {
+        b.iter(|| sk.blind_evaluate(black_box(&blinded), &mut rng).unwrap())
+    });
+    let (eval, proof) = sk.blind_evaluate(&blinded, &mut rng).unwrap();
+    c.bench_function("voprf/verify proof + finalize", |b| {
+        b.iter(|| {
+            req.finalize(&sk.public_key(), black_box(&eval[0]), &proof)
+                .unwrap()
+        })
+    });
 
     let master = MasterKey::generate(&mut rng);
     let (committee, shares) = master.deal(3, 5, &mut rng).unwrap();
-    let request = ClusterKeyRequest::new(Epoch(0), ClusterId::new("c1").unwrap(), Generation(0), &mut rng);
-    let partials: Vec<_> = shares[..3].iter().map(|s| s.evaluate(&request.blinded(), &mut rng)).collect();
+    let gatekeepers = committee
+        .members()
+        .map(|i| (i, IdentityKeypair::generate(&mut rng).public()))
+        .collect();
+    let record = EpochRecord::new(Epoch(0), committee.clone(), gatekeepers).unwrap();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: ClusterId::new("c1").unwrap(),
+        generation: Generation(0),
+    };
+    let element = Element::from_input(&request.input()).unwrap();
+    let partials: Vec<_> = shares[..3]
+        .iter()
+        .map(|s| request.evaluate(s, &mut rng))
+        .collect();
     c.bench_function("threshold/3-of-5 verify 3 partials + combine", |b| {
-        b.iter(|| committee.combine(&request.blinded(), black_box(&partials)).unwrap())
+        b.iter(|| committee.combine(&element, black_box(&partials)).unwrap())
     });
-    c.bench_function("threshold/partial evaluate + DLEQ prove", |b| b.iter(|| shares[0].evaluate(black_box(&request.blinded()), &mut rng)));
-    c.bench_function("threshold/3-of-5 ClusterKey, end to end (blind, 3 partials, combine, derive)", |b| {
-        b.iter(|| {
-            let request = ClusterKeyRequest::new(Epoch(0), ClusterId::new("c1").unwrap(), Generation(0), &mut rng);
-            let partials: Vec<_> = shares[..3].iter().map(|s| s.evaluate(&request.blinded(), &mut rng)).collect();
-            request.finish(&committee, &partials).unwrap()
-        })
+    c.bench_function("threshold/partial evaluate + DLEQ prove", |b| {
+        b.iter(|| request.evaluate(black_box(&shares[0]), &mut rng))
     });
+    c.bench_function(
+        "threshold/3-of-5 ClusterKey, end to end (3 partials, verify, combine, derive)",
+        |b| {
+            b.iter(|| {
+                let partials: Vec<_> = shares[..3]
+                    .iter()
+                    .map(|s| request.evaluate(s, &mut rng))
+                    .collect();
+                request.finish(&record, &partials).unwrap()
+            })
+        },
+    );
 }
 
 fn hierarchy(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(4);
     let master = MasterKey::generate(&mut rng);
-    let cluster = ClusterKey::derive(&master, Epoch(0), ClusterId::new("c1").unwrap(), Generation(0));
+    let cluster = ClusterKey::derive(
+        &master,
+        Epoch(0),
+        ClusterId::new("c1").unwrap(),
+        Generation(0),
+    );
     let contract = ContractId::new("auction").unwrap();
     c.bench_function("hierarchy/ClusterKey from MasterKey (direct)", |b| {
-        b.iter(|| ClusterKey::derive(&master, Epoch(0), ClusterId::new("c1").unwrap(), Generation(0)))
+        b.iter(|| {
+            ClusterKey::derive(
+                &master,
+                Epoch(0),
+                ClusterId::new("c1").unwrap(),
+                Generation(0),
+            )
+        })
     });
-    c.bench_function("hierarchy/ContractKey derivation", |b| b.iter(|| ContractKey::derive(&cluster, black_box(contract.clone()))));
+    c.bench_function("hierarchy/ContractKey derivation", |b| {
+        b.iter(|| ContractKey::derive(&cluster, black_box(contract.clone())))
+    });
     let key = ContractKey::derive(&cluster, contract);
     let pt = [2u8; 1024];
-    c.bench_function("state/encrypt 1 KiB", |b| b.iter(|| key.state().encrypt(b"r", 1, black_box(&pt)).unwrap()));
+    c.bench_function("state/encrypt 1 KiB", |b| {
+        b.iter(|| key.state().encrypt(b"r", 1, black_box(&pt)).unwrap())
+    });
 }
 
 criterion_group!(benches, identity, envelope, voprf, hierarchy);

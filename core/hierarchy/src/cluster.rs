@@ -1,11 +1,17 @@
 //! ClusterKeys: one per (epoch, cluster, generation), derived one-way from the MasterKey.
 //!
-//! A worker makes a [`ClusterKeyRequest`]: the VOPRF input
-//! `var16("keyward/v1/cluster-key") || u64(epoch) || var16(cluster id) || u64(generation)`,
-//! blinded. Gatekeepers answer with partial evaluations and DLEQ proofs
-//! ([`keyward_threshold::KeyShare::evaluate`]); the worker checks every proof against the
-//! epoch's committee (whose public key is the master public key), combines, unblinds and gets the
-//! 64-byte VOPRF output. That output is expanded into the ClusterKey:
+//! A worker asks for the ClusterKey of `(epoch, cluster, generation)` with a
+//! [`ClusterKeyRequest`]. The request is **not blinded**: its input is public, and each
+//! gatekeeper must see exactly which (epoch, cluster, generation) it evaluates so that it can
+//! refuse a worker that is not a member of that cluster at that generation. Otherwise one
+//! compromised worker could obtain every cluster's key. Each gatekeeper computes the VOPRF input
+//! itself, `var16("keyward/v1/cluster-key") || u64(epoch) || var16(cluster id) ||
+//! u64(generation)`, and answers with its partial evaluation of `HashToGroup(input)` and a DLEQ
+//! proof ([`ClusterKeyRequest::evaluate`]). Partials are secret in transit: `t` of them give the
+//! ClusterKey, so they travel in envelopes to the worker's attested channel key. The worker
+//! checks every proof against the epoch's committee from the verified [`EpochRecord`], combines
+//! any `t` valid partials and finalizes, getting the 64-byte RFC 9497 output `Evaluate(s_e,
+//! input)`. That output is expanded into the ClusterKey:
 //!
 //! ```text
 //! cluster seed   = KDF(output,        "keyward/v1/cluster-seed",    input)
@@ -19,13 +25,14 @@ use core::fmt;
 use thiserror::Error;
 
 use crate::{
+    checksum::EpochRecord,
     ids::{ClusterId, Epoch, Generation},
     kdf,
     master::MasterKey,
 };
 use keyward_crypto::{ChannelKeypair, IdentityKeypair, SecretBytes, Writer};
 use keyward_threshold::{
-    BlindedRequest, CombineError, Committee, Element, InvalidPartial, Output, PartialEvaluation,
+    CombineError, Element, InvalidPartial, KeyShare, Output, PartialEvaluation,
 };
 
 /// Why a ClusterKey could not be obtained.
@@ -34,6 +41,14 @@ pub enum ClusterKeyError {
     /// Not enough valid partial evaluations; the refused ones are listed, to be reported.
     #[error("cannot finish ClusterKey: {0}")]
     Combine(#[from] CombineError),
+    /// The epoch record given is for another epoch than the request.
+    #[error("request is for epoch {request}, the epoch record is for epoch {record}")]
+    WrongEpoch {
+        /// The request's epoch.
+        request: Epoch,
+        /// The record's epoch.
+        record: Epoch,
+    },
 }
 
 /// The VOPRF input of a ClusterKey:
@@ -47,54 +62,63 @@ pub fn cluster_input(epoch: Epoch, cluster: &ClusterId, generation: Generation) 
     w.finish()
 }
 
-/// A worker's pending request for its ClusterKey. Holds the VOPRF blind (secret, zeroized on drop).
-#[derive(Debug)]
+/// A worker's request for the ClusterKey of one (epoch, cluster, generation). Public data: the
+/// host sends it signed by the worker's identity, and each gatekeeper checks the worker's
+/// membership before answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterKeyRequest {
-    epoch: Epoch,
-    cluster: ClusterId,
-    generation: Generation,
-    request: BlindedRequest,
+    /// The MasterKey epoch.
+    pub epoch: Epoch,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The cluster generation.
+    pub generation: Generation,
 }
 
 impl ClusterKeyRequest {
-    /// Blinds the request for `(epoch, cluster, generation)`.
-    pub fn new(
-        epoch: Epoch,
-        cluster: ClusterId,
-        generation: Generation,
+    /// The VOPRF input this request asks to evaluate.
+    pub fn input(&self) -> Vec<u8> {
+        cluster_input(self.epoch, &self.cluster, self.generation)
+    }
+
+    fn element(&self) -> Element {
+        // A short, fixed-format input: too long is impossible, hashing to the identity has
+        // probability 2^-252.
+        Element::from_input(&self.input()).expect("cluster input is a valid VOPRF input")
+    }
+
+    /// A gatekeeper's answer: its partial evaluation of this request's input under `share` (the
+    /// whole MasterKey in classic mode), with a DLEQ proof against its verification share. The
+    /// caller has checked that the requesting worker is a member of this cluster and generation.
+    pub fn evaluate(
+        &self,
+        share: &KeyShare,
         rng: &mut impl keyward_crypto::Rng,
-    ) -> Self {
-        let input = cluster_input(epoch, &cluster, generation);
-        // The input is short and fixed-format; hashing to the identity has probability 2^-252.
-        let request =
-            BlindedRequest::new(&input, rng).expect("cluster input is a valid VOPRF input");
-        Self {
-            epoch,
-            cluster,
-            generation,
-            request,
-        }
+    ) -> PartialEvaluation {
+        share.evaluate(&self.element(), rng)
     }
 
-    /// The blinded element to send to the gatekeepers.
-    pub fn blinded(&self) -> Element {
-        self.request.blinded()
-    }
-
-    /// Checks the gatekeepers' partial evaluations against the epoch's `committee`, combines any
-    /// `t` valid ones and derives the ClusterKey. Returns the refused partials with the key, so
-    /// the worker can report them.
+    /// Checks the gatekeepers' partial evaluations against the committee of `record` (an epoch
+    /// record the caller verified against the epoch checksum chain), combines any `t` valid ones
+    /// and derives the ClusterKey. Returns the refused partials with the key, to be reported.
     ///
     /// # Errors
-    /// [`ClusterKeyError::Combine`] if fewer than `t` partials are valid.
+    /// [`ClusterKeyError::WrongEpoch`] for a record of another epoch; [`ClusterKeyError::Combine`]
+    /// if fewer than `t` partials are valid.
     pub fn finish(
-        self,
-        committee: &Committee,
+        &self,
+        record: &EpochRecord,
         partials: &[PartialEvaluation],
     ) -> Result<(ClusterKey, Vec<InvalidPartial>), ClusterKeyError> {
-        let (output, combined) = self.request.finalize_threshold(committee, partials)?;
+        if record.epoch() != self.epoch {
+            return Err(ClusterKeyError::WrongEpoch {
+                request: self.epoch,
+                record: record.epoch(),
+            });
+        }
+        let (output, combined) = record.committee().evaluate_input(&self.input(), partials)?;
         Ok((
-            ClusterKey::from_output(self.epoch, self.cluster, self.generation, &output),
+            ClusterKey::from_output(self.epoch, self.cluster.clone(), self.generation, &output),
             combined.invalid,
         ))
     }

@@ -9,7 +9,8 @@ use crate::{
     ids::{ClusterId, ContractId, Epoch, Generation},
 };
 use keyward_crypto::{
-    DecodeError, Envelope, EnvelopeError, EnvelopePurpose, IdentityKeypair, Opened, Reader, Writer,
+    DecodeError, Envelope, EnvelopeError, EnvelopePurpose, IdentityKeypair, IdentityPublicKey,
+    Opened, Reader, Writer,
 };
 
 /// Where a contract lives: the (epoch, cluster, generation) of its keys, and its id.
@@ -87,8 +88,8 @@ fn id<T>(
 /// Why an input could not be made or opened.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum InputError {
-    /// The contract's public keys do not carry a valid cluster signature.
-    #[error("contract public keys are not validly certified by the cluster key")]
+    /// The contract's public keys are not certified by the trusted cluster key.
+    #[error("contract public keys are not validly certified by the trusted cluster key")]
     Uncertified,
     /// The envelope itself was refused.
     #[error(transparent)]
@@ -103,18 +104,21 @@ pub enum InputError {
 
 impl ContractPublicKeys {
     /// A user encrypts `plaintext` to this contract, signed by the user's identity. Refuses
-    /// keys whose cluster signature does not verify; the caller checks that `cluster_key` is the
-    /// cluster's published key.
+    /// unless these keys are certified by `trusted_cluster_key`, the cluster's key as the user
+    /// knows it from a source it trusts (the ledger), not from these keys' own certificate.
     ///
     /// # Errors
     /// [`InputError::Uncertified`] or [`InputError::Envelope`].
     pub fn encrypt_input(
         &self,
+        trusted_cluster_key: &IdentityPublicKey,
         user: &IdentityKeypair,
         plaintext: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Envelope, InputError> {
-        self.verify().map_err(|_| InputError::Uncertified)?;
+        if &self.cluster_key != trusted_cluster_key || self.verify().is_err() {
+            return Err(InputError::Uncertified);
+        }
         Ok(Envelope::seal(
             user,
             &self.x25519,

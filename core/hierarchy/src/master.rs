@@ -2,8 +2,8 @@
 //!
 //! In classic mode every gatekeeper holds `s_e` whole, as a [`KeyShare`] of a threshold-1
 //! [`Committee`]; in threshold mode it exists only as shares. Either way gatekeepers answer
-//! ClusterKey requests through [`KeyShare::evaluate`], and workers finish them through the same
-//! [`crate::ClusterKeyRequest::finish`].
+//! ClusterKey requests through [`crate::ClusterKeyRequest::evaluate`] with their [`KeyShare`], and
+//! workers finish them through the same [`crate::ClusterKeyRequest::finish`].
 
 use core::fmt;
 use keyward_crypto::{DecodeError, SecretBytes};

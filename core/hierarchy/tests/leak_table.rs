@@ -50,7 +50,12 @@ impl World {
         let key = ContractKey::derive(cluster, kid(contract));
         let public = ContractPublicKeys::certify(cluster, &key, &mut self.rng);
         let input = public
-            .encrypt_input(&self.user, b"secret bid: 42", &mut self.rng)
+            .encrypt_input(
+                &cluster.identity().public(),
+                &self.user,
+                b"secret bid: 42",
+                &mut self.rng,
+            )
             .unwrap();
         let state = key.state().encrypt(b"bids", 1, b"alice=42").unwrap();
         (input, state)
@@ -135,16 +140,29 @@ fn a_cluster_key_cannot_act_as_the_master_key() {
         .master
         .classic_committee([ShareIndex::new(1).unwrap()])
         .unwrap();
-    let request = ClusterKeyRequest::new(Epoch(0), cid("c2"), Generation(0), &mut w.rng);
+    let record = EpochRecord::new(
+        Epoch(0),
+        committee.clone(),
+        [(ShareIndex::new(1).unwrap(), w.user.public())].into(),
+    )
+    .unwrap();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: cid("c2"),
+        generation: Generation(0),
+    };
     // The attacker's best guess at a key: anything it can derive from the leaked cluster key.
     let guess = SecretKey::derive(c1.seed(), b"attacker").unwrap();
-    let forged =
-        KeyShare::new(ShareIndex::new(1).unwrap(), &guess).evaluate(&request.blinded(), &mut w.rng);
+    let forged = request.evaluate(
+        &KeyShare::new(ShareIndex::new(1).unwrap(), &guess),
+        &mut w.rng,
+    );
+    let element = keyward_threshold::Element::from_input(&request.input()).unwrap();
     assert_eq!(
-        committee.check_partial(&request.blinded(), &forged),
+        committee.check_partial(&element, &forged),
         Err(PartialFault::BadProof)
     );
-    assert!(request.finish(&committee, &[forged]).is_err());
+    assert!(request.finish(&record, &[forged]).is_err());
 }
 
 #[test]
@@ -190,11 +208,35 @@ fn an_input_for_one_context_is_refused_by_another() {
 fn forged_contract_certificates_are_refused_by_users() {
     let mut w = World::new(6);
     let c = w.cluster(0, "c1", 0);
+    let trusted = c.identity().public();
     let key = ContractKey::derive(&c, kid("kv"));
     let mut public = ContractPublicKeys::certify(&c, &key, &mut w.rng);
+    assert!(
+        public
+            .encrypt_input(&trusted, &w.user, b"x", &mut w.rng)
+            .is_ok()
+    );
+    // Keys certified by a cluster key other than the trusted one: refused, even though the
+    // certificate itself verifies.
+    let impostor = w.cluster(0, "impostor", 0);
+    let self_certified = ContractPublicKeys::certify(
+        &impostor,
+        &ContractKey::derive(&impostor, kid("kv")),
+        &mut w.rng,
+    );
+    assert!(self_certified.verify().is_ok());
+    assert_eq!(
+        self_certified
+            .encrypt_input(&trusted, &w.user, b"x", &mut w.rng)
+            .unwrap_err(),
+        InputError::Uncertified
+    );
+    // A swapped X25519 key under the real cluster's certificate: refused.
     public.x25519 = keyward_crypto::ChannelKeypair::generate(&mut w.rng).public();
     assert_eq!(
-        public.encrypt_input(&w.user, b"x", &mut w.rng).unwrap_err(),
+        public
+            .encrypt_input(&trusted, &w.user, b"x", &mut w.rng)
+            .unwrap_err(),
         InputError::Uncertified
     );
 }
@@ -206,10 +248,20 @@ fn committee_of_another_master_refuses_classic_answers() {
     let committee: Committee = other
         .classic_committee([ShareIndex::new(1).unwrap()])
         .unwrap();
-    let request = ClusterKeyRequest::new(Epoch(0), cid("c1"), Generation(0), &mut w.rng);
-    let answer = w
-        .master
-        .classic_share(ShareIndex::new(1).unwrap())
-        .evaluate(&request.blinded(), &mut w.rng);
-    assert!(request.finish(&committee, &[answer]).is_err());
+    let record = EpochRecord::new(
+        Epoch(0),
+        committee,
+        [(ShareIndex::new(1).unwrap(), w.user.public())].into(),
+    )
+    .unwrap();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: cid("c1"),
+        generation: Generation(0),
+    };
+    let answer = request.evaluate(
+        &w.master.classic_share(ShareIndex::new(1).unwrap()),
+        &mut w.rng,
+    );
+    assert!(request.finish(&record, &[answer]).is_err());
 }

@@ -13,20 +13,35 @@ fn idx(i: u16) -> ShareIndex {
     ShareIndex::new(i).unwrap()
 }
 
+/// An epoch record whose gatekeepers are throwaway identities.
+fn record(epoch: u64, committee: keyward_threshold::Committee, rng: &mut StdRng) -> EpochRecord {
+    let gatekeepers = committee
+        .members()
+        .map(|i| (i, IdentityKeypair::generate(rng).public()))
+        .collect();
+    EpochRecord::new(Epoch(epoch), committee, gatekeepers).unwrap()
+}
+
 #[test]
 fn classic_and_threshold_provisioning_give_the_directly_derived_key() {
     let mut rng = StdRng::seed_from_u64(10);
     let master = MasterKey::generate(&mut rng);
     let cluster = ClusterId::new("c1").unwrap();
     let direct = ClusterKey::derive(&master, Epoch(3), cluster.clone(), Generation(2));
+    let request = ClusterKeyRequest {
+        epoch: Epoch(3),
+        cluster: cluster.clone(),
+        generation: Generation(2),
+    };
 
     // Classic: any one of three gatekeepers, each holding the whole key.
-    let classic = master.classic_committee([idx(1), idx(2), idx(3)]).unwrap();
+    let classic = record(
+        3,
+        master.classic_committee([idx(1), idx(2), idx(3)]).unwrap(),
+        &mut rng,
+    );
     for g in 1..=3 {
-        let request = ClusterKeyRequest::new(Epoch(3), cluster.clone(), Generation(2), &mut rng);
-        let partial = master
-            .classic_share(idx(g))
-            .evaluate(&request.blinded(), &mut rng);
+        let partial = request.evaluate(&master.classic_share(idx(g)), &mut rng);
         let (key, refused) = request.finish(&classic, &[partial]).unwrap();
         assert!(refused.is_empty());
         assert_eq!(key.seed(), direct.seed());
@@ -36,27 +51,57 @@ fn classic_and_threshold_provisioning_give_the_directly_derived_key() {
 
     // Threshold 2-of-3, one gatekeeper down and one answering with a wrong partial.
     let (committee, shares) = master.deal(2, 3, &mut rng).unwrap();
-    let request = ClusterKeyRequest::new(Epoch(3), cluster.clone(), Generation(2), &mut rng);
-    let mut wrong = shares[0].evaluate(&request.blinded(), &mut rng);
-    wrong.evaluated = shares[2].evaluate(&request.blinded(), &mut rng).evaluated;
-    let good = shares[2].evaluate(&request.blinded(), &mut rng);
+    let threshold = record(3, committee, &mut rng);
+    let mut wrong = request.evaluate(&shares[0], &mut rng);
+    wrong.evaluated = request.evaluate(&shares[2], &mut rng).evaluated;
+    let good = request.evaluate(&shares[2], &mut rng);
     assert!(
-        request.finish(&committee, &[wrong, good]).is_err(),
+        request.finish(&threshold, &[wrong, good]).is_err(),
         "one valid partial is not enough"
     );
-    let request = ClusterKeyRequest::new(Epoch(3), cluster, Generation(2), &mut rng);
-    let partials = [
-        wrong,
-        shares[1].evaluate(&request.blinded(), &mut rng),
-        shares[2].evaluate(&request.blinded(), &mut rng),
-    ];
-    // `wrong` answers another blinded element: refused and named; the other two combine.
-    let (key, refused) = request.finish(&committee, &partials).unwrap();
+    let partials = [wrong, request.evaluate(&shares[1], &mut rng), good];
+    let (key, refused) = request.finish(&threshold, &partials).unwrap();
     assert_eq!(key.seed(), direct.seed());
     assert_eq!(refused.len(), 1);
     assert_eq!(
         (refused[0].index, refused[0].fault),
         (idx(1), PartialFault::BadProof)
+    );
+}
+
+#[test]
+fn gatekeepers_evaluate_exactly_what_the_request_names() {
+    // The request is public: a gatekeeper's answer to cluster c1 is useless for cluster c2, so a
+    // worker cannot obtain another cluster's (or generation's) key by asking for its own.
+    let mut rng = StdRng::seed_from_u64(13);
+    let master = MasterKey::generate(&mut rng);
+    let classic = record(0, master.classic_committee([idx(1)]).unwrap(), &mut rng);
+    let mine = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: ClusterId::new("c1").unwrap(),
+        generation: Generation(0),
+    };
+    let answer = mine.evaluate(&master.classic_share(idx(1)), &mut rng);
+    for other in [
+        ClusterKeyRequest {
+            cluster: ClusterId::new("c2").unwrap(),
+            ..mine.clone()
+        },
+        ClusterKeyRequest {
+            generation: Generation(1),
+            ..mine.clone()
+        },
+    ] {
+        assert!(other.finish(&classic, &[answer]).is_err());
+    }
+    // And the answer is checked against the committee of the request's own epoch.
+    let next = record(1, master.classic_committee([idx(1)]).unwrap(), &mut rng);
+    assert_eq!(
+        mine.finish(&next, &[answer]).unwrap_err(),
+        ClusterKeyError::WrongEpoch {
+            request: Epoch(0),
+            record: Epoch(1)
+        }
     );
 }
 

@@ -18,7 +18,10 @@ use rand::{SeedableRng, rngs::StdRng};
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{Value, json};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/test-vectors/keyward-v1.json");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/test-vectors/keyward-v1.json"
+);
 
 /// Yields `prefix` first, then a seeded stream: lets a vector fix the bytes a protocol draws
 /// (HPKE's ephemeral ikm, a sealing nonce) while signatures still get randomness.
@@ -58,7 +61,11 @@ fn generate() -> Value {
     // MasterKey (canonical scalar: the RFC 9497 DeriveKeyPair output of a fixed seed).
     let master_secret = SecretKey::derive(&seed(0x42), b"keyward test vectors").unwrap();
     let master = MasterKey::from_bytes(&master_secret.to_bytes()).unwrap();
-    let (epoch, cluster, generation) = (Epoch(7), ClusterId::new("cluster-1").unwrap(), Generation(2));
+    let (epoch, cluster, generation) = (
+        Epoch(7),
+        ClusterId::new("cluster-1").unwrap(),
+        Generation(2),
+    );
     let input = cluster_input(epoch, &cluster, generation);
     let output = master_secret.evaluate(&input).unwrap();
     let cluster_key = ClusterKey::derive(&master, epoch, cluster.clone(), generation);
@@ -70,15 +77,36 @@ fn generate() -> Value {
     // A user's input to the contract, with a fixed HPKE ephemeral ikm.
     let ikm_e = [0x33u8; 32];
     let context = contract.context().to_bytes();
-    let envelope = Envelope::seal(&user, &contract.channel().public(), EnvelopePurpose::ContractInput, &context, b"bid: 42", &mut prefix_rng(ikm_e)).unwrap();
+    let envelope = Envelope::seal(
+        &user,
+        &contract.channel().public(),
+        EnvelopePurpose::ContractInput,
+        &context,
+        b"bid: 42",
+        &mut prefix_rng(ikm_e),
+    )
+    .unwrap();
     let envelope_bytes = envelope.to_bytes();
     assert!(contract.open_input(&envelope).is_ok());
 
     // Epoch checksum chain: epoch 0 in classic mode with two gatekeepers.
     let chain = ChainId::new("keyward-vectors").unwrap();
-    let gatekeepers: BTreeMap<ShareIndex, _> =
-        (1..=2u16).map(|i| (ShareIndex::new(i).unwrap(), IdentityKeypair::from_seed(seed(0x50 + i as u8)).public())).collect();
-    let record = EpochRecord::new(Epoch(0), master.classic_committee(gatekeepers.keys().copied()).unwrap(), gatekeepers.clone()).unwrap();
+    let gatekeepers: BTreeMap<ShareIndex, _> = (1..=2u16)
+        .map(|i| {
+            (
+                ShareIndex::new(i).unwrap(),
+                IdentityKeypair::from_seed(seed(0x50 + i as u8)).public(),
+            )
+        })
+        .collect();
+    let record = EpochRecord::new(
+        Epoch(0),
+        master
+            .classic_committee(gatekeepers.keys().copied())
+            .unwrap(),
+        gatekeepers.clone(),
+    )
+    .unwrap();
     let genesis = EpochChecksum::genesis(&chain);
     let c0 = genesis.next(&record);
 
@@ -86,11 +114,20 @@ fn generate() -> Value {
     let sealer = Sealer::new(&SoftSealingKey::from_bytes(seed(0x77)), chain.clone());
     let mut nonce = [0u8; 32];
     nonce[..24].copy_from_slice(&[0x99; 24]);
-    let blob = sealer.seal(SealPurpose::ClusterKey, cluster_key.seed().expose(), &mut prefix_rng(nonce)).unwrap();
+    let blob = sealer
+        .seal(
+            SealPurpose::ClusterKey,
+            cluster_key.seed().expose(),
+            &mut prefix_rng(nonce),
+        )
+        .unwrap();
 
     // Dev evidence report data.
     let channel = ChannelKeypair::derive(&[0x66; 32]);
-    let bound = [BoundKey::Identity(user.public()), BoundKey::Channel(channel.public())];
+    let bound = [
+        BoundKey::Identity(user.public()),
+        BoundKey::Channel(channel.public()),
+    ];
 
     json!({
         "about": "keyward v1 test vectors; see docs/PROTOCOL.md. Regenerated and compared by `cargo test -p keyward-hierarchy --test vectors`.",
@@ -142,7 +179,7 @@ fn generate() -> Value {
         "devEvidence": {
             "boundKeys": ["the identity.sr25519Public above", format!("x25519 {}", channel.public())],
             "nonce": "nonce-1",
-            "reportData": to_0x(&report_data(&bound, b"nonce-1")),
+            "reportData": to_0x(&report_data(&bound, b"nonce-1").unwrap()),
         },
     })
 }
@@ -151,10 +188,20 @@ fn generate() -> Value {
 fn vectors_match_docs() {
     let generated = generate();
     if std::env::var_os("KEYWARD_WRITE_VECTORS").is_some() {
-        std::fs::write(PATH, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
+        std::fs::write(
+            PATH,
+            serde_json::to_string_pretty(&generated).unwrap() + "\n",
+        )
+        .unwrap();
     }
-    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(PATH).expect("docs/test-vectors/keyward-v1.json")).unwrap();
-    assert_eq!(generated, on_disk, "the construction changed: if deliberate, rerun with KEYWARD_WRITE_VECTORS=1 and update docs/PROTOCOL.md");
+    let on_disk: Value = serde_json::from_str(
+        &std::fs::read_to_string(PATH).expect("docs/test-vectors/keyward-v1.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        generated, on_disk,
+        "the construction changed: if deliberate, rerun with KEYWARD_WRITE_VECTORS=1 and update docs/PROTOCOL.md"
+    );
 }
 
 #[test]
@@ -162,11 +209,28 @@ fn vectors_open_with_only_the_documented_inputs() {
     // Read back from the file, not from the generator: the recorded values are self-consistent.
     let v: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_owned();
-    let master = MasterKey::from_bytes(&SecretBytes::new(from_hex::<32>("m", &s("/clusterKey/masterKey")).unwrap())).unwrap();
-    let cluster = ClusterKey::derive(&master, Epoch(7), ClusterId::new("cluster-1").unwrap(), Generation(2));
+    let master = MasterKey::from_bytes(&SecretBytes::new(
+        from_hex::<32>("m", &s("/clusterKey/masterKey")).unwrap(),
+    ))
+    .unwrap();
+    let cluster = ClusterKey::derive(
+        &master,
+        Epoch(7),
+        ClusterId::new("cluster-1").unwrap(),
+        Generation(2),
+    );
     let contract = ContractKey::derive(&cluster, ContractId::new("auction").unwrap());
     let sealed = hex::decode(s("/contractKey/state/sealed").trim_start_matches("0x")).unwrap();
-    assert_eq!(&contract.state().decrypt(b"bids", 1, &sealed).unwrap()[..], b"alice=42");
-    let envelope = Envelope::from_bytes(&hex::decode(s("/contractInput/envelope").trim_start_matches("0x")).unwrap()).unwrap();
-    assert_eq!(&contract.open_input(&envelope).unwrap().plaintext[..], b"bid: 42");
+    assert_eq!(
+        &contract.state().decrypt(b"bids", 1, &sealed).unwrap()[..],
+        b"alice=42"
+    );
+    let envelope = Envelope::from_bytes(
+        &hex::decode(s("/contractInput/envelope").trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        &contract.open_input(&envelope).unwrap().plaintext[..],
+        b"bid: 42"
+    );
 }

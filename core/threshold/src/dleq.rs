@@ -71,7 +71,7 @@ impl Proof {
 
     /// RFC 9497 `VerifyProof(A = G, B, C, D, proof)`.
     pub(crate) fn verify(&self, b: &RistrettoPoint, c: &[Element], d: &[Element]) -> bool {
-        if c.len() != d.len() || c.is_empty() {
+        if c.len() != d.len() || c.is_empty() || c.len() > crate::voprf::MAX_BATCH {
             return false;
         }
         let (m, z) = composites(b, c, d);

@@ -113,7 +113,7 @@ impl KeyShare {
         rng: &mut impl keyward_crypto::Rng,
     ) -> PartialEvaluation {
         let share = SecretKey(self.secret);
-        let (evaluated, proof) = share.blind_evaluate(&[*blinded], rng);
+        let (evaluated, proof) = share.blind_evaluate_with_nonce(&[*blinded], &Scalar::random(rng));
         PartialEvaluation {
             index: self.index,
             evaluated: evaluated[0],
@@ -189,9 +189,12 @@ pub enum CommitteeError {
     /// No members, or more than [`MAX_MEMBERS`].
     #[error("a committee has 1..={MAX_MEMBERS} members, not {0}")]
     BadSize(usize),
-    /// The verification shares do not lie on one polynomial of degree `t − 1` through the public key.
-    #[error("verification share {0} is inconsistent with the public key and threshold")]
+    /// A verification share does not lie on the polynomial the first `t` shares define.
+    #[error("verification share {0} is inconsistent with the other shares and the threshold")]
     Inconsistent(ShareIndex),
+    /// The first `t` verification shares interpolate to another public key.
+    #[error("the verification shares do not interpolate to the committee's public key")]
+    PublicKeyMismatch,
 }
 
 /// The public description of a shared key, verified on construction: a `Committee` exists only
@@ -231,7 +234,7 @@ impl Committee {
                 .fold(RistrettoPoint::identity(), |a, b| a + b)
         };
         if interpolate(Scalar::ZERO) != public_key.0.0 {
-            return Err(CommitteeError::Inconsistent(basis[0]));
+            return Err(CommitteeError::PublicKeyMismatch);
         }
         for (index, share) in shares.iter().skip(threshold.into()) {
             if interpolate(index.scalar()) != share.0 {
@@ -330,8 +333,9 @@ impl Committee {
         self.shares.keys().copied()
     }
 
-    /// Checks one partial evaluation of `blinded`. Anyone holding the committee can run this,
-    /// so a [`PartialFault::BadProof`] is evidence against the member that sent it.
+    /// Checks one partial evaluation of `blinded`. Anyone holding the committee can run this, so
+    /// a [`PartialFault::BadProof`] on a partial that arrived signed by its member (inside an
+    /// envelope from that member's identity) is evidence against that member.
     pub fn check_partial(
         &self,
         blinded: &Element,
@@ -351,10 +355,13 @@ impl Committee {
         }
     }
 
-    /// Checks every partial and interpolates the first `t` valid ones into `k·B`.
+    /// Checks every partial and interpolates `t` valid ones (lowest indices first) into `k·B`.
+    /// A second valid partial from the same member is ignored (it carries the same `Z_i`), so a
+    /// forged partial cannot crowd out the genuine one, wherever it sits in `partials`.
     ///
     /// # Errors
-    /// [`CombineError::NotEnough`] when fewer than `t` partials are valid; it lists the invalid ones.
+    /// [`CombineError::NotEnough`] when fewer than `t` members sent a valid partial; it lists the
+    /// invalid ones.
     pub fn combine(
         &self,
         blinded: &Element,
@@ -363,16 +370,9 @@ impl Committee {
         let mut valid: BTreeMap<ShareIndex, Element> = BTreeMap::new();
         let mut invalid = Vec::new();
         for p in partials {
-            let verdict = if valid.contains_key(&p.index)
-                || invalid.iter().any(|f: &InvalidPartial| f.index == p.index)
-            {
-                Err(PartialFault::Duplicate)
-            } else {
-                self.check_partial(blinded, p)
-            };
-            match verdict {
+            match self.check_partial(blinded, p) {
                 Ok(()) => {
-                    valid.insert(p.index, p.evaluated);
+                    valid.entry(p.index).or_insert(p.evaluated);
                 }
                 Err(fault) => invalid.push(InvalidPartial {
                     index: p.index,
@@ -400,6 +400,27 @@ impl Committee {
             invalid,
         })
     }
+
+    /// Threshold evaluation of a **public** input: combines partials of
+    /// [`Element::from_input`]`(input)` and finalizes, giving exactly the single-key output
+    /// `SecretKey::evaluate(input)` of the shared secret. Used where each evaluator must see, and
+    /// authorize, what it evaluates.
+    ///
+    /// # Errors
+    /// [`CombineError::BadInput`] for an input RFC 9497 refuses; [`CombineError::NotEnough`] when
+    /// fewer than `t` partials are valid.
+    pub fn evaluate_input(
+        &self,
+        input: &[u8],
+        partials: &[PartialEvaluation],
+    ) -> Result<(Output, Combined), CombineError> {
+        let element = Element::from_input(input).map_err(CombineError::BadInput)?;
+        let combined = self.combine(&element, partials)?;
+        Ok((
+            crate::voprf::finalize_hash(input, &combined.evaluated.0),
+            combined,
+        ))
+    }
 }
 
 /// The Lagrange coefficient of member `i` within `set`, evaluated at `x`:
@@ -422,9 +443,6 @@ pub enum PartialFault {
     /// The sender is not a member of the committee.
     #[error("sender is not a committee member")]
     UnknownIndex,
-    /// A second partial from the same member.
-    #[error("duplicate partial from the same member")]
-    Duplicate,
     /// The DLEQ proof does not verify against the member's verification share.
     #[error("DLEQ proof does not verify against the member's verification share")]
     BadProof,
@@ -464,6 +482,9 @@ pub enum CombineError {
         /// The refused partials.
         invalid: Vec<InvalidPartial>,
     },
+    /// The input cannot be evaluated.
+    #[error("input cannot be evaluated: {0}")]
+    BadInput(crate::VoprfError),
 }
 
 impl BlindedRequest {
@@ -569,16 +590,24 @@ mod tests {
         assert_eq!(out, secret.evaluate(b"x").unwrap());
         assert_eq!(
             combined.invalid,
-            vec![
-                InvalidPartial {
-                    index: ShareIndex::new(1).unwrap(),
-                    fault: PartialFault::BadProof
-                },
-                InvalidPartial {
-                    index: ShareIndex::new(2).unwrap(),
-                    fault: PartialFault::Duplicate
-                },
-            ]
+            vec![InvalidPartial {
+                index: ShareIndex::new(1).unwrap(),
+                fault: PartialFault::BadProof
+            }]
+        );
+        // A forged partial sent first under member 2's index does not crowd out member 2's own.
+        let mut forged = good[0];
+        forged.evaluated = shares[0].evaluate(&req.blinded(), &mut rng).evaluated;
+        let (out, combined) = req
+            .finalize_threshold(&committee, &[forged, good[0], good[1]])
+            .unwrap();
+        assert_eq!(out, secret.evaluate(b"x").unwrap());
+        assert_eq!(
+            combined.invalid,
+            vec![InvalidPartial {
+                index: ShareIndex::new(2).unwrap(),
+                fault: PartialFault::BadProof
+            }]
         );
         let stranger =
             KeyShare::new(ShareIndex::new(9).unwrap(), &secret).evaluate(&req.blinded(), &mut rng);
@@ -586,6 +615,25 @@ mod tests {
             committee.check_partial(&req.blinded(), &stranger),
             Err(PartialFault::UnknownIndex)
         );
+    }
+
+    #[test]
+    fn public_input_evaluation_equals_single_key_output() {
+        let mut rng = StdRng::seed_from_u64(16);
+        let secret = SecretKey::random(&mut rng);
+        let (committee, shares) = Committee::deal(&secret, 3, 5, &mut rng).unwrap();
+        let element = Element::from_input(b"public").unwrap();
+        let partials: Vec<_> = shares[1..4]
+            .iter()
+            .map(|s| s.evaluate(&element, &mut rng))
+            .collect();
+        let (out, _) = committee.evaluate_input(b"public", &partials).unwrap();
+        assert_eq!(out, secret.evaluate(b"public").unwrap());
+        // Partials of another input do not verify for this one.
+        assert!(matches!(
+            committee.evaluate_input(b"other", &partials),
+            Err(CombineError::NotEnough { valid: 0, .. })
+        ));
     }
 
     #[test]
@@ -615,10 +663,10 @@ mod tests {
             Err(CommitteeError::Inconsistent(four))
         );
         let other = SecretKey::random(&mut rng).public_key();
-        assert!(matches!(
+        assert_eq!(
             Committee::new(2, other, committee.shares.clone()),
-            Err(CommitteeError::Inconsistent(_))
-        ));
+            Err(CommitteeError::PublicKeyMismatch)
+        );
         assert!(matches!(
             Committee::new(5, committee.public_key(), committee.shares.clone()),
             Err(CommitteeError::BadThreshold { .. })

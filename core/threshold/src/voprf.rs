@@ -24,6 +24,8 @@ use keyward_crypto::{DecodeError, SecretBytes, Writer};
 
 /// Longest input RFC 9497 accepts (its length is encoded in two bytes).
 pub const MAX_INPUT_LEN: usize = u16::MAX as usize;
+/// Most elements one evaluation (and its one batched proof) covers.
+pub const MAX_BATCH: usize = 1024;
 
 /// Why a VOPRF operation failed.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,12 @@ pub enum VoprfError {
     /// The evaluator's proof does not verify: the evaluation was not made with the key it claims.
     #[error("evaluation proof does not verify")]
     BadProof,
+    /// A batch with no elements or more than [`MAX_BATCH`].
+    #[error("a batch holds 1 to {MAX_BATCH} elements, not {len}")]
+    BadBatch {
+        /// The batch's length.
+        len: usize,
+    },
 }
 
 /// A VOPRF secret key: a nonzero ristretto255 scalar.
@@ -111,12 +119,18 @@ impl SecretKey {
 
     /// RFC 9497 `BlindEvaluate` (batched): evaluates each blinded element and proves, with one
     /// DLEQ proof, that all were evaluated under this key.
+    ///
+    /// # Errors
+    /// [`VoprfError::BadBatch`] for an empty batch or one larger than [`MAX_BATCH`].
     pub fn blind_evaluate(
         &self,
         blinded: &[Element],
         rng: &mut impl keyward_crypto::Rng,
-    ) -> (Vec<Element>, Proof) {
-        self.blind_evaluate_with_nonce(blinded, &Scalar::random(rng))
+    ) -> Result<(Vec<Element>, Proof), VoprfError> {
+        if blinded.is_empty() || blinded.len() > MAX_BATCH {
+            return Err(VoprfError::BadBatch { len: blinded.len() });
+        }
+        Ok(self.blind_evaluate_with_nonce(blinded, &Scalar::random(rng)))
     }
 
     pub(crate) fn blind_evaluate_with_nonce(
@@ -138,7 +152,7 @@ impl SecretKey {
     /// # Errors
     /// [`VoprfError::InputTooLong`] or [`VoprfError::InvalidInput`].
     pub fn evaluate(&self, input: &[u8]) -> Result<Output, VoprfError> {
-        let point = input_element(input)?;
+        let point = Element::from_input(input)?;
         Ok(finalize_hash(input, &(self.0 * point.0)))
     }
 }
@@ -222,7 +236,7 @@ impl BlindedRequest {
     }
 
     pub(crate) fn with_blind(input: &[u8], blind: Scalar) -> Result<Self, VoprfError> {
-        let point = input_element(input)?;
+        let point = Element::from_input(input)?;
         let blinded = Element::new(blind * point.0).ok_or(VoprfError::InvalidInput)?;
         Ok(Self {
             input: input.to_vec(),
@@ -283,15 +297,23 @@ impl Output {
     }
 }
 
-fn input_element(input: &[u8]) -> Result<Element, VoprfError> {
-    if input.len() > MAX_INPUT_LEN {
-        return Err(VoprfError::InputTooLong { len: input.len() });
+impl Element {
+    /// RFC 9497 `HashToGroup(input)`: the element a public input is evaluated on. Evaluating it
+    /// directly (no blind) and finalizing gives the same output as the blinded protocol; keyward
+    /// does this when the input is public and the evaluator must see what it evaluates.
+    ///
+    /// # Errors
+    /// [`VoprfError::InputTooLong`] or [`VoprfError::InvalidInput`].
+    pub fn from_input(input: &[u8]) -> Result<Self, VoprfError> {
+        if input.len() > MAX_INPUT_LEN {
+            return Err(VoprfError::InputTooLong { len: input.len() });
+        }
+        Element::new(hash_to_group(input)).ok_or(VoprfError::InvalidInput)
     }
-    Element::new(hash_to_group(input)).ok_or(VoprfError::InvalidInput)
 }
 
 /// `Hash(I2OSP(len(input), 2) || input || I2OSP(32, 2) || SerializeElement(N) || "Finalize")`.
-fn finalize_hash(input: &[u8], unblinded: &RistrettoPoint) -> Output {
+pub(crate) fn finalize_hash(input: &[u8], unblinded: &RistrettoPoint) -> Output {
     let mut t = Writer::new();
     t.var16(input)
         .var16(unblinded.compress().as_bytes())
@@ -311,7 +333,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let sk = SecretKey::random(&mut rng);
         let req = BlindedRequest::new(b"cluster", &mut rng).unwrap();
-        let (eval, proof) = sk.blind_evaluate(&[req.blinded()], &mut rng);
+        let (eval, proof) = sk.blind_evaluate(&[req.blinded()], &mut rng).unwrap();
         let out = req.finalize(&sk.public_key(), &eval[0], &proof).unwrap();
         assert_eq!(out, sk.evaluate(b"cluster").unwrap());
         assert_ne!(out, sk.evaluate(b"cluster2").unwrap());
@@ -323,11 +345,37 @@ mod tests {
         let sk = SecretKey::random(&mut rng);
         let other = SecretKey::random(&mut rng);
         let req = BlindedRequest::new(b"x", &mut rng).unwrap();
-        let (eval, proof) = other.blind_evaluate(&[req.blinded()], &mut rng);
+        let (eval, proof) = other.blind_evaluate(&[req.blinded()], &mut rng).unwrap();
         assert_eq!(
             req.finalize(&sk.public_key(), &eval[0], &proof),
             Err(VoprfError::BadProof)
         );
+    }
+
+    #[test]
+    fn batch_limits_are_errors_not_panics() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let sk = SecretKey::random(&mut rng);
+        assert_eq!(
+            sk.blind_evaluate(&[], &mut rng).unwrap_err(),
+            VoprfError::BadBatch { len: 0 }
+        );
+        let e = sk.public_key().element();
+        assert_eq!(
+            sk.blind_evaluate(&vec![e; MAX_BATCH + 1], &mut rng)
+                .unwrap_err(),
+            VoprfError::BadBatch { len: MAX_BATCH + 1 }
+        );
+        assert_eq!(
+            SecretKey::derive(&SecretBytes::new([0; 32]), &vec![0; MAX_INPUT_LEN + 1]).unwrap_err(),
+            VoprfError::InputTooLong {
+                len: MAX_INPUT_LEN + 1
+            }
+        );
+        assert!(matches!(
+            Element::from_input(&vec![0; MAX_INPUT_LEN + 1]),
+            Err(VoprfError::InputTooLong { .. })
+        ));
     }
 
     #[test]
@@ -347,7 +395,7 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             let sk = SecretKey::random(&mut rng);
             let req = BlindedRequest::new(b"input", &mut rng).unwrap();
-            let (eval, proof) = sk.blind_evaluate(&[req.blinded()], &mut rng);
+            let (eval, proof) = sk.blind_evaluate(&[req.blinded()], &mut rng).unwrap();
             let mut bytes = [eval[0].to_bytes().as_slice(), proof.to_bytes().as_slice()].concat();
             bytes[byte] ^= 1 << bit;
             let eval = Element::from_bytes(bytes[..32].try_into().unwrap());

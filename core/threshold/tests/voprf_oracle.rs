@@ -17,7 +17,7 @@ fn their_client_our_evaluator() {
 
         let blind = VoprfClient::<Ristretto255>::blind(&input, &mut rng).unwrap();
         let ours = Element::from_bytes(&blind.message.serialize().into()).unwrap();
-        let (evaluated, proof) = sk.blind_evaluate(&[ours], &mut rng);
+        let (evaluated, proof) = sk.blind_evaluate(&[ours], &mut rng).unwrap();
 
         let their_eval =
             voprf::EvaluationElement::<Ristretto255>::deserialize(&evaluated[0].to_bytes())

@@ -233,7 +233,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn read_text(text: &[u8]) -> Result<KeyFile> {
-        let path = std::env::temp_dir().join(format!("keyward-keyfile-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let path = std::env::temp_dir().join(format!(
+            "keyward-keyfile-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         fs::write(&path, text).unwrap();
         let result = KeyFile::read(&path);
         let _ = fs::remove_file(&path);

@@ -18,9 +18,9 @@ use keyward_crypto::{
 };
 use keyward_hierarchy::{
     ClusterId, ClusterKey, ClusterKeyRequest, ContractContext, ContractId, ContractKey,
-    ContractPublicKeys, Epoch, Generation, MasterKey,
+    ContractPublicKeys, Epoch, EpochRecord, Generation, MasterKey,
 };
-use keyward_threshold::ShareIndex;
+use keyward_threshold::{Element, ShareIndex};
 
 mod demo;
 
@@ -56,6 +56,11 @@ pub enum KeysCommand {
         /// The sender's sr25519 identity key file; the envelope is signed by it.
         #[arg(long)]
         identity: PathBuf,
+        /// The cluster's sr25519 key (0x-hex) as you know it from a source you trust; the
+        /// contract's keys must be certified by it. Without it, the key in `--to` is trusted
+        /// as-is, and a warning says so.
+        #[arg(long)]
+        cluster_key: Option<String>,
         /// The plaintext file.
         #[arg(long = "in")]
         input: PathBuf,
@@ -135,10 +140,11 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
         KeysCommand::Encrypt {
             to,
             identity,
+            cluster_key,
             input,
             out,
             force,
-        } => encrypt(&to, &identity, &input, &out, force),
+        } => encrypt(&to, &identity, cluster_key.as_deref(), &input, &out, force),
         KeysCommand::Decrypt {
             master,
             input,
@@ -179,21 +185,29 @@ fn derive(args: &DeriveArgs) -> Result<Value> {
         .map_err(CliError::refused)?;
     let (epoch, generation) = (Epoch(args.epoch), Generation(args.generation));
 
-    // The provisioning protocol, run locally: the worker blinds its request, the gatekeeper (here,
-    // this MasterKey in classic mode) evaluates it with a DLEQ proof, the worker checks the proof
-    // against the master public key and finishes.
+    // The provisioning protocol, run locally: the worker names (epoch, cluster, generation), the
+    // gatekeeper (here, this MasterKey in classic mode) evaluates that public input with a DLEQ
+    // proof, and the worker checks the proof against the master public key and finishes.
     let gatekeeper = ShareIndex::new(1).expect("1 is nonzero");
     let committee = master
         .classic_committee([gatekeeper])
         .map_err(CliError::refused)?;
-    let request = ClusterKeyRequest::new(epoch, cluster.clone(), generation, &mut OsRng);
-    let blinded = request.blinded();
-    let partial = master
-        .classic_share(gatekeeper)
-        .evaluate(&blinded, &mut OsRng);
+    let record = EpochRecord::new(
+        epoch,
+        committee,
+        [(gatekeeper, IdentityKeypair::generate(&mut OsRng).public())].into(),
+    )
+    .map_err(CliError::refused)?;
+    let request = ClusterKeyRequest {
+        epoch,
+        cluster: cluster.clone(),
+        generation,
+    };
+    let partial = request.evaluate(&master.classic_share(gatekeeper), &mut OsRng);
     let (cluster_key, _) = request
-        .finish(&committee, &[partial])
+        .finish(&record, &[partial])
         .map_err(CliError::refused)?;
+    let input_element = Element::from_input(&request.input()).map_err(CliError::refused)?;
 
     let mut out = json!({
         "epoch": epoch.0,
@@ -205,7 +219,8 @@ fn derive(args: &DeriveArgs) -> Result<Value> {
             "x25519": cluster_key.channel().public().to_string(),
         },
         "evaluation": {
-            "blindedElement": to_0x(&blinded.to_bytes()),
+            "input": to_0x(&request.input()),
+            "inputElement": to_0x(&input_element.to_bytes()),
             "evaluatedElement": to_0x(&partial.evaluated.to_bytes()),
             "proof": to_0x(&partial.proof.to_bytes()),
             "proofVerified": true,
@@ -276,12 +291,35 @@ fn contract_public_keys(path: &Path) -> Result<ContractPublicKeys> {
     })
 }
 
-fn encrypt(to: &Path, identity: &Path, input: &Path, out: &Path, force: bool) -> Result<()> {
+fn parse_sr25519(flag: &str, text: &str) -> Result<IdentityPublicKey> {
+    from_hex::<32>("sr25519 key", text)
+        .and_then(|b| IdentityPublicKey::from_bytes(&b))
+        .map_err(|e| CliError::refused(format!("{flag}: {e}")))
+}
+
+fn encrypt(
+    to: &Path,
+    identity: &Path,
+    cluster_key: Option<&str>,
+    input: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<()> {
     let contract = contract_public_keys(to)?;
+    let trusted = match cluster_key {
+        Some(text) => parse_sr25519("--cluster-key", text)?,
+        None => {
+            eprintln!(
+                "warning: trusting the cluster key in {}; pass --cluster-key to check it",
+                to.display()
+            );
+            contract.cluster_key
+        }
+    };
     let sender = KeyFile::read(identity)?.into_identity(identity)?;
     let plaintext = read_limited(input, MAX_PLAINTEXT)?;
     let envelope = contract
-        .encrypt_input(&sender, &plaintext, &mut OsRng)
+        .encrypt_input(&trusted, &sender, &plaintext, &mut OsRng)
         .map_err(CliError::refused)?;
     write_file(out, &envelope.to_bytes(), force, 0o644)?;
     print_json(&json!({
@@ -304,9 +342,8 @@ fn decrypt(
     force: bool,
 ) -> Result<()> {
     let expected = expect_sender
-        .map(|s| from_hex::<32>("sender", s).and_then(|b| IdentityPublicKey::from_bytes(&b)))
-        .transpose()
-        .map_err(|e| CliError::refused(format!("--expect-sender: {e}")))?;
+        .map(|s| parse_sr25519("--expect-sender", s))
+        .transpose()?;
     let master_key = KeyFile::read(master)?.into_master(master)?;
     let bytes = read_limited(input, MAX_PLAINTEXT + 64 * 1024 + 512)?;
     let envelope = Envelope::from_bytes(&bytes).map_err(|e| CliError::bad_file(input, e))?;

@@ -84,15 +84,26 @@ pub fn run() -> Result<()> {
     s.chapter("Epoch 0: a MasterKey held whole by each of 3 gatekeepers (classic mode)");
     let master0 = MasterKey::generate(rng);
     println!("  master public key S_0 = {}", master0.public_key());
+    let members = |n: u16, list: &[&IdentityKeypair]| -> BTreeMap<ShareIndex, _> {
+        (1..=n)
+            .map(|i| (idx(i), list[usize::from(i) - 1].public()))
+            .collect()
+    };
+    let gatekeeper_refs: Vec<&IdentityKeypair> = gatekeepers.iter().collect();
     let classic = master0
         .classic_committee([idx(1), idx(2), idx(3)])
         .map_err(CliError::refused)?;
-    let request = ClusterKeyRequest::new(Epoch(0), c1.clone(), Generation(0), rng);
-    let partial = master0
-        .classic_share(idx(2))
-        .evaluate(&request.blinded(), rng);
+    let record0 = EpochRecord::new(Epoch(0), classic, members(3, &gatekeeper_refs))
+        .map_err(CliError::refused)?;
+    // The worker's request names what it asks for, so each gatekeeper can check membership.
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1.clone(),
+        generation: Generation(0),
+    };
+    let partial = request.evaluate(&master0.classic_share(idx(2)), rng);
     let (cluster_key, _) = request
-        .finish(&classic, &[partial])
+        .finish(&record0, &[partial])
         .map_err(CliError::refused)?;
     println!(
         "  cluster-1 key (sr25519) = {}",
@@ -105,27 +116,38 @@ pub fn run() -> Result<()> {
             direct.seed() == cluster_key.seed()
         },
     );
+    let record_other_epoch = EpochRecord::new(
+        Epoch(1),
+        master0
+            .classic_committee([idx(1)])
+            .map_err(CliError::refused)?,
+        members(1, &gatekeeper_refs),
+    )
+    .map_err(CliError::refused)?;
+    s.check(
+        "the worker refuses to finish against another epoch's committee",
+        request.finish(&record_other_epoch, &[partial]).is_err(),
+    );
 
     s.chapter("The same MasterKey as 2-of-3 threshold shares: same ClusterKey, no gatekeeper holds S_0's secret");
     let (committee, shares) = master0.deal(2, 3, rng).map_err(CliError::refused)?;
-    let request = ClusterKeyRequest::new(Epoch(0), c1.clone(), Generation(0), rng);
-    let mut lying = shares[0].evaluate(&request.blinded(), rng);
-    lying.evaluated = shares[2].evaluate(&request.blinded(), rng).evaluated;
-    let partials = [lying, shares[2].evaluate(&request.blinded(), rng)];
+    let threshold_record = EpochRecord::new(Epoch(0), committee, members(3, &gatekeeper_refs))
+        .map_err(CliError::refused)?;
+    let mut lying = request.evaluate(&shares[0], rng);
+    lying.evaluated = request.evaluate(&shares[2], rng).evaluated;
     // Gatekeeper 2 is down; gatekeeper 1 lies.
+    let partials = [lying, request.evaluate(&shares[2], rng)];
     s.check(
         "with one gatekeeper down and one lying, the worker refuses to finish",
-        ClusterKeyRequest::new(Epoch(0), c1.clone(), Generation(0), rng)
-            .finish(&committee, &partials)
-            .is_err(),
+        request.finish(&threshold_record, &partials).is_err(),
     );
     let partials = [
         lying,
-        shares[1].evaluate(&request.blinded(), rng),
-        shares[2].evaluate(&request.blinded(), rng),
+        request.evaluate(&shares[1], rng),
+        request.evaluate(&shares[2], rng),
     ];
     let (threshold_key, refused_partials) = request
-        .finish(&committee, &partials)
+        .finish(&threshold_record, &partials)
         .map_err(CliError::refused)?;
     s.check(
         "any 2 honest partials give exactly the classic ClusterKey",
@@ -147,7 +169,7 @@ pub fn run() -> Result<()> {
         auction_public.verify().is_ok(),
     );
     let bid = auction_public
-        .encrypt_input(&user, b"bid: 42 PHA", rng)
+        .encrypt_input(&cluster_key.identity().public(), &user, b"bid: 42 PHA", rng)
         .map_err(CliError::refused)?;
     let opened = auction_key.open_input(&bid);
     s.check(
@@ -240,36 +262,25 @@ pub fn run() -> Result<()> {
         auction_key.state().decrypt(b"bids", 3, &e1_state).is_err(),
     );
     let chain = ChainId::new("keyward-demo").map_err(CliError::refused)?;
-    let gk = |n: u16, list: &[&IdentityKeypair]| -> BTreeMap<ShareIndex, _> {
-        (1..=n)
-            .map(|i| (idx(i), list[usize::from(i) - 1].public()))
-            .collect()
-    };
-    let r0 = EpochRecord::new(
-        Epoch(0),
-        classic.clone(),
-        gk(3, &gatekeepers.iter().collect::<Vec<_>>()),
-    )
-    .map_err(CliError::refused)?;
     let r1 = EpochRecord::new(
         Epoch(1),
         master1
             .classic_committee([idx(1)])
             .map_err(CliError::refused)?,
-        gk(1, &[&new_gatekeeper]),
+        members(1, &[&new_gatekeeper]),
     )
     .map_err(CliError::refused)?;
-    let published = EpochChecksum::genesis(&chain).next(&r0).next(&r1);
+    let published = EpochChecksum::genesis(&chain).next(&record0).next(&r1);
     s.check(
         "retained epoch 0 verifies against the one published checksum",
-        verify_chain(&chain, &[r0, r1.clone()], &published).is_ok(),
+        verify_chain(&chain, &[record0, r1.clone()], &published).is_ok(),
     );
     let forged = EpochRecord::new(
         Epoch(0),
         MasterKey::generate(rng)
             .classic_committee([idx(1)])
             .map_err(CliError::refused)?,
-        gk(1, &[&gatekeepers[0]]),
+        members(1, &[&gatekeepers[0]]),
     )
     .map_err(CliError::refused)?;
     s.check(
