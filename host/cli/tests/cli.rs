@@ -318,7 +318,11 @@ fn demo_checks_every_claim() {
     let r = keyward(&d, &["keys", "demo"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("FAIL"));
-    let summary = r.stdout.lines().find(|l| l.ends_with("checks passed")).expect("a summary line");
+    let summary = r
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("checks passed"))
+        .expect("a summary line");
     let numbers: Vec<usize> = summary.split(' ').filter_map(|w| w.parse().ok()).collect();
     assert_eq!(numbers.len(), 2, "{summary}");
     assert_eq!(numbers[0], numbers[1], "{summary}");
