@@ -14,8 +14,9 @@
 //! ```
 //!
 //! - [`master`]: the MasterKey of an epoch and its public key.
-//! - [`cluster`]: a worker's blinded request for its ClusterKey, and the ClusterKey it finishes
-//!   from the gatekeepers' partial evaluations (one in classic mode, `t` in threshold mode).
+//! - [`cluster`]: a worker's request for its ClusterKey (public, so each gatekeeper sees what it
+//!   evaluates), and the ClusterKey it finishes from the gatekeepers' partial evaluations (one in
+//!   classic mode, `t` in threshold mode).
 //! - [`contract`]: ContractKeys and their certified public keys.
 //! - [`state`]: contract-state encryption with a deterministic, misuse-resistant nonce.
 //! - [`input`]: a user encrypting an input to a contract, and the contract opening it.

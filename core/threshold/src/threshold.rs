@@ -130,8 +130,11 @@ impl fmt::Debug for KeyShare {
     }
 }
 
-/// A member's answer to a blinded element: `Z_i = k_i·B` and the proof that `k_i` is behind `Y_i`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A member's answer to an element `B`: `Z_i = k_i·B` and the proof that `k_i` is behind `Y_i`.
+///
+/// When `B` is a public input's element (ClusterKey provisioning), `Z_i` is secret: `t` of them
+/// give the key. `Debug` therefore shows only the index and proof.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PartialEvaluation {
     /// The answering member.
     pub index: ShareIndex,
@@ -139,6 +142,15 @@ pub struct PartialEvaluation {
     pub evaluated: Element,
     /// DLEQ proof that `log_G(Y_i) = log_B(Z_i)`.
     pub proof: Proof,
+}
+
+impl fmt::Debug for PartialEvaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialEvaluation")
+            .field("index", &self.index)
+            .field("proof", &self.proof)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEvaluation {
@@ -458,8 +470,9 @@ pub struct InvalidPartial {
     pub fault: PartialFault,
 }
 
-/// The result of combining partials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of combining partials. `evaluated` is `k·B`: secret when `B` is a public input's
+/// element, so `Debug` omits it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Combined {
     /// `k·B`.
     pub evaluated: Element,
@@ -467,6 +480,15 @@ pub struct Combined {
     pub used: Vec<ShareIndex>,
     /// Every refused partial, to be reported.
     pub invalid: Vec<InvalidPartial>,
+}
+
+impl fmt::Debug for Combined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Combined")
+            .field("used", &self.used)
+            .field("invalid", &self.invalid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Combining failed.

@@ -20,7 +20,7 @@ use keyward_hierarchy::{
     ClusterId, ClusterKey, ClusterKeyRequest, ContractContext, ContractId, ContractKey,
     ContractPublicKeys, Epoch, EpochRecord, Generation, MasterKey,
 };
-use keyward_threshold::{Element, ShareIndex};
+use keyward_threshold::{BlindedRequest, ShareIndex};
 
 mod demo;
 
@@ -203,11 +203,28 @@ fn derive(args: &DeriveArgs) -> Result<Value> {
         cluster: cluster.clone(),
         generation,
     };
-    let partial = request.evaluate(&master.classic_share(gatekeeper), &mut OsRng);
+    let share = master.classic_share(gatekeeper);
+    let partial = request.evaluate(&share, &mut OsRng);
     let (cluster_key, _) = request
         .finish(&record, &[partial])
         .map_err(CliError::refused)?;
-    let input_element = Element::from_input(&request.input()).map_err(CliError::refused)?;
+
+    // The evaluation above is key material (one public hash away from the ClusterKey), so it is
+    // never printed. What is printed is the same evaluation on a *blinded* element: anyone can
+    // check its DLEQ proof against the master public key (RFC 9497 VerifyProof), and without
+    // the blind it reveals nothing. Its finalized output must equal the provisioning path's.
+    let blinded = BlindedRequest::new(&request.input(), &mut OsRng).map_err(CliError::refused)?;
+    let public_partial = share.evaluate(&blinded.blinded(), &mut OsRng);
+    let committee = record.committee();
+    let (blinded_output, _) = blinded
+        .finalize_threshold(committee, &[public_partial])
+        .map_err(CliError::refused)?;
+    let (direct_output, _) = committee
+        .evaluate_input(&request.input(), &[partial])
+        .map_err(CliError::refused)?;
+    if blinded_output != direct_output {
+        return Err(CliError::refused("blinded and direct evaluations disagree"));
+    }
 
     let mut out = json!({
         "epoch": epoch.0,
@@ -220,9 +237,9 @@ fn derive(args: &DeriveArgs) -> Result<Value> {
         },
         "evaluation": {
             "input": to_0x(&request.input()),
-            "inputElement": to_0x(&input_element.to_bytes()),
-            "evaluatedElement": to_0x(&partial.evaluated.to_bytes()),
-            "proof": to_0x(&partial.proof.to_bytes()),
+            "blindedElement": to_0x(&blinded.blinded().to_bytes()),
+            "evaluatedElement": to_0x(&public_partial.evaluated.to_bytes()),
+            "proof": to_0x(&public_partial.proof.to_bytes()),
             "proofVerified": true,
         },
     });
@@ -250,7 +267,7 @@ fn derive(args: &DeriveArgs) -> Result<Value> {
     Ok(out)
 }
 
-/// Rebuilds and verifies a contract's certified public keys from `derive`'s JSON.
+/// Rebuilds a contract's certified public keys from `derive`'s JSON (checked when used).
 fn contract_public_keys(path: &Path) -> Result<ContractPublicKeys> {
     let bytes = read_limited(path, 64 * 1024)?;
     let bad = |reason: &str| CliError::bad_file(path, reason);

@@ -115,6 +115,50 @@ fn derive_encrypt_decrypt_round_trip() {
     assert_eq!(opened["generation"], 1);
     assert_eq!(std::fs::read(d.join("msg.out")).unwrap(), b"put k v");
 
+    // The printed proof verifies against the master public key, yet the printed evaluation is of
+    // a blinded element: it is not the public input's evaluation, which would be key material.
+    {
+        use keyward_threshold::{
+            Committee, Element, PartialEvaluation, Proof, PublicKey, ShareIndex,
+        };
+        let hex32 = |p: &str| -> [u8; 32] {
+            hex::decode(
+                v.pointer(p)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("0x"),
+            )
+            .unwrap()
+            .try_into()
+            .unwrap()
+        };
+        let master = PublicKey::from_bytes(&hex32("/masterPublicKey")).unwrap();
+        let committee = Committee::classic(master, [ShareIndex::new(1).unwrap()]).unwrap();
+        let proof = hex::decode(
+            v["evaluation"]["proof"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap();
+        let partial = PartialEvaluation {
+            index: ShareIndex::new(1).unwrap(),
+            evaluated: Element::from_bytes(&hex32("/evaluation/evaluatedElement")).unwrap(),
+            proof: Proof::from_bytes(&proof.try_into().unwrap()).unwrap(),
+        };
+        let blinded = Element::from_bytes(&hex32("/evaluation/blindedElement")).unwrap();
+        assert!(committee.check_partial(&blinded, &partial).is_ok());
+        let input = hex::decode(
+            v["evaluation"]["input"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap();
+        assert!(committee.evaluate_input(&input, &[partial]).is_err());
+    }
+
     // Derivation is deterministic: the same public keys every time; secrets only on request.
     let again = ok(&keyward(
         &d,
@@ -136,6 +180,10 @@ fn derive_encrypt_decrypt_round_trip() {
     ));
     assert_eq!(again["contract"]["x25519"], v["contract"]["x25519"]);
     assert_eq!(again["clusterKey"], v["clusterKey"]);
+    assert_ne!(
+        again["evaluation"]["evaluatedElement"], v["evaluation"]["evaluatedElement"],
+        "fresh blind each run"
+    );
     assert!(again["secrets"]["clusterSeed"].is_string());
 
     // Another master, another sender, or a tampered envelope: refused, and no output written.
