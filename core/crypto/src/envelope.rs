@@ -551,6 +551,26 @@ mod tests {
     }
 
     #[test]
+    fn low_order_recipient_is_refused_at_seal() {
+        let (mut rng, sender, _) = parties(4);
+        for low_order in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let r = Envelope::seal(
+                &sender,
+                &ChannelPublicKey(low_order),
+                EnvelopePurpose::ClusterKey,
+                b"",
+                b"k",
+                &mut rng,
+            );
+            assert_eq!(r.unwrap_err(), EnvelopeError::DegenerateRecipient);
+        }
+    }
+
+    #[test]
     fn size_limits() {
         let (mut rng, sender, recipient) = parties(3);
         let big = vec![0u8; MAX_AAD_LEN + 1];
