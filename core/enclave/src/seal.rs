@@ -250,9 +250,15 @@ impl Sealer {
             });
         }
         if found_chain != self.chain.as_str().as_bytes() {
+            // Only a valid chain id can have been sealed; anything else is tampering, and is
+            // never echoed into an error message.
+            let found = core::str::from_utf8(found_chain)
+                .ok()
+                .and_then(|s| ChainId::new(s).ok())
+                .ok_or(SealError::Tampered)?;
             return Err(SealError::WrongChain {
                 expected: self.chain.clone(),
-                found: String::from_utf8_lossy(found_chain).into_owned(),
+                found: found.to_string(),
             });
         }
         XChaCha20Poly1305::new(self.key.as_ref().into())
@@ -311,6 +317,23 @@ mod tests {
         let (_, other_key) = sealer(2, "devnet");
         assert_eq!(
             other_key.open(SealPurpose::VoteKey, &blob).unwrap_err(),
+            SealError::Tampered
+        );
+    }
+
+    #[test]
+    fn invalid_chain_label_is_tampering_not_echoed() {
+        let (mut rng, s) = sealer(6, "devnet");
+        let mut bytes = s
+            .seal(SealPurpose::VoteKey, b"k", &mut rng)
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        let at = bytes.windows(6).position(|w| w == b"devnet").unwrap();
+        bytes[at..at + 6].copy_from_slice(b"dev\net");
+        assert_eq!(
+            s.open(SealPurpose::VoteKey, &SealedBlob::from_bytes(bytes))
+                .unwrap_err(),
             SealError::Tampered
         );
     }

@@ -246,11 +246,14 @@ pub fn run() -> Result<()> {
         rng,
     )
     .map_err(CliError::refused)?;
+    // Phala derives the handover's sender key from the old MasterKey; here nothing derived from
+    // it (a key made from its bytes, or the old ClusterKey) opens the handover.
+    let from_old_master = keyward_crypto::ChannelKeypair::derive(master0.to_bytes().expose());
     s.check(
-        "the new epoch secret travels under a fresh ephemeral key, which no old key opens",
-        worker_channel
-            .open(&handover, EnvelopePurpose::EpochSecret)
-            .is_err(),
+        "the new epoch secret opens only for the new gatekeeper, not with keys derived from the old MasterKey",
+        new_gatekeeper_channel.open(&handover, EnvelopePurpose::EpochSecret).is_ok()
+            && from_old_master.open(&handover, EnvelopePurpose::EpochSecret).is_err()
+            && cluster_key.channel().open(&handover, EnvelopePurpose::EpochSecret).is_err(),
     );
     let e1_key = ClusterKey::derive(&master1, Epoch(1), c1.clone(), Generation(0));
     let e1_state = ContractKey::derive(&e1_key, auction.clone())
