@@ -1,0 +1,322 @@
+//! Signed requests: every call a validator makes is signed by its ed25519 identity over a
+//! domain-separated encoding of (method, signer service id, validator identity, nonce, payload).
+//!
+//! The signed bytes are (see `docs/PROTOCOL.md`, "Vote signer requests"):
+//!
+//! ```text
+//! var16("keyward/v1/signer-request") || var8(method) || service_id[32] || identity[32]
+//!   || nonce: u64 BE || var32(payload)
+//! ```
+//!
+//! so a request signed for one method, one signer service or one validator never verifies as
+//! another, unlike the old Solana `vote-signer`, which signed only the payload.
+
+use std::fmt;
+use std::str::FromStr;
+
+use keyward_crypto::{Reader, SolanaKeypair, SolanaPubkey, SolanaSignature, Writer};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::message::MAX_MESSAGE_LEN;
+
+const LABEL: &[u8] = b"keyward/v1/signer-request";
+
+/// Most evidence transactions one `signVote` may carry.
+pub const MAX_EVIDENCE: usize = 256;
+
+/// A transaction is at most Solana's packet size.
+pub const MAX_TRANSACTION_LEN: usize = 1232;
+
+/// The signer service's 32-byte id, shown in base58. Requests name the service they are for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceId(pub [u8; 32]);
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.0).into_string())
+    }
+}
+
+impl fmt::Debug for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServiceId({self})")
+    }
+}
+
+impl FromStr for ServiceId {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 32];
+        if s.len() > 64 {
+            return Err(RequestError::Malformed(
+                "service id is not 32 bytes of base58",
+            ));
+        }
+        match bs58::decode(s).onto(&mut out[..]) {
+            Ok(32) => Ok(Self(out)),
+            _ => Err(RequestError::Malformed(
+                "service id is not 32 bytes of base58",
+            )),
+        }
+    }
+}
+
+/// The authenticated methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Create (or return) the validator's vote key.
+    RegisterNode,
+    /// Sign a vote transaction message.
+    SignVote,
+    /// Stop signing for the validator and return its final tower.
+    DeregisterNode,
+    /// Replace the vote key; the tower carries over.
+    RotateVoteKey,
+}
+
+impl Method {
+    /// Every method, in a fixed order.
+    pub const ALL: [Self; 4] = [
+        Self::RegisterNode,
+        Self::SignVote,
+        Self::DeregisterNode,
+        Self::RotateVoteKey,
+    ];
+
+    /// The JSON-RPC method name, which is also the name in the signed bytes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RegisterNode => "registerNode",
+            Self::SignVote => "signVote",
+            Self::DeregisterNode => "deregisterNode",
+            Self::RotateVoteKey => "rotateVoteKey",
+        }
+    }
+}
+
+impl FromStr for Method {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or(RequestError::UnknownMethod)
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// `registerNode`: the validator's vote account.
+    RegisterNode {
+        /// The vote account the key will vote for.
+        vote_account: SolanaPubkey,
+    },
+    /// `signVote`: the message to sign and, for ancestor verification, the active set's votes.
+    SignVote {
+        /// The serialized transaction message (legacy or v0).
+        message: Vec<u8>,
+        /// Signed vote transactions of the active set from the previous voting period.
+        evidence: Vec<Vec<u8>>,
+    },
+    /// `deregisterNode`.
+    DeregisterNode,
+    /// `rotateVoteKey`.
+    RotateVoteKey,
+}
+
+impl Payload {
+    /// The method this payload belongs to.
+    pub fn method(&self) -> Method {
+        match self {
+            Self::RegisterNode { .. } => Method::RegisterNode,
+            Self::SignVote { .. } => Method::SignVote,
+            Self::DeregisterNode => Method::DeregisterNode,
+            Self::RotateVoteKey => Method::RotateVoteKey,
+        }
+    }
+
+    /// The canonical payload bytes that are signed.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            Self::RegisterNode { vote_account } => {
+                w.raw(&vote_account.0);
+            }
+            Self::SignVote { message, evidence } => {
+                w.var16(message);
+                w.u16(u16::try_from(evidence.len()).unwrap_or(u16::MAX));
+                for tx in evidence {
+                    w.var16(tx);
+                }
+            }
+            Self::DeregisterNode | Self::RotateVoteKey => {}
+        }
+        w.finish()
+    }
+
+    /// Decodes the payload of `method`.
+    ///
+    /// # Errors
+    /// [`RequestError::Malformed`] for bytes that are not a canonical payload.
+    pub fn decode(method: Method, bytes: &[u8]) -> Result<Self, RequestError> {
+        let mut r = Reader::new(bytes);
+        let payload = match method {
+            Method::RegisterNode => Self::RegisterNode {
+                vote_account: SolanaPubkey(r.array("vote account")?),
+            },
+            Method::SignVote => {
+                let message = r.var16("vote message", MAX_MESSAGE_LEN)?.to_vec();
+                let count = usize::from(r.u16("evidence count")?);
+                if count > MAX_EVIDENCE {
+                    return Err(RequestError::Malformed("more evidence than allowed"));
+                }
+                let mut evidence = Vec::with_capacity(count);
+                for _ in 0..count {
+                    evidence.push(
+                        r.var16("evidence transaction", MAX_TRANSACTION_LEN)?
+                            .to_vec(),
+                    );
+                }
+                Self::SignVote { message, evidence }
+            }
+            Method::DeregisterNode => Self::DeregisterNode,
+            Method::RotateVoteKey => Self::RotateVoteKey,
+        };
+        r.finish()?;
+        Ok(payload)
+    }
+}
+
+/// A request as it travels: the payload, who sends it, for which service, with which nonce, and
+/// the identity's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// What is asked.
+    pub payload: Payload,
+    /// The service it is addressed to.
+    pub service: ServiceId,
+    /// The validator's identity key.
+    pub identity: SolanaPubkey,
+    /// A number the validator never reuses; each must exceed the last one accepted.
+    pub nonce: u64,
+    /// The identity's signature over [`signing_bytes`].
+    pub signature: SolanaSignature,
+}
+
+/// Why a request was refused before it reached any validator state.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The method name is not one of [`Method::ALL`].
+    #[error("unknown method")]
+    UnknownMethod,
+    /// A field does not decode.
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    /// The identity's signature does not verify.
+    #[error("the request signature does not verify for identity {0}")]
+    BadSignature(SolanaPubkey),
+    /// Addressed to another signer service.
+    #[error("the request is addressed to signer service {found}, this is {expected}")]
+    WrongService {
+        /// The service named in the request.
+        found: ServiceId,
+        /// This service.
+        expected: ServiceId,
+    },
+}
+
+impl From<keyward_crypto::DecodeError> for RequestError {
+    fn from(_: keyward_crypto::DecodeError) -> Self {
+        Self::Malformed("the payload does not decode")
+    }
+}
+
+/// The bytes an identity signs for a request.
+pub fn signing_bytes(
+    payload: &Payload,
+    service: &ServiceId,
+    identity: &SolanaPubkey,
+    nonce: u64,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.var16(LABEL)
+        .var8(payload.method().name().as_bytes())
+        .raw(&service.0)
+        .raw(&identity.0)
+        .u64(nonce)
+        .var32(&payload.encode());
+    w.finish()
+}
+
+impl SignedRequest {
+    /// Signs `payload` as `identity` for `service` with `nonce` (what a client does).
+    pub fn sign(
+        payload: Payload,
+        service: ServiceId,
+        identity: &SolanaKeypair,
+        nonce: u64,
+    ) -> Self {
+        let pubkey = identity.pubkey();
+        let signature = identity.sign(&signing_bytes(&payload, &service, &pubkey, nonce));
+        Self {
+            payload,
+            service,
+            identity: pubkey,
+            nonce,
+            signature,
+        }
+    }
+
+    /// Checks the service id and the signature. Costs one Ed25519 verification; needs no state,
+    /// so hosts run it before taking any lock.
+    ///
+    /// # Errors
+    /// [`RequestError::WrongService`] or [`RequestError::BadSignature`].
+    pub fn authenticate(self, service: &ServiceId) -> Result<Authenticated, RequestError> {
+        if let Payload::SignVote { message, evidence } = &self.payload
+            && (message.len() > MAX_MESSAGE_LEN
+                || evidence.len() > MAX_EVIDENCE
+                || evidence.iter().any(|tx| tx.len() > MAX_TRANSACTION_LEN))
+        {
+            return Err(RequestError::Malformed(
+                "the message or the evidence is over its size limit",
+            ));
+        }
+        if self.service != *service {
+            return Err(RequestError::WrongService {
+                found: self.service,
+                expected: *service,
+            });
+        }
+        let bytes = signing_bytes(&self.payload, &self.service, &self.identity, self.nonce);
+        self.identity
+            .verify(&bytes, &self.signature)
+            .map_err(|_| RequestError::BadSignature(self.identity))?;
+        Ok(Authenticated {
+            digest: Sha256::digest(&bytes).into(),
+            request: self,
+        })
+    }
+}
+
+/// A request whose signature and service id have been checked.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    request: SignedRequest,
+    digest: [u8; 32],
+}
+
+impl Authenticated {
+    /// The request.
+    pub fn request(&self) -> &SignedRequest {
+        &self.request
+    }
+
+    /// SHA-256 of the signed bytes: equal digests mean byte-identical requests.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}

@@ -1,0 +1,814 @@
+//! The signer's state machine: validators, their sealed vote keys, towers and nonces.
+//!
+//! [`Signer::apply`] takes one authenticated request and either refuses it, changing nothing, or
+//! returns the answer together with the validator's new [record](Signer::record). **The host
+//! must make that record durable before the answer leaves the process**: a signature released
+//! before its tower is on disk could be followed, after a crash, by a conflicting one.
+//!
+//! Hosts apply requests one at a time in a single thread (the order defines the towers), and may
+//! commit the records of many requests with one fsync before releasing their answers
+//! (group commit). A byte-identical retry of an answered request gets the stored answer, and so
+//! does a new request for the exact message last signed (Ed25519 is deterministic).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use keyward_crypto::{
+    DecodeError, Reader, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature, Writer,
+};
+use keyward_enclave::{BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer};
+
+use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
+use crate::message::{VoteAction, check_vote_message};
+use crate::refusal::Refusal;
+use crate::request::{Authenticated, Payload, ServiceId, SignedRequest};
+use crate::tower::{Lockout, LockoutPolicy, Tower, TowerError};
+
+/// How many answered requests per validator are kept for byte-identical retries.
+pub const RECENT_ANSWERS: usize = 4;
+
+const RECORD_MAGIC: &[u8; 4] = b"KWVR";
+const RECORD_VERSION: u8 = 1;
+const RECORD_FORMAT: &str = "keyward validator record";
+const KEY_BINDING: &[u8] = b"keyward/v1/vote-key";
+
+/// What the signer enforces. Immutable while it runs.
+#[derive(Debug, Clone)]
+pub struct SignerConfig {
+    /// This service's id; requests for any other are refused.
+    pub service: ServiceId,
+    /// The lockout rules.
+    pub lockout: LockoutPolicy,
+    /// Ancestor verification and the threshold rule, when configured.
+    pub ancestry: Option<AncestryPolicy>,
+    /// The measurement the evidence reports (the enclave image's, once there is one).
+    pub measurement: [u8; 32],
+}
+
+impl SignerConfig {
+    /// Everything about a request that needs no state: the service id, the identity's signature
+    /// and the evidence's signatures. Hosts call it before taking the signer's lock.
+    ///
+    /// # Errors
+    /// The refusal; nothing has changed.
+    pub fn prepare(&self, request: SignedRequest) -> Result<Prepared, Refusal> {
+        let authenticated = request.authenticate(&self.service)?;
+        let evidence = match (&authenticated.request().payload, &self.ancestry) {
+            (Payload::SignVote { evidence, .. }, Some(policy)) => {
+                policy.verify_evidence(evidence)?
+            }
+            (Payload::SignVote { evidence, .. }, None) if !evidence.is_empty() => {
+                return Err(Refusal::UnexpectedEvidence);
+            }
+            _ => Evidence::default(),
+        };
+        Ok(Prepared {
+            authenticated,
+            evidence,
+        })
+    }
+}
+
+/// A request checked by [`SignerConfig::prepare`], ready for [`Signer::apply`].
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    authenticated: Authenticated,
+    evidence: Evidence,
+}
+
+impl Prepared {
+    /// The request.
+    pub fn request(&self) -> &SignedRequest {
+        self.authenticated.request()
+    }
+}
+
+/// A vote key and the evidence that binds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteKeyInfo {
+    /// The vote public key.
+    pub vote_pubkey: SolanaPubkey,
+    /// Attestation evidence binding it to the identity and vote account (`Evidence::to_bytes`).
+    pub evidence: Vec<u8>,
+}
+
+/// A validator's tower as exported (see `docs/SIGNER.md`, "Tower interchange").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TowerExport {
+    /// The validator identity.
+    pub identity: SolanaPubkey,
+    /// Its vote account.
+    pub vote_account: SolanaPubkey,
+    /// The tower of votes signed.
+    pub tower: Tower,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `registerNode` and `rotateVoteKey`: the vote key.
+    VoteKey(VoteKeyInfo),
+    /// `signVote`: the vote key's signature over the message.
+    Signature(SolanaSignature),
+    /// `deregisterNode`: the final tower.
+    FinalTower(TowerExport),
+}
+
+/// An accepted request: the answer, and the record to make durable before releasing it.
+#[derive(Debug)]
+pub struct Applied {
+    /// The answer.
+    pub answer: Answer,
+    /// The validator's identity and its new record, or `None` when nothing changed.
+    pub record: Option<(SolanaPubkey, Vec<u8>)>,
+}
+
+/// What happened to an imported tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The validator was unknown; its tower is stored and applies once it registers.
+    Created,
+    /// The imported tower is a valid successor and replaced the stored one.
+    Advanced,
+    /// The stored tower is already at or past the imported one; nothing changed.
+    Unchanged,
+}
+
+/// Why an import was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    /// The imported tower breaks the structural rules.
+    #[error("the imported tower is invalid: {0}")]
+    Invalid(TowerError),
+    /// The validator is registered for another vote account.
+    #[error("validator is registered for vote account {registered}, the import says {imported}")]
+    VoteAccountMismatch {
+        /// The registered vote account.
+        registered: SolanaPubkey,
+        /// The imported one.
+        imported: SolanaPubkey,
+    },
+    /// Neither tower succeeds the other: importing would lose lockouts.
+    #[error("the imported tower conflicts with the stored one ({0}); nothing was changed")]
+    Conflict(TowerError),
+}
+
+/// Why stored records could not be loaded.
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    /// A record does not decode.
+    #[error("validator record is malformed: {0}")]
+    Malformed(#[from] DecodeError),
+    /// A record's tower is invalid.
+    #[error("validator record holds an invalid tower: {0}")]
+    Tower(#[from] TowerError),
+    /// A sealed vote key does not open.
+    #[error("vote key does not unseal: {0}")]
+    Seal(#[from] SealError),
+    /// A sealed vote key belongs to another validator or does not match its public key.
+    #[error("sealed vote key of {0} is bound to another validator or key")]
+    KeyMismatch(SolanaPubkey),
+    /// Two records for one identity.
+    #[error("two records for validator {0}")]
+    Duplicate(SolanaPubkey),
+}
+
+struct ActiveKey {
+    keypair: SolanaKeypair,
+    sealed: SealedBlob,
+    evidence: Vec<u8>,
+}
+
+struct LastSigned {
+    vote: PreviousVote,
+    signature: SolanaSignature,
+    key: SolanaPubkey,
+}
+
+struct Recent {
+    nonce: u64,
+    digest: [u8; 32],
+    answer: Answer,
+}
+
+struct Validator {
+    identity: SolanaPubkey,
+    vote_account: SolanaPubkey,
+    key: Option<ActiveKey>,
+    tower: Tower,
+    last_signed: Option<LastSigned>,
+    nonce: u64,
+    recent: VecDeque<Recent>,
+}
+
+/// The signer: every validator's state, the sealer and the platform key.
+pub struct Signer {
+    config: SignerConfig,
+    sealer: Sealer,
+    platform: DevPlatformKey,
+    validators: BTreeMap<SolanaPubkey, Validator>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("service", &self.config.service)
+            .field("validators", &self.validators.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A signer with `config`, sealing vote keys with `sealer` and attesting with `platform`, over
+    /// the stored `records`.
+    ///
+    /// # Errors
+    /// The first record that does not load; nothing is half-loaded.
+    pub fn restore<'a>(
+        config: SignerConfig,
+        sealer: Sealer,
+        platform: DevPlatformKey,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, RestoreError> {
+        let mut signer = Self {
+            config,
+            sealer,
+            platform,
+            validators: BTreeMap::new(),
+        };
+        for bytes in records {
+            let v = signer.decode_record(bytes)?;
+            if signer.validators.contains_key(&v.identity) {
+                return Err(RestoreError::Duplicate(v.identity));
+            }
+            signer.validators.insert(v.identity, v);
+        }
+        Ok(signer)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SignerConfig {
+        &self.config
+    }
+
+    /// How many validators hold a vote key.
+    pub fn registered(&self) -> usize {
+        self.validators.values().filter(|v| v.key.is_some()).count()
+    }
+
+    /// The current vote key of `identity`, if registered.
+    pub fn vote_key(&self, identity: &SolanaPubkey) -> Option<VoteKeyInfo> {
+        let key = self.validators.get(identity)?.key.as_ref()?;
+        Some(VoteKeyInfo {
+            vote_pubkey: key.keypair.pubkey(),
+            evidence: key.evidence.clone(),
+        })
+    }
+
+    /// The tower of `identity`, if known.
+    pub fn export(&self, identity: &SolanaPubkey) -> Option<TowerExport> {
+        self.validators.get(identity).map(Validator::export)
+    }
+
+    /// Every known validator's tower.
+    pub fn export_all(&self) -> Vec<TowerExport> {
+        self.validators.values().map(Validator::export).collect()
+    }
+
+    /// Applies one prepared request. On refusal nothing changes.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn apply(
+        &mut self,
+        prepared: &Prepared,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Applied, Refusal> {
+        let request = prepared.request();
+        let digest = prepared.authenticated.digest();
+        let identity = request.identity;
+        if let Some(v) = self.validators.get(&identity) {
+            if let Some(done) = v.recent.iter().find(|r| r.nonce == request.nonce) {
+                return if done.digest == digest {
+                    Ok(Applied {
+                        answer: done.answer.clone(),
+                        record: None,
+                    })
+                } else {
+                    Err(Refusal::ReplayedNonce {
+                        nonce: request.nonce,
+                    })
+                };
+            }
+            if request.nonce <= v.nonce {
+                return Err(Refusal::StaleNonce {
+                    nonce: request.nonce,
+                    last: v.nonce,
+                });
+            }
+        }
+        let answer = match &request.payload {
+            Payload::RegisterNode { vote_account } => {
+                self.register(identity, *vote_account, rng)?
+            }
+            Payload::SignVote { message, .. } => {
+                self.sign_vote(identity, message, &prepared.evidence)?
+            }
+            Payload::DeregisterNode => self.deregister(identity)?,
+            Payload::RotateVoteKey => self.rotate(identity, rng)?,
+        };
+        let v = self
+            .validators
+            .get_mut(&identity)
+            .expect("every accepted request leaves a validator");
+        v.nonce = request.nonce;
+        if v.recent.len() == RECENT_ANSWERS {
+            v.recent.pop_front();
+        }
+        v.recent.push_back(Recent {
+            nonce: request.nonce,
+            digest,
+            answer: answer.clone(),
+        });
+        let record = self.record(&identity);
+        Ok(Applied {
+            answer,
+            record: record.map(|r| (identity, r)),
+        })
+    }
+
+    fn register(
+        &mut self,
+        identity: SolanaPubkey,
+        vote_account: SolanaPubkey,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Answer, Refusal> {
+        if let Some(v) = self.validators.get(&identity) {
+            if v.vote_account != vote_account {
+                return Err(Refusal::VoteAccountMismatch {
+                    registered: v.vote_account,
+                    requested: vote_account,
+                });
+            }
+            if let Some(key) = &v.key {
+                return Ok(Answer::VoteKey(VoteKeyInfo {
+                    vote_pubkey: key.keypair.pubkey(),
+                    evidence: key.evidence.clone(),
+                }));
+            }
+        }
+        let key = self.new_key(identity, vote_account, rng);
+        let info = key.info();
+        let v = self
+            .validators
+            .entry(identity)
+            .or_insert_with(|| Validator::new(identity, vote_account));
+        v.key = Some(key);
+        Ok(Answer::VoteKey(info))
+    }
+
+    fn rotate(
+        &mut self,
+        identity: SolanaPubkey,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Answer, Refusal> {
+        let vote_account = self.active(identity)?.vote_account;
+        let key = self.new_key(identity, vote_account, rng);
+        let info = key.info();
+        self.active_mut(identity)?.key = Some(key);
+        Ok(Answer::VoteKey(info))
+    }
+
+    fn deregister(&mut self, identity: SolanaPubkey) -> Result<Answer, Refusal> {
+        let v = self
+            .validators
+            .get_mut(&identity)
+            .ok_or(Refusal::UnknownValidator(identity))?;
+        v.key = None;
+        Ok(Answer::FinalTower(v.export()))
+    }
+
+    fn sign_vote(
+        &mut self,
+        identity: SolanaPubkey,
+        message: &[u8],
+        evidence: &Evidence,
+    ) -> Result<Answer, Refusal> {
+        let policy = self.config.lockout;
+        let ancestry = self.config.ancestry.as_ref();
+        let v = active_in(&mut self.validators, identity)?;
+        let key = v.key.as_ref().expect("active_mut checks the key");
+        let vote_key = key.keypair.pubkey();
+        let vote = check_vote_message(message, &identity, &v.vote_account, &vote_key)?;
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        if let Some(last) = &v.last_signed
+            && last.vote.digest == digest
+            && last.key == vote_key
+        {
+            return Ok(Answer::Signature(last.signature));
+        }
+        let next = match &vote.action {
+            VoteAction::Slots(slots) => v.tower.apply_slots(slots, &policy)?,
+            VoteAction::Tower(proposed) => {
+                v.tower.check_successor(proposed, &policy)?;
+                proposed.clone()
+            }
+        };
+        if let Some(ancestry) = ancestry {
+            ancestry.check(v.last_signed.as_ref().map(|l| &l.vote), &next, evidence)?;
+        }
+        let signature = key.keypair.sign(message);
+        let slot = next
+            .last_voted_slot()
+            .expect("a tower after a vote holds that vote");
+        v.last_signed = Some(LastSigned {
+            vote: PreviousVote {
+                slot,
+                hash: vote.hash,
+                digest,
+                initial: v.last_signed.is_none(),
+            },
+            signature,
+            key: vote_key,
+        });
+        v.tower = next;
+        Ok(Answer::Signature(signature))
+    }
+
+    /// Imports an exported tower. Never moves a tower backwards: an older tower changes nothing,
+    /// a conflicting one is refused.
+    ///
+    /// # Errors
+    /// [`ImportError`]; nothing changed.
+    pub fn import(&mut self, export: TowerExport) -> Result<(ImportOutcome, Vec<u8>), ImportError> {
+        let policy = self.config.lockout;
+        export
+            .tower
+            .validate(&policy)
+            .map_err(ImportError::Invalid)?;
+        let identity = export.identity;
+        let outcome = match self.validators.get_mut(&identity) {
+            None => {
+                let mut v = Validator::new(identity, export.vote_account);
+                v.tower = export.tower;
+                self.validators.insert(identity, v);
+                ImportOutcome::Created
+            }
+            Some(v) => {
+                if v.vote_account != export.vote_account {
+                    return Err(ImportError::VoteAccountMismatch {
+                        registered: v.vote_account,
+                        imported: export.vote_account,
+                    });
+                }
+                if export.tower == v.tower || export.tower.is_empty() {
+                    ImportOutcome::Unchanged
+                } else if v.tower.is_empty() {
+                    v.tower = export.tower;
+                    ImportOutcome::Advanced
+                } else {
+                    match v.tower.check_successor(&export.tower, &policy) {
+                        Ok(()) => {
+                            v.tower = export.tower;
+                            ImportOutcome::Advanced
+                        }
+                        Err(forward) => match export.tower.check_successor(&v.tower, &policy) {
+                            Ok(()) => ImportOutcome::Unchanged,
+                            Err(_) => return Err(ImportError::Conflict(forward)),
+                        },
+                    }
+                }
+            }
+        };
+        let record = self.record(&identity).expect("the validator exists");
+        Ok((outcome, record))
+    }
+
+    fn active(&self, identity: SolanaPubkey) -> Result<&Validator, Refusal> {
+        let v = self
+            .validators
+            .get(&identity)
+            .ok_or(Refusal::UnknownValidator(identity))?;
+        if v.key.is_none() {
+            return Err(Refusal::NotRegistered(identity));
+        }
+        Ok(v)
+    }
+
+    fn active_mut(&mut self, identity: SolanaPubkey) -> Result<&mut Validator, Refusal> {
+        active_in(&mut self.validators, identity)
+    }
+
+    fn new_key(
+        &self,
+        identity: SolanaPubkey,
+        vote_account: SolanaPubkey,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> ActiveKey {
+        let keypair = SolanaKeypair::generate(rng);
+        let sealed = self
+            .sealer
+            .seal(
+                SealPurpose::VoteKey,
+                &key_plaintext(&keypair, &identity, &vote_account),
+                rng,
+            )
+            .expect("96 bytes is far below the sealing limit");
+        let evidence = self
+            .platform
+            .attest(
+                self.config.measurement,
+                &[BoundKey::Ed25519(keypair.pubkey())],
+                &key_binding(&identity, &vote_account),
+                rng,
+            )
+            .expect("one key and a 83-byte nonce are within the evidence limits")
+            .to_bytes();
+        ActiveKey {
+            keypair,
+            sealed,
+            evidence,
+        }
+    }
+
+    /// The durable record of `identity`: everything needed to restore it, with the vote key
+    /// sealed. `None` for an unknown validator.
+    pub fn record(&self, identity: &SolanaPubkey) -> Option<Vec<u8>> {
+        let v = self.validators.get(identity)?;
+        let mut w = Writer::with_header(RECORD_MAGIC, RECORD_VERSION);
+        w.raw(&v.identity.0).raw(&v.vote_account.0);
+        match &v.key {
+            Some(key) => {
+                w.u8(1)
+                    .raw(&key.keypair.pubkey().0)
+                    .var32(key.sealed.as_bytes())
+                    .var16(&key.evidence);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        encode_tower(&mut w, &v.tower);
+        match &v.last_signed {
+            Some(last) => {
+                w.u8(1)
+                    .u64(last.vote.slot)
+                    .raw(&last.vote.hash)
+                    .raw(&last.vote.digest)
+                    .u8(u8::from(last.vote.initial))
+                    .raw(&last.signature.0)
+                    .raw(&last.key.0);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        w.u64(v.nonce);
+        w.u8(u8::try_from(v.recent.len()).expect("at most RECENT_ANSWERS"));
+        for r in &v.recent {
+            w.u64(r.nonce).raw(&r.digest);
+            encode_answer(&mut w, &r.answer);
+        }
+        Some(w.finish())
+    }
+
+    fn decode_record(&self, bytes: &[u8]) -> Result<Validator, RestoreError> {
+        let policy = &self.config.lockout;
+        let mut r = Reader::new(bytes);
+        r.header(RECORD_FORMAT, RECORD_MAGIC, RECORD_VERSION)?;
+        let identity = SolanaPubkey(r.array("identity")?);
+        let vote_account = SolanaPubkey(r.array("vote account")?);
+        let key = match r.u8("key flag")? {
+            0 => None,
+            1 => {
+                let pubkey = SolanaPubkey(r.array("vote pubkey")?);
+                let sealed = SealedBlob::from_bytes(r.var32("sealed vote key", 4096)?.to_vec());
+                let evidence = r.var16("vote key evidence", 4096)?.to_vec();
+                let plain = self.sealer.open(SealPurpose::VoteKey, &sealed)?;
+                let keypair = open_key(&plain, &identity, &vote_account)
+                    .filter(|k| k.pubkey() == pubkey)
+                    .ok_or(RestoreError::KeyMismatch(identity))?;
+                Some(ActiveKey {
+                    keypair,
+                    sealed,
+                    evidence,
+                })
+            }
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "key flag",
+                    reason: "not 0 or 1",
+                }
+                .into());
+            }
+        };
+        let tower = decode_tower(&mut r, policy)?;
+        let last_signed = match r.u8("last-signed flag")? {
+            0 => None,
+            1 => Some(LastSigned {
+                vote: PreviousVote {
+                    slot: r.u64("last slot")?,
+                    hash: r.array("last hash")?,
+                    digest: r.array("last digest")?,
+                    initial: decode_bool(&mut r, "initial flag")?,
+                },
+                signature: SolanaSignature(r.array("last signature")?),
+                key: SolanaPubkey(r.array("last key")?),
+            }),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "last-signed flag",
+                    reason: "not 0 or 1",
+                }
+                .into());
+            }
+        };
+        let nonce = r.u64("nonce")?;
+        let count = usize::from(r.u8("recent count")?);
+        if count > RECENT_ANSWERS {
+            return Err(DecodeError::Invalid {
+                field: "recent count",
+                reason: "more than RECENT_ANSWERS",
+            }
+            .into());
+        }
+        let mut recent = VecDeque::with_capacity(count);
+        for _ in 0..count {
+            recent.push_back(Recent {
+                nonce: r.u64("recent nonce")?,
+                digest: r.array("recent digest")?,
+                answer: decode_answer(&mut r, identity, vote_account, policy)?,
+            });
+        }
+        r.finish()?;
+        Ok(Validator {
+            identity,
+            vote_account,
+            key,
+            tower,
+            last_signed,
+            nonce,
+            recent,
+        })
+    }
+}
+
+/// The registered validator `identity`, holding a vote key.
+fn active_in(
+    validators: &mut BTreeMap<SolanaPubkey, Validator>,
+    identity: SolanaPubkey,
+) -> Result<&mut Validator, Refusal> {
+    let v = validators
+        .get_mut(&identity)
+        .ok_or(Refusal::UnknownValidator(identity))?;
+    if v.key.is_none() {
+        return Err(Refusal::NotRegistered(identity));
+    }
+    Ok(v)
+}
+
+impl ActiveKey {
+    fn info(&self) -> VoteKeyInfo {
+        VoteKeyInfo {
+            vote_pubkey: self.keypair.pubkey(),
+            evidence: self.evidence.clone(),
+        }
+    }
+}
+
+impl Validator {
+    fn new(identity: SolanaPubkey, vote_account: SolanaPubkey) -> Self {
+        Self {
+            identity,
+            vote_account,
+            key: None,
+            tower: Tower::new(),
+            last_signed: None,
+            nonce: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn export(&self) -> TowerExport {
+        TowerExport {
+            identity: self.identity,
+            vote_account: self.vote_account,
+            tower: self.tower.clone(),
+        }
+    }
+}
+
+/// The evidence nonce binding a vote key to its validator: `var16(label) || identity || account`.
+pub fn key_binding(identity: &SolanaPubkey, vote_account: &SolanaPubkey) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.var16(KEY_BINDING).raw(&identity.0).raw(&vote_account.0);
+    w.finish()
+}
+
+/// Sealed plaintext: seed || identity || vote account, so a blob moved to another validator's
+/// record does not load.
+fn key_plaintext(
+    keypair: &SolanaKeypair,
+    identity: &SolanaPubkey,
+    vote_account: &SolanaPubkey,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(96));
+    out.extend_from_slice(keypair.seed().expose());
+    out.extend_from_slice(&identity.0);
+    out.extend_from_slice(&vote_account.0);
+    out
+}
+
+fn open_key(
+    plain: &[u8],
+    identity: &SolanaPubkey,
+    vote_account: &SolanaPubkey,
+) -> Option<SolanaKeypair> {
+    if plain.len() != 96 || plain[32..64] != identity.0 || plain[64..] != vote_account.0 {
+        return None;
+    }
+    SecretBytes::<32>::from_slice(&plain[..32]).map(|seed| SolanaKeypair::from_seed(&seed))
+}
+
+fn decode_bool(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeError> {
+    match r.u8(field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::Invalid {
+            field,
+            reason: "not 0 or 1",
+        }),
+    }
+}
+
+/// Tower layout: `u8 has_root || u64 root || u8 n || n × (u64 slot || u32 confirmations)`.
+pub(crate) fn encode_tower(w: &mut Writer, tower: &Tower) {
+    w.u8(u8::from(tower.root().is_some()))
+        .u64(tower.root().unwrap_or(0))
+        .u8(u8::try_from(tower.votes().len()).expect("towers hold at most 64 votes"));
+    for v in tower.votes() {
+        w.u64(v.slot).u32(v.confirmation_count);
+    }
+}
+
+pub(crate) fn decode_tower(
+    r: &mut Reader<'_>,
+    policy: &LockoutPolicy,
+) -> Result<Tower, RestoreError> {
+    let has_root = decode_bool(r, "root flag")?;
+    let root = r.u64("root")?;
+    let count = usize::from(r.u8("vote count")?);
+    let mut votes = Vec::with_capacity(count);
+    for _ in 0..count {
+        votes.push(Lockout {
+            slot: r.u64("slot")?,
+            confirmation_count: r.u32("confirmations")?,
+        });
+    }
+    Ok(Tower::from_parts(votes, has_root.then_some(root), policy)?)
+}
+
+fn encode_answer(w: &mut Writer, answer: &Answer) {
+    match answer {
+        Answer::VoteKey(info) => {
+            w.u8(1).raw(&info.vote_pubkey.0).var16(&info.evidence);
+        }
+        Answer::Signature(sig) => {
+            w.u8(2).raw(&sig.0);
+        }
+        Answer::FinalTower(export) => {
+            w.u8(3);
+            encode_tower(w, &export.tower);
+        }
+    }
+}
+
+fn decode_answer(
+    r: &mut Reader<'_>,
+    identity: SolanaPubkey,
+    vote_account: SolanaPubkey,
+    policy: &LockoutPolicy,
+) -> Result<Answer, RestoreError> {
+    Ok(match r.u8("answer kind")? {
+        1 => Answer::VoteKey(VoteKeyInfo {
+            vote_pubkey: SolanaPubkey(r.array("answer vote pubkey")?),
+            evidence: r.var16("answer evidence", 4096)?.to_vec(),
+        }),
+        2 => Answer::Signature(SolanaSignature(r.array("answer signature")?)),
+        3 => Answer::FinalTower(TowerExport {
+            identity,
+            vote_account,
+            tower: decode_tower(r, policy)?,
+        }),
+        _ => {
+            return Err(DecodeError::Invalid {
+                field: "answer kind",
+                reason: "unknown kind",
+            }
+            .into());
+        }
+    })
+}
