@@ -5,6 +5,7 @@
 mod error;
 mod keyfile;
 mod keys;
+mod signer;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,13 @@ enum Command {
     /// Make, inspect and use keys of the key hierarchy.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
+    Signer(signer::SignerArgs),
+    /// Talk to a vote signer: the reference client.
+    SignerClient(signer::ClientArgs),
+    /// Export or import a stopped signer's towers (interchange JSON).
+    #[command(subcommand)]
+    SignerTower(signer::TowerCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +44,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Signer(args) => signer::run_signer(args),
+        Command::SignerClient(args) => signer::run_client(args),
+        Command::SignerTower(cmd) => signer::run_tower(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1459 @@
+//! The signer's state machine, driven as a host drives it (`SignerConfig::prepare`, then
+//! `Signer::apply`): registration and evidence, signing, nonces and retries, lockouts, key
+//! rotation, deregistration, durable records, tower imports and ancestor verification.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{
+    MEASUREMENT, SERVICE, Validator, addr, final_tower, hash, legacy_message, new_signer,
+    platform_public, random_key, register, request, restore, send, sign_vote, sign_vote_with,
+    signature_of, signed_tx, submit, tower, tower_sync_ix, ts_message, vote_key_info,
+};
+use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature};
+use keyward_enclave::{BoundKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, SealError};
+use keyward_vote::ancestry::{AncestryError, AncestryPolicy, Fraction, Member, Threshold};
+use keyward_vote::message::{MAX_MESSAGE_LEN, MessageError};
+use keyward_vote::request::RequestError;
+use keyward_vote::signer::{ImportError, ImportOutcome, RECENT_ANSWERS, RestoreError, key_binding};
+use keyward_vote::{
+    Applied, Lockout, LockoutPolicy, Payload, Refusal, ServiceId, SignedRequest, Signer, Tower,
+    TowerError, TowerExport,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use solana_vote_interface::instruction as vote_ix;
+use solana_vote_interface::state::{TowerSync, Vote as SolanaVote};
+
+/// Registers `v` with `nonce` and returns its vote key.
+fn register_key(signer: &mut Signer, v: &Validator, nonce: u64, rng: &mut StdRng) -> SolanaPubkey {
+    let applied = send(signer, &v.identity, nonce, register(&v.vote_account), rng).unwrap();
+    vote_key_info(&applied).vote_pubkey
+}
+
+/// Sends a `signVote` of `message` with no evidence and returns the signature.
+fn vote(
+    signer: &mut Signer,
+    v: &Validator,
+    nonce: u64,
+    message: &[u8],
+    rng: &mut StdRng,
+) -> SolanaSignature {
+    signature_of(&send(signer, &v.identity, nonce, sign_vote(message), rng).unwrap())
+}
+
+/// Evidence that accepts only the test signer's dev platform and measurement.
+fn dev_policy() -> EvidencePolicy {
+    EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![MEASUREMENT],
+        trusted_dev_platforms: vec![platform_public()],
+    }
+}
+
+#[test]
+fn register_returns_a_vote_key_with_evidence_and_is_idempotent() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    assert_eq!(signer.registered(), 0);
+    assert_eq!(signer.record(&v.id()), None);
+
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        1,
+        register(&v.vote_account),
+        &mut rng,
+    )
+    .unwrap();
+    let info = vote_key_info(&applied);
+    assert_eq!(
+        applied.record,
+        Some((v.id(), signer.record(&v.id()).unwrap()))
+    );
+    assert_eq!(signer.vote_key(&v.id()), Some(info.clone()));
+    assert_eq!(signer.registered(), 1);
+    assert_eq!(
+        signer.export(&v.id()),
+        Some(TowerExport {
+            identity: v.id(),
+            vote_account: v.vote_account,
+            tower: Tower::new(),
+        })
+    );
+
+    // The evidence binds the vote key to this identity and vote account, from the dev platform.
+    let evidence = Evidence::from_bytes(&info.evidence).unwrap();
+    assert_eq!(evidence.kind(), EvidenceKind::Dev);
+    assert_eq!(evidence.measurement(), MEASUREMENT);
+    let bound = [BoundKey::Ed25519(info.vote_pubkey)];
+    let binding = key_binding(&v.id(), &v.vote_account);
+    let verified = evidence.verify(&dev_policy(), &bound, &binding).unwrap();
+    assert!(verified.insecure);
+    assert_eq!(verified.kind, EvidenceKind::Dev);
+    assert_eq!(verified.measurement, MEASUREMENT);
+    assert_eq!(
+        evidence.verify(&EvidencePolicy::default(), &bound, &binding),
+        Err(EvidenceError::InsecureNotAccepted)
+    );
+    let other_account = random_key(&mut rng);
+    assert_eq!(
+        evidence.verify(&dev_policy(), &bound, &key_binding(&v.id(), &other_account)),
+        Err(EvidenceError::ReportDataMismatch)
+    );
+    assert_eq!(
+        evidence.verify(&dev_policy(), &[BoundKey::Ed25519(v.id())], &binding),
+        Err(EvidenceError::ReportDataMismatch)
+    );
+
+    // A retry with a new nonce returns the same key and the same evidence.
+    let again = send(
+        &mut signer,
+        &v.identity,
+        2,
+        register(&v.vote_account),
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(vote_key_info(&again), info);
+    assert!(again.record.is_some());
+    assert_eq!(signer.registered(), 1);
+
+    // Another vote account is refused and changes nothing.
+    let before = signer.record(&v.id()).unwrap();
+    let refusal = send(
+        &mut signer,
+        &v.identity,
+        3,
+        register(&other_account),
+        &mut rng,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::VoteAccountMismatch {
+            registered: v.vote_account,
+            requested: other_account,
+        }
+    );
+    assert_eq!(refusal.name(), "vote_account_mismatch");
+    assert_eq!(refusal.code(), 1103);
+    assert_eq!(signer.record(&v.id()).unwrap(), before);
+    assert_eq!(signer.vote_key(&v.id()), Some(info));
+}
+
+#[test]
+fn sign_vote_signs_the_exact_message_with_the_vote_key() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+
+    let m1 = v.vote(&vote_key, &[1], 0xa1);
+    let applied = send(&mut signer, &v.identity, 2, sign_vote(&m1), &mut rng).unwrap();
+    let sig1 = signature_of(&applied);
+    assert!(vote_key.verify(&m1, &sig1).is_ok());
+    assert!(v.id().verify(&m1, &sig1).is_err());
+    let mut altered = m1.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    assert!(vote_key.verify(&altered, &sig1).is_err());
+    assert_eq!(
+        applied.record,
+        Some((v.id(), signer.record(&v.id()).unwrap()))
+    );
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 1)], None)
+    );
+
+    let m2 = v.vote(&vote_key, &[1, 2], 0xa2);
+    let sig2 = vote(&mut signer, &v, 3, &m2, &mut rng);
+    assert!(vote_key.verify(&m2, &sig2).is_ok());
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 2), (2, 1)], None)
+    );
+}
+
+#[test]
+fn a_vote_instruction_applies_its_slots_to_the_tower() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1, 2], 2), &mut rng);
+
+    let simple = |slots: Vec<u64>, hash_byte: u8| {
+        legacy_message(
+            &[vote_ix::vote(
+                &addr(&v.vote_account),
+                &addr(&vote_key),
+                SolanaVote::new(slots, hash(hash_byte)),
+            )],
+            &v.id(),
+        )
+    };
+    // Slot 2 is already voted: only slot 3 is applied, as the vote program does.
+    let m3 = simple(vec![2, 3], 3);
+    let sig3 = vote(&mut signer, &v, 3, &m3, &mut rng);
+    assert!(vote_key.verify(&m3, &sig3).is_ok());
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 3), (2, 2), (3, 1)], None)
+    );
+    let again = simple(vec![3], 4);
+    assert_eq!(
+        send(&mut signer, &v.identity, 4, sign_vote(&again), &mut rng).unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 3, last: 3 })
+    );
+}
+
+#[test]
+fn retries_replays_and_stale_nonces() {
+    assert_eq!(RECENT_ANSWERS, 4);
+    let mut rng = StdRng::seed_from_u64(4);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 10, &mut rng);
+
+    let first = request(
+        &signer,
+        &v.identity,
+        20,
+        sign_vote(&v.vote(&vote_key, &[1], 1)),
+    );
+    let applied = submit(&mut signer, first.clone(), &mut rng).unwrap();
+    let record = signer.record(&v.id()).unwrap();
+
+    // The byte-identical retry gets the same answer, with nothing to commit.
+    let retry = submit(&mut signer, first.clone(), &mut rng).unwrap();
+    assert_eq!(retry.answer, applied.answer);
+    assert_eq!(retry.record, None);
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+    // Signing the same request again makes the same bytes (Ed25519 is deterministic).
+    let resigned = request(
+        &signer,
+        &v.identity,
+        20,
+        sign_vote(&v.vote(&vote_key, &[1], 1)),
+    );
+    assert_eq!(resigned, first);
+
+    // The same nonce for another request is a replay.
+    let next = v.vote(&vote_key, &[1, 2], 1);
+    let replay = send(&mut signer, &v.identity, 20, sign_vote(&next), &mut rng).unwrap_err();
+    assert_eq!(replay, Refusal::ReplayedNonce { nonce: 20 });
+    assert_eq!(replay.name(), "replayed_nonce");
+    assert_eq!(replay.code(), 1005);
+    // A nonce never used, but not above the last accepted one, is stale.
+    for nonce in [0, 15, 19] {
+        assert_eq!(
+            send(&mut signer, &v.identity, nonce, sign_vote(&next), &mut rng).unwrap_err(),
+            Refusal::StaleNonce { nonce, last: 20 }
+        );
+    }
+    // The registration (nonce 10) is still among the recent answers.
+    let register_retry = send(
+        &mut signer,
+        &v.identity,
+        10,
+        register(&v.vote_account),
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(vote_key_info(&register_retry).vote_pubkey, vote_key);
+    assert_eq!(register_retry.record, None);
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+
+    // Four more answers push nonce 20 out of the recent answers: its retry is then stale.
+    let towers: [&[u64]; 4] = [&[1, 2], &[1, 2, 3], &[1, 2, 3, 4], &[1, 2, 3, 4, 5]];
+    let mut later = Vec::new();
+    for (nonce, slots) in (21..).zip(towers) {
+        let req = request(
+            &signer,
+            &v.identity,
+            nonce,
+            sign_vote(&v.vote(&vote_key, slots, 1)),
+        );
+        let answer = submit(&mut signer, req.clone(), &mut rng).unwrap().answer;
+        later.push((req, answer));
+    }
+    assert_eq!(
+        submit(&mut signer, first, &mut rng).unwrap_err(),
+        Refusal::StaleNonce {
+            nonce: 20,
+            last: 24
+        }
+    );
+    // The oldest of the four is still answered from memory.
+    let (oldest, answer) = later.swap_remove(0);
+    let retry = submit(&mut signer, oldest, &mut rng).unwrap();
+    assert_eq!(retry.answer, answer);
+    assert_eq!(retry.record, None);
+}
+
+#[test]
+fn a_refused_vote_changes_nothing_and_takes_no_nonce() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
+    vote(&mut signer, &v, 3, &v.vote(&vote_key, &[1, 2], 2), &mut rng);
+    let record = signer.record(&v.id()).unwrap();
+    let export = signer.export(&v.id()).unwrap();
+    assert_eq!(export.tower, tower(&[(1, 2), (2, 1)], None));
+
+    // Slot 3 on a fork without slot 2, which is locked out until slot 4.
+    let conflict = v.vote(&vote_key, &[1, 3], 3);
+    let refusal = send(&mut signer, &v.identity, 4, sign_vote(&conflict), &mut rng).unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        })
+    );
+    assert_eq!(refusal.name(), "lockout_conflict");
+    assert_eq!(refusal.code(), 1311);
+    assert!(!refusal.is_alarm());
+    assert_eq!(signer.export(&v.id()).unwrap(), export);
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+
+    // An older vote (not the last one signed) is too old.
+    let old = v.vote(&vote_key, &[1], 1);
+    assert_eq!(
+        send(&mut signer, &v.identity, 4, sign_vote(&old), &mut rng).unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 1, last: 2 })
+    );
+    // A vote for another vote account is not this validator's vote.
+    let elsewhere = random_key(&mut rng);
+    let foreign = ts_message(&v.id(), &elsewhere, &vote_key, &[1, 2, 3], 3);
+    assert_eq!(
+        send(&mut signer, &v.identity, 4, sign_vote(&foreign), &mut rng).unwrap_err(),
+        Refusal::Message(MessageError::WrongAccount {
+            position: "vote account",
+            found: elsewhere,
+            expected: v.vote_account,
+        })
+    );
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+
+    // None of the refusals took nonce 4: the honest successor signs with it.
+    let m3 = v.vote(&vote_key, &[1, 2, 3], 3);
+    let sig3 = vote(&mut signer, &v, 4, &m3, &mut rng);
+    assert!(vote_key.verify(&m3, &sig3).is_ok());
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 3), (2, 2), (3, 1)], None)
+    );
+
+    // Switching forks: refused while slot 2 (until 6) is locked out, signed once it expired.
+    let switch = |votes: Vec<(u64, u32)>| {
+        legacy_message(
+            &[tower_sync_ix(
+                &v.vote_account,
+                &vote_key,
+                TowerSync::from(votes),
+            )],
+            &v.id(),
+        )
+    };
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            5,
+            sign_vote(&switch(vec![(1, 3), (5, 1)])),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 6,
+            slot: 5,
+        })
+    );
+    vote(&mut signer, &v, 5, &switch(vec![(1, 3), (7, 1)]), &mut rng);
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 3), (7, 1)], None)
+    );
+}
+
+#[test]
+fn the_last_message_signed_gets_the_same_signature_again() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    let m1 = v.vote(&vote_key, &[1], 1);
+    let sig1 = vote(&mut signer, &v, 2, &m1, &mut rng);
+
+    let again = send(&mut signer, &v.identity, 3, sign_vote(&m1), &mut rng).unwrap();
+    assert_eq!(signature_of(&again), sig1);
+    assert!(again.record.is_some());
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 1)], None)
+    );
+
+    // Only the last one: once a newer vote is signed, the older message is too old.
+    let m2 = v.vote(&vote_key, &[1, 2], 2);
+    let sig2 = vote(&mut signer, &v, 4, &m2, &mut rng);
+    assert_eq!(
+        send(&mut signer, &v.identity, 5, sign_vote(&m1), &mut rng).unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 1, last: 2 })
+    );
+    assert_eq!(vote(&mut signer, &v, 5, &m2, &mut rng), sig2);
+}
+
+#[test]
+fn requests_must_be_signed_by_the_identity_for_this_service() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    let record = signer.record(&v.id()).unwrap();
+    let m = v.vote(&vote_key, &[1], 1);
+
+    let mut tampered = request(&signer, &v.identity, 2, sign_vote(&m));
+    tampered.signature.0[0] ^= 1;
+    let refusal = submit(&mut signer, tampered, &mut rng).unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Request(RequestError::BadSignature(v.id()))
+    );
+    assert_eq!(refusal.name(), "bad_signature");
+    assert_eq!(refusal.code(), 1001);
+
+    // A signed field changed after signing.
+    let mut renonced = request(&signer, &v.identity, 2, sign_vote(&m));
+    renonced.nonce = 3;
+    assert_eq!(
+        submit(&mut signer, renonced, &mut rng).unwrap_err(),
+        Refusal::Request(RequestError::BadSignature(v.id()))
+    );
+    // Someone else's signature over this identity's request.
+    let mallory = SolanaKeypair::generate(&mut rng);
+    let mut forged = request(&signer, &mallory, 2, sign_vote(&m));
+    forged.identity = v.id();
+    assert_eq!(
+        submit(&mut signer, forged, &mut rng).unwrap_err(),
+        Refusal::Request(RequestError::BadSignature(v.id()))
+    );
+
+    // Addressed to another signer service.
+    let other = ServiceId([1; 32]);
+    let misaddressed = SignedRequest::sign(sign_vote(&m), other, &v.identity, 2);
+    let refusal = submit(&mut signer, misaddressed, &mut rng).unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Request(RequestError::WrongService {
+            found: other,
+            expected: SERVICE,
+        })
+    );
+    assert_eq!(refusal.name(), "wrong_service");
+    assert_eq!(refusal.code(), 1002);
+
+    // Over the size limit.
+    let oversized = Payload::SignVote {
+        message: vec![0; MAX_MESSAGE_LEN + 1],
+        evidence: Vec::new(),
+    };
+    assert_eq!(
+        send(&mut signer, &v.identity, 2, oversized, &mut rng).unwrap_err(),
+        Refusal::Request(RequestError::Malformed(
+            "the message or the evidence is over its size limit"
+        ))
+    );
+    // Evidence, but no ancestry policy.
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            2,
+            sign_vote_with(&m, vec![vec![1, 2, 3]]),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::UnexpectedEvidence
+    );
+
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+    let sig = vote(&mut signer, &v, 2, &m, &mut rng);
+    assert!(vote_key.verify(&m, &sig).is_ok());
+}
+
+#[test]
+fn an_unknown_validator_can_only_register() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let stranger_key = random_key(&mut rng);
+    let m = v.vote(&stranger_key, &[1], 1);
+
+    let refusal = send(&mut signer, &v.identity, 1, sign_vote(&m), &mut rng).unwrap_err();
+    assert_eq!(refusal, Refusal::UnknownValidator(v.id()));
+    assert_eq!(refusal.code(), 1101);
+    for payload in [Payload::DeregisterNode, Payload::RotateVoteKey] {
+        assert_eq!(
+            send(&mut signer, &v.identity, 1, payload, &mut rng).unwrap_err(),
+            Refusal::UnknownValidator(v.id())
+        );
+    }
+    assert_eq!(signer.record(&v.id()), None);
+    assert_eq!(signer.export(&v.id()), None);
+    assert!(signer.export_all().is_empty());
+
+    // The refusals took no nonce.
+    register_key(&mut signer, &v, 1, &mut rng);
+    assert_eq!(signer.registered(), 1);
+}
+
+#[test]
+fn rotation_replaces_the_key_and_keeps_the_tower() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let old = register_key(&mut signer, &v, 1, &mut rng);
+    let m2 = v.vote(&old, &[1, 2], 2);
+    vote(&mut signer, &v, 2, &v.vote(&old, &[1], 1), &mut rng);
+    vote(&mut signer, &v, 3, &m2, &mut rng);
+    let export = signer.export(&v.id()).unwrap();
+
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        4,
+        Payload::RotateVoteKey,
+        &mut rng,
+    )
+    .unwrap();
+    let info = vote_key_info(&applied);
+    let new = info.vote_pubkey;
+    assert_ne!(new, old);
+    assert_eq!(signer.vote_key(&v.id()), Some(info.clone()));
+    assert_eq!(signer.export(&v.id()).unwrap(), export);
+    let evidence = Evidence::from_bytes(&info.evidence).unwrap();
+    let binding = key_binding(&v.id(), &v.vote_account);
+    assert!(
+        evidence
+            .verify(&dev_policy(), &[BoundKey::Ed25519(new)], &binding)
+            .is_ok()
+    );
+    assert_eq!(
+        evidence.verify(&dev_policy(), &[BoundKey::Ed25519(old)], &binding),
+        Err(EvidenceError::ReportDataMismatch)
+    );
+
+    // Messages authorised by the old key are not signed: the new key does not sign them. Not
+    // even the last one signed.
+    for message in [m2, v.vote(&old, &[1, 2, 3], 3)] {
+        assert_eq!(
+            send(&mut signer, &v.identity, 5, sign_vote(&message), &mut rng).unwrap_err(),
+            Refusal::Message(MessageError::VoteKeyNotSigner(new))
+        );
+    }
+    // The tower carried over.
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            5,
+            sign_vote(&v.vote(&new, &[1, 2], 2)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 2, last: 2 })
+    );
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            5,
+            sign_vote(&v.vote(&new, &[1, 3], 3)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        })
+    );
+    let m3 = v.vote(&new, &[1, 2, 3], 3);
+    let sig3 = vote(&mut signer, &v, 5, &m3, &mut rng);
+    assert!(new.verify(&m3, &sig3).is_ok());
+    assert!(old.verify(&m3, &sig3).is_err());
+
+    // registerNode now returns the new key; another rotation makes yet another.
+    assert_eq!(register_key(&mut signer, &v, 6, &mut rng), new);
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        7,
+        Payload::RotateVoteKey,
+        &mut rng,
+    )
+    .unwrap();
+    let newest = vote_key_info(&applied).vote_pubkey;
+    assert_ne!(newest, new);
+    assert_ne!(newest, old);
+}
+
+#[test]
+fn deregistration_returns_the_final_tower_and_registration_resumes_it() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let old = register_key(&mut signer, &v, 1, &mut rng);
+    vote(&mut signer, &v, 2, &v.vote(&old, &[1], 1), &mut rng);
+    vote(&mut signer, &v, 3, &v.vote(&old, &[1, 2], 2), &mut rng);
+    let expected = TowerExport {
+        identity: v.id(),
+        vote_account: v.vote_account,
+        tower: tower(&[(1, 2), (2, 1)], None),
+    };
+
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        4,
+        Payload::DeregisterNode,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(final_tower(&applied), expected);
+    assert_eq!(
+        applied.record,
+        Some((v.id(), signer.record(&v.id()).unwrap()))
+    );
+    assert_eq!(signer.vote_key(&v.id()), None);
+    assert_eq!(signer.registered(), 0);
+    assert_eq!(signer.export(&v.id()), Some(expected.clone()));
+
+    let m3 = v.vote(&old, &[1, 2, 3], 3);
+    let refusal = send(&mut signer, &v.identity, 5, sign_vote(&m3), &mut rng).unwrap_err();
+    assert_eq!(refusal, Refusal::NotRegistered(v.id()));
+    assert_eq!(refusal.name(), "not_registered");
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            5,
+            Payload::RotateVoteKey,
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::NotRegistered(v.id())
+    );
+    // Deregistering again returns the same tower.
+    let again = send(
+        &mut signer,
+        &v.identity,
+        5,
+        Payload::DeregisterNode,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(final_tower(&again), expected);
+
+    // The validator stays bound to its vote account.
+    let other_account = random_key(&mut rng);
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            6,
+            register(&other_account),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::VoteAccountMismatch {
+            registered: v.vote_account,
+            requested: other_account,
+        }
+    );
+    // Registering again makes a new key over the kept tower.
+    let new = register_key(&mut signer, &v, 6, &mut rng);
+    assert_ne!(new, old);
+    assert_eq!(signer.registered(), 1);
+    assert_eq!(signer.export(&v.id()), Some(expected));
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            7,
+            sign_vote(&v.vote(&new, &[1, 2], 2)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 2, last: 2 })
+    );
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            7,
+            sign_vote(&v.vote(&new, &[1, 3], 3)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        })
+    );
+    let m3 = v.vote(&new, &[1, 2, 3], 3);
+    let sig3 = vote(&mut signer, &v, 7, &m3, &mut rng);
+    assert!(new.verify(&m3, &sig3).is_ok());
+}
+
+/// Keeps the latest record an answer carries, as a host commits it.
+fn keep(records: &mut BTreeMap<SolanaPubkey, Vec<u8>>, applied: &Applied) {
+    if let Some((identity, record)) = &applied.record {
+        records.insert(*identity, record.clone());
+    }
+}
+
+/// Sends a request that must be accepted, and keeps its record.
+fn send_keep(
+    signer: &mut Signer,
+    records: &mut BTreeMap<SolanaPubkey, Vec<u8>>,
+    v: &Validator,
+    nonce: u64,
+    payload: Payload,
+    rng: &mut StdRng,
+) -> Applied {
+    let applied = send(signer, &v.identity, nonce, payload, rng).unwrap();
+    keep(records, &applied);
+    applied
+}
+
+#[test]
+fn a_signer_restored_from_its_records_keeps_every_rule() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let (a, b, c) = (
+        Validator::new(&mut rng),
+        Validator::new(&mut rng),
+        Validator::new(&mut rng),
+    );
+    let mut records = BTreeMap::new();
+
+    // a: registered, two votes.
+    let a_key = vote_key_info(&send_keep(
+        &mut signer,
+        &mut records,
+        &a,
+        1,
+        register(&a.vote_account),
+        &mut rng,
+    ))
+    .vote_pubkey;
+    send_keep(
+        &mut signer,
+        &mut records,
+        &a,
+        2,
+        sign_vote(&a.vote(&a_key, &[1], 1)),
+        &mut rng,
+    );
+    let a_last = request(
+        &signer,
+        &a.identity,
+        3,
+        sign_vote(&a.vote(&a_key, &[1, 2], 2)),
+    );
+    let a_last_answer = submit(&mut signer, a_last.clone(), &mut rng).unwrap();
+    keep(&mut records, &a_last_answer);
+    // b: a vote, a rotation, a vote with the new key.
+    let b_old = vote_key_info(&send_keep(
+        &mut signer,
+        &mut records,
+        &b,
+        1,
+        register(&b.vote_account),
+        &mut rng,
+    ))
+    .vote_pubkey;
+    send_keep(
+        &mut signer,
+        &mut records,
+        &b,
+        2,
+        sign_vote(&b.vote(&b_old, &[5], 5)),
+        &mut rng,
+    );
+    let b_new = vote_key_info(&send_keep(
+        &mut signer,
+        &mut records,
+        &b,
+        3,
+        Payload::RotateVoteKey,
+        &mut rng,
+    ))
+    .vote_pubkey;
+    send_keep(
+        &mut signer,
+        &mut records,
+        &b,
+        4,
+        sign_vote(&b.vote(&b_new, &[5, 6], 6)),
+        &mut rng,
+    );
+    // c: registered, then deregistered.
+    send_keep(
+        &mut signer,
+        &mut records,
+        &c,
+        1,
+        register(&c.vote_account),
+        &mut rng,
+    );
+    send_keep(
+        &mut signer,
+        &mut records,
+        &c,
+        2,
+        Payload::DeregisterNode,
+        &mut rng,
+    );
+
+    // The records the answers carried are the signer's current records.
+    assert_eq!(records.len(), 3);
+    for v in [&a, &b, &c] {
+        assert_eq!(records.get(&v.id()), signer.record(&v.id()).as_ref());
+    }
+
+    let mut restored = restore(None, &sealing_key, records.values().map(Vec::as_slice)).unwrap();
+    assert_eq!(restored.export_all(), signer.export_all());
+    assert_eq!(restored.registered(), 2);
+    for v in [&a, &b, &c] {
+        assert_eq!(restored.vote_key(&v.id()), signer.vote_key(&v.id()));
+        assert_eq!(restored.record(&v.id()), signer.record(&v.id()));
+    }
+
+    // Retries and nonces survive the restart.
+    let retry = submit(&mut restored, a_last, &mut rng).unwrap();
+    assert_eq!(retry.answer, a_last_answer.answer);
+    assert_eq!(retry.record, None);
+    let a3 = a.vote(&a_key, &[1, 2, 3], 3);
+    assert_eq!(
+        send(&mut restored, &a.identity, 1, sign_vote(&a3), &mut rng).unwrap_err(),
+        Refusal::ReplayedNonce { nonce: 1 }
+    );
+    assert_eq!(
+        send(&mut restored, &a.identity, 0, sign_vote(&a3), &mut rng).unwrap_err(),
+        Refusal::StaleNonce { nonce: 0, last: 3 }
+    );
+    // So do the lockouts.
+    assert_eq!(
+        send(
+            &mut restored,
+            &a.identity,
+            4,
+            sign_vote(&a.vote(&a_key, &[1, 3], 3)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        })
+    );
+    // The honest successor is signed, with the same key: the same signature as before restart.
+    let restored_sig = vote(&mut restored, &a, 4, &a3, &mut rng);
+    assert_eq!(restored_sig, vote(&mut signer, &a, 4, &a3, &mut rng));
+    assert!(a_key.verify(&a3, &restored_sig).is_ok());
+
+    // b votes with its rotated key only.
+    let b7 = b.vote(&b_new, &[5, 6, 7], 7);
+    assert_eq!(
+        send(
+            &mut restored,
+            &b.identity,
+            5,
+            sign_vote(&b.vote(&b_old, &[5, 6, 7], 7)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Message(MessageError::VoteKeyNotSigner(b_new))
+    );
+    assert!(
+        b_new
+            .verify(&b7, &vote(&mut restored, &b, 5, &b7, &mut rng))
+            .is_ok()
+    );
+
+    // c stays deregistered until it registers again.
+    assert_eq!(
+        send(
+            &mut restored,
+            &c.identity,
+            3,
+            sign_vote(&c.vote(&b_new, &[1], 1)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::NotRegistered(c.id())
+    );
+    register_key(&mut restored, &c, 3, &mut rng);
+    assert_eq!(restored.registered(), 3);
+}
+
+#[test]
+fn a_damaged_record_or_another_sealing_key_does_not_restore() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
+    let record = signer.record(&v.id()).unwrap();
+    assert!(restore(None, &sealing_key, [record.as_slice()]).is_ok());
+
+    // Another sealing key cannot open the vote key.
+    assert!(matches!(
+        restore(None, &[0x42; 32], [record.as_slice()]),
+        Err(RestoreError::Seal(SealError::Tampered))
+    ));
+
+    // Layout: "KWVR" 1 | identity | vote account | 1 | vote pubkey | var32(sealed vote key) | …
+    const IDENTITY_AT: usize = 5;
+    const ACCOUNT_AT: usize = IDENTITY_AT + 32;
+    const PUBKEY_AT: usize = ACCOUNT_AT + 32 + 1;
+    const BLOB_LEN_AT: usize = PUBKEY_AT + 32;
+    assert_eq!(&record[..4], b"KWVR");
+    assert_eq!(&record[IDENTITY_AT..ACCOUNT_AT], &v.id().0);
+    assert_eq!(&record[PUBKEY_AT..BLOB_LEN_AT], &vote_key.0);
+    let blob_len = u32::from_be_bytes(record[BLOB_LEN_AT..BLOB_LEN_AT + 4].try_into().unwrap());
+    let blob = BLOB_LEN_AT + 4;
+    let blob_end = blob + usize::try_from(blob_len).unwrap();
+    assert_eq!(&record[blob..blob + 4], b"KWSB");
+
+    // Any flipped byte in the sealed vote key: the blob does not open.
+    for at in blob..blob_end {
+        let mut damaged = record.clone();
+        damaged[at] ^= 0x01;
+        assert!(
+            matches!(
+                restore(None, &sealing_key, [damaged.as_slice()]),
+                Err(RestoreError::Seal(_))
+            ),
+            "byte {at} of the sealed vote key"
+        );
+    }
+    // The blob opens, but is bound to another identity, vote account or public key.
+    let mut other_identity = v.id();
+    other_identity.0[0] ^= 0x01;
+    for (at, owner) in [
+        (IDENTITY_AT, other_identity),
+        (ACCOUNT_AT, v.id()),
+        (PUBKEY_AT, v.id()),
+    ] {
+        let mut damaged = record.clone();
+        damaged[at] ^= 0x01;
+        assert!(
+            matches!(
+                restore(None, &sealing_key, [damaged.as_slice()]),
+                Err(RestoreError::KeyMismatch(id)) if id == owner
+            ),
+            "byte {at}"
+        );
+    }
+    // Truncated, extended, duplicated.
+    assert!(matches!(
+        restore(None, &sealing_key, [&record[..record.len() - 1]]),
+        Err(RestoreError::Malformed(_))
+    ));
+    let mut extended = record.clone();
+    extended.push(0);
+    assert!(matches!(
+        restore(None, &sealing_key, [extended.as_slice()]),
+        Err(RestoreError::Malformed(_))
+    ));
+    assert!(matches!(
+        restore(None, &sealing_key, [record.as_slice(), record.as_slice()]),
+        Err(RestoreError::Duplicate(id)) if id == v.id()
+    ));
+}
+
+#[test]
+fn importing_towers_never_moves_one_backwards() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (mut previous, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let old_key = register_key(&mut previous, &v, 1, &mut rng);
+    vote(&mut previous, &v, 2, &v.vote(&old_key, &[1], 1), &mut rng);
+    vote(
+        &mut previous,
+        &v,
+        3,
+        &v.vote(&old_key, &[1, 2], 2),
+        &mut rng,
+    );
+    let export = previous.export(&v.id()).unwrap();
+    assert_eq!(export.tower, tower(&[(1, 2), (2, 1)], None));
+
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let (outcome, record) = signer.import(export.clone()).unwrap();
+    assert_eq!(outcome, ImportOutcome::Created);
+    assert_eq!(signer.record(&v.id()), Some(record.clone()));
+    assert_eq!(signer.export(&v.id()), Some(export.clone()));
+    assert_eq!(signer.vote_key(&v.id()), None);
+    assert_eq!(signer.registered(), 0);
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            1,
+            sign_vote(&v.vote(&old_key, &[1, 2, 3], 3)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::NotRegistered(v.id())
+    );
+
+    let with = |tower: Tower| TowerExport {
+        tower,
+        ..export.clone()
+    };
+    // The same tower, an older one, an empty one: nothing changes.
+    for same_or_older in [
+        export.clone(),
+        with(tower(&[(1, 1)], None)),
+        with(Tower::new()),
+    ] {
+        let (outcome, unchanged) = signer.import(same_or_older).unwrap();
+        assert_eq!(outcome, ImportOutcome::Unchanged);
+        assert_eq!(unchanged, record);
+    }
+    // A tower that drops a locked-out vote is refused.
+    assert_eq!(
+        signer.import(with(tower(&[(1, 2), (3, 1)], None))),
+        Err(ImportError::Conflict(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        }))
+    );
+    // Another vote account.
+    let other_account = random_key(&mut rng);
+    assert_eq!(
+        signer.import(TowerExport {
+            vote_account: other_account,
+            ..export.clone()
+        }),
+        Err(ImportError::VoteAccountMismatch {
+            registered: v.vote_account,
+            imported: other_account,
+        })
+    );
+    // A tower valid under a looser policy, but taller than Solana's 31 votes.
+    let loose = LockoutPolicy::new(2, 2, 64).unwrap();
+    let tall: Vec<Lockout> = (1..=32u32)
+        .map(|i| Lockout {
+            slot: u64::from(i),
+            confirmation_count: 33 - i,
+        })
+        .collect();
+    assert_eq!(
+        signer.import(with(Tower::from_parts(tall, None, &loose).unwrap())),
+        Err(ImportError::Invalid(TowerError::TooManyVotes {
+            len: 32,
+            max: 31
+        }))
+    );
+    assert_eq!(signer.record(&v.id()), Some(record));
+    assert_eq!(signer.export(&v.id()), Some(export.clone()));
+
+    // A successor advances the tower.
+    let successor = tower(&[(1, 3), (2, 2), (3, 1)], None);
+    let (outcome, advanced) = signer.import(with(successor.clone())).unwrap();
+    assert_eq!(outcome, ImportOutcome::Advanced);
+    assert_eq!(signer.record(&v.id()), Some(advanced));
+    assert_eq!(signer.export(&v.id()).unwrap().tower, successor);
+
+    // Once the validator registers, the imported tower binds its votes.
+    let new_key = register_key(&mut signer, &v, 1, &mut rng);
+    assert_eq!(signer.export(&v.id()).unwrap().tower, successor);
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            2,
+            sign_vote(&v.vote(&new_key, &[1, 2, 3], 3)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 3, last: 3 })
+    );
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            2,
+            sign_vote(&v.vote(&new_key, &[1, 2, 4], 4)),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 3,
+            until: 5,
+            slot: 4,
+        })
+    );
+    vote(
+        &mut signer,
+        &v,
+        2,
+        &v.vote(&new_key, &[1, 2, 3, 4], 4),
+        &mut rng,
+    );
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 4), (2, 3), (3, 2), (4, 1)], None)
+    );
+    // Importing the old tower now changes nothing.
+    assert_eq!(signer.import(export).unwrap().0, ImportOutcome::Unchanged);
+}
+
+/// A member of the active set: an identity that pays, a vote authority that signs its votes.
+struct Peer {
+    identity: SolanaKeypair,
+    authority: SolanaKeypair,
+    vote_account: SolanaPubkey,
+}
+
+impl Peer {
+    fn new(rng: &mut StdRng) -> Self {
+        Self {
+            identity: SolanaKeypair::generate(rng),
+            authority: SolanaKeypair::generate(rng),
+            vote_account: random_key(rng),
+        }
+    }
+
+    fn member(&self) -> Member {
+        Member {
+            authority: self.authority.pubkey(),
+            stake: 1,
+        }
+    }
+
+    /// A signed `TowerSync` transaction on `slots`, bank hash `[hash_byte; 32]`.
+    fn vote_tx(&self, slots: &[u64], hash_byte: u8) -> Vec<u8> {
+        let message = ts_message(
+            &self.identity.pubkey(),
+            &self.vote_account,
+            &self.authority.pubkey(),
+            slots,
+            hash_byte,
+        );
+        signed_tx(&message, &[&self.identity, &self.authority])
+    }
+}
+
+fn peers(rng: &mut StdRng) -> [Peer; 3] {
+    [Peer::new(rng), Peer::new(rng), Peer::new(rng)]
+}
+
+#[test]
+fn ancestor_verification_follows_the_previous_vote() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let p = peers(&mut rng);
+    let policy = AncestryPolicy::new(p.iter().map(Peer::member).collect(), true, None).unwrap();
+    assert_eq!(policy.active_count(), 3);
+    let (mut signer, _) = new_signer(&mut rng, Some(policy));
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+
+    // The first vote needs no evidence.
+    let m1 = v.vote(&vote_key, &[1], 0xa1);
+    let sig1 = vote(&mut signer, &v, 2, &m1, &mut rng);
+    let own1 = v.own_tx(&vote_key, &m1, sig1);
+    let record = signer.record(&v.id()).unwrap();
+
+    let m2 = v.vote(&vote_key, &[1, 2], 0xa2);
+    let try_m2 = |signer: &mut Signer, evidence: Vec<Vec<u8>>, rng: &mut StdRng| {
+        send(signer, &v.identity, 3, sign_vote_with(&m2, evidence), rng)
+    };
+    // Until the first vote is seen in the evidence, nothing more is signed.
+    let frozen = Refusal::Ancestry(AncestryError::InitialVoteFreeze { slot: 1 });
+    let refusal = try_m2(&mut signer, Vec::new(), &mut rng).unwrap_err();
+    assert_eq!(refusal, frozen);
+    assert!(!refusal.is_alarm());
+    assert_eq!(refusal.name(), "initial_vote_freeze");
+    let majority_only = vec![p[0].vote_tx(&[1], 0xa1), p[1].vote_tx(&[1], 0xa1)];
+    assert_eq!(
+        try_m2(&mut signer, majority_only, &mut rng).unwrap_err(),
+        frozen
+    );
+
+    // Our vote is seen, but the active set voted another bank hash for slot 1: alarm.
+    let refusal = try_m2(
+        &mut signer,
+        vec![
+            own1.clone(),
+            p[0].vote_tx(&[1], 0xb1),
+            p[1].vote_tx(&[1], 0xb1),
+            p[2].vote_tx(&[1], 0xb1),
+        ],
+        &mut rng,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Ancestry(AncestryError::AncestorMismatch {
+            slot: 1,
+            support: 0,
+            total: 3,
+        })
+    );
+    assert!(refusal.is_alarm());
+    assert_eq!(refusal.name(), "ancestor_mismatch");
+    // One of three on our fork is not a majority.
+    assert_eq!(
+        try_m2(
+            &mut signer,
+            vec![
+                own1.clone(),
+                p[0].vote_tx(&[1], 0xa1),
+                p[1].vote_tx(&[1], 0xb1),
+            ],
+            &mut rng,
+        )
+        .unwrap_err(),
+        Refusal::Ancestry(AncestryError::AncestorMismatch {
+            slot: 1,
+            support: 1,
+            total: 3,
+        })
+    );
+    // A vote from outside the active set.
+    let stranger = Peer::new(&mut rng);
+    assert_eq!(
+        try_m2(
+            &mut signer,
+            vec![
+                own1.clone(),
+                p[0].vote_tx(&[1], 0xa1),
+                p[1].vote_tx(&[1], 0xa1),
+                stranger.vote_tx(&[1], 0xa1),
+            ],
+            &mut rng,
+        )
+        .unwrap_err(),
+        Refusal::Ancestry(AncestryError::UnknownVoter(stranger.authority.pubkey()))
+    );
+    // A member's vote whose authority signature is damaged (signers are [identity, authority]).
+    let mut tampered = p[1].vote_tx(&[1], 0xa1);
+    tampered[1 + 64] ^= 0x01;
+    assert_eq!(
+        try_m2(
+            &mut signer,
+            vec![own1.clone(), p[0].vote_tx(&[1], 0xa1), tampered],
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Ancestry(AncestryError::BadSignature {
+            index: 2,
+            authority: p[1].authority.pubkey(),
+        })
+    );
+    // Two votes from one member.
+    assert_eq!(
+        try_m2(
+            &mut signer,
+            vec![
+                own1.clone(),
+                p[0].vote_tx(&[1], 0xa1),
+                p[0].vote_tx(&[1, 2], 0xa2),
+            ],
+            &mut rng,
+        )
+        .unwrap_err(),
+        Refusal::Ancestry(AncestryError::DuplicateVoter(p[0].authority.pubkey()))
+    );
+    // Not a transaction at all.
+    assert!(matches!(
+        try_m2(&mut signer, vec![vec![0; 10]], &mut rng).unwrap_err(),
+        Refusal::Ancestry(AncestryError::Malformed { index: 0, .. })
+    ));
+
+    // None of the refusals changed anything.
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+
+    // Our first vote, and two of three members on its fork (one already voted past it).
+    let applied = try_m2(
+        &mut signer,
+        vec![
+            own1.clone(),
+            p[0].vote_tx(&[1], 0xa1),
+            p[1].vote_tx(&[1, 5], 0xc5),
+        ],
+        &mut rng,
+    )
+    .unwrap();
+    let sig2 = signature_of(&applied);
+    assert!(vote_key.verify(&m2, &sig2).is_ok());
+    assert_ne!(signer.record(&v.id()).unwrap(), record);
+    assert_eq!(
+        signer.export(&v.id()).unwrap().tower,
+        tower(&[(1, 2), (2, 1)], None)
+    );
+
+    // The next vote needs the previous one, no longer the first.
+    let m3 = v.vote(&vote_key, &[1, 2, 3], 0xa3);
+    let own2 = v.own_tx(&vote_key, &m2, sig2);
+    let members_on_2 = || vec![p[0].vote_tx(&[1, 2], 0xa2), p[2].vote_tx(&[1, 2], 0xa2)];
+    let refusal = send(
+        &mut signer,
+        &v.identity,
+        4,
+        sign_vote_with(&m3, members_on_2()),
+        &mut rng,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Ancestry(AncestryError::PreviousVoteMissing { slot: 2 })
+    );
+    assert!(refusal.is_alarm());
+    // An older vote of ours is not the previous one: it is a stranger's vote.
+    let mut stale = vec![own1];
+    stale.extend(members_on_2());
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            4,
+            sign_vote_with(&m3, stale),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Ancestry(AncestryError::UnknownVoter(vote_key))
+    );
+    let mut evidence = vec![own2];
+    evidence.extend(members_on_2());
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        4,
+        sign_vote_with(&m3, evidence),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(vote_key.verify(&m3, &signature_of(&applied)).is_ok());
+}
+
+#[test]
+fn the_threshold_rule_needs_the_active_set_at_depth() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let p = peers(&mut rng);
+    let share = Fraction::new(2, 3).unwrap();
+    let policy = AncestryPolicy::new(
+        p.iter().map(Peer::member).collect(),
+        false,
+        Some(Threshold { depth: 2, share }),
+    )
+    .unwrap();
+    let (mut signer, _) = new_signer(&mut rng, Some(policy));
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+
+    // Fewer than three votes in the tower: nothing sits at depth 2.
+    vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
+    vote(&mut signer, &v, 3, &v.vote(&vote_key, &[1, 2], 2), &mut rng);
+
+    let m3 = v.vote(&vote_key, &[1, 2, 3], 3);
+    let not_met = |slot, support| {
+        Refusal::Ancestry(AncestryError::ThresholdNotMet {
+            slot,
+            depth: 2,
+            support,
+            total: 3,
+            share,
+        })
+    };
+    let refusal = send(&mut signer, &v.identity, 4, sign_vote(&m3), &mut rng).unwrap_err();
+    assert_eq!(refusal, not_met(1, 0));
+    assert_eq!(refusal.name(), "threshold_not_met");
+    assert!(!refusal.is_alarm());
+    // Two of three is not more than two thirds.
+    let two = vec![p[0].vote_tx(&[1], 1), p[1].vote_tx(&[1], 1)];
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            4,
+            sign_vote_with(&m3, two),
+            &mut rng
+        )
+        .unwrap_err(),
+        not_met(1, 2)
+    );
+    let all_on_1: Vec<Vec<u8>> = p.iter().map(|peer| peer.vote_tx(&[1], 1)).collect();
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        4,
+        sign_vote_with(&m3, all_on_1.clone()),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(vote_key.verify(&m3, &signature_of(&applied)).is_ok());
+
+    // One vote deeper, slot 2 sits at depth 2: votes holding only slot 1 do not support it.
+    let m4 = v.vote(&vote_key, &[1, 2, 3, 4], 4);
+    assert_eq!(
+        send(
+            &mut signer,
+            &v.identity,
+            5,
+            sign_vote_with(&m4, all_on_1),
+            &mut rng
+        )
+        .unwrap_err(),
+        not_met(2, 0)
+    );
+    let all_on_2: Vec<Vec<u8>> = p.iter().map(|peer| peer.vote_tx(&[1, 2], 2)).collect();
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        5,
+        sign_vote_with(&m4, all_on_2),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(vote_key.verify(&m4, &signature_of(&applied)).is_ok());
+}
+
+#[test]
+fn ancestry_policies_and_fractions_are_checked() {
+    let mut rng = StdRng::seed_from_u64(16);
+    let p = peers(&mut rng);
+    let members: Vec<Member> = p.iter().map(Peer::member).collect();
+    assert!(AncestryPolicy::new(Vec::new(), true, None).is_err());
+    assert!(AncestryPolicy::new(members.clone(), false, None).is_err());
+    assert!(AncestryPolicy::new(vec![members[0], members[0]], true, None).is_err());
+    let unstaked = members.iter().map(|m| Member { stake: 0, ..*m }).collect();
+    assert!(AncestryPolicy::new(unstaked, true, None).is_err());
+    assert!(AncestryPolicy::new(members, true, None).is_ok());
+
+    assert_eq!(Fraction::new(2, 2), None);
+    assert_eq!(Fraction::new(1, 0), None);
+    let two_thirds = Fraction::new(2, 3).unwrap();
+    assert!(two_thirds.exceeded_by(3, 3));
+    assert!(!two_thirds.exceeded_by(2, 3));
+    assert_eq!(two_thirds.to_string(), "2/3");
+}

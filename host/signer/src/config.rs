@@ -1,0 +1,303 @@
+//! The signer's TOML configuration. Every field has a default that works on loopback, so
+//! `keyward signer` starts with no configuration file at all.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8989"       # the old Solana vote-signer's port
+//! data_dir = "~/.keyward/signer"  # redb store, sealing key
+//! chain_id = "solana"             # sealed blobs are bound to it
+//! max_body_bytes = 524288         # bodies over this are refused before parsing
+//! max_batch = 512                 # most requests sharing one commit (fsync)
+//! queue_depth = 8192              # requests waiting for the writer; more are refused as busy
+//!
+//! [lockout]                       # the RFC's N, F and cap (Solana's values)
+//! initial_lockout = 2
+//! factor = 2
+//! cap = 31
+//!
+//! [ancestry]                      # optional: ancestor verification and N_vote at N_depth
+//! verify_ancestors = true
+//! threshold_depth = 8             # N_depth (omit for no threshold rule)
+//! threshold_share = "2/3"         # N_vote: more than this share of stake
+//! [[ancestry.active_set]]         # N_active: the active set's vote authorities
+//! authority = "…base58…"
+//! stake = 1000                    # optional; 1 when omitted
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use keyward_crypto::{ChainId, SolanaPubkey};
+use keyward_vote::LockoutPolicy;
+use keyward_vote::ancestry::{AncestryPolicy, Fraction, Member, Threshold};
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The configuration file's schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the JSON-RPC server (also `/metrics` and `/health`).
+    pub listen: SocketAddr,
+    /// Directory of the store and the sealing key.
+    pub data_dir: PathBuf,
+    /// Chain id sealed blobs are bound to.
+    pub chain_id: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u32,
+    /// Most requests committed together.
+    pub max_batch: usize,
+    /// Most requests waiting for the writer.
+    pub queue_depth: usize,
+    /// The lockout rules.
+    pub lockout: LockoutConfig,
+    /// Ancestor verification, when configured.
+    pub ancestry: Option<AncestryConfig>,
+}
+
+/// `[lockout]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// `N`, in slots.
+    pub initial_lockout: u64,
+    /// `F`.
+    pub factor: u64,
+    /// The cap (`MAX_LOCKOUT_HISTORY`).
+    pub cap: u32,
+}
+
+/// `[ancestry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AncestryConfig {
+    /// Ancestor verification on or off.
+    #[serde(default = "yes")]
+    pub verify_ancestors: bool,
+    /// `N_depth`.
+    pub threshold_depth: Option<usize>,
+    /// `N_vote`, as `"num/den"`.
+    pub threshold_share: Option<String>,
+    /// `N_active`.
+    pub active_set: Vec<MemberConfig>,
+}
+
+/// One `[[ancestry.active_set]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// The member's vote authority, base58.
+    pub authority: String,
+    /// Its stake; 1 when omitted.
+    #[serde(default = "one")]
+    pub stake: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8989)),
+            data_dir: default_data_dir(),
+            chain_id: "solana".into(),
+            max_body_bytes: 512 * 1024,
+            max_batch: 512,
+            queue_depth: 8192,
+            lockout: LockoutConfig::default(),
+            ancestry: None,
+        }
+    }
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        let p = LockoutPolicy::SOLANA;
+        Self {
+            initial_lockout: p.initial_lockout(),
+            factor: p.factor(),
+            cap: p.max_history(),
+        }
+    }
+}
+
+/// `$HOME/.keyward/signer`, or `.keyward/signer` without a home directory.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".keyward")
+        .join("signer")
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `path` is `None`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, line and field.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks every value that the schema alone cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`].
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.chain()?;
+        self.lockout_policy()?;
+        self.ancestry_policy()?;
+        if self.max_batch == 0 || self.queue_depth == 0 {
+            return Err(ConfigError::Invalid(
+                "max_batch and queue_depth must be at least 1".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The chain id.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for an invalid id.
+    pub fn chain(&self) -> Result<ChainId, ConfigError> {
+        ChainId::new(&self.chain_id).map_err(|e| ConfigError::Invalid(format!("chain_id: {e}")))
+    }
+
+    /// The lockout policy.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for values out of range.
+    pub fn lockout_policy(&self) -> Result<LockoutPolicy, ConfigError> {
+        let l = &self.lockout;
+        LockoutPolicy::new(l.initial_lockout, l.factor, l.cap)
+            .map_err(|e| ConfigError::Invalid(format!("[lockout]: {e}")))
+    }
+
+    /// The ancestry policy, if configured.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad key, share or set.
+    pub fn ancestry_policy(&self) -> Result<Option<AncestryPolicy>, ConfigError> {
+        let Some(a) = &self.ancestry else {
+            return Ok(None);
+        };
+        let invalid = |m: String| ConfigError::Invalid(format!("[ancestry]: {m}"));
+        let members = a
+            .active_set
+            .iter()
+            .map(|m| {
+                m.authority
+                    .parse::<SolanaPubkey>()
+                    .map(|authority| Member {
+                        authority,
+                        stake: m.stake,
+                    })
+                    .map_err(|e| invalid(format!("authority {:?}: {e}", m.authority)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let threshold = match (a.threshold_depth, &a.threshold_share) {
+            (None, None) => None,
+            (Some(depth), Some(share)) => Some(Threshold {
+                depth,
+                share: parse_share(share).ok_or_else(|| {
+                    invalid(format!(
+                        "threshold_share {share:?} is not a fraction \"num/den\" below 1"
+                    ))
+                })?,
+            }),
+            _ => {
+                return Err(invalid(
+                    "threshold_depth and threshold_share go together".into(),
+                ));
+            }
+        };
+        AncestryPolicy::new(members, a.verify_ancestors, threshold)
+            .map(Some)
+            .map_err(|e| invalid(e.to_string()))
+    }
+}
+
+fn parse_share(s: &str) -> Option<Fraction> {
+    let (num, den) = s.split_once('/')?;
+    Fraction::new(num.trim().parse().ok()?, den.trim().parse().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_listen_on_the_old_vote_signer_port() {
+        let c = Config::default();
+        c.check().expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8989");
+        assert_eq!(c.lockout_policy().expect("valid"), LockoutPolicy::SOLANA);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let c: Config = toml::from_str("[lockout]\nfactor = 1").expect("parses");
+        assert!(c.check().is_err());
+        let c: Config = toml::from_str(
+            "[ancestry]\nthreshold_depth = 8\nthreshold_share = \"3/2\"\n[[ancestry.active_set]]\nauthority = \"11111111111111111111111111111111\"",
+        )
+        .expect("parses");
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn shares_parse_exactly() {
+        assert_eq!(parse_share("2/3"), Fraction::new(2, 3));
+        assert_eq!(parse_share(" 1 / 2 "), Fraction::new(1, 2));
+        assert!(parse_share("1/0").is_none());
+        assert!(parse_share("0.66").is_none());
+    }
+}

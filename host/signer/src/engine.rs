@@ -1,0 +1,234 @@
+//! The writer: one thread owns the core [`Signer`] and the store, applies requests in arrival
+//! order, commits the records of everything it applied with one fsync (group commit), and only
+//! then releases the answers.
+//!
+//! Signature checks happen before a request reaches this queue ([`keyward_vote::SignerConfig::prepare`]
+//! on the RPC worker threads), so the thread spends its time on the tower rules, one Ed25519
+//! signature per vote and the commit.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Instant;
+
+use rand_core::OsRng;
+use tokio::sync::oneshot;
+
+use keyward_crypto::SolanaPubkey;
+use keyward_vote::{Answer, Method, Prepared, Refusal, Signer};
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Why a request got no answer from the core.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    /// The core refused it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store could not commit; nothing was released.
+    #[error("the store could not commit: {0}")]
+    Storage(String),
+    /// Too many requests are waiting.
+    #[error("the signer is busy: {0} requests are waiting")]
+    Busy(usize),
+    /// The writer has stopped.
+    #[error("the signer is shutting down")]
+    Stopped,
+}
+
+/// A query that needs no commit.
+pub enum Query {
+    /// The current vote key of an identity.
+    VoteKey(SolanaPubkey),
+    /// How many validators are registered.
+    Registered,
+}
+
+/// A query's answer.
+pub enum QueryAnswer {
+    /// The vote key, if any.
+    VoteKey(Option<keyward_vote::VoteKeyInfo>),
+    /// Registered validators.
+    Registered(usize),
+}
+
+enum Job {
+    Apply {
+        prepared: Box<Prepared>,
+        reply: oneshot::Sender<Result<Answer, ServiceError>>,
+    },
+    Query {
+        query: Query,
+        reply: oneshot::Sender<QueryAnswer>,
+    },
+}
+
+/// The handle the RPC layer sends requests through. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    queue: SyncSender<Job>,
+    depth: usize,
+}
+
+impl Engine {
+    /// Starts the writer thread over `signer` and `store`.
+    pub fn start(
+        signer: Signer,
+        store: Store,
+        metrics: Arc<Metrics>,
+        max_batch: usize,
+        queue_depth: usize,
+    ) -> (Self, std::thread::JoinHandle<()>) {
+        let (queue, rx) = sync_channel(queue_depth);
+        let thread = std::thread::Builder::new()
+            .name("keyward-signer-writer".into())
+            .spawn(move || run(signer, store, &metrics, rx, max_batch))
+            .expect("the OS can start a thread");
+        (
+            Self {
+                queue,
+                depth: queue_depth,
+            },
+            thread,
+        )
+    }
+
+    /// Applies `prepared` and returns its answer once its record is durable.
+    ///
+    /// # Errors
+    /// [`ServiceError`].
+    pub async fn apply(&self, prepared: Prepared) -> Result<Answer, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Apply {
+            prepared: Box::new(prepared),
+            reply,
+        })?;
+        answer.await.map_err(|_| ServiceError::Stopped)?
+    }
+
+    /// Answers `query` from the writer's current state.
+    ///
+    /// # Errors
+    /// [`ServiceError::Busy`] or [`ServiceError::Stopped`].
+    pub async fn query(&self, query: Query) -> Result<QueryAnswer, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Query { query, reply })?;
+        answer.await.map_err(|_| ServiceError::Stopped)
+    }
+
+    fn send(&self, job: Job) -> Result<(), ServiceError> {
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => ServiceError::Busy(self.depth),
+            TrySendError::Disconnected(_) => ServiceError::Stopped,
+        })
+    }
+}
+
+struct Pending {
+    reply: oneshot::Sender<Result<Answer, ServiceError>>,
+    result: Result<Answer, Refusal>,
+    method: Method,
+    identity: SolanaPubkey,
+}
+
+fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, max_batch: usize) {
+    metrics.validators.set(signer.registered() as i64);
+    while let Ok(first) = rx.recv() {
+        let mut pending = Vec::new();
+        let mut records: Vec<(SolanaPubkey, Vec<u8>)> = Vec::new();
+        let mut job = Some(first);
+        while let Some(next) = job.take() {
+            match next {
+                Job::Apply { prepared, reply } => {
+                    let request = prepared.request();
+                    let (method, identity) = (request.payload.method(), request.identity);
+                    let result = signer.apply(&prepared, &mut OsRng).map(|applied| {
+                        if let Some(record) = applied.record {
+                            records.push(record);
+                        }
+                        applied.answer
+                    });
+                    pending.push(Pending {
+                        reply,
+                        result,
+                        method,
+                        identity,
+                    });
+                }
+                Job::Query { query, reply } => {
+                    // A query sees applied state; it reveals only public keys and counts.
+                    let _ = reply.send(match query {
+                        Query::VoteKey(identity) => {
+                            QueryAnswer::VoteKey(signer.vote_key(&identity))
+                        }
+                        Query::Registered => QueryAnswer::Registered(signer.registered()),
+                    });
+                }
+            }
+            if pending.len() < max_batch {
+                job = rx.try_recv().ok();
+            }
+        }
+        let committed = if records.is_empty() {
+            Ok(())
+        } else {
+            let started = Instant::now();
+            let result = store.commit(records.iter().map(|(id, r)| (id, r.as_slice())));
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics.batch_size.observe(pending.len() as f64);
+            result.map_err(|e| e.to_string())
+        };
+        if let Err(e) = &committed {
+            tracing::error!(target: "keyward::audit", event = "commit_failed", error = %e, requests = pending.len());
+        }
+        metrics.validators.set(signer.registered() as i64);
+        for p in pending {
+            let outcome = match (&committed, p.result) {
+                (Ok(()), Ok(answer)) => {
+                    audit_answer(p.method, &p.identity, &answer);
+                    Ok(answer)
+                }
+                (Err(e), Ok(_)) => Err(ServiceError::Storage(e.clone())),
+                (_, Err(refusal)) => {
+                    metrics.refused(p.method, &refusal);
+                    audit_refusal(p.method, &p.identity, &refusal);
+                    Err(ServiceError::Refused(refusal))
+                }
+            };
+            let _ = p.reply.send(outcome);
+        }
+    }
+}
+
+fn audit_answer(method: Method, identity: &SolanaPubkey, answer: &Answer) {
+    match answer {
+        Answer::Signature(signature) => tracing::info!(
+            target: "keyward::audit", event = "signed", method = method.name(),
+            identity = %identity, signature = %signature
+        ),
+        Answer::VoteKey(info) => tracing::info!(
+            target: "keyward::audit", event = "vote_key", method = method.name(),
+            identity = %identity, vote_pubkey = %info.vote_pubkey
+        ),
+        Answer::FinalTower(export) => tracing::info!(
+            target: "keyward::audit", event = "deregistered", method = method.name(),
+            identity = %identity, tower = %export.tower
+        ),
+    }
+}
+
+fn audit_refusal(method: Method, identity: &SolanaPubkey, refusal: &Refusal) {
+    if refusal.is_alarm() {
+        tracing::warn!(
+            target: "keyward::audit", event = "alarm", method = method.name(),
+            identity = %identity, reason = refusal.name(), detail = %refusal
+        );
+    } else {
+        tracing::info!(
+            target: "keyward::audit", event = "refused", method = method.name(),
+            identity = %identity, reason = refusal.name(), detail = %refusal
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! The durable store: one redb file of validator records, plus the soft sealing key.
+//!
+//! Layout of the data directory:
+//! - `signer.redb`: table `validators` (identity → record from [`keyward_vote::Signer::record`])
+//!   and table `meta` (`service-id`, `platform-key` sealed for `PlatformKey`).
+//! - `sealing.key`: the 32-byte soft sealing key, mode 0600. Vote keys are sealed under it by the
+//!   core; the store never holds a plaintext key. (A TPM-backed key replaces this file with the
+//!   attestation work.)
+//!
+//! Every commit is `Durability::Immediate`: it returns after fsync. redb's single-writer lock
+//! also makes a second signer on the same directory fail to start.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rand_core::{OsRng, RngCore};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use thiserror::Error;
+
+use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes, SolanaPubkey};
+use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
+use keyward_vote::ServiceId;
+
+const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Why the store failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A file or directory operation failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database failed (open, transaction, commit).
+    #[error("store {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// redb's error.
+        source: Box<redb::Error>,
+    },
+    /// Stored data is damaged or belongs to another key.
+    #[error("store {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The open store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// What the store holds besides validator records.
+pub struct Loaded {
+    /// The service id.
+    pub service: ServiceId,
+    /// The sealer for vote keys.
+    pub sealer: Sealer,
+    /// The dev platform key.
+    pub platform: DevPlatformKey,
+    /// Every validator record.
+    pub records: Vec<Vec<u8>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` for `chain`, creating the service id, the sealing
+    /// key and the platform key on first use.
+    ///
+    /// # Errors
+    /// [`StoreError`]; a damaged store is never overwritten.
+    pub fn open(dir: &Path, chain: &ChainId) -> Result<(Self, Loaded), StoreError> {
+        fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            action: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let sealing = sealing_key(&dir.join("sealing.key"))?;
+        let sealer = Sealer::new(&sealing, chain.clone());
+        let path = dir.join("signer.redb");
+        let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
+        let store = Self { db, path };
+        let (service, platform) = store.meta(&sealer)?;
+        let records = store.records()?;
+        Ok((
+            store,
+            Loaded {
+                service,
+                sealer,
+                platform,
+                records,
+            },
+        ))
+    }
+
+    fn meta(&self, sealer: &Sealer) -> Result<(ServiceId, DevPlatformKey), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let found = {
+            let mut table = txn.open_table(META).map_err(|e| self.err(e))?;
+            let service = table
+                .get("service-id")
+                .map_err(|e| self.err(e))?
+                .map(|g| g.value().to_vec());
+            let platform = table
+                .get("platform-key")
+                .map_err(|e| self.err(e))?
+                .map(|g| g.value().to_vec());
+            match (service, platform) {
+                (Some(s), Some(p)) => Some((s, p)),
+                (None, None) => {
+                    let mut id = [0u8; 32];
+                    OsRng.fill_bytes(&mut id);
+                    let seed = SecretBytes::<32>::random(&mut OsRng);
+                    let sealed = sealer
+                        .seal(SealPurpose::PlatformKey, seed.expose(), &mut OsRng)
+                        .expect("32 bytes seal");
+                    table
+                        .insert("service-id", &id[..])
+                        .map_err(|e| self.err(e))?;
+                    table
+                        .insert("platform-key", sealed.as_bytes())
+                        .map_err(|e| self.err(e))?;
+                    None
+                }
+                _ => return Err(self.corrupt("service id or platform key missing")),
+            }
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        let (service, platform) = match found {
+            Some(found) => found,
+            // Freshly written: read back through the same path as an existing store.
+            None => return self.meta(sealer),
+        };
+        let service: [u8; 32] = service
+            .try_into()
+            .map_err(|_| self.corrupt("service id is not 32 bytes"))?;
+        let seed = sealer
+            .open(SealPurpose::PlatformKey, &SealedBlob::from_bytes(platform))
+            .map_err(|e| self.corrupt(&format!("platform key: {e}")))?;
+        let seed = SecretBytes::<32>::from_slice(&seed)
+            .ok_or_else(|| self.corrupt("platform key is not 32 bytes"))?;
+        Ok((
+            ServiceId(service),
+            DevPlatformKey::from_identity(IdentityKeypair::from_seed(seed)),
+        ))
+    }
+
+    fn records(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(VALIDATORS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (_, value) = entry.map_err(|e| self.err(e))?;
+            out.push(value.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Writes `records` in one transaction and returns after fsync.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`]; then nothing of this batch is durable.
+    pub fn commit<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a SolanaPubkey, &'a [u8])>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(VALIDATORS).map_err(|e| self.err(e))?;
+            for (identity, record) in records {
+                table
+                    .insert(&identity.0[..], record)
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        db_error(&self.path, e)
+    }
+
+    fn corrupt(&self, reason: &str) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    }
+}
+
+/// Reads the sealing key, or creates it (0600, written and fsync'd before first use).
+fn sealing_key(path: &Path) -> Result<SoftSealingKey, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            SecretBytes::<32>::from_slice(&bytes)
+                .map(SoftSealingKey::from_bytes)
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: path.to_owned(),
+                    reason: "the sealing key is not 32 bytes".into(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SoftSealingKey::generate(&mut OsRng);
+            let io = |source| StoreError::Io {
+                action: "create",
+                path: path.to_owned(),
+                source,
+            };
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            file.write_all(key.expose()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            if let Some(dir) = path.parent() {
+                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            Ok(key)
+        }
+        Err(source) => Err(StoreError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
