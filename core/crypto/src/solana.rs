@@ -244,6 +244,17 @@ impl fmt::Debug for SolanaPubkey {
     }
 }
 
+impl SolanaPubkey {
+    /// Parses any 32-byte base58 address, on the curve or not (program-derived addresses and
+    /// program ids are not points). Use `FromStr` for keys that must verify signatures.
+    ///
+    /// # Errors
+    /// [`Base58Error::Malformed`] unless `s` is 32 bytes of base58.
+    pub fn parse_address(s: &str) -> Result<Self, Base58Error> {
+        decode_base58::<32>(s).map(Self)
+    }
+}
+
 impl FromStr for SolanaPubkey {
     type Err = Base58Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -194,8 +194,8 @@ pub fn run_client(args: ClientArgs) -> Result<()> {
                 identity,
                 vote_account,
             } => {
-                let vote_account: SolanaPubkey = vote_account.parse().map_err(|e| {
-                    CliError::refused(format!("--vote-account is not an ed25519 public key: {e}"))
+                let vote_account = SolanaPubkey::parse_address(&vote_account).map_err(|e| {
+                    CliError::refused(format!("--vote-account is not an address: {e}"))
                 })?;
                 let client = connect(identity).await?;
                 let result = client.register(vote_account).await.map_err(refused)?;

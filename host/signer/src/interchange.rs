@@ -176,7 +176,8 @@ pub fn parse(text: &str, policy: &LockoutPolicy) -> Result<Vec<TowerExport>, Int
                 })?;
             Ok(TowerExport {
                 identity: e.identity.parse().map_err(|_| field("identity"))?,
-                vote_account: e.vote_account.parse().map_err(|_| field("vote_account"))?,
+                vote_account: keyward_crypto::SolanaPubkey::parse_address(&e.vote_account)
+                    .map_err(|_| field("vote_account"))?,
                 tower,
             })
         })

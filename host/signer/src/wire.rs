@@ -108,12 +108,12 @@ impl SignedParams {
         }
         let payload = match method {
             M::RegisterNode => Payload::RegisterNode {
-                vote_account: pubkey(
-                    "voteAccount",
+                vote_account: SolanaPubkey::parse_address(
                     self.vote_account
                         .as_deref()
                         .ok_or(RequestError::Malformed("voteAccount is missing"))?,
-                )?,
+                )
+                .map_err(|_| RequestError::Malformed("voteAccount"))?,
             },
             M::SignVote => Payload::SignVote {
                 message: base64(
