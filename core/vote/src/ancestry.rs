@@ -152,21 +152,24 @@ impl AncestryPolicy {
         Ok(Evidence { votes })
     }
 
-    /// Checks a vote that would take the tower to `next`, given the previous signed vote
+    /// Checks a vote for `vote_account` that would take the tower to `next`, given the previous
+    /// signed vote
     /// (`None` for the validator's first) and verified `evidence`.
     ///
     /// # Errors
     /// The first rule broken; see [`AncestryError::is_alarm`].
     pub fn check(
         &self,
+        vote_account: &SolanaPubkey,
         previous: Option<&PreviousVote>,
         next: &Tower,
         evidence: &Evidence,
     ) -> Result<(), AncestryError> {
+        // Outside the active set, only the validator's own votes may appear.
         if let Some(stranger) = evidence
             .votes
             .iter()
-            .find(|o| o.member.is_none() && previous.is_none_or(|p| p.digest != o.digest))
+            .find(|o| o.member.is_none() && o.vote.vote_account != *vote_account)
         {
             return Err(AncestryError::UnknownVoter(stranger.vote.authority));
         }

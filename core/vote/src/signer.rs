@@ -418,7 +418,12 @@ impl Signer {
             }
         };
         if let Some(ancestry) = ancestry {
-            ancestry.check(v.last_signed.as_ref().map(|l| &l.vote), &next, evidence)?;
+            ancestry.check(
+                &v.vote_account,
+                v.last_signed.as_ref().map(|l| &l.vote),
+                &next,
+                evidence,
+            )?;
         }
         let signature = key.keypair.sign(message);
         let slot = next

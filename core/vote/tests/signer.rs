@@ -1329,7 +1329,7 @@ fn ancestor_verification_follows_the_previous_vote() {
         Refusal::Ancestry(AncestryError::PreviousVoteMissing { slot: 2 })
     );
     assert!(refusal.is_alarm());
-    // An older vote of ours is not the previous one: it is a stranger's vote.
+    // An older vote of ours is allowed in the evidence, but it is not the previous one.
     let mut stale = vec![own1];
     stale.extend(members_on_2());
     assert_eq!(
@@ -1341,7 +1341,7 @@ fn ancestor_verification_follows_the_previous_vote() {
             &mut rng
         )
         .unwrap_err(),
-        Refusal::Ancestry(AncestryError::UnknownVoter(vote_key))
+        Refusal::Ancestry(AncestryError::PreviousVoteMissing { slot: 2 })
     );
     let mut evidence = vec![own2];
     evidence.extend(members_on_2());
