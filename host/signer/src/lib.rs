@@ -12,6 +12,7 @@
 //! - [`interchange`]: the EIP-3076-style tower export/import format.
 //! - [`client`]: the reference client.
 //! - [`service`]: starting it all.
+//! - [`votes`]: real Solana vote messages, for clients, tests and the load generator.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,4 +24,5 @@ pub mod metrics;
 pub mod rpc;
 pub mod service;
 pub mod store;
+pub mod votes;
 pub mod wire;
