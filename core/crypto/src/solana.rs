@@ -6,7 +6,7 @@
 //! copies the secret into a growable buffer. Public keys and signatures are shown in base58.
 
 use core::{fmt, str::FromStr};
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -224,11 +224,19 @@ impl SolanaPubkey {
     ) -> Result<(), crate::SignatureError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| crate::SignatureError)?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        // `verify_strict` is RFC 8032's cofactorless check plus the small-order checks on the
+        // key and R, but it compares R as a point, so a non-canonical encoding of R would pass.
+        // Requiring R to re-encode to its own bytes closes that, at the cost of one
+        // decompression rather than a second verification.
+        let r: [u8; 32] = signature.0[..32].try_into().expect("64-byte signature");
+        let canonical = curve25519_dalek::edwards::CompressedEdwardsY(r)
+            .decompress()
+            .is_some_and(|point| point.compress().0 == r);
+        if !canonical {
+            return Err(crate::SignatureError);
+        }
         key.verify_strict(message, &sig)
-            .map_err(|_| crate::SignatureError)?;
-        // `verify` is RFC 8032's cofactorless check; `verify_strict` adds the small-order and
-        // canonical-encoding checks. Both must hold.
-        key.verify(message, &sig).map_err(|_| crate::SignatureError)
+            .map_err(|_| crate::SignatureError)
     }
 }
 

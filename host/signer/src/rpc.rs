@@ -28,6 +28,9 @@ use crate::wire::{
     HealthResult, IdentityParams, SignatureResult, SignedParams, VoteKeyResult, to_base64,
 };
 
+/// Most concurrent connections; more are answered with HTTP 429.
+pub const MAX_CONNECTIONS: u32 = 4096;
+
 /// Error code: the store could not commit.
 pub const STORAGE_UNAVAILABLE: i32 = 1501;
 /// Error code: too many requests are waiting.
@@ -88,12 +91,11 @@ async fn handle(
             .into_request(method)
             .map_err(|e| prepare_refused(ctx, method, None, Refusal::from(e)))?;
         let identity = request.identity;
-        // The signature checks are the expensive, stateless part: run them off the async
-        // workers' hot path, but in parallel across requests.
-        let config = ctx.config.clone();
-        let prepared = tokio::task::spawn_blocking(move || config.prepare(request))
-            .await
-            .map_err(|_| error_object(&ServiceError::Stopped))?
+        // The signature checks are the expensive, stateless part: they run here, on the RPC
+        // workers, in parallel across requests, before the single writer sees the request.
+        let prepared = ctx
+            .config
+            .prepare(request)
             .map_err(|r| prepare_refused(ctx, method, Some(identity), r))?;
         let answer = ctx
             .engine
@@ -201,6 +203,7 @@ pub async fn serve(
     let server_config = ServerConfig::builder()
         .max_request_body_size(max_body_bytes)
         .max_response_body_size(1 << 20)
+        .max_connections(MAX_CONNECTIONS)
         .http_only()
         .build();
     let server = Server::builder()
