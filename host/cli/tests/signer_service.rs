@@ -498,3 +498,97 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn the_reference_client_registers_signs_rotates_and_deregisters() {
+    let dir = tempdir("client");
+    let signer = Signer::start(&dir);
+    let mut rng = StdRng::seed_from_u64(0xc11);
+    let identity = keypair(&mut rng);
+    let id_file = dir.join("id.json");
+    std::fs::write(&id_file, identity.to_keypair_file().as_bytes()).unwrap();
+    let vote_account = keypair(&mut rng).pubkey();
+    let client = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["signer-client", "--url", &signer.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let id = id_file.to_str().unwrap();
+    let (ok, vote_key, _) = client(&[
+        "register",
+        "--identity",
+        id,
+        "--vote-account",
+        &vote_account.to_string(),
+    ]);
+    assert!(ok);
+    let vote_key: SolanaPubkey = vote_key.parse().unwrap();
+    let (ok, again, _) = client(&[
+        "register",
+        "--identity",
+        id,
+        "--vote-account",
+        &vote_account.to_string(),
+    ]);
+    assert!(ok);
+    assert_eq!(again, vote_key.to_string(), "a retry returns the same key");
+
+    let policy = LockoutPolicy::SOLANA;
+    let tower = Tower::new().apply_slots(&[5], &policy).unwrap();
+    let message = tower_sync_message(
+        &identity.pubkey(),
+        &vote_account,
+        &vote_key,
+        &tower,
+        [3; 32],
+        [4; 32],
+    );
+    let b64 = keyward_signer::wire::to_base64(&message);
+    let (ok, sig, _) = client(&["sign-vote", "--identity", id, "--message-base64", &b64]);
+    assert!(ok);
+    let sig: SolanaSignature = sig.parse().unwrap();
+    assert!(vote_key.verify(&message, &sig).is_ok());
+
+    // Rotation: a new key; a message for the old key is refused, with its reason, exit 1.
+    let (ok, new_key, _) = client(&["rotate", "--identity", id]);
+    assert!(ok);
+    assert_ne!(new_key, vote_key.to_string());
+    let next = tower.apply_slots(&[6], &policy).unwrap();
+    let old_key_msg = tower_sync_message(
+        &identity.pubkey(),
+        &vote_account,
+        &vote_key,
+        &next,
+        [3; 32],
+        [4; 32],
+    );
+    let (ok, _, err) = client(&[
+        "sign-vote",
+        "--identity",
+        id,
+        "--message-base64",
+        &keyward_signer::wire::to_base64(&old_key_msg),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("vote_key_not_signer"), "{err}");
+
+    // Deregistration returns the final tower as an interchange document.
+    let (ok, doc, _) = client(&["deregister", "--identity", id]);
+    assert!(ok);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(
+        doc["metadata"]["interchange_format"],
+        "keyward-solana-tower"
+    );
+    assert_eq!(doc["data"][0]["lockouts"][0]["slot"], "5");
+    let (ok, _, err) = client(&["sign-vote", "--identity", id, "--message-base64", &b64]);
+    assert!(!ok);
+    assert!(err.contains("not_registered"), "{err}");
+}

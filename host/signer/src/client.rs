@@ -16,7 +16,7 @@ use thiserror::Error;
 use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature};
 use keyward_vote::{Method, Payload, ServiceId, SignedRequest};
 
-use crate::interchange::Entry;
+use crate::interchange::Interchange;
 use crate::wire::{HealthResult, SignatureResult, SignedParams, VoteKeyResult};
 
 /// Why a call failed.
@@ -191,11 +191,11 @@ impl Client {
             .map_err(|_| ClientError::BadAnswer("signature is not base58".into()))
     }
 
-    /// `deregisterNode`: the final tower.
+    /// `deregisterNode`: the final tower, as an interchange document.
     ///
     /// # Errors
     /// [`ClientError`].
-    pub async fn deregister(&self) -> Result<Entry, ClientError> {
+    pub async fn deregister(&self) -> Result<Interchange, ClientError> {
         self.send(&self.sign(Payload::DeregisterNode)).await
     }
 

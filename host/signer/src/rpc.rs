@@ -70,7 +70,8 @@ fn answer_json(answer: Answer) -> serde_json::Value {
         Answer::Signature(signature) => serde_json::to_value(SignatureResult {
             signature: signature.to_string(),
         }),
-        Answer::FinalTower(export) => serde_json::to_value(interchange::entry(&export)),
+        // A whole interchange document, ready for `signer-tower import` elsewhere.
+        Answer::FinalTower(export) => serde_json::to_value(interchange::document(&[export])),
     };
     value.expect("plain structs serialize")
 }
