@@ -133,7 +133,22 @@ struct Pending {
 
 fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, max_batch: usize) {
     metrics.validators.set(signer.registered() as i64);
+    // After a failed commit the core's state is ahead of the disk, and a retry could be
+    // answered from memory without ever being durable: fail closed until a restart reloads the
+    // state from the store.
+    let mut failed: Option<String> = None;
     while let Ok(first) = rx.recv() {
+        if let Some(e) = &failed {
+            match first {
+                Job::Apply { reply, .. } => {
+                    let _ = reply.send(Err(ServiceError::Storage(e.clone())));
+                }
+                Job::Query { query, reply } => {
+                    let _ = reply.send(answer_query(&signer, query));
+                }
+            }
+            continue;
+        }
         let mut pending = Vec::new();
         let mut records: Vec<(SolanaPubkey, Vec<u8>)> = Vec::new();
         let mut job = Some(first);
@@ -156,13 +171,7 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
                     });
                 }
                 Job::Query { query, reply } => {
-                    // A query sees applied state; it reveals only public keys and counts.
-                    let _ = reply.send(match query {
-                        Query::VoteKey(identity) => {
-                            QueryAnswer::VoteKey(signer.vote_key(&identity))
-                        }
-                        Query::Registered => QueryAnswer::Registered(signer.registered()),
-                    });
+                    let _ = reply.send(answer_query(&signer, query));
                 }
             }
             if pending.len() < max_batch {
@@ -181,7 +190,11 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
             result.map_err(|e| e.to_string())
         };
         if let Err(e) = &committed {
-            tracing::error!(target: "keyward::audit", event = "commit_failed", error = %e, requests = pending.len());
+            tracing::error!(
+                target: "keyward::audit", event = "commit_failed", error = %e,
+                requests = pending.len(), "refusing every request until restarted"
+            );
+            failed = Some(e.clone());
         }
         metrics.validators.set(signer.registered() as i64);
         for p in pending {
@@ -199,6 +212,14 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
             };
             let _ = p.reply.send(outcome);
         }
+    }
+}
+
+/// A query sees applied state; it reveals only public keys and counts.
+fn answer_query(signer: &Signer, query: Query) -> QueryAnswer {
+    match query {
+        Query::VoteKey(identity) => QueryAnswer::VoteKey(signer.vote_key(&identity)),
+        Query::Registered => QueryAnswer::Registered(signer.registered()),
     }
 }
 
