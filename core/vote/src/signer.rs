@@ -410,6 +410,18 @@ impl Signer {
         {
             return Ok(Answer::Signature(last.signature));
         }
+        // A refresh: the same vote as the last one signed (same tower, same bank hash) in a new
+        // message, as a validator sends when its vote did not land and its blockhash expired.
+        // Signing it votes for nothing new, so the tower, the ancestry state and the last
+        // signed vote stay as they are. Only the key that signed the vote refreshes it.
+        if let (VoteAction::Tower(proposed), Some(last)) = (&vote.action, &v.last_signed)
+            && last.key == vote_key
+            && *proposed == v.tower
+            && last.vote.hash == vote.hash
+            && proposed.last_voted_slot() == Some(last.vote.slot)
+        {
+            return Ok(Answer::Signature(key.keypair.sign(message)));
+        }
         let next = match &vote.action {
             VoteAction::Slots(slots) => v.tower.apply_slots(slots, &policy)?,
             VoteAction::Tower(proposed) => {
@@ -530,7 +542,7 @@ impl Signer {
                 &key_binding(&identity, &vote_account),
                 rng,
             )
-            .expect("one key and a 83-byte nonce are within the evidence limits")
+            .expect("one key and an 85-byte nonce are within the evidence limits")
             .to_bytes();
         ActiveKey {
             keypair,

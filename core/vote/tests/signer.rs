@@ -1457,3 +1457,46 @@ fn ancestry_policies_and_fractions_are_checked() {
     assert!(!two_thirds.exceeded_by(2, 3));
     assert_eq!(two_thirds.to_string(), "2/3");
 }
+
+#[test]
+fn a_refreshed_vote_with_a_new_blockhash_is_signed_without_moving_the_tower() {
+    let mut rng = StdRng::seed_from_u64(0x5e5);
+    let (mut signer, _) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    let ix = |hash_byte| {
+        tower_sync_ix(
+            &v.vote_account,
+            &vote_key,
+            common::tower_sync(&[1, 2], None, hash_byte),
+        )
+    };
+    let with_blockhash = |ix, blockhash: u8| {
+        let mut m = common::legacy(&[ix], &v.id());
+        m.recent_blockhash = hash(blockhash);
+        common::encode(&solana_message::VersionedMessage::Legacy(m))
+    };
+    let first = with_blockhash(ix(0xa2), 1);
+    vote(&mut signer, &v, 2, &first, &mut rng);
+    let before = signer.export(&v.id()).unwrap().tower;
+
+    // Same tower, same bank hash, new blockhash: Agave's refresh of a vote that did not land.
+    let refresh = with_blockhash(ix(0xa2), 2);
+    let sig = vote(&mut signer, &v, 3, &refresh, &mut rng);
+    assert!(vote_key.verify(&refresh, &sig).is_ok());
+    assert_eq!(signer.export(&v.id()).unwrap().tower, before);
+
+    // The same slots with another bank hash is a vote for another fork: refused.
+    let other_fork = with_blockhash(ix(0xb2), 3);
+    assert!(matches!(
+        send(
+            &mut signer,
+            &v.identity,
+            4,
+            sign_vote(&other_fork),
+            &mut rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { .. })
+    ));
+}

@@ -274,17 +274,21 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
                 .map_err(|e| CliError::bad_file(&file, e))?;
             // Check every entry before writing any: one commit, all or nothing.
             let mut records = Vec::new();
+            let mut outcomes = Vec::new();
             for export in exports {
                 let identity = export.identity;
                 let (outcome, record) = signer
                     .import(export)
                     .map_err(|e| CliError::bad_file(&file, format!("{identity}: {e}")))?;
-                println!("{identity}: {outcome:?}");
+                outcomes.push((identity, outcome));
                 records.push((identity, record));
             }
             store
                 .commit(records.iter().map(|(id, r)| (id, r.as_slice())))
                 .map_err(CliError::refused)?;
+            for (identity, outcome) in outcomes {
+                println!("{identity}: {outcome:?}");
+            }
         }
     }
     Ok(())

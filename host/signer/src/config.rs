@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8989"       # the old Solana vote-signer's port
-//! data_dir = "~/.keyward/signer"  # redb store, sealing key
+//! data_dir = "/home/me/.keyward/signer"  # default: $HOME/.keyward/signer (no ~ expansion)
 //! chain_id = "solana"             # sealed blobs are bound to it
 //! max_body_bytes = 524288         # bodies over this are refused before parsing
 //! max_batch = 512                 # most requests sharing one commit (fsync)

@@ -180,7 +180,10 @@ impl Store {
         &self,
         records: impl IntoIterator<Item = (&'a SolanaPubkey, &'a [u8])>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        // redb's default today; said explicitly because the whole safety argument rests on it.
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(VALIDATORS).map_err(|e| self.err(e))?;
             for (identity, record) in records {
