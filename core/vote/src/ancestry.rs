@@ -256,18 +256,6 @@ pub struct Evidence {
     votes: Vec<Observed>,
 }
 
-impl Evidence {
-    /// How many votes it holds.
-    pub fn len(&self) -> usize {
-        self.votes.len()
-    }
-
-    /// True when it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.votes.is_empty()
-    }
-}
-
 /// Why evidence is refused, or a vote refused on its evidence.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -80,7 +80,6 @@ impl Refusal {
             Self::Request(e) => match e {
                 RequestError::BadSignature(_) => (1001, "bad_signature"),
                 RequestError::WrongService { .. } => (1002, "wrong_service"),
-                RequestError::UnknownMethod => (1003, "unknown_method"),
                 RequestError::Malformed(_) => (1004, "malformed_request"),
             },
             Self::ReplayedNonce { .. } => (1005, "replayed_nonce"),

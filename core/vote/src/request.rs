@@ -14,11 +14,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use keyward_crypto::{Reader, SolanaKeypair, SolanaPubkey, SolanaSignature, Writer};
+use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature, Writer};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-
-use crate::message::MAX_MESSAGE_LEN;
 
 const LABEL: &[u8] = b"keyward/v1/signer-request";
 
@@ -47,18 +45,9 @@ impl fmt::Debug for ServiceId {
 impl FromStr for ServiceId {
     type Err = RequestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 32];
-        if s.len() > 64 {
-            return Err(RequestError::Malformed(
-                "service id is not 32 bytes of base58",
-            ));
-        }
-        match bs58::decode(s).onto(&mut out[..]) {
-            Ok(32) => Ok(Self(out)),
-            _ => Err(RequestError::Malformed(
-                "service id is not 32 bytes of base58",
-            )),
-        }
+        SolanaPubkey::parse_address(s)
+            .map(|k| Self(k.0))
+            .map_err(|_| RequestError::Malformed("service id is not 32 bytes of base58"))
     }
 }
 
@@ -92,16 +81,6 @@ impl Method {
             Self::DeregisterNode => "deregisterNode",
             Self::RotateVoteKey => "rotateVoteKey",
         }
-    }
-}
-
-impl FromStr for Method {
-    type Err = RequestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or(RequestError::UnknownMethod)
     }
 }
 
@@ -144,48 +123,20 @@ impl Payload {
             Self::RegisterNode { vote_account } => {
                 w.raw(&vote_account.0);
             }
+            // Four-byte lengths: encoding never fails, whatever a caller holds; the sizes are
+            // checked where requests are accepted (`SignerConfig::prepare`).
             Self::SignVote { message, evidence } => {
-                w.var16(message);
-                w.u16(u16::try_from(evidence.len()).unwrap_or(u16::MAX));
+                w.var32(message);
+                w.u32(
+                    u32::try_from(evidence.len()).expect("fewer than 2^32 transactions in memory"),
+                );
                 for tx in evidence {
-                    w.var16(tx);
+                    w.var32(tx);
                 }
             }
             Self::DeregisterNode | Self::RotateVoteKey => {}
         }
         w.finish()
-    }
-
-    /// Decodes the payload of `method`.
-    ///
-    /// # Errors
-    /// [`RequestError::Malformed`] for bytes that are not a canonical payload.
-    pub fn decode(method: Method, bytes: &[u8]) -> Result<Self, RequestError> {
-        let mut r = Reader::new(bytes);
-        let payload = match method {
-            Method::RegisterNode => Self::RegisterNode {
-                vote_account: SolanaPubkey(r.array("vote account")?),
-            },
-            Method::SignVote => {
-                let message = r.var16("vote message", MAX_MESSAGE_LEN)?.to_vec();
-                let count = usize::from(r.u16("evidence count")?);
-                if count > MAX_EVIDENCE {
-                    return Err(RequestError::Malformed("more evidence than allowed"));
-                }
-                let mut evidence = Vec::with_capacity(count);
-                for _ in 0..count {
-                    evidence.push(
-                        r.var16("evidence transaction", MAX_TRANSACTION_LEN)?
-                            .to_vec(),
-                    );
-                }
-                Self::SignVote { message, evidence }
-            }
-            Method::DeregisterNode => Self::DeregisterNode,
-            Method::RotateVoteKey => Self::RotateVoteKey,
-        };
-        r.finish()?;
-        Ok(payload)
     }
 }
 
@@ -209,9 +160,6 @@ pub struct SignedRequest {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// The method name is not one of [`Method::ALL`].
-    #[error("unknown method")]
-    UnknownMethod,
     /// A field does not decode.
     #[error("malformed request: {0}")]
     Malformed(&'static str),
@@ -226,12 +174,6 @@ pub enum RequestError {
         /// This service.
         expected: ServiceId,
     },
-}
-
-impl From<keyward_crypto::DecodeError> for RequestError {
-    fn from(_: keyward_crypto::DecodeError) -> Self {
-        Self::Malformed("the payload does not decode")
-    }
 }
 
 /// The bytes an identity signs for a request.
@@ -276,13 +218,12 @@ impl SignedRequest {
     /// # Errors
     /// [`RequestError::WrongService`] or [`RequestError::BadSignature`].
     pub fn authenticate(self, service: &ServiceId) -> Result<Authenticated, RequestError> {
-        if let Payload::SignVote { message, evidence } = &self.payload
-            && (message.len() > MAX_MESSAGE_LEN
-                || evidence.len() > MAX_EVIDENCE
+        if let Payload::SignVote { evidence, .. } = &self.payload
+            && (evidence.len() > MAX_EVIDENCE
                 || evidence.iter().any(|tx| tx.len() > MAX_TRANSACTION_LEN))
         {
             return Err(RequestError::Malformed(
-                "the message or the evidence is over its size limit",
+                "the evidence is over its size limit",
             ));
         }
         if self.service != *service {

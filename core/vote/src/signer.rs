@@ -22,7 +22,7 @@ use keyward_crypto::{
 use keyward_enclave::{BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer};
 
 use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
-use crate::message::{VoteAction, check_vote_message};
+use crate::message::{MAX_MESSAGE_LEN, MessageError, VoteAction, check_vote_message};
 use crate::refusal::Refusal;
 use crate::request::{Authenticated, Payload, ServiceId, SignedRequest};
 use crate::tower::{Lockout, LockoutPolicy, Tower, TowerError};
@@ -55,6 +55,11 @@ impl SignerConfig {
     /// # Errors
     /// The refusal; nothing has changed.
     pub fn prepare(&self, request: SignedRequest) -> Result<Prepared, Refusal> {
+        if let Payload::SignVote { message, .. } = &request.payload
+            && message.len() > MAX_MESSAGE_LEN
+        {
+            return Err(MessageError::TooLong { len: message.len() }.into());
+        }
         let authenticated = request.authenticate(&self.service)?;
         let evidence = match (&authenticated.request().payload, &self.ancestry) {
             (Payload::SignVote { evidence, .. }, Some(policy)) => {
@@ -375,10 +380,10 @@ impl Signer {
         identity: SolanaPubkey,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Answer, Refusal> {
-        let vote_account = self.active(identity)?.vote_account;
+        let vote_account = active_in(&mut self.validators, identity)?.vote_account;
         let key = self.new_key(identity, vote_account, rng);
         let info = key.info();
-        self.active_mut(identity)?.key = Some(key);
+        active_in(&mut self.validators, identity)?.key = Some(key);
         Ok(Answer::VoteKey(info))
     }
 
@@ -502,21 +507,6 @@ impl Signer {
         };
         let record = self.record(&identity).expect("the validator exists");
         Ok((outcome, record))
-    }
-
-    fn active(&self, identity: SolanaPubkey) -> Result<&Validator, Refusal> {
-        let v = self
-            .validators
-            .get(&identity)
-            .ok_or(Refusal::UnknownValidator(identity))?;
-        if v.key.is_none() {
-            return Err(Refusal::NotRegistered(identity));
-        }
-        Ok(v)
-    }
-
-    fn active_mut(&mut self, identity: SolanaPubkey) -> Result<&mut Validator, Refusal> {
-        active_in(&mut self.validators, identity)
     }
 
     fn new_key(

@@ -479,14 +479,6 @@ impl Tower {
         Ok(())
     }
 
-    /// True when a vote on `slot` would pass this tower's newness check: above the last voted
-    /// slot and above the root.
-    pub fn is_recent(&self, slot: Slot) -> bool {
-        self.last_voted_slot()
-            .or(self.root)
-            .is_none_or(|last| slot > last)
-    }
-
     /// The vote `depth` places from the top (0 is the newest), as Agave's `nth_recent_lockout`.
     pub fn nth_recent(&self, depth: usize) -> Option<&Lockout> {
         let len = self.votes.len();

@@ -467,10 +467,22 @@ fn requests_must_be_signed_by_the_identity_for_this_service() {
         message: vec![0; MAX_MESSAGE_LEN + 1],
         evidence: Vec::new(),
     };
+    let refusal = send(&mut signer, &v.identity, 2, oversized, &mut rng).unwrap_err();
     assert_eq!(
-        send(&mut signer, &v.identity, 2, oversized, &mut rng).unwrap_err(),
+        refusal,
+        Refusal::Message(MessageError::TooLong {
+            len: MAX_MESSAGE_LEN + 1
+        })
+    );
+    assert_eq!(refusal.code(), 1201);
+    let too_much_evidence = Payload::SignVote {
+        message: m.clone(),
+        evidence: vec![vec![0; 10]; keyward_vote::request::MAX_EVIDENCE + 1],
+    };
+    assert_eq!(
+        send(&mut signer, &v.identity, 2, too_much_evidence, &mut rng).unwrap_err(),
         Refusal::Request(RequestError::Malformed(
-            "the message or the evidence is over its size limit"
+            "the evidence is over its size limit"
         ))
     );
     // Evidence, but no ancestry policy.

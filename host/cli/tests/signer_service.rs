@@ -83,6 +83,24 @@ fn keypair(rng: &mut StdRng) -> SolanaKeypair {
     SolanaKeypair::from_seed(&SecretBytes::random(rng))
 }
 
+/// Registers a fresh validator: its identity, vote account, client and vote key.
+async fn register(
+    url: &str,
+    rng: &mut StdRng,
+) -> (SolanaKeypair, SolanaPubkey, Client, SolanaPubkey) {
+    let identity = keypair(rng);
+    let vote_account = keypair(rng).pubkey();
+    let client = Client::connect(url, clone_kp(&identity)).await.unwrap();
+    let vote_key = client
+        .register(vote_account)
+        .await
+        .unwrap()
+        .vote_pubkey
+        .parse()
+        .unwrap();
+    (identity, vote_account, client, vote_key)
+}
+
 /// Every tower stored in a stopped signer's data directory, by identity.
 fn exported_towers(data_dir: &Path) -> BTreeMap<String, Option<u64>> {
     let out = Command::new(BIN)
@@ -189,16 +207,11 @@ async fn sigkill_under_load_never_signs_conflicting_votes_nor_forgets_an_acknowl
     {
         let signer = Signer::start(&dir);
         for _ in 0..3 {
-            let identity = keypair(&mut rng);
-            let vote_account = keypair(&mut rng).pubkey();
-            let client = Client::connect(&signer.url(), clone_kp(&identity))
-                .await
-                .unwrap();
-            let key = client.register(vote_account).await.unwrap();
+            let (identity, vote_account, _, vote_key) = register(&signer.url(), &mut rng).await;
             validators.push(Arc::new(Validator {
                 identity,
                 vote_account,
-                vote_key: key.vote_pubkey.parse().unwrap(),
+                vote_key,
                 acked: Mutex::new(Vec::new()),
             }));
         }
@@ -264,20 +277,8 @@ async fn concurrent_conflicting_votes_at_most_one_signed() {
     let dir = tempdir("race");
     let signer = Signer::start(&dir);
     let mut rng = StdRng::seed_from_u64(0x7ace);
-    let identity = keypair(&mut rng);
-    let vote_account = keypair(&mut rng).pubkey();
-    let client = Arc::new(
-        Client::connect(&signer.url(), clone_kp(&identity))
-            .await
-            .unwrap(),
-    );
-    let vote_key: SolanaPubkey = client
-        .register(vote_account)
-        .await
-        .unwrap()
-        .vote_pubkey
-        .parse()
-        .unwrap();
+    let (identity, vote_account, client, vote_key) = register(&signer.url(), &mut rng).await;
+    let client = Arc::new(client);
     // Votes on slots 100..=102, each on its own fork (its own bank hash): any one locks out
     // every other (a vote on s is locked out until s + 2).
     let policy = LockoutPolicy::SOLANA;
@@ -338,18 +339,7 @@ async fn bad_input_gets_its_error_and_changes_nothing() {
     let dir = tempdir("bad-input");
     let signer = Signer::start(&dir);
     let mut rng = StdRng::seed_from_u64(0xbad);
-    let identity = keypair(&mut rng);
-    let vote_account = keypair(&mut rng).pubkey();
-    let client = Client::connect(&signer.url(), clone_kp(&identity))
-        .await
-        .unwrap();
-    let vote_key: SolanaPubkey = client
-        .register(vote_account)
-        .await
-        .unwrap()
-        .vote_pubkey
-        .parse()
-        .unwrap();
+    let (identity, vote_account, client, vote_key) = register(&signer.url(), &mut rng).await;
     let policy = LockoutPolicy::SOLANA;
     let first = Tower::new().apply_slots(&[10], &policy).unwrap();
     let msg = |tower: &Tower, account: &SolanaPubkey| {

@@ -133,7 +133,7 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let mut last = self.last_nonce.lock().unwrap_or_else(|p| p.into_inner());
-        *last = now.max(*last + 1);
+        *last = now.max(last.saturating_add(1));
         *last
     }
 

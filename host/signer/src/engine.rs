@@ -196,7 +196,13 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
             );
             failed = Some(e.clone());
         }
-        metrics.validators.set(signer.registered() as i64);
+        // Counting validators walks them all: only when a registration may have changed.
+        if pending
+            .iter()
+            .any(|p| matches!(p.method, Method::RegisterNode | Method::DeregisterNode))
+        {
+            metrics.validators.set(signer.registered() as i64);
+        }
         for p in pending {
             let outcome = match (&committed, p.result) {
                 (Ok(()), Ok(answer)) => {

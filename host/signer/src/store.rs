@@ -87,9 +87,11 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let sealing = sealing_key(&dir.join("sealing.key"))?;
-        let sealer = Sealer::new(&sealing, chain.clone());
         let path = dir.join("signer.redb");
+        // A new sealing key only for a new store: beside an existing store, a missing key file
+        // means its sealed keys are lost, and a fresh key would only hide that.
+        let sealing = sealing_key(&dir.join("sealing.key"), !path.exists())?;
+        let sealer = Sealer::new(&sealing, chain.clone());
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Self { db, path };
         let (service, platform) = store.meta(&sealer)?;
@@ -214,8 +216,14 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-/// Reads the sealing key, or creates it (0600, written and fsync'd before first use).
-fn sealing_key(path: &Path) -> Result<SoftSealingKey, StoreError> {
+/// Reads the sealing key, or, when `create` is set and there is none, creates it: written to a
+/// temporary file, fsync'd, then linked into place (never a half-written key file), mode 0600.
+fn sealing_key(path: &Path, create: bool) -> Result<SoftSealingKey, StoreError> {
+    let io = |action, source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
     match fs::read(path) {
         Ok(bytes) => {
             let bytes = zeroize::Zeroizing::new(bytes);
@@ -226,30 +234,57 @@ fn sealing_key(path: &Path) -> Result<SoftSealingKey, StoreError> {
                     reason: "the sealing key is not 32 bytes".into(),
                 })
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: "the sealing key is missing, but the store exists: its sealed keys cannot be opened without it".into(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SoftSealingKey::generate(&mut OsRng);
-            let io = |source| StoreError::Io {
-                action: "create",
-                path: path.to_owned(),
-                source,
-            };
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
-            file.write_all(key.expose()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            if let Some(dir) = path.parent() {
-                fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-            }
+            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+            let written = (|| {
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                file.write_all(key.expose())?;
+                file.sync_all()?;
+                // A hard link never replaces a file: two first starts cannot both win.
+                fs::hard_link(&tmp, path)?;
+                if let Some(dir) = path.parent() {
+                    fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            })();
+            let _ = fs::remove_file(&tmp);
+            written.map_err(|e| io("create", e))?;
             Ok(key)
         }
-        Err(source) => Err(StoreError::Io {
-            action: "read",
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(io("read", source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_reopens_with_its_ids_and_refuses_to_run_without_its_sealing_key() {
+        let dir = std::env::temp_dir().join(format!("keyward-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let chain = ChainId::new("solana").expect("valid");
+        let service = {
+            let (_, loaded) = Store::open(&dir, &chain).expect("creates");
+            loaded.service
+        };
+        let (_, loaded) = Store::open(&dir, &chain).expect("reopens");
+        assert_eq!(loaded.service, service);
+        drop(loaded);
+
+        fs::remove_file(dir.join("sealing.key")).expect("exists");
+        let err = Store::open(&dir, &chain).err().expect("refused");
+        assert!(err.to_string().contains("sealing key is missing"), "{err}");
+        assert!(!dir.join("sealing.key").exists(), "no new key was made");
+        let _ = fs::remove_dir_all(&dir);
     }
 }
