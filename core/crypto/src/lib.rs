@@ -41,7 +41,9 @@ pub use identity::{
 };
 pub use ids::{ChainId, IdError};
 pub use secret::SecretBytes;
-pub use solana::{KeypairFileError, SolanaKeypair, SolanaPubkey, SolanaSignature};
+pub use solana::{
+    KeypairFileError, SolanaKeypair, SolanaPubkey, SolanaSignature, SolanaVerifier, VerifierCache,
+};
 
 /// The random source every randomized function in the core takes from its caller.
 pub use rand_core::CryptoRngCore as Rng;

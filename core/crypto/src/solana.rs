@@ -210,6 +210,29 @@ fn parse_byte_array(text: &str) -> Result<Zeroizing<[u8; 64]>, KeypairFileError>
     Ok(out)
 }
 
+/// Whether `bytes` is the one encoding of the point it decodes to (RFC 8032 §5.1.3): the
+/// y-coordinate below p = 2^255 - 19, and no sign bit on a point whose x is 0 (y = ±1).
+fn is_canonical_point_encoding(bytes: &[u8; 32]) -> bool {
+    const P_LOW: u8 = 0xed;
+    let y_at_least_p =
+        bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= P_LOW;
+    let sign = bytes[31] & 0x80 != 0;
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    let one = {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        b
+    };
+    let minus_one = {
+        let mut b = [0xff; 32];
+        b[0] = P_LOW - 1;
+        b[31] = 0x7f;
+        b
+    };
+    !y_at_least_p && !(sign && (y == one || y == minus_one))
+}
+
 /// An ed25519 public key, shown in base58 as Solana does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SolanaPubkey(pub [u8; 32]);
@@ -217,32 +240,185 @@ pub struct SolanaPubkey(pub [u8; 32]);
 impl SolanaPubkey {
     /// Verifies an Ed25519 signature by this key (strict verification: no malleable or
     /// small-order encodings).
+    ///
+    /// # Errors
+    /// [`crate::SignatureError`] if the key is not a point or the signature does not verify.
     pub fn verify(
         &self,
         message: &[u8],
         signature: &SolanaSignature,
     ) -> Result<(), crate::SignatureError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| crate::SignatureError)?;
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.verifier()?.verify(message, signature)
+    }
+
+    /// The key decoded for verification: decoding costs about a fifth of a verification, so
+    /// callers that verify many signatures by one key keep this instead.
+    ///
+    /// # Errors
+    /// [`crate::SignatureError`] if the bytes are not a point.
+    pub fn verifier(&self) -> Result<SolanaVerifier, crate::SignatureError> {
+        VerifyingKey::from_bytes(&self.0)
+            .map(SolanaVerifier)
+            .map_err(|_| crate::SignatureError)
+    }
+}
+
+/// A decoded Ed25519 public key; see [`SolanaPubkey::verifier`].
+#[derive(Clone, Copy, Debug)]
+pub struct SolanaVerifier(VerifyingKey);
+
+impl SolanaVerifier {
+    /// Verifies `signature` over `message`: RFC 8032 with a canonical R and s, and neither the
+    /// key nor R of small order (no malleable or small-order encodings).
+    ///
+    /// # Errors
+    /// [`crate::SignatureError`] if it does not verify.
+    pub fn verify(
+        &self,
+        message: &[u8],
+        signature: &SolanaSignature,
+    ) -> Result<(), crate::SignatureError> {
         // `verify_strict` is RFC 8032's cofactorless check plus the small-order checks on the
         // key and R, but it compares R as a point, so a non-canonical encoding of R would pass.
-        // Requiring R to re-encode to its own bytes closes that, at the cost of one
-        // decompression rather than a second verification.
-        let r: [u8; 32] = signature.0[..32].try_into().expect("64-byte signature");
-        let canonical = curve25519_dalek::edwards::CompressedEdwardsY(r)
-            .decompress()
-            .is_some_and(|point| point.compress().0 == r);
-        if !canonical {
+        // Requiring a canonical encoding closes that; it is a comparison of bytes, not a
+        // second decompression.
+        if !is_canonical_point_encoding(signature.0[..32].try_into().expect("64-byte signature")) {
             return Err(crate::SignatureError);
         }
-        key.verify_strict(message, &sig)
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.0
+            .verify_strict(message, &sig)
             .map_err(|_| crate::SignatureError)
+    }
+}
+
+/// Decoded keys of the signers a service hears from most, shared across threads. Holds at most
+/// [`VerifierCache::CAPACITY`] keys and starts over when full, so a flood of new keys costs
+/// memory only up to that bound.
+#[derive(Default)]
+pub struct VerifierCache {
+    keys: std::sync::RwLock<std::collections::HashMap<[u8; 32], SolanaVerifier>>,
+}
+
+impl VerifierCache {
+    /// Most keys held at once.
+    pub const CAPACITY: usize = 1 << 16;
+
+    /// Verifies `signature` by `key` over `message`, as [`SolanaPubkey::verify`] does.
+    ///
+    /// # Errors
+    /// [`crate::SignatureError`] if the key is not a point or the signature does not verify.
+    pub fn verify(
+        &self,
+        key: &SolanaPubkey,
+        message: &[u8],
+        signature: &SolanaSignature,
+    ) -> Result<(), crate::SignatureError> {
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key.0)
+            .copied();
+        let verifier = match cached {
+            Some(verifier) => verifier,
+            None => {
+                let verifier = key.verifier()?;
+                // Only a key whose signature verifies is kept.
+                verifier.verify(message, signature)?;
+                let mut keys = self
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if keys.len() >= Self::CAPACITY {
+                    keys.clear();
+                }
+                keys.insert(key.0, verifier);
+                return Ok(());
+            }
+        };
+        verifier.verify(message, signature)
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for VerifierCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierCache")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::is_canonical_point_encoding;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+
+    /// The reference: decode, re-encode, compare.
+    fn reencodes(bytes: &[u8; 32]) -> Option<bool> {
+        CompressedEdwardsY(*bytes)
+            .decompress()
+            .map(|point| point.compress().0 == *bytes)
+    }
+
+    fn with_y_and_sign(y_low: u8, high_ff: bool, sign: bool) -> [u8; 32] {
+        let mut b = if high_ff { [0xff; 32] } else { [0; 32] };
+        b[0] = y_low;
+        b[31] = if high_ff { 0x7f } else { 0 } | if sign { 0x80 } else { 0 };
+        b
+    }
+
+    #[test]
+    fn agrees_with_decompress_and_compress_on_every_edge_encoding() {
+        // y in 0..=255 and p-237..=2^255-1 (every y >= p among them), both sign bits.
+        let mut decodable = 0;
+        for y_low in 0..=255u8 {
+            for high_ff in [false, true] {
+                for sign in [false, true] {
+                    let bytes = with_y_and_sign(y_low, high_ff, sign);
+                    if let Some(canonical) = reencodes(&bytes) {
+                        decodable += 1;
+                        assert_eq!(
+                            is_canonical_point_encoding(&bytes),
+                            canonical,
+                            "{bytes:02x?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(decodable > 100, "the sweep must reach decodable points");
+    }
+
+    #[test]
+    fn agrees_with_decompress_and_compress_on_random_points() {
+        for _ in 0..2_000 {
+            let bytes: [u8; 32] = rand::random();
+            if let Some(canonical) = reencodes(&bytes) {
+                assert_eq!(is_canonical_point_encoding(&bytes), canonical);
+            }
+        }
     }
 }
 
 impl fmt::Display for SolanaPubkey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&bs58::encode(self.0).into_string())
+        let mut out = [0u8; five8::BASE58_ENCODED_32_MAX_LEN];
+        let len = usize::from(five8::encode_32(&self.0, &mut out));
+        f.write_str(std::str::from_utf8(&out[..len]).expect("base58 is ASCII"))
     }
 }
 
@@ -259,14 +435,14 @@ impl SolanaPubkey {
     /// # Errors
     /// [`Base58Error::Malformed`] unless `s` is 32 bytes of base58.
     pub fn parse_address(s: &str) -> Result<Self, Base58Error> {
-        decode_base58::<32>(s).map(Self)
+        decode_base58_32(s).map(Self)
     }
 }
 
 impl FromStr for SolanaPubkey {
     type Err = Base58Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = decode_base58::<32>(s)?;
+        let bytes = decode_base58_32(s)?;
         VerifyingKey::from_bytes(&bytes).map_err(|_| Base58Error::NotAPoint)?;
         Ok(Self(bytes))
     }
@@ -278,7 +454,9 @@ pub struct SolanaSignature(pub [u8; 64]);
 
 impl fmt::Display for SolanaSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&bs58::encode(self.0).into_string())
+        let mut out = [0u8; five8::BASE58_ENCODED_64_MAX_LEN];
+        let len = usize::from(five8::encode_64(&self.0, &mut out));
+        f.write_str(std::str::from_utf8(&out[..len]).expect("base58 is ASCII"))
     }
 }
 
@@ -291,20 +469,16 @@ impl fmt::Debug for SolanaSignature {
 impl FromStr for SolanaSignature {
     type Err = Base58Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        decode_base58::<64>(s).map(Self)
+        let mut out = [0u8; 64];
+        five8::decode_64(s, &mut out).map_err(|_| Base58Error::Malformed { expected: 64 })?;
+        Ok(Self(out))
     }
 }
 
-fn decode_base58<const N: usize>(s: &str) -> Result<[u8; N], Base58Error> {
-    // Base58 of N bytes is never longer than 2N characters; refuse longer text before decoding.
-    if s.len() > 2 * N {
-        return Err(Base58Error::Malformed { expected: N });
-    }
-    let mut out = [0u8; N];
-    match bs58::decode(s).onto(&mut out[..]) {
-        Ok(n) if n == N => Ok(out),
-        _ => Err(Base58Error::Malformed { expected: N }),
-    }
+fn decode_base58_32(s: &str) -> Result<[u8; 32], Base58Error> {
+    let mut out = [0u8; 32];
+    five8::decode_32(s, &mut out).map_err(|_| Base58Error::Malformed { expected: 32 })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -403,6 +577,27 @@ mod tests {
         assert!("11111111".parse::<SolanaPubkey>().is_err());
     }
 
+    #[test]
+    fn verifier_cache_gives_the_same_verdicts_and_keeps_only_keys_that_verified() {
+        let kp = SolanaKeypair::generate(&mut StdRng::seed_from_u64(11));
+        let other = SolanaKeypair::generate(&mut StdRng::seed_from_u64(12));
+        let cache = VerifierCache::default();
+        let sig = kp.sign(b"m");
+        assert!(cache.verify(&kp.pubkey(), b"x", &sig).is_err());
+        assert!(cache.verify(&other.pubkey(), b"m", &sig).is_err());
+        assert!(cache.is_empty(), "a failed verification keeps no key");
+        for _ in 0..2 {
+            // First from a decoded key, then from the cached one.
+            assert!(cache.verify(&kp.pubkey(), b"m", &sig).is_ok());
+            assert!(cache.verify(&kp.pubkey(), b"x", &sig).is_err());
+            let mut bad = sig;
+            bad.0[63] ^= 0x10;
+            assert!(cache.verify(&kp.pubkey(), b"m", &bad).is_err());
+            assert_eq!(cache.len(), 1);
+        }
+        assert!(cache.verify(&SolanaPubkey([0xff; 32]), b"m", &sig).is_err());
+    }
+
     proptest! {
         #[test]
         fn keypair_file_parser_never_panics(text in "\\PC{0,300}") {
@@ -425,6 +620,41 @@ mod tests {
             let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
             let back = SolanaKeypair::from_keypair_file(&kp.to_keypair_file()).unwrap();
             prop_assert_eq!(back.pubkey(), kp.pubkey());
+        }
+
+        // five8 is checked against bs58, an independent base58 implementation.
+        #[test]
+        fn base58_agrees_with_bs58_on_keys_and_signatures(
+            key in any::<[u8; 32]>(),
+            zeros in 0usize..32,
+            sig in proptest::collection::vec(any::<u8>(), 64),
+        ) {
+            let mut key = key;
+            key[..zeros].fill(0); // leading zero bytes are the leading '1's of base58
+            let text = SolanaPubkey(key).to_string();
+            prop_assert_eq!(&text, &bs58::encode(key).into_string());
+            prop_assert_eq!(SolanaPubkey::parse_address(&text).unwrap().0, key);
+            let sig: [u8; 64] = sig.try_into().unwrap();
+            let text = SolanaSignature(sig).to_string();
+            prop_assert_eq!(&text, &bs58::encode(sig).into_string());
+            prop_assert_eq!(text.parse::<SolanaSignature>().unwrap().0, sig);
+        }
+
+        #[test]
+        fn base58_decoding_agrees_with_bs58_on_any_text(
+            // Lengths around 32 and 64 bytes (43-44 and 87-88 characters) are where a decoder
+            // must tell a fit from an overflow.
+            text in "[1-9A-HJ-NP-Za-km-z]{42,45}|[1-9A-HJ-NP-Za-km-z]{86,89}|[1]{0,40}[1-9A-HJ-NP-Za-km-z]{0,60}|[1-9A-HJ-NP-Za-km-z]{0,100}|\\PC{0,100}",
+        ) {
+            let reference = |n: usize| bs58::decode(&text).into_vec().ok().filter(|v| v.len() == n);
+            prop_assert_eq!(
+                SolanaPubkey::parse_address(&text).ok().map(|k| k.0.to_vec()),
+                reference(32)
+            );
+            prop_assert_eq!(
+                text.parse::<SolanaSignature>().ok().map(|s| s.0.to_vec()),
+                reference(64)
+            );
         }
     }
 }

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature, Writer};
+use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature, VerifierCache, Writer};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -32,7 +32,8 @@ pub struct ServiceId(pub [u8; 32]);
 
 impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&bs58::encode(self.0).into_string())
+        // Same base58 text as an address.
+        fmt::Display::fmt(&SolanaPubkey(self.0), f)
     }
 }
 
@@ -217,7 +218,13 @@ impl SignedRequest {
     ///
     /// # Errors
     /// [`RequestError::WrongService`] or [`RequestError::BadSignature`].
-    pub fn authenticate(self, service: &ServiceId) -> Result<Authenticated, RequestError> {
+    ///
+    /// `keys` keeps decoded identity keys between requests; it changes no outcome.
+    pub fn authenticate(
+        self,
+        service: &ServiceId,
+        keys: &VerifierCache,
+    ) -> Result<Authenticated, RequestError> {
         if let Payload::SignVote { evidence, .. } = &self.payload
             && (evidence.len() > MAX_EVIDENCE
                 || evidence.iter().any(|tx| tx.len() > MAX_TRANSACTION_LEN))
@@ -233,8 +240,7 @@ impl SignedRequest {
             });
         }
         let bytes = signing_bytes(&self.payload, &self.service, &self.identity, self.nonce);
-        self.identity
-            .verify(&bytes, &self.signature)
+        keys.verify(&self.identity, &bytes, &self.signature)
             .map_err(|_| RequestError::BadSignature(self.identity))?;
         Ok(Authenticated {
             digest: Sha256::digest(&bytes).into(),

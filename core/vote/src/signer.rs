@@ -11,13 +11,15 @@
 //! does a new request for the exact message last signed (Ed25519 is deterministic).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 use keyward_crypto::{
-    DecodeError, Reader, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature, Writer,
+    DecodeError, Reader, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature, VerifierCache,
+    Writer,
 };
 use keyward_enclave::{BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer};
 
@@ -46,6 +48,8 @@ pub struct SignerConfig {
     pub ancestry: Option<AncestryPolicy>,
     /// The measurement the evidence reports (the enclave image's, once there is one).
     pub measurement: [u8; 32],
+    /// Decoded identity keys, kept between requests (a memo: it changes no outcome).
+    pub identity_keys: Arc<VerifierCache>,
 }
 
 impl SignerConfig {
@@ -60,7 +64,7 @@ impl SignerConfig {
         {
             return Err(MessageError::TooLong { len: message.len() }.into());
         }
-        let authenticated = request.authenticate(&self.service)?;
+        let authenticated = request.authenticate(&self.service, &self.identity_keys)?;
         let evidence = match (&authenticated.request().payload, &self.ancestry) {
             (Payload::SignVote { evidence, .. }, Some(policy)) => {
                 policy.verify_evidence(evidence)?

@@ -1,42 +1,53 @@
 //! Load generator for the vote signer: many validators, each voting on its own fork of
-//! consecutive slots, over JSON-RPC, against a signer with durability on.
+//! consecutive slots, over JSON-RPC on HTTP/1.1 keep-alive, against a signer with durability on.
 //!
 //! ```text
 //! cargo run --release -p keyward-signer --example loadgen -- [--url URL] [--validators N]
-//!     [--seconds S] [--rate VOTES_PER_SECOND]
+//!     [--votes TOTAL | --seconds S --rate VOTES_PER_SECOND]
 //! ```
 //!
+//! Every request is built and signed by the validator's identity *before* the clock starts, so
+//! the figures measure the signer, not the load generator's own Ed25519 signing (it shares the
+//! machine's cores). Each validator has one connection and one request in flight; all of them
+//! are driven by one thread, as if they were on other machines.
+//!
 //! Without `--url` it starts a signer in-process on a fresh data directory under the system
-//! temp dir (redb, fsync on every commit). `--rate 0` (the default) sends as fast as the signer
-//! answers, one request in flight per validator; a positive rate spreads requests evenly and
-//! measures latency from each request's scheduled time, so a stalled signer cannot hide its
-//! queueing (no coordinated omission).
+//! temp dir (redb, fsync on every commit). Without `--rate` it sends `--votes` requests
+//! (default 100,000) as fast as the signer answers and reports the rate. With `--rate` it sends
+//! `rate × seconds` requests spread evenly and measures latency from each request's scheduled
+//! time, so a stalled signer cannot hide its queueing (no coordinated omission).
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 
 use keyward_crypto::{SecretBytes, SolanaKeypair, SolanaPubkey};
 use keyward_signer::client::Client;
 use keyward_signer::config::Config;
 use keyward_signer::service::Service;
 use keyward_signer::votes::tower_sync_message;
-use keyward_vote::{LockoutPolicy, Tower};
+use keyward_signer::wire::SignedParams;
+use keyward_vote::{LockoutPolicy, Payload, Tower};
 use rand_core::OsRng;
 
 struct Args {
     url: Option<String>,
     validators: usize,
-    seconds: u64,
-    rate: f64,
+    votes: usize,
+    seconds: f64,
+    rate: Option<f64>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         url: None,
         validators: 64,
-        seconds: 10,
-        rate: 0.0,
+        votes: 100_000,
+        seconds: 10.0,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,12 +55,54 @@ fn args() -> Args {
         match flag.as_str() {
             "--url" => a.url = Some(value()),
             "--validators" => a.validators = value().parse().unwrap(),
+            "--votes" => a.votes = value().parse().unwrap(),
             "--seconds" => a.seconds = value().parse().unwrap(),
-            "--rate" => a.rate = value().parse().unwrap(),
+            "--rate" => a.rate = Some(value().parse().unwrap()),
             other => panic!("unknown flag {other}"),
         }
     }
+    if let Some(rate) = a.rate {
+        a.votes = (rate * a.seconds) as usize;
+    }
     a
+}
+
+/// The full HTTP/1.1 request for one signed vote of `client`.
+fn http_request(host: &str, client: &Client, id: usize, payload: Payload) -> Vec<u8> {
+    let params = SignedParams::from_request(&client.sign(payload));
+    let body = serde_json::to_vec(&serde_json::json!({
+        "jsonrpc": "2.0", "id": id, "method": "signVote", "params": params,
+    }))
+    .unwrap();
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
+}
+
+/// Reads one HTTP response and returns whether its JSON-RPC answer is a result.
+async fn read_response(reader: &mut BufReader<OwnedReadHalf>, body: &mut Vec<u8>) -> bool {
+    let mut line = String::new();
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    body.resize(length, 0);
+    reader.read_exact(body).await.unwrap();
+    body.windows(9).any(|w| w == b"\"result\":")
 }
 
 #[tokio::main]
@@ -71,7 +124,15 @@ async fn main() {
             url
         }
     };
-    let mut clients = Vec::new();
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Register every validator and build all its requests before the clock starts.
+    let per_validator = a.votes.div_ceil(a.validators);
+    let policy = LockoutPolicy::SOLANA;
+    let mut plans = Vec::new();
     for _ in 0..a.validators {
         let identity = SolanaKeypair::from_seed(&SecretBytes::random(&mut OsRng));
         let vote_account = SolanaKeypair::generate(&mut OsRng).pubkey();
@@ -83,78 +144,104 @@ async fn main() {
             .vote_pubkey
             .parse()
             .unwrap();
-        clients.push(Arc::new((client, vote_account, vote_key)));
+        let mut tower = Tower::new();
+        let mut requests = Vec::with_capacity(per_validator);
+        for slot in 1..=per_validator as u64 {
+            tower = tower.apply_slots(&[slot], &policy).unwrap();
+            let message = tower_sync_message(
+                &client.identity(),
+                &vote_account,
+                &vote_key,
+                &tower,
+                [slot as u8; 32],
+                [1; 32],
+            );
+            let payload = Payload::SignVote {
+                message,
+                evidence: Vec::new(),
+            };
+            requests.push(http_request(&host, &client, slot as usize, payload));
+        }
+        plans.push(requests);
     }
-    let period = (a.rate > 0.0).then(|| Duration::from_secs_f64(a.validators as f64 / a.rate));
+
+    let period = a
+        .rate
+        .map(|rate| Duration::from_secs_f64(a.validators as f64 / rate));
     let start = Instant::now() + Duration::from_millis(100);
-    let end = start + Duration::from_secs(a.seconds);
-    let mut tasks = Vec::new();
-    for (i, c) in clients.into_iter().enumerate() {
-        tasks.push(tokio::spawn(async move {
-            let (client, vote_account, vote_key) = &*c;
-            let policy = LockoutPolicy::SOLANA;
-            let mut tower = Tower::new();
-            let mut latencies = Vec::new();
-            let mut refused = 0u64;
-            let offset = period.map_or(Duration::ZERO, |p| {
-                p.mul_f64(i as f64 / a.validators as f64)
-            });
-            let mut due = start + offset;
-            let mut slot = 1u64;
-            while due < end {
-                if period.is_some() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent = if period.is_some() {
-                    due
-                } else {
-                    Instant::now()
-                };
-                let next = tower.apply_slots(&[slot], &policy).unwrap();
-                let message = tower_sync_message(
-                    &client.identity(),
-                    vote_account,
-                    vote_key,
-                    &next,
-                    [slot as u8; 32],
-                    [1; 32],
-                );
-                match client.sign_vote(message, Vec::new()).await {
-                    Ok(_) => {
-                        latencies.push(sent.elapsed());
-                        tower = next;
-                    }
-                    Err(_) => refused += 1,
-                }
-                slot += 1;
-                due = match period {
-                    Some(p) => due + p,
-                    None => Instant::now(),
-                };
+    let validators = a.validators;
+    let load = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let tasks: Vec<_> = plans
+                .into_iter()
+                .enumerate()
+                .map(|(i, requests)| {
+                    let host = host.clone();
+                    tokio::spawn(async move {
+                        let stream = TcpStream::connect(&host).await.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        let (reader, mut writer) = stream.into_split();
+                        let mut reader = BufReader::new(reader);
+                        let mut body = Vec::new();
+                        let mut latencies = Vec::with_capacity(requests.len());
+                        let mut refused = 0u64;
+                        let mut due = start
+                            + period.map_or(Duration::ZERO, |p| {
+                                p.mul_f64(i as f64 / validators as f64)
+                            });
+                        tokio::time::sleep_until(due.into()).await;
+                        for request in &requests {
+                            let sent = if let Some(p) = period {
+                                tokio::time::sleep_until(due.into()).await;
+                                let sent = due;
+                                due += p;
+                                sent
+                            } else {
+                                Instant::now()
+                            };
+                            writer.write_all(request).await.unwrap();
+                            if read_response(&mut reader, &mut body).await {
+                                latencies.push(sent.elapsed());
+                            } else {
+                                if refused == 0 {
+                                    eprintln!("first refusal: {}", String::from_utf8_lossy(&body));
+                                }
+                                refused += 1;
+                            }
+                        }
+                        (latencies, refused, Instant::now())
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for t in tasks {
+                results.push(t.await.unwrap());
             }
-            (latencies, refused)
-        }));
-    }
+            results
+        })
+    });
     let mut all = Vec::new();
     let mut refused = 0;
-    for t in tasks {
-        let (l, r) = t.await.unwrap();
+    let mut finished = start;
+    for (l, r, done) in load.join().unwrap() {
         all.extend(l);
         refused += r;
+        finished = finished.max(done);
     }
-    let elapsed = a.seconds as f64;
+    let elapsed = finished.duration_since(start).as_secs_f64();
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "validators={} target_rate={} signed={} refused={} rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        "validators={} target_rate={} signed={} refused={} elapsed={:.2}s rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
         a.validators,
-        if a.rate > 0.0 {
-            format!("{}", a.rate)
-        } else {
-            "max".into()
-        },
+        a.rate.map_or("max".into(), |r| r.to_string()),
         all.len(),
         refused,
+        elapsed,
         all.len() as f64 / elapsed,
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,

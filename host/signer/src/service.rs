@@ -59,6 +59,7 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
         lockout: config.lockout_policy()?,
         ancestry: config.ancestry_policy()?,
         measurement: DEV_MEASUREMENT,
+        identity_keys: Default::default(),
     };
     let signer = Signer::restore(
         signer_config,
