@@ -4,7 +4,10 @@
 //! blob   = "KWSB" || 0x01 || var8(purpose) || var8(chain id) || nonce(24) || var32(ciphertext || tag)
 //! key    = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v1/seal"))
 //! aad    = every byte of the blob before the nonce
-//! cipher = XChaCha20-Poly1305(key, nonce, aad, plaintext), nonce random per blob
+//! cipher = XChaCha20-Poly1305(key, nonce, aad, plaintext)
+//! nonce  = random per blob (`seal`), or
+//!          HMAC-SHA256(nonce key, var32(aad) || plaintext)[0..24] (`seal_synthetic`)
+//! nonce key = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v1/seal-nonce"))
 //! ```
 //!
 //! The purpose and chain id are in clear so a refusal can say what the blob is; they are also
@@ -16,6 +19,7 @@ use chacha20poly1305::{
 };
 use core::fmt;
 use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -40,8 +44,8 @@ pub enum SealPurpose {
     EpochSecret,
     /// A worker's ClusterKey seed.
     ClusterKey,
-    /// A validator's ed25519 vote key.
-    VoteKey,
+    /// A vote signer's record of one validator: its vote key, tower, nonce and recent answers.
+    ValidatorRecord,
     /// A dev platform key.
     PlatformKey,
 }
@@ -52,7 +56,7 @@ impl SealPurpose {
         Self::ChannelKey,
         Self::EpochSecret,
         Self::ClusterKey,
-        Self::VoteKey,
+        Self::ValidatorRecord,
         Self::PlatformKey,
     ];
 
@@ -63,7 +67,7 @@ impl SealPurpose {
             Self::ChannelKey => "channel-key",
             Self::EpochSecret => "epoch-secret",
             Self::ClusterKey => "cluster-key",
-            Self::VoteKey => "vote-key",
+            Self::ValidatorRecord => "validator-record",
             Self::PlatformKey => "platform-key",
         }
     }
@@ -154,6 +158,7 @@ impl SealedBlob {
 /// Seals and opens blobs for one chain under one sealing key.
 pub struct Sealer {
     key: Zeroizing<[u8; 32]>,
+    nonce_key: Zeroizing<[u8; 32]>,
     chain: ChainId,
 }
 
@@ -168,14 +173,18 @@ impl fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer for `chain` under `key`.
     pub fn new(key: &SoftSealingKey, chain: ChainId) -> Self {
-        let mut info = Writer::new();
-        info.var16(b"keyward/v1/seal");
-        let mut derived = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(None, key.expose())
-            .expand(info.as_slice(), derived.as_mut())
-            .expect("32 bytes is a valid HKDF length");
+        let hkdf = Hkdf::<Sha256>::new(None, key.expose());
+        let derive = |label: &[u8]| {
+            let mut info = Writer::new();
+            info.var16(label);
+            let mut derived = Zeroizing::new([0u8; 32]);
+            hkdf.expand(info.as_slice(), derived.as_mut())
+                .expect("32 bytes is a valid HKDF length");
+            derived
+        };
         Self {
-            key: derived,
+            key: derive(b"keyward/v1/seal"),
+            nonce_key: derive(b"keyward/v1/seal-nonce"),
             chain,
         }
     }
@@ -187,7 +196,7 @@ impl Sealer {
         w
     }
 
-    /// Seals `plaintext` for `purpose` on this chain.
+    /// Seals `plaintext` for `purpose` on this chain under a random nonce.
     ///
     /// # Errors
     /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
@@ -197,6 +206,41 @@ impl Sealer {
         plaintext: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<SealedBlob, SealError> {
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(purpose, plaintext, |_| nonce)
+    }
+
+    /// Seals `plaintext` for `purpose` on this chain under a synthetic nonce, a PRF of the
+    /// header and the plaintext: the same plaintext always gives the same blob, and different
+    /// plaintexts never share a nonce (so there is no nonce to track across crashes). Equal
+    /// blobs reveal equal plaintexts, and nothing else.
+    ///
+    /// # Errors
+    /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
+    pub fn seal_synthetic(
+        &self,
+        purpose: SealPurpose,
+        plaintext: &[u8],
+    ) -> Result<SealedBlob, SealError> {
+        self.seal_with_nonce(purpose, plaintext, |aad| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce_key.as_ref())
+                .expect("HMAC takes any key length");
+            let mut prefix = Writer::new();
+            prefix.var32(aad);
+            mac.update(prefix.as_slice());
+            mac.update(plaintext);
+            let tag = mac.finalize().into_bytes();
+            tag[..24].try_into().expect("HMAC-SHA256 gives 32 bytes")
+        })
+    }
+
+    fn seal_with_nonce(
+        &self,
+        purpose: SealPurpose,
+        plaintext: &[u8],
+        nonce: impl FnOnce(&[u8]) -> [u8; 24],
+    ) -> Result<SealedBlob, SealError> {
         if plaintext.len() > MAX_SEALED_LEN {
             return Err(SealError::TooLarge {
                 len: plaintext.len(),
@@ -204,8 +248,7 @@ impl Sealer {
         }
         let mut w = self.header(purpose.label());
         let aad = w.as_slice().to_vec();
-        let mut nonce = [0u8; 24];
-        rng.fill_bytes(&mut nonce);
+        let nonce = nonce(&aad);
         let ct = XChaCha20Poly1305::new(self.key.as_ref().into())
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -290,17 +333,17 @@ mod tests {
     fn round_trip_and_bindings() {
         let (mut rng, s) = sealer(1, "devnet");
         let blob = s
-            .seal(SealPurpose::VoteKey, b"vote key seed", &mut rng)
+            .seal(SealPurpose::ValidatorRecord, b"vote key seed", &mut rng)
             .unwrap();
         assert_eq!(
-            &s.open(SealPurpose::VoteKey, &blob).unwrap()[..],
+            &s.open(SealPurpose::ValidatorRecord, &blob).unwrap()[..],
             b"vote key seed"
         );
         assert_eq!(
             s.open(SealPurpose::IdentityKey, &blob).unwrap_err(),
             SealError::WrongPurpose {
                 expected: SealPurpose::IdentityKey,
-                found: "vote-key".into()
+                found: "validator-record".into()
             }
         );
         let same_key_other_chain = {
@@ -311,12 +354,57 @@ mod tests {
             )
         };
         assert!(matches!(
-            same_key_other_chain.open(SealPurpose::VoteKey, &blob),
+            same_key_other_chain.open(SealPurpose::ValidatorRecord, &blob),
             Err(SealError::WrongChain { .. })
         ));
         let (_, other_key) = sealer(2, "devnet");
         assert_eq!(
-            other_key.open(SealPurpose::VoteKey, &blob).unwrap_err(),
+            other_key
+                .open(SealPurpose::ValidatorRecord, &blob)
+                .unwrap_err(),
+            SealError::Tampered
+        );
+    }
+
+    #[test]
+    fn synthetic_nonce_is_deterministic_per_plaintext_and_opens_like_any_blob() {
+        let (_, s) = sealer(7, "devnet");
+        let a = s
+            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+            .unwrap();
+        assert_eq!(
+            a.as_bytes(),
+            s.seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+                .unwrap()
+                .as_bytes()
+        );
+        assert_eq!(
+            &s.open(SealPurpose::ValidatorRecord, &a).unwrap()[..],
+            b"record 1"
+        );
+        let nonce = |blob: &SealedBlob| {
+            let at = blob.as_bytes().len() - 4 - (8 + 16) - 24;
+            blob.as_bytes()[at..at + 24].to_vec()
+        };
+        let b = s
+            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 2")
+            .unwrap();
+        assert_ne!(nonce(&a), nonce(&b), "another plaintext, another nonce");
+        let c = s
+            .seal_synthetic(SealPurpose::ClusterKey, b"record 1")
+            .unwrap();
+        assert_ne!(
+            nonce(&a),
+            nonce(&c),
+            "the header is part of the nonce's input"
+        );
+        let (_, other) = sealer(8, "devnet");
+        let d = other
+            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+            .unwrap();
+        assert_ne!(nonce(&a), nonce(&d), "another sealing key, another nonce");
+        assert_eq!(
+            other.open(SealPurpose::ValidatorRecord, &a).unwrap_err(),
             SealError::Tampered
         );
     }
@@ -325,14 +413,14 @@ mod tests {
     fn invalid_chain_label_is_tampering_not_echoed() {
         let (mut rng, s) = sealer(6, "devnet");
         let mut bytes = s
-            .seal(SealPurpose::VoteKey, b"k", &mut rng)
+            .seal(SealPurpose::ValidatorRecord, b"k", &mut rng)
             .unwrap()
             .as_bytes()
             .to_vec();
         let at = bytes.windows(6).position(|w| w == b"devnet").unwrap();
         bytes[at..at + 6].copy_from_slice(b"dev\net");
         assert_eq!(
-            s.open(SealPurpose::VoteKey, &SealedBlob::from_bytes(bytes))
+            s.open(SealPurpose::ValidatorRecord, &SealedBlob::from_bytes(bytes))
                 .unwrap_err(),
             SealError::Tampered
         );

@@ -121,6 +121,9 @@ fn generate() -> Value {
             &mut prefix_rng(nonce),
         )
         .unwrap();
+    let synthetic = sealer
+        .seal_synthetic(SealPurpose::ValidatorRecord, b"keyward validator record")
+        .unwrap();
 
     // Dev evidence report data.
     let channel = ChannelKeypair::derive(&[0x66; 32]);
@@ -175,6 +178,13 @@ fn generate() -> Value {
             "purpose": SealPurpose::ClusterKey.label(),
             "plaintext": "the clusterKey.clusterSeed above",
             "blob": to_0x(blob.as_bytes()),
+        },
+        "sealedBlobSynthetic": {
+            "sealingKey": to_0x(&[0x77; 32]),
+            "chainId": chain.as_str(),
+            "purpose": SealPurpose::ValidatorRecord.label(),
+            "plaintext": "keyward validator record",
+            "blob": to_0x(synthetic.as_bytes()),
         },
         "devEvidence": {
             "boundKeys": ["the identity.sr25519Public above", format!("x25519 {}", channel.public())],

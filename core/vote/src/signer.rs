@@ -1,4 +1,5 @@
-//! The signer's state machine: validators, their sealed vote keys, towers and nonces.
+//! The signer's state machine: validators, their vote keys, towers and nonces, and the sealed
+//! records that make them durable.
 //!
 //! [`Signer::apply`] takes one authenticated request and either refuses it, changing nothing, or
 //! returns the answer together with the validator's new [record](Signer::record). **The host
@@ -33,7 +34,7 @@ use crate::tower::{Lockout, LockoutPolicy, Tower, TowerError};
 pub const RECENT_ANSWERS: usize = 4;
 
 const RECORD_MAGIC: &[u8; 4] = b"KWVR";
-const RECORD_VERSION: u8 = 1;
+const RECORD_VERSION: u8 = 2;
 const RECORD_FORMAT: &str = "keyward validator record";
 const KEY_BINDING: &[u8] = b"keyward/v1/vote-key";
 
@@ -174,11 +175,11 @@ pub enum RestoreError {
     /// A record's tower is invalid.
     #[error("validator record holds an invalid tower: {0}")]
     Tower(#[from] TowerError),
-    /// A sealed vote key does not open.
-    #[error("vote key does not unseal: {0}")]
+    /// A record does not open: altered, or sealed under another sealing key or chain.
+    #[error("validator record does not unseal: {0}")]
     Seal(#[from] SealError),
-    /// A sealed vote key belongs to another validator or does not match its public key.
-    #[error("sealed vote key of {0} is bound to another validator or key")]
+    /// A record's vote key does not match the public key it names.
+    #[error("the vote key in the record of {0} does not match its public key")]
     KeyMismatch(SolanaPubkey),
     /// Two records for one identity.
     #[error("two records for validator {0}")]
@@ -187,7 +188,6 @@ pub enum RestoreError {
 
 struct ActiveKey {
     keypair: SolanaKeypair,
-    sealed: SealedBlob,
     evidence: Vec<u8>,
 }
 
@@ -520,14 +520,6 @@ impl Signer {
         rng: &mut impl keyward_crypto::Rng,
     ) -> ActiveKey {
         let keypair = SolanaKeypair::generate(rng);
-        let sealed = self
-            .sealer
-            .seal(
-                SealPurpose::VoteKey,
-                &key_plaintext(&keypair, &identity, &vote_account),
-                rng,
-            )
-            .expect("96 bytes is far below the sealing limit");
         let evidence = self
             .platform
             .attest(
@@ -538,25 +530,19 @@ impl Signer {
             )
             .expect("one key and an 85-byte nonce are within the evidence limits")
             .to_bytes();
-        ActiveKey {
-            keypair,
-            sealed,
-            evidence,
-        }
+        ActiveKey { keypair, evidence }
     }
 
-    /// The durable record of `identity`: everything needed to restore it, with the vote key
-    /// sealed. `None` for an unknown validator.
+    /// The durable record of `identity`: everything needed to restore it, sealed as one blob
+    /// (so the host can neither read the vote key nor alter the tower, nonce or answers without
+    /// detection). The same state always gives the same bytes. `None` for an unknown validator.
     pub fn record(&self, identity: &SolanaPubkey) -> Option<Vec<u8>> {
         let v = self.validators.get(identity)?;
         let mut w = Writer::with_header(RECORD_MAGIC, RECORD_VERSION);
         w.raw(&v.identity.0).raw(&v.vote_account.0);
         match &v.key {
             Some(key) => {
-                w.u8(1)
-                    .raw(&key.keypair.pubkey().0)
-                    .var32(key.sealed.as_bytes())
-                    .var16(&key.evidence);
+                w.u8(1).raw(&key.keypair.pubkey().0).var16(&key.evidence);
             }
             None => {
                 w.u8(0);
@@ -583,31 +569,34 @@ impl Signer {
             w.u64(r.nonce).raw(&r.digest);
             encode_answer(&mut w, &r.answer);
         }
-        Some(w.finish())
+        // The seed goes last, so no earlier growth of the buffer leaves a copy of it behind.
+        if let Some(key) = &v.key {
+            w.raw(key.keypair.seed().expose());
+        }
+        let plain = Zeroizing::new(w.finish());
+        let sealed = self
+            .sealer
+            .seal_synthetic(SealPurpose::ValidatorRecord, &plain)
+            .expect("a record is far below the sealing limit");
+        Some(sealed.as_bytes().to_vec())
     }
 
-    fn decode_record(&self, bytes: &[u8]) -> Result<Validator, RestoreError> {
+    fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
         let policy = &self.config.lockout;
-        let mut r = Reader::new(bytes);
+        let plain = self.sealer.open(
+            SealPurpose::ValidatorRecord,
+            &SealedBlob::from_bytes(sealed.to_vec()),
+        )?;
+        let mut r = Reader::new(&plain);
         r.header(RECORD_FORMAT, RECORD_MAGIC, RECORD_VERSION)?;
         let identity = SolanaPubkey(r.array("identity")?);
         let vote_account = SolanaPubkey(r.array("vote account")?);
         let key = match r.u8("key flag")? {
             0 => None,
-            1 => {
-                let pubkey = SolanaPubkey(r.array("vote pubkey")?);
-                let sealed = SealedBlob::from_bytes(r.var32("sealed vote key", 4096)?.to_vec());
-                let evidence = r.var16("vote key evidence", 4096)?.to_vec();
-                let plain = self.sealer.open(SealPurpose::VoteKey, &sealed)?;
-                let keypair = open_key(&plain, &identity, &vote_account)
-                    .filter(|k| k.pubkey() == pubkey)
-                    .ok_or(RestoreError::KeyMismatch(identity))?;
-                Some(ActiveKey {
-                    keypair,
-                    sealed,
-                    evidence,
-                })
-            }
+            1 => Some((
+                SolanaPubkey(r.array("vote pubkey")?),
+                r.var16("vote key evidence", 4096)?.to_vec(),
+            )),
             _ => {
                 return Err(DecodeError::Invalid {
                     field: "key flag",
@@ -654,6 +643,17 @@ impl Signer {
                 answer: decode_answer(&mut r, identity, vote_account, policy)?,
             });
         }
+        let key = match key {
+            Some((pubkey, evidence)) => {
+                let seed = SecretBytes::<32>::new(r.array("vote key seed")?);
+                let keypair = SolanaKeypair::from_seed(&seed);
+                if keypair.pubkey() != pubkey {
+                    return Err(RestoreError::KeyMismatch(identity));
+                }
+                Some(ActiveKey { keypair, evidence })
+            }
+            None => None,
+        };
         r.finish()?;
         Ok(Validator {
             identity,
@@ -717,31 +717,6 @@ pub fn key_binding(identity: &SolanaPubkey, vote_account: &SolanaPubkey) -> Vec<
     let mut w = Writer::new();
     w.var16(KEY_BINDING).raw(&identity.0).raw(&vote_account.0);
     w.finish()
-}
-
-/// Sealed plaintext: seed || identity || vote account, so a blob moved to another validator's
-/// record does not load.
-fn key_plaintext(
-    keypair: &SolanaKeypair,
-    identity: &SolanaPubkey,
-    vote_account: &SolanaPubkey,
-) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(96));
-    out.extend_from_slice(keypair.seed().expose());
-    out.extend_from_slice(&identity.0);
-    out.extend_from_slice(&vote_account.0);
-    out
-}
-
-fn open_key(
-    plain: &[u8],
-    identity: &SolanaPubkey,
-    vote_account: &SolanaPubkey,
-) -> Option<SolanaKeypair> {
-    if plain.len() != 96 || plain[32..64] != identity.0 || plain[64..] != vote_account.0 {
-        return None;
-    }
-    SecretBytes::<32>::from_slice(&plain[..32]).map(|seed| SolanaKeypair::from_seed(&seed))
 }
 
 fn decode_bool(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeError> {

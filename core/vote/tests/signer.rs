@@ -13,7 +13,10 @@ use common::{
     signature_of, signed_tx, submit, tower, tower_sync_ix, ts_message, vote_key_info,
 };
 use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature};
-use keyward_enclave::{BoundKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, SealError};
+use keyward_enclave::{
+    BoundKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, SealError, SealPurpose,
+    SealedBlob,
+};
 use keyward_vote::ancestry::{AncestryError, AncestryPolicy, Fraction, Member, Threshold};
 use keyward_vote::message::{MAX_MESSAGE_LEN, MessageError};
 use keyward_vote::request::RequestError;
@@ -933,27 +936,22 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     let record = signer.record(&v.id()).unwrap();
     assert!(restore(None, &sealing_key, [record.as_slice()]).is_ok());
 
-    // Another sealing key cannot open the vote key.
+    // Another sealing key cannot open the record.
     assert!(matches!(
         restore(None, &[0x42; 32], [record.as_slice()]),
         Err(RestoreError::Seal(SealError::Tampered))
     ));
 
-    // Layout: "KWVR" 1 | identity | vote account | 1 | vote pubkey | var32(sealed vote key) | …
-    const IDENTITY_AT: usize = 5;
-    const ACCOUNT_AT: usize = IDENTITY_AT + 32;
-    const PUBKEY_AT: usize = ACCOUNT_AT + 32 + 1;
-    const BLOB_LEN_AT: usize = PUBKEY_AT + 32;
-    assert_eq!(&record[..4], b"KWVR");
-    assert_eq!(&record[IDENTITY_AT..ACCOUNT_AT], &v.id().0);
-    assert_eq!(&record[PUBKEY_AT..BLOB_LEN_AT], &vote_key.0);
-    let blob_len = u32::from_be_bytes(record[BLOB_LEN_AT..BLOB_LEN_AT + 4].try_into().unwrap());
-    let blob = BLOB_LEN_AT + 4;
-    let blob_end = blob + usize::try_from(blob_len).unwrap();
-    assert_eq!(&record[blob..blob + 4], b"KWSB");
+    // The whole record is one sealed blob: the host sees only its purpose and chain.
+    assert_eq!(&record[..4], b"KWSB");
+    assert!(record.windows(16).any(|w| w == b"validator-record"));
+    assert!(
+        !record.windows(32).any(|w| w == v.id().0 || w == vote_key.0),
+        "neither the identity nor the vote key is in clear"
+    );
 
-    // Any flipped byte in the sealed vote key: the blob does not open.
-    for at in blob..blob_end {
+    // Any flipped bit anywhere: the record does not restore.
+    for at in 0..record.len() {
         let mut damaged = record.clone();
         damaged[at] ^= 0x01;
         assert!(
@@ -961,42 +959,60 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
                 restore(None, &sealing_key, [damaged.as_slice()]),
                 Err(RestoreError::Seal(_))
             ),
-            "byte {at} of the sealed vote key"
-        );
-    }
-    // The blob opens, but is bound to another identity, vote account or public key.
-    let mut other_identity = v.id();
-    other_identity.0[0] ^= 0x01;
-    for (at, owner) in [
-        (IDENTITY_AT, other_identity),
-        (ACCOUNT_AT, v.id()),
-        (PUBKEY_AT, v.id()),
-    ] {
-        let mut damaged = record.clone();
-        damaged[at] ^= 0x01;
-        assert!(
-            matches!(
-                restore(None, &sealing_key, [damaged.as_slice()]),
-                Err(RestoreError::KeyMismatch(id)) if id == owner
-            ),
             "byte {at}"
         );
     }
     // Truncated, extended, duplicated.
     assert!(matches!(
         restore(None, &sealing_key, [&record[..record.len() - 1]]),
-        Err(RestoreError::Malformed(_))
+        Err(RestoreError::Seal(SealError::Malformed(_)))
     ));
     let mut extended = record.clone();
     extended.push(0);
     assert!(matches!(
         restore(None, &sealing_key, [extended.as_slice()]),
-        Err(RestoreError::Malformed(_))
+        Err(RestoreError::Seal(SealError::Malformed(_)))
     ));
     assert!(matches!(
         restore(None, &sealing_key, [record.as_slice(), record.as_slice()]),
         Err(RestoreError::Duplicate(id)) if id == v.id()
     ));
+
+    // Only the sealing key's holder can write a record; even then, a vote key that does not
+    // match the public key the record names is refused. Layout of the sealed plaintext:
+    // "KWVR" 2 | identity | vote account | 1 | vote pubkey | … | seed (32, last).
+    const PUBKEY_AT: usize = 5 + 32 + 32 + 1;
+    let sealer = common::sealer(&sealing_key);
+    let plain = sealer
+        .open(
+            SealPurpose::ValidatorRecord,
+            &SealedBlob::from_bytes(record.clone()),
+        )
+        .unwrap();
+    assert_eq!(&plain[..4], b"KWVR");
+    assert_eq!(&plain[PUBKEY_AT..PUBKEY_AT + 32], &vote_key.0);
+    let mut forged = plain.to_vec();
+    forged[PUBKEY_AT] ^= 0x01;
+    let forged = sealer
+        .seal_synthetic(SealPurpose::ValidatorRecord, &forged)
+        .unwrap();
+    assert!(matches!(
+        restore(None, &sealing_key, [forged.as_bytes()]),
+        Err(RestoreError::KeyMismatch(id)) if id == v.id()
+    ));
+}
+
+#[test]
+fn the_same_state_gives_the_same_record_bytes() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let vote_key = register_key(&mut signer, &v, 1, &mut rng);
+    vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
+    let record = signer.record(&v.id()).unwrap();
+    assert_eq!(signer.record(&v.id()).unwrap(), record);
+    let restored = restore(None, &sealing_key, [record.as_slice()]).unwrap();
+    assert_eq!(restored.record(&v.id()).unwrap(), record);
 }
 
 #[test]

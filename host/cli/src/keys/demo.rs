@@ -310,8 +310,8 @@ pub fn run() -> Result<()> {
             .is_err(),
     );
     s.check(
-        "a blob sealed as a ClusterKey does not open as a vote key",
-        sealer.open(SealPurpose::VoteKey, &blob).is_err(),
+        "a blob sealed as a ClusterKey does not open as an epoch secret",
+        sealer.open(SealPurpose::EpochSecret, &blob).is_err(),
     );
 
     let total = s.passed + s.failed;
