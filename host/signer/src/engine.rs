@@ -6,8 +6,8 @@
 //! on the RPC worker threads), so the thread spends its time on the tower rules, one Ed25519
 //! signature per vote and the commit.
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rand_core::OsRng;
@@ -36,7 +36,36 @@ pub enum ServiceError {
     Stopped,
 }
 
-/// A query that needs no commit.
+/// Where the writer makes records durable: [`Store`] in service, a stand-in in tests.
+pub trait Durable: Send + 'static {
+    /// Writes every record in one transaction and returns once it is durable; on an error,
+    /// none of them may be assumed durable.
+    ///
+    /// # Errors
+    /// What went wrong, for the log and the refusal.
+    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String>;
+}
+
+impl Durable for Store {
+    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
+        self.commit(records.iter().map(|(id, r)| (id, r.as_slice())))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Set once, by the writer, when a commit fails; from then on the service answers nothing
+/// until restarted. Shared with the health routes.
+#[derive(Clone, Default)]
+pub struct Failure(Arc<OnceLock<String>>);
+
+impl Failure {
+    /// The failed commit's error, if one has failed.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// A query: answered from state that is durable (after the commit of its batch).
 pub enum Query {
     /// The current vote key of an identity.
     VoteKey(SolanaPubkey),
@@ -59,7 +88,7 @@ enum Job {
     },
     Query {
         query: Query,
-        reply: oneshot::Sender<QueryAnswer>,
+        reply: oneshot::Sender<Result<QueryAnswer, ServiceError>>,
     },
 }
 
@@ -68,29 +97,43 @@ enum Job {
 pub struct Engine {
     queue: SyncSender<Job>,
     depth: usize,
+    failure: Failure,
 }
 
 impl Engine {
     /// Starts the writer thread over `signer` and `store`.
     pub fn start(
         signer: Signer,
-        store: Store,
+        store: impl Durable,
         metrics: Arc<Metrics>,
         max_batch: usize,
         queue_depth: usize,
     ) -> (Self, std::thread::JoinHandle<()>) {
         let (queue, rx) = sync_channel(queue_depth);
+        let failure = Failure::default();
+        let writer = Writer {
+            signer,
+            store,
+            metrics,
+            failure: failure.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("keyward-signer-writer".into())
-            .spawn(move || run(signer, store, &metrics, rx, max_batch))
+            .spawn(move || writer.run(rx, max_batch))
             .expect("the OS can start a thread");
         (
             Self {
                 queue,
                 depth: queue_depth,
+                failure,
             },
             thread,
         )
+    }
+
+    /// Whether a commit has failed (then every request is refused until a restart).
+    pub fn failure(&self) -> &Failure {
+        &self.failure
     }
 
     /// Applies `prepared` and returns its answer once its record is durable.
@@ -113,7 +156,7 @@ impl Engine {
     pub async fn query(&self, query: Query) -> Result<QueryAnswer, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Query { query, reply })?;
-        answer.await.map_err(|_| ServiceError::Stopped)
+        answer.await.map_err(|_| ServiceError::Stopped)?
     }
 
     fn send(&self, job: Job) -> Result<(), ServiceError> {
@@ -131,33 +174,51 @@ struct Pending {
     identity: SolanaPubkey,
 }
 
-fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, max_batch: usize) {
-    metrics.validators.set(signer.registered() as i64);
-    // After a failed commit the core's state is ahead of the disk, and a retry could be
-    // answered from memory without ever being durable: fail closed until a restart reloads the
-    // state from the store.
-    let mut failed: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        if let Some(e) = &failed {
-            match first {
-                Job::Apply { reply, .. } => {
-                    let _ = reply.send(Err(ServiceError::Storage(e.clone())));
+struct Writer<D> {
+    signer: Signer,
+    store: D,
+    metrics: Arc<Metrics>,
+    failure: Failure,
+}
+
+impl<D: Durable> Writer<D> {
+    fn run(mut self, rx: Receiver<Job>, max_batch: usize) {
+        self.metrics.validators.set(self.signer.registered() as i64);
+        while let Ok(first) = rx.recv() {
+            // After a failed commit the core's state is ahead of the disk, and a retry could be
+            // answered from memory without ever being durable: fail closed until a restart
+            // reloads the state from the store.
+            if let Some(e) = self.failure.get() {
+                let refusal = ServiceError::Storage(e.to_owned());
+                match first {
+                    Job::Apply { reply, .. } => drop(reply.send(Err(refusal))),
+                    Job::Query { reply, .. } => drop(reply.send(Err(refusal))),
                 }
-                Job::Query { query, reply } => {
-                    let _ = reply.send(answer_query(&signer, query));
+                continue;
+            }
+            let mut batch = Vec::new();
+            let mut job = Some(first);
+            while let Some(next) = job.take() {
+                batch.push(next);
+                if batch.len() < max_batch {
+                    job = rx.try_recv().ok();
                 }
             }
-            continue;
+            self.batch(batch);
         }
+    }
+
+    /// Applies a batch in order, commits its records with one fsync, then answers.
+    fn batch(&mut self, batch: Vec<Job>) {
         let mut pending = Vec::new();
+        let mut queries = Vec::new();
         let mut records: Vec<(SolanaPubkey, Vec<u8>)> = Vec::new();
-        let mut job = Some(first);
-        while let Some(next) = job.take() {
-            match next {
+        for job in batch {
+            match job {
                 Job::Apply { prepared, reply } => {
                     let request = prepared.request();
                     let (method, identity) = (request.payload.method(), request.identity);
-                    let result = signer.apply(&prepared, &mut OsRng).map(|applied| {
+                    let result = self.signer.apply(&prepared, &mut OsRng).map(|applied| {
                         if let Some(record) = applied.record {
                             records.push(record);
                         }
@@ -170,38 +231,35 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
                         identity,
                     });
                 }
-                Job::Query { query, reply } => {
-                    let _ = reply.send(answer_query(&signer, query));
-                }
-            }
-            if pending.len() < max_batch {
-                job = rx.try_recv().ok();
+                // Answered after the commit: a query must not see a key or count that is not
+                // durable yet.
+                Job::Query { query, reply } => queries.push((query, reply)),
             }
         }
         let committed = if records.is_empty() {
             Ok(())
         } else {
             let started = Instant::now();
-            let result = store.commit(records.iter().map(|(id, r)| (id, r.as_slice())));
-            metrics
+            let result = self.store.make_durable(&records);
+            self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
-            metrics.batch_size.observe(pending.len() as f64);
-            result.map_err(|e| e.to_string())
+            self.metrics.batch_size.observe(pending.len() as f64);
+            result
         };
         if let Err(e) = &committed {
             tracing::error!(
                 target: "keyward::audit", event = "commit_failed", error = %e,
                 requests = pending.len(), "refusing every request until restarted"
             );
-            failed = Some(e.clone());
+            let _ = self.failure.0.set(e.clone());
         }
         // Counting validators walks them all: only when a registration may have changed.
         if pending
             .iter()
             .any(|p| matches!(p.method, Method::RegisterNode | Method::DeregisterNode))
         {
-            metrics.validators.set(signer.registered() as i64);
+            self.metrics.validators.set(self.signer.registered() as i64);
         }
         for p in pending {
             let outcome = match (&committed, p.result) {
@@ -211,12 +269,19 @@ fn run(mut signer: Signer, store: Store, metrics: &Metrics, rx: Receiver<Job>, m
                 }
                 (Err(e), Ok(_)) => Err(ServiceError::Storage(e.clone())),
                 (_, Err(refusal)) => {
-                    metrics.refused(p.method, &refusal);
+                    self.metrics.refused(p.method, &refusal);
                     audit_refusal(p.method, &p.identity, &refusal);
                     Err(ServiceError::Refused(refusal))
                 }
             };
             let _ = p.reply.send(outcome);
+        }
+        for (query, reply) in queries {
+            let answer = match &committed {
+                Ok(()) => Ok(answer_query(&self.signer, query)),
+                Err(e) => Err(ServiceError::Storage(e.clone())),
+            };
+            let _ = reply.send(answer);
         }
     }
 }

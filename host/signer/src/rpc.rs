@@ -21,7 +21,7 @@ use tower::{Layer, Service};
 
 use keyward_vote::{Answer, Method, Refusal, SignerConfig};
 
-use crate::engine::{Engine, Query, QueryAnswer, ServiceError};
+use crate::engine::{Engine, Failure, Query, QueryAnswer, ServiceError};
 use crate::interchange;
 use crate::metrics::{MethodLabel, Metrics};
 use crate::wire::{
@@ -148,6 +148,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<Running> {
     let service_id = config.service.to_string();
+    let failure = engine.failure().clone();
     let ctx = RpcContext {
         engine,
         config,
@@ -209,7 +210,7 @@ pub async fn serve(
         .build();
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(OpsLayer { metrics }))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(OpsLayer { metrics, failure }))
         .build(listen)
         .await?;
     let addr = server.local_addr()?;
@@ -223,6 +224,7 @@ pub async fn serve(
 #[derive(Clone)]
 struct OpsLayer {
     metrics: Arc<Metrics>,
+    failure: Failure,
 }
 
 impl<S> Layer<S> for OpsLayer {
@@ -231,6 +233,7 @@ impl<S> Layer<S> for OpsLayer {
         OpsService {
             inner,
             metrics: self.metrics.clone(),
+            failure: self.failure.clone(),
         }
     }
 }
@@ -239,11 +242,12 @@ impl<S> Layer<S> for OpsLayer {
 struct OpsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    failure: Failure,
 }
 
-fn plain(content_type: &'static str, body: String) -> HttpResponse {
+fn plain(status: http::StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     http::Response::builder()
-        .status(http::StatusCode::OK)
+        .status(status)
         .header(http::header::CONTENT_TYPE, content_type)
         .body(HttpBody::from(body))
         .expect("static parts are valid")
@@ -266,10 +270,22 @@ where
         if req.method() == http::Method::GET {
             let response = match req.uri().path() {
                 "/metrics" => Some(plain(
+                    http::StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     self.metrics.render(),
                 )),
-                "/health" => Some(plain("text/plain; charset=utf-8", "ok\n".into())),
+                "/health" => Some(match self.failure.get() {
+                    None => plain(
+                        http::StatusCode::OK,
+                        "text/plain; charset=utf-8",
+                        "ok\n".into(),
+                    ),
+                    Some(e) => plain(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        format!("storage failed, restart needed: {e}\n"),
+                    ),
+                }),
                 _ => None,
             };
             if let Some(response) = response {

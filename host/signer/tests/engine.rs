@@ -1,0 +1,242 @@
+//! The writer's fail-closed rule, against a store whose commits fail on demand: after a failed
+//! commit nothing is answered from memory (not a retry, not a query) until a restart reloads
+//! the durable state, and what was never acknowledged may be signed again after it.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keyward_crypto::{ChainId, SolanaKeypair, SolanaPubkey};
+use keyward_enclave::{DevPlatformKey, Sealer, SoftSealingKey};
+use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError};
+use keyward_signer::metrics::Metrics;
+use keyward_signer::votes::tower_sync_message;
+use keyward_vote::{
+    Answer, LockoutPolicy, Payload, ServiceId, SignedRequest, Signer, SignerConfig, Tower,
+};
+use rand::{SeedableRng, rngs::StdRng};
+
+const SERVICE: ServiceId = ServiceId([5; 32]);
+
+/// A store that keeps what it commits, and fails every commit once `allowed` have succeeded.
+/// With a gate set, the next commit first waits for the gate to open.
+#[derive(Clone, Default)]
+struct FlakyStore {
+    durable: Arc<Mutex<BTreeMap<SolanaPubkey, Vec<u8>>>>,
+    allowed: Arc<AtomicUsize>,
+    gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+}
+
+impl Durable for FlakyStore {
+    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.recv();
+        }
+        if self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err("injected: disk full".into());
+        }
+        let mut durable = self.durable.lock().unwrap();
+        for (identity, record) in records {
+            durable.insert(*identity, record.clone());
+        }
+        Ok(())
+    }
+}
+
+fn config() -> SignerConfig {
+    SignerConfig {
+        service: SERVICE,
+        lockout: LockoutPolicy::SOLANA,
+        ancestry: None,
+        measurement: [0; 32],
+        identity_keys: Default::default(),
+    }
+}
+
+/// A signer restored from what `store` holds, behind a writer committing to `store`.
+fn start(store: &FlakyStore, sealing_key: &SoftSealingKey) -> Engine {
+    let records: Vec<Vec<u8>> = store.durable.lock().unwrap().values().cloned().collect();
+    let signer = Signer::restore(
+        config(),
+        Sealer::new(sealing_key, ChainId::new("test").unwrap()),
+        DevPlatformKey::generate(&mut StdRng::seed_from_u64(9)),
+        records.iter().map(Vec::as_slice),
+    )
+    .unwrap();
+    Engine::start(signer, store.clone(), Arc::new(Metrics::new()), 16, 64).0
+}
+
+async fn apply(engine: &Engine, request: SignedRequest) -> Result<Answer, ServiceError> {
+    engine.apply(config().prepare(request).unwrap()).await
+}
+
+#[tokio::test]
+async fn after_a_failed_commit_nothing_is_answered_until_a_restart() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let identity = SolanaKeypair::generate(&mut rng);
+    let vote_account = SolanaKeypair::generate(&mut rng).pubkey();
+    let store = FlakyStore::default();
+    store.allowed.store(1, Ordering::SeqCst);
+    let engine = start(&store, &sealing_key);
+
+    let register = SignedRequest::sign(
+        Payload::RegisterNode { vote_account },
+        SERVICE,
+        &identity,
+        1,
+    );
+    let Answer::VoteKey(info) = apply(&engine, register).await.unwrap() else {
+        panic!("registered")
+    };
+    assert!(engine.failure().get().is_none());
+
+    let tower = Tower::new()
+        .apply_slots(&[1], &LockoutPolicy::SOLANA)
+        .unwrap();
+    let message = tower_sync_message(
+        &identity.pubkey(),
+        &vote_account,
+        &info.vote_pubkey,
+        &tower,
+        [1; 32],
+        [2; 32],
+    );
+    let vote = SignedRequest::sign(
+        Payload::SignVote {
+            message: message.clone(),
+            evidence: Vec::new(),
+        },
+        SERVICE,
+        &identity,
+        2,
+    );
+    // The commit fails: no signature leaves.
+    assert!(matches!(
+        apply(&engine, vote.clone()).await,
+        Err(ServiceError::Storage(e)) if e.contains("disk full")
+    ));
+    assert!(engine.failure().get().unwrap().contains("disk full"));
+
+    // The core applied the vote in memory, so a byte-identical retry would be answered from
+    // its cache without a commit: it must be refused instead, as must queries and new votes.
+    assert!(matches!(
+        apply(&engine, vote.clone()).await,
+        Err(ServiceError::Storage(_))
+    ));
+    assert!(matches!(
+        engine.query(Query::VoteKey(identity.pubkey())).await,
+        Err(ServiceError::Storage(_))
+    ));
+    assert!(matches!(
+        engine.query(Query::Registered).await,
+        Err(ServiceError::Storage(_))
+    ));
+    store.allowed.store(usize::MAX, Ordering::SeqCst);
+    let next = SignedRequest::sign(
+        Payload::SignVote {
+            message: message.clone(),
+            evidence: Vec::new(),
+        },
+        SERVICE,
+        &identity,
+        3,
+    );
+    assert!(
+        matches!(apply(&engine, next).await, Err(ServiceError::Storage(_))),
+        "a healed disk does not lift the refusal: only a restart does"
+    );
+    drop(engine);
+
+    // A restart reloads what is durable: the registration, not the unacknowledged vote.
+    let engine = start(&store, &sealing_key);
+    assert!(engine.failure().get().is_none());
+    let Ok(QueryAnswer::VoteKey(Some(restored))) =
+        engine.query(Query::VoteKey(identity.pubkey())).await
+    else {
+        panic!("the vote key survived")
+    };
+    assert_eq!(restored.vote_pubkey, info.vote_pubkey);
+    let retry = SignedRequest::sign(
+        Payload::SignVote {
+            message,
+            evidence: Vec::new(),
+        },
+        SERVICE,
+        &identity,
+        4,
+    );
+    assert!(matches!(
+        apply(&engine, retry).await,
+        Ok(Answer::Signature(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durable() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let (a, b) = (
+        SolanaKeypair::generate(&mut rng),
+        SolanaKeypair::generate(&mut rng),
+    );
+    let vote_account = SolanaKeypair::generate(&mut rng).pubkey();
+    let store = FlakyStore::default();
+    store.allowed.store(2, Ordering::SeqCst);
+    let engine = start(&store, &sealing_key);
+    let register = |who: &SolanaKeypair| {
+        SignedRequest::sign(Payload::RegisterNode { vote_account }, SERVICE, who, 1)
+    };
+    let Answer::VoteKey(old) = apply(&engine, register(&a)).await.unwrap() else {
+        panic!("registered")
+    };
+
+    // Hold the writer inside B's commit while A's rotation and a query for A's key queue up
+    // behind it, so the two land in one batch, whose commit then fails.
+    let (open, gate) = std::sync::mpsc::channel();
+    *store.gate.lock().unwrap() = Some(gate);
+    let held = tokio::spawn({
+        let engine = engine.clone();
+        let request = register(&b);
+        async move { apply(&engine, request).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let rotated = tokio::spawn({
+        let engine = engine.clone();
+        let request = SignedRequest::sign(Payload::RotateVoteKey, SERVICE, &a, 2);
+        async move { apply(&engine, request).await }
+    });
+    let queried = tokio::spawn({
+        let engine = engine.clone();
+        let identity = a.pubkey();
+        async move { engine.query(Query::VoteKey(identity)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    open.send(()).unwrap();
+
+    assert!(held.await.unwrap().is_ok(), "B's commit succeeded");
+    assert!(matches!(
+        rotated.await.unwrap(),
+        Err(ServiceError::Storage(_))
+    ));
+    // Answered from memory before the commit, the query would have shown the rotated key.
+    assert!(matches!(
+        queried.await.unwrap(),
+        Err(ServiceError::Storage(_))
+    ));
+    drop(engine);
+    let engine = start(&store, &sealing_key);
+    let Ok(QueryAnswer::VoteKey(Some(key))) = engine.query(Query::VoteKey(a.pubkey())).await else {
+        panic!("A is registered")
+    };
+    assert_eq!(
+        key.vote_pubkey, old.vote_pubkey,
+        "the rotation never happened"
+    );
+}
