@@ -746,6 +746,14 @@ pub(crate) fn decode_tower(
 ) -> Result<Tower, RestoreError> {
     let has_root = decode_bool(r, "root flag")?;
     let root = r.u64("root")?;
+    // One encoding per tower: the record's bytes are a function of the state.
+    if !has_root && root != 0 {
+        return Err(DecodeError::Invalid {
+            field: "root",
+            reason: "not 0 in a tower without a root",
+        }
+        .into());
+    }
     let count = usize::from(r.u8("vote count")?);
     let mut votes = Vec::with_capacity(count);
     for _ in 0..count {

@@ -1000,6 +1000,23 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
         restore(None, &sealing_key, [forged.as_bytes()]),
         Err(RestoreError::KeyMismatch(id)) if id == v.id()
     ));
+
+    // One encoding per state: a root value in a tower without a root is refused, not ignored
+    // (a fuzz finding: such a record restored and then re-encoded to other bytes).
+    let evidence_len = usize::from(u16::from_be_bytes(
+        plain[PUBKEY_AT + 32..PUBKEY_AT + 34].try_into().unwrap(),
+    ));
+    let tower_at = PUBKEY_AT + 34 + evidence_len;
+    assert_eq!(plain[tower_at], 0, "this tower has no root");
+    let mut forged = plain.to_vec();
+    forged[tower_at + 8] = 4;
+    let forged = sealer
+        .seal_synthetic(SealPurpose::ValidatorRecord, &forged)
+        .unwrap();
+    assert!(matches!(
+        restore(None, &sealing_key, [forged.as_bytes()]),
+        Err(RestoreError::Malformed(_))
+    ));
 }
 
 #[test]
