@@ -1,12 +1,12 @@
-//! A stored validator record. The raw bytes must fail to open without panicking; and because the
-//! AEAD stops a fuzzer at the first byte, the same bytes are also sealed as a record plaintext
-//! with the signer's own key, which drives the decoder behind it. A record that restores must
-//! encode back to the same sealed bytes.
+//! A stored validator record. The raw bytes are restored as they are (they almost never open);
+//! and because the AEAD stops a fuzzer at the first byte, the same bytes are also sealed as a
+//! record plaintext with the signer's own key, which drives the decoder behind it. A record that
+//! restores must encode back to the same sealed bytes.
 #![no_main]
 // A panic is what a fuzz target reports; unwrap marks what must hold.
 #![allow(clippy::unwrap_used)]
 
-use keyward_crypto::{ChainId, SecretBytes};
+use keyward_crypto::{ChainId, SecretBytes, SolanaPubkey};
 use keyward_enclave::{DevPlatformKey, SealPurpose, Sealer, SoftSealingKey};
 use keyward_vote::{LockoutPolicy, ServiceId, Signer, SignerConfig};
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +18,7 @@ fn sealer() -> Sealer {
     )
 }
 
-fn restore(record: &[u8]) -> Option<Signer> {
+fn restore(stored_as: [u8; 32], record: &[u8]) -> Option<Signer> {
     let config = SignerConfig {
         service: ServiceId([5; 32]),
         lockout: LockoutPolicy::SOLANA,
@@ -29,19 +29,24 @@ fn restore(record: &[u8]) -> Option<Signer> {
     let platform = DevPlatformKey::from_identity(keyward_crypto::IdentityKeypair::from_seed(
         SecretBytes::new([4; 32]),
     ));
-    Signer::restore(config, sealer(), platform, [record]).ok()
+    Signer::restore(
+        config,
+        sealer(),
+        platform,
+        [(SolanaPubkey(stored_as), record)],
+    )
+    .ok()
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = restore(data);
+    // The identity a record names sits right after its 5-byte header.
+    let named = data.get(5..37).map_or([0; 32], |b| b.try_into().unwrap());
+    let _ = restore(named, data);
     let sealed = sealer()
         .seal_synthetic(SealPurpose::ValidatorRecord, data)
         .unwrap();
-    if let Some(signer) = restore(sealed.as_bytes()) {
-        let identity: [u8; 32] = data[5..37].try_into().unwrap();
-        let again = signer
-            .record(&keyward_crypto::SolanaPubkey(identity))
-            .unwrap();
+    if let Some(signer) = restore(named, sealed.as_bytes()) {
+        let again = signer.record(&SolanaPubkey(named)).unwrap();
         assert_eq!(again, sealed.as_bytes(), "a record encodes back to itself");
     }
 });

@@ -278,10 +278,10 @@ impl SolanaVerifier {
         message: &[u8],
         signature: &SolanaSignature,
     ) -> Result<(), crate::SignatureError> {
-        // `verify_strict` is RFC 8032's cofactorless check plus the small-order checks on the
-        // key and R, but it compares R as a point, so a non-canonical encoding of R would pass.
-        // Requiring a canonical encoding closes that; it is a comparison of bytes, not a
-        // second decompression.
+        // `verify_strict` is RFC 8032's cofactorless check with a canonical `s`, refuses a
+        // small-order key or R, and compares the recomputed R with the signature's R as bytes,
+        // which already refuses a non-canonical R. The byte check here says so independently of
+        // the dependency's version (defence in depth); it costs a comparison, not a decoding.
         if !is_canonical_point_encoding(signature.0[..32].try_into().expect("64-byte signature")) {
             return Err(crate::SignatureError);
         }
@@ -292,9 +292,10 @@ impl SolanaVerifier {
     }
 }
 
-/// Decoded keys of the signers a service hears from most, shared across threads. Holds at most
-/// [`VerifierCache::CAPACITY`] keys and starts over when full, so a flood of new keys costs
-/// memory only up to that bound.
+/// Decoded keys of the signers a service has verified, shared across threads. Holds at most
+/// [`VerifierCache::CAPACITY`] keys (about 20 MB) and empties itself when full, so anyone who
+/// signs with many fresh keys can cost the service decodings (CPU), never memory beyond that
+/// bound, and never a different verdict.
 #[derive(Default)]
 pub struct VerifierCache {
     keys: std::sync::RwLock<std::collections::HashMap<[u8; 32], SolanaVerifier>>,
@@ -417,9 +418,13 @@ mod canonical_tests {
 impl fmt::Display for SolanaPubkey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = [0u8; five8::BASE58_ENCODED_32_MAX_LEN];
-        let len = usize::from(five8::encode_32(&self.0, &mut out));
-        f.write_str(std::str::from_utf8(&out[..len]).expect("base58 is ASCII"))
+        let len = five8::encode_32(&self.0, &mut out);
+        write_base58(f, &out, len)
     }
+}
+
+fn write_base58(f: &mut fmt::Formatter<'_>, out: &[u8], len: u8) -> fmt::Result {
+    f.write_str(std::str::from_utf8(&out[..usize::from(len)]).expect("base58 is ASCII"))
 }
 
 impl fmt::Debug for SolanaPubkey {
@@ -455,8 +460,8 @@ pub struct SolanaSignature(pub [u8; 64]);
 impl fmt::Display for SolanaSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = [0u8; five8::BASE58_ENCODED_64_MAX_LEN];
-        let len = usize::from(five8::encode_64(&self.0, &mut out));
-        f.write_str(std::str::from_utf8(&out[..len]).expect("base58 is ASCII"))
+        let len = five8::encode_64(&self.0, &mut out);
+        write_base58(f, &out, len)
     }
 }
 
@@ -498,6 +503,92 @@ mod tests {
         assert_eq!(back.pubkey(), kp.pubkey());
         assert_eq!(back.sign(b"m"), kp.sign(b"m"));
         assert!(!format!("{kp:?}").contains(&text[1..10]));
+    }
+
+    #[test]
+    fn strict_verification_refuses_malleable_forms() {
+        use curve25519_dalek::{EdwardsPoint, Scalar};
+        use ed25519_dalek::Verifier as _;
+        use sha2::{Digest, Sha512};
+        let seed = [0x5a; 32];
+        let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
+        let message = b"vote";
+        let verdicts = |key: &SolanaPubkey, sig: &SolanaSignature| {
+            let cache = VerifierCache::default();
+            [
+                key.verify(message, sig).is_ok(),
+                cache.verify(key, message, sig).is_ok(),
+                cache.verify(key, message, sig).is_ok(), // now from the cache, if it was kept
+            ]
+        };
+        let good = kp.sign(message);
+        assert_eq!(verdicts(&kp.pubkey(), &good), [true; 3]);
+
+        // s + ℓ: the same equation holds, but s is not below ℓ.
+        const ELL: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut malleated = good;
+        let mut carry = 0u16;
+        for (byte, l) in malleated.0[32..].iter_mut().zip(ELL) {
+            let sum = u16::from(*byte) + u16::from(l) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        assert_eq!(verdicts(&kp.pubkey(), &malleated), [false; 3]);
+
+        // A small-order key (the identity point): [s]B = R + [k]A holds for R = [s]B.
+        let s_any = Scalar::from(7u64);
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&EdwardsPoint::mul_base(&s_any).compress().0);
+        forged[32..].copy_from_slice(&s_any.to_bytes());
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let lax = |key: [u8; 32], sig: [u8; 64]| {
+            ed25519_dalek::VerifyingKey::from_bytes(&key)
+                .unwrap()
+                .verify(message, &ed25519_dalek::Signature::from_bytes(&sig))
+                .is_ok()
+        };
+        assert!(
+            lax(identity_point, forged),
+            "the forgery satisfies the equation"
+        );
+        assert_eq!(
+            verdicts(&SolanaPubkey(identity_point), &SolanaSignature(forged)),
+            [false; 3]
+        );
+
+        // A small-order R (the identity) on a real key: s = k·a satisfies the equation.
+        let a = ed25519_dalek::SigningKey::from_bytes(&seed).to_scalar();
+        let challenge = |r: &[u8; 32]| {
+            let mut h = Sha512::new();
+            h.update(r);
+            h.update(kp.pubkey().0);
+            h.update(message);
+            Scalar::from_hash(h)
+        };
+        let mut small_r = [0u8; 64];
+        small_r[..32].copy_from_slice(&identity_point);
+        small_r[32..].copy_from_slice(&(challenge(&identity_point) * a).to_bytes());
+        assert!(
+            lax(kp.pubkey().0, small_r),
+            "the forgery satisfies the equation"
+        );
+        assert_eq!(
+            verdicts(&kp.pubkey(), &SolanaSignature(small_r)),
+            [false; 3]
+        );
+
+        // The same R non-canonically encoded (sign bit set on x = 0).
+        let mut non_canonical = identity_point;
+        non_canonical[31] |= 0x80;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&non_canonical);
+        sig[32..].copy_from_slice(&(challenge(&non_canonical) * a).to_bytes());
+        assert_eq!(verdicts(&kp.pubkey(), &SolanaSignature(sig)), [false; 3]);
     }
 
     #[test]

@@ -184,6 +184,22 @@ pub enum RestoreError {
     /// Two records for one identity.
     #[error("two records for validator {0}")]
     Duplicate(SolanaPubkey),
+    /// A record stored under one identity holds another's: the host moved it.
+    #[error("the record stored for validator {stored_as} is validator {holds}'s")]
+    Misplaced {
+        /// The identity it is stored under.
+        stored_as: SolanaPubkey,
+        /// The identity inside it.
+        holds: SolanaPubkey,
+    },
+    /// The record stored for `identity` does not load.
+    #[error("the record stored for validator {identity}: {error}")]
+    Record {
+        /// The identity the record is stored under.
+        identity: SolanaPubkey,
+        /// Why it does not load.
+        error: Box<RestoreError>,
+    },
 }
 
 struct ActiveKey {
@@ -231,16 +247,17 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A signer with `config`, sealing vote keys with `sealer` and attesting with `platform`, over
-    /// the stored `records`.
+    /// A signer with `config`, sealing records with `sealer` and attesting with `platform`, over
+    /// the stored `records`, each with the identity it is stored under.
     ///
     /// # Errors
-    /// The first record that does not load; nothing is half-loaded.
+    /// [`RestoreError::Record`] naming the first record that does not load (a record that holds
+    /// another identity is [`RestoreError::Misplaced`]); nothing is half-loaded.
     pub fn restore<'a>(
         config: SignerConfig,
         sealer: Sealer,
         platform: DevPlatformKey,
-        records: impl IntoIterator<Item = &'a [u8]>,
+        records: impl IntoIterator<Item = (SolanaPubkey, &'a [u8])>,
     ) -> Result<Self, RestoreError> {
         let mut signer = Self {
             config,
@@ -248,10 +265,20 @@ impl Signer {
             platform,
             validators: BTreeMap::new(),
         };
-        for bytes in records {
-            let v = signer.decode_record(bytes)?;
+        for (stored_as, bytes) in records {
+            let in_record = |error| RestoreError::Record {
+                identity: stored_as,
+                error: Box::new(error),
+            };
+            let v = signer.decode_record(bytes).map_err(in_record)?;
+            if v.identity != stored_as {
+                return Err(in_record(RestoreError::Misplaced {
+                    stored_as,
+                    holds: v.identity,
+                }));
+            }
             if signer.validators.contains_key(&v.identity) {
-                return Err(RestoreError::Duplicate(v.identity));
+                return Err(in_record(RestoreError::Duplicate(v.identity)));
             }
             signer.validators.insert(v.identity, v);
         }
@@ -533,9 +560,10 @@ impl Signer {
         ActiveKey { keypair, evidence }
     }
 
-    /// The durable record of `identity`: everything needed to restore it, sealed as one blob
-    /// (so the host can neither read the vote key nor alter the tower, nonce or answers without
-    /// detection). The same state always gives the same bytes. `None` for an unknown validator.
+    /// The durable record of `identity`: everything needed to restore it, sealed as one blob, so
+    /// the host can neither read the vote key nor alter the tower, nonce or answers undetected.
+    /// Sealing is tamper-evident, not fresh: an older record of the same validator still opens.
+    /// The same state always gives the same bytes. `None` for an unknown validator.
     pub fn record(&self, identity: &SolanaPubkey) -> Option<Vec<u8>> {
         let v = self.validators.get(identity)?;
         let mut w = Writer::with_header(RECORD_MAGIC, RECORD_VERSION);
@@ -569,7 +597,7 @@ impl Signer {
             w.u64(r.nonce).raw(&r.digest);
             encode_answer(&mut w, &r.answer);
         }
-        // The seed goes last, so no earlier growth of the buffer leaves a copy of it behind.
+        // The seed goes last, so no growth of the buffer leaves a copy of it in freed memory.
         if let Some(key) = &v.key {
             w.raw(key.keypair.seed().expose());
         }
@@ -645,7 +673,8 @@ impl Signer {
         }
         let key = match key {
             Some((pubkey, evidence)) => {
-                let seed = SecretBytes::<32>::new(r.array("vote key seed")?);
+                let seed = SecretBytes::<32>::from_slice(r.take("vote key seed", 32)?)
+                    .expect("take gives 32 bytes");
                 let keypair = SolanaKeypair::from_seed(&seed);
                 if keypair.pubkey() != pubkey {
                     return Err(RestoreError::KeyMismatch(identity));

@@ -1020,6 +1020,42 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
 }
 
 #[test]
+fn a_record_stored_under_another_identity_is_refused_and_named() {
+    let mut rng = StdRng::seed_from_u64(22);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let (a, b) = (Validator::new(&mut rng), Validator::new(&mut rng));
+    register_key(&mut signer, &a, 1, &mut rng);
+    register_key(&mut signer, &b, 1, &mut rng);
+    let (ra, rb) = (
+        signer.record(&a.id()).unwrap(),
+        signer.record(&b.id()).unwrap(),
+    );
+    let load = |records: Vec<(SolanaPubkey, &[u8])>| {
+        Signer::restore(
+            common::config(None),
+            common::sealer(&sealing_key),
+            common::platform(),
+            records,
+        )
+    };
+    assert!(load(vec![(a.id(), &ra), (b.id(), &rb)]).is_ok());
+    // The host swaps the two records between their slots.
+    assert!(matches!(
+        load(vec![(a.id(), &rb), (b.id(), &ra)]),
+        Err(RestoreError::Record { identity, error })
+            if identity == a.id()
+                && matches!(*error, RestoreError::Misplaced { stored_as, holds }
+                    if stored_as == a.id() && holds == b.id())
+    ));
+    // A damaged record is named by the identity it is stored under.
+    let mut damaged = rb.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    let error = load(vec![(a.id(), &ra), (b.id(), &damaged)]).err().unwrap();
+    assert!(matches!(&error, RestoreError::Record { identity, .. } if *identity == b.id()));
+    assert!(error.to_string().contains(&b.id().to_string()), "{error}");
+}
+
+#[test]
 fn the_same_state_gives_the_same_record_bytes() {
     let mut rng = StdRng::seed_from_u64(21);
     let (mut signer, sealing_key) = new_signer(&mut rng, None);

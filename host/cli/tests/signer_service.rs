@@ -412,6 +412,22 @@ async fn bad_input_gets_its_error_and_changes_nothing() {
         ),
         (1001, "bad_signature".into())
     );
+    // An identity that is not a curve point cannot have signed anything.
+    let not_a_point = (0..=255u8)
+        .map(|b| SolanaPubkey([b; 32]))
+        .find(|k| k.to_string().parse::<SolanaPubkey>().is_err())
+        .unwrap();
+    let mut pointless = good.clone();
+    pointless.identity = not_a_point;
+    assert_eq!(
+        refusal(
+            client
+                .send::<serde_json::Value>(&pointless)
+                .await
+                .map(|_| unreachable!())
+        ),
+        (1001, "bad_signature".into())
+    );
     let stranger = Client::connect(&signer.url(), keypair(&mut rng))
         .await
         .unwrap();

@@ -51,7 +51,7 @@ fn core_path(c: &mut Criterion) {
         config.clone(),
         sealer,
         DevPlatformKey::generate(&mut rng),
-        std::iter::empty(),
+        std::iter::empty::<(keyward_crypto::SolanaPubkey, &[u8])>(),
     )
     .unwrap();
     let identity = SolanaKeypair::generate(&mut rng);

@@ -53,8 +53,8 @@ impl Durable for Store {
     }
 }
 
-/// Set once, by the writer, when a commit fails; from then on the service answers nothing
-/// until restarted. Shared with the health routes.
+/// Set once, by the writer, when a commit fails or the writer stops; from then on the service
+/// answers nothing until restarted. Shared with the health routes.
 #[derive(Clone, Default)]
 pub struct Failure(Arc<OnceLock<String>>);
 
@@ -62,6 +62,14 @@ impl Failure {
     /// The failed commit's error, if one has failed.
     pub fn get(&self) -> Option<&str> {
         self.0.get().map(String::as_str)
+    }
+}
+
+struct StoppedGuard(Failure);
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        let _ = self.0.0.set("the writer has stopped".into());
     }
 }
 
@@ -119,7 +127,11 @@ impl Engine {
         };
         let thread = std::thread::Builder::new()
             .name("keyward-signer-writer".into())
-            .spawn(move || writer.run(rx, max_batch))
+            .spawn(move || {
+                // However the writer ends (shutdown or a panic), health reports it.
+                let _stopped = StoppedGuard(writer.failure.clone());
+                writer.run(rx, max_batch);
+            })
             .expect("the OS can start a thread");
         (
             Self {
@@ -149,10 +161,11 @@ impl Engine {
         answer.await.map_err(|_| ServiceError::Stopped)?
     }
 
-    /// Answers `query` from the writer's current state.
+    /// Answers `query` from durable state: after the commit of the batch it joins.
     ///
     /// # Errors
-    /// [`ServiceError::Busy`] or [`ServiceError::Stopped`].
+    /// [`ServiceError::Busy`], [`ServiceError::Stopped`], or [`ServiceError::Storage`] once a
+    /// commit has failed.
     pub async fn query(&self, query: Query) -> Result<QueryAnswer, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Query { query, reply })?;

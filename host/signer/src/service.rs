@@ -65,7 +65,7 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
         signer_config,
         loaded.sealer,
         loaded.platform,
-        loaded.records.iter().map(Vec::as_slice),
+        loaded.records.iter().map(|(id, r)| (*id, r.as_slice())),
     )?;
     Ok((signer, store))
 }

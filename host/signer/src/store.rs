@@ -71,8 +71,8 @@ pub struct Loaded {
     pub sealer: Sealer,
     /// The dev platform key.
     pub platform: DevPlatformKey,
-    /// Every validator record.
-    pub records: Vec<Vec<u8>>,
+    /// Every validator record, with the identity it is stored under.
+    pub records: Vec<(SolanaPubkey, Vec<u8>)>,
 }
 
 impl Store {
@@ -159,7 +159,7 @@ impl Store {
         ))
     }
 
-    fn records(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn records(&self) -> Result<Vec<(SolanaPubkey, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(VALIDATORS) {
             Ok(t) => t,
@@ -168,8 +168,10 @@ impl Store {
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.err(e))? {
-            let (_, value) = entry.map_err(|e| self.err(e))?;
-            out.push(value.value().to_vec());
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let identity = <[u8; 32]>::try_from(key.value())
+                .map_err(|_| self.corrupt("a validator key is not 32 bytes"))?;
+            out.push((SolanaPubkey(identity), value.value().to_vec()));
         }
         Ok(out)
     }

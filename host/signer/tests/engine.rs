@@ -19,20 +19,27 @@ use rand::{SeedableRng, rngs::StdRng};
 
 const SERVICE: ServiceId = ServiceId([5; 32]);
 
+/// A gate a commit stops at: it says it has arrived, then waits to be let through.
+type Gate = (
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::mpsc::Receiver<()>,
+);
+
 /// A store that keeps what it commits, and fails every commit once `allowed` have succeeded.
-/// With a gate set, the next commit first waits for the gate to open.
+/// With a gate set, the next commit first stops at it.
 #[derive(Clone, Default)]
 struct FlakyStore {
     durable: Arc<Mutex<BTreeMap<SolanaPubkey, Vec<u8>>>>,
     allowed: Arc<AtomicUsize>,
-    gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+    gate: Arc<Mutex<Option<Gate>>>,
 }
 
 impl Durable for FlakyStore {
     fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
         let gate = self.gate.lock().unwrap().take();
-        if let Some(gate) = gate {
-            let _ = gate.recv();
+        if let Some((arrived, open)) = gate {
+            let _ = arrived.send(());
+            let _ = open.recv();
         }
         if self
             .allowed
@@ -61,12 +68,18 @@ fn config() -> SignerConfig {
 
 /// A signer restored from what `store` holds, behind a writer committing to `store`.
 fn start(store: &FlakyStore, sealing_key: &SoftSealingKey) -> Engine {
-    let records: Vec<Vec<u8>> = store.durable.lock().unwrap().values().cloned().collect();
+    let records: Vec<(SolanaPubkey, Vec<u8>)> = store
+        .durable
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, r)| (*id, r.clone()))
+        .collect();
     let signer = Signer::restore(
         config(),
         Sealer::new(sealing_key, ChainId::new("test").unwrap()),
         DevPlatformKey::generate(&mut StdRng::seed_from_u64(9)),
-        records.iter().map(Vec::as_slice),
+        records.iter().map(|(id, r)| (*id, r.as_slice())),
     )
     .unwrap();
     Engine::start(signer, store.clone(), Arc::new(Metrics::new()), 16, 64).0
@@ -200,13 +213,14 @@ async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durabl
     // Hold the writer inside B's commit while A's rotation and a query for A's key queue up
     // behind it, so the two land in one batch, whose commit then fails.
     let (open, gate) = std::sync::mpsc::channel();
-    *store.gate.lock().unwrap() = Some(gate);
+    let (arrived, writer_held) = tokio::sync::oneshot::channel();
+    *store.gate.lock().unwrap() = Some((arrived, gate));
     let held = tokio::spawn({
         let engine = engine.clone();
         let request = register(&b);
         async move { apply(&engine, request).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    writer_held.await.unwrap();
     let rotated = tokio::spawn({
         let engine = engine.clone();
         let request = SignedRequest::sign(Payload::RotateVoteKey, SERVICE, &a, 2);
@@ -217,6 +231,7 @@ async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durabl
         let identity = a.pubkey();
         async move { engine.query(Query::VoteKey(identity)).await }
     });
+    // Let both tasks reach the queue (each sends on its first poll).
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     open.send(()).unwrap();
 
@@ -239,4 +254,59 @@ async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durabl
         key.vote_pubkey, old.vote_pubkey,
         "the rotation never happened"
     );
+}
+
+#[tokio::test]
+async fn health_reports_a_failed_commit_over_json_rpc_and_http() {
+    use std::io::{Read, Write};
+    let mut rng = StdRng::seed_from_u64(3);
+    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let store = FlakyStore::default();
+    let engine = start(&store, &sealing_key);
+    let running = keyward_signer::rpc::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        1 << 16,
+        engine.clone(),
+        Arc::new(config()),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
+    let http = keyward_signer::client::http(&format!("http://{}", running.addr)).unwrap();
+    let addr = running.addr;
+    // A blocking client, off the runtime that serves it.
+    let get_health = move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(keyward_signer::client::health(&http).await.is_ok());
+    let response = tokio::task::spawn_blocking(get_health).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // No commit is allowed: the first registration fails it.
+    let identity = SolanaKeypair::generate(&mut rng);
+    let vote_account = SolanaKeypair::generate(&mut rng).pubkey();
+    let register = SignedRequest::sign(
+        Payload::RegisterNode { vote_account },
+        SERVICE,
+        &identity,
+        1,
+    );
+    assert!(matches!(
+        apply(&engine, register).await,
+        Err(ServiceError::Storage(_))
+    ));
+    assert!(matches!(
+        keyward_signer::client::health(&http).await,
+        Err(keyward_signer::client::ClientError::Refused { code: 1501, .. })
+    ));
+    let response = tokio::task::spawn_blocking(get_health).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("disk full"), "{response}");
+    let _ = running.handle.stop();
 }

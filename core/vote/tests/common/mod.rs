@@ -5,7 +5,7 @@
 use keyward_crypto::{
     ChainId, IdentityPublicKey, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature,
 };
-use keyward_enclave::{DevPlatformKey, Sealer, SoftSealingKey};
+use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
 use keyward_vote::ancestry::AncestryPolicy;
 use keyward_vote::message::decode_vote_message;
 use keyward_vote::signer::RestoreError;
@@ -210,19 +210,39 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
         config(ancestry),
         Sealer::new(&key, ChainId::new(CHAIN).unwrap()),
         platform(),
-        std::iter::empty::<&[u8]>(),
+        std::iter::empty::<(SolanaPubkey, &[u8])>(),
     )
     .unwrap();
     (signer, bytes)
 }
 
-/// A signer restored from `records` under the sealing key `sealing_key` and the same platform.
+/// A signer restored from `records` under the sealing key `sealing_key` and the same platform,
+/// each record stored under the identity it names (when it opens). The error is the record's
+/// own, unwrapped from [`RestoreError::Record`].
 pub fn restore<'a>(
     ancestry: Option<AncestryPolicy>,
     sealing_key: &[u8; 32],
     records: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Signer, RestoreError> {
-    Signer::restore(config(ancestry), sealer(sealing_key), platform(), records)
+    let sealer = sealer(sealing_key);
+    let keyed: Vec<(SolanaPubkey, &[u8])> = records
+        .into_iter()
+        .map(|record| {
+            let named = sealer
+                .open(
+                    SealPurpose::ValidatorRecord,
+                    &SealedBlob::from_bytes(record.to_vec()),
+                )
+                .ok()
+                .and_then(|plain| plain.get(5..37).map(|b| b.try_into().unwrap()))
+                .unwrap_or([0; 32]);
+            (SolanaPubkey(named), record)
+        })
+        .collect();
+    Signer::restore(config(ancestry), sealer, platform(), keyed).map_err(|e| match e {
+        RestoreError::Record { error, .. } => *error,
+        other => other,
+    })
 }
 
 /// A request for `signer`'s service, signed by `identity`.
