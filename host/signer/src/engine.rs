@@ -209,24 +209,21 @@ impl<D: Durable> Writer<D> {
                 }
                 continue;
             }
-            let mut batch = Vec::new();
-            let mut job = Some(first);
-            while let Some(next) = job.take() {
-                batch.push(next);
-                if batch.len() < max_batch {
-                    job = rx.try_recv().ok();
-                }
-            }
-            self.batch(batch);
+            self.batch(first, &rx, max_batch);
         }
     }
 
-    /// Applies a batch in order, commits its records with one fsync, then answers.
-    fn batch(&mut self, batch: Vec<Job>) {
+    /// Applies `first` and whatever else is queued, in order, up to `max_batch` jobs; commits
+    /// their records with one fsync; then answers. Jobs that arrive while earlier ones are being
+    /// applied join the batch, so the batch grows with the load.
+    fn batch(&mut self, first: Job, rx: &Receiver<Job>, max_batch: usize) {
         let mut pending = Vec::new();
         let mut queries = Vec::new();
         let mut records: Vec<(SolanaPubkey, Vec<u8>)> = Vec::new();
-        for job in batch {
+        let mut taken = 0;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            taken += 1;
             match job {
                 Job::Apply { prepared, reply } => {
                     let request = prepared.request();
@@ -247,6 +244,10 @@ impl<D: Durable> Writer<D> {
                 // Answered after the commit: a query must not see a key or count that is not
                 // durable yet.
                 Job::Query { query, reply } => queries.push((query, reply)),
+            }
+            // Only after applying: what arrived meanwhile shares this commit.
+            if taken < max_batch {
+                next = rx.try_recv().ok();
             }
         }
         let committed = if records.is_empty() {
