@@ -19,6 +19,7 @@
 //!   panics and never allocates more than the input can back.
 //! - [`secret`]: fixed-size secret bytes that zeroize on drop, never print, and compare in
 //!   constant time.
+//! - [`synthetic`]: synthetic (SIV-style) nonces, so deterministic encryption needs no counter.
 //!
 //! Byte layouts and labels are specified in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod identity;
 pub mod ids;
 pub mod secret;
 pub mod solana;
+pub mod synthetic;
 
 pub use channel::{ChannelKeyCertificate, ChannelKeypair, ChannelPublicKey};
 pub use codec::{DecodeError, Reader, Writer};
@@ -44,6 +46,7 @@ pub use secret::SecretBytes;
 pub use solana::{
     KeypairFileError, SolanaKeypair, SolanaPubkey, SolanaSignature, SolanaVerifier, VerifierCache,
 };
+pub use synthetic::synthetic_nonce;
 
 /// The random source every randomized function in the core takes from its caller.
 pub use rand_core::CryptoRngCore as Rng;

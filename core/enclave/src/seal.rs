@@ -19,12 +19,11 @@ use chacha20poly1305::{
 };
 use core::fmt;
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use keyward_crypto::{ChainId, DecodeError, Reader, SecretBytes, Writer};
+use keyward_crypto::{ChainId, DecodeError, Reader, SecretBytes, Writer, synthetic_nonce};
 
 const MAGIC: &[u8; 4] = b"KWSB";
 const VERSION: u8 = 1;
@@ -149,7 +148,12 @@ impl SealedBlob {
         Self(bytes)
     }
 
-    /// The bytes to store.
+    /// The blob's bytes, taken without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The blob's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -224,14 +228,7 @@ impl Sealer {
         plaintext: &[u8],
     ) -> Result<SealedBlob, SealError> {
         self.seal_with_nonce(purpose, plaintext, |aad| {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce_key.as_ref())
-                .expect("HMAC takes any key length");
-            let mut prefix = Writer::new();
-            prefix.var32(aad);
-            mac.update(prefix.as_slice());
-            mac.update(plaintext);
-            let tag = mac.finalize().into_bytes();
-            tag[..24].try_into().expect("HMAC-SHA256 gives 32 bytes")
+            synthetic_nonce(&self.nonce_key, aad, plaintext)
         })
     }
 

@@ -21,13 +21,11 @@ use chacha20poly1305::{
     aead::{Aead, Payload},
 };
 use core::fmt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::ids::ContractId;
-use keyward_crypto::{SecretBytes, Writer};
+use keyward_crypto::{SecretBytes, Writer, synthetic_nonce};
 
 /// Nonce length (XChaCha20).
 pub const NONCE_LEN: usize = 24;
@@ -115,14 +113,8 @@ impl StateCipher {
             });
         }
         let aad = self.aad(record, version)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce_key.expose())
-            .expect("HMAC takes any key length");
-        let mut prefix = Writer::new();
-        prefix.var32(&aad);
-        mac.update(prefix.as_slice());
-        mac.update(plaintext);
-        let tag = mac.finalize().into_bytes();
-        let nonce = XNonce::from_slice(&tag[..NONCE_LEN]);
+        let nonce = synthetic_nonce(self.nonce_key.expose(), &aad, plaintext);
+        let nonce = XNonce::from_slice(&nonce);
         let ct = XChaCha20Poly1305::new(self.key.expose().into())
             .encrypt(
                 nonce,

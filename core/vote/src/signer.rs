@@ -606,7 +606,7 @@ impl Signer {
             .sealer
             .seal_synthetic(SealPurpose::ValidatorRecord, &plain)
             .expect("a record is far below the sealing limit");
-        Some(sealed.as_bytes().to_vec())
+        Some(sealed.into_bytes())
     }
 
     fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
