@@ -78,8 +78,8 @@ impl fmt::Debug for ChannelKeypair {
     }
 }
 
-/// An X25519 public key, 32 bytes, shown as `0x`-hex.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// An X25519 public key, 32 bytes, shown as `0x`-hex. Ordered by its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChannelPublicKey(pub [u8; 32]);
 
 impl ChannelPublicKey {

@@ -155,6 +155,20 @@ impl fmt::Display for IdentityPublicKey {
     }
 }
 
+/// Keys order by their 32-byte encodings, so maps keyed by identity iterate the same way on
+/// every node.
+impl Ord for IdentityPublicKey {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.to_bytes().cmp(&other.to_bytes())
+    }
+}
+
+impl PartialOrd for IdentityPublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl fmt::Debug for IdentityPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IdentityPublicKey({self})")
@@ -202,6 +216,19 @@ impl fmt::Debug for IdentitySignature {
 mod tests {
     use super::*;
     use rand::{SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn keys_order_by_their_encoding() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let keys: Vec<_> = (0..32)
+            .map(|_| IdentityKeypair::generate(&mut rng).public())
+            .collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), a.to_bytes().cmp(&b.to_bytes()));
+            }
+        }
+    }
 
     #[test]
     fn signature_is_bound_to_its_purpose_and_key() {

@@ -168,7 +168,7 @@ fn signed(kind: EvidenceKind, measurement: &[u8; 32], report_data: &[u8; 64]) ->
 }
 
 /// What a verifier accepts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvidencePolicy {
     /// Accept `dev` evidence. Off by default; never on in production.
     pub accept_insecure_dev: bool,
@@ -176,6 +176,108 @@ pub struct EvidencePolicy {
     pub allowed_measurements: Vec<[u8; 32]>,
     /// If non-empty, only `dev` evidence signed by these platform keys.
     pub trusted_dev_platforms: Vec<IdentityPublicKey>,
+}
+
+/// Most measurements or platform keys one encoded policy lists.
+pub const MAX_POLICY_ENTRIES: usize = 64;
+
+impl EvidencePolicy {
+    /// Appends the canonical encoding (PROTOCOL §13.3): `u8(accept_insecure_dev) ||
+    /// u16(m) || m × measurement(32) || u16(p) || p × platform key(32)`, both lists sorted and
+    /// without duplicates, so equal policies encode to equal bytes.
+    ///
+    /// # Panics
+    /// If a list holds more than [`MAX_POLICY_ENTRIES`] distinct items.
+    pub fn encode(&self, w: &mut Writer) {
+        let mut measurements = self.allowed_measurements.clone();
+        measurements.sort_unstable();
+        measurements.dedup();
+        let mut platforms = self.trusted_dev_platforms.clone();
+        platforms.sort_unstable();
+        platforms.dedup();
+        assert!(
+            measurements.len() <= MAX_POLICY_ENTRIES && platforms.len() <= MAX_POLICY_ENTRIES,
+            "a policy lists at most {MAX_POLICY_ENTRIES} measurements and platform keys"
+        );
+        w.u8(u8::from(self.accept_insecure_dev));
+        w.u16(u16::try_from(measurements.len()).expect("bounded above"));
+        for m in &measurements {
+            w.raw(m);
+        }
+        w.u16(u16::try_from(platforms.len()).expect("bounded above"));
+        for p in &platforms {
+            w.raw(&p.to_bytes());
+        }
+    }
+
+    /// Reads the encoding of [`EvidencePolicy::encode`]; refuses a list that is not strictly
+    /// ascending (unsorted or duplicated), so every policy has exactly one encoding.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the field.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let accept_insecure_dev = match r.u8("accept insecure dev")? {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "accept insecure dev",
+                    reason: "not 0 or 1",
+                });
+            }
+        };
+        let allowed_measurements = read_set(r, "allowed measurements", Ok)?;
+        let trusted_dev_platforms = read_set(r, "trusted dev platforms", |bytes| {
+            IdentityPublicKey::from_bytes(&bytes)
+        })?;
+        Ok(Self {
+            accept_insecure_dev,
+            allowed_measurements,
+            trusted_dev_platforms,
+        })
+    }
+
+    /// Whether everything this policy accepts, `weaker` accepts too: it accepts `dev` evidence
+    /// only if `weaker` does, and each non-empty allow-list of `weaker` is matched by a
+    /// non-empty subset here.
+    pub fn is_at_least_as_strict_as(&self, weaker: &Self) -> bool {
+        fn subset<T: PartialEq>(strict: &[T], weak: &[T]) -> bool {
+            weak.is_empty() || (!strict.is_empty() && strict.iter().all(|x| weak.contains(x)))
+        }
+        (!self.accept_insecure_dev || weaker.accept_insecure_dev)
+            && subset(&self.allowed_measurements, &weaker.allowed_measurements)
+            && subset(&self.trusted_dev_platforms, &weaker.trusted_dev_platforms)
+    }
+}
+
+/// A `u16` count of 32-byte items, strictly ascending, at most [`MAX_POLICY_ENTRIES`].
+fn read_set<T>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    parse: impl Fn([u8; 32]) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let count = usize::from(r.u16(field)?);
+    if count > MAX_POLICY_ENTRIES {
+        return Err(DecodeError::TooLong {
+            field,
+            len: count,
+            max: MAX_POLICY_ENTRIES,
+        });
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut previous: Option<[u8; 32]> = None;
+    for _ in 0..count {
+        let bytes: [u8; 32] = r.array(field)?;
+        if previous.is_some_and(|p| p >= bytes) {
+            return Err(DecodeError::Invalid {
+                field,
+                reason: "not strictly ascending",
+            });
+        }
+        previous = Some(bytes);
+        out.push(parse(bytes)?);
+    }
+    Ok(out)
 }
 
 /// Why evidence was refused.
@@ -340,6 +442,79 @@ mod tests {
             BoundKey::Channel(ChannelKeypair::generate(&mut rng).public()),
         ];
         (rng, platform, keys)
+    }
+
+    fn policy(dev: bool, measurements: &[u8], platforms: &[&DevPlatformKey]) -> EvidencePolicy {
+        EvidencePolicy {
+            accept_insecure_dev: dev,
+            allowed_measurements: measurements.iter().map(|m| [*m; 32]).collect(),
+            trusted_dev_platforms: platforms.iter().map(|p| p.public()).collect(),
+        }
+    }
+
+    fn encoded(p: &EvidencePolicy) -> Vec<u8> {
+        let mut w = Writer::new();
+        p.encode(&mut w);
+        w.finish()
+    }
+
+    #[test]
+    fn policy_encoding_is_canonical_and_round_trips() {
+        let (mut rng, a, _) = setup(9);
+        let b = DevPlatformKey::generate(&mut rng);
+        let p = policy(true, &[3, 1, 2, 1], &[&b, &a]);
+        let bytes = encoded(&p);
+        let mut r = Reader::new(&bytes);
+        let q = EvidencePolicy::decode(&mut r).unwrap();
+        r.finish().unwrap();
+        assert_eq!(encoded(&q), bytes);
+        assert_eq!(q.allowed_measurements, vec![[1; 32], [2; 32], [3; 32]]);
+        // Same policy, other order: same bytes.
+        assert_eq!(encoded(&policy(true, &[2, 3, 1], &[&a, &b])), bytes);
+    }
+
+    #[test]
+    fn policy_decoder_refuses_unsorted_and_duplicate_lists() {
+        for (first, second) in [([2u8; 32], [1u8; 32]), ([1; 32], [1; 32])] {
+            let mut w = Writer::new();
+            w.u8(0).u16(2).raw(&first).raw(&second).u16(0);
+            let bytes = w.finish();
+            assert!(matches!(
+                EvidencePolicy::decode(&mut Reader::new(&bytes)),
+                Err(DecodeError::Invalid { .. })
+            ));
+        }
+        let mut w = Writer::new();
+        w.u8(2).u16(0).u16(0);
+        assert!(EvidencePolicy::decode(&mut Reader::new(&w.finish())).is_err());
+        let mut w = Writer::new();
+        w.u8(0).u16(65);
+        assert!(matches!(
+            EvidencePolicy::decode(&mut Reader::new(&w.finish())),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn strictness_compares_what_each_policy_accepts() {
+        let (mut rng, a, _) = setup(10);
+        let b = DevPlatformKey::generate(&mut rng);
+        let any_dev = policy(true, &[], &[]);
+        assert!(policy(false, &[], &[]).is_at_least_as_strict_as(&any_dev));
+        assert!(!any_dev.is_at_least_as_strict_as(&policy(false, &[], &[])));
+        assert!(policy(true, &[1], &[]).is_at_least_as_strict_as(&policy(true, &[1, 2], &[])));
+        assert!(!policy(true, &[1, 3], &[]).is_at_least_as_strict_as(&policy(true, &[1, 2], &[])));
+        // An empty allow-list allows everything, so it is weaker than any non-empty one.
+        assert!(!policy(true, &[], &[]).is_at_least_as_strict_as(&policy(true, &[1], &[])));
+        assert!(policy(true, &[], &[&a]).is_at_least_as_strict_as(&policy(true, &[], &[&a, &b])));
+        assert!(!policy(true, &[], &[&b]).is_at_least_as_strict_as(&policy(true, &[], &[&a])));
+    }
+
+    proptest! {
+        #[test]
+        fn policy_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = EvidencePolicy::decode(&mut Reader::new(&bytes));
+        }
     }
 
     fn dev_ok() -> EvidencePolicy {

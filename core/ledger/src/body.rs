@@ -1,0 +1,182 @@
+//! Entry kinds and their bodies (PROTOCOL §16.3). Each body has exactly one encoding: decoding
+//! refuses trailing bytes, unsorted sets and non-canonical text.
+
+use core::fmt;
+use std::net::SocketAddr;
+
+use keyward_crypto::{ChannelPublicKey, DecodeError, Reader, Writer};
+use keyward_enclave::{Evidence, EvidenceError};
+
+use crate::genesis::GenesisConfig;
+
+/// Longest encoded attestation evidence in a registration.
+pub const MAX_EVIDENCE_LEN: usize = 1024;
+/// Longest endpoint text (`ip:port`).
+pub const MAX_ENDPOINT_LEN: usize = 64;
+
+/// What an entry does. The code is the byte on the wire; codes are never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// The first entry: council, threshold, parameters and evidence policies.
+    Genesis,
+    /// A gatekeeper registers itself.
+    GatekeeperRegister,
+    /// A gatekeeper leaves.
+    GatekeeperDeregister,
+    /// A worker registers itself.
+    WorkerRegister,
+    /// A worker leaves.
+    WorkerDeregister,
+}
+
+impl Kind {
+    /// Every kind, in code order.
+    pub const ALL: [Self; 5] = [
+        Self::Genesis,
+        Self::GatekeeperRegister,
+        Self::GatekeeperDeregister,
+        Self::WorkerRegister,
+        Self::WorkerDeregister,
+    ];
+
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Genesis => 0,
+            Self::GatekeeperRegister => 1,
+            Self::GatekeeperDeregister => 2,
+            Self::WorkerRegister => 3,
+            Self::WorkerDeregister => 4,
+        }
+    }
+
+    /// The kind of a wire code, if it is known.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// The name used in logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Genesis => "genesis",
+            Self::GatekeeperRegister => "gatekeeper_register",
+            Self::GatekeeperDeregister => "gatekeeper_deregister",
+            Self::WorkerRegister => "worker_register",
+            Self::WorkerDeregister => "worker_deregister",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A node registering itself: its attested channel key, where it serves RPC, its stake, and
+/// evidence binding its identity and channel keys to the ledger's registration nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The X25519 key others encrypt to.
+    pub channel: ChannelPublicKey,
+    /// The node's RPC address.
+    pub endpoint: SocketAddr,
+    /// Declared stake, in the ledger's units.
+    pub stake: u64,
+    /// Attestation evidence (checked by [`crate::Genesis::verify`]).
+    pub evidence: Evidence,
+}
+
+impl Registration {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.channel.0)
+            .var8(self.endpoint.to_string().as_bytes())
+            .u64(self.stake)
+            .var16(&self.evidence.to_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let channel = ChannelPublicKey(r.array("channel key")?);
+        let text = r.var8("endpoint", MAX_ENDPOINT_LEN)?;
+        let endpoint = core::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<SocketAddr>().ok().filter(|a| a.to_string() == t))
+            .ok_or(DecodeError::Invalid {
+                field: "endpoint",
+                reason: "not a canonical ip:port",
+            })?;
+        let stake = r.u64("stake")?;
+        let evidence =
+            Evidence::from_bytes(r.var16("evidence", MAX_EVIDENCE_LEN)?).map_err(|e| match e {
+                EvidenceError::Malformed(d) => d,
+                _ => DecodeError::Invalid {
+                    field: "evidence",
+                    reason: "malformed",
+                },
+            })?;
+        Ok(Self {
+            channel,
+            endpoint,
+            stake,
+            evidence,
+        })
+    }
+}
+
+/// A decoded entry body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Body {
+    /// Kind 0.
+    Genesis(Box<GenesisConfig>),
+    /// Kind 1.
+    GatekeeperRegister(Registration),
+    /// Kind 2: empty.
+    GatekeeperDeregister,
+    /// Kind 3.
+    WorkerRegister(Registration),
+    /// Kind 4: empty.
+    WorkerDeregister,
+}
+
+impl Body {
+    /// The body's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Genesis(_) => Kind::Genesis,
+            Self::GatekeeperRegister(_) => Kind::GatekeeperRegister,
+            Self::GatekeeperDeregister => Kind::GatekeeperDeregister,
+            Self::WorkerRegister(_) => Kind::WorkerRegister,
+            Self::WorkerDeregister => Kind::WorkerDeregister,
+        }
+    }
+
+    /// The body bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            Self::Genesis(config) => config.encode(&mut w),
+            Self::GatekeeperRegister(reg) | Self::WorkerRegister(reg) => reg.encode(&mut w),
+            Self::GatekeeperDeregister | Self::WorkerDeregister => {}
+        }
+        w.finish()
+    }
+
+    /// Decodes the body of a `kind` entry.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the field.
+    pub fn decode(kind: Kind, bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let body = match kind {
+            Kind::Genesis => Self::Genesis(Box::new(GenesisConfig::decode(&mut r)?)),
+            Kind::GatekeeperRegister => Self::GatekeeperRegister(Registration::decode(&mut r)?),
+            Kind::GatekeeperDeregister => Self::GatekeeperDeregister,
+            Kind::WorkerRegister => Self::WorkerRegister(Registration::decode(&mut r)?),
+            Kind::WorkerDeregister => Self::WorkerDeregister,
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}

@@ -1,0 +1,29 @@
+//! keyward's ledger, as its trusted core sees it: signed, hash-linked entries and the registry
+//! that is a deterministic function of them (DESIGN §3, PROTOCOL §16).
+//!
+//! The ledger server and the store are untrusted. Every node replays the entries through this
+//! crate and acts only on what it computed itself:
+//!
+//! 1. [`Entry::from_bytes`] parses the framing;
+//! 2. [`Genesis::verify`] checks the author's signature and everything else that needs no state
+//!    (body encoding, attestation evidence), and is the only way to get a [`VerifiedEntry`];
+//! 3. [`Registry::apply`] checks the entry's position (height, parent hash, the author's sequence
+//!    number), the author rule of its kind and the state rules, then applies it. A refused entry
+//!    changes nothing.
+//!
+//! Every refusal is a [`Rejected`] with a stable name and code. The crate does no I/O, has no
+//! clock and takes randomness from the caller.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod entry;
+pub mod genesis;
+pub mod registry;
+pub mod reject;
+
+pub use body::{Body, Kind, Registration};
+pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
+pub use genesis::{CodeId, Genesis, GenesisConfig, GenesisError, Params, registration_nonce};
+pub use registry::{Applied, Event, Node, Registry, Role, Status};
+pub use reject::Rejected;

@@ -1,0 +1,150 @@
+//! Every reason an entry is refused, each with a stable name and code (PROTOCOL §16.5). A
+//! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes.
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+use keyward_crypto::DecodeError;
+use keyward_enclave::EvidenceError;
+
+use crate::body::Kind;
+use crate::entry::EntryHash;
+use crate::genesis::GenesisError;
+
+/// Why an entry was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The entry or its body is not well formed.
+    #[error("malformed entry: {0}")]
+    MalformedEntry(DecodeError),
+    /// The kind code is not one this version knows.
+    #[error("unknown entry kind {0}")]
+    UnknownKind(u8),
+    /// The author's signature does not verify.
+    #[error("the author's signature does not verify")]
+    BadSignature,
+    /// The entry is not for the next height.
+    #[error("entry is for height {found}, the next height is {expected}")]
+    WrongHeight {
+        /// The next height.
+        expected: u64,
+        /// The entry's height.
+        found: u64,
+    },
+    /// The parent is not the hash of the entry before.
+    #[error("entry's parent is {found}, the head is {expected}")]
+    WrongParent {
+        /// The current head.
+        expected: EntryHash,
+        /// The entry's parent.
+        found: EntryHash,
+    },
+    /// The author already used this sequence number: the entry, or another one in its place,
+    /// is on the ledger.
+    #[error("the author already used sequence number {seq}; its next is {next}")]
+    Replay {
+        /// The entry's sequence number.
+        seq: u64,
+        /// The author's next sequence number.
+        next: u64,
+    },
+    /// The sequence number skips ahead.
+    #[error("the author skipped to sequence number {seq}; its next is {next}")]
+    SequenceGap {
+        /// The entry's sequence number.
+        seq: u64,
+        /// The author's next sequence number.
+        next: u64,
+    },
+    /// The author may not write this kind of entry.
+    #[error("a {kind} entry must be written by {needs}")]
+    WrongAuthor {
+        /// The entry's kind.
+        kind: Kind,
+        /// Who may write it.
+        needs: &'static str,
+    },
+    /// The genesis entry does not hash to the pinned hash.
+    #[error("genesis hashes to {found}, not the pinned {pinned}")]
+    GenesisMismatch {
+        /// The configured hash.
+        pinned: EntryHash,
+        /// The served genesis's hash.
+        found: EntryHash,
+    },
+    /// The genesis breaks a rule.
+    #[error("invalid genesis: {0}")]
+    InvalidGenesis(#[from] GenesisError),
+    /// The entry was verified for another ledger.
+    #[error("entry was verified for ledger {found}, not {expected}")]
+    WrongLedger {
+        /// This ledger's genesis hash.
+        expected: EntryHash,
+        /// The genesis it was verified against.
+        found: EntryHash,
+    },
+    /// A genesis entry after height 0.
+    #[error("a ledger has exactly one genesis entry")]
+    UnexpectedGenesis,
+    /// The identity has registered before, in any role (identities are single-use).
+    #[error("the author has already registered as a {role}")]
+    AlreadyRegistered {
+        /// The role it registered in.
+        role: &'static str,
+    },
+    /// A council member cannot also be a gatekeeper or worker.
+    #[error("the author is a council member and cannot register as a node")]
+    RoleConflict,
+    /// The registration's evidence does not satisfy the role's policy.
+    #[error("evidence refused: {0}")]
+    EvidenceRefused(EvidenceError),
+    /// Less stake than the role needs.
+    #[error("a {role} needs a stake of at least {min}, found {found}")]
+    StakeTooLow {
+        /// The role.
+        role: &'static str,
+        /// The minimum.
+        min: u64,
+        /// The declared stake.
+        found: u64,
+    },
+    /// A gatekeeper's RPC address is reachable from the public internet.
+    #[error("gatekeeper endpoint {0} is public; use loopback or a private address")]
+    PublicGatekeeperEndpoint(SocketAddr),
+}
+
+impl Rejected {
+    /// The stable, snake_case name (metrics label, audit field, error data).
+    pub fn name(&self) -> &'static str {
+        self.entry().1
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> i32 {
+        self.entry().0
+    }
+
+    fn entry(&self) -> (i32, &'static str) {
+        match self {
+            Self::MalformedEntry(_) => (2001, "malformed_entry"),
+            Self::UnknownKind(_) => (2002, "unknown_kind"),
+            Self::BadSignature => (2003, "bad_signature"),
+            Self::WrongHeight { .. } => (2004, "wrong_height"),
+            Self::WrongParent { .. } => (2005, "wrong_parent"),
+            Self::Replay { .. } => (2006, "replay"),
+            Self::SequenceGap { .. } => (2007, "sequence_gap"),
+            Self::WrongAuthor { .. } => (2008, "wrong_author"),
+            Self::GenesisMismatch { .. } => (2009, "genesis_mismatch"),
+            Self::InvalidGenesis(_) => (2010, "invalid_genesis"),
+            Self::WrongLedger { .. } => (2011, "wrong_ledger"),
+            Self::UnexpectedGenesis => (2012, "unexpected_genesis"),
+            Self::AlreadyRegistered { .. } => (2101, "already_registered"),
+            Self::RoleConflict => (2102, "role_conflict"),
+            Self::EvidenceRefused(_) => (2103, "evidence_refused"),
+            Self::StakeTooLow { .. } => (2104, "stake_too_low"),
+            Self::PublicGatekeeperEndpoint(_) => (2105, "public_gatekeeper_endpoint"),
+        }
+    }
+}

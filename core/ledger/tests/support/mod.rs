@@ -1,0 +1,159 @@
+//! A small in-memory network for the ledger tests: a council, a dev platform key, a genesis and
+//! the registry after it, with helpers that sign entries at the current head.
+#![allow(clippy::unwrap_used, dead_code)] // test helpers; not every test file uses every one
+
+use std::collections::BTreeSet;
+
+use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair};
+use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy};
+use keyward_ledger::*;
+use rand::{SeedableRng, rngs::StdRng};
+
+/// The measurement every test enclave reports.
+pub const MEASUREMENT: [u8; 32] = [0x4d; 32];
+
+pub struct Net {
+    pub rng: StdRng,
+    pub council: Vec<IdentityKeypair>,
+    pub platform: DevPlatformKey,
+    pub genesis: Entry,
+    pub registry: Registry,
+}
+
+/// A dev policy that trusts `platform` and [`MEASUREMENT`].
+pub fn dev_policy(platform: &DevPlatformKey) -> EvidencePolicy {
+    EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![MEASUREMENT],
+        trusted_dev_platforms: vec![platform.public()],
+    }
+}
+
+pub fn config(council: &[IdentityKeypair], platform: &DevPlatformKey) -> GenesisConfig {
+    GenesisConfig {
+        chain: ChainId::new("test-net").unwrap(),
+        council: council.iter().map(IdentityKeypair::public).collect(),
+        threshold: GenesisConfig::majority(council.len()),
+        params: Params::default(),
+        contract_codes: BTreeSet::from([CodeId::new("kv-store").unwrap()]),
+        gatekeeper_policy: dev_policy(platform),
+        worker_policy: dev_policy(platform),
+    }
+}
+
+pub fn genesis_position() -> Position {
+    Position {
+        height: 0,
+        parent: EntryHash::ZERO,
+        seq: 0,
+    }
+}
+
+impl Net {
+    pub fn new(seed: u64) -> Self {
+        Self::with(seed, |_| {})
+    }
+
+    /// A network whose genesis `edit` adjusted.
+    pub fn with(seed: u64, edit: impl FnOnce(&mut GenesisConfig)) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let council: Vec<_> = (0..3)
+            .map(|_| IdentityKeypair::generate(&mut rng))
+            .collect();
+        let platform = DevPlatformKey::generate(&mut rng);
+        let mut cfg = config(&council, &platform);
+        edit(&mut cfg);
+        let genesis = Entry::sign(
+            &council[0],
+            genesis_position(),
+            &Body::Genesis(Box::new(cfg)),
+            &mut rng,
+        );
+        let registry = Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
+        Self {
+            rng,
+            council,
+            platform,
+            genesis,
+            registry,
+        }
+    }
+
+    pub fn key(&mut self) -> IdentityKeypair {
+        IdentityKeypair::generate(&mut self.rng)
+    }
+
+    /// The next position for `author`.
+    pub fn position(&self, author: &IdentityKeypair) -> Position {
+        Position {
+            height: self.registry.next_height(),
+            parent: self.registry.head(),
+            seq: self.registry.next_seq(&author.public()),
+        }
+    }
+
+    pub fn sign_at(&mut self, author: &IdentityKeypair, position: Position, body: &Body) -> Entry {
+        Entry::sign(author, position, body, &mut self.rng)
+    }
+
+    pub fn sign(&mut self, author: &IdentityKeypair, body: &Body) -> Entry {
+        let position = self.position(author);
+        self.sign_at(author, position, body)
+    }
+
+    /// Verifies and applies `entry`.
+    pub fn submit_entry(&mut self, entry: Entry) -> Result<Applied, Rejected> {
+        let verified = self.registry.genesis().verify(entry)?;
+        self.registry.apply(verified)
+    }
+
+    /// Signs `body` at the head and submits it.
+    pub fn submit(&mut self, author: &IdentityKeypair, body: &Body) -> Result<Applied, Rejected> {
+        let entry = self.sign(author, body);
+        self.submit_entry(entry)
+    }
+
+    /// A registration for `node` in `role` with evidence bound to this ledger's nonce.
+    pub fn registration(
+        &mut self,
+        node: &IdentityKeypair,
+        role: Role,
+        endpoint: &str,
+        stake: u64,
+    ) -> Registration {
+        let channel = ChannelKeypair::generate(&mut self.rng).public();
+        let evidence = self
+            .platform
+            .attest(
+                MEASUREMENT,
+                &[
+                    BoundKey::Identity(node.public()),
+                    BoundKey::Channel(channel),
+                ],
+                &registration_nonce(&self.registry.genesis().hash(), role),
+                &mut self.rng,
+            )
+            .unwrap();
+        Registration {
+            channel,
+            endpoint: endpoint.parse().unwrap(),
+            stake,
+            evidence,
+        }
+    }
+
+    pub fn gatekeeper_body(&mut self, node: &IdentityKeypair) -> Body {
+        let stake = Params::default().min_gatekeeper_stake;
+        Body::GatekeeperRegister(self.registration(
+            node,
+            Role::Gatekeeper { admitted: false },
+            "127.0.0.1:9100",
+            stake,
+        ))
+    }
+
+    pub fn worker_body(&mut self, node: &IdentityKeypair) -> Body {
+        let stake = Params::default().min_worker_stake;
+        Body::WorkerRegister(self.registration(node, Role::Worker, "203.0.113.7:9200", stake))
+    }
+}

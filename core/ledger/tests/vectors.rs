@@ -1,0 +1,163 @@
+//! The ledger's test vectors (docs/test-vectors/keyward-ledger-v1.json): a genesis and a worker
+//! registration from fixed seeds, with every field, the body and entry bytes and the hashes. The
+//! test regenerates the file's content and compares; `KEYWARD_WRITE_VECTORS=1` rewrites it after a
+//! deliberate change. tools/spec-check rebuilds the bytes and hashes from the fields and
+//! PROTOCOL §16, and verifies the signatures (sr25519 signatures are randomized: the seeded RNG
+//! makes this file reproducible, but a second implementation checks them, it does not redo them).
+#![allow(clippy::unwrap_used)] // test helpers
+
+use std::collections::BTreeSet;
+
+use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair, SecretBytes, hex::to_0x};
+use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy, evidence::report_data};
+use keyward_ledger::*;
+use rand::{SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/test-vectors/keyward-ledger-v1.json"
+);
+
+fn key(byte: u8) -> IdentityKeypair {
+    IdentityKeypair::from_seed(SecretBytes::new([byte; 32]))
+}
+
+fn policy_json(p: &EvidencePolicy) -> Value {
+    json!({
+        "acceptInsecureDev": p.accept_insecure_dev,
+        "allowedMeasurements": p.allowed_measurements.iter().map(|m| to_0x(m)).collect::<Vec<_>>(),
+        "trustedDevPlatforms": p.trusted_dev_platforms.iter().map(|k| to_0x(&k.to_bytes())).collect::<Vec<_>>(),
+    })
+}
+
+fn generate() -> Value {
+    let mut rng = StdRng::seed_from_u64(16);
+    let council = [key(0x21), key(0x22), key(0x23)];
+    let platform = DevPlatformKey::from_identity(key(0x31));
+    let measurement = [0x4d; 32];
+    let dev = EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![measurement],
+        trusted_dev_platforms: vec![platform.public()],
+    };
+    let config = GenesisConfig {
+        chain: ChainId::new("vector-net").unwrap(),
+        council: council.iter().map(IdentityKeypair::public).collect(),
+        threshold: 2,
+        params: Params::default(),
+        contract_codes: BTreeSet::from([
+            CodeId::new("kv-store").unwrap(),
+            CodeId::new("sealed-auction").unwrap(),
+        ]),
+        gatekeeper_policy: dev.clone(),
+        worker_policy: EvidencePolicy {
+            allowed_measurements: vec![measurement, [0x4e; 32]],
+            ..dev
+        },
+    };
+    let genesis_position = Position {
+        height: 0,
+        parent: EntryHash::ZERO,
+        seq: 0,
+    };
+    let genesis = Entry::sign(
+        &council[1],
+        genesis_position,
+        &Body::Genesis(Box::new(config.clone())),
+        &mut rng,
+    );
+    let mut registry = Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
+
+    let worker = key(0x41);
+    let channel = ChannelKeypair::derive(b"keyward vector worker channel").public();
+    let nonce = registration_nonce(&genesis.hash(), Role::Worker);
+    let bound = [
+        BoundKey::Identity(worker.public()),
+        BoundKey::Channel(channel),
+    ];
+    let evidence = platform
+        .attest(measurement, &bound, &nonce, &mut rng)
+        .unwrap();
+    let registration = Registration {
+        channel,
+        endpoint: "203.0.113.7:9200".parse().unwrap(),
+        stake: 1_000,
+        evidence: evidence.clone(),
+    };
+    let position = Position {
+        height: 1,
+        parent: genesis.hash(),
+        seq: 0,
+    };
+    let body = Body::WorkerRegister(registration);
+    let entry = Entry::sign(&worker, position, &body, &mut rng);
+    let applied = registry
+        .apply(registry.genesis().verify(entry.clone()).unwrap())
+        .unwrap();
+    assert_eq!(applied.hash, entry.hash());
+
+    let p = &config.params;
+    json!({
+        "description": "keyward ledger v1 (docs/PROTOCOL.md §16): a genesis and a worker registration. Bytes and hashes are deterministic functions of the fields; signatures are sr25519 under keyward/v1/ledger-entry (verify them, do not reproduce them).",
+        "council": council.iter().map(|k| json!({"seed": to_0x(k.seed().expose()), "public": to_0x(&k.public().to_bytes())})).collect::<Vec<_>>(),
+        "devPlatform": {"seed": to_0x(&[0x31; 32]), "public": to_0x(&platform.public().to_bytes())},
+        "genesis": {
+            "author": to_0x(&council[1].public().to_bytes()),
+            "chainId": config.chain.as_str(),
+            "threshold": config.threshold,
+            "params": {
+                "bootstrapGatekeepers": p.bootstrap_gatekeepers,
+                "minGatekeeperStake": p.min_gatekeeper_stake,
+                "minWorkerStake": p.min_worker_stake,
+                "slashBps": p.slash_bps,
+                "maxProposalTtl": p.max_proposal_ttl,
+                "maxClusterSize": p.max_cluster_size,
+            },
+            "contractCodes": config.contract_codes.iter().map(CodeId::as_str).collect::<Vec<_>>(),
+            "gatekeeperPolicy": policy_json(&config.gatekeeper_policy),
+            "workerPolicy": policy_json(&config.worker_policy),
+            "body": to_0x(genesis.body_bytes()),
+            "entry": to_0x(genesis.as_bytes()),
+            "hash": to_0x(&genesis.hash().0),
+        },
+        "workerRegister": {
+            "seed": to_0x(worker.seed().expose()),
+            "author": to_0x(&worker.public().to_bytes()),
+            "height": position.height,
+            "parent": to_0x(&position.parent.0),
+            "seq": position.seq,
+            "kind": Kind::WorkerRegister.code(),
+            "channel": to_0x(&channel.0),
+            "endpoint": "203.0.113.7:9200",
+            "stake": 1_000,
+            "measurement": to_0x(&measurement),
+            "registrationNonce": to_0x(&nonce),
+            "reportData": to_0x(&report_data(&bound, &nonce).unwrap()),
+            "evidence": to_0x(&evidence.to_bytes()),
+            "body": to_0x(entry.body_bytes()),
+            "entry": to_0x(entry.as_bytes()),
+            "hash": to_0x(&entry.hash().0),
+        },
+    })
+}
+
+#[test]
+fn vectors_match_docs() {
+    let generated = generate();
+    if std::env::var_os("KEYWARD_WRITE_VECTORS").is_some() {
+        std::fs::write(
+            PATH,
+            serde_json::to_string_pretty(&generated).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let on_disk: Value = serde_json::from_str(
+        &std::fs::read_to_string(PATH).expect("docs/test-vectors/keyward-ledger-v1.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        generated, on_disk,
+        "the ledger format changed: if deliberate, rerun with KEYWARD_WRITE_VECTORS=1 and update docs/PROTOCOL.md §16"
+    );
+}
