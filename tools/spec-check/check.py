@@ -3,7 +3,11 @@
 Every deterministic value in the vector file is recomputed from the inputs recorded beside it;
 the one randomized value (the envelope's sr25519 signature) is verified. Usage:
 
-    python3 tools/spec-check/check.py [path/to/keyward-v1.json] [--derive keys-derive-output.json ...]
+    python3 tools/spec-check/check.py [path/to/keyward-v1.json] [--ledger path/to/keyward-ledger-v1.json]
+                                      [--derive keys-derive-output.json ...]
+
+The ledger vectors (§16, checked by ledger.py) are read from keyward-ledger-v1.json next to
+keyward-v1.json unless --ledger names another file.
 
 It shares no code with the Rust workspace: X25519 and ChaCha20-Poly1305 come from PyCA
 `cryptography`; ristretto255, merlin and schnorrkel verification are written here from their
@@ -14,13 +18,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives import serialization
 from cryptography.exceptions import InvalidTag
 
-import r255, sr25519
+import r255, sr25519, ledger
 
 args = sys.argv[1:]
 derive_files = []
 while '--derive' in args:
     i = args.index('--derive'); derive_files.append(args[i + 1]); del args[i:i + 2]
+LEDGER_PATH = None
+if '--ledger' in args:
+    i = args.index('--ledger'); LEDGER_PATH = args[i + 1]; del args[i:i + 2]
 PATH = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'docs', 'test-vectors', 'keyward-v1.json')
+LEDGER_PATH = LEDGER_PATH or os.path.join(os.path.dirname(os.path.abspath(PATH)), 'keyward-ledger-v1.json')
 V = json.load(open(PATH))
 
 checked = []
@@ -203,6 +211,9 @@ ok('devEvidence bound x25519 key = DeriveKeyPair(0x66*32)', chpk == h(ev['boundK
 rd = hashlib.sha512(var16(b'keyward/v1/report-data') + var16(ev['nonce'].encode()) + u16(2)
                     + var8(b'sr25519') + var16(user_pub) + var8(b'x25519') + var16(chpk)).digest()
 ok('devEvidence.reportData', rd == h(ev['reportData']))
+
+# ---- §16 the ledger (ledger.py) --------------------------------------------------------------------
+ledger.run(ok, LEDGER_PATH)
 
 # ---- optional: `keyward keys derive` output (Appendix B) ---------------------------------------------
 for path in derive_files:

@@ -102,9 +102,10 @@ impl Registration {
         let endpoint = core::str::from_utf8(text)
             .ok()
             .and_then(|t| t.parse::<SocketAddr>().ok().filter(|a| a.to_string() == t))
+            .filter(|a| a.port() != 0 && !matches!(a, SocketAddr::V6(v6) if v6.scope_id() != 0))
             .ok_or(DecodeError::Invalid {
                 field: "endpoint",
-                reason: "not a canonical ip:port",
+                reason: "not a canonical ip:port (PROTOCOL §16.3)",
             })?;
         let stake = r.u64("stake")?;
         let evidence =

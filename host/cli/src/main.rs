@@ -5,6 +5,7 @@
 mod error;
 mod keyfile;
 mod keys;
+mod ledger;
 mod signer;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     /// Make, inspect and use keys of the key hierarchy.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run the ledger server (JSON-RPC on 127.0.0.1:8990 by default).
+    Ledger(ledger::LedgerArgs),
     /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
     Signer(signer::SignerArgs),
     /// Talk to a vote signer: the reference client.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Ledger(args) => ledger::run(args),
         Command::Signer(args) => signer::run_signer(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),

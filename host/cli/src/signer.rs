@@ -114,7 +114,8 @@ fn config(path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config> {
     Ok(config)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A multi-threaded runtime for a server or client command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,19 +135,26 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
             listen = %service.running.addr, data_dir = %config.data_dir.display(),
             service_id = %service.service, "keyward signer started"
         );
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| CliError::refused(format!("cannot watch SIGTERM: {e}")))?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        shutdown_signal().await?;
         tracing::info!("keyward signer stopping");
         service.stop().await;
         Ok(())
     })
 }
 
-fn init_logs() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::refused(format!("cannot watch SIGTERM: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,170 @@
+//! Starting the ledger server: store → replay through the core → writer → JSON-RPC server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use keyward_ledger::{Entry, EntryHash, Registry, Rejected};
+
+use crate::engine::Engine;
+use crate::rpc::{self, Running};
+use crate::store::{Store, StoreError};
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Where to listen; loopback by default.
+    pub listen: SocketAddr,
+    /// Where `ledger.redb` lives.
+    pub data_dir: PathBuf,
+    /// The genesis entry, for a new ledger; for an existing one it must equal the stored one.
+    pub genesis: Option<Vec<u8>>,
+    /// If set, the stored genesis must hash to this.
+    pub pinned: Option<EntryHash>,
+    /// Most chains that share one commit.
+    pub max_batch: usize,
+    /// Most appends waiting for the writer.
+    pub queue_depth: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: u32,
+}
+
+impl LedgerConfig {
+    /// The defaults: `127.0.0.1:8990`, batches of 256, 4096 waiting, 8 MiB bodies.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8990)),
+            data_dir,
+            genesis: None,
+            pinned: None,
+            max_batch: 256,
+            queue_depth: 4096,
+            max_body_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Why the server did not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The store did not open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A new ledger needs a genesis.
+    #[error("the ledger in {0} is empty: pass the genesis entry (--genesis FILE)")]
+    NoGenesis(PathBuf),
+    /// The given genesis is not the stored one.
+    #[error("the ledger in {0} has another genesis than the one given")]
+    OtherGenesis(PathBuf),
+    /// The genesis, or a stored entry, does not verify.
+    #[error("entry at height {height} does not verify: {reason}")]
+    Invalid {
+        /// The height.
+        height: u64,
+        /// Why.
+        reason: Rejected,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running ledger server.
+pub struct Service {
+    /// The server.
+    pub running: Running,
+    /// The genesis hash.
+    pub genesis: EntryHash,
+    writer: std::thread::JoinHandle<()>,
+}
+
+/// Opens the store and replays every stored entry through the core (the server trusts its own
+/// disk no more than nodes trust the server), writing the genesis first for a new ledger.
+///
+/// # Errors
+/// [`StartError`].
+pub fn load(config: &LedgerConfig) -> Result<(Registry, Vec<EntryHash>, Store), StartError> {
+    let (store, mut entries) = Store::open(&config.data_dir)?;
+    let invalid = |height, reason| StartError::Invalid { height, reason };
+    if let Some(bytes) = &config.genesis {
+        let given = Entry::from_bytes(bytes.clone()).map_err(|r| invalid(0, r))?;
+        match entries.first() {
+            Some(stored) if stored != &given => {
+                return Err(StartError::OtherGenesis(config.data_dir.clone()));
+            }
+            Some(_) => {}
+            None => {
+                Registry::from_genesis(&given, config.pinned.as_ref().unwrap_or(&given.hash()))
+                    .map_err(|r| invalid(0, r))?;
+                store.append([&given])?;
+                entries.push(given);
+            }
+        }
+    }
+    let mut entries = entries.into_iter();
+    let genesis = entries
+        .next()
+        .ok_or_else(|| StartError::NoGenesis(config.data_dir.clone()))?;
+    let pinned = config.pinned.unwrap_or(genesis.hash());
+    let mut registry = Registry::from_genesis(&genesis, &pinned).map_err(|r| invalid(0, r))?;
+    let mut hashes = vec![genesis.hash()];
+    for entry in entries {
+        let height = entry.position().height;
+        let verified = registry
+            .genesis()
+            .verify(entry)
+            .map_err(|r| invalid(height, r))?;
+        let applied = registry.apply(verified).map_err(|r| invalid(height, r))?;
+        hashes.push(applied.hash);
+    }
+    Ok((registry, hashes, store))
+}
+
+impl Service {
+    /// Starts the server described by `config`.
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub async fn start(config: &LedgerConfig) -> Result<Self, StartError> {
+        let (registry, hashes, store) = load(config)?;
+        let genesis = registry.genesis().clone();
+        let (engine, writer) = Engine::start(
+            registry,
+            hashes,
+            store.clone(),
+            config.max_batch,
+            config.queue_depth,
+        );
+        let running = rpc::serve(
+            config.listen,
+            config.max_body_bytes,
+            engine,
+            genesis.clone(),
+            store,
+        )
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        tracing::info!(addr = %running.addr, genesis = %genesis.hash(), "ledger serving");
+        Ok(Self {
+            running,
+            genesis: genesis.hash(),
+            writer,
+        })
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and stops the writer.
+    pub async fn stop(self) {
+        let _ = self.running.handle.stop();
+        self.running.handle.stopped().await;
+        let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
+    }
+}
