@@ -143,7 +143,15 @@ mod framing {
         let e = Entry::from_bytes(sign_raw(&mut net, &gk, p, 2, &[0])).unwrap();
         refused(&mut net, e, "malformed_entry");
         // The endpoint must be a canonical ip:port: no host names, no leading zeros.
-        for endpoint in ["localhost:80", "127.0.0.01:80", "127.0.0.1", "[::1]:080", "127.0.0.1:0", "[fe80::1%2]:80", "[0:0::1]:80"] {
+        for endpoint in [
+            "localhost:80",
+            "127.0.0.01:80",
+            "127.0.0.1",
+            "[::1]:080",
+            "127.0.0.1:0",
+            "[fe80::1%2]:80",
+            "[0:0::1]:80",
+        ] {
             let mut w = Writer::new();
             w.raw(&body[..32]).var8(endpoint.as_bytes());
             let rest = &body[32 + 1 + "127.0.0.1:9100".len()..];

@@ -34,13 +34,12 @@ pub struct LedgerArgs {
 
 /// Runs the ledger server until Ctrl-C or SIGTERM.
 pub fn run(args: LedgerArgs) -> Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(|| {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(".keyward")
-            .join("ledger")
-    });
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".keyward").join("ledger"))
+            .ok_or_else(|| CliError::refused("HOME is not set: pass --data-dir"))?,
+    };
     let mut config = LedgerConfig::new(data_dir);
     config.listen = args.listen;
     if let Some(path) = &args.genesis {

@@ -46,11 +46,13 @@ pub enum AppendError {
         reason: Rejected,
         /// The entries before it, now durable.
         accepted: Vec<Accepted>,
-        /// The head after them.
+        /// The head after the commit that made them durable (it may include other callers'
+        /// entries of the same batch).
         head: Head,
     },
-    /// The store could not commit; nothing of this batch is durable, and the server appends
-    /// nothing more until restarted.
+    /// The store could not commit. The batch was not acknowledged, but whether it reached the
+    /// disk is unknown (it may reappear after a restart): clients must re-read the ledger. The
+    /// server appends nothing more until restarted.
     #[error("the store could not commit: {0}")]
     Storage(String),
     /// Too many appends are waiting.
@@ -82,6 +84,14 @@ impl Failure {
     /// The failure, if any.
     pub fn get(&self) -> Option<&str> {
         self.0.get().map(String::as_str)
+    }
+}
+
+struct StoppedGuard(Failure);
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        let _ = self.0.0.set("the writer has stopped".into());
     }
 }
 
@@ -120,7 +130,11 @@ impl Engine {
         };
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                // Set on any exit, a panic included, so health checks see a dead writer.
+                let _guard = StoppedGuard(writer.failure.clone());
+                writer.run(rx);
+            })
             .expect("spawning the writer thread");
         (
             Self {
@@ -229,18 +243,22 @@ impl Writer {
                 }
             }
         }
-        let _ = self.failure.0.set("the writer has stopped".into());
     }
 
     /// Applies a chain in order, stopping at its first refusal; what it applied joins `pending`.
     fn apply(&mut self, job: Job, pending: &mut Vec<Entry>) -> Outcome {
         let mut accepted = Vec::new();
         let mut refused = None;
+        let before = pending.len();
         for (index, verified) in job.chain.verified.into_iter().enumerate() {
             let entry = verified.entry();
             let height = entry.position().height;
-            // A byte-identical retry of an entry on the ledger: answer as before.
-            if usize::try_from(height).is_ok_and(|h| self.hashes.get(h) == Some(&entry.hash())) {
+            // A byte-identical retry of entries on the ledger (a prefix of the chain): answer as
+            // before. After a new entry, an old one is out of place and the registry refuses it.
+            let fresh = pending.len() > before;
+            if !fresh
+                && usize::try_from(height).is_ok_and(|h| self.hashes.get(h) == Some(&entry.hash()))
+            {
                 accepted.push(Accepted {
                     height,
                     hash: entry.hash(),

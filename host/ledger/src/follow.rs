@@ -56,10 +56,26 @@ pub enum FollowError {
 }
 
 /// A node's verified view of the ledger.
+///
+/// Entries are applied to the registry one at a time as they arrive; their [`Applied`] outcomes
+/// queue up inside the follower until a successful [`Follower::sync`] or [`Follower::wait`]
+/// hands them over, so an error part-way through never loses an event.
 #[derive(Debug, Clone)]
 pub struct Follower {
     client: LedgerClient,
     registry: Registry,
+    events: Vec<Applied>,
+}
+
+/// Whether a failed append may have landed or may succeed if retried.
+fn outcome_unknown(e: &ClientError) -> bool {
+    match e {
+        ClientError::Refused { reason, .. } => matches!(
+            reason.as_str(),
+            "wrong_height" | "wrong_parent" | "replay" | "busy" | "stopped" | "storage_unavailable"
+        ),
+        ClientError::Transport(_) | ClientError::BadAnswer(_) => true,
+    }
 }
 
 impl Follower {
@@ -80,7 +96,11 @@ impl Follower {
             .ok_or_else(|| FollowError::BadAnswer("entry is not base64".into()))?;
         let genesis = Entry::from_bytes(bytes).map_err(FollowError::Genesis)?;
         let registry = Registry::from_genesis(&genesis, &pinned).map_err(FollowError::Genesis)?;
-        let mut follower = Self { client, registry };
+        let mut follower = Self {
+            client,
+            registry,
+            events: Vec::new(),
+        };
         let applied = follower.sync().await?;
         Ok((follower, applied))
     }
@@ -101,40 +121,45 @@ impl Follower {
         self.client = client;
     }
 
-    /// Applies every entry the server has beyond this node's head.
+    /// Applies every entry the server has beyond this node's head; returns the outcomes of every
+    /// entry applied since the last successful call.
     ///
     /// # Errors
-    /// [`FollowError`].
+    /// [`FollowError`]; entries applied before the error stay applied and their outcomes are
+    /// returned by the next successful call.
     pub async fn sync(&mut self) -> Result<Vec<Applied>, FollowError> {
-        let mut all = Vec::new();
-        loop {
-            let answer = self
-                .client
-                .entries(self.registry.next_height(), None)
-                .await?;
-            let applied = self.apply(answer)?;
-            if applied.is_empty() {
-                return Ok(all);
-            }
-            all.extend(applied);
-        }
+        self.catch_up().await?;
+        Ok(std::mem::take(&mut self.events))
     }
 
-    /// Waits up to `wait_ms` for entries beyond this node's head, and applies them.
+    /// Waits up to `wait_ms` for entries beyond this node's head, applies them, and returns as
+    /// [`Follower::sync`] does.
     ///
     /// # Errors
-    /// [`FollowError`].
+    /// As [`Follower::sync`].
     pub async fn wait(&mut self, wait_ms: u64) -> Result<Vec<Applied>, FollowError> {
         let answer = self
             .client
             .wait(self.registry.next_height(), None, wait_ms)
             .await?;
-        let mut applied = self.apply(answer)?;
-        applied.extend(self.sync().await?);
-        Ok(applied)
+        self.apply(answer)?;
+        self.sync().await
     }
 
-    fn apply(&mut self, answer: EntriesResult) -> Result<Vec<Applied>, FollowError> {
+    async fn catch_up(&mut self) -> Result<(), FollowError> {
+        loop {
+            let answer = self
+                .client
+                .entries(self.registry.next_height(), None)
+                .await?;
+            if self.apply(answer)? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies what the server sent; how many entries that was.
+    fn apply(&mut self, answer: EntriesResult) -> Result<usize, FollowError> {
         let ours = self.registry.next_height() - 1;
         if answer.head.height < ours {
             return Err(FollowError::Fork {
@@ -145,7 +170,27 @@ impl Follower {
                 ),
             });
         }
-        let mut applied = Vec::with_capacity(answer.entries.len());
+        if answer.entries.is_empty() {
+            if answer.head.height > ours {
+                return Err(FollowError::BadAnswer(format!(
+                    "the server claims height {} but sent nothing beyond {ours}",
+                    answer.head.height
+                )));
+            }
+            // Same height: the same chain only if the same head.
+            if parse_hash(&answer.head.hash) != Some(self.registry.head()) {
+                return Err(FollowError::Fork {
+                    height: ours,
+                    detail: format!(
+                        "the server's head at our height is {}, ours is {}",
+                        answer.head.hash,
+                        self.registry.head()
+                    ),
+                });
+            }
+            return Ok(0);
+        }
+        let count = answer.entries.len();
         for served in answer.entries {
             let height = self.registry.next_height();
             if served.height != height {
@@ -165,7 +210,7 @@ impl Follower {
             }
             let verified = self.registry.genesis().verify(entry).map_err(fault)?;
             match self.registry.apply(verified) {
-                Ok(a) => applied.push(a),
+                Ok(a) => self.events.push(a),
                 Err(Rejected::WrongParent { expected, found }) => {
                     return Err(FollowError::Fork {
                         height,
@@ -175,24 +220,31 @@ impl Follower {
                 Err(reason) => return Err(fault(reason)),
             }
         }
-        Ok(applied)
+        Ok(count)
     }
 
-    /// Signs `body` as `author` on the current head and appends it, re-signing on the new head
-    /// (with the same sequence number) when another entry got there first. Returns the entry as
-    /// applied by this node's own registry.
+    /// Signs `body` as `author` on the verified head and appends it. When the outcome is unknown
+    /// (another entry took the head, the server was busy, the answer was lost) it catches up,
+    /// returns the entry if it landed, and otherwise re-signs on the new head with the **same**
+    /// sequence number, so the entry is never applied twice. Returns the entry's outcome as this
+    /// node's own registry applied it (the outcome also stays queued for the next
+    /// [`Follower::sync`]).
     ///
     /// # Errors
-    /// [`FollowError::Refused`] for a refusal that re-signing cannot fix; [`FollowError`].
+    /// [`FollowError::Refused`] with the core's reason for a refusal that re-signing cannot fix;
+    /// [`FollowError::SeqTaken`] if another entry of this author took the sequence number;
+    /// [`FollowError::Contended`] after [`SUBMIT_ATTEMPTS`] unknown outcomes; otherwise
+    /// [`FollowError`]. After a transport error while catching up, the entry may have landed:
+    /// [`Follower::sync`] tells.
     pub async fn submit(
         &mut self,
         author: &IdentityKeypair,
         body: &Body,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Applied, FollowError> {
-        self.sync().await?;
+        self.catch_up().await?;
         let seq = self.registry.next_seq(&author.public());
-        for _ in 0..SUBMIT_ATTEMPTS {
+        for attempt in 0..SUBMIT_ATTEMPTS {
             let position = Position {
                 height: self.registry.next_height(),
                 parent: self.registry.head(),
@@ -202,10 +254,11 @@ impl Follower {
             let hash = entry.hash();
             match self.client.append(std::slice::from_ref(&entry)).await {
                 Ok(_) => {}
-                // Another entry took the head (or this one landed before a lost answer):
-                // sync, then look for it or re-sign.
-                Err(e)
-                    if matches!(e.reason(), Some("wrong_height" | "wrong_parent" | "replay")) => {}
+                Err(e) if outcome_unknown(&e) => {
+                    // Back off a little more each time, with no two submitters in step.
+                    let ms = 5 * (attempt as u64 + 1) + u64::from(rng.next_u32() % 20);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 Err(ClientError::Refused { code, .. }) => {
                     // Recompute the refusal with our own core, so the caller gets a typed reason.
                     let verified = self
@@ -223,9 +276,9 @@ impl Follower {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let applied = self.sync().await?;
-            if let Some(mine) = applied.into_iter().find(|a| a.hash == hash) {
-                return Ok(mine);
+            self.catch_up().await?;
+            if let Some(mine) = self.events.iter().find(|a| a.hash == hash) {
+                return Ok(mine.clone());
             }
             if self.registry.next_seq(&author.public()) > seq {
                 return Err(FollowError::SeqTaken { seq });

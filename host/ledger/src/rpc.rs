@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jsonrpsee::RpcModule;
@@ -38,6 +39,28 @@ struct RpcContext {
     engine: Engine,
     genesis: Arc<Genesis>,
     store: Store,
+    /// Appends being verified or waiting for the writer.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+}
+
+/// Counts one append in flight; refuses before any verification work when too many are.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(ctx: &'a RpcContext) -> Result<Self, ErrorObjectOwned> {
+        if ctx.in_flight.fetch_add(1, Ordering::AcqRel) >= ctx.max_in_flight {
+            ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(append_error(AppendError::Busy(ctx.max_in_flight)));
+        }
+        Ok(Self(&ctx.in_flight))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn error(
@@ -80,6 +103,7 @@ pub fn append_error(e: AppendError) -> ErrorObjectOwned {
 }
 
 async fn append(ctx: &RpcContext, params: AppendParams) -> Result<AppendResult, ErrorObjectOwned> {
+    let _in_flight = InFlight::enter(ctx)?;
     if params.entries.is_empty() || params.entries.len() > MAX_APPEND {
         return Err(bad_params(format!(
             "entries must hold 1 to {MAX_APPEND} entries"
@@ -164,13 +188,15 @@ pub struct Running {
     pub handle: ServerHandle,
 }
 
-/// Starts the server on `listen`, refusing bodies over `max_body_bytes` before parsing.
+/// Starts the server on `listen`, refusing bodies over `max_body_bytes` before parsing and
+/// appends beyond `max_in_flight` before verifying them.
 ///
 /// # Errors
 /// The bind error.
 pub async fn serve(
     listen: SocketAddr,
     max_body_bytes: u32,
+    max_in_flight: usize,
     engine: Engine,
     genesis: Arc<Genesis>,
     store: Store,
@@ -179,6 +205,8 @@ pub async fn serve(
         engine,
         genesis,
         store,
+        in_flight: AtomicUsize::new(0),
+        max_in_flight,
     });
     module
         .register_async_method("appendEntries", |params, ctx, _| async move {
@@ -202,10 +230,13 @@ pub async fn serve(
             let mut heads = ctx.engine.head();
             let reached = tokio::time::timeout(wait, heads.wait_for(|h| h.height >= p.from))
                 .await
-                .ok()
-                .and_then(|r| r.ok().map(|head| *head));
-            // Timed out, or the writer stopped: answer with what there is.
-            let head = reached.unwrap_or_else(|| *heads.borrow());
+                .map(|r| r.map(|head| *head));
+            let head = match reached {
+                Ok(Ok(head)) => head,
+                // The writer is gone: say so, or long-pollers would spin.
+                Ok(Err(_)) => return Err(append_error(AppendError::Stopped)),
+                Err(_) => *heads.borrow(),
+            };
             read(&ctx, &p, head)
         })
         .expect("method names are unique");

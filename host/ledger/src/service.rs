@@ -24,7 +24,7 @@ pub struct LedgerConfig {
     pub pinned: Option<EntryHash>,
     /// Most chains that share one commit.
     pub max_batch: usize,
-    /// Most appends waiting for the writer.
+    /// Most appends in flight (being verified or waiting for the writer); more get `busy`.
     pub queue_depth: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: u32,
@@ -144,6 +144,7 @@ impl Service {
         let running = rpc::serve(
             config.listen,
             config.max_body_bytes,
+            config.queue_depth,
             engine,
             genesis.clone(),
             store,

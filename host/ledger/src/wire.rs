@@ -106,7 +106,8 @@ impl From<Accepted> for AcceptedJson {
 pub struct AppendResult {
     /// The entries now on the ledger, in order.
     pub accepted: Vec<AcceptedJson>,
-    /// The head after them.
+    /// The head after the commit that made them durable (it may include other callers'
+    /// entries).
     pub head: HeadJson,
 }
 

@@ -211,7 +211,7 @@ async fn a_refused_entry_keeps_the_prefix_and_reports_where_it_stopped() {
     assert_eq!(data["index"], 1);
     assert_eq!(data["accepted"].as_array().unwrap().len(), 1);
     assert_eq!(data["head"]["height"], 1);
-    // A bad signature is refused by the server with the core's code, and changes nothing.
+    // A bad signature (a signed byte changed: the parent) is refused with the core's code.
     let mut bytes = Entry::sign(
         &a,
         Position {
@@ -223,16 +223,35 @@ async fn a_refused_entry_keeps_the_prefix_and_reports_where_it_stopped() {
         &mut cast.rng,
     )
     .into_bytes();
-    let last = bytes.len() - 1;
-    bytes[last - 40] ^= 1;
+    bytes[5 + 8] ^= 1;
     let reply = raw_call(
         &url(&service),
         "appendEntries",
         serde_json::json!({ "entries": [to_base64(&bytes)] }),
     )
     .await;
-    assert!(reply["code"] == 2003 || reply["code"] == 2001, "{reply}");
-    assert_eq!(client.head().await.unwrap().height, 1);
+    assert_eq!(reply["code"], 2003, "{reply}");
+    // An entry already on the ledger, after a new one in the same chain, is out of place: the
+    // new one lands, the old one is refused (not answered as a duplicate).
+    let new = Entry::sign(
+        &a,
+        Position {
+            height: 2,
+            parent: first.hash(),
+            seq: 1,
+        },
+        &Body::WorkerDeregister,
+        &mut cast.rng,
+    );
+    let err = client.append(&[new, first]).await.unwrap_err();
+    let ClientError::Refused { reason, data, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (reason.as_str(), data["index"].as_u64()),
+        ("wrong_height", Some(1))
+    );
+    assert_eq!(client.head().await.unwrap().height, 2);
     service.stop().await;
 }
 
@@ -385,6 +404,8 @@ async fn a_restart_keeps_every_entry_and_refuses_another_genesis() {
         let body = cast.worker(&node);
         follower.submit(&node, &body, &mut rng).await.unwrap();
     }
+    // Submitted entries' outcomes stay queued for the next sync, like everyone else's.
+    assert_eq!(follower.sync().await.unwrap().len(), 3);
     service.stop().await;
 
     // No genesis needed to reopen; the stored entries are replayed through the core.
@@ -461,9 +482,28 @@ async fn a_follower_catches_another_genesis_and_a_fork() {
     on_a.submit(&x, &bx, &mut rng).await.unwrap();
     on_b.submit(&y, &by, &mut rng).await.unwrap();
     on_b.submit(&x, &bx, &mut rng).await.unwrap();
-    on_a.switch_to(client_b);
+    on_a.switch_to(client_b.clone());
     let err = on_a.sync().await.unwrap_err();
     assert!(matches!(err, FollowError::Fork { height: 2, .. }), "{err}");
+
+    // Same height, different heads: also a fork, not "up to date".
+    let c = Service::start(&cast.config(&temp_dir("fork-c")))
+        .await
+        .unwrap();
+    let (mut on_c, _) = Follower::start(LedgerClient::new(&url(&c)).unwrap(), cast.genesis.hash())
+        .await
+        .unwrap();
+    let z = IdentityKeypair::generate(&mut cast.rng);
+    let bz = cast.worker(&z);
+    on_c.submit(&z, &bz, &mut rng).await.unwrap();
+    let (mut at_one, _) =
+        Follower::start(LedgerClient::new(&url(&a)).unwrap(), cast.genesis.hash())
+            .await
+            .unwrap();
+    at_one.switch_to(LedgerClient::new(&url(&c)).unwrap());
+    let err = at_one.sync().await.unwrap_err();
+    assert!(matches!(err, FollowError::Fork { height: 1, .. }), "{err}");
+    c.stop().await;
     a.stop().await;
     b.stop().await;
 }
