@@ -78,6 +78,19 @@ impl Cast {
         })
     }
 
+    /// A new worker and its registration at height 1.
+    fn first_registration(&mut self) -> (IdentityKeypair, Entry) {
+        let node = IdentityKeypair::generate(&mut self.rng);
+        let body = self.worker(&node);
+        let position = Position {
+            height: 1,
+            parent: self.genesis.hash(),
+            seq: 0,
+        };
+        let entry = Entry::sign(&node, position, &body, &mut self.rng);
+        (node, entry)
+    }
+
     fn config(&self, dir: &std::path::Path) -> LedgerConfig {
         let mut config = LedgerConfig::new(dir.to_owned());
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -177,18 +190,7 @@ async fn a_refused_entry_keeps_the_prefix_and_reports_where_it_stopped() {
     let mut cast = Cast::new(2);
     let service = Service::start(&cast.config(&dir)).await.unwrap();
     let client = LedgerClient::new(&url(&service)).unwrap();
-    let a = IdentityKeypair::generate(&mut cast.rng);
-    let body = cast.worker(&a);
-    let first = Entry::sign(
-        &a,
-        Position {
-            height: 1,
-            parent: cast.genesis.hash(),
-            seq: 0,
-        },
-        &body,
-        &mut cast.rng,
-    );
+    let (a, first) = cast.first_registration();
     // The second skips a sequence number.
     let second = Entry::sign(
         &a,
@@ -342,18 +344,7 @@ async fn a_long_poll_wakes_on_append_and_times_out_empty() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a = IdentityKeypair::generate(&mut cast.rng);
-    let body = cast.worker(&a);
-    let entry = Entry::sign(
-        &a,
-        Position {
-            height: 1,
-            parent: cast.genesis.hash(),
-            seq: 0,
-        },
-        &body,
-        &mut cast.rng,
-    );
+    let (_, entry) = cast.first_registration();
     client.append(&[entry]).await.unwrap();
     let (got, waited) = waiter.await.unwrap();
     assert_eq!(got.entries.len(), 1);
