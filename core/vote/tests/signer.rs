@@ -47,6 +47,49 @@ fn vote(
     signature_of(&send(signer, &v.identity, nonce, sign_vote(message), rng).unwrap())
 }
 
+/// After voting 1 then 2 with another key, the tower carried over to `new`: slot 2 again is too
+/// old, slot 3 over 2 breaks 2's lockout, and 1, 2, 3 is signed by `new`. Uses `nonce` for the
+/// two refusals (a refusal takes no nonce) and for the signed vote; returns the signed message
+/// and its signature.
+fn assert_tower_carried_over(
+    signer: &mut Signer,
+    v: &Validator,
+    new: &SolanaPubkey,
+    nonce: u64,
+    rng: &mut StdRng,
+) -> (Vec<u8>, SolanaSignature) {
+    assert_eq!(
+        send(
+            signer,
+            &v.identity,
+            nonce,
+            sign_vote(&v.vote(new, &[1, 2], 2)),
+            rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::VoteTooOld { slot: 2, last: 2 })
+    );
+    assert_eq!(
+        send(
+            signer,
+            &v.identity,
+            nonce,
+            sign_vote(&v.vote(new, &[1, 3], 3)),
+            rng
+        )
+        .unwrap_err(),
+        Refusal::Lockout(TowerError::LockoutConflict {
+            locked: 2,
+            until: 4,
+            slot: 3,
+        })
+    );
+    let m3 = v.vote(new, &[1, 2, 3], 3);
+    let sig3 = vote(signer, v, nonce, &m3, rng);
+    assert!(new.verify(&m3, &sig3).is_ok());
+    (m3, sig3)
+}
+
 /// Evidence that accepts only the test signer's dev platform and measurement.
 fn dev_policy() -> EvidencePolicy {
     EvidencePolicy {
@@ -577,35 +620,7 @@ fn rotation_replaces_the_key_and_keeps_the_tower() {
         );
     }
     // The tower carried over.
-    assert_eq!(
-        send(
-            &mut signer,
-            &v.identity,
-            5,
-            sign_vote(&v.vote(&new, &[1, 2], 2)),
-            &mut rng
-        )
-        .unwrap_err(),
-        Refusal::Lockout(TowerError::VoteTooOld { slot: 2, last: 2 })
-    );
-    assert_eq!(
-        send(
-            &mut signer,
-            &v.identity,
-            5,
-            sign_vote(&v.vote(&new, &[1, 3], 3)),
-            &mut rng
-        )
-        .unwrap_err(),
-        Refusal::Lockout(TowerError::LockoutConflict {
-            locked: 2,
-            until: 4,
-            slot: 3,
-        })
-    );
-    let m3 = v.vote(&new, &[1, 2, 3], 3);
-    let sig3 = vote(&mut signer, &v, 5, &m3, &mut rng);
-    assert!(new.verify(&m3, &sig3).is_ok());
+    let (m3, sig3) = assert_tower_carried_over(&mut signer, &v, &new, 5, &mut rng);
     assert!(old.verify(&m3, &sig3).is_err());
 
     // registerNode now returns the new key; another rotation makes yet another.
@@ -701,35 +716,7 @@ fn deregistration_returns_the_final_tower_and_registration_resumes_it() {
     assert_ne!(new, old);
     assert_eq!(signer.registered(), 1);
     assert_eq!(signer.export(&v.id()), Some(expected));
-    assert_eq!(
-        send(
-            &mut signer,
-            &v.identity,
-            7,
-            sign_vote(&v.vote(&new, &[1, 2], 2)),
-            &mut rng
-        )
-        .unwrap_err(),
-        Refusal::Lockout(TowerError::VoteTooOld { slot: 2, last: 2 })
-    );
-    assert_eq!(
-        send(
-            &mut signer,
-            &v.identity,
-            7,
-            sign_vote(&v.vote(&new, &[1, 3], 3)),
-            &mut rng
-        )
-        .unwrap_err(),
-        Refusal::Lockout(TowerError::LockoutConflict {
-            locked: 2,
-            until: 4,
-            slot: 3,
-        })
-    );
-    let m3 = v.vote(&new, &[1, 2, 3], 3);
-    let sig3 = vote(&mut signer, &v, 7, &m3, &mut rng);
-    assert!(new.verify(&m3, &sig3).is_ok());
+    assert_tower_carried_over(&mut signer, &v, &new, 7, &mut rng);
 }
 
 /// Keeps the latest record an answer carries, as a host commits it.

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use jsonrpsee::core::client::{ClientT, Error as RpcError};
-use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::core::client::ClientT;
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use thiserror::Error;
 
+use keyward_host::object_params;
 use keyward_ledger::Entry;
 
 use crate::wire::{
@@ -17,82 +16,12 @@ use crate::wire::{
     to_base64,
 };
 
-/// Why a call failed.
-#[derive(Debug, Error)]
-pub enum ClientError {
-    /// The server refused, with its stable code, reason and data.
-    #[error("refused ({reason}, code {code}): {message}")]
-    Refused {
-        /// The JSON-RPC error code.
-        code: i32,
-        /// The stable reason name.
-        reason: String,
-        /// The human-readable message.
-        message: String,
-        /// The error's `data` (for a refused append: `index`, `accepted`, `head`).
-        data: serde_json::Value,
-    },
-    /// The server could not be reached or answered with an HTTP error.
-    #[error("cannot reach the ledger: {0}")]
-    Transport(String),
-    /// The answer does not have the expected shape.
-    #[error("unexpected answer from the ledger: {0}")]
-    BadAnswer(String),
-}
-
-impl ClientError {
-    /// The refusal's reason name, if the server refused.
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            Self::Refused { reason, .. } => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-impl From<RpcError> for ClientError {
-    fn from(e: RpcError) -> Self {
-        match e {
-            RpcError::Call(obj) => {
-                let data = obj
-                    .data()
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-                    .unwrap_or(serde_json::Value::Null);
-                Self::Refused {
-                    code: obj.code(),
-                    reason: data
-                        .get("reason")
-                        .and_then(|r| r.as_str())
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    message: obj.message().to_owned(),
-                    data,
-                }
-            }
-            RpcError::ParseError(e) => Self::BadAnswer(e.to_string()),
-            other => Self::Transport(other.to_string()),
-        }
-    }
-}
+pub use keyward_host::ClientError;
 
 /// A ledger server at one URL.
 #[derive(Debug, Clone)]
 pub struct LedgerClient {
     http: HttpClient,
-}
-
-fn object(params: &impl Serialize) -> Result<ObjectParams, ClientError> {
-    let mut object = ObjectParams::new();
-    if let serde_json::Value::Object(map) =
-        serde_json::to_value(params).map_err(|e| ClientError::BadAnswer(e.to_string()))?
-    {
-        for (k, v) in map {
-            object
-                .insert(&k, v)
-                .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        }
-    }
-    Ok(object)
 }
 
 impl LedgerClient {
@@ -115,7 +44,7 @@ impl LedgerClient {
         method: &str,
         params: &impl Serialize,
     ) -> Result<R, ClientError> {
-        Ok(self.http.request(method, object(params)?).await?)
+        Ok(self.http.request(method, object_params(params)?).await?)
     }
 
     /// `appendEntries`: appends a chain of entries.

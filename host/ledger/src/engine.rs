@@ -6,10 +6,10 @@
 //! on the RPC threads), so the writer only checks positions and state rules.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{oneshot, watch};
 
+pub use keyward_host::Failure;
 use keyward_ledger::{Entry, EntryHash, Registry, Rejected, VerifiedEntry};
 
 use crate::store::Store;
@@ -76,25 +76,6 @@ struct Job {
     reply: oneshot::Sender<Result<(Vec<Accepted>, Head), AppendError>>,
 }
 
-/// Set once when a commit fails or the writer stops; shared with the health check.
-#[derive(Clone, Default)]
-pub struct Failure(Arc<OnceLock<String>>);
-
-impl Failure {
-    /// The failure, if any.
-    pub fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
-    }
-}
-
-struct StoppedGuard(Failure);
-
-impl Drop for StoppedGuard {
-    fn drop(&mut self) {
-        let _ = self.0.0.set("the writer has stopped".into());
-    }
-}
-
 /// The handle RPC threads append through. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -132,7 +113,7 @@ impl Engine {
             .name("ledger-writer".into())
             .spawn(move || {
                 // Set on any exit, a panic included, so health checks see a dead writer.
-                let _guard = StoppedGuard(writer.failure.clone());
+                let _guard = writer.failure.stopped_guard();
                 writer.run(rx);
             })
             .expect("spawning the writer thread");
@@ -236,7 +217,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "commit failed: the ledger appends nothing more until restarted");
-                    let _ = self.failure.0.set(e.clone());
+                    self.failure.set(e.clone());
                     for (reply, ..) in outcomes {
                         let _ = reply.send(Err(AppendError::Storage(e.clone())));
                     }

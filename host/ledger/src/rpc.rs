@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jsonrpsee::RpcModule;
-use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
+pub use keyward_host::Running;
 
 use keyward_ledger::{Entry, Genesis};
 
@@ -178,14 +179,6 @@ fn read(
         entries,
         head: head.into(),
     })
-}
-
-/// A running server.
-pub struct Running {
-    /// The bound address.
-    pub addr: SocketAddr,
-    /// The server handle; dropping every handle stops the server.
-    pub handle: ServerHandle,
 }
 
 /// Starts the server on `listen`, refusing bodies over `max_body_bytes` before parsing and

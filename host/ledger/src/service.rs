@@ -90,29 +90,27 @@ pub struct Service {
 /// # Errors
 /// [`StartError`].
 pub fn load(config: &LedgerConfig) -> Result<(Registry, Vec<EntryHash>, Store), StartError> {
-    let (store, mut entries) = Store::open(&config.data_dir)?;
+    let (store, entries) = Store::open(&config.data_dir)?;
     let invalid = |height, reason| StartError::Invalid { height, reason };
-    if let Some(bytes) = &config.genesis {
-        let given = Entry::from_bytes(bytes.clone()).map_err(|r| invalid(0, r))?;
-        match entries.first() {
-            Some(stored) if stored != &given => {
-                return Err(StartError::OtherGenesis(config.data_dir.clone()));
-            }
-            Some(_) => {}
-            None => {
-                Registry::from_genesis(&given, config.pinned.as_ref().unwrap_or(&given.hash()))
-                    .map_err(|r| invalid(0, r))?;
-                store.append([&given])?;
-                entries.push(given);
-            }
-        }
-    }
+    let given = match &config.genesis {
+        Some(bytes) => Some(Entry::from_bytes(bytes.clone()).map_err(|r| invalid(0, r))?),
+        None => None,
+    };
     let mut entries = entries.into_iter();
-    let genesis = entries
-        .next()
-        .ok_or_else(|| StartError::NoGenesis(config.data_dir.clone()))?;
+    let (genesis, is_new) = match (entries.next(), given) {
+        (Some(stored), Some(given)) if stored != given => {
+            return Err(StartError::OtherGenesis(config.data_dir.clone()));
+        }
+        (Some(stored), _) => (stored, false),
+        (None, Some(given)) => (given, true),
+        (None, None) => return Err(StartError::NoGenesis(config.data_dir.clone())),
+    };
     let pinned = config.pinned.unwrap_or(genesis.hash());
     let mut registry = Registry::from_genesis(&genesis, &pinned).map_err(|r| invalid(0, r))?;
+    // A new ledger's genesis is written only once it verified.
+    if is_new {
+        store.append([&genesis])?;
+    }
     let mut hashes = vec![genesis.hash()];
     for entry in entries {
         let height = entry.position().height;

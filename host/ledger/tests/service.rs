@@ -99,6 +99,14 @@ impl Cast {
     }
 }
 
+/// A new ledger in a fresh directory named for the test, and a client for it.
+async fn serve(name: &str, seed: u64) -> (Cast, Service, LedgerClient) {
+    let cast = Cast::new(seed);
+    let service = Service::start(&cast.config(&temp_dir(name))).await.unwrap();
+    let client = LedgerClient::new(&url(&service)).unwrap();
+    (cast, service, client)
+}
+
 fn url(service: &Service) -> String {
     format!("http://{}", service.running.addr)
 }
@@ -132,10 +140,7 @@ async fn raw_call(url: &str, method: &str, params: serde_json::Value) -> serde_j
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_append_once_and_every_follower_verifies_them() {
-    let dir = temp_dir("append");
-    let mut cast = Cast::new(1);
-    let service = Service::start(&cast.config(&dir)).await.unwrap();
-    let client = LedgerClient::new(&url(&service)).unwrap();
+    let (mut cast, service, client) = serve("append", 1).await;
     let (mut follower, applied) = Follower::start(client.clone(), cast.genesis.hash())
         .await
         .unwrap();
@@ -186,10 +191,7 @@ async fn entries_append_once_and_every_follower_verifies_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_entry_keeps_the_prefix_and_reports_where_it_stopped() {
-    let dir = temp_dir("prefix");
-    let mut cast = Cast::new(2);
-    let service = Service::start(&cast.config(&dir)).await.unwrap();
-    let client = LedgerClient::new(&url(&service)).unwrap();
+    let (mut cast, service, client) = serve("prefix", 2).await;
     let (a, first) = cast.first_registration();
     // The second skips a sequence number.
     let second = Entry::sign(
@@ -259,9 +261,7 @@ async fn a_refused_entry_keeps_the_prefix_and_reports_where_it_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_refused_with_their_codes() {
-    let dir = temp_dir("params");
-    let cast = Cast::new(3);
-    let service = Service::start(&cast.config(&dir)).await.unwrap();
+    let (_, service, _) = serve("params", 3).await;
     let u = url(&service);
     let cases = [
         ("appendEntries", serde_json::json!({ "entries": [] }), 2604),
@@ -326,10 +326,7 @@ async fn bad_parameters_are_refused_with_their_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_wakes_on_append_and_times_out_empty() {
-    let dir = temp_dir("poll");
-    let mut cast = Cast::new(4);
-    let service = Service::start(&cast.config(&dir)).await.unwrap();
-    let client = LedgerClient::new(&url(&service)).unwrap();
+    let (mut cast, service, client) = serve("poll", 4).await;
     let started = Instant::now();
     let empty = client.wait(1, None, 200).await.unwrap();
     assert!(empty.entries.is_empty());
@@ -354,9 +351,7 @@ async fn a_long_poll_wakes_on_append_and_times_out_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_submitters_all_land_in_some_order() {
-    let dir = temp_dir("race");
-    let mut cast = Cast::new(5);
-    let service = Service::start(&cast.config(&dir)).await.unwrap();
+    let (mut cast, service, _) = serve("race", 5).await;
     let u = url(&service);
     let mut tasks = Vec::new();
     for i in 0..6u64 {

@@ -7,59 +7,19 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonrpsee::core::client::{ClientT, Error as RpcError};
+use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use serde::de::DeserializeOwned;
-use thiserror::Error;
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature};
+use keyward_host::object_params;
 use keyward_vote::{Method, Payload, ServiceId, SignedRequest};
 
 use crate::interchange::Interchange;
 use crate::wire::{HealthResult, SignatureResult, SignedParams, VoteKeyResult};
 
-/// Why a call failed.
-#[derive(Debug, Error)]
-pub enum ClientError {
-    /// The signer refused, with its stable code and reason.
-    #[error("refused ({reason}, code {code}): {message}")]
-    Refused {
-        /// The JSON-RPC error code.
-        code: i32,
-        /// The stable reason name.
-        reason: String,
-        /// The human-readable message.
-        message: String,
-    },
-    /// The signer could not be reached or answered with an HTTP error.
-    #[error("cannot reach the signer: {0}")]
-    Transport(String),
-    /// The answer does not have the expected shape.
-    #[error("unexpected answer from the signer: {0}")]
-    BadAnswer(String),
-}
-
-impl From<RpcError> for ClientError {
-    fn from(e: RpcError) -> Self {
-        match e {
-            RpcError::Call(obj) => {
-                let reason = obj
-                    .data()
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-                    .and_then(|v| v.get("reason")?.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".into());
-                Self::Refused {
-                    code: obj.code(),
-                    reason,
-                    message: obj.message().to_owned(),
-                }
-            }
-            RpcError::ParseError(e) => Self::BadAnswer(e.to_string()),
-            other => Self::Transport(other.to_string()),
-        }
-    }
-}
+pub use keyward_host::ClientError;
 
 /// A client for one validator identity.
 pub struct Client {
@@ -151,17 +111,8 @@ impl Client {
         request: &SignedRequest,
     ) -> Result<R, ClientError> {
         let method: Method = request.payload.method();
-        let params = serde_json::to_value(SignedParams::from_request(request))
-            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        let mut object = ObjectParams::new();
-        if let serde_json::Value::Object(map) = params {
-            for (k, v) in map {
-                object
-                    .insert(&k, v)
-                    .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-            }
-        }
-        Ok(self.http.request(method.name(), object).await?)
+        let params = object_params(&SignedParams::from_request(request))?;
+        Ok(self.http.request(method.name(), params).await?)
     }
 
     /// `registerNode`.

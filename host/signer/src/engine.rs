@@ -6,14 +6,15 @@
 //! on the RPC worker threads), so the thread spends its time on the tower rules, one Ed25519
 //! signature per vote and the commit.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rand_core::OsRng;
 use tokio::sync::oneshot;
 
 use keyward_crypto::SolanaPubkey;
+pub use keyward_host::Failure;
 use keyward_vote::{Answer, Method, Prepared, Refusal, Signer};
 
 use crate::metrics::Metrics;
@@ -50,26 +51,6 @@ impl Durable for Store {
     fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
         self.commit(records.iter().map(|(id, r)| (id, r.as_slice())))
             .map_err(|e| e.to_string())
-    }
-}
-
-/// Set once, by the writer, when a commit fails or the writer stops; from then on the service
-/// answers nothing until restarted. Shared with the health routes.
-#[derive(Clone, Default)]
-pub struct Failure(Arc<OnceLock<String>>);
-
-impl Failure {
-    /// The failed commit's error, if one has failed.
-    pub fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
-    }
-}
-
-struct StoppedGuard(Failure);
-
-impl Drop for StoppedGuard {
-    fn drop(&mut self) {
-        let _ = self.0.0.set("the writer has stopped".into());
     }
 }
 
@@ -129,7 +110,7 @@ impl Engine {
             .name("keyward-signer-writer".into())
             .spawn(move || {
                 // However the writer ends (shutdown or a panic), health reports it.
-                let _stopped = StoppedGuard(writer.failure.clone());
+                let _stopped = writer.failure.stopped_guard();
                 writer.run(rx, max_batch);
             })
             .expect("the OS can start a thread");
@@ -266,7 +247,7 @@ impl<D: Durable> Writer<D> {
                 target: "keyward::audit", event = "commit_failed", error = %e,
                 requests = pending.len(), "refusing every request until restarted"
             );
-            let _ = self.failure.0.set(e.clone());
+            self.failure.set(e.clone());
         }
         // Counting validators walks them all: only when a registration may have changed.
         if pending

@@ -15,8 +15,9 @@ use std::time::Instant;
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
+pub use keyward_host::Running;
 use tower::{Layer, Service};
 
 use keyward_vote::{Answer, Method, Refusal, SignerConfig};
@@ -126,14 +127,6 @@ fn prepare_refused(
         reason = refusal.name(), detail = %refusal
     );
     error_object(&ServiceError::Refused(refusal))
-}
-
-/// A running server.
-pub struct Running {
-    /// The bound address.
-    pub addr: SocketAddr,
-    /// The server handle; dropping every handle stops the server.
-    pub handle: ServerHandle,
 }
 
 /// Starts the server on `listen`, refusing bodies over `max_body_bytes` before parsing.
