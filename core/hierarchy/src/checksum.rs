@@ -95,6 +95,11 @@ impl EpochRecord {
     pub fn committee(&self) -> &Committee {
         &self.committee
     }
+
+    /// The gatekeeper identity behind each share index.
+    pub fn gatekeepers(&self) -> &BTreeMap<ShareIndex, IdentityPublicKey> {
+        &self.gatekeepers
+    }
 }
 
 /// Why a chain of epoch records was refused.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use keyward_crypto::{ChannelPublicKey, DecodeError, Reader, Writer};
 use keyward_enclave::{Evidence, EvidenceError};
 
+use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
 
 /// Longest encoded attestation evidence in a registration.
@@ -28,16 +29,25 @@ pub enum Kind {
     WorkerRegister,
     /// A worker leaves.
     WorkerDeregister,
+    /// A gatekeeper creates an epoch and seals its secret to the founding committee.
+    EpochCreate,
+    /// A holder hands epoch secrets to another admitted gatekeeper.
+    EpochHandoff,
+    /// A gatekeeper accepts the epoch secrets handed to it.
+    EpochAccept,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
         Self::WorkerRegister,
         Self::WorkerDeregister,
+        Self::EpochCreate,
+        Self::EpochHandoff,
+        Self::EpochAccept,
     ];
 
     /// The wire code.
@@ -48,6 +58,9 @@ impl Kind {
             Self::GatekeeperDeregister => 2,
             Self::WorkerRegister => 3,
             Self::WorkerDeregister => 4,
+            Self::EpochCreate => 5,
+            Self::EpochHandoff => 6,
+            Self::EpochAccept => 7,
         }
     }
 
@@ -64,6 +77,9 @@ impl Kind {
             Self::GatekeeperDeregister => "gatekeeper_deregister",
             Self::WorkerRegister => "worker_register",
             Self::WorkerDeregister => "worker_deregister",
+            Self::EpochCreate => "epoch_create",
+            Self::EpochHandoff => "epoch_handoff",
+            Self::EpochAccept => "epoch_accept",
         }
     }
 }
@@ -139,6 +155,12 @@ pub enum Body {
     WorkerRegister(Registration),
     /// Kind 4: empty.
     WorkerDeregister,
+    /// Kind 5.
+    EpochCreate(Box<EpochCreate>),
+    /// Kind 6.
+    EpochHandoff(EpochHandoff),
+    /// Kind 7.
+    EpochAccept(EpochAccept),
 }
 
 impl Body {
@@ -150,6 +172,9 @@ impl Body {
             Self::GatekeeperDeregister => Kind::GatekeeperDeregister,
             Self::WorkerRegister(_) => Kind::WorkerRegister,
             Self::WorkerDeregister => Kind::WorkerDeregister,
+            Self::EpochCreate(_) => Kind::EpochCreate,
+            Self::EpochHandoff(_) => Kind::EpochHandoff,
+            Self::EpochAccept(_) => Kind::EpochAccept,
         }
     }
 
@@ -160,6 +185,9 @@ impl Body {
             Self::Genesis(config) => config.encode(&mut w),
             Self::GatekeeperRegister(reg) | Self::WorkerRegister(reg) => reg.encode(&mut w),
             Self::GatekeeperDeregister | Self::WorkerDeregister => {}
+            Self::EpochCreate(create) => create.encode(&mut w),
+            Self::EpochHandoff(handoff) => handoff.encode(&mut w),
+            Self::EpochAccept(accept) => accept.encode(&mut w),
         }
         w.finish()
     }
@@ -176,6 +204,9 @@ impl Body {
             Kind::GatekeeperDeregister => Self::GatekeeperDeregister,
             Kind::WorkerRegister => Self::WorkerRegister(Registration::decode(&mut r)?),
             Kind::WorkerDeregister => Self::WorkerDeregister,
+            Kind::EpochCreate => Self::EpochCreate(Box::new(EpochCreate::decode(&mut r)?)),
+            Kind::EpochHandoff => Self::EpochHandoff(EpochHandoff::decode(&mut r)?),
+            Kind::EpochAccept => Self::EpochAccept(EpochAccept::decode(&mut r)?),
         };
         r.finish()?;
         Ok(body)

@@ -266,14 +266,18 @@ impl GenesisConfig {
     }
 }
 
-fn text<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+pub(crate) fn text<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
     core::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid {
         field,
         reason: "not UTF-8",
     })
 }
 
-fn ascending<T: Ord>(set: &BTreeSet<T>, next: &T, field: &'static str) -> Result<(), DecodeError> {
+pub(crate) fn ascending<T: Ord>(
+    set: &BTreeSet<T>,
+    next: &T,
+    field: &'static str,
+) -> Result<(), DecodeError> {
     match set.last() {
         Some(last) if last >= next => Err(DecodeError::Invalid {
             field,
@@ -357,7 +361,8 @@ impl Genesis {
 
     /// The stateless checks of an entry for this ledger: the author's signature, the body's
     /// encoding, and the body rules that need no registry state (evidence against the role's
-    /// policy and registration nonce; a gatekeeper's endpoint is not public). Safe to run on
+    /// policy and registration nonce; a gatekeeper's endpoint is not public; epoch-secret
+    /// envelopes come from the author and name this ledger, epoch and recipient). Safe to run on
     /// many threads at once.
     ///
     /// # Errors
@@ -378,7 +383,12 @@ impl Genesis {
                 }
             }
             Body::WorkerRegister(reg) => self.check_registration(&entry, reg, Role::Worker)?,
-            Body::Genesis(_) | Body::GatekeeperDeregister | Body::WorkerDeregister => {}
+            Body::EpochCreate(create) => create.check(&entry.author(), &self.hash)?,
+            Body::EpochHandoff(handoff) => handoff.check(&entry.author(), &self.hash)?,
+            Body::Genesis(_)
+            | Body::GatekeeperDeregister
+            | Body::WorkerDeregister
+            | Body::EpochAccept(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

@@ -18,12 +18,16 @@
 
 pub mod body;
 pub mod entry;
+pub mod epoch;
 pub mod genesis;
 pub mod registry;
 pub mod reject;
 
 pub use body::{Body, Kind, Registration};
 pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
+pub use epoch::{
+    EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
+};
 pub use genesis::{CodeId, Genesis, GenesisConfig, GenesisError, Params, registration_nonce};
-pub use registry::{Applied, Event, Node, Registry, Role, Status};
-pub use reject::Rejected;
+pub use registry::{Applied, EpochState, EpochStatus, Event, Node, Registry, Role, Status};
+pub use reject::{Named, Rejected};

@@ -1,5 +1,6 @@
 //! Every reason an entry is refused, each with a stable name and code (PROTOCOL §16.5). A
-//! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes.
+//! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes,
+//! 22xx epochs.
 
 use std::net::SocketAddr;
 
@@ -9,8 +10,34 @@ use keyward_crypto::DecodeError;
 use keyward_enclave::EvidenceError;
 
 use crate::body::Kind;
+use keyward_crypto::IdentityPublicKey;
+use keyward_hierarchy::Epoch;
+
 use crate::entry::EntryHash;
 use crate::genesis::GenesisError;
+
+/// An identity named in a refusal, by its 32-byte encoding: small, so that refusals stay cheap
+/// to return.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Named(pub [u8; 32]);
+
+impl From<IdentityPublicKey> for Named {
+    fn from(id: IdentityPublicKey) -> Self {
+        Self(id.to_bytes())
+    }
+}
+
+impl core::fmt::Display for Named {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&keyward_crypto::hex::to_0x(&self.0))
+    }
+}
+
+impl core::fmt::Debug for Named {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Named({self})")
+    }
+}
 
 /// Why an entry was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -113,6 +140,76 @@ pub enum Rejected {
     /// A gatekeeper's RPC address is reachable from the public internet.
     #[error("gatekeeper endpoint {0} is public; use loopback or a private address")]
     PublicGatekeeperEndpoint(SocketAddr),
+    /// The gatekeeper is the last active holder of an epoch: its leaving would lose the epoch.
+    #[error("the author is the last active holder of epoch {epoch}")]
+    LastHolder {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// The gatekeeper founds an epoch that has not activated yet.
+    #[error("the author founds epoch {epoch}, which is not active yet")]
+    EpochPending {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// The entry creates an epoch other than the next one.
+    #[error("the next epoch is {expected}, not {found}")]
+    WrongEpoch {
+        /// The next epoch.
+        expected: Epoch,
+        /// The entry's epoch.
+        found: Epoch,
+    },
+    /// A later epoch must be the council's approved, running rotation.
+    #[error("proposal {proposal} is not an approved rotation")]
+    ProposalNotApproved {
+        /// The proposal the entry names.
+        proposal: EntryHash,
+    },
+    /// An epoch's committee member or secret recipient is not an active, admitted gatekeeper.
+    #[error("{id} is not an active, admitted gatekeeper")]
+    NotAdmitted {
+        /// The identity.
+        id: Named,
+    },
+    /// An epoch-secret envelope is not what its entry says.
+    #[error("the epoch-secret envelope for {member}: {reason}")]
+    BadSecretEnvelope {
+        /// The member it should be for.
+        member: Named,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The author hands over the secret of an epoch it does not hold.
+    #[error("the author does not hold epoch {epoch}")]
+    NotHolder {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// The recipient already holds the epoch.
+    #[error("the recipient already holds epoch {epoch}")]
+    AlreadyHolder {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// The author accepts an epoch whose secret nobody handed it.
+    #[error("the author has no pending secret for epoch {epoch}")]
+    NoPendingSecret {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// The author already handed this epoch to this recipient.
+    #[error("the author already handed epoch {epoch} to this recipient")]
+    DuplicateHandoff {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// No such epoch.
+    #[error("epoch {epoch} does not exist")]
+    UnknownEpoch {
+        /// The epoch.
+        epoch: Epoch,
+    },
 }
 
 impl Rejected {
@@ -145,6 +242,17 @@ impl Rejected {
             Self::EvidenceRefused(_) => (2103, "evidence_refused"),
             Self::StakeTooLow { .. } => (2104, "stake_too_low"),
             Self::PublicGatekeeperEndpoint(_) => (2105, "public_gatekeeper_endpoint"),
+            Self::LastHolder { .. } => (2106, "last_holder"),
+            Self::EpochPending { .. } => (2107, "epoch_pending"),
+            Self::WrongEpoch { .. } => (2201, "wrong_epoch"),
+            Self::ProposalNotApproved { .. } => (2202, "proposal_not_approved"),
+            Self::NotAdmitted { .. } => (2203, "not_admitted"),
+            Self::BadSecretEnvelope { .. } => (2204, "bad_secret_envelope"),
+            Self::NotHolder { .. } => (2205, "not_holder"),
+            Self::AlreadyHolder { .. } => (2206, "already_holder"),
+            Self::NoPendingSecret { .. } => (2207, "no_pending_secret"),
+            Self::DuplicateHandoff { .. } => (2208, "duplicate_handoff"),
+            Self::UnknownEpoch { .. } => (2209, "unknown_epoch"),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use keyward_crypto::{DecodeError, IdentityKeypair, SigningPurpose, Writer};
 use keyward_enclave::{DevPlatformKey, EvidenceError};
+use keyward_hierarchy::Epoch;
 use keyward_ledger::entry::MAX_BODY_LEN;
 use keyward_ledger::*;
 use support::*;
@@ -618,6 +619,7 @@ mod nodes {
 
 #[test]
 fn every_refusal_has_a_distinct_name_and_code() {
+    let key = Net::new(0).key();
     let all = [
         Rejected::MalformedEntry(DecodeError::Truncated { field: "x" }),
         Rejected::UnknownKind(9),
@@ -655,6 +657,27 @@ fn every_refusal_has_a_distinct_name_and_code() {
             found: 0,
         },
         Rejected::PublicGatekeeperEndpoint("8.8.8.8:1".parse().unwrap()),
+        Rejected::LastHolder { epoch: Epoch(0) },
+        Rejected::EpochPending { epoch: Epoch(0) },
+        Rejected::WrongEpoch {
+            expected: Epoch(0),
+            found: Epoch(1),
+        },
+        Rejected::ProposalNotApproved {
+            proposal: EntryHash::ZERO,
+        },
+        Rejected::NotAdmitted {
+            id: key.public().into(),
+        },
+        Rejected::BadSecretEnvelope {
+            member: key.public().into(),
+            reason: "x",
+        },
+        Rejected::NotHolder { epoch: Epoch(0) },
+        Rejected::AlreadyHolder { epoch: Epoch(0) },
+        Rejected::NoPendingSecret { epoch: Epoch(0) },
+        Rejected::DuplicateHandoff { epoch: Epoch(0) },
+        Rejected::UnknownEpoch { epoch: Epoch(0) },
     ];
     let names: BTreeSet<_> = all.iter().map(Rejected::name).collect();
     let codes: BTreeSet<_> = all.iter().map(Rejected::code).collect();

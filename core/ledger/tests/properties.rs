@@ -1,11 +1,12 @@
 //! Properties of the registry over random scripts of valid and invalid entries from a fixed cast:
-//! a refused entry changes nothing; the same entries always give the same registry, however they
+//! nodes and epochs: a refused entry changes nothing; the same entries always give the same registry, however they
 //! are split; height and sequence numbers never go back.
 #![allow(clippy::unwrap_used)] // tests
 
 mod support;
 
-use keyward_crypto::IdentityKeypair;
+use keyward_crypto::{ChannelKeypair, IdentityKeypair};
+use keyward_hierarchy::{Epoch, MasterKey};
 use keyward_ledger::*;
 use proptest::prelude::*;
 use support::*;
@@ -18,6 +19,11 @@ enum Action {
     RegisterWorker,
     DeregisterGatekeeper,
     DeregisterWorker,
+    /// Create epoch 0 with this cast member as the second founder (alone if it is the author).
+    CreateEpoch(usize),
+    /// Hand epoch 0's secret to this cast member.
+    Handoff(usize),
+    AcceptEpoch,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,10 +39,13 @@ fn step() -> impl Strategy<Value = (usize, Action, Tamper)> {
     (
         0..CAST,
         prop_oneof![
-            Just(Action::RegisterGatekeeper),
-            Just(Action::RegisterWorker),
-            Just(Action::DeregisterGatekeeper),
-            Just(Action::DeregisterWorker),
+            3 => Just(Action::RegisterGatekeeper),
+            1 => Just(Action::RegisterWorker),
+            1 => Just(Action::DeregisterGatekeeper),
+            1 => Just(Action::DeregisterWorker),
+            2 => (0..CAST).prop_map(Action::CreateEpoch),
+            3 => (0..CAST).prop_map(Action::Handoff),
+            3 => Just(Action::AcceptEpoch),
         ],
         prop_oneof![
             4 => Just(Tamper::None),
@@ -49,25 +58,52 @@ fn step() -> impl Strategy<Value = (usize, Action, Tamper)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn the_registry_is_a_deterministic_function_of_the_accepted_entries(
-        script in proptest::collection::vec(step(), 1..24),
-        split in 0usize..24,
+        script in proptest::collection::vec(step(), 1..40),
+        split in 0usize..40,
     ) {
         let mut net = Net::new(7);
         // Member 0 of the cast is a council member, to exercise role conflicts.
         let mut cast: Vec<IdentityKeypair> = vec![IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new(*net.council[0].seed().expose()))];
         cast.extend((1..CAST).map(|_| net.key()));
+        let channels: Vec<_> = (0..CAST).map(|_| ChannelKeypair::generate(&mut net.rng)).collect();
+        let master = MasterKey::generate(&mut net.rng);
+        let genesis = net.registry.genesis().hash();
         let mut accepted = Vec::new();
-        for (who, action, tamper) in script {
+        // Two admitted gatekeepers to start with, so that epoch entries often apply.
+        let prologue = [(1, Action::RegisterGatekeeper, Tamper::None), (2, Action::RegisterGatekeeper, Tamper::None)];
+        for (who, action, tamper) in prologue.into_iter().chain(script) {
             let author = &cast[who];
+            let member = |i: usize| (cast[i].public(), channels[i].public());
+            let stake = Params::default().min_gatekeeper_stake;
             let body = match action {
-                Action::RegisterGatekeeper => net.gatekeeper_body(author),
+                Action::RegisterGatekeeper => Body::GatekeeperRegister(net.registration_for(
+                    author,
+                    channels[who].public(),
+                    Role::Gatekeeper { admitted: false },
+                    "10.0.0.1:9100",
+                    stake,
+                )),
                 Action::RegisterWorker => net.worker_body(author),
                 Action::DeregisterGatekeeper => Body::GatekeeperDeregister,
                 Action::DeregisterWorker => Body::WorkerDeregister,
+                Action::CreateEpoch(with) => {
+                    let others: Vec<_> = (with != who).then(|| member(with)).into_iter().collect();
+                    Body::EpochCreate(Box::new(
+                        EpochCreate::new(author, &genesis, Epoch(0), &master, &others, None, &mut net.rng)
+                            .unwrap(),
+                    ))
+                }
+                Action::Handoff(to) => Body::EpochHandoff(
+                    EpochHandoff::new(author, &genesis, member(to), &[(Epoch(0), &master)], &mut net.rng)
+                        .unwrap(),
+                ),
+                Action::AcceptEpoch => Body::EpochAccept(EpochAccept {
+                    epochs: [Epoch(0)].into(),
+                }),
             };
             let mut p = net.position(author);
             match tamper {

@@ -1,5 +1,5 @@
-//! The ledger's test vectors (docs/test-vectors/keyward-ledger-v1.json): a genesis and a worker
-//! registration from fixed seeds, with every field, the body and entry bytes and the hashes. The
+//! The ledger's test vectors (docs/test-vectors/keyward-ledger-v1.json): a genesis, a worker
+//! registration and an epoch 0 founded by two gatekeepers, from fixed seeds, with every field, the body and entry bytes and the hashes. The
 //! test regenerates the file's content and compares; `KEYWARD_WRITE_VECTORS=1` rewrites it after a
 //! deliberate change. tools/spec-check rebuilds the bytes and hashes from the fields and
 //! PROTOCOL §16, and verifies the signatures (sr25519 signatures are randomized: the seeded RNG
@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair, SecretBytes, hex::to_0x};
 use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy, evidence::report_data};
+use keyward_hierarchy::{Epoch, EpochChecksum, MasterKey};
 use keyward_ledger::*;
 use rand::{SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
@@ -97,9 +98,66 @@ fn generate() -> Value {
         .unwrap();
     assert_eq!(applied.hash, entry.hash());
 
+    // Two gatekeepers register; the first creates epoch 0 with both as founders.
+    let gatekeepers = [key(0x51), key(0x52)];
+    let gk_channels = [
+        ChannelKeypair::derive(b"keyward vector gatekeeper channel 1"),
+        ChannelKeypair::derive(b"keyward vector gatekeeper channel 2"),
+    ];
+    let gk_role = Role::Gatekeeper { admitted: false };
+    for (gk, channel) in gatekeepers.iter().zip(&gk_channels) {
+        let nonce = registration_nonce(&genesis.hash(), gk_role);
+        let bound = [
+            BoundKey::Identity(gk.public()),
+            BoundKey::Channel(channel.public()),
+        ];
+        let body = Body::GatekeeperRegister(Registration {
+            channel: channel.public(),
+            endpoint: "127.0.0.1:9100".parse().unwrap(),
+            stake: 10_000,
+            evidence: platform
+                .attest(measurement, &bound, &nonce, &mut rng)
+                .unwrap(),
+        });
+        let position = Position {
+            height: registry.next_height(),
+            parent: registry.head(),
+            seq: 0,
+        };
+        let e = Entry::sign(gk, position, &body, &mut rng);
+        registry
+            .apply(registry.genesis().verify(e).unwrap())
+            .unwrap();
+    }
+    let master = MasterKey::from_bytes(&SecretBytes::new([0x06; 32])).unwrap();
+    let create = EpochCreate::new(
+        &gatekeepers[0],
+        &genesis.hash(),
+        Epoch(0),
+        &master,
+        &[(gatekeepers[1].public(), gk_channels[1].public())],
+        None,
+        &mut rng,
+    )
+    .unwrap();
+    let epoch_position = Position {
+        height: registry.next_height(),
+        parent: registry.head(),
+        seq: 1,
+    };
+    let epoch_entry = Entry::sign(
+        &gatekeepers[0],
+        epoch_position,
+        &Body::EpochCreate(Box::new(create.clone())),
+        &mut rng,
+    );
+    registry
+        .apply(registry.genesis().verify(epoch_entry.clone()).unwrap())
+        .unwrap();
+
     let p = &config.params;
     json!({
-        "description": "keyward ledger v1 (docs/PROTOCOL.md §16): a genesis and a worker registration. Bytes and hashes are deterministic functions of the fields; signatures are sr25519 under keyward/v1/ledger-entry (verify them, do not reproduce them).",
+        "description": "keyward ledger v1 (docs/PROTOCOL.md §16): a genesis, a worker registration and the creation of epoch 0 by two gatekeepers (the second registration entries are not listed; epochCreate gives its position). Bytes and hashes are deterministic functions of the fields; signatures are sr25519 under keyward/v1/ledger-entry (verify them, do not reproduce them).",
         "council": council.iter().map(|k| json!({"seed": to_0x(k.seed().expose()), "public": to_0x(&k.public().to_bytes())})).collect::<Vec<_>>(),
         "devPlatform": {"seed": to_0x(&[0x31; 32]), "public": to_0x(&platform.public().to_bytes())},
         "genesis": {
@@ -138,6 +196,27 @@ fn generate() -> Value {
             "body": to_0x(entry.body_bytes()),
             "entry": to_0x(entry.as_bytes()),
             "hash": to_0x(&entry.hash().0),
+        },
+        "epochCreate": {
+            "gatekeepers": gatekeepers.iter().zip(&gk_channels).map(|(k, c)| json!({
+                "seed": to_0x(k.seed().expose()),
+                "public": to_0x(&k.public().to_bytes()),
+                "channel": to_0x(&c.public().0),
+            })).collect::<Vec<_>>(),
+            "height": epoch_position.height,
+            "parent": to_0x(&epoch_position.parent.0),
+            "seq": epoch_position.seq,
+            "kind": Kind::EpochCreate.code(),
+            "epoch": 0,
+            "masterSecret": to_0x(master.to_bytes().expose()),
+            "masterPublic": to_0x(&master.public_key().to_bytes()),
+            "secretAad": to_0x(&epoch_secret_aad(&genesis.hash(), Epoch(0), &gatekeepers[1].public())),
+            "envelope": to_0x(&create.envelopes[0].to_bytes()),
+            "body": to_0x(epoch_entry.body_bytes()),
+            "entry": to_0x(epoch_entry.as_bytes()),
+            "hash": to_0x(&epoch_entry.hash().0),
+            "checksumGenesis": to_0x(&EpochChecksum::genesis(&config.chain).0),
+            "checksum": to_0x(&registry.checksum().0),
         },
     })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair};
+use keyward_crypto::{ChainId, ChannelKeypair, ChannelPublicKey, IdentityKeypair};
 use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy};
 use keyward_ledger::*;
 use rand::{SeedableRng, rngs::StdRng};
@@ -122,6 +122,18 @@ impl Net {
         stake: u64,
     ) -> Registration {
         let channel = ChannelKeypair::generate(&mut self.rng).public();
+        self.registration_for(node, channel, role, endpoint, stake)
+    }
+
+    /// As [`Net::registration`], with a given channel key.
+    pub fn registration_for(
+        &mut self,
+        node: &IdentityKeypair,
+        channel: ChannelPublicKey,
+        role: Role,
+        endpoint: &str,
+        stake: u64,
+    ) -> Registration {
         let evidence = self
             .platform
             .attest(
@@ -155,5 +167,56 @@ impl Net {
     pub fn worker_body(&mut self, node: &IdentityKeypair) -> Body {
         let stake = Params::default().min_worker_stake;
         Body::WorkerRegister(self.registration(node, Role::Worker, "203.0.113.7:9200", stake))
+    }
+}
+
+/// A node with both its keys, as its enclave would hold them.
+pub struct Member {
+    pub id: IdentityKeypair,
+    pub channel: ChannelKeypair,
+}
+
+impl Member {
+    pub fn public(&self) -> (keyward_crypto::IdentityPublicKey, ChannelPublicKey) {
+        (self.id.public(), self.channel.public())
+    }
+}
+
+impl Net {
+    /// A new node in `role`, registered.
+    pub fn join(&mut self, role: Role) -> Member {
+        let member = Member {
+            id: self.key(),
+            channel: ChannelKeypair::generate(&mut self.rng),
+        };
+        let params = Params::default();
+        let body = match role {
+            Role::Gatekeeper { .. } => Body::GatekeeperRegister(self.registration_for(
+                &member.id,
+                member.channel.public(),
+                role,
+                "127.0.0.1:9100",
+                params.min_gatekeeper_stake,
+            )),
+            Role::Worker => Body::WorkerRegister(self.registration_for(
+                &member.id,
+                member.channel.public(),
+                role,
+                "203.0.113.7:9200",
+                params.min_worker_stake,
+            )),
+        };
+        self.submit(&member.id, &body).unwrap();
+        member
+    }
+
+    /// A new gatekeeper, registered.
+    pub fn gatekeeper(&mut self) -> Member {
+        self.join(Role::Gatekeeper { admitted: false })
+    }
+
+    /// A new worker, registered.
+    pub fn worker(&mut self) -> Member {
+        self.join(Role::Worker)
     }
 }

@@ -5,16 +5,22 @@
 //! construction. Only ordered maps are used and there is no clock: the same entries give the
 //! same registry on every node.
 
+mod epochs;
+mod nodes;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keyward_crypto::{ChannelPublicKey, IdentityPublicKey};
+use keyward_hierarchy::{Epoch, EpochChecksum};
 
-use crate::body::{Body, Kind, Registration};
+use crate::body::{Body, Kind};
 use crate::entry::{Entry, EntryHash, VerifiedEntry};
 use crate::genesis::Genesis;
 use crate::reject::Rejected;
+
+pub use epochs::{EpochState, EpochStatus};
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +101,30 @@ pub enum Event {
         /// Its role.
         role: Role,
     },
+    /// An epoch was created; it is pending until its founding committee holds it.
+    EpochCreated {
+        /// The epoch.
+        epoch: Epoch,
+    },
+    /// An epoch secret waits for `recipient` to open, seal and accept it.
+    SecretPending {
+        /// The epoch.
+        epoch: Epoch,
+        /// The gatekeeper it is sealed to.
+        recipient: IdentityPublicKey,
+    },
+    /// A gatekeeper now holds an epoch's secret.
+    SecretAccepted {
+        /// The epoch.
+        epoch: Epoch,
+        /// The gatekeeper.
+        holder: IdentityPublicKey,
+    },
+    /// An epoch became the current one; the one before it is retained.
+    EpochActivated {
+        /// The epoch.
+        epoch: Epoch,
+    },
 }
 
 /// The outcome of an applied entry.
@@ -117,6 +147,9 @@ pub struct Applied {
 enum Effect {
     Register(Node),
     Deregister,
+    CreateEpoch(Box<EpochState>),
+    Handoff(crate::epoch::EpochHandoff),
+    Accept(crate::epoch::EpochAccept),
 }
 
 /// The registry state after the entries applied so far.
@@ -131,6 +164,8 @@ pub struct Registry {
     next_seq: BTreeMap<IdentityPublicKey, u64>,
     nodes: BTreeMap<IdentityPublicKey, Node>,
     gatekeepers_registered: u64,
+    epochs: Vec<EpochState>,
+    current: Option<Epoch>,
 }
 
 impl Registry {
@@ -146,6 +181,8 @@ impl Registry {
             next_seq: BTreeMap::from([(genesis.author(), 1)]),
             nodes: BTreeMap::new(),
             gatekeepers_registered: 0,
+            epochs: Vec::new(),
+            current: None,
             genesis,
         })
     }
@@ -200,66 +237,10 @@ impl Registry {
             Body::WorkerRegister(reg) => self.check_register(author, reg, false),
             Body::GatekeeperDeregister => self.check_deregister(author, Kind::GatekeeperDeregister),
             Body::WorkerDeregister => self.check_deregister(author, Kind::WorkerDeregister),
+            Body::EpochCreate(create) => self.check_create(author, create),
+            Body::EpochHandoff(handoff) => self.check_handoff(author, handoff),
+            Body::EpochAccept(accept) => self.check_accept(author, accept),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
-        }
-    }
-
-    fn check_register(
-        &self,
-        author: IdentityPublicKey,
-        reg: &Registration,
-        gatekeeper: bool,
-    ) -> Result<Effect, Rejected> {
-        if let Some(node) = self.nodes.get(&author) {
-            return Err(Rejected::AlreadyRegistered {
-                role: node.role.name(),
-            });
-        }
-        if self.genesis.config().council.contains(&author) {
-            return Err(Rejected::RoleConflict);
-        }
-        let params = &self.genesis.config().params;
-        let (role, min) = if gatekeeper {
-            let admitted = self.gatekeepers_registered < u64::from(params.bootstrap_gatekeepers);
-            (Role::Gatekeeper { admitted }, params.min_gatekeeper_stake)
-        } else {
-            (Role::Worker, params.min_worker_stake)
-        };
-        if reg.stake < min {
-            return Err(Rejected::StakeTooLow {
-                role: role.name(),
-                min,
-                found: reg.stake,
-            });
-        }
-        Ok(Effect::Register(Node {
-            role,
-            channel: reg.channel,
-            endpoint: reg.endpoint,
-            stake: reg.stake,
-            measurement: reg.evidence.measurement(),
-            registered_at: self.height,
-            status: Status::Active,
-        }))
-    }
-
-    fn check_deregister(&self, author: IdentityPublicKey, kind: Kind) -> Result<Effect, Rejected> {
-        let gatekeeper = kind == Kind::GatekeeperDeregister;
-        match self.nodes.get(&author) {
-            Some(node)
-                if node.is_active()
-                    && matches!(node.role, Role::Gatekeeper { .. }) == gatekeeper =>
-            {
-                Ok(Effect::Deregister)
-            }
-            _ => Err(Rejected::WrongAuthor {
-                kind,
-                needs: if gatekeeper {
-                    "an active gatekeeper, itself"
-                } else {
-                    "an active worker, itself"
-                },
-            }),
         }
     }
 
@@ -268,25 +249,11 @@ impl Registry {
         let author = entry.author();
         let height = self.height;
         let events = match effect {
-            Effect::Register(node) => {
-                if matches!(node.role, Role::Gatekeeper { .. }) {
-                    self.gatekeepers_registered += 1;
-                }
-                let role = node.role;
-                self.nodes.insert(author, node);
-                vec![Event::Registered { id: author, role }]
-            }
-            Effect::Deregister => {
-                let node = self
-                    .nodes
-                    .get_mut(&author)
-                    .expect("the check found an active node");
-                node.status = Status::Deregistered { at: height };
-                vec![Event::Deregistered {
-                    id: author,
-                    role: node.role,
-                }]
-            }
+            Effect::Register(node) => self.commit_register(author, node),
+            Effect::Deregister => self.commit_deregister(author, height),
+            Effect::CreateEpoch(state) => self.commit_create(author, *state),
+            Effect::Handoff(handoff) => self.commit_handoff(author, handoff),
+            Effect::Accept(accept) => self.commit_accept(author, &accept),
         };
         self.height += 1;
         self.head = entry.hash();
@@ -328,5 +295,31 @@ impl Registry {
     /// Every registered node, in identity order.
     pub fn nodes(&self) -> impl Iterator<Item = (&IdentityPublicKey, &Node)> {
         self.nodes.iter()
+    }
+
+    /// The current epoch: the last one activated.
+    pub fn current_epoch(&self) -> Option<Epoch> {
+        self.current
+    }
+
+    /// Epoch `epoch`'s state, pending, active or retained.
+    pub fn epoch(&self, epoch: Epoch) -> Option<&EpochState> {
+        usize::try_from(epoch.0)
+            .ok()
+            .and_then(|i| self.epochs.get(i))
+    }
+
+    /// Every epoch, from 0.
+    pub fn epochs(&self) -> &[EpochState] {
+        &self.epochs
+    }
+
+    /// The latest epoch checksum: the chain's genesis value before epoch 0. With the epochs'
+    /// records it passes `keyward_hierarchy::verify_chain` by construction.
+    pub fn checksum(&self) -> EpochChecksum {
+        self.epochs.last().map_or_else(
+            || EpochChecksum::genesis(&self.genesis.config().chain),
+            EpochState::checksum,
+        )
     }
 }

@@ -1,0 +1,326 @@
+//! Kinds 5–7: epochs, who holds their secrets, and when an epoch becomes current.
+//!
+//! Classic mode: every holder holds the whole MasterKey. The epoch record (and so the checksum)
+//! names the founding committee, written once at creation; gatekeepers who receive the secret
+//! later are holders in the registry only, so a checksum never changes after it is published.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keyward_crypto::{Envelope, IdentityPublicKey};
+use keyward_hierarchy::{Epoch, EpochChecksum, EpochRecord};
+
+use super::{Effect, Event, Registry, Role};
+use crate::body::Kind;
+use crate::entry::EntryHash;
+use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
+use crate::reject::Rejected;
+
+/// Where an epoch is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochStatus {
+    /// Created; not every founding member holds it (and every earlier epoch) yet.
+    Pending,
+    /// The current epoch: new keys derive from it.
+    Active,
+    /// Superseded, and kept so that data of this epoch stays readable.
+    Retained,
+}
+
+/// One epoch as the ledger records it.
+///
+/// Guarantees: `record` and `checksum` never change after creation; `holders` and `pending`
+/// contain only active, admitted gatekeepers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochState {
+    record: EpochRecord,
+    checksum: EpochChecksum,
+    status: EpochStatus,
+    holders: BTreeSet<IdentityPublicKey>,
+    pending: BTreeMap<IdentityPublicKey, Vec<Envelope>>,
+    handoffs: BTreeSet<(IdentityPublicKey, IdentityPublicKey)>,
+    proposal: Option<EntryHash>,
+    created_at: u64,
+}
+
+impl EpochState {
+    /// The public record: master public key, committee and founding gatekeepers.
+    pub fn record(&self) -> &EpochRecord {
+        &self.record
+    }
+
+    /// The epoch checksum `c_e` after this epoch.
+    pub fn checksum(&self) -> EpochChecksum {
+        self.checksum
+    }
+
+    /// Pending, active or retained.
+    pub fn status(&self) -> EpochStatus {
+        self.status
+    }
+
+    /// The active gatekeepers that hold the secret.
+    pub fn holders(&self) -> &BTreeSet<IdentityPublicKey> {
+        &self.holders
+    }
+
+    /// The envelopes sealed to `recipient` that it has not accepted yet (one per handoff).
+    pub fn pending_for(&self, recipient: &IdentityPublicKey) -> &[Envelope] {
+        self.pending.get(recipient).map_or(&[], Vec::as_slice)
+    }
+
+    /// The founding committee's identities, in share-index order.
+    pub fn founders(&self) -> impl Iterator<Item = &IdentityPublicKey> {
+        self.record.gatekeepers().values()
+    }
+
+    /// The rotation proposal that created it (none for epoch 0).
+    pub fn proposal(&self) -> Option<EntryHash> {
+        self.proposal
+    }
+
+    /// The height of the entry that created it.
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+}
+
+impl Registry {
+    /// An active gatekeeper admitted to hold epoch secrets.
+    fn is_admitted(&self, id: &IdentityPublicKey) -> bool {
+        self.nodes.get(id).is_some_and(|node| {
+            node.is_active() && node.role == Role::Gatekeeper { admitted: true }
+        })
+    }
+
+    fn admitted(&self, id: &IdentityPublicKey) -> Result<&super::Node, Rejected> {
+        match self.nodes.get(id) {
+            Some(node) if self.is_admitted(id) => Ok(node),
+            _ => Err(Rejected::NotAdmitted { id: (*id).into() }),
+        }
+    }
+
+    fn epoch_state(&self, epoch: Epoch) -> Result<&EpochState, Rejected> {
+        self.epoch(epoch).ok_or(Rejected::UnknownEpoch { epoch })
+    }
+
+    /// Checks that each envelope is sealed to the registered channel key of its member.
+    fn check_recipient(
+        &self,
+        member: &IdentityPublicKey,
+        envelope: &Envelope,
+    ) -> Result<(), Rejected> {
+        if self.admitted(member)?.channel == envelope.recipient() {
+            Ok(())
+        } else {
+            Err(Rejected::BadSecretEnvelope {
+                member: (*member).into(),
+                reason: "not sealed to the member's registered channel key",
+            })
+        }
+    }
+
+    pub(super) fn check_create(
+        &self,
+        author: IdentityPublicKey,
+        create: &EpochCreate,
+    ) -> Result<Effect, Rejected> {
+        if !self.is_admitted(&author) {
+            return Err(Rejected::WrongAuthor {
+                kind: Kind::EpochCreate,
+                needs: "an active, admitted gatekeeper",
+            });
+        }
+        let expected = Epoch(self.epochs.len() as u64);
+        if create.epoch != expected {
+            return Err(Rejected::WrongEpoch {
+                expected,
+                found: create.epoch,
+            });
+        }
+        if let Some(proposal) = create.proposal {
+            // Rotations arrive with the council's entries; until one is approved, none is.
+            return Err(Rejected::ProposalNotApproved { proposal });
+        }
+        for (member, envelope) in create.committee[1..].iter().zip(&create.envelopes) {
+            self.check_recipient(member, envelope)?;
+        }
+        let record = create.record();
+        let checksum = self.checksum().next(&record);
+        let pending = create.committee[1..]
+            .iter()
+            .zip(&create.envelopes)
+            .map(|(member, envelope)| (*member, vec![envelope.clone()]))
+            .collect();
+        Ok(Effect::CreateEpoch(Box::new(EpochState {
+            record,
+            checksum,
+            status: EpochStatus::Pending,
+            holders: BTreeSet::from([author]),
+            pending,
+            handoffs: BTreeSet::new(),
+            proposal: create.proposal,
+            created_at: self.height,
+        })))
+    }
+
+    pub(super) fn check_handoff(
+        &self,
+        author: IdentityPublicKey,
+        handoff: &EpochHandoff,
+    ) -> Result<Effect, Rejected> {
+        for (&epoch, envelope) in &handoff.secrets {
+            let state = self.epoch_state(epoch)?;
+            if !state.holders.contains(&author) {
+                return Err(Rejected::NotHolder { epoch });
+            }
+            self.check_recipient(&handoff.recipient, envelope)?;
+            if state.holders.contains(&handoff.recipient) {
+                return Err(Rejected::AlreadyHolder { epoch });
+            }
+            if state.handoffs.contains(&(author, handoff.recipient)) {
+                return Err(Rejected::DuplicateHandoff { epoch });
+            }
+        }
+        Ok(Effect::Handoff(handoff.clone()))
+    }
+
+    pub(super) fn check_accept(
+        &self,
+        author: IdentityPublicKey,
+        accept: &EpochAccept,
+    ) -> Result<Effect, Rejected> {
+        if !self.is_admitted(&author) {
+            return Err(Rejected::WrongAuthor {
+                kind: Kind::EpochAccept,
+                needs: "an active, admitted gatekeeper",
+            });
+        }
+        for &epoch in &accept.epochs {
+            if !self.epoch_state(epoch)?.pending.contains_key(&author) {
+                return Err(Rejected::NoPendingSecret { epoch });
+            }
+        }
+        Ok(Effect::Accept(accept.clone()))
+    }
+
+    /// A gatekeeper may leave unless it is the last active holder of an epoch, or founds an
+    /// epoch that is still pending (which could then never activate).
+    pub(super) fn check_gatekeeper_may_leave(
+        &self,
+        author: &IdentityPublicKey,
+    ) -> Result<(), Rejected> {
+        for state in &self.epochs {
+            let epoch = state.record.epoch();
+            if state.status == EpochStatus::Pending && state.founders().any(|f| f == author) {
+                return Err(Rejected::EpochPending { epoch });
+            }
+            if state.holders.len() == 1 && state.holders.contains(author) {
+                return Err(Rejected::LastHolder { epoch });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit_create(
+        &mut self,
+        author: IdentityPublicKey,
+        state: EpochState,
+    ) -> Vec<Event> {
+        let epoch = state.record.epoch();
+        let mut events = vec![
+            Event::EpochCreated { epoch },
+            Event::SecretAccepted {
+                epoch,
+                holder: author,
+            },
+        ];
+        events.extend(
+            state
+                .pending
+                .keys()
+                .map(|&recipient| Event::SecretPending { epoch, recipient }),
+        );
+        self.epochs.push(state);
+        events.extend(self.activate());
+        events
+    }
+
+    pub(super) fn commit_handoff(
+        &mut self,
+        author: IdentityPublicKey,
+        handoff: EpochHandoff,
+    ) -> Vec<Event> {
+        let recipient = handoff.recipient;
+        handoff
+            .secrets
+            .into_iter()
+            .map(|(epoch, envelope)| {
+                let state = self.epoch_mut(epoch);
+                state.handoffs.insert((author, recipient));
+                state.pending.entry(recipient).or_default().push(envelope);
+                Event::SecretPending { epoch, recipient }
+            })
+            .collect()
+    }
+
+    pub(super) fn commit_accept(
+        &mut self,
+        author: IdentityPublicKey,
+        accept: &EpochAccept,
+    ) -> Vec<Event> {
+        let mut events: Vec<Event> = accept
+            .epochs
+            .iter()
+            .map(|&epoch| {
+                let state = self.epoch_mut(epoch);
+                state.pending.remove(&author);
+                state.holders.insert(author);
+                Event::SecretAccepted {
+                    epoch,
+                    holder: author,
+                }
+            })
+            .collect();
+        events.extend(self.activate());
+        events
+    }
+
+    /// A leaving gatekeeper holds nothing and waits for nothing.
+    pub(super) fn forget_holder(&mut self, id: &IdentityPublicKey) {
+        for state in &mut self.epochs {
+            state.holders.remove(id);
+            state.pending.remove(id);
+        }
+    }
+
+    fn epoch_mut(&mut self, epoch: Epoch) -> &mut EpochState {
+        usize::try_from(epoch.0)
+            .ok()
+            .and_then(|i| self.epochs.get_mut(i))
+            .expect("the check found the epoch")
+    }
+
+    /// Activates the newest epoch once every founding member holds it and every epoch before
+    /// it, so that no founder of the current epoch lacks retained data.
+    fn activate(&mut self) -> Option<Event> {
+        let newest = self.epochs.last()?;
+        if newest.status != EpochStatus::Pending {
+            return None;
+        }
+        let ready = newest
+            .founders()
+            .all(|f| self.epochs.iter().all(|s| s.holders.contains(f)));
+        if !ready {
+            return None;
+        }
+        let epoch = newest.record.epoch();
+        for state in &mut self.epochs {
+            if state.status == EpochStatus::Active {
+                state.status = EpochStatus::Retained;
+            }
+        }
+        self.epoch_mut(epoch).status = EpochStatus::Active;
+        self.current = Some(epoch);
+        Some(Event::EpochActivated { epoch })
+    }
+}
