@@ -159,10 +159,10 @@ ci = V['contractInput']
 env = h(ci['envelope'])
 sender_pub = sr25519.public_from_seed(h(ci['senderSeed']))
 purpose = b'contract-input'
-info = b'keyward/v1/envelope/' + purpose
-hpke_aad = var32(ctx) + sender_pub                       # §5.2: var32(aad) || sender (32)
+info = ledger.envelope_info(purpose)
+hpke_aad = ledger.hpke_aad(ctx, sender_pub)              # §5.2: var32(aad) || sender (32)
 enc, ect = hpke_seal(cpk, info, hpke_aad, ci['plaintext'].encode(), h(ci['ikmE']))
-body = b'KWEV\x01' + var8(purpose) + sender_pub + cpk + enc + var32(ctx) + var32(ect)
+body = ledger.encode_envelope(purpose, sender_pub, cpk, enc, ctx, ect, b'')
 ok('contractInput.envelope: every byte before the signature (HPKE seal with ikmE)', env[:-64] == body)
 ok(f'contractInput.envelope length = 174 + L + A + C = {174 + len(purpose) + len(ctx) + len(ect)}', len(env) == 174 + len(purpose) + len(ctx) + len(ect))
 pt = hpke_open(h(ct['x25519Secret']), enc, info, hpke_aad, ect)
@@ -174,19 +174,17 @@ def refused(aad_):
         return True
 ok('envelope does not open with the old AEAD aad (context alone)', refused(ctx))
 ok('envelope does not open with another sender in the AEAD aad', refused(var32(ctx) + h(ident['sr25519Public'])[:31] + b'\0'))
-transcript = var8(purpose) + cpk + enc + var32(ctx) + var32(ect)
+transcript = ledger.envelope_transcript(purpose, cpk, enc, ctx, ect)
 ok('envelope signature verifies (sr25519, context keyward/v1/envelope, §5.3)', sr25519.verify(sender_pub, b'keyward/v1/envelope', transcript, env[-64:]))
 ok('envelope signature refused under another context', not sr25519.verify(sender_pub, b'keyward/v1/contract-keys', transcript, env[-64:]))
 
 # ---- §11 epoch chain -----------------------------------------------------------------------------
 ec = V['epochChain']
-g = hashlib.sha256(var16(b'keyward/v1/epoch-chain/genesis') + var16(ec['chainId'].encode())).digest()
+g = ledger.checksum_genesis(ec['chainId'].encode())
 ok('epochChain.genesis', g == h(ec['genesis']))
 S = h(ck['masterPublicKey'])
-msg = var16(b'keyward/v1/epoch-chain') + g + u64(0) + S + u16(ec['epoch0']['threshold']) + u16(len(ec['epoch0']['members']))
-for i, sd in zip(ec['epoch0']['members'], ec['gatekeeperSeeds']):
-    msg += u16(i) + S + sr25519.public_from_seed(h(sd))   # classic mode: Y_i = S_e
-ok('epochChain.epoch0.checksum', hashlib.sha256(msg).digest() == h(ec['epoch0']['checksum']))
+members = [(i, S, sr25519.public_from_seed(h(sd))) for i, sd in zip(ec['epoch0']['members'], ec['gatekeeperSeeds'])]  # classic: Y_i = S_e
+ok('epochChain.epoch0.checksum', ledger.epoch_checksum(g, 0, S, ec['epoch0']['threshold'], members) == h(ec['epoch0']['checksum']))
 
 # ---- §12 sealed blob ------------------------------------------------------------------------------
 sb = V['sealedBlob']

@@ -1,8 +1,12 @@
-"""Ledger checks (docs/PROTOCOL.md §16, with §1, §13): docs/test-vectors/keyward-ledger-v1.json.
+"""Ledger checks (docs/PROTOCOL.md §16, with §1, §5, §7.3, §8.2, §11, §13):
+docs/test-vectors/keyward-ledger-v1.json.
 
-Written from PROTOCOL.md alone, like check.py, which calls `run(ok, path)`. Every byte string and
-hash in the vector file is rebuilt from the fields recorded beside it; the sr25519 signatures
-(the entries' and the evidence's) are randomized, so they are verified, not reproduced."""
+Written from PROTOCOL.md alone, like check.py, which calls `run(ok, path)` and shares the §5
+envelope and §11 checksum functions defined here. Every byte string and hash in the vector file
+is rebuilt from the fields recorded beside it; the sr25519 signatures (the entries', the
+evidence's and the epoch-secret envelope's) are randomized, so they are verified, not reproduced.
+The envelope's ciphertext is randomized too and the recipient's channel secret is not in the
+file, so the envelope is checked for its framing, fields and signature, not opened."""
 import hashlib, ipaddress, json, re, struct
 
 import r255, sr25519
@@ -53,6 +57,76 @@ def well_formed_sig(sig):
         return False
     s = bytearray(sig[32:]); s[31] &= 0x7f
     return int.from_bytes(s, 'little') < r255.L
+
+
+# ---- §5 envelopes (check.py's contract-input envelope uses these too) --------------------------
+ENVELOPE_CTX = b'keyward/v1/envelope'
+PURPOSES = (b'epoch-secret', b'cluster-key', b'contract-input', b'contract-reply')
+MAX_AAD_LEN = 65536
+MAX_PLAINTEXT_LEN = 1 << 24
+TAG_LEN = 16
+
+
+def envelope_info(purpose): return b'keyward/v1/envelope/' + purpose
+def hpke_aad(aad, sender): return var32(aad) + sender
+
+
+def envelope_transcript(purpose, recipient, enc, aad, ct):
+    """§5.3: what the sender signs (the wire aad, not hpke_aad; the sender is not in it)."""
+    return var8(purpose) + recipient + enc + var32(aad) + var32(ct)
+
+
+def encode_envelope(purpose, sender, recipient, enc, aad, ct, sig):
+    """§5.4 wire layout."""
+    return b'KWEV' + b'\x01' + var8(purpose) + sender + recipient + enc + var32(aad) + var32(ct) + sig
+
+
+def decode_envelope(b):
+    """§5.6 Envelope::from_bytes: header, a known purpose (L <= 32), a canonical sender point,
+    the aad and ciphertext limits, a ciphertext of at least 16 bytes, a well-formed signature,
+    no trailing bytes."""
+    r = Reader(b)
+    if r.take(4) != b'KWEV' or r.u8() != 1:
+        raise Malformed('envelope magic/version')
+    purpose = r.var(1, 32)
+    if purpose not in PURPOSES:
+        raise Malformed('envelope purpose')
+    sender = r.take(32)
+    if r255.decode(sender) is None:
+        raise Malformed('envelope sender not canonical ristretto255')
+    recipient = r.take(32); enc = r.take(32)
+    aad = r.var(4, MAX_AAD_LEN); ct = r.var(4, MAX_PLAINTEXT_LEN + TAG_LEN)
+    if len(ct) < TAG_LEN:
+        raise Malformed('envelope ciphertext shorter than the tag')
+    sig = r.take(64)
+    if not well_formed_sig(sig):
+        raise Malformed('envelope signature')
+    r.end()
+    return dict(purpose=purpose, sender=sender, recipient=recipient, enc=enc, aad=aad, ct=ct, signature=sig)
+
+
+def envelope_verify_sender(e):
+    """§5.6 check 3 alone (Envelope::verify_sender): anyone can run it without the key."""
+    return sr25519.verify(e['sender'], ENVELOPE_CTX,
+                          envelope_transcript(e['purpose'], e['recipient'], e['enc'], e['aad'], e['ct']), e['signature'])
+
+
+# ---- §11 epoch checksum chain, §7.3 classic committee (check.py's epochChain uses these too) ---
+def checksum_genesis(chain_id):
+    return hashlib.sha256(var16(b'keyward/v1/epoch-chain/genesis') + var16(chain_id)).digest()
+
+
+def epoch_checksum(prev, epoch, master, threshold, members):
+    """§11 c_e; members: [(share index, Y_index, gatekeeper sr25519 key)], hashed by ascending index."""
+    m = var16(b'keyward/v1/epoch-chain') + prev + u64(epoch) + master + u16(threshold) + u16(len(members))
+    for i, y, gk in sorted(members):
+        m += u16(i) + y + gk
+    return hashlib.sha256(m).digest()
+
+
+def classic_members(master, gatekeepers):
+    """§7.3 classic mode (t = 1): indices 1..=n in the given order, every Y_i = S_e."""
+    return [(i, master, gk) for i, gk in enumerate(gatekeepers, 1)]
 
 
 # ---- §13.1, §13.2, §13.3 evidence and policy ---------------------------------------------------
@@ -146,7 +220,7 @@ def at_least_as_strict(a, b):
 # ---- §16.1 entries -----------------------------------------------------------------------------
 LEDGER_CTX = b'keyward/v1/ledger-entry'
 MAX_BODY_LEN = 1 << 20
-KNOWN_KINDS = set(range(8))
+KNOWN_KINDS = set(range(14))
 
 
 def encode_entry(height, parent, author, seq, kind, body, sig):
@@ -260,6 +334,75 @@ def gatekeeper_endpoint_allowed(ip):
     if ip.version == 4:
         return ip.is_loopback or any(ip in ipaddress.ip_network(n) for n in ('10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'))
     return ip.is_loopback or ip in ipaddress.ip_network('fc00::/7')
+
+
+# ---- §16.6 epochs, §8.2 MasterKey ---------------------------------------------------------------
+MAX_COMMITTEE = 64
+MAX_SECRET_ENVELOPE_LEN = 1024
+
+
+def master_public(secret):
+    """§8.2: s_e is a nonzero scalar, 32 bytes little-endian canonical; S_e = s_e·G. None if not."""
+    s = int.from_bytes(secret, 'little')
+    return r255.encode(r255.mul(s, r255.B)) if len(secret) == 32 and 0 < s < r255.L else None
+
+
+def secret_aad(genesis_hash, epoch, recipient):
+    return var16(b'keyward/v1/ledger/epoch-secret') + genesis_hash + u64(epoch) + recipient
+
+
+def encode_epoch_create(epoch, master, committee, envelopes, proposal):
+    """proposal: None (u8(0), epoch 0) or the 32-byte rotation (u8(1) || proposal)."""
+    return (u64(epoch) + master + u16(len(committee)) + b''.join(committee)
+            + b''.join(var32(e) for e in envelopes)
+            + (u8(0) if proposal is None else u8(1) + proposal))
+
+
+def decode_epoch_create(b):
+    """§16.6: S_e canonical and not the identity; 1 <= n <= 64 distinct members (canonical sr25519
+    keys); n − 1 envelopes of at most 1024 bytes, each a §5.4 envelope; flag 0 (epoch 0) or
+    1 and a proposal (every later epoch); no trailing bytes."""
+    r = Reader(b)
+    epoch = r.u64(); master = r.take(32)
+    if master == bytes(32) or r255.decode(master) is None:
+        raise Malformed('S_e not a canonical non-identity ristretto255 point')
+    n = r.u16()
+    if not 1 <= n <= MAX_COMMITTEE:
+        raise Malformed('committee size')
+    committee = [r.take(32) for _ in range(n)]
+    if any(r255.decode(m) is None for m in committee):
+        raise Malformed('committee member not canonical ristretto255')
+    if len(set(committee)) != n:
+        raise Malformed('committee member repeated')
+    envelopes = [decode_envelope(r.var(4, MAX_SECRET_ENVELOPE_LEN)) for _ in range(n - 1)]
+    flag = r.u8()
+    if flag not in (0, 1):
+        raise Malformed('proposal flag not 0 or 1')
+    proposal = r.take(32) if flag == 1 else None
+    if (proposal is not None) != (epoch > 0):
+        raise Malformed('proposal flag does not match the epoch')
+    r.end()
+    return dict(epoch=epoch, master=master, committee=committee, envelopes=envelopes, proposal=proposal)
+
+
+def epoch_create_errors(ec, author, genesis_hash):
+    """§16.6 stateless rules: the first member is the author (wrong_author); every envelope is an
+    epoch-secret from the author, with the secret aad of the epoch and its member, and a sender
+    signature that verifies (bad_secret_envelope)."""
+    errs = [] if ec['committee'][0] == author else ['wrong_author']
+    for env, member in zip(ec['envelopes'], ec['committee'][1:]):
+        if (env['purpose'] != b'epoch-secret' or env['sender'] != author
+                or env['aad'] != secret_aad(genesis_hash, ec['epoch'], member) or not envelope_verify_sender(env)):
+            errs.append('bad_secret_envelope')
+    return errs
+
+
+def refusal(f, *a):
+    """Why f(*a) refuses its input (the Malformed message), or None if it accepts it."""
+    try:
+        f(*a); return None
+    except Malformed as x:
+        return str(x)
 
 
 def attempt(f, *a):
@@ -406,3 +549,79 @@ def run(ok, path):
     except Malformed as x:
         unknown = str(x) == 'unknown_kind'
     ok('ledger entry with kind 200 is refused (unknown_kind)', unknown)
+
+    # 8. epoch creation (§16.6; §16.1 entry, §5 envelope, §8.2 MasterKey, §7.3 and §11 checksum)
+    X = L['epochCreate']
+    gks = [h(m['public']) for m in X['gatekeepers']]
+    for i, m in enumerate(X['gatekeepers']):
+        ok(f'ledger epochCreate.gatekeepers[{i}].public = sr25519(seed)', sr25519.public_from_seed(h(m['seed'])) == gks[i])
+    author, master = gks[0], h(X['masterPublic'])
+    ok('ledger epochCreate.masterPublic = masterSecret·G (§8.2, masterSecret a canonical nonzero scalar)',
+       master_public(h(X['masterSecret'])) == master)
+    aad = secret_aad(g_hash, X['epoch'], gks[1])
+    ok('ledger epochCreate.secretAad = var16("keyward/v1/ledger/epoch-secret")||genesis hash||u64(0)||gatekeepers[1].public',
+       aad == h(X['secretAad']))
+    envb = h(X['envelope'])
+    env = attempt(decode_envelope, envb)
+    ok('ledger epochCreate.envelope decodes (§5.6 Envelope::from_bytes framing)', env is not None)
+    ok(f'ledger epochCreate.envelope length = 174 + L + A + C = {174 + 12 + len(aad) + 48} (C = 32-byte scalar + 16)',
+       len(envb) == 174 + len(env['purpose']) + len(env['aad']) + len(env['ct']) and len(env['ct']) == 32 + TAG_LEN)
+    ok('ledger epochCreate.envelope re-encodes to the same bytes (§5.4)',
+       encode_envelope(env['purpose'], env['sender'], env['recipient'], env['enc'], env['aad'], env['ct'], env['signature']) == envb)
+    ok('ledger epochCreate.envelope: purpose epoch-secret, sender gatekeepers[0].public, recipient gatekeepers[1].channel, aad secretAad',
+       (env['purpose'], env['sender'], env['recipient'], env['aad']) == (b'epoch-secret', author, h(X['gatekeepers'][1]['channel']), aad))
+    ok('ledger epochCreate.envelope sender signature verifies over the §5.3 transcript (keyward/v1/envelope)',
+       envelope_verify_sender(env))
+    ebody = encode_epoch_create(X['epoch'], master, gks, [envb], None)
+    ok('ledger epochCreate.body = u64(0)||S_e||u16(2)||gatekeepers||var32(envelope)||u8(0) (§16.6)', ebody == h(X['body']))
+    ec = attempt(decode_epoch_create, ebody)
+    ok('ledger epochCreate.body decodes back to its fields',
+       ec is not None and (ec['epoch'], ec['master'], ec['committee'], ec['envelopes'], ec['proposal'])
+       == (X['epoch'], master, gks, [env], None))
+    ok('ledger epochCreate passes the §16.6 stateless rules (first member is the author; the envelope is the author\'s, for its member)',
+       epoch_create_errors(ec, author, g_hash) == [])
+    x_entry = h(X['entry']); xsig = x_entry[-64:]
+    ok('ledger epochCreate: kind 5 (epoch_create), height 4, seq 1 (the author\'s second entry)',
+       (X['kind'], X['height'], X['seq']) == (5, 4, 1))
+    ok('ledger epochCreate.entry = "KWLE"||01||u64(4)||parent||gatekeepers[0].public||u64(1)||u8(5)||var32(body)||sig',
+       encode_entry(X['height'], h(X['parent']), author, X['seq'], X['kind'], ebody, xsig) == x_entry)
+    e = attempt(decode_entry, x_entry)
+    ok('ledger epochCreate.entry decodes (Entry::from_bytes checks)',
+       e is not None and (e['height'], e['parent'], e['author'], e['seq'], e['kind'], e['body'])
+       == (4, h(X['parent']), author, 1, 5, ebody))
+    ok('ledger epochCreate.entry signature verifies (keyward/v1/ledger-entry)', sr25519.verify(author, LEDGER_CTX, x_entry[:-64], xsig))
+    ok('ledger epochCreate.hash = SHA-256(var16("keyward/v1/ledger/entry-hash")||entry)', entry_hash(x_entry) == h(X['hash']))
+    c_gen = checksum_genesis(g['chain_id'])
+    ok(f'ledger epochCreate.checksumGenesis = c_genesis of the genesis chain id "{g["chain_id"].decode()}" (§11)',
+       c_gen == h(X['checksumGenesis']))
+    ok('ledger epochCreate.checksum = c_0 over the classic record: t = 1, n = 2, index i → committee[i−1], every Y_i = S_e (§11, §7.3)',
+       epoch_checksum(c_gen, ec['epoch'], master, 1, classic_members(master, ec['committee'])) == h(X['checksum']))
+
+    # 9. epoch creation negative checks
+    ok('ledger epoch_create with proposal flag 1 (and a proposal) for epoch 0 is refused (malformed_entry)',
+       refusal(decode_epoch_create, encode_epoch_create(0, master, gks, [envb], h(X['parent'])))
+       == 'proposal flag does not match the epoch')
+    ok('ledger epoch_create for epoch 1: accepted with flag 1 and a proposal, refused with flag 0',
+       refusal(decode_epoch_create, encode_epoch_create(1, master, gks, [envb], h(X['parent']))) is None
+       and refusal(decode_epoch_create, encode_epoch_create(1, master, gks, [envb], None)) == 'proposal flag does not match the epoch')
+    ok('ledger epoch_create with proposal flag 2 is refused (malformed_entry)',
+       refusal(decode_epoch_create, ebody[:-1] + u8(2)) == 'proposal flag not 0 or 1')
+    ok('ledger epoch_create whose committee repeats a member is refused (malformed_entry)',
+       refusal(decode_epoch_create, encode_epoch_create(0, master, [author, author], [envb], None)) == 'committee member repeated')
+    ok('ledger epoch_create with S_e = identity (32 zero bytes) is refused (malformed_entry)',
+       refusal(decode_epoch_create, encode_epoch_create(0, bytes(32), gks, [envb], None)) == 'S_e not a canonical non-identity ristretto255 point')
+    ok('ledger epoch_create with a missing envelope (n = 2, none listed) is refused',
+       refusal(decode_epoch_create, encode_epoch_create(0, master, gks, [], None)) is not None)
+    ok('ledger epochCreate authored by gatekeepers[1] is wrong_author', 'wrong_author' in epoch_create_errors(ec, gks[1], g_hash))
+    ok('ledger epochCreate envelope checked against another genesis hash is bad_secret_envelope',
+       epoch_create_errors(ec, author, bytes(32)) == ['bad_secret_envelope'])
+    ok('ledger epochCreate envelope checked for epoch 1 is bad_secret_envelope (the aad names the epoch)',
+       epoch_create_errors(dict(ec, epoch=1), author, g_hash) == ['bad_secret_envelope'])
+    ok('ledger epochCreate envelope signature refused under context keyward/v1/ledger-entry',
+       not sr25519.verify(author, LEDGER_CTX, envelope_transcript(env['purpose'], env['recipient'], env['enc'], env['aad'], env['ct']),
+                          env['signature']))
+    ok('ledger epochCreate checksum changes with another chain id, threshold or verification share (§11)',
+       all(epoch_checksum(*a) != h(X['checksum']) for a in (
+           (checksum_genesis(b'other-net'), 0, master, 1, classic_members(master, gks)),
+           (c_gen, 0, master, 2, classic_members(master, gks)),
+           (c_gen, 0, master, 1, [(1, master, gks[0]), (2, r255.encode(r255.B), gks[1])]))))

@@ -18,8 +18,8 @@ use crate::{
     cluster::ClusterKey, ids::ContractId, input::ContractContext, kdf, state::StateCipher,
 };
 use keyward_crypto::{
-    ChannelKeypair, ChannelPublicKey, IdentityKeypair, IdentityPublicKey, IdentitySignature,
-    SecretBytes, SignatureError, SigningPurpose, Writer,
+    ChannelKeypair, ChannelPublicKey, DecodeError, IdentityKeypair, IdentityPublicKey,
+    IdentitySignature, Reader, SecretBytes, SignatureError, SigningPurpose, Writer,
 };
 
 /// The keys of one contract in one (epoch, cluster, generation).
@@ -155,6 +155,39 @@ impl ContractPublicKeys {
         signed_bytes(&self.context, &self.sr25519, &self.x25519)
     }
 
+    /// `var16(context bytes) || sr25519(32) || x25519(32) || cluster_key(32) || signature(64)`
+    /// (PROTOCOL §8.7).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.var16(&self.context.to_bytes())
+            .raw(&self.sr25519.to_bytes())
+            .raw(&self.x25519.0)
+            .raw(&self.cluster_key.to_bytes())
+            .raw(&self.signature.to_bytes());
+        w.finish()
+    }
+
+    /// Decodes [`ContractPublicKeys::to_bytes`]; the signature is not checked.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for anything else, trailing bytes included.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let context = ContractContext::from_bytes(r.var16("contract context", 512)?)?;
+        let sr25519 = IdentityPublicKey::from_bytes(&r.array("contract sr25519 key")?)?;
+        let x25519 = ChannelPublicKey(r.array("contract x25519 key")?);
+        let cluster_key = IdentityPublicKey::from_bytes(&r.array("cluster key")?)?;
+        let signature = IdentitySignature::from_bytes(&r.array("signature")?)?;
+        r.finish()?;
+        Ok(Self {
+            context,
+            sr25519,
+            x25519,
+            cluster_key,
+            signature,
+        })
+    }
+
     /// Checks the cluster's signature. The caller checks `cluster_key` is the cluster's key.
     pub fn verify(&self) -> Result<(), SignatureError> {
         self.cluster_key.verify(
@@ -173,4 +206,56 @@ fn signed_bytes(
     let mut w = Writer::new();
     w.raw(&context.to_bytes()).raw(&sr.to_bytes()).raw(&x.0);
     w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClusterId, ClusterKey, Epoch, Generation, MasterKey};
+    use proptest::prelude::*;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    fn certificate() -> ContractPublicKeys {
+        let mut rng = StdRng::seed_from_u64(8);
+        let master = MasterKey::generate(&mut rng);
+        let cluster = ClusterKey::derive(
+            &master,
+            Epoch(2),
+            ClusterId::new("c").unwrap(),
+            Generation(1),
+        );
+        let contract = ContractKey::derive(&cluster, ContractId::new("kv").unwrap());
+        ContractPublicKeys::certify(&cluster, &contract, &mut rng)
+    }
+
+    #[test]
+    fn the_certificate_round_trips_and_refuses_any_truncation_or_trailing_byte() {
+        let cert = certificate();
+        let bytes = cert.to_bytes();
+        assert_eq!(ContractPublicKeys::from_bytes(&bytes).unwrap(), cert);
+        for len in 0..bytes.len() {
+            assert!(ContractPublicKeys::from_bytes(&bytes[..len]).is_err());
+        }
+        let mut long = bytes;
+        long.push(0);
+        assert!(ContractPublicKeys::from_bytes(&long).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_never_panics_and_what_decodes_re_encodes_identically(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+            flip in any::<(usize, u8)>(),
+        ) {
+            if let Ok(cert) = ContractPublicKeys::from_bytes(&bytes) {
+                prop_assert_eq!(cert.to_bytes(), bytes);
+            }
+            let mut good = certificate().to_bytes();
+            let i = flip.0 % good.len();
+            good[i] ^= flip.1 | 1;
+            if let Ok(cert) = ContractPublicKeys::from_bytes(&good) {
+                prop_assert_eq!(cert.to_bytes(), good);
+            }
+        }
+    }
 }

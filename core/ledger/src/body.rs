@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use keyward_crypto::{ChannelPublicKey, DecodeError, Reader, Writer};
 use keyward_enclave::{Evidence, EvidenceError};
 
+use keyward_hierarchy::ContractPublicKeys;
+
+use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
+use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
 
@@ -35,11 +39,23 @@ pub enum Kind {
     EpochHandoff,
     /// A gatekeeper accepts the epoch secrets handed to it.
     EpochAccept,
+    /// A council member forms a cluster of workers.
+    ClusterCreate,
+    /// A cluster's owner adds a worker.
+    ClusterAddMember,
+    /// A holder publishes a cluster's public key for its current key context.
+    ClusterKeyPublish,
+    /// A user deploys a contract to a cluster.
+    ContractDeploy,
+    /// A worker publishes a contract's certified public keys.
+    ContractKeysPublish,
+    /// A user sends a contract an encrypted command.
+    ContractCommand,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -48,6 +64,12 @@ impl Kind {
         Self::EpochCreate,
         Self::EpochHandoff,
         Self::EpochAccept,
+        Self::ClusterCreate,
+        Self::ClusterAddMember,
+        Self::ClusterKeyPublish,
+        Self::ContractDeploy,
+        Self::ContractKeysPublish,
+        Self::ContractCommand,
     ];
 
     /// The wire code.
@@ -61,6 +83,12 @@ impl Kind {
             Self::EpochCreate => 5,
             Self::EpochHandoff => 6,
             Self::EpochAccept => 7,
+            Self::ClusterCreate => 8,
+            Self::ClusterAddMember => 9,
+            Self::ClusterKeyPublish => 10,
+            Self::ContractDeploy => 11,
+            Self::ContractKeysPublish => 12,
+            Self::ContractCommand => 13,
         }
     }
 
@@ -80,6 +108,12 @@ impl Kind {
             Self::EpochCreate => "epoch_create",
             Self::EpochHandoff => "epoch_handoff",
             Self::EpochAccept => "epoch_accept",
+            Self::ClusterCreate => "cluster_create",
+            Self::ClusterAddMember => "cluster_add_member",
+            Self::ClusterKeyPublish => "cluster_key_publish",
+            Self::ContractDeploy => "contract_deploy",
+            Self::ContractKeysPublish => "contract_keys_publish",
+            Self::ContractCommand => "contract_command",
         }
     }
 }
@@ -161,6 +195,18 @@ pub enum Body {
     EpochHandoff(EpochHandoff),
     /// Kind 7.
     EpochAccept(EpochAccept),
+    /// Kind 8.
+    ClusterCreate(ClusterCreate),
+    /// Kind 9.
+    ClusterAddMember(ClusterAddMember),
+    /// Kind 10.
+    ClusterKeyPublish(ClusterKeyPublish),
+    /// Kind 11.
+    ContractDeploy(ContractDeploy),
+    /// Kind 12.
+    ContractKeysPublish(Box<ContractPublicKeys>),
+    /// Kind 13.
+    ContractCommand(Box<ContractCommand>),
 }
 
 impl Body {
@@ -175,6 +221,12 @@ impl Body {
             Self::EpochCreate(_) => Kind::EpochCreate,
             Self::EpochHandoff(_) => Kind::EpochHandoff,
             Self::EpochAccept(_) => Kind::EpochAccept,
+            Self::ClusterCreate(_) => Kind::ClusterCreate,
+            Self::ClusterAddMember(_) => Kind::ClusterAddMember,
+            Self::ClusterKeyPublish(_) => Kind::ClusterKeyPublish,
+            Self::ContractDeploy(_) => Kind::ContractDeploy,
+            Self::ContractKeysPublish(_) => Kind::ContractKeysPublish,
+            Self::ContractCommand(_) => Kind::ContractCommand,
         }
     }
 
@@ -188,6 +240,12 @@ impl Body {
             Self::EpochCreate(create) => create.encode(&mut w),
             Self::EpochHandoff(handoff) => handoff.encode(&mut w),
             Self::EpochAccept(accept) => accept.encode(&mut w),
+            Self::ClusterCreate(create) => create.encode(&mut w),
+            Self::ClusterAddMember(add) => add.encode(&mut w),
+            Self::ClusterKeyPublish(publish) => publish.encode(&mut w),
+            Self::ContractDeploy(deploy) => deploy.encode(&mut w),
+            Self::ContractKeysPublish(keys) => encode_keys(&mut w, keys),
+            Self::ContractCommand(command) => command.encode(&mut w),
         }
         w.finish()
     }
@@ -207,6 +265,14 @@ impl Body {
             Kind::EpochCreate => Self::EpochCreate(Box::new(EpochCreate::decode(&mut r)?)),
             Kind::EpochHandoff => Self::EpochHandoff(EpochHandoff::decode(&mut r)?),
             Kind::EpochAccept => Self::EpochAccept(EpochAccept::decode(&mut r)?),
+            Kind::ClusterCreate => Self::ClusterCreate(ClusterCreate::decode(&mut r)?),
+            Kind::ClusterAddMember => Self::ClusterAddMember(ClusterAddMember::decode(&mut r)?),
+            Kind::ClusterKeyPublish => Self::ClusterKeyPublish(ClusterKeyPublish::decode(&mut r)?),
+            Kind::ContractDeploy => Self::ContractDeploy(ContractDeploy::decode(&mut r)?),
+            Kind::ContractKeysPublish => Self::ContractKeysPublish(Box::new(decode_keys(&mut r)?)),
+            Kind::ContractCommand => {
+                Self::ContractCommand(Box::new(ContractCommand::decode(&mut r)?))
+            }
         };
         r.finish()?;
         Ok(body)

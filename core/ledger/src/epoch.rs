@@ -17,8 +17,8 @@ use keyward_crypto::{
 use keyward_hierarchy::{Epoch, EpochRecord, MasterKey};
 use keyward_threshold::{Committee, PublicKey, ShareIndex};
 
+use crate::codec::{ascending, decode_envelope, decode_identity};
 use crate::entry::EntryHash;
-use crate::genesis::ascending;
 use crate::reject::Rejected;
 
 /// Most gatekeepers in an epoch's founding committee.
@@ -94,23 +94,6 @@ fn check_envelope(
 
 fn encode_envelope(w: &mut Writer, envelope: &Envelope) {
     w.var32(&envelope.to_bytes());
-}
-
-fn decode_envelope(r: &mut Reader<'_>) -> Result<Envelope, DecodeError> {
-    Envelope::from_bytes(r.var32("envelope", MAX_SECRET_ENVELOPE_LEN)?).map_err(|e| match e {
-        EnvelopeError::Malformed(d) => d,
-        _ => DecodeError::Invalid {
-            field: "envelope",
-            reason: "malformed",
-        },
-    })
-}
-
-fn decode_identity(
-    r: &mut Reader<'_>,
-    field: &'static str,
-) -> Result<IdentityPublicKey, DecodeError> {
-    IdentityPublicKey::from_bytes(&r.array(field)?)
 }
 
 /// Kind 5: a new epoch, its master public key, its founding committee and the secret sealed to
@@ -212,7 +195,7 @@ impl EpochCreate {
             committee.push(member);
         }
         let envelopes = (1..n)
-            .map(|_| decode_envelope(r))
+            .map(|_| decode_envelope(r, "envelope", MAX_SECRET_ENVELOPE_LEN))
             .collect::<Result<_, _>>()?;
         let proposal = match r.u8("proposal flag")? {
             0 => None,
@@ -310,7 +293,10 @@ impl EpochHandoff {
             let epoch = Epoch(r.u64("epoch")?);
             ascending(&epochs, &epoch, "epochs")?;
             epochs.insert(epoch);
-            secrets.insert(epoch, decode_envelope(r)?);
+            secrets.insert(
+                epoch,
+                decode_envelope(r, "envelope", MAX_SECRET_ENVELOPE_LEN)?,
+            );
         }
         Ok(Self { recipient, secrets })
     }

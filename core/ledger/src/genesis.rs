@@ -9,6 +9,8 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, DecodeError, IdentityPublicKey, Reader, Writer};
+
+use crate::codec::{ascending, text};
 use keyward_enclave::{BoundKey, EvidencePolicy};
 
 use crate::body::{Body, Kind, Registration};
@@ -266,27 +268,6 @@ impl GenesisConfig {
     }
 }
 
-pub(crate) fn text<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
-    core::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid {
-        field,
-        reason: "not UTF-8",
-    })
-}
-
-pub(crate) fn ascending<T: Ord>(
-    set: &BTreeSet<T>,
-    next: &T,
-    field: &'static str,
-) -> Result<(), DecodeError> {
-    match set.last() {
-        Some(last) if last >= next => Err(DecodeError::Invalid {
-            field,
-            reason: "not strictly ascending",
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// The nonce a node's registration evidence binds: `var16("keyward/v1/ledger/registration") ||
 /// genesis hash || var8(role)`, role `"gatekeeper"` or `"worker"`. It ties the evidence to this
 /// ledger and role, so evidence made for another network or the other role does not register.
@@ -385,10 +366,16 @@ impl Genesis {
             Body::WorkerRegister(reg) => self.check_registration(&entry, reg, Role::Worker)?,
             Body::EpochCreate(create) => create.check(&entry.author(), &self.hash)?,
             Body::EpochHandoff(handoff) => handoff.check(&entry.author(), &self.hash)?,
+            Body::ContractKeysPublish(keys) => crate::contract::check_keys(keys)?,
+            Body::ContractCommand(command) => command.check(&entry.author())?,
             Body::Genesis(_)
             | Body::GatekeeperDeregister
             | Body::WorkerDeregister
-            | Body::EpochAccept(_) => {}
+            | Body::EpochAccept(_)
+            | Body::ClusterCreate(_)
+            | Body::ClusterAddMember(_)
+            | Body::ClusterKeyPublish(_)
+            | Body::ContractDeploy(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

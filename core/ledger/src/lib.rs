@@ -17,6 +17,9 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod cluster;
+mod codec;
+pub mod contract;
 pub mod entry;
 pub mod epoch;
 pub mod genesis;
@@ -24,10 +27,15 @@ pub mod registry;
 pub mod reject;
 
 pub use body::{Body, Kind, Registration};
+pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
+pub use contract::{ContractCommand, ContractDeploy};
 pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
 };
 pub use genesis::{CodeId, Genesis, GenesisConfig, GenesisError, Params, registration_nonce};
-pub use registry::{Applied, EpochState, EpochStatus, Event, Node, Registry, Role, Status};
+pub use registry::{
+    Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProvisionError,
+    Registry, Role, Status,
+};
 pub use reject::{Named, Rejected};

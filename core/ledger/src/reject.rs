@@ -1,6 +1,6 @@
 //! Every reason an entry is refused, each with a stable name and code (PROTOCOL §16.5). A
 //! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes,
-//! 22xx epochs.
+//! 22xx epochs, 23xx clusters and contracts.
 
 use std::net::SocketAddr;
 
@@ -11,7 +11,9 @@ use keyward_enclave::EvidenceError;
 
 use crate::body::Kind;
 use keyward_crypto::IdentityPublicKey;
-use keyward_hierarchy::Epoch;
+use keyward_hierarchy::{ClusterId, ContractId, Epoch};
+
+use crate::cluster::KeyContext;
 
 use crate::entry::EntryHash;
 use crate::genesis::GenesisError;
@@ -210,6 +212,86 @@ pub enum Rejected {
         /// The epoch.
         epoch: Epoch,
     },
+    /// A cluster with this id exists.
+    #[error("cluster {0} exists")]
+    ClusterExists(ClusterId),
+    /// No such cluster.
+    #[error("cluster {0} does not exist")]
+    UnknownCluster(ClusterId),
+    /// Not an active worker.
+    #[error("{id} is not an active worker")]
+    NotAWorker {
+        /// The identity.
+        id: Named,
+    },
+    /// The worker is already in a cluster (a worker serves one cluster).
+    #[error("worker {id} is already in a cluster")]
+    AlreadyInCluster {
+        /// The worker.
+        id: Named,
+    },
+    /// The cluster would exceed the genesis's `max_cluster_size`.
+    #[error("a cluster has at most {max} workers")]
+    ClusterFull {
+        /// The limit.
+        max: u16,
+    },
+    /// The author is not an active worker of the contract's cluster.
+    #[error("the author is not an active worker of the contract's cluster")]
+    NotClusterMember,
+    /// Keys for another key context than the cluster's current one.
+    #[error("keys for {found}, but the current key context is {expected}")]
+    StaleKeyContext {
+        /// The cluster's current key context.
+        expected: KeyContext,
+        /// The entry's.
+        found: KeyContext,
+    },
+    /// The author already published these keys.
+    #[error("already published for this key context")]
+    AlreadyPublished,
+    /// A contract with this id exists.
+    #[error("contract {0} exists")]
+    ContractExists(ContractId),
+    /// No such contract.
+    #[error("contract {0} does not exist")]
+    UnknownContract(ContractId),
+    /// The genesis does not list this contract code.
+    #[error("contract code {0} is not one the genesis allows")]
+    UnknownCode(crate::CodeId),
+    /// A contract cannot be deployed to a cluster without workers.
+    #[error("cluster {0} has no workers")]
+    EmptyCluster(ClusterId),
+    /// The contract keys are certified by another key than the cluster's published one.
+    #[error("the contract keys are not certified by the cluster's published key")]
+    UntrustedClusterKey,
+    /// The certificate's signature does not verify.
+    #[error("the contract key certificate's signature does not verify")]
+    BadCertificate,
+    /// Other workers established other keys for this contract and key context.
+    #[error("the contract's keys for this key context differ from the established ones")]
+    ContractKeysMismatch,
+    /// No keys are established for the contract's current key context yet.
+    #[error("contract {0} has no established keys for its current key context")]
+    ContractKeysMissing(ContractId),
+    /// The command is not addressed to the contract's current key and context.
+    #[error("the command is not addressed to the contract's current key and context")]
+    WrongContractKey,
+    /// The command's envelope is not what its entry says.
+    #[error("command envelope: {reason}")]
+    BadInputEnvelope {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Registered gatekeepers and workers do not deploy contracts.
+    #[error("a registered gatekeeper or worker cannot deploy a contract")]
+    NodeCannotDeploy,
+    /// No epoch is active yet, so no key context exists.
+    #[error("no epoch is active yet")]
+    NoActiveEpoch,
+    /// No gatekeeper has published the cluster's key for its current key context yet.
+    #[error("the cluster's key for {0} is not published yet")]
+    ClusterKeyMissing(KeyContext),
 }
 
 impl Rejected {
@@ -253,6 +335,27 @@ impl Rejected {
             Self::NoPendingSecret { .. } => (2207, "no_pending_secret"),
             Self::DuplicateHandoff { .. } => (2208, "duplicate_handoff"),
             Self::UnknownEpoch { .. } => (2209, "unknown_epoch"),
+            Self::ClusterExists(_) => (2301, "cluster_exists"),
+            Self::UnknownCluster(_) => (2302, "unknown_cluster"),
+            Self::NotAWorker { .. } => (2303, "not_a_worker"),
+            Self::AlreadyInCluster { .. } => (2304, "already_in_cluster"),
+            Self::ClusterFull { .. } => (2305, "cluster_full"),
+            Self::NotClusterMember => (2306, "not_cluster_member"),
+            Self::StaleKeyContext { .. } => (2307, "stale_key_context"),
+            Self::AlreadyPublished => (2308, "already_published"),
+            Self::ContractExists(_) => (2309, "contract_exists"),
+            Self::UnknownContract(_) => (2310, "unknown_contract"),
+            Self::UnknownCode(_) => (2311, "unknown_code"),
+            Self::EmptyCluster(_) => (2312, "empty_cluster"),
+            Self::UntrustedClusterKey => (2313, "untrusted_cluster_key"),
+            Self::BadCertificate => (2314, "bad_certificate"),
+            Self::ContractKeysMismatch => (2315, "contract_keys_mismatch"),
+            Self::ContractKeysMissing(_) => (2316, "contract_keys_missing"),
+            Self::WrongContractKey => (2317, "wrong_contract_key"),
+            Self::BadInputEnvelope { .. } => (2318, "bad_input_envelope"),
+            Self::NodeCannotDeploy => (2319, "node_cannot_deploy"),
+            Self::NoActiveEpoch => (2320, "no_active_epoch"),
+            Self::ClusterKeyMissing(_) => (2321, "cluster_key_missing"),
         }
     }
 }

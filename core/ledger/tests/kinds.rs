@@ -620,6 +620,12 @@ mod nodes {
 #[test]
 fn every_refusal_has_a_distinct_name_and_code() {
     let key = Net::new(0).key();
+    let cluster = keyward_hierarchy::ClusterId::new("c").unwrap();
+    let contract = keyward_hierarchy::ContractId::new("k").unwrap();
+    let context = KeyContext {
+        epoch: Epoch(0),
+        generation: keyward_hierarchy::Generation(0),
+    };
     let all = [
         Rejected::MalformedEntry(DecodeError::Truncated { field: "x" }),
         Rejected::UnknownKind(9),
@@ -678,6 +684,34 @@ fn every_refusal_has_a_distinct_name_and_code() {
         Rejected::NoPendingSecret { epoch: Epoch(0) },
         Rejected::DuplicateHandoff { epoch: Epoch(0) },
         Rejected::UnknownEpoch { epoch: Epoch(0) },
+        Rejected::ClusterExists(cluster.clone()),
+        Rejected::UnknownCluster(cluster.clone()),
+        Rejected::NotAWorker {
+            id: key.public().into(),
+        },
+        Rejected::AlreadyInCluster {
+            id: key.public().into(),
+        },
+        Rejected::ClusterFull { max: 1 },
+        Rejected::NotClusterMember,
+        Rejected::StaleKeyContext {
+            expected: context,
+            found: context,
+        },
+        Rejected::AlreadyPublished,
+        Rejected::ContractExists(contract.clone()),
+        Rejected::UnknownContract(contract.clone()),
+        Rejected::UnknownCode(CodeId::new("x").unwrap()),
+        Rejected::EmptyCluster(cluster),
+        Rejected::UntrustedClusterKey,
+        Rejected::BadCertificate,
+        Rejected::ContractKeysMismatch,
+        Rejected::ContractKeysMissing(contract),
+        Rejected::WrongContractKey,
+        Rejected::BadInputEnvelope { reason: "x" },
+        Rejected::NodeCannotDeploy,
+        Rejected::NoActiveEpoch,
+        Rejected::ClusterKeyMissing(context),
     ];
     let names: BTreeSet<_> = all.iter().map(Rejected::name).collect();
     let codes: BTreeSet<_> = all.iter().map(Rejected::code).collect();

@@ -5,6 +5,8 @@
 //! construction. Only ordered maps are used and there is no clock: the same entries give the
 //! same registry on every node.
 
+mod clusters;
+mod contracts;
 mod epochs;
 mod nodes;
 
@@ -13,13 +15,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keyward_crypto::{ChannelPublicKey, IdentityPublicKey};
-use keyward_hierarchy::{Epoch, EpochChecksum};
+use keyward_hierarchy::{ClusterId, ContractId, Epoch, EpochChecksum, Generation};
+
+use crate::cluster::KeyContext;
 
 use crate::body::{Body, Kind};
 use crate::entry::{Entry, EntryHash, VerifiedEntry};
 use crate::genesis::Genesis;
 use crate::reject::Rejected;
 
+pub use clusters::{Cluster, ProvisionError};
+pub use contracts::{Command, Contract};
 pub use epochs::{EpochState, EpochStatus};
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
@@ -120,10 +126,46 @@ pub enum Event {
         /// The gatekeeper.
         holder: IdentityPublicKey,
     },
-    /// An epoch became the current one; the one before it is retained.
+    /// An epoch became the current one; the one before it is retained. Every cluster's key
+    /// context changed.
     EpochActivated {
         /// The epoch.
         epoch: Epoch,
+    },
+    /// A cluster was formed or its membership changed; a new generation if a worker left.
+    ClusterChanged {
+        /// The cluster.
+        cluster: ClusterId,
+        /// Its current generation.
+        generation: Generation,
+    },
+    /// A cluster's key for a key context was published.
+    ClusterKeyPublished {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The key context.
+        context: KeyContext,
+    },
+    /// A contract was deployed.
+    ContractDeployed {
+        /// The contract.
+        contract: ContractId,
+        /// Its cluster.
+        cluster: ClusterId,
+    },
+    /// The first worker published a contract's keys for a key context; users may encrypt to it.
+    ContractKeysEstablished {
+        /// The contract.
+        contract: ContractId,
+        /// The key context.
+        context: KeyContext,
+    },
+    /// A command was queued for a contract's cluster to execute.
+    CommandQueued {
+        /// The command id: its entry's hash.
+        id: EntryHash,
+        /// The contract.
+        contract: ContractId,
     },
 }
 
@@ -150,6 +192,12 @@ enum Effect {
     CreateEpoch(Box<EpochState>),
     Handoff(crate::epoch::EpochHandoff),
     Accept(crate::epoch::EpochAccept),
+    CreateCluster(crate::cluster::ClusterCreate),
+    AddMember(crate::cluster::ClusterAddMember),
+    PublishClusterKey(crate::cluster::ClusterKeyPublish),
+    Deploy(crate::contract::ContractDeploy),
+    PublishContractKeys(Box<keyward_hierarchy::ContractPublicKeys>),
+    Command(Box<Command>),
 }
 
 /// The registry state after the entries applied so far.
@@ -166,6 +214,10 @@ pub struct Registry {
     gatekeepers_registered: u64,
     epochs: Vec<EpochState>,
     current: Option<Epoch>,
+    clusters: BTreeMap<ClusterId, Cluster>,
+    cluster_of: BTreeMap<IdentityPublicKey, ClusterId>,
+    contracts: BTreeMap<ContractId, Contract>,
+    commands: BTreeMap<EntryHash, Command>,
 }
 
 impl Registry {
@@ -183,6 +235,10 @@ impl Registry {
             gatekeepers_registered: 0,
             epochs: Vec::new(),
             current: None,
+            clusters: BTreeMap::new(),
+            cluster_of: BTreeMap::new(),
+            contracts: BTreeMap::new(),
+            commands: BTreeMap::new(),
             genesis,
         })
     }
@@ -240,6 +296,12 @@ impl Registry {
             Body::EpochCreate(create) => self.check_create(author, create),
             Body::EpochHandoff(handoff) => self.check_handoff(author, handoff),
             Body::EpochAccept(accept) => self.check_accept(author, accept),
+            Body::ClusterCreate(create) => self.check_cluster_create(author, create),
+            Body::ClusterAddMember(add) => self.check_add_member(author, add),
+            Body::ClusterKeyPublish(publish) => self.check_cluster_key(author, publish),
+            Body::ContractDeploy(deploy) => self.check_deploy(author, deploy),
+            Body::ContractKeysPublish(keys) => self.check_contract_keys(author, keys),
+            Body::ContractCommand(command) => self.check_command(author, command),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -254,6 +316,12 @@ impl Registry {
             Effect::CreateEpoch(state) => self.commit_create(author, *state),
             Effect::Handoff(handoff) => self.commit_handoff(author, handoff),
             Effect::Accept(accept) => self.commit_accept(author, &accept),
+            Effect::CreateCluster(create) => self.commit_cluster_create(author, create),
+            Effect::AddMember(add) => self.commit_add_member(add),
+            Effect::PublishClusterKey(publish) => self.commit_cluster_key(publish),
+            Effect::Deploy(deploy) => self.commit_deploy(author, deploy),
+            Effect::PublishContractKeys(keys) => self.commit_contract_keys(author, *keys),
+            Effect::Command(command) => self.commit_command(entry.hash(), *command),
         };
         self.height += 1;
         self.head = entry.hash();

@@ -94,6 +94,8 @@ impl Registry {
         node.status = Status::Deregistered { at: height };
         let role = node.role;
         self.forget_holder(&author);
-        vec![Event::Deregistered { id: author, role }]
+        let mut events = vec![Event::Deregistered { id: author, role }];
+        events.extend(self.leave_cluster(&author));
+        events
     }
 }
