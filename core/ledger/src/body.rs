@@ -13,6 +13,7 @@ use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
 use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
+use crate::result::{MisbehaviourReport, ResultDigest};
 
 /// Longest encoded attestation evidence in a registration.
 pub const MAX_EVIDENCE_LEN: usize = 1024;
@@ -51,11 +52,15 @@ pub enum Kind {
     ContractKeysPublish,
     /// A user sends a contract an encrypted command.
     ContractCommand,
+    /// A worker publishes the digest of a result, signed with the contract's key.
+    ResultDigest,
+    /// A worker is reported for disagreeing with the majority, and slashed.
+    MisbehaviourReport,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -70,6 +75,8 @@ impl Kind {
         Self::ContractDeploy,
         Self::ContractKeysPublish,
         Self::ContractCommand,
+        Self::ResultDigest,
+        Self::MisbehaviourReport,
     ];
 
     /// The wire code.
@@ -89,6 +96,8 @@ impl Kind {
             Self::ContractDeploy => 11,
             Self::ContractKeysPublish => 12,
             Self::ContractCommand => 13,
+            Self::ResultDigest => 14,
+            Self::MisbehaviourReport => 15,
         }
     }
 
@@ -114,6 +123,8 @@ impl Kind {
             Self::ContractDeploy => "contract_deploy",
             Self::ContractKeysPublish => "contract_keys_publish",
             Self::ContractCommand => "contract_command",
+            Self::ResultDigest => "result_digest",
+            Self::MisbehaviourReport => "misbehaviour_report",
         }
     }
 }
@@ -207,6 +218,10 @@ pub enum Body {
     ContractKeysPublish(Box<ContractPublicKeys>),
     /// Kind 13.
     ContractCommand(Box<ContractCommand>),
+    /// Kind 14.
+    ResultDigest(Box<ResultDigest>),
+    /// Kind 15.
+    MisbehaviourReport(Box<MisbehaviourReport>),
 }
 
 impl Body {
@@ -227,6 +242,8 @@ impl Body {
             Self::ContractDeploy(_) => Kind::ContractDeploy,
             Self::ContractKeysPublish(_) => Kind::ContractKeysPublish,
             Self::ContractCommand(_) => Kind::ContractCommand,
+            Self::ResultDigest(_) => Kind::ResultDigest,
+            Self::MisbehaviourReport(_) => Kind::MisbehaviourReport,
         }
     }
 
@@ -246,6 +263,8 @@ impl Body {
             Self::ContractDeploy(deploy) => deploy.encode(&mut w),
             Self::ContractKeysPublish(keys) => encode_keys(&mut w, keys),
             Self::ContractCommand(command) => command.encode(&mut w),
+            Self::ResultDigest(result) => result.encode(&mut w),
+            Self::MisbehaviourReport(report) => report.encode(&mut w),
         }
         w.finish()
     }
@@ -272,6 +291,10 @@ impl Body {
             Kind::ContractKeysPublish => Self::ContractKeysPublish(Box::new(decode_keys(&mut r)?)),
             Kind::ContractCommand => {
                 Self::ContractCommand(Box::new(ContractCommand::decode(&mut r)?))
+            }
+            Kind::ResultDigest => Self::ResultDigest(Box::new(ResultDigest::decode(&mut r)?)),
+            Kind::MisbehaviourReport => {
+                Self::MisbehaviourReport(Box::new(MisbehaviourReport::decode(&mut r)?))
             }
         };
         r.finish()?;

@@ -375,7 +375,9 @@ impl Genesis {
             | Body::ClusterCreate(_)
             | Body::ClusterAddMember(_)
             | Body::ClusterKeyPublish(_)
-            | Body::ContractDeploy(_) => {}
+            | Body::ContractDeploy(_)
+            | Body::ResultDigest(_)
+            | Body::MisbehaviourReport(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

@@ -25,6 +25,7 @@ pub mod epoch;
 pub mod genesis;
 pub mod registry;
 pub mod reject;
+pub mod result;
 
 pub use body::{Body, Kind, Registration};
 pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
@@ -39,3 +40,4 @@ pub use registry::{
     Registry, Role, Status,
 };
 pub use reject::{Named, Rejected};
+pub use result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};

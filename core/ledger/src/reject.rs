@@ -1,6 +1,6 @@
 //! Every reason an entry is refused, each with a stable name and code (PROTOCOL §16.5). A
 //! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes,
-//! 22xx epochs, 23xx clusters and contracts.
+//! 22xx epochs, 23xx clusters and contracts, 24xx results.
 
 use std::net::SocketAddr;
 
@@ -292,6 +292,30 @@ pub enum Rejected {
     /// No gatekeeper has published the cluster's key for its current key context yet.
     #[error("the cluster's key for {0} is not published yet")]
     ClusterKeyMissing(KeyContext),
+    /// No such command, or no established keys for the migration's context.
+    #[error("the subject does not exist")]
+    UnknownSubject,
+    /// The author already published a digest for this subject.
+    #[error("the author already published a digest for this subject")]
+    DuplicateDigest,
+    /// The digest is not signed by the contract's key for the subject's context.
+    #[error("the digest is not signed by the contract's key")]
+    BadResultSignature,
+    /// No digest has a strict majority of the electorate yet.
+    #[error("no digest has a strict majority of the electorate")]
+    NoMajority,
+    /// The accused's digest is the majority's.
+    #[error("the accused's digest agrees with the majority")]
+    DigestAgrees,
+    /// The accused is already reported for this subject.
+    #[error("the accused is already reported for this subject")]
+    AlreadyReported,
+    /// The accused published no digest for this subject.
+    #[error("the accused published no digest for this subject")]
+    NoDigest,
+    /// The worker was slashed: it publishes nothing more.
+    #[error("the worker was slashed")]
+    WorkerSlashed,
 }
 
 impl Rejected {
@@ -356,6 +380,14 @@ impl Rejected {
             Self::NodeCannotDeploy => (2319, "node_cannot_deploy"),
             Self::NoActiveEpoch => (2320, "no_active_epoch"),
             Self::ClusterKeyMissing(_) => (2321, "cluster_key_missing"),
+            Self::UnknownSubject => (2401, "unknown_subject"),
+            Self::DuplicateDigest => (2402, "duplicate_digest"),
+            Self::BadResultSignature => (2403, "bad_result_signature"),
+            Self::NoMajority => (2404, "no_majority"),
+            Self::DigestAgrees => (2405, "digest_agrees"),
+            Self::AlreadyReported => (2406, "already_reported"),
+            Self::NoDigest => (2407, "no_digest"),
+            Self::WorkerSlashed => (2408, "worker_slashed"),
         }
     }
 }

@@ -577,3 +577,213 @@ mod refusals {
         w.net.submit(&user, &body).unwrap();
     }
 }
+
+mod results {
+    use super::*;
+
+    /// c1 with all three workers, contract kv with established keys, and one queued command.
+    fn commanded(seed: u64) -> (World, Subject) {
+        let mut w = World::new(seed);
+        let add = Body::ClusterAddMember(ClusterAddMember {
+            cluster: cluster_id("c1"),
+            worker: w.workers[2].id.public(),
+        });
+        w.council(0, &add).unwrap();
+        w.publish_cluster_key("c1");
+        let user = w.net.key();
+        w.net
+            .submit(&user, &deploy("kv", "c1", "kv-store"))
+            .unwrap();
+        let keys = w.keys_body(0, "c1", "kv");
+        w.net.submit(&w.workers[0].id, &keys).unwrap();
+        let body = w.user_command(&user, "kv", b"put a 1");
+        let applied = w.net.submit(&user, &body).unwrap();
+        (w, Subject::Command(applied.hash))
+    }
+
+    fn digest(w: &mut World, worker: usize, subject: &Subject, value: u8) -> Body {
+        let (_, key) = w.contract_key(worker, "c1", "kv");
+        let genesis = w.net.registry.genesis().hash();
+        Body::ResultDigest(Box::new(ResultDigest::sign(
+            &key,
+            &genesis,
+            subject.clone(),
+            [value; 32],
+            &mut w.net.rng,
+        )))
+    }
+
+    fn report(accused: &Member, subject: &Subject) -> Body {
+        Body::MisbehaviourReport(Box::new(MisbehaviourReport {
+            accused: accused.id.public(),
+            offence: Offence::DigestMismatch,
+            subject: subject.clone(),
+        }))
+    }
+
+    #[test]
+    fn a_worker_that_disagrees_with_the_majority_is_reported_and_slashed() {
+        let (mut w, subject) = commanded(20);
+        for (i, value) in [(0, 1), (1, 1), (2, 9)] {
+            let body = digest(&mut w, i, &subject, value);
+            w.net.submit(&w.workers[i].id, &body).unwrap();
+        }
+        let stake = w
+            .net
+            .registry
+            .node(&w.workers[2].id.public())
+            .unwrap()
+            .stake;
+        let reporter = copy(&w.workers[0].id);
+        let applied = w
+            .net
+            .submit(&reporter, &report(&w.workers[2], &subject))
+            .unwrap();
+        let slash = stake * u64::from(Params::default().slash_bps) / 10_000;
+        assert_eq!(
+            applied.events,
+            vec![Event::Slashed {
+                worker: w.workers[2].id.public(),
+                amount: slash,
+                subject: subject.clone()
+            }]
+        );
+        let node = w.net.registry.node(&w.workers[2].id.public()).unwrap();
+        assert_eq!((node.stake, node.slashed), (stake - slash, true));
+        refused(
+            &mut w.net,
+            &reporter,
+            &report(&w.workers[2], &subject),
+            "already_reported",
+        );
+        // Slashed: no more keys, digests or key publications.
+        let context = w.context("c1");
+        let gone = w.workers[2].id.public();
+        assert_eq!(
+            w.provision(&gone, "c1", context).err(),
+            Some(ProvisionError::NotAWorker)
+        );
+        let user = w.net.key();
+        let body = w.user_command(&user, "kv", b"x");
+        let applied = w.net.submit(&user, &body).unwrap();
+        let next = Subject::Command(applied.hash);
+        let share = w.master.classic_share(ShareIndex::new(1).unwrap());
+        let cluster_key = {
+            let request = ClusterKeyRequest {
+                epoch: context.epoch,
+                cluster: cluster_id("c1"),
+                generation: context.generation,
+            };
+            let record = w
+                .net
+                .registry
+                .epoch(context.epoch)
+                .unwrap()
+                .record()
+                .clone();
+            let partial = request.evaluate(&share, &mut w.net.rng);
+            request.finish(&record, &[partial]).unwrap().0
+        };
+        let key = ContractKey::derive(&cluster_key, contract_id("kv"));
+        let genesis = w.net.registry.genesis().hash();
+        let late = Body::ResultDigest(Box::new(ResultDigest::sign(
+            &key,
+            &genesis,
+            next,
+            [1; 32],
+            &mut w.net.rng,
+        )));
+        refused(&mut w.net, &w.workers[2].id, &late, "worker_slashed");
+        let cert = Body::ContractKeysPublish(Box::new(ContractPublicKeys::certify(
+            &cluster_key,
+            &key,
+            &mut w.net.rng,
+        )));
+        refused(&mut w.net, &w.workers[2].id, &cert, "worker_slashed");
+    }
+
+    #[test]
+    fn digests_and_reports_are_refused_unless_they_prove_their_claim() {
+        let (mut w, subject) = commanded(21);
+        let unknown = Subject::Command(EntryHash([3; 32]));
+        let body = digest(&mut w, 0, &unknown, 1);
+        refused(&mut w.net, &w.workers[0].id, &body, "unknown_subject");
+        let body = digest(
+            &mut w,
+            0,
+            &Subject::Migration {
+                contract: contract_id("kv"),
+                epoch: Epoch(0),
+                generation: Generation(5),
+            },
+            1,
+        );
+        refused(&mut w.net, &w.workers[0].id, &body, "unknown_subject");
+        // Signed by another contract's key.
+        let (cluster_key, _) = w.contract_key(0, "c1", "kv");
+        let other = ContractKey::derive(&cluster_key, contract_id("other"));
+        let genesis = w.net.registry.genesis().hash();
+        let forged = Body::ResultDigest(Box::new(ResultDigest::sign(
+            &other,
+            &genesis,
+            subject.clone(),
+            [1; 32],
+            &mut w.net.rng,
+        )));
+        refused(
+            &mut w.net,
+            &w.workers[0].id,
+            &forged,
+            "bad_result_signature",
+        );
+        // Only workers of the electorate.
+        let outsider = w.net.worker();
+        let body = digest(&mut w, 0, &subject, 1);
+        refused(&mut w.net, &outsider.id, &body, "not_cluster_member");
+        refused(&mut w.net, &w.gk.id, &body, "wrong_author");
+        // Nothing to report yet.
+        let reporter = copy(&w.workers[0].id);
+        refused(
+            &mut w.net,
+            &reporter,
+            &report(&w.workers[1], &subject),
+            "no_digest",
+        );
+        w.net.submit(&w.workers[0].id, &body).unwrap();
+        refused(&mut w.net, &w.workers[0].id, &body, "duplicate_digest");
+        let body = digest(&mut w, 1, &subject, 2);
+        w.net.submit(&w.workers[1].id, &body).unwrap();
+        // 1 against 1 of 3: no strict majority.
+        refused(
+            &mut w.net,
+            &reporter,
+            &report(&w.workers[1], &subject),
+            "no_majority",
+        );
+        let body = digest(&mut w, 2, &subject, 1);
+        w.net.submit(&w.workers[2].id, &body).unwrap();
+        refused(
+            &mut w.net,
+            &reporter,
+            &report(&w.workers[2], &subject),
+            "digest_agrees",
+        );
+        let stranger = w.net.key();
+        refused(
+            &mut w.net,
+            &stranger,
+            &report(&w.workers[1], &subject),
+            "wrong_author",
+        );
+        // The council may report.
+        w.council(2, &report(&w.workers[1], &subject)).unwrap();
+        assert!(
+            w.net
+                .registry
+                .node(&w.workers[1].id.public())
+                .unwrap()
+                .slashed
+        );
+        assert_eq!(w.net.registry.digests(&subject).count(), 3);
+    }
+}

@@ -712,6 +712,14 @@ fn every_refusal_has_a_distinct_name_and_code() {
         Rejected::NodeCannotDeploy,
         Rejected::NoActiveEpoch,
         Rejected::ClusterKeyMissing(context),
+        Rejected::UnknownSubject,
+        Rejected::DuplicateDigest,
+        Rejected::BadResultSignature,
+        Rejected::NoMajority,
+        Rejected::DigestAgrees,
+        Rejected::AlreadyReported,
+        Rejected::NoDigest,
+        Rejected::WorkerSlashed,
     ];
     let names: BTreeSet<_> = all.iter().map(Rejected::name).collect();
     let codes: BTreeSet<_> = all.iter().map(Rejected::code).collect();

@@ -56,8 +56,8 @@ impl Cluster {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProvisionError {
-    /// Not an active worker.
-    #[error("the requester is not an active worker")]
+    /// Not an active, unslashed worker.
+    #[error("the requester is not an active, unslashed worker")]
     NotAWorker,
     /// No such cluster.
     #[error("cluster {0} does not exist")]
@@ -71,10 +71,11 @@ pub enum ProvisionError {
 }
 
 impl Registry {
+    /// Active, and never slashed.
     fn is_active_worker(&self, id: &IdentityPublicKey) -> bool {
         self.nodes
             .get(id)
-            .is_some_and(|n| n.is_active() && n.role == Role::Worker)
+            .is_some_and(|n| n.is_active() && n.role == Role::Worker && !n.slashed)
     }
 
     /// The cluster `id`.
@@ -137,7 +138,7 @@ impl Registry {
         }
     }
 
-    /// Checks each worker can join a cluster of `size` members.
+    /// Checks each worker (active and unslashed) can join a cluster of `size` members.
     fn check_joiners<'a>(
         &self,
         workers: impl IntoIterator<Item = &'a IdentityPublicKey>,

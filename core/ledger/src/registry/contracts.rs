@@ -152,6 +152,9 @@ impl Registry {
         if !cluster.members().contains(&author) {
             return Err(Rejected::NotClusterMember);
         }
+        if self.nodes[&author].slashed {
+            return Err(Rejected::WorkerSlashed);
+        }
         let expected = self.key_context(&contract.cluster)?;
         let found = KeyContext {
             epoch: keys.context.epoch,

@@ -9,8 +9,9 @@ mod clusters;
 mod contracts;
 mod epochs;
 mod nodes;
+mod results;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use keyward_crypto::{ChannelPublicKey, IdentityPublicKey};
 use keyward_hierarchy::{ClusterId, ContractId, Epoch, EpochChecksum, Generation};
 
 use crate::cluster::KeyContext;
+use crate::result::Subject;
 
 use crate::body::{Body, Kind};
 use crate::entry::{Entry, EntryHash, VerifiedEntry};
@@ -72,8 +74,11 @@ pub struct Node {
     pub channel: ChannelPublicKey,
     /// Its RPC address.
     pub endpoint: SocketAddr,
-    /// Its declared stake.
+    /// Its stake: declared at registration, less what slashing took.
     pub stake: u64,
+    /// Slashed at least once: it gets no more keys and its digests and key publications are
+    /// refused.
+    pub slashed: bool,
     /// The measurement its evidence attested.
     pub measurement: [u8; 32],
     /// The height it registered at.
@@ -167,6 +172,22 @@ pub enum Event {
         /// The contract.
         contract: ContractId,
     },
+    /// A worker published its result digest.
+    DigestPublished {
+        /// What about.
+        subject: Subject,
+        /// The worker.
+        worker: IdentityPublicKey,
+    },
+    /// A worker was slashed for disagreeing with the majority.
+    Slashed {
+        /// The worker.
+        worker: IdentityPublicKey,
+        /// The stake it lost.
+        amount: u64,
+        /// Where it disagreed.
+        subject: Subject,
+    },
 }
 
 /// The outcome of an applied entry.
@@ -198,6 +219,11 @@ enum Effect {
     Deploy(crate::contract::ContractDeploy),
     PublishContractKeys(Box<keyward_hierarchy::ContractPublicKeys>),
     Command(Box<Command>),
+    Digest(Box<crate::result::ResultDigest>),
+    Slash {
+        report: Box<crate::result::MisbehaviourReport>,
+        amount: u64,
+    },
 }
 
 /// The registry state after the entries applied so far.
@@ -218,6 +244,8 @@ pub struct Registry {
     cluster_of: BTreeMap<IdentityPublicKey, ClusterId>,
     contracts: BTreeMap<ContractId, Contract>,
     commands: BTreeMap<EntryHash, Command>,
+    digests: BTreeMap<Subject, BTreeMap<IdentityPublicKey, [u8; 32]>>,
+    reports: BTreeSet<(Subject, IdentityPublicKey)>,
 }
 
 impl Registry {
@@ -239,6 +267,8 @@ impl Registry {
             cluster_of: BTreeMap::new(),
             contracts: BTreeMap::new(),
             commands: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            reports: BTreeSet::new(),
             genesis,
         })
     }
@@ -302,6 +332,8 @@ impl Registry {
             Body::ContractDeploy(deploy) => self.check_deploy(author, deploy),
             Body::ContractKeysPublish(keys) => self.check_contract_keys(author, keys),
             Body::ContractCommand(command) => self.check_command(author, command),
+            Body::ResultDigest(result) => self.check_digest(author, result),
+            Body::MisbehaviourReport(report) => self.check_report(author, report),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -322,6 +354,8 @@ impl Registry {
             Effect::Deploy(deploy) => self.commit_deploy(author, deploy),
             Effect::PublishContractKeys(keys) => self.commit_contract_keys(author, *keys),
             Effect::Command(command) => self.commit_command(entry.hash(), *command),
+            Effect::Digest(result) => self.commit_digest(author, *result),
+            Effect::Slash { report, amount } => self.commit_slash(*report, amount),
         };
         self.height += 1;
         self.head = entry.hash();

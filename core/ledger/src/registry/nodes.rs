@@ -40,6 +40,7 @@ impl Registry {
             channel: reg.channel,
             endpoint: reg.endpoint,
             stake: reg.stake,
+            slashed: false,
             measurement: reg.evidence.measurement(),
             registered_at: self.height,
             status: Status::Active,

@@ -1,0 +1,174 @@
+//! Kinds 14–15: result digests and slashing a worker that disagrees with a strict majority.
+
+use std::collections::BTreeSet;
+
+use keyward_crypto::{IdentityPublicKey, SigningPurpose};
+use keyward_hierarchy::ContractPublicKeys;
+
+use super::{Effect, Event, Registry, Role};
+use crate::body::Kind;
+use crate::cluster::KeyContext;
+use crate::reject::Rejected;
+use crate::result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};
+
+impl Registry {
+    /// Who must publish a digest for `subject`, and the contract keys that sign it.
+    fn scope(
+        &self,
+        subject: &Subject,
+    ) -> Result<(&BTreeSet<IdentityPublicKey>, &ContractPublicKeys), Rejected> {
+        let found = match subject {
+            Subject::Command(id) => self.commands.get(id).and_then(|command| {
+                let context = KeyContext {
+                    epoch: command.context.epoch,
+                    generation: command.context.generation,
+                };
+                let keys = self
+                    .contracts
+                    .get(&command.context.contract)?
+                    .keys(context)?;
+                Some((&command.electorate, keys))
+            }),
+            Subject::Migration {
+                contract,
+                epoch,
+                generation,
+            } => self.contracts.get(contract).and_then(|c| {
+                let context = KeyContext {
+                    epoch: *epoch,
+                    generation: *generation,
+                };
+                let keys = c.keys(context)?;
+                let electorate = self.clusters.get(c.cluster())?.members_at(*generation)?;
+                Some((electorate, keys))
+            }),
+        };
+        found.ok_or(Rejected::UnknownSubject)
+    }
+
+    /// The digest more than half of `subject`'s electorate published, if there is one.
+    fn majority(&self, subject: &Subject, electorate: usize) -> Option<[u8; 32]> {
+        let digests = self.digests.get(subject)?;
+        digests
+            .values()
+            .find(|d| digests.values().filter(|e| e == d).count() * 2 > electorate)
+            .copied()
+    }
+
+    pub(super) fn check_digest(
+        &self,
+        author: IdentityPublicKey,
+        result: &ResultDigest,
+    ) -> Result<Effect, Rejected> {
+        match self.nodes.get(&author) {
+            Some(node) if node.is_active() && node.role == Role::Worker => {
+                if node.slashed {
+                    return Err(Rejected::WorkerSlashed);
+                }
+            }
+            _ => {
+                return Err(Rejected::WrongAuthor {
+                    kind: Kind::ResultDigest,
+                    needs: "an active worker",
+                });
+            }
+        }
+        let (electorate, keys) = self.scope(&result.subject)?;
+        if !electorate.contains(&author) {
+            return Err(Rejected::NotClusterMember);
+        }
+        if self
+            .digests
+            .get(&result.subject)
+            .is_some_and(|d| d.contains_key(&author))
+        {
+            return Err(Rejected::DuplicateDigest);
+        }
+        let message = result_message(&self.genesis.hash(), &result.subject, &result.digest);
+        keys.sr25519
+            .verify(SigningPurpose::ContractResult, &message, &result.signature)
+            .map_err(|_| Rejected::BadResultSignature)?;
+        Ok(Effect::Digest(Box::new(result.clone())))
+    }
+
+    pub(super) fn check_report(
+        &self,
+        author: IdentityPublicKey,
+        report: &MisbehaviourReport,
+    ) -> Result<Effect, Rejected> {
+        let known = self.genesis.config().council.contains(&author)
+            || self.nodes.get(&author).is_some_and(super::Node::is_active);
+        if !known {
+            return Err(Rejected::WrongAuthor {
+                kind: Kind::MisbehaviourReport,
+                needs: "a council member or an active node",
+            });
+        }
+        let Offence::DigestMismatch = report.offence;
+        let (electorate, _) = self.scope(&report.subject)?;
+        let accused = self
+            .digests
+            .get(&report.subject)
+            .and_then(|d| d.get(&report.accused))
+            .ok_or(Rejected::NoDigest)?;
+        let majority = self
+            .majority(&report.subject, electorate.len())
+            .ok_or(Rejected::NoMajority)?;
+        if *accused == majority {
+            return Err(Rejected::DigestAgrees);
+        }
+        if self
+            .reports
+            .contains(&(report.subject.clone(), report.accused))
+        {
+            return Err(Rejected::AlreadyReported);
+        }
+        let stake = self.nodes[&report.accused].stake;
+        let slash_bps = u128::from(self.genesis.config().params.slash_bps);
+        let amount =
+            u64::try_from(u128::from(stake) * slash_bps / 10_000).expect("at most the stake");
+        Ok(Effect::Slash {
+            report: Box::new(report.clone()),
+            amount,
+        })
+    }
+
+    pub(super) fn commit_digest(
+        &mut self,
+        author: IdentityPublicKey,
+        result: ResultDigest,
+    ) -> Vec<Event> {
+        self.digests
+            .entry(result.subject.clone())
+            .or_default()
+            .insert(author, result.digest);
+        vec![Event::DigestPublished {
+            subject: result.subject,
+            worker: author,
+        }]
+    }
+
+    pub(super) fn commit_slash(&mut self, report: MisbehaviourReport, amount: u64) -> Vec<Event> {
+        let node = self
+            .nodes
+            .get_mut(&report.accused)
+            .expect("the accused published a digest");
+        node.stake -= amount;
+        node.slashed = true;
+        self.reports
+            .insert((report.subject.clone(), report.accused));
+        vec![Event::Slashed {
+            worker: report.accused,
+            amount,
+            subject: report.subject,
+        }]
+    }
+
+    /// The digests published for `subject`, by worker.
+    pub fn digests(
+        &self,
+        subject: &Subject,
+    ) -> impl Iterator<Item = (&IdentityPublicKey, &[u8; 32])> {
+        self.digests.get(subject).into_iter().flatten()
+    }
+}
