@@ -11,6 +11,7 @@ use keyward_hierarchy::ContractPublicKeys;
 
 use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
 use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
+use crate::council::{Approval, Proposal};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
 use crate::result::{MisbehaviourReport, ResultDigest};
@@ -56,11 +57,15 @@ pub enum Kind {
     ResultDigest,
     /// A worker is reported for disagreeing with the majority, and slashed.
     MisbehaviourReport,
+    /// A council member proposes an action.
+    CouncilPropose,
+    /// A council member approves a proposal.
+    CouncilApprove,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -77,6 +82,8 @@ impl Kind {
         Self::ContractCommand,
         Self::ResultDigest,
         Self::MisbehaviourReport,
+        Self::CouncilPropose,
+        Self::CouncilApprove,
     ];
 
     /// The wire code.
@@ -98,6 +105,8 @@ impl Kind {
             Self::ContractCommand => 13,
             Self::ResultDigest => 14,
             Self::MisbehaviourReport => 15,
+            Self::CouncilPropose => 16,
+            Self::CouncilApprove => 17,
         }
     }
 
@@ -125,6 +134,8 @@ impl Kind {
             Self::ContractCommand => "contract_command",
             Self::ResultDigest => "result_digest",
             Self::MisbehaviourReport => "misbehaviour_report",
+            Self::CouncilPropose => "council_propose",
+            Self::CouncilApprove => "council_approve",
         }
     }
 }
@@ -222,6 +233,10 @@ pub enum Body {
     ResultDigest(Box<ResultDigest>),
     /// Kind 15.
     MisbehaviourReport(Box<MisbehaviourReport>),
+    /// Kind 16.
+    CouncilPropose(Box<Proposal>),
+    /// Kind 17.
+    CouncilApprove(Approval),
 }
 
 impl Body {
@@ -244,6 +259,8 @@ impl Body {
             Self::ContractCommand(_) => Kind::ContractCommand,
             Self::ResultDigest(_) => Kind::ResultDigest,
             Self::MisbehaviourReport(_) => Kind::MisbehaviourReport,
+            Self::CouncilPropose(_) => Kind::CouncilPropose,
+            Self::CouncilApprove(_) => Kind::CouncilApprove,
         }
     }
 
@@ -265,6 +282,8 @@ impl Body {
             Self::ContractCommand(command) => command.encode(&mut w),
             Self::ResultDigest(result) => result.encode(&mut w),
             Self::MisbehaviourReport(report) => report.encode(&mut w),
+            Self::CouncilPropose(proposal) => proposal.encode(&mut w),
+            Self::CouncilApprove(approval) => approval.encode(&mut w),
         }
         w.finish()
     }
@@ -296,6 +315,8 @@ impl Body {
             Kind::MisbehaviourReport => {
                 Self::MisbehaviourReport(Box::new(MisbehaviourReport::decode(&mut r)?))
             }
+            Kind::CouncilPropose => Self::CouncilPropose(Box::new(Proposal::decode(&mut r)?)),
+            Kind::CouncilApprove => Self::CouncilApprove(Approval::decode(&mut r)?),
         };
         r.finish()?;
         Ok(body)

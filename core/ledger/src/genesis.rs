@@ -377,7 +377,9 @@ impl Genesis {
             | Body::ClusterKeyPublish(_)
             | Body::ContractDeploy(_)
             | Body::ResultDigest(_)
-            | Body::MisbehaviourReport(_) => {}
+            | Body::MisbehaviourReport(_)
+            | Body::CouncilPropose(_)
+            | Body::CouncilApprove(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

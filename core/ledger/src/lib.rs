@@ -20,6 +20,7 @@ pub mod body;
 pub mod cluster;
 mod codec;
 pub mod contract;
+pub mod council;
 pub mod entry;
 pub mod epoch;
 pub mod genesis;
@@ -30,14 +31,15 @@ pub mod result;
 pub use body::{Body, Kind, Registration};
 pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
 pub use contract::{ContractCommand, ContractDeploy};
+pub use council::{Action, Approval, Proposal};
 pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
 };
 pub use genesis::{CodeId, Genesis, GenesisConfig, GenesisError, Params, registration_nonce};
 pub use registry::{
-    Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProvisionError,
-    Registry, Role, Status,
+    Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
+    ProposalStatus, ProvisionError, Registry, Role, Status,
 };
 pub use reject::{Named, Rejected};
 pub use result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};

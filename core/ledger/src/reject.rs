@@ -1,6 +1,6 @@
 //! Every reason an entry is refused, each with a stable name and code (PROTOCOL §16.5). A
 //! refused entry changes nothing. Codes are grouped: 20xx framing and position, 21xx nodes,
-//! 22xx epochs, 23xx clusters and contracts, 24xx results.
+//! 22xx epochs, 23xx clusters and contracts, 24xx results, 25xx council.
 
 use std::net::SocketAddr;
 
@@ -316,6 +316,39 @@ pub enum Rejected {
     /// The worker was slashed: it publishes nothing more.
     #[error("the worker was slashed")]
     WorkerSlashed,
+    /// A rotation's epoch must be founded by exactly the approved committee, in order.
+    #[error("the committee differs from the approved rotation's")]
+    CommitteeMismatch,
+    /// No such proposal.
+    #[error("no such proposal")]
+    UnknownProposal,
+    /// The proposal's approval window has passed.
+    #[error("the proposal expired at height {expired_at}")]
+    ProposalExpired {
+        /// Its last height.
+        expired_at: u64,
+    },
+    /// The author already approved it.
+    #[error("the author already approved this proposal")]
+    AlreadyApproved,
+    /// The proposal is no longer open (approved, executed or failed).
+    #[error("the proposal is no longer open")]
+    ProposalClosed,
+    /// A ttl of 0 or over the genesis's maximum.
+    #[error("a proposal's ttl is 1..={max}")]
+    BadTtl {
+        /// The maximum.
+        max: u64,
+    },
+    /// The action cannot run now.
+    #[error("invalid action: {reason}")]
+    InvalidAction {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A rotation is running: no other rotation or gatekeeper change until its epoch is active.
+    #[error("a rotation is in progress")]
+    RotationInProgress,
 }
 
 impl Rejected {
@@ -388,6 +421,14 @@ impl Rejected {
             Self::AlreadyReported => (2406, "already_reported"),
             Self::NoDigest => (2407, "no_digest"),
             Self::WorkerSlashed => (2408, "worker_slashed"),
+            Self::CommitteeMismatch => (2210, "committee_mismatch"),
+            Self::UnknownProposal => (2501, "unknown_proposal"),
+            Self::ProposalExpired { .. } => (2502, "proposal_expired"),
+            Self::AlreadyApproved => (2503, "already_approved"),
+            Self::ProposalClosed => (2504, "proposal_closed"),
+            Self::BadTtl { .. } => (2505, "bad_ttl"),
+            Self::InvalidAction { .. } => (2506, "invalid_action"),
+            Self::RotationInProgress => (2507, "rotation_in_progress"),
         }
     }
 }

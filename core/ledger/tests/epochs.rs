@@ -19,44 +19,6 @@ fn refused(net: &mut Net, author: &Member, body: &Body, name: &str) -> Rejected 
     err
 }
 
-/// The body creating `epoch` with `master`, the author first, sealed to `others`.
-fn create(
-    net: &mut Net,
-    author: &Member,
-    epoch: u64,
-    master: &MasterKey,
-    others: &[&Member],
-) -> Body {
-    let genesis = net.registry.genesis().hash();
-    let others: Vec<_> = others.iter().map(|m| m.public()).collect();
-    let proposal = (epoch > 0).then_some(EntryHash([7; 32]));
-    Body::EpochCreate(Box::new(
-        EpochCreate::new(
-            &author.id,
-            &genesis,
-            Epoch(epoch),
-            master,
-            &others,
-            proposal,
-            &mut net.rng,
-        )
-        .unwrap(),
-    ))
-}
-
-fn handoff(net: &mut Net, author: &Member, to: &Member, secrets: &[(Epoch, &MasterKey)]) -> Body {
-    let genesis = net.registry.genesis().hash();
-    Body::EpochHandoff(
-        EpochHandoff::new(&author.id, &genesis, to.public(), secrets, &mut net.rng).unwrap(),
-    )
-}
-
-fn accept(epochs: &[u64]) -> Body {
-    Body::EpochAccept(EpochAccept {
-        epochs: epochs.iter().map(|&e| Epoch(e)).collect(),
-    })
-}
-
 /// What a recipient's core does before accepting: opens every pending envelope and checks it
 /// against the ledger's master public key.
 fn open(net: &Net, me: &Member, epoch: u64) -> Result<MasterKey, SecretError> {

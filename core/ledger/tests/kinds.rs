@@ -720,6 +720,14 @@ fn every_refusal_has_a_distinct_name_and_code() {
         Rejected::AlreadyReported,
         Rejected::NoDigest,
         Rejected::WorkerSlashed,
+        Rejected::CommitteeMismatch,
+        Rejected::UnknownProposal,
+        Rejected::ProposalExpired { expired_at: 1 },
+        Rejected::AlreadyApproved,
+        Rejected::ProposalClosed,
+        Rejected::BadTtl { max: 1 },
+        Rejected::InvalidAction { reason: "x" },
+        Rejected::RotationInProgress,
     ];
     let names: BTreeSet<_> = all.iter().map(Rejected::name).collect();
     let codes: BTreeSet<_> = all.iter().map(Rejected::code).collect();

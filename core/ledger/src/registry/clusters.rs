@@ -287,17 +287,25 @@ impl Registry {
     /// that its keys open nothing written afterwards.
     pub(super) fn leave_cluster(&mut self, worker: &IdentityPublicKey) -> Option<Event> {
         let id = self.cluster_of.remove(worker)?;
-        let cluster = self
-            .clusters
-            .get_mut(&id)
-            .expect("cluster_of names clusters");
+        Some(self.next_generation(&id, Some(worker)))
+    }
+
+    /// Starts the cluster's next generation, without `leaving` if given.
+    pub(super) fn next_generation(
+        &mut self,
+        id: &ClusterId,
+        leaving: Option<&IdentityPublicKey>,
+    ) -> Event {
+        let cluster = self.clusters.get_mut(id).expect("a known cluster");
         let mut members = cluster.members().clone();
-        members.remove(worker);
+        if let Some(worker) = leaving {
+            members.remove(worker);
+        }
         cluster.generation = Generation(cluster.generation.0 + 1);
         cluster.members_at.insert(cluster.generation, members);
-        Some(Event::ClusterChanged {
-            cluster: id,
+        Event::ClusterChanged {
+            cluster: id.clone(),
             generation: cluster.generation,
-        })
+        }
     }
 }

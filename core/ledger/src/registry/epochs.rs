@@ -138,8 +138,17 @@ impl Registry {
             });
         }
         if let Some(proposal) = create.proposal {
-            // Rotations arrive with the council's entries; until one is approved, none is.
-            return Err(Rejected::ProposalNotApproved { proposal });
+            if self.rotation != Some(proposal) {
+                return Err(Rejected::ProposalNotApproved { proposal });
+            }
+            let crate::council::Action::RotateMasterKey { committee } =
+                &self.proposals[&proposal].action
+            else {
+                unreachable!("only rotations run as the rotation");
+            };
+            if *committee != create.committee {
+                return Err(Rejected::CommitteeMismatch);
+            }
         }
         for (member, envelope) in create.committee[1..].iter().zip(&create.envelopes) {
             self.check_recipient(member, envelope)?;
@@ -209,6 +218,9 @@ impl Registry {
         &self,
         author: &IdentityPublicKey,
     ) -> Result<(), Rejected> {
+        if self.rotation.is_some() {
+            return Err(Rejected::RotationInProgress);
+        }
         for state in &self.epochs {
             let epoch = state.record.epoch();
             if state.status == EpochStatus::Pending && state.founders().any(|f| f == author) {
@@ -301,19 +313,22 @@ impl Registry {
     }
 
     /// Activates the newest epoch once every founding member holds it and every epoch before
-    /// it, so that no founder of the current epoch lacks retained data.
-    fn activate(&mut self) -> Option<Event> {
-        let newest = self.epochs.last()?;
-        if newest.status != EpochStatus::Pending {
-            return None;
-        }
-        let ready = newest
-            .founders()
-            .all(|f| self.epochs.iter().all(|s| s.holders.contains(f)));
+    /// it, so that no founder of the current epoch lacks retained data. A rotation then ends:
+    /// every gatekeeper outside the new committee is removed.
+    fn activate(&mut self) -> Vec<Event> {
+        let Some(newest) = self.epochs.last() else {
+            return Vec::new();
+        };
+        let ready = newest.status == EpochStatus::Pending
+            && newest
+                .founders()
+                .all(|f| self.epochs.iter().all(|s| s.holders.contains(f)));
         if !ready {
-            return None;
+            return Vec::new();
         }
         let epoch = newest.record.epoch();
+        let founders: Vec<_> = newest.founders().copied().collect();
+        let proposal = newest.proposal;
         for state in &mut self.epochs {
             if state.status == EpochStatus::Active {
                 state.status = EpochStatus::Retained;
@@ -321,6 +336,16 @@ impl Registry {
         }
         self.epoch_mut(epoch).status = EpochStatus::Active;
         self.current = Some(epoch);
-        Some(Event::EpochActivated { epoch })
+        let mut events = vec![Event::EpochActivated { epoch }];
+        if let Some(id) = proposal {
+            events.extend(self.remove_gatekeepers_outside(&founders));
+            self.rotation = None;
+            self.proposals
+                .get_mut(&id)
+                .expect("the rotation's proposal")
+                .status = super::ProposalStatus::Executed;
+            events.push(Event::ProposalExecuted { proposal: id });
+        }
+        events
     }
 }

@@ -7,6 +7,7 @@
 
 mod clusters;
 mod contracts;
+mod council;
 mod epochs;
 mod nodes;
 mod results;
@@ -28,6 +29,7 @@ use crate::reject::Rejected;
 
 pub use clusters::{Cluster, ProvisionError};
 pub use contracts::{Command, Contract};
+pub use council::{ProposalState, ProposalStatus};
 pub use epochs::{EpochState, EpochStatus};
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
@@ -60,6 +62,11 @@ pub enum Status {
     Active,
     /// Left at this height.
     Deregistered {
+        /// The height of the entry that removed it.
+        at: u64,
+    },
+    /// Removed by the council (or by a rotation's end) at this height.
+    Removed {
         /// The height of the entry that removed it.
         at: u64,
     },
@@ -179,6 +186,26 @@ pub enum Event {
         /// The worker.
         worker: IdentityPublicKey,
     },
+    /// A council member proposed something.
+    Proposed {
+        /// The proposal (its entry hash).
+        proposal: EntryHash,
+    },
+    /// A proposal reached its threshold and ran.
+    ProposalExecuted {
+        /// The proposal.
+        proposal: EntryHash,
+    },
+    /// A rotation was approved: its committee is admitted and its creator may create the epoch.
+    RotationApproved {
+        /// The proposal.
+        proposal: EntryHash,
+    },
+    /// A proposal reached its threshold when its action was no longer valid.
+    ProposalFailed {
+        /// The proposal.
+        proposal: EntryHash,
+    },
     /// A worker was slashed for disagreeing with the majority.
     Slashed {
         /// The worker.
@@ -224,6 +251,12 @@ enum Effect {
         report: Box<crate::result::MisbehaviourReport>,
         amount: u64,
     },
+    Propose(Box<crate::council::Proposal>),
+    Approve {
+        proposal: EntryHash,
+        /// `None` below the threshold; at it, whether the action can still run.
+        outcome: Option<Result<(), Box<Rejected>>>,
+    },
 }
 
 /// The registry state after the entries applied so far.
@@ -246,6 +279,8 @@ pub struct Registry {
     commands: BTreeMap<EntryHash, Command>,
     digests: BTreeMap<Subject, BTreeMap<IdentityPublicKey, [u8; 32]>>,
     reports: BTreeSet<(Subject, IdentityPublicKey)>,
+    proposals: BTreeMap<EntryHash, ProposalState>,
+    rotation: Option<EntryHash>,
 }
 
 impl Registry {
@@ -269,6 +304,8 @@ impl Registry {
             commands: BTreeMap::new(),
             digests: BTreeMap::new(),
             reports: BTreeSet::new(),
+            proposals: BTreeMap::new(),
+            rotation: None,
             genesis,
         })
     }
@@ -334,6 +371,8 @@ impl Registry {
             Body::ContractCommand(command) => self.check_command(author, command),
             Body::ResultDigest(result) => self.check_digest(author, result),
             Body::MisbehaviourReport(report) => self.check_report(author, report),
+            Body::CouncilPropose(proposal) => self.check_propose(author, proposal),
+            Body::CouncilApprove(approval) => self.check_approve(author, *approval),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -356,6 +395,8 @@ impl Registry {
             Effect::Command(command) => self.commit_command(entry.hash(), *command),
             Effect::Digest(result) => self.commit_digest(author, *result),
             Effect::Slash { report, amount } => self.commit_slash(*report, amount),
+            Effect::Propose(proposal) => self.commit_propose(author, entry.hash(), *proposal),
+            Effect::Approve { proposal, outcome } => self.commit_approve(author, proposal, outcome),
         };
         self.height += 1;
         self.head = entry.hash();

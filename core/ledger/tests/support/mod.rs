@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use keyward_crypto::{ChainId, ChannelKeypair, ChannelPublicKey, IdentityKeypair};
 use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy};
+use keyward_hierarchy::{Epoch, MasterKey};
 use keyward_ledger::*;
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -219,4 +220,59 @@ impl Net {
     pub fn worker(&mut self) -> Member {
         self.join(Role::Worker)
     }
+}
+
+/// The body creating `epoch` with `master`, the author first, sealed to `others`.
+pub fn create(
+    net: &mut Net,
+    author: &Member,
+    epoch: u64,
+    master: &MasterKey,
+    others: &[&Member],
+) -> Body {
+    let proposal = (epoch > 0).then_some(EntryHash([7; 32]));
+    create_for(net, author, epoch, master, others, proposal)
+}
+
+/// As [`create`], for the rotation `proposal`.
+pub fn create_for(
+    net: &mut Net,
+    author: &Member,
+    epoch: u64,
+    master: &MasterKey,
+    others: &[&Member],
+    proposal: Option<EntryHash>,
+) -> Body {
+    let genesis = net.registry.genesis().hash();
+    let others: Vec<_> = others.iter().map(|m| m.public()).collect();
+    Body::EpochCreate(Box::new(
+        EpochCreate::new(
+            &author.id,
+            &genesis,
+            Epoch(epoch),
+            master,
+            &others,
+            proposal,
+            &mut net.rng,
+        )
+        .unwrap(),
+    ))
+}
+
+pub fn handoff(
+    net: &mut Net,
+    author: &Member,
+    to: &Member,
+    secrets: &[(Epoch, &MasterKey)],
+) -> Body {
+    let genesis = net.registry.genesis().hash();
+    Body::EpochHandoff(
+        EpochHandoff::new(&author.id, &genesis, to.public(), secrets, &mut net.rng).unwrap(),
+    )
+}
+
+pub fn accept(epochs: &[u64]) -> Body {
+    Body::EpochAccept(EpochAccept {
+        epochs: epochs.iter().map(|&e| Epoch(e)).collect(),
+    })
 }

@@ -1,0 +1,169 @@
+//! Council entries (kinds 16–17, PROTOCOL §16.9): a council member proposes an action; it runs
+//! once the genesis's threshold of members approved it before it expired.
+
+use std::collections::BTreeSet;
+
+use keyward_crypto::{DecodeError, IdentityPublicKey, Reader, Writer};
+use keyward_hierarchy::ClusterId;
+
+use crate::codec::{ascending, decode_id, decode_identity, encode_id};
+use crate::entry::EntryHash;
+use crate::epoch::MAX_COMMITTEE;
+
+/// What the council can decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create a new epoch whose MasterKey only `committee` receives, then deregister every other
+    /// gatekeeper. `committee[0]` creates it.
+    RotateMasterKey {
+        /// The new epoch's founding committee, in share-index order.
+        committee: Vec<IdentityPublicKey>,
+    },
+    /// Keep the MasterKey; admit `set` and deregister every other gatekeeper. The set must hold
+    /// every epoch already, so that nothing is lost; its holders hand the epochs to the rest.
+    ReplaceGatekeepers {
+        /// The gatekeepers that remain.
+        set: BTreeSet<IdentityPublicKey>,
+    },
+    /// Remove a worker; its cluster moves to a new generation without it.
+    RemoveWorker {
+        /// The worker.
+        worker: IdentityPublicKey,
+    },
+    /// Move a cluster to a new generation, so that every key of the old one opens nothing
+    /// written afterwards.
+    RekeyCluster {
+        /// The cluster.
+        cluster: ClusterId,
+    },
+}
+
+impl Action {
+    /// The action's name, as in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RotateMasterKey { .. } => "rotate_master_key",
+            Self::ReplaceGatekeepers { .. } => "replace_gatekeepers",
+            Self::RemoveWorker { .. } => "remove_worker",
+            Self::RekeyCluster { .. } => "rekey_cluster",
+        }
+    }
+}
+
+/// Kind 16: a proposal, open for `ttl` entries after its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// How many entries after this one approvals are accepted (1..=the genesis's
+    /// `max_proposal_ttl`).
+    pub ttl: u64,
+    /// What it does.
+    pub action: Action,
+}
+
+fn encode_members<'a>(
+    w: &mut Writer,
+    members: impl ExactSizeIterator<Item = &'a IdentityPublicKey>,
+) {
+    w.u16(u16::try_from(members.len()).expect("bounded by MAX_COMMITTEE"));
+    for member in members {
+        w.raw(&member.to_bytes());
+    }
+}
+
+fn member_count(r: &mut Reader<'_>) -> Result<usize, DecodeError> {
+    let n = usize::from(r.u16("member count")?);
+    if n == 0 || n > MAX_COMMITTEE {
+        return Err(DecodeError::Invalid {
+            field: "member count",
+            reason: "1..=64 gatekeepers",
+        });
+    }
+    Ok(n)
+}
+
+impl Proposal {
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.u64(self.ttl);
+        match &self.action {
+            Action::RotateMasterKey { committee } => {
+                w.u8(1);
+                encode_members(w, committee.iter());
+            }
+            Action::ReplaceGatekeepers { set } => {
+                w.u8(2);
+                encode_members(w, set.iter());
+            }
+            Action::RemoveWorker { worker } => {
+                w.u8(3).raw(&worker.to_bytes());
+            }
+            Action::RekeyCluster { cluster } => {
+                w.u8(4);
+                encode_id(w, cluster.as_str());
+            }
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let ttl = r.u64("ttl")?;
+        let action = match r.u8("action")? {
+            1 => {
+                let n = member_count(r)?;
+                let mut committee = Vec::with_capacity(n);
+                let mut seen = BTreeSet::new();
+                for _ in 0..n {
+                    let member = decode_identity(r, "committee member")?;
+                    if !seen.insert(member) {
+                        return Err(DecodeError::Invalid {
+                            field: "committee",
+                            reason: "a member appears twice",
+                        });
+                    }
+                    committee.push(member);
+                }
+                Action::RotateMasterKey { committee }
+            }
+            2 => {
+                let n = member_count(r)?;
+                let mut set = BTreeSet::new();
+                for _ in 0..n {
+                    let member = decode_identity(r, "gatekeeper")?;
+                    ascending(&set, &member, "gatekeepers")?;
+                    set.insert(member);
+                }
+                Action::ReplaceGatekeepers { set }
+            }
+            3 => Action::RemoveWorker {
+                worker: decode_identity(r, "worker")?,
+            },
+            4 => Action::RekeyCluster {
+                cluster: decode_id(r, "cluster id", ClusterId::new)?,
+            },
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "action",
+                    reason: "unknown action",
+                });
+            }
+        };
+        Ok(Self { ttl, action })
+    }
+}
+
+/// Kind 17: a council member approves a proposal (its entry hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approval {
+    /// The proposal.
+    pub proposal: EntryHash,
+}
+
+impl Approval {
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.raw(&self.proposal.0);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            proposal: EntryHash(r.array("proposal")?),
+        })
+    }
+}
