@@ -36,6 +36,12 @@ pub enum Action {
         /// The cluster.
         cluster: ClusterId,
     },
+    /// Drop the newest epoch while it is still pending (a founder never accepts, or a rotation
+    /// stalls), so the network can try again. A pending epoch has produced no key.
+    AbandonEpoch {
+        /// The pending epoch.
+        epoch: keyward_hierarchy::Epoch,
+    },
 }
 
 impl Action {
@@ -46,6 +52,7 @@ impl Action {
             Self::ReplaceGatekeepers { .. } => "replace_gatekeepers",
             Self::RemoveWorker { .. } => "remove_worker",
             Self::RekeyCluster { .. } => "rekey_cluster",
+            Self::AbandonEpoch { .. } => "abandon_epoch",
         }
     }
 }
@@ -100,6 +107,9 @@ impl Proposal {
                 w.u8(4);
                 encode_id(w, cluster.as_str());
             }
+            Action::AbandonEpoch { epoch } => {
+                w.u8(5).u64(epoch.0);
+            }
         }
     }
 
@@ -137,6 +147,9 @@ impl Proposal {
             },
             4 => Action::RekeyCluster {
                 cluster: decode_id(r, "cluster id", ClusterId::new)?,
+            },
+            5 => Action::AbandonEpoch {
+                epoch: keyward_hierarchy::Epoch(r.u64("epoch")?),
             },
             _ => {
                 return Err(DecodeError::Invalid {

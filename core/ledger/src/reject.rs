@@ -200,10 +200,16 @@ pub enum Rejected {
         /// The epoch.
         epoch: Epoch,
     },
-    /// The author already handed this epoch to this recipient.
-    #[error("the author already handed epoch {epoch} to this recipient")]
-    DuplicateHandoff {
+    /// A pending epoch is handed only to its founding members.
+    #[error("epoch {epoch} is pending: only its founders receive it")]
+    NotAFounder {
         /// The epoch.
+        epoch: Epoch,
+    },
+    /// A new epoch must have a new MasterKey.
+    #[error("the master public key is epoch {epoch}'s")]
+    MasterKeyReused {
+        /// The earlier epoch with that key.
         epoch: Epoch,
     },
     /// No such epoch.
@@ -390,7 +396,8 @@ impl Rejected {
             Self::NotHolder { .. } => (2205, "not_holder"),
             Self::AlreadyHolder { .. } => (2206, "already_holder"),
             Self::NoPendingSecret { .. } => (2207, "no_pending_secret"),
-            Self::DuplicateHandoff { .. } => (2208, "duplicate_handoff"),
+            Self::NotAFounder { .. } => (2211, "not_a_founder"),
+            Self::MasterKeyReused { .. } => (2212, "master_key_reused"),
             Self::UnknownEpoch { .. } => (2209, "unknown_epoch"),
             Self::ClusterExists(_) => (2301, "cluster_exists"),
             Self::UnknownCluster(_) => (2302, "unknown_cluster"),

@@ -320,7 +320,9 @@ fn a_rotation_replaces_the_master_key_and_the_gatekeeper_set() {
         .registry
         .epoch(Epoch(1))
         .unwrap()
-        .pending_for(&n2.id.public())[0]
+        .pending_for(&n2.id.public())
+        .next()
+        .unwrap()
         .clone();
     let genesis = s.net.registry.genesis().hash();
     for old in &s.gks {
@@ -394,4 +396,114 @@ fn a_rotation_replaces_the_master_key_and_the_gatekeeper_set() {
         };
         assert!(s.net.registry.may_provision(&worker, &request).is_ok());
     }
+}
+
+#[test]
+fn a_rotation_needs_a_fresh_key_and_keeps_its_epoch_within_the_committee() {
+    let mut s = setup(6);
+    let [n1, n2] = [s.net.gatekeeper(), s.net.gatekeeper()];
+    let committee = vec![n1.id.public(), n2.id.public()];
+    let rotate = propose(20, Action::RotateMasterKey { committee });
+    let id = by_council(&mut s.net, 0, &rotate).unwrap().hash;
+    by_council(&mut s.net, 1, &approve(id)).unwrap();
+    // No gatekeeper registers while it runs: it would only be removed at the end.
+    let late = s.net.key();
+    let body = s.net.gatekeeper_body(&late);
+    refused(&mut s.net, &late, &body, "rotation_in_progress");
+    // The old MasterKey again: refused.
+    let old = MasterKey::from_bytes(&s.master.to_bytes()).unwrap();
+    let body = create_for(&mut s.net, &n1, 1, &old, &[&n2], Some(id));
+    let err = refused(&mut s.net, &n1.id, &body, "master_key_reused");
+    assert_eq!(err, Rejected::MasterKeyReused { epoch: Epoch(0) });
+    let fresh = MasterKey::generate(&mut s.net.rng);
+    let body = create_for(&mut s.net, &n1, 1, &fresh, &[&n2], Some(id));
+    s.net.submit(&n1.id, &body).unwrap();
+    // The pending epoch goes to its founders only, never back to the old set.
+    let body = handoff(&mut s.net, &n1, &s.gks[0], &[(Epoch(1), &fresh)]);
+    refused(&mut s.net, &n1.id, &body, "not_a_founder");
+}
+
+#[test]
+fn the_council_abandons_a_stalled_epoch_and_the_network_tries_again() {
+    let mut net = Net::new(7);
+    let [a, b, c] = [net.gatekeeper(), net.gatekeeper(), net.gatekeeper()];
+    let master = MasterKey::generate(&mut net.rng);
+    // c never accepts: epoch 0 stays pending, and nobody can leave or rotate.
+    let body = create(&mut net, &a, 0, &master, &[&b, &c]);
+    net.submit(&a.id, &body).unwrap();
+    net.submit(&b.id, &accept(&[0])).unwrap();
+    let rotate = propose(
+        5,
+        Action::RotateMasterKey {
+            committee: vec![a.id.public()],
+        },
+    );
+    council_refused(&mut net, 0, &rotate, "invalid_action");
+    council_refused(
+        &mut net,
+        0,
+        &propose(5, Action::AbandonEpoch { epoch: Epoch(1) }),
+        "invalid_action",
+    );
+    let id = by_council(
+        &mut net,
+        0,
+        &propose(5, Action::AbandonEpoch { epoch: Epoch(0) }),
+    )
+    .unwrap()
+    .hash;
+    let applied = by_council(&mut net, 1, &approve(id)).unwrap();
+    assert!(
+        applied
+            .events
+            .contains(&Event::EpochAbandoned { epoch: Epoch(0) })
+    );
+    assert!(net.registry.epochs().is_empty());
+    assert_eq!(
+        net.registry.checksum(),
+        keyward_hierarchy::EpochChecksum::genesis(&net.registry.genesis().config().chain)
+    );
+    // The abandoned key never returns; a fresh epoch 0 with a and b activates.
+    let body = create(&mut net, &a, 0, &master, &[&b]);
+    refused(&mut net, &a.id, &body, "master_key_reused");
+    let fresh = MasterKey::generate(&mut net.rng);
+    let body = create(&mut net, &a, 0, &fresh, &[&b]);
+    net.submit(&a.id, &body).unwrap();
+    net.submit(&b.id, &accept(&[0])).unwrap();
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+}
+
+#[test]
+fn an_abandoned_rotation_unlocks_the_gatekeepers() {
+    let mut s = setup(8);
+    let [n1, n2] = [s.net.gatekeeper(), s.net.gatekeeper()];
+    let rotate = propose(
+        20,
+        Action::RotateMasterKey {
+            committee: vec![n1.id.public(), n2.id.public()],
+        },
+    );
+    let id = by_council(&mut s.net, 0, &rotate).unwrap().hash;
+    // An approval at exactly the expiry height still counts.
+    let expires = s.net.registry.proposal(&id).unwrap().expires_at;
+    while s.net.registry.next_height() < expires {
+        s.net.worker();
+    }
+    by_council(&mut s.net, 1, &approve(id)).unwrap();
+    let fresh = MasterKey::generate(&mut s.net.rng);
+    let body = create_for(&mut s.net, &n1, 1, &fresh, &[&n2], Some(id));
+    s.net.submit(&n1.id, &body).unwrap();
+    // n2 never accepts; the council abandons epoch 1.
+    let abandon = propose(5, Action::AbandonEpoch { epoch: Epoch(1) });
+    let aid = by_council(&mut s.net, 2, &abandon).unwrap().hash;
+    by_council(&mut s.net, 0, &approve(aid)).unwrap();
+    assert_eq!(s.net.registry.rotation(), None);
+    assert_eq!(
+        s.net.registry.proposal(&id).unwrap().status,
+        ProposalStatus::Abandoned
+    );
+    assert_eq!(s.net.registry.current_epoch(), Some(Epoch(0)));
+    s.net
+        .submit(&s.gks[2].id, &Body::GatekeeperDeregister)
+        .unwrap();
 }

@@ -71,8 +71,8 @@ pub enum ProvisionError {
 }
 
 impl Registry {
-    /// Active, and never slashed.
-    fn is_active_worker(&self, id: &IdentityPublicKey) -> bool {
+    /// An active worker, never slashed: one that may join clusters and get keys.
+    fn is_eligible_worker(&self, id: &IdentityPublicKey) -> bool {
         self.nodes
             .get(id)
             .is_some_and(|n| n.is_active() && n.role == Role::Worker && !n.slashed)
@@ -119,7 +119,7 @@ impl Registry {
         worker: &IdentityPublicKey,
         request: &ClusterKeyRequest,
     ) -> Result<&EpochRecord, ProvisionError> {
-        if !self.is_active_worker(worker) {
+        if !self.is_eligible_worker(worker) {
             return Err(ProvisionError::NotAWorker);
         }
         let cluster = self
@@ -149,7 +149,7 @@ impl Registry {
             return Err(Rejected::ClusterFull { max });
         }
         for worker in workers {
-            if !self.is_active_worker(worker) {
+            if !self.is_eligible_worker(worker) {
                 return Err(Rejected::NotAWorker {
                     id: (*worker).into(),
                 });

@@ -155,12 +155,16 @@ impl Registry {
         if self.nodes[&author].slashed {
             return Err(Rejected::WorkerSlashed);
         }
+        if keys.context.cluster != contract.cluster {
+            // Certified for the contract in another cluster: not under this cluster's key.
+            return Err(Rejected::UntrustedClusterKey);
+        }
         let expected = self.key_context(&contract.cluster)?;
         let found = KeyContext {
             epoch: keys.context.epoch,
             generation: keys.context.generation,
         };
-        if found != expected || keys.context.cluster != contract.cluster {
+        if found != expected {
             return Err(Rejected::StaleKeyContext { expected, found });
         }
         let cluster_key = cluster

@@ -23,6 +23,8 @@ pub enum ProposalStatus {
     Executed,
     /// Reached the threshold when its action was no longer valid; nothing happened.
     Failed(Box<Rejected>),
+    /// A rotation whose epoch the council abandoned.
+    Abandoned,
 }
 
 /// A council proposal as the ledger records it.
@@ -109,6 +111,12 @@ impl Registry {
                     invalid("no such cluster")
                 }
             }
+            Action::AbandonEpoch { epoch } => match self.epochs.last() {
+                Some(s) if s.record().epoch() == *epoch && s.status() == EpochStatus::Pending => {
+                    Ok(())
+                }
+                _ => invalid("not the pending epoch"),
+            },
         }
     }
 
@@ -176,7 +184,7 @@ impl Registry {
             proposer: author,
             action: proposal.action,
             approvals: BTreeSet::from([author]),
-            expires_at: self.height + proposal.ttl,
+            expires_at: self.height.saturating_add(proposal.ttl),
             status: ProposalStatus::Open,
         };
         self.proposals.insert(id, state);
@@ -228,6 +236,11 @@ impl Registry {
                 events.push(self.next_generation(&cluster, None));
                 ProposalStatus::Executed
             }
+            Action::AbandonEpoch { epoch } => {
+                events.extend(self.abandon_newest_epoch());
+                events.push(Event::EpochAbandoned { epoch });
+                ProposalStatus::Executed
+            }
         };
         events.push(if status == ProposalStatus::Approved {
             Event::RotationApproved { proposal: id }
@@ -244,6 +257,20 @@ impl Registry {
                 node.role = Role::Gatekeeper { admitted: true };
             }
         }
+    }
+
+    /// Drops the pending newest epoch; a rotation it belonged to ends as abandoned.
+    fn abandon_newest_epoch(&mut self) -> Option<Event> {
+        let state = self.epochs.pop().expect("validated: a pending epoch");
+        self.abandoned_keys
+            .insert(state.record().committee().public_key().to_bytes());
+        let id = state.proposal()?;
+        self.rotation = None;
+        self.proposals
+            .get_mut(&id)
+            .expect("the rotation's proposal")
+            .status = ProposalStatus::Abandoned;
+        Some(Event::ProposalFailed { proposal: id })
     }
 
     /// Removes every active gatekeeper outside `keep` (a rotation's end, or a replacement).
@@ -275,7 +302,7 @@ impl Registry {
         node.status = Status::Removed { at: height };
         let role = node.role;
         self.forget_holder(&id);
-        let mut events = vec![Event::Deregistered { id, role }];
+        let mut events = vec![Event::Removed { id, role }];
         events.extend(self.leave_cluster(&id));
         events
     }

@@ -36,8 +36,8 @@ pub struct EpochState {
     checksum: EpochChecksum,
     status: EpochStatus,
     holders: BTreeSet<IdentityPublicKey>,
-    pending: BTreeMap<IdentityPublicKey, Vec<Envelope>>,
-    handoffs: BTreeSet<(IdentityPublicKey, IdentityPublicKey)>,
+    /// Recipient → sender → the latest envelope that sender sealed to it.
+    pending: BTreeMap<IdentityPublicKey, BTreeMap<IdentityPublicKey, Envelope>>,
     proposal: Option<EntryHash>,
     created_at: u64,
 }
@@ -63,9 +63,13 @@ impl EpochState {
         &self.holders
     }
 
-    /// The envelopes sealed to `recipient` that it has not accepted yet (one per handoff).
-    pub fn pending_for(&self, recipient: &IdentityPublicKey) -> &[Envelope] {
-        self.pending.get(recipient).map_or(&[], Vec::as_slice)
+    /// The envelopes sealed to `recipient` that it has not accepted yet: the latest from each
+    /// sender.
+    pub fn pending_for(&self, recipient: &IdentityPublicKey) -> impl Iterator<Item = &Envelope> {
+        self.pending
+            .get(recipient)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     /// The founding committee's identities, in share-index order.
@@ -150,6 +154,18 @@ impl Registry {
                 return Err(Rejected::CommitteeMismatch);
             }
         }
+        if let Some(earlier) = self
+            .epochs
+            .iter()
+            .find(|s| s.record.committee().public_key() == create.master)
+        {
+            return Err(Rejected::MasterKeyReused {
+                epoch: earlier.record.epoch(),
+            });
+        }
+        if self.abandoned_keys.contains(&create.master.to_bytes()) {
+            return Err(Rejected::MasterKeyReused { epoch: expected });
+        }
         for (member, envelope) in create.committee[1..].iter().zip(&create.envelopes) {
             self.check_recipient(member, envelope)?;
         }
@@ -158,7 +174,7 @@ impl Registry {
         let pending = create.committee[1..]
             .iter()
             .zip(&create.envelopes)
-            .map(|(member, envelope)| (*member, vec![envelope.clone()]))
+            .map(|(member, envelope)| (*member, BTreeMap::from([(author, envelope.clone())])))
             .collect();
         Ok(Effect::CreateEpoch(Box::new(EpochState {
             record,
@@ -166,7 +182,6 @@ impl Registry {
             status: EpochStatus::Pending,
             holders: BTreeSet::from([author]),
             pending,
-            handoffs: BTreeSet::new(),
             proposal: create.proposal,
             created_at: self.height,
         })))
@@ -186,8 +201,12 @@ impl Registry {
             if state.holders.contains(&handoff.recipient) {
                 return Err(Rejected::AlreadyHolder { epoch });
             }
-            if state.handoffs.contains(&(author, handoff.recipient)) {
-                return Err(Rejected::DuplicateHandoff { epoch });
+            // A pending epoch goes to its founders only: while a rotation runs, nobody outside
+            // the new committee receives the new MasterKey.
+            if state.status == EpochStatus::Pending
+                && !state.founders().any(|f| *f == handoff.recipient)
+            {
+                return Err(Rejected::NotAFounder { epoch });
             }
         }
         Ok(Effect::Handoff(handoff.clone()))
@@ -268,8 +287,13 @@ impl Registry {
             .into_iter()
             .map(|(epoch, envelope)| {
                 let state = self.epoch_mut(epoch);
-                state.handoffs.insert((author, recipient));
-                state.pending.entry(recipient).or_default().push(envelope);
+                // A later handoff from the same holder replaces its earlier one, so a bad envelope
+                // can be corrected.
+                state
+                    .pending
+                    .entry(recipient)
+                    .or_default()
+                    .insert(author, envelope);
                 Event::SecretPending { epoch, recipient }
             })
             .collect()

@@ -119,6 +119,19 @@ pub enum Event {
         /// Its role.
         role: Role,
     },
+    /// The council removed a node, or a rotation's end removed a gatekeeper outside the new
+    /// committee.
+    Removed {
+        /// Its identity.
+        id: IdentityPublicKey,
+        /// Its role.
+        role: Role,
+    },
+    /// The council dropped a pending epoch.
+    EpochAbandoned {
+        /// The epoch.
+        epoch: Epoch,
+    },
     /// An epoch was created; it is pending until its founding committee holds it.
     EpochCreated {
         /// The epoch.
@@ -246,7 +259,10 @@ enum Effect {
     Deploy(crate::contract::ContractDeploy),
     PublishContractKeys(Box<keyward_hierarchy::ContractPublicKeys>),
     Command(Box<Command>),
-    Digest(Box<crate::result::ResultDigest>),
+    Digest {
+        result: Box<crate::result::ResultDigest>,
+        electorate: BTreeSet<IdentityPublicKey>,
+    },
     Slash {
         report: Box<crate::result::MisbehaviourReport>,
         amount: u64,
@@ -277,10 +293,13 @@ pub struct Registry {
     cluster_of: BTreeMap<IdentityPublicKey, ClusterId>,
     contracts: BTreeMap<ContractId, Contract>,
     commands: BTreeMap<EntryHash, Command>,
-    digests: BTreeMap<Subject, BTreeMap<IdentityPublicKey, [u8; 32]>>,
+    digests: BTreeMap<Subject, results::Digests>,
     reports: BTreeSet<(Subject, IdentityPublicKey)>,
     proposals: BTreeMap<EntryHash, ProposalState>,
     rotation: Option<EntryHash>,
+    /// Master public keys of abandoned epochs: they may have reached gatekeepers, so they are
+    /// never used again.
+    abandoned_keys: BTreeSet<[u8; 32]>,
 }
 
 impl Registry {
@@ -306,6 +325,7 @@ impl Registry {
             reports: BTreeSet::new(),
             proposals: BTreeMap::new(),
             rotation: None,
+            abandoned_keys: BTreeSet::new(),
             genesis,
         })
     }
@@ -393,7 +413,9 @@ impl Registry {
             Effect::Deploy(deploy) => self.commit_deploy(author, deploy),
             Effect::PublishContractKeys(keys) => self.commit_contract_keys(author, *keys),
             Effect::Command(command) => self.commit_command(entry.hash(), *command),
-            Effect::Digest(result) => self.commit_digest(author, *result),
+            Effect::Digest { result, electorate } => {
+                self.commit_digest(author, *result, electorate)
+            }
             Effect::Slash { report, amount } => self.commit_slash(*report, amount),
             Effect::Propose(proposal) => self.commit_propose(author, entry.hash(), *proposal),
             Effect::Approve { proposal, outcome } => self.commit_approve(author, proposal, outcome),

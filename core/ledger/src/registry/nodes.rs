@@ -21,6 +21,10 @@ impl Registry {
         if self.genesis.config().council.contains(&author) {
             return Err(Rejected::RoleConflict);
         }
+        // It would be removed at the rotation's end, and identities are single-use.
+        if gatekeeper && self.rotation.is_some() {
+            return Err(Rejected::RotationInProgress);
+        }
         let params = &self.genesis.config().params;
         let (role, min) = if gatekeeper {
             let admitted = self.gatekeepers_registered < u64::from(params.bootstrap_gatekeepers);

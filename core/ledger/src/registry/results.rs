@@ -1,6 +1,6 @@
 //! Kinds 14–15: result digests and slashing a worker that disagrees with a strict majority.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_crypto::{IdentityPublicKey, SigningPurpose};
 use keyward_hierarchy::ContractPublicKeys;
@@ -10,6 +10,14 @@ use crate::body::Kind;
 use crate::cluster::KeyContext;
 use crate::reject::Rejected;
 use crate::result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};
+
+/// The digests of one subject, and its electorate, fixed when the first digest arrived (a
+/// migration's cluster may grow afterwards; the majority is over who was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Digests {
+    electorate: BTreeSet<IdentityPublicKey>,
+    by: BTreeMap<IdentityPublicKey, [u8; 32]>,
+}
 
 impl Registry {
     /// Who must publish a digest for `subject`, and the contract keys that sign it.
@@ -27,7 +35,10 @@ impl Registry {
                     .contracts
                     .get(&command.context.contract)?
                     .keys(context)?;
-                Some((&command.electorate, keys))
+                Some((
+                    self.electorate(subject).unwrap_or(&command.electorate),
+                    keys,
+                ))
             }),
             Subject::Migration {
                 contract,
@@ -39,19 +50,25 @@ impl Registry {
                     generation: *generation,
                 };
                 let keys = c.keys(context)?;
-                let electorate = self.clusters.get(c.cluster())?.members_at(*generation)?;
+                let electorate = match self.electorate(subject) {
+                    Some(fixed) => fixed,
+                    None => self.clusters.get(c.cluster())?.members_at(*generation)?,
+                };
                 Some((electorate, keys))
             }),
         };
         found.ok_or(Rejected::UnknownSubject)
     }
 
+    fn electorate(&self, subject: &Subject) -> Option<&BTreeSet<IdentityPublicKey>> {
+        self.digests.get(subject).map(|d| &d.electorate)
+    }
+
     /// The digest more than half of `subject`'s electorate published, if there is one.
-    fn majority(&self, subject: &Subject, electorate: usize) -> Option<[u8; 32]> {
-        let digests = self.digests.get(subject)?;
-        digests
-            .values()
-            .find(|d| digests.values().filter(|e| e == d).count() * 2 > electorate)
+    fn majority(&self, subject: &Subject) -> Option<[u8; 32]> {
+        let d = self.digests.get(subject)?;
+        d.by.values()
+            .find(|x| d.by.values().filter(|y| y == x).count() * 2 > d.electorate.len())
             .copied()
     }
 
@@ -80,7 +97,7 @@ impl Registry {
         if self
             .digests
             .get(&result.subject)
-            .is_some_and(|d| d.contains_key(&author))
+            .is_some_and(|d| d.by.contains_key(&author))
         {
             return Err(Rejected::DuplicateDigest);
         }
@@ -88,7 +105,10 @@ impl Registry {
         keys.sr25519
             .verify(SigningPurpose::ContractResult, &message, &result.signature)
             .map_err(|_| Rejected::BadResultSignature)?;
-        Ok(Effect::Digest(Box::new(result.clone())))
+        Ok(Effect::Digest {
+            result: Box::new(result.clone()),
+            electorate: electorate.clone(),
+        })
     }
 
     pub(super) fn check_report(
@@ -105,15 +125,13 @@ impl Registry {
             });
         }
         let Offence::DigestMismatch = report.offence;
-        let (electorate, _) = self.scope(&report.subject)?;
+        self.scope(&report.subject)?;
         let accused = self
             .digests
             .get(&report.subject)
-            .and_then(|d| d.get(&report.accused))
+            .and_then(|d| d.by.get(&report.accused))
             .ok_or(Rejected::NoDigest)?;
-        let majority = self
-            .majority(&report.subject, electorate.len())
-            .ok_or(Rejected::NoMajority)?;
+        let majority = self.majority(&report.subject).ok_or(Rejected::NoMajority)?;
         if *accused == majority {
             return Err(Rejected::DigestAgrees);
         }
@@ -137,10 +155,15 @@ impl Registry {
         &mut self,
         author: IdentityPublicKey,
         result: ResultDigest,
+        electorate: BTreeSet<IdentityPublicKey>,
     ) -> Vec<Event> {
         self.digests
             .entry(result.subject.clone())
-            .or_default()
+            .or_insert_with(|| Digests {
+                electorate,
+                by: BTreeMap::new(),
+            })
+            .by
             .insert(author, result.digest);
         vec![Event::DigestPublished {
             subject: result.subject,
@@ -169,6 +192,6 @@ impl Registry {
         &self,
         subject: &Subject,
     ) -> impl Iterator<Item = (&IdentityPublicKey, &[u8; 32])> {
-        self.digests.get(subject).into_iter().flatten()
+        self.digests.get(subject).into_iter().flat_map(|d| &d.by)
     }
 }
