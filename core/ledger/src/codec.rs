@@ -66,3 +66,23 @@ pub(crate) fn decode_envelope(
         },
     })
 }
+
+/// `n` distinct identities in the order given (a committee: order is share-index order).
+pub(crate) fn decode_committee(
+    r: &mut Reader<'_>,
+    n: usize,
+) -> Result<Vec<IdentityPublicKey>, DecodeError> {
+    let mut committee = Vec::with_capacity(n);
+    let mut seen = BTreeSet::new();
+    for _ in 0..n {
+        let member = decode_identity(r, "committee member")?;
+        if !seen.insert(member) {
+            return Err(DecodeError::Invalid {
+                field: "committee",
+                reason: "a member appears twice",
+            });
+        }
+        committee.push(member);
+    }
+    Ok(committee)
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use keyward_crypto::{DecodeError, IdentityPublicKey, Reader, Writer};
 use keyward_hierarchy::ClusterId;
 
-use crate::codec::{ascending, decode_id, decode_identity, encode_id};
+use crate::codec::{ascending, decode_committee, decode_id, decode_identity, encode_id};
 use crate::entry::EntryHash;
 use crate::epoch::MAX_COMMITTEE;
 
@@ -118,19 +118,9 @@ impl Proposal {
         let action = match r.u8("action")? {
             1 => {
                 let n = member_count(r)?;
-                let mut committee = Vec::with_capacity(n);
-                let mut seen = BTreeSet::new();
-                for _ in 0..n {
-                    let member = decode_identity(r, "committee member")?;
-                    if !seen.insert(member) {
-                        return Err(DecodeError::Invalid {
-                            field: "committee",
-                            reason: "a member appears twice",
-                        });
-                    }
-                    committee.push(member);
+                Action::RotateMasterKey {
+                    committee: decode_committee(r, n)?,
                 }
-                Action::RotateMasterKey { committee }
             }
             2 => {
                 let n = member_count(r)?;

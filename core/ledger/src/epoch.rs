@@ -17,7 +17,7 @@ use keyward_crypto::{
 use keyward_hierarchy::{Epoch, EpochRecord, MasterKey};
 use keyward_threshold::{Committee, PublicKey, ShareIndex};
 
-use crate::codec::{ascending, decode_envelope, decode_identity};
+use crate::codec::{ascending, decode_committee, decode_envelope, decode_identity};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 
@@ -182,18 +182,7 @@ impl EpochCreate {
                 reason: "a committee has 1..=64 members",
             });
         }
-        let mut committee = Vec::with_capacity(n);
-        let mut seen = BTreeSet::new();
-        for _ in 0..n {
-            let member = decode_identity(r, "committee member")?;
-            if !seen.insert(member) {
-                return Err(DecodeError::Invalid {
-                    field: "committee",
-                    reason: "a member appears twice",
-                });
-            }
-            committee.push(member);
-        }
+        let committee = decode_committee(r, n)?;
         let envelopes = (1..n)
             .map(|_| decode_envelope(r, "envelope", MAX_SECRET_ENVELOPE_LEN))
             .collect::<Result<_, _>>()?;

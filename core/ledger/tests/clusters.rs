@@ -15,14 +15,6 @@ use keyward_ledger::*;
 use keyward_threshold::ShareIndex;
 use support::*;
 
-fn refused(net: &mut Net, author: &IdentityKeypair, body: &Body, name: &str) -> Rejected {
-    let before = net.registry.clone();
-    let err = net.submit(author, body).unwrap_err();
-    assert_eq!(err.name(), name, "{err}");
-    assert_eq!(net.registry, before, "a refused entry changed the registry");
-    err
-}
-
 fn copy(key: &IdentityKeypair) -> IdentityKeypair {
     IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new(*key.seed().expose()))
 }

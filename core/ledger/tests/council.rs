@@ -4,18 +4,9 @@
 
 mod support;
 
-use keyward_crypto::IdentityKeypair;
 use keyward_hierarchy::{ClusterId, ClusterKeyRequest, Epoch, Generation, MasterKey, verify_chain};
 use keyward_ledger::*;
 use support::*;
-
-fn refused(net: &mut Net, author: &IdentityKeypair, body: &Body, name: &str) -> Rejected {
-    let before = net.registry.clone();
-    let err = net.submit(author, body).unwrap_err();
-    assert_eq!(err.name(), name, "{err}");
-    assert_eq!(net.registry, before, "a refused entry changed the registry");
-    err
-}
 
 fn propose(ttl: u64, action: Action) -> Body {
     Body::CouncilPropose(Box::new(Proposal { ttl, action }))

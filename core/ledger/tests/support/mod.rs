@@ -50,6 +50,16 @@ pub fn genesis_position() -> Position {
     }
 }
 
+/// Signs `body` as `author`, expects the refusal named `name`, and checks that the registry did
+/// not change.
+pub fn refused(net: &mut Net, author: &IdentityKeypair, body: &Body, name: &str) -> Rejected {
+    let before = net.registry.clone();
+    let err = net.submit(author, body).unwrap_err();
+    assert_eq!(err.name(), name, "{err}");
+    assert_eq!(net.registry, before, "a refused entry changed the registry");
+    err
+}
+
 impl Net {
     pub fn new(seed: u64) -> Self {
         Self::with(seed, |_| {})
