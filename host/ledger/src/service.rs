@@ -82,6 +82,7 @@ pub struct Service {
     /// The genesis hash.
     pub genesis: EntryHash,
     writer: std::thread::JoinHandle<()>,
+    store: Store,
 }
 
 /// Opens the store and replays every stored entry through the core (the server trusts its own
@@ -145,7 +146,7 @@ impl Service {
             config.queue_depth,
             engine,
             genesis.clone(),
-            store,
+            store.clone(),
         )
         .await
         .map_err(|source| StartError::Bind {
@@ -157,13 +158,25 @@ impl Service {
             running,
             genesis: genesis.hash(),
             writer,
+            store,
         })
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and stops the writer.
+    /// Stops accepting requests, lets in-flight ones finish, stops the writer, and returns once
+    /// the database is closed (so the same directory can be opened again at once), or after 10 s
+    /// if a connection task still holds it.
     pub async fn stop(self) {
         let _ = self.running.handle.stop();
         self.running.handle.stopped().await;
         let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
+        // jsonrpsee may drop an idle keep-alive connection's handler, and its store handle,
+        // shortly after `stopped()`.
+        for _ in 0..1000 {
+            if self.store.is_last_handle() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tracing::warn!("the ledger store is still open 10 s after stop");
     }
 }

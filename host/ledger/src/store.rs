@@ -53,6 +53,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Whether this is the last handle: dropping it closes the database.
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.db) == 1
+    }
+
     /// Opens (or creates) the store in `dir` and returns every stored entry, in height order.
     ///
     /// # Errors
