@@ -61,29 +61,17 @@ impl World {
         let mut net = Net::with(seed, edit);
         let gk = net.gatekeeper();
         let master = MasterKey::generate(&mut net.rng);
-        let genesis = net.registry.genesis().hash();
-        let create =
-            EpochCreate::new(&gk.id, &genesis, Epoch(0), &master, &[], None, &mut net.rng).unwrap();
-        net.submit(&gk.id, &Body::EpochCreate(Box::new(create)))
-            .unwrap();
+        let body = create(&mut net, &gk, 0, &master, &[]);
+        net.submit(&gk.id, &body).unwrap();
         let workers = [net.worker(), net.worker(), net.worker()];
-        let owner = net.council.remove(0);
-        net.submit(&owner, &create_cluster("c1", &[&workers[0], &workers[1]]))
+        net.as_council(0, &create_cluster("c1", &[&workers[0], &workers[1]]))
             .unwrap();
-        net.council.insert(0, owner);
         Self {
             net,
             gk,
             master,
             workers,
         }
-    }
-
-    fn council(&mut self, i: usize, body: &Body) -> Result<Applied, Rejected> {
-        let member = self.net.council.remove(i);
-        let result = self.net.submit(&member, body);
-        self.net.council.insert(i, member);
-        result
     }
 
     fn context(&self, cluster: &str) -> KeyContext {
@@ -188,7 +176,7 @@ fn a_contract_runs_end_to_end_and_a_departed_worker_is_re_keyed_out() {
         cluster: c1.clone(),
         worker: w.workers[2].id.public(),
     });
-    w.council(0, &add).unwrap();
+    w.net.as_council(0, &add).unwrap();
     assert_eq!(
         w.net.registry.cluster(&c1).unwrap().generation(),
         Generation(0)
@@ -311,12 +299,18 @@ mod refusals {
         refused(&mut w.net, &worker, &body, "wrong_author");
         let before = w.net.registry.clone();
         let again = create_cluster("c1", &[&w.workers[2]]);
-        assert_eq!(w.council(1, &again).unwrap_err().name(), "cluster_exists");
+        assert_eq!(
+            w.net.as_council(1, &again).unwrap_err().name(),
+            "cluster_exists"
+        );
         let gk = Member {
             id: copy(&w.gk.id),
             channel: keyward_crypto::ChannelKeypair::generate(&mut w.net.rng),
         };
-        let err = w.council(1, &create_cluster("c2", &[&gk])).unwrap_err();
+        let err = w
+            .net
+            .as_council(1, &create_cluster("c2", &[&gk]))
+            .unwrap_err();
         assert_eq!(
             err,
             Rejected::NotAWorker {
@@ -325,7 +319,7 @@ mod refusals {
         );
         let taken = create_cluster("c2", &[&w.workers[0]]);
         assert_eq!(
-            w.council(1, &taken).unwrap_err().name(),
+            w.net.as_council(1, &taken).unwrap_err().name(),
             "already_in_cluster"
         );
         assert_eq!(w.net.registry, before);
@@ -338,11 +332,11 @@ mod refusals {
             })
         };
         assert_eq!(
-            w.council(0, &add(&extra)).unwrap_err(),
+            w.net.as_council(0, &add(&extra)).unwrap_err(),
             Rejected::ClusterFull { max: 2 }
         );
         assert_eq!(
-            w.council(1, &add(&extra)).unwrap_err().name(),
+            w.net.as_council(1, &add(&extra)).unwrap_err().name(),
             "wrong_author"
         );
         let unknown = Body::ClusterAddMember(ClusterAddMember {
@@ -350,7 +344,7 @@ mod refusals {
             worker: extra.id.public(),
         });
         assert_eq!(
-            w.council(0, &unknown).unwrap_err().name(),
+            w.net.as_council(0, &unknown).unwrap_err().name(),
             "unknown_cluster"
         );
         assert_eq!(w.net.registry, before_extra);
@@ -388,8 +382,7 @@ mod refusals {
     fn without_an_active_epoch_there_is_no_key_context() {
         let mut net = Net::new(4);
         let worker = net.worker();
-        let owner = net.council.remove(0);
-        net.submit(&owner, &create_cluster("c1", &[&worker]))
+        net.as_council(0, &create_cluster("c1", &[&worker]))
             .unwrap();
         assert_eq!(
             net.registry.key_context(&cluster_id("c1")),
@@ -419,7 +412,8 @@ mod refusals {
         w.net.submit(&user, &body).unwrap();
         refused(&mut w.net, &user, &body, "contract_exists");
         // A cluster whose only worker left has no workers.
-        w.council(0, &create_cluster("c2", &[&w.workers[2]]))
+        w.net
+            .as_council(0, &create_cluster("c2", &[&w.workers[2]]))
             .unwrap();
         w.net
             .submit(&w.workers[2].id, &Body::WorkerDeregister)
@@ -580,7 +574,7 @@ mod results {
             cluster: cluster_id("c1"),
             worker: w.workers[2].id.public(),
         });
-        w.council(0, &add).unwrap();
+        w.net.as_council(0, &add).unwrap();
         w.publish_cluster_key("c1");
         let user = w.net.key();
         w.net
@@ -768,7 +762,9 @@ mod results {
             "wrong_author",
         );
         // The council may report.
-        w.council(2, &report(&w.workers[1], &subject)).unwrap();
+        w.net
+            .as_council(2, &report(&w.workers[1], &subject))
+            .unwrap();
         assert!(
             w.net
                 .registry

@@ -16,17 +16,9 @@ fn approve(proposal: EntryHash) -> Body {
     Body::CouncilApprove(Approval { proposal })
 }
 
-/// Council member `i` signs and submits `body`.
-fn by_council(net: &mut Net, i: usize, body: &Body) -> Result<Applied, Rejected> {
-    let member = net.council.remove(i);
-    let result = net.submit(&member, body);
-    net.council.insert(i, member);
-    result
-}
-
 fn council_refused(net: &mut Net, i: usize, body: &Body, name: &str) {
     let before = net.registry.clone();
-    let err = by_council(net, i, body).unwrap_err();
+    let err = net.as_council(i, body).unwrap_err();
     assert_eq!(err.name(), name, "{err}");
     assert_eq!(net.registry, before);
 }
@@ -57,7 +49,7 @@ fn setup_with(seed: u64, edit: impl FnOnce(&mut GenesisConfig)) -> Setup {
         cluster: ClusterId::new("c1").unwrap(),
         members: workers.iter().map(|w| w.id.public()).collect(),
     });
-    by_council(&mut net, 0, &cluster).unwrap();
+    net.as_council(0, &cluster).unwrap();
     Setup {
         net,
         gks,
@@ -71,7 +63,7 @@ fn an_action_runs_at_the_threshold_and_not_before() {
     let mut s = setup(1);
     let worker = s.workers[0].id.public();
     let body = propose(10, Action::RemoveWorker { worker });
-    let applied = by_council(&mut s.net, 0, &body).unwrap();
+    let applied = s.net.as_council(0, &body).unwrap();
     let id = applied.hash;
     // 1 of the 2 approvals the default majority of 3 needs: nothing happened.
     assert_eq!(
@@ -80,7 +72,7 @@ fn an_action_runs_at_the_threshold_and_not_before() {
     );
     assert!(s.net.registry.node(&worker).unwrap().is_active());
     council_refused(&mut s.net, 0, &approve(id), "already_approved");
-    let applied = by_council(&mut s.net, 1, &approve(id)).unwrap();
+    let applied = s.net.as_council(1, &approve(id)).unwrap();
     assert!(
         applied
             .events
@@ -118,8 +110,8 @@ fn an_action_runs_at_the_threshold_and_not_before() {
             cluster: c1.clone(),
         },
     );
-    let id = by_council(&mut s.net, 2, &body).unwrap().hash;
-    by_council(&mut s.net, 0, &approve(id)).unwrap();
+    let id = s.net.as_council(2, &body).unwrap().hash;
+    s.net.as_council(0, &approve(id)).unwrap();
     assert_eq!(
         s.net.registry.cluster(&c1).unwrap().generation(),
         Generation(2)
@@ -142,7 +134,7 @@ fn a_threshold_of_one_executes_on_proposal() {
             cluster: c1.clone(),
         },
     );
-    let applied = by_council(&mut s.net, 2, &body).unwrap();
+    let applied = s.net.as_council(2, &body).unwrap();
     assert!(applied.events.contains(&Event::ProposalExecuted {
         proposal: applied.hash
     }));
@@ -206,20 +198,22 @@ fn proposals_expire_fail_and_refuse_what_cannot_run() {
     );
 
     // ttl 1: approvals count at the next height only.
-    let id = by_council(&mut s.net, 0, &propose(1, rekey)).unwrap().hash;
+    let id = s.net.as_council(0, &propose(1, rekey)).unwrap().hash;
     s.net.worker(); // one more entry
-    let err = by_council(&mut s.net, 1, &approve(id)).unwrap_err();
+    let err = s.net.as_council(1, &approve(id)).unwrap_err();
     assert_eq!(err.name(), "proposal_expired");
 
     // An action that stopped being valid fails at the threshold, changing nothing else.
     let worker = s.workers[0].id.public();
-    let id = by_council(&mut s.net, 0, &propose(10, Action::RemoveWorker { worker }))
+    let id = s
+        .net
+        .as_council(0, &propose(10, Action::RemoveWorker { worker }))
         .unwrap()
         .hash;
     s.net
         .submit(&s.workers[0].id, &Body::WorkerDeregister)
         .unwrap();
-    let applied = by_council(&mut s.net, 1, &approve(id)).unwrap();
+    let applied = s.net.as_council(1, &approve(id)).unwrap();
     assert_eq!(applied.events, vec![Event::ProposalFailed { proposal: id }]);
     assert!(matches!(
         s.net.registry.proposal(&id).unwrap().status,
@@ -232,8 +226,8 @@ fn replacing_the_gatekeepers_keeps_the_key_and_removes_the_others() {
     let mut s = setup(4);
     let keep = s.gks[1].id.public();
     let body = propose(5, Action::ReplaceGatekeepers { set: [keep].into() });
-    let id = by_council(&mut s.net, 0, &body).unwrap().hash;
-    by_council(&mut s.net, 1, &approve(id)).unwrap();
+    let id = s.net.as_council(0, &body).unwrap().hash;
+    s.net.as_council(1, &approve(id)).unwrap();
     for (i, gk) in s.gks.iter().enumerate() {
         assert_eq!(
             s.net.registry.node(&gk.id.public()).unwrap().is_active(),
@@ -275,10 +269,10 @@ fn a_rotation_replaces_the_master_key_and_the_gatekeeper_set() {
             committee: committee.clone(),
         },
     );
-    let id = by_council(&mut s.net, 0, &rotate).unwrap().hash;
+    let id = s.net.as_council(0, &rotate).unwrap().hash;
     let attempt = create_for(&mut s.net, &s.gks[0], 1, &fresh, &[], Some(id));
     refused(&mut s.net, &s.gks[0].id, &attempt, "proposal_not_approved");
-    let applied = by_council(&mut s.net, 2, &approve(id)).unwrap();
+    let applied = s.net.as_council(2, &approve(id)).unwrap();
     assert!(
         applied
             .events
@@ -395,8 +389,8 @@ fn a_rotation_needs_a_fresh_key_and_keeps_its_epoch_within_the_committee() {
     let [n1, n2] = [s.net.gatekeeper(), s.net.gatekeeper()];
     let committee = vec![n1.id.public(), n2.id.public()];
     let rotate = propose(20, Action::RotateMasterKey { committee });
-    let id = by_council(&mut s.net, 0, &rotate).unwrap().hash;
-    by_council(&mut s.net, 1, &approve(id)).unwrap();
+    let id = s.net.as_council(0, &rotate).unwrap().hash;
+    s.net.as_council(1, &approve(id)).unwrap();
     // No gatekeeper registers while it runs: it would only be removed at the end.
     let late = s.net.key();
     let body = s.net.gatekeeper_body(&late);
@@ -436,14 +430,11 @@ fn the_council_abandons_a_stalled_epoch_and_the_network_tries_again() {
         &propose(5, Action::AbandonEpoch { epoch: Epoch(1) }),
         "invalid_action",
     );
-    let id = by_council(
-        &mut net,
-        0,
-        &propose(5, Action::AbandonEpoch { epoch: Epoch(0) }),
-    )
-    .unwrap()
-    .hash;
-    let applied = by_council(&mut net, 1, &approve(id)).unwrap();
+    let id = net
+        .as_council(0, &propose(5, Action::AbandonEpoch { epoch: Epoch(0) }))
+        .unwrap()
+        .hash;
+    let applied = net.as_council(1, &approve(id)).unwrap();
     assert!(
         applied
             .events
@@ -474,20 +465,20 @@ fn an_abandoned_rotation_unlocks_the_gatekeepers() {
             committee: vec![n1.id.public(), n2.id.public()],
         },
     );
-    let id = by_council(&mut s.net, 0, &rotate).unwrap().hash;
+    let id = s.net.as_council(0, &rotate).unwrap().hash;
     // An approval at exactly the expiry height still counts.
     let expires = s.net.registry.proposal(&id).unwrap().expires_at;
     while s.net.registry.next_height() < expires {
         s.net.worker();
     }
-    by_council(&mut s.net, 1, &approve(id)).unwrap();
+    s.net.as_council(1, &approve(id)).unwrap();
     let fresh = MasterKey::generate(&mut s.net.rng);
     let body = create_for(&mut s.net, &n1, 1, &fresh, &[&n2], Some(id));
     s.net.submit(&n1.id, &body).unwrap();
     // n2 never accepts; the council abandons epoch 1.
     let abandon = propose(5, Action::AbandonEpoch { epoch: Epoch(1) });
-    let aid = by_council(&mut s.net, 2, &abandon).unwrap().hash;
-    by_council(&mut s.net, 0, &approve(aid)).unwrap();
+    let aid = s.net.as_council(2, &abandon).unwrap().hash;
+    s.net.as_council(0, &approve(aid)).unwrap();
     assert_eq!(s.net.registry.rotation(), None);
     assert_eq!(
         s.net.registry.proposal(&id).unwrap().status,

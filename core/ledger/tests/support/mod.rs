@@ -118,6 +118,17 @@ impl Net {
         self.registry.apply(verified)
     }
 
+    /// Council member `i` signs `body` at the head and submits it.
+    pub fn as_council(&mut self, i: usize, body: &Body) -> Result<Applied, Rejected> {
+        let entry = Entry::sign(
+            &self.council[i],
+            self.position(&self.council[i]),
+            body,
+            &mut self.rng,
+        );
+        self.submit_entry(entry)
+    }
+
     /// Signs `body` at the head and submits it.
     pub fn submit(&mut self, author: &IdentityKeypair, body: &Body) -> Result<Applied, Rejected> {
         let entry = self.sign(author, body);
