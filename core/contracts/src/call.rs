@@ -19,7 +19,7 @@ use keyward_hierarchy::{ContractContext, ContractPublicKeys};
 pub const MAX_CALL_LEN: usize = 128 * 1024;
 
 /// A user's call: the channel key to reply to, and the call bytes for the contract's code.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Call {
     /// Where the reply is sealed to.
     pub reply_to: ChannelPublicKey,
@@ -58,7 +58,7 @@ impl core::fmt::Debug for Call {
 }
 
 /// A contract's answer to one call.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Reply {
     /// 0 for success, else the [`crate::ContractError::status`] of the refusal.
     pub status: u8,

@@ -70,7 +70,7 @@ impl Builtin {
     }
 
     /// Runs `call` by `sender` and returns the reply body. Deterministic; on error the state is
-    /// unchanged.
+    /// unchanged: each contract decodes and checks the whole call before its one write.
     ///
     /// # Errors
     /// A [`ContractError`], which becomes the reply.
@@ -80,13 +80,9 @@ impl Builtin {
         sender: &IdentityPublicKey,
         call: &[u8],
     ) -> Result<Vec<u8>, ContractError> {
-        // Run on a copy, so that no error path can leave a partial change.
-        let mut next = state.clone();
-        let reply = match self {
-            Self::KvStore => kv::call(&mut next, sender, call),
-            Self::SealedAuction => auction::call(&mut next, sender, call),
-        }?;
-        *state = next;
-        Ok(reply)
+        match self {
+            Self::KvStore => kv::call(state, sender, call),
+            Self::SealedAuction => auction::call(state, sender, call),
+        }
     }
 }

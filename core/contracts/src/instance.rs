@@ -142,7 +142,11 @@ impl Instance {
     pub fn sealed_state(&self) -> Vec<u8> {
         self.key
             .state()
-            .encrypt(b"state", self.version, &self.state.encode())
+            .encrypt(
+                b"state",
+                self.version,
+                &zeroize::Zeroizing::new(self.state.encode()),
+            )
             .expect("the state is bounded below the record limit")
     }
 
@@ -157,12 +161,7 @@ impl Instance {
     /// Moves the contract to a new key context (after a rotation or re-key): the same state,
     /// sealed from now on under `key` only.
     pub fn migrate(self, key: ContractKey) -> Self {
-        Self {
-            key,
-            code: self.code,
-            state: self.state.clone(),
-            version: self.version,
-        }
+        Self { key, ..self }
     }
 
     /// Runs the command `command` (its ledger id) whose input is `input`.

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use keyward_crypto::{DecodeError, Reader, Writer};
-use zeroize::Zeroize;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Longest key.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -16,7 +17,7 @@ pub const MAX_ENTRIES: usize = 65_536;
 /// A contract's state.
 ///
 /// Guarantees: keys and values are zeroized on drop and never printed.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct State(BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl State {
@@ -68,7 +69,8 @@ impl State {
         self.0.is_empty()
     }
 
-    /// `u32(n) || n × (var16(key) || var32(value))`, keys ascending.
+    /// `u32(n) || n × (var16(key) || var32(value))`, keys ascending. The caller holds secret
+    /// bytes: wrap them in `Zeroizing` or seal them.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(u32::try_from(self.0.len()).expect("bounded by MAX_ENTRIES"));
@@ -112,6 +114,19 @@ impl State {
         Ok(state)
     }
 }
+
+/// Compares the encodings in constant time.
+impl PartialEq for State {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (
+            Zeroizing::new(self.encode()),
+            Zeroizing::new(other.encode()),
+        );
+        bool::from(a.as_slice().ct_eq(b.as_slice()))
+    }
+}
+
+impl Eq for State {}
 
 impl Drop for State {
     fn drop(&mut self) {

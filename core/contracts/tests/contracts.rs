@@ -193,7 +193,7 @@ mod execution {
     fn every_worker_computes_the_same_digest_and_the_user_reads_the_reply() {
         let mut rng = rng(10);
         let master = MasterKey::generate(&mut rng);
-        let (key, cert) = keys(&master, 0, &mut rng);
+        let (_, cert) = keys(&master, 0, &mut rng);
         let mut workers: Vec<_> = (0..3)
             .map(|_| Instance::deploy(Builtin::KvStore, keys(&master, 0, &mut rng).0, b"").unwrap())
             .collect();
@@ -248,7 +248,6 @@ mod execution {
         let honest = workers[0].execute(&[10; 32], &input, &mut rng);
         let faulty = workers[2].execute(&[10; 32], &input, &mut rng);
         assert_ne!(honest.digest, faulty.digest);
-        drop(key);
     }
 
     #[test]
