@@ -18,7 +18,6 @@ use crate::reject::Rejected;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contract {
     cluster: ClusterId,
-    deployer: IdentityPublicKey,
     code: CodeId,
     init: Vec<u8>,
     keys: BTreeMap<KeyContext, Established>,
@@ -36,11 +35,6 @@ impl Contract {
     /// The cluster that runs it.
     pub fn cluster(&self) -> &ClusterId {
         &self.cluster
-    }
-
-    /// Who deployed it.
-    pub fn deployer(&self) -> IdentityPublicKey {
-        self.deployer
     }
 
     /// Which built-in contract it is.
@@ -215,11 +209,7 @@ impl Registry {
         })))
     }
 
-    pub(super) fn commit_deploy(
-        &mut self,
-        author: IdentityPublicKey,
-        deploy: ContractDeploy,
-    ) -> Vec<Event> {
+    pub(super) fn commit_deploy(&mut self, deploy: ContractDeploy) -> Vec<Event> {
         let event = Event::ContractDeployed {
             contract: deploy.contract.clone(),
             cluster: deploy.cluster.clone(),
@@ -228,7 +218,6 @@ impl Registry {
             deploy.contract,
             Contract {
                 cluster: deploy.cluster,
-                deployer: author,
                 code: deploy.code,
                 init: deploy.init,
                 keys: BTreeMap::new(),

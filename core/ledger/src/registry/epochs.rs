@@ -39,7 +39,6 @@ pub struct EpochState {
     /// Recipient → sender → the latest envelope that sender sealed to it.
     pending: BTreeMap<IdentityPublicKey, BTreeMap<IdentityPublicKey, Envelope>>,
     proposal: Option<EntryHash>,
-    created_at: u64,
 }
 
 impl EpochState {
@@ -81,26 +80,19 @@ impl EpochState {
     pub fn proposal(&self) -> Option<EntryHash> {
         self.proposal
     }
-
-    /// The height of the entry that created it.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
 }
 
 impl Registry {
     /// An active gatekeeper admitted to hold epoch secrets.
-    fn is_admitted(&self, id: &IdentityPublicKey) -> bool {
-        self.nodes.get(id).is_some_and(|node| {
-            node.is_active() && node.role == Role::Gatekeeper { admitted: true }
-        })
+    fn admitted(&self, id: &IdentityPublicKey) -> Result<&super::Node, Rejected> {
+        self.nodes
+            .get(id)
+            .filter(|n| n.is_active() && n.role == Role::Gatekeeper { admitted: true })
+            .ok_or(Rejected::NotAdmitted { id: (*id).into() })
     }
 
-    fn admitted(&self, id: &IdentityPublicKey) -> Result<&super::Node, Rejected> {
-        match self.nodes.get(id) {
-            Some(node) if self.is_admitted(id) => Ok(node),
-            _ => Err(Rejected::NotAdmitted { id: (*id).into() }),
-        }
+    fn is_admitted(&self, id: &IdentityPublicKey) -> bool {
+        self.admitted(id).is_ok()
     }
 
     fn epoch_state(&self, epoch: Epoch) -> Result<&EpochState, Rejected> {
@@ -183,7 +175,6 @@ impl Registry {
             holders: BTreeSet::from([author]),
             pending,
             proposal: create.proposal,
-            created_at: self.height,
         })))
     }
 

@@ -410,7 +410,7 @@ impl Registry {
             Effect::CreateCluster(create) => self.commit_cluster_create(author, create),
             Effect::AddMember(add) => self.commit_add_member(add),
             Effect::PublishClusterKey(publish) => self.commit_cluster_key(publish),
-            Effect::Deploy(deploy) => self.commit_deploy(author, deploy),
+            Effect::Deploy(deploy) => self.commit_deploy(deploy),
             Effect::PublishContractKeys(keys) => self.commit_contract_keys(author, *keys),
             Effect::Command(command) => self.commit_command(entry.hash(), *command),
             Effect::Digest { result, electorate } => {
