@@ -31,6 +31,8 @@ pub enum SigningPurpose {
     ContractResult,
     /// An author signing a ledger entry.
     LedgerEntry,
+    /// A worker asking a gatekeeper for its ClusterKey.
+    ProvisionRequest,
 }
 
 impl SigningPurpose {
@@ -43,6 +45,7 @@ impl SigningPurpose {
             Self::ContractKeys => b"keyward/v1/contract-keys",
             Self::ContractResult => b"keyward/v1/contract-result",
             Self::LedgerEntry => b"keyward/v1/ledger-entry",
+            Self::ProvisionRequest => b"keyward/v1/provision-request",
         }
     }
 }

@@ -47,16 +47,20 @@ pub enum SealPurpose {
     ValidatorRecord,
     /// A dev platform key.
     PlatformKey,
+    /// A gatekeeper's or worker's whole key state (identity, channel key, epoch secrets or
+    /// ClusterKeys).
+    NodeState,
 }
 
 impl SealPurpose {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::IdentityKey,
         Self::ChannelKey,
         Self::EpochSecret,
         Self::ClusterKey,
         Self::ValidatorRecord,
         Self::PlatformKey,
+        Self::NodeState,
     ];
 
     /// The label written into the blob.
@@ -68,6 +72,7 @@ impl SealPurpose {
             Self::ClusterKey => "cluster-key",
             Self::ValidatorRecord => "validator-record",
             Self::PlatformKey => "platform-key",
+            Self::NodeState => "node-state",
         }
     }
 }

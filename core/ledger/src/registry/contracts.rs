@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keyward_crypto::IdentityPublicKey;
+use keyward_crypto::{Envelope, IdentityPublicKey};
 use keyward_hierarchy::{ClusterId, ContractContext, ContractId, ContractPublicKeys};
 
 use super::{Effect, Event, Registry, Role};
@@ -21,6 +21,7 @@ pub struct Contract {
     code: CodeId,
     init: Vec<u8>,
     keys: BTreeMap<KeyContext, Established>,
+    commands: Vec<EntryHash>,
 }
 
 /// A contract's public keys in one key context: the first certificate published, and every
@@ -52,6 +53,11 @@ impl Contract {
         self.keys.get(&context).map(|e| &e.keys)
     }
 
+    /// Its commands' ids, in ledger order: the order every worker executes them in.
+    pub fn commands(&self) -> &[EntryHash] {
+        &self.commands
+    }
+
     /// The workers that published the keys of `context`.
     pub fn confirmers(&self, context: KeyContext) -> Option<&BTreeSet<IdentityPublicKey>> {
         self.keys.get(&context).map(|e| &e.confirmers)
@@ -67,6 +73,8 @@ pub struct Command {
     pub electorate: BTreeSet<IdentityPublicKey>,
     /// The command's height.
     pub height: u64,
+    /// The encrypted input, as the user sealed it to the contract's key.
+    pub input: Envelope,
 }
 
 /// Only public parts count: certificates carry randomized signatures.
@@ -206,6 +214,7 @@ impl Registry {
             context: keys.context.clone(),
             electorate: cluster.members().clone(),
             height: self.height,
+            input: command.input.clone(),
         })))
     }
 
@@ -221,6 +230,7 @@ impl Registry {
                 code: deploy.code,
                 init: deploy.init,
                 keys: BTreeMap::new(),
+                commands: Vec::new(),
             },
         );
         vec![event]
@@ -257,6 +267,11 @@ impl Registry {
             id,
             contract: command.context.contract.clone(),
         };
+        self.contracts
+            .get_mut(&command.context.contract)
+            .expect("checked")
+            .commands
+            .push(id);
         self.commands.insert(id, command);
         vec![event]
     }

@@ -1,0 +1,455 @@
+//! A gatekeeper's core: it holds MasterKeys, founds and hands over epochs, publishes cluster keys
+//! and answers workers' provisioning requests, each time deciding from the verified registry.
+
+use std::collections::BTreeMap;
+
+use keyward_crypto::{ChannelPublicKey, Envelope, EnvelopePurpose, IdentityPublicKey, Reader};
+use keyward_enclave::{BoundKey, SealedBlob, Sealer};
+use keyward_hierarchy::{ClusterKey, Epoch, MasterKey};
+use keyward_ledger::{
+    Action, Body, ClusterKeyPublish, EntryHash, EpochAccept, EpochCreate, EpochHandoff,
+    EpochStatus, Registry, Role, SecretError, open_epoch_secret,
+};
+use keyward_threshold::ShareIndex;
+
+use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
+use crate::sealed::{Keys, RoleTag, StateError, secret};
+
+/// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
+const MAX_SECRETS: usize = 4096;
+
+/// What a gatekeeper's host does next.
+#[derive(Debug)]
+pub enum GatekeeperStep {
+    /// Submit this entry; the key state is unchanged.
+    Submit(Body),
+    /// The key state changed (a new or received MasterKey): seal it, store it durably, **then**
+    /// submit this entry, so that the ledger never records a secret the gatekeeper could lose.
+    SealThenSubmit(Body),
+}
+
+/// An epoch-secret envelope addressed to this gatekeeper that it cannot accept. The sender
+/// sealed a wrong or broken secret: the gatekeeper never accepts it, and the council can abandon
+/// the epoch or remove the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSecret {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Who sealed it.
+    pub sender: IdentityPublicKey,
+    /// Why it was refused.
+    pub reason: SecretError,
+}
+
+/// A gatekeeper's core.
+///
+/// Guarantees: every MasterKey it holds matches an epoch's master public key on the ledger (or
+/// is the candidate for the epoch it is creating); secrets zeroize on drop and never print; it
+/// answers a provisioning request only when the registry allows it.
+pub struct Gatekeeper {
+    keys: Keys,
+    /// Held MasterKeys, by master public key.
+    secrets: BTreeMap<[u8; 32], MasterKey>,
+    /// A MasterKey made for an epoch this gatekeeper creates, kept until the ledger shows that
+    /// epoch: (epoch, rotation proposal, key).
+    candidate: Option<(Epoch, Option<EntryHash>, MasterKey)>,
+    bad: Vec<BadSecret>,
+}
+
+impl core::fmt::Debug for Gatekeeper {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gatekeeper")
+            .field("identity", &self.keys.id())
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gatekeeper {
+    /// A new gatekeeper for the ledger `genesis`, with fresh identity and channel keys.
+    pub fn generate(genesis: EntryHash, rng: &mut impl keyward_crypto::Rng) -> Self {
+        Self {
+            keys: Keys::generate(genesis, rng),
+            secrets: BTreeMap::new(),
+            candidate: None,
+            bad: Vec::new(),
+        }
+    }
+
+    /// Its identity.
+    pub fn id(&self) -> IdentityPublicKey {
+        self.keys.id()
+    }
+
+    /// Its channel key.
+    pub fn channel(&self) -> ChannelPublicKey {
+        self.keys.channel_public()
+    }
+
+    /// The keys its attestation evidence binds.
+    pub fn bound_keys(&self) -> [BoundKey; 2] {
+        self.keys.bound_keys()
+    }
+
+    /// The identity keypair, for signing this gatekeeper's ledger entries.
+    pub fn signer(&self) -> &keyward_crypto::IdentityKeypair {
+        &self.keys.identity
+    }
+
+    /// How many MasterKeys it holds.
+    pub fn held(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// Envelopes refused since the last call.
+    pub fn take_bad_secrets(&mut self) -> Vec<BadSecret> {
+        std::mem::take(&mut self.bad)
+    }
+
+    /// The whole key state, sealed.
+    pub fn seal(&self, sealer: &Sealer, rng: &mut impl keyward_crypto::Rng) -> SealedBlob {
+        self.keys.seal(
+            RoleTag::Gatekeeper,
+            sealer,
+            |w| {
+                w.u16(u16::try_from(self.secrets.len()).expect("bounded by MAX_SECRETS"));
+                for key in self.secrets.values() {
+                    w.raw(key.to_bytes().expose());
+                }
+                match &self.candidate {
+                    None => {
+                        w.u8(0);
+                    }
+                    Some((epoch, proposal, key)) => {
+                        w.u8(1).u64(epoch.0);
+                        w.raw(&proposal.map_or([0; 32], |p| p.0));
+                        w.raw(key.to_bytes().expose());
+                    }
+                }
+            },
+            rng,
+        )
+    }
+
+    /// Restores a gatekeeper from [`Gatekeeper::seal`]'s blob.
+    ///
+    /// # Errors
+    /// A [`StateError`]; nothing is restored.
+    pub fn restore(
+        sealer: &Sealer,
+        genesis: &EntryHash,
+        blob: &SealedBlob,
+    ) -> Result<Self, StateError> {
+        let (keys, (secrets, candidate)) =
+            Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, |r| {
+                let n = usize::from(r.u16("secret count")?);
+                if n > MAX_SECRETS {
+                    return Err(keyward_crypto::DecodeError::Invalid {
+                        field: "secret count",
+                        reason: "too many",
+                    });
+                }
+                let mut secrets = BTreeMap::new();
+                for _ in 0..n {
+                    let key = master(r)?;
+                    secrets.insert(key.public_key().to_bytes(), key);
+                }
+                let candidate = match r.u8("candidate")? {
+                    0 => None,
+                    1 => {
+                        let epoch = Epoch(r.u64("candidate epoch")?);
+                        let proposal = r.array::<32>("candidate proposal")?;
+                        let proposal = (proposal != [0; 32]).then_some(EntryHash(proposal));
+                        Some((epoch, proposal, master(r)?))
+                    }
+                    _ => {
+                        return Err(keyward_crypto::DecodeError::Invalid {
+                            field: "candidate",
+                            reason: "not 0 or 1",
+                        });
+                    }
+                };
+                Ok((secrets, candidate))
+            })?;
+        Ok(Self {
+            keys,
+            secrets,
+            candidate,
+            bad: Vec::new(),
+        })
+    }
+
+    /// The MasterKey of `epoch`, held or just created (the candidate the ledger now shows).
+    fn secret_of(&self, registry: &Registry, epoch: Epoch) -> Option<&MasterKey> {
+        let master = registry.epoch(epoch)?.record().committee().public_key();
+        self.secrets.get(&master.to_bytes()).or_else(|| {
+            self.candidate
+                .as_ref()
+                .map(|(_, _, key)| key)
+                .filter(|key| key.public_key() == master)
+        })
+    }
+
+    fn is_admitted(registry: &Registry, id: &IdentityPublicKey) -> bool {
+        registry
+            .node(id)
+            .is_some_and(|n| n.is_active() && n.role == Role::Gatekeeper { admitted: true })
+    }
+
+    /// The next entry this gatekeeper should submit, decided from `registry` as it is now, or
+    /// `None` when there is nothing to do. Call it again after every change of the registry and
+    /// after every submission (whatever its outcome): a step that lost a race is recomputed.
+    pub fn step(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let me = self.id();
+        if !Self::is_admitted(registry, &me) {
+            return None;
+        }
+        self.settle_candidate(registry);
+        if let Some(step) = self.accept(registry) {
+            return Some(step);
+        }
+        if let Some(step) = self.create(registry, rng) {
+            return Some(step);
+        }
+        if let Some(step) = self.handoff(registry, rng) {
+            return Some(step);
+        }
+        self.publish_cluster_key(registry)
+    }
+
+    /// Keeps the candidate's key if its epoch landed with it; drops it if the epoch landed with
+    /// another key or its reason is gone.
+    fn settle_candidate(&mut self, registry: &Registry) {
+        let Some((epoch, proposal, key)) = self.candidate.take() else {
+            return;
+        };
+        match registry.epoch(epoch) {
+            Some(state) if state.record().committee().public_key() == key.public_key() => {
+                self.secrets.insert(key.public_key().to_bytes(), key);
+            }
+            Some(_) => {}
+            None if proposal.is_none() || registry.rotation() == proposal => {
+                self.candidate = Some((epoch, proposal, key));
+            }
+            None => {}
+        }
+    }
+
+    /// Opens every epoch secret sealed to this gatekeeper and accepts the ones that match.
+    fn accept(&mut self, registry: &Registry) -> Option<GatekeeperStep> {
+        let me = self.id();
+        let genesis = registry.genesis().hash();
+        let mut accepted = std::collections::BTreeSet::new();
+        for state in registry.epochs() {
+            let epoch = state.record().epoch();
+            if state.holders().contains(&me) {
+                continue;
+            }
+            let master = state.record().committee().public_key();
+            for envelope in state.pending_for(&me) {
+                match open_epoch_secret(&self.keys.channel, &me, &genesis, epoch, &master, envelope)
+                {
+                    Ok(key) => {
+                        self.secrets.insert(master.to_bytes(), key);
+                        accepted.insert(epoch);
+                        break;
+                    }
+                    Err(reason) => {
+                        let bad = BadSecret {
+                            epoch,
+                            sender: envelope.sender(),
+                            reason,
+                        };
+                        if !self.bad.contains(&bad) {
+                            self.bad.push(bad);
+                        }
+                    }
+                }
+            }
+        }
+        (!accepted.is_empty()).then_some(GatekeeperStep::SealThenSubmit(Body::EpochAccept(
+            EpochAccept { epochs: accepted },
+        )))
+    }
+
+    /// Epoch 0 by the first admitted gatekeeper; a rotation's epoch by its committee's first
+    /// member.
+    fn create(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let me = self.id();
+        let next = Epoch(registry.epochs().len() as u64);
+        let (proposal, others) = if registry.epochs().is_empty() {
+            let first = registry
+                .nodes()
+                .filter(|(id, _)| Self::is_admitted(registry, id))
+                .min_by_key(|(id, n)| (n.registered_at, **id))
+                .map(|(id, _)| *id);
+            if first != Some(me) {
+                return None;
+            }
+            (None, Vec::new())
+        } else {
+            let proposal = registry.rotation()?;
+            let Action::RotateMasterKey { committee } = &registry.proposal(&proposal)?.action
+            else {
+                return None;
+            };
+            if committee.first() != Some(&me)
+                || registry
+                    .epochs()
+                    .iter()
+                    .any(|s| s.proposal() == Some(proposal))
+            {
+                return None;
+            }
+            (Some(proposal), committee[1..].to_vec())
+        };
+        let others: Vec<(IdentityPublicKey, ChannelPublicKey)> = others
+            .iter()
+            .map(|id| registry.node(id).map(|n| (*id, n.channel)))
+            .collect::<Option<_>>()?;
+        let fresh = match &self.candidate {
+            Some((epoch, p, _)) if *epoch == next && *p == proposal => false,
+            _ => {
+                self.candidate = Some((next, proposal, MasterKey::generate(rng)));
+                true
+            }
+        };
+        let (_, _, master) = self.candidate.as_ref().expect("set above");
+        let body = EpochCreate::new(
+            &self.keys.identity,
+            &registry.genesis().hash(),
+            next,
+            master,
+            &others,
+            proposal,
+            rng,
+        )
+        .ok()?;
+        let body = Body::EpochCreate(Box::new(body));
+        Some(if fresh {
+            GatekeeperStep::SealThenSubmit(body)
+        } else {
+            GatekeeperStep::Submit(body)
+        })
+    }
+
+    /// Hands every epoch this gatekeeper holds to an admitted gatekeeper that lacks it and has no
+    /// envelope for it waiting (a pending epoch to its founders only).
+    fn handoff(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let me = self.id();
+        for (id, node) in registry.nodes() {
+            if *id == me || !Self::is_admitted(registry, id) {
+                continue;
+            }
+            let mut secrets = Vec::new();
+            for state in registry.epochs() {
+                let epoch = state.record().epoch();
+                let eligible =
+                    state.status() != EpochStatus::Pending || state.founders().any(|f| f == id);
+                let wanted = eligible
+                    && state.holders().contains(&me)
+                    && !state.holders().contains(id)
+                    && state.pending_for(id).next().is_none();
+                if let Some(key) = self.secret_of(registry, epoch).filter(|_| wanted) {
+                    secrets.push((epoch, key));
+                }
+            }
+            if secrets.is_empty() {
+                continue;
+            }
+            let body = EpochHandoff::new(
+                &self.keys.identity,
+                &registry.genesis().hash(),
+                (*id, node.channel),
+                &secrets,
+                rng,
+            )
+            .ok()?;
+            return Some(GatekeeperStep::Submit(Body::EpochHandoff(body)));
+        }
+        None
+    }
+
+    /// Publishes the cluster key of each cluster's current key context that has none yet.
+    fn publish_cluster_key(&self, registry: &Registry) -> Option<GatekeeperStep> {
+        let epoch = registry.current_epoch()?;
+        if !registry.epoch(epoch)?.holders().contains(&self.id()) {
+            return None;
+        }
+        let master = self.secret_of(registry, epoch)?;
+        for (id, cluster) in registry.clusters() {
+            let context = registry.key_context(id).ok()?;
+            if cluster.key(context).is_some() || cluster.members().is_empty() {
+                continue;
+            }
+            let key = ClusterKey::derive(master, epoch, id.clone(), context.generation);
+            return Some(GatekeeperStep::Submit(Body::ClusterKeyPublish(
+                ClusterKeyPublish {
+                    cluster: id.clone(),
+                    epoch,
+                    generation: context.generation,
+                    key: key.identity().public(),
+                },
+            )));
+        }
+        None
+    }
+
+    /// Answers a worker's provisioning request (the bytes of a [`ProvisionRequest`]): its partial
+    /// evaluation and DLEQ proof, sealed to the worker's registered channel key.
+    ///
+    /// # Errors
+    /// A [`ProvisionError`] saying why; nothing is evaluated.
+    pub fn answer(
+        &self,
+        registry: &Registry,
+        request: &[u8],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Envelope, ProvisionError> {
+        let request = ProvisionRequest::from_bytes(request)?;
+        if request.gatekeeper != self.id() {
+            return Err(ProvisionError::WrongGatekeeper);
+        }
+        let genesis = registry.genesis().hash();
+        request.verify(&genesis)?;
+        registry.may_provision(&request.worker, &request.request)?;
+        let master = self
+            .secret_of(registry, request.request.epoch)
+            .ok_or(ProvisionError::NotHolder(request.request.epoch))?;
+        // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
+        let share = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
+        let partial = request.request.evaluate(&share, rng);
+        let channel = registry
+            .node(&request.worker)
+            .expect("may_provision found the worker")
+            .channel;
+        Envelope::seal(
+            &self.keys.identity,
+            &channel,
+            EnvelopePurpose::ClusterKey,
+            &answer_aad(&genesis, &request.worker, &request.request),
+            &partial.to_bytes(),
+            rng,
+        )
+        .map_err(|_| ProvisionError::BadAnswer {
+            from: self.id().into(),
+            reason: "the worker's channel key is degenerate",
+        })
+    }
+}
+
+fn master(r: &mut Reader<'_>) -> Result<MasterKey, keyward_crypto::DecodeError> {
+    MasterKey::from_bytes(&secret(r, "master key")?)
+}

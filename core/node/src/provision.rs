@@ -1,0 +1,188 @@
+//! ClusterKey provisioning between a worker and a gatekeeper (PROTOCOL §18.1).
+//!
+//! The worker signs a [`ProvisionRequest`] naming one gatekeeper and one (epoch, cluster,
+//! generation). The gatekeeper checks the signature and asks its registry whether the worker may
+//! have that key (`Registry::may_provision`), then answers with its partial evaluation and DLEQ
+//! proof in a `cluster-key` envelope sealed to the worker's **registered** channel key, with
+//! [`answer_aad`] binding it to the request. Replaying a request gains nothing: only the worker's
+//! enclave can open the answer.
+
+use thiserror::Error;
+
+use keyward_crypto::{
+    DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader, SigningPurpose,
+    Writer,
+};
+use keyward_hierarchy::{ClusterKeyError, ClusterKeyRequest, Epoch, Generation};
+use keyward_ledger::{EntryHash, Named, ProvisionError as Refusal};
+
+/// Longest encoded request: two keys, the request (epoch, var8 cluster id ≤ 64, generation) and
+/// the signature.
+pub const MAX_REQUEST_LEN: usize = 32 + 32 + 8 + 1 + keyward_crypto::ids::MAX_ID_LEN + 8 + 64;
+
+/// Why provisioning failed, on either side.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProvisionError {
+    /// The request's bytes are malformed.
+    #[error("malformed provisioning request: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The request names another gatekeeper.
+    #[error("the request is for another gatekeeper")]
+    WrongGatekeeper,
+    /// The worker's signature does not verify.
+    #[error("the request's signature does not verify")]
+    BadSignature,
+    /// The registry says no.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    /// This gatekeeper does not hold the epoch's secret.
+    #[error("this gatekeeper does not hold epoch {0}")]
+    NotHolder(Epoch),
+    /// An answer did not open, or is not a partial evaluation for this request.
+    #[error("answer from {from} refused: {reason}")]
+    BadAnswer {
+        /// The gatekeeper that sent it.
+        from: Named,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The partials did not give a ClusterKey (too few valid ones, or a wrong epoch).
+    #[error(transparent)]
+    Combine(#[from] ClusterKeyError),
+    /// The key the partials give is not the cluster key published on the ledger: a gatekeeper
+    /// lied, to the worker or on the ledger. The worker does not use it.
+    #[error("the provisioned key does not match the cluster key published on the ledger")]
+    PublishedKeyMismatch,
+}
+
+/// A worker's signed request to one gatekeeper for its part of a ClusterKey.
+///
+/// Guarantees: a decoded request has a well-formed key, cluster id and signature encoding; its
+/// signature is checked by [`ProvisionRequest::verify`], against the genesis the gatekeeper
+/// follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    /// The requesting worker.
+    pub worker: IdentityPublicKey,
+    /// The gatekeeper asked.
+    pub gatekeeper: IdentityPublicKey,
+    /// What is asked for.
+    pub request: ClusterKeyRequest,
+    signature: IdentitySignature,
+}
+
+/// `var16("keyward/v1/provision-request") || genesis(32) || worker(32) || gatekeeper(32) ||
+/// cluster input`.
+fn message(
+    genesis: &EntryHash,
+    worker: &IdentityPublicKey,
+    gatekeeper: &IdentityPublicKey,
+    request: &ClusterKeyRequest,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.var16(b"keyward/v1/provision-request")
+        .raw(&genesis.0)
+        .raw(&worker.to_bytes())
+        .raw(&gatekeeper.to_bytes())
+        .raw(&request.input());
+    w.finish()
+}
+
+/// The aad of a gatekeeper's answer: `var16("keyward/v1/provision-answer") || genesis(32) ||
+/// worker(32) || cluster input`.
+pub fn answer_aad(
+    genesis: &EntryHash,
+    worker: &IdentityPublicKey,
+    request: &ClusterKeyRequest,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.var16(b"keyward/v1/provision-answer")
+        .raw(&genesis.0)
+        .raw(&worker.to_bytes())
+        .raw(&request.input());
+    w.finish()
+}
+
+impl ProvisionRequest {
+    /// The worker signs a request for `request` to `gatekeeper`, on the ledger `genesis`.
+    pub fn sign(
+        worker: &IdentityKeypair,
+        genesis: &EntryHash,
+        gatekeeper: IdentityPublicKey,
+        request: ClusterKeyRequest,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Self {
+        let me = worker.public();
+        let signature = worker.sign(
+            SigningPurpose::ProvisionRequest,
+            &message(genesis, &me, &gatekeeper, &request),
+            rng,
+        );
+        Self {
+            worker: me,
+            gatekeeper,
+            request,
+            signature,
+        }
+    }
+
+    /// Checks the worker's signature for the ledger `genesis`.
+    ///
+    /// # Errors
+    /// [`ProvisionError::BadSignature`].
+    pub fn verify(&self, genesis: &EntryHash) -> Result<(), ProvisionError> {
+        self.worker
+            .verify(
+                SigningPurpose::ProvisionRequest,
+                &message(genesis, &self.worker, &self.gatekeeper, &self.request),
+                &self.signature,
+            )
+            .map_err(|_| ProvisionError::BadSignature)
+    }
+
+    /// `worker(32) || gatekeeper(32) || u64(epoch) || var8(cluster id) || u64(generation) ||
+    /// signature(64)`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.worker.to_bytes())
+            .raw(&self.gatekeeper.to_bytes())
+            .u64(self.request.epoch.0)
+            .var8(self.request.cluster.as_str().as_bytes())
+            .u64(self.request.generation.0)
+            .raw(&self.signature.to_bytes());
+        w.finish()
+    }
+
+    /// Decodes [`ProvisionRequest::to_bytes`]; the signature is not checked here.
+    ///
+    /// # Errors
+    /// [`ProvisionError::Malformed`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProvisionError> {
+        if bytes.len() > MAX_REQUEST_LEN {
+            return Err(DecodeError::Invalid {
+                field: "provisioning request",
+                reason: "too long",
+            }
+            .into());
+        }
+        let mut r = Reader::new(bytes);
+        let worker = IdentityPublicKey::from_bytes(&r.array("worker")?)?;
+        let gatekeeper = IdentityPublicKey::from_bytes(&r.array("gatekeeper")?)?;
+        let epoch = Epoch(r.u64("epoch")?);
+        let cluster = crate::worker::cluster_id(&mut r)?;
+        let generation = Generation(r.u64("generation")?);
+        let signature = IdentitySignature::from_bytes(&r.array("signature")?)?;
+        r.finish()?;
+        Ok(Self {
+            worker,
+            gatekeeper,
+            request: ClusterKeyRequest {
+                epoch,
+                cluster,
+                generation,
+            },
+            signature,
+        })
+    }
+}

@@ -1,0 +1,570 @@
+//! A worker's core: it obtains its ClusterKeys, publishes its contracts' keys, executes their
+//! commands in ledger order and reports a worker whose digest disagrees with the majority, each
+//! time deciding from the verified registry.
+
+use std::collections::BTreeMap;
+
+use keyward_contracts::{Builtin, Instance, RestoreError};
+use keyward_crypto::{
+    ChannelPublicKey, DecodeError, Envelope, EnvelopePurpose, IdentityKeypair, IdentityPublicKey,
+    Reader,
+};
+use keyward_enclave::{BoundKey, SealedBlob, Sealer};
+use keyward_hierarchy::{
+    ClusterId, ClusterKey, ClusterKeyRequest, ContractContext, ContractId, ContractKey,
+    ContractPublicKeys, Epoch, Generation,
+};
+use keyward_ledger::{
+    Body, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry, ResultDigest, Role, Subject,
+};
+use keyward_threshold::PartialEvaluation;
+
+use crate::provision::{ProvisionError, answer_aad};
+use crate::sealed::{Keys, RoleTag, StateError, secret};
+
+/// The most ClusterKeys a sealed state may list.
+const MAX_CLUSTER_KEYS: usize = 4096;
+
+/// Where a cluster key belongs: (cluster, epoch, generation).
+type Slot = (ClusterId, Epoch, Generation);
+
+/// What a worker's host does next.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // made and used one at a time, never stored in bulk
+pub enum WorkerStep {
+    /// Ask the gatekeepers for this ClusterKey and hand their answers to
+    /// [`Worker::provisioned`].
+    Provision(ClusterKeyRequest),
+    /// Submit this entry.
+    Submit(Body),
+    /// A command ran. Store the reply (if any) for its sender, submit the digest (if this worker
+    /// owes one), then store [`Worker::checkpoint`] of the contract.
+    Executed {
+        /// The contract.
+        contract: ContractId,
+        /// The command.
+        command: EntryHash,
+        /// The reply, sealed to the command's sender.
+        reply: Option<Envelope>,
+        /// The result digest this worker owes, if it is in the command's electorate and has not
+        /// published one.
+        digest: Option<Body>,
+    },
+}
+
+/// A contract's sealed state with the public facts needed to reopen it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The key context the state is sealed under.
+    pub context: KeyContext,
+    /// The number of commands that ran.
+    pub version: u64,
+    /// The state, sealed under the contract's state key.
+    pub sealed: Vec<u8>,
+}
+
+/// Why a checkpoint was not restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The contract is not one of this worker's cluster.
+    #[error("the contract is not deployed in this worker's cluster")]
+    UnknownContract,
+    /// The worker has no ClusterKey for the checkpoint's context (yet).
+    #[error("no ClusterKey for the checkpoint's key context")]
+    NoKey,
+    /// The sealed state does not open under that context's key at that version.
+    #[error(transparent)]
+    Sealed(#[from] RestoreError),
+    /// The checkpoint is ahead of the ledger.
+    #[error("the checkpoint ran {version} commands; the ledger has {ledger}")]
+    Ahead {
+        /// The checkpoint's version.
+        version: u64,
+        /// Commands on the ledger.
+        ledger: u64,
+    },
+}
+
+/// A problem the worker noticed and will not act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerAlarm {
+    /// The contract's code is not a built-in this worker runs.
+    UnknownCode(ContractId),
+    /// Commands of a key context this worker never belonged to: it cannot rebuild the state.
+    MissedContext(ContractId, KeyContext),
+    /// The ClusterKey provisioned does not match the key published on the ledger.
+    PublishedKeyMismatch(ClusterId, KeyContext),
+}
+
+/// A worker's core.
+///
+/// Guarantees: it uses a ClusterKey only after checking every partial's DLEQ proof against the
+/// epoch's committee and the key against the one published on the ledger; it executes each
+/// contract's commands exactly in ledger order; secrets zeroize on drop and never print.
+pub struct Worker {
+    keys: Keys,
+    cluster_keys: BTreeMap<Slot, ClusterKey>,
+    instances: BTreeMap<ContractId, Instance>,
+    alarms: Vec<WorkerAlarm>,
+}
+
+impl core::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker")
+            .field("identity", &self.keys.id())
+            .field(
+                "cluster_keys",
+                &self.cluster_keys.keys().collect::<Vec<_>>(),
+            )
+            .field("contracts", &self.instances.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn context_of(c: &ContractContext) -> KeyContext {
+    KeyContext {
+        epoch: c.epoch,
+        generation: c.generation,
+    }
+}
+
+impl Worker {
+    /// A new worker for the ledger `genesis`, with fresh identity and channel keys.
+    pub fn generate(genesis: EntryHash, rng: &mut impl keyward_crypto::Rng) -> Self {
+        Self {
+            keys: Keys::generate(genesis, rng),
+            cluster_keys: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            alarms: Vec::new(),
+        }
+    }
+
+    /// Its identity.
+    pub fn id(&self) -> IdentityPublicKey {
+        self.keys.id()
+    }
+
+    /// Its channel key.
+    pub fn channel(&self) -> ChannelPublicKey {
+        self.keys.channel_public()
+    }
+
+    /// The keys its attestation evidence binds.
+    pub fn bound_keys(&self) -> [BoundKey; 2] {
+        self.keys.bound_keys()
+    }
+
+    /// The identity keypair, for signing this worker's ledger entries and requests.
+    pub fn signer(&self) -> &IdentityKeypair {
+        &self.keys.identity
+    }
+
+    /// The ClusterKey of (cluster, epoch, generation), if this worker holds it.
+    pub fn cluster_key(&self, cluster: &ClusterId, context: KeyContext) -> Option<&ClusterKey> {
+        self.cluster_keys
+            .get(&(cluster.clone(), context.epoch, context.generation))
+    }
+
+    /// Problems noticed since the last call.
+    pub fn take_alarms(&mut self) -> Vec<WorkerAlarm> {
+        std::mem::take(&mut self.alarms)
+    }
+
+    fn alarm(&mut self, alarm: WorkerAlarm) {
+        if !self.alarms.contains(&alarm) {
+            self.alarms.push(alarm);
+        }
+    }
+
+    /// The key state (identity, channel key, ClusterKeys), sealed. Contract states are sealed
+    /// separately, under their own keys ([`Worker::checkpoint`]).
+    pub fn seal(&self, sealer: &Sealer, rng: &mut impl keyward_crypto::Rng) -> SealedBlob {
+        self.keys.seal(
+            RoleTag::Worker,
+            sealer,
+            |w| {
+                w.u16(u16::try_from(self.cluster_keys.len()).expect("bounded"));
+                for ((cluster, epoch, generation), key) in &self.cluster_keys {
+                    w.var8(cluster.as_str().as_bytes())
+                        .u64(epoch.0)
+                        .u64(generation.0)
+                        .raw(key.seed().expose());
+                }
+            },
+            rng,
+        )
+    }
+
+    /// Restores a worker from [`Worker::seal`]'s blob.
+    ///
+    /// # Errors
+    /// A [`StateError`]; nothing is restored.
+    pub fn restore(
+        sealer: &Sealer,
+        genesis: &EntryHash,
+        blob: &SealedBlob,
+    ) -> Result<Self, StateError> {
+        let (keys, cluster_keys) = Keys::open(RoleTag::Worker, sealer, genesis, blob, |r| {
+            let n = usize::from(r.u16("cluster key count")?);
+            if n > MAX_CLUSTER_KEYS {
+                return Err(DecodeError::Invalid {
+                    field: "cluster key count",
+                    reason: "too many",
+                });
+            }
+            let mut keys = BTreeMap::new();
+            for _ in 0..n {
+                let cluster = cluster_id(r)?;
+                let epoch = Epoch(r.u64("epoch")?);
+                let generation = Generation(r.u64("generation")?);
+                let seed = secret(r, "cluster seed")?;
+                let key = ClusterKey::from_seed(epoch, cluster.clone(), generation, seed);
+                keys.insert((cluster, epoch, generation), key);
+            }
+            Ok(keys)
+        })?;
+        Ok(Self {
+            keys,
+            cluster_keys,
+            instances: BTreeMap::new(),
+            alarms: Vec::new(),
+        })
+    }
+
+    /// Checks the gatekeepers' answers to `request`, combines the valid partials against the
+    /// epoch's committee, checks the key against the cluster key published on the ledger (when
+    /// there is one) and keeps it. Returns the answers it refused, with why, for the host to log
+    /// (an invalid partial is evidence against its sender).
+    ///
+    /// # Errors
+    /// A [`ProvisionError`]; the worker keeps nothing.
+    pub fn provisioned(
+        &mut self,
+        registry: &Registry,
+        request: &ClusterKeyRequest,
+        answers: &[Envelope],
+    ) -> Result<Vec<ProvisionError>, ProvisionError> {
+        let me = self.id();
+        let aad = answer_aad(&registry.genesis().hash(), &me, request);
+        let mut refused = Vec::new();
+        let mut partials = Vec::new();
+        for answer in answers {
+            let from = answer.sender();
+            let partial = self
+                .keys
+                .channel
+                .open(answer, EnvelopePurpose::ClusterKey)
+                .map_err(|_| "does not open under this worker's channel key")
+                .and_then(|o| {
+                    if o.aad == aad {
+                        PartialEvaluation::from_bytes(&o.plaintext)
+                            .map_err(|_| "is not a partial evaluation")
+                    } else {
+                        Err("answers another request")
+                    }
+                });
+            match partial {
+                Ok(p) => partials.push(p),
+                Err(reason) => refused.push(ProvisionError::BadAnswer {
+                    from: from.into(),
+                    reason,
+                }),
+            }
+        }
+        let record = registry
+            .epoch(request.epoch)
+            .ok_or(ProvisionError::Refused(
+                keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
+            ))?
+            .record();
+        let (key, invalid) = request.finish(record, &partials)?;
+        refused.extend(invalid.into_iter().map(|i| {
+            ProvisionError::BadAnswer {
+                from: record
+                    .gatekeepers()
+                    .get(&i.index)
+                    .copied()
+                    .unwrap_or(me)
+                    .into(),
+                reason: "partial evaluation with an invalid proof",
+            }
+        }));
+        let context = KeyContext {
+            epoch: request.epoch,
+            generation: request.generation,
+        };
+        let published = registry
+            .cluster(&request.cluster)
+            .and_then(|c| c.key(context).copied());
+        if published.is_some_and(|p| p != key.identity().public()) {
+            return Err(ProvisionError::PublishedKeyMismatch);
+        }
+        self.cluster_keys.insert(
+            (request.cluster.clone(), request.epoch, request.generation),
+            key,
+        );
+        Ok(refused)
+    }
+
+    /// The sealed state of `contract` now, for the host to store after each executed command.
+    pub fn checkpoint(&self, contract: &ContractId) -> Option<Checkpoint> {
+        self.instances.get(contract).map(|i| Checkpoint {
+            context: context_of(i.key().context()),
+            version: i.version(),
+            sealed: i.sealed_state(),
+        })
+    }
+
+    /// Reopens a stored checkpoint of `contract`, so that the worker resumes after its commands
+    /// instead of executing them all again. A stale checkpoint is harmless: the commands after
+    /// it run again from the ledger, deterministically.
+    ///
+    /// # Errors
+    /// A [`CheckpointError`]; the worker keeps no instance for the contract and will rebuild it
+    /// from the ledger.
+    pub fn restore_checkpoint(
+        &mut self,
+        registry: &Registry,
+        contract: &ContractId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), CheckpointError> {
+        let deployed = registry
+            .contract(contract)
+            .ok_or(CheckpointError::UnknownContract)?;
+        if registry.cluster_of(&self.id()) != Some(deployed.cluster()) {
+            return Err(CheckpointError::UnknownContract);
+        }
+        let ledger = deployed.commands().len() as u64;
+        if checkpoint.version > ledger {
+            return Err(CheckpointError::Ahead {
+                version: checkpoint.version,
+                ledger,
+            });
+        }
+        let code =
+            Builtin::from_code(deployed.code().as_str()).ok_or(CheckpointError::UnknownContract)?;
+        let cluster_key = self
+            .cluster_key(deployed.cluster(), checkpoint.context)
+            .ok_or(CheckpointError::NoKey)?;
+        let key = ContractKey::derive(cluster_key, contract.clone());
+        let instance = Instance::restore(code, key, checkpoint.version, &checkpoint.sealed)?;
+        self.instances.insert(contract.clone(), instance);
+        Ok(())
+    }
+
+    /// The next thing this worker should do, decided from `registry` as it is now, or `None`
+    /// when there is nothing to do. Call it again after every change of the registry and after
+    /// acting on each step (whatever the outcome).
+    pub fn step(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<WorkerStep> {
+        let me = self.id();
+        let active = registry
+            .node(&me)
+            .is_some_and(|n| n.is_active() && n.role == Role::Worker && !n.slashed);
+        if !active {
+            return None;
+        }
+        let cluster_id = registry.cluster_of(&me)?.clone();
+        let current = registry.key_context(&cluster_id).ok()?;
+        if self.cluster_key(&cluster_id, current).is_none() {
+            return Some(WorkerStep::Provision(ClusterKeyRequest {
+                epoch: current.epoch,
+                cluster: cluster_id,
+                generation: current.generation,
+            }));
+        }
+        let cluster = registry.cluster(&cluster_id)?;
+        // Act only under a cluster key the ledger confirms.
+        match cluster.key(current) {
+            None => return None,
+            Some(published) => {
+                let held = self.cluster_key(&cluster_id, current)?.identity().public();
+                if *published != held {
+                    self.cluster_keys.remove(&(
+                        cluster_id.clone(),
+                        current.epoch,
+                        current.generation,
+                    ));
+                    self.alarm(WorkerAlarm::PublishedKeyMismatch(cluster_id, current));
+                    return None;
+                }
+            }
+        }
+        let contracts: Vec<ContractId> = registry
+            .contracts()
+            .filter(|(_, c)| *c.cluster() == cluster_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for contract in &contracts {
+            if let Some(step) = self.contract_step(registry, &cluster_id, current, contract, rng) {
+                return Some(step);
+            }
+        }
+        for contract in &contracts {
+            if let Some(step) = self.report(registry, contract) {
+                return Some(step);
+            }
+        }
+        None
+    }
+
+    fn contract_step(
+        &mut self,
+        registry: &Registry,
+        cluster: &ClusterId,
+        current: KeyContext,
+        id: &ContractId,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<WorkerStep> {
+        let me = self.id();
+        let genesis = registry.genesis().hash();
+        let contract = registry.contract(id)?;
+        // 1. Publish (or confirm) the contract's keys for the current context.
+        if !contract
+            .confirmers(current)
+            .is_some_and(|c| c.contains(&me))
+        {
+            let cluster_key = self.cluster_key(cluster, current)?;
+            let key = ContractKey::derive(cluster_key, id.clone());
+            let keys = ContractPublicKeys::certify(cluster_key, &key, rng);
+            return Some(WorkerStep::Submit(Body::ContractKeysPublish(Box::new(
+                keys,
+            ))));
+        }
+        let Some(code) = Builtin::from_code(contract.code().as_str()) else {
+            self.alarm(WorkerAlarm::UnknownCode(id.clone()));
+            return None;
+        };
+        // 2. The context the next command needs, or the current one when all have run.
+        let version = self.instances.get(id).map_or(0, Instance::version);
+        let next = contract.commands().get(usize::try_from(version).ok()?);
+        let command = next.and_then(|h| registry.command(h).map(|c| (*h, c)));
+        let needed = command.map_or(current, |(_, c)| context_of(&c.context));
+        let Some(cluster_key) = self.cluster_key(cluster, needed) else {
+            if registry
+                .cluster(cluster)
+                .and_then(|c| c.members_at(needed.generation))
+                .is_some_and(|m| m.contains(&me))
+            {
+                return Some(WorkerStep::Provision(ClusterKeyRequest {
+                    epoch: needed.epoch,
+                    cluster: cluster.clone(),
+                    generation: needed.generation,
+                }));
+            }
+            self.alarm(WorkerAlarm::MissedContext(id.clone(), needed));
+            return None;
+        };
+        let key = ContractKey::derive(cluster_key, id.clone());
+        // 3. Deploy, or move the state to the needed context.
+        let instance = match self.instances.remove(id) {
+            None => match Instance::deploy(code, key, contract.init()) {
+                Ok(i) => i,
+                Err(_) => {
+                    self.alarm(WorkerAlarm::UnknownCode(id.clone()));
+                    return None;
+                }
+            },
+            Some(i) if context_of(i.key().context()) != needed => i.migrate(key),
+            Some(i) => i,
+        };
+        let instance = self.instances.entry(id.clone()).or_insert(instance);
+        // 4. Run the next command.
+        if let Some((hash, queued)) = command {
+            let executed = instance.execute(&hash.0, &queued.input, rng);
+            let subject = Subject::Command(hash);
+            let owes = queued.electorate.contains(&me)
+                && !registry.digests(&subject).any(|(w, _)| *w == me);
+            let digest = owes.then(|| {
+                Body::ResultDigest(Box::new(ResultDigest::sign(
+                    instance.key(),
+                    &genesis,
+                    subject,
+                    executed.digest,
+                    rng,
+                )))
+            });
+            return Some(WorkerStep::Executed {
+                contract: id.clone(),
+                command: hash,
+                reply: executed.reply,
+                digest,
+            });
+        }
+        // 5. All ran: after a migration, publish the state digest under the new context.
+        if current.epoch != Epoch(0) || current.generation != Generation(0) {
+            let subject = Subject::Migration {
+                contract: id.clone(),
+                epoch: current.epoch,
+                generation: current.generation,
+            };
+            let member = registry
+                .cluster(cluster)
+                .and_then(|c| c.members_at(current.generation))
+                .is_some_and(|m| m.contains(&me));
+            let published = registry.digests(&subject).any(|(w, _)| *w == me);
+            if member && !published && instance.version() > 0 {
+                return Some(WorkerStep::Submit(Body::ResultDigest(Box::new(
+                    ResultDigest::sign(
+                        instance.key(),
+                        &genesis,
+                        subject,
+                        instance.state_digest(),
+                        rng,
+                    ),
+                ))));
+            }
+        }
+        None
+    }
+
+    /// Reports a worker whose digest of one of `contract`'s subjects differs from the strict
+    /// majority this worker agrees with.
+    fn report(&self, registry: &Registry, contract: &ContractId) -> Option<WorkerStep> {
+        let me = self.id();
+        let deployed = registry.contract(contract)?;
+        for hash in deployed.commands() {
+            let subject = Subject::Command(*hash);
+            let electorate = registry.command(hash)?.electorate.len();
+            let digests: Vec<_> = registry.digests(&subject).collect();
+            let Some(majority) = digests
+                .iter()
+                .map(|(_, d)| *d)
+                .find(|d| digests.iter().filter(|(_, x)| x == d).count() * 2 > electorate)
+            else {
+                continue;
+            };
+            if !digests.iter().any(|(w, d)| **w == me && *d == majority) {
+                continue;
+            }
+            if let Some((accused, _)) = digests
+                .iter()
+                .find(|(w, d)| *d != majority && registry.node(w).is_some_and(|n| !n.slashed))
+            {
+                return Some(WorkerStep::Submit(Body::MisbehaviourReport(Box::new(
+                    MisbehaviourReport {
+                        accused: **accused,
+                        offence: Offence::DigestMismatch,
+                        subject,
+                    },
+                ))));
+            }
+        }
+        None
+    }
+}
+
+pub(crate) fn cluster_id(r: &mut Reader<'_>) -> Result<ClusterId, DecodeError> {
+    let bytes = r.var8("cluster id", keyward_crypto::ids::MAX_ID_LEN)?;
+    core::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| ClusterId::new(s).ok())
+        .ok_or(DecodeError::Invalid {
+            field: "cluster id",
+            reason: "not a valid id",
+        })
+}

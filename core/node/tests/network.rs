@@ -1,0 +1,319 @@
+//! The gatekeeper and worker cores run a whole network in memory: epoch 0 and its handoff,
+//! cluster keys published and provisioned, contract keys, commands, digests, replies, slashing,
+//! and restarts from sealed state.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use keyward_contracts::kv;
+use keyward_hierarchy::{ClusterId, ClusterKeyRequest, ContractId, Epoch, Generation};
+use keyward_ledger::{Body, ClusterKeyPublish, EpochStatus, KeyContext, Subject};
+use keyward_node::{Gatekeeper, ProvisionError, ProvisionRequest, StateError, Worker};
+use support::{Sim, clone_key};
+
+const CTX0: KeyContext = KeyContext {
+    epoch: Epoch(0),
+    generation: Generation(0),
+};
+
+/// Two gatekeepers, three workers in cluster `c1`, settled.
+fn network(seed: u64) -> Sim {
+    let mut sim = Sim::new(seed);
+    sim.add_gatekeeper();
+    sim.add_gatekeeper();
+    for _ in 0..3 {
+        sim.add_worker();
+    }
+    sim.cluster("c1", &[0, 1, 2]);
+    sim.settle();
+    sim
+}
+
+fn c1() -> ClusterId {
+    ClusterId::new("c1").unwrap()
+}
+
+#[test]
+fn epoch_zero_is_created_handed_over_and_every_worker_gets_the_published_cluster_key() {
+    let sim = network(1);
+    let epoch = sim.registry.epoch(Epoch(0)).unwrap();
+    assert_eq!(epoch.status(), EpochStatus::Active);
+    assert_eq!(
+        epoch.holders().len(),
+        2,
+        "the second gatekeeper accepted the handoff"
+    );
+    assert_eq!(sim.gatekeepers[0].held(), 1);
+    assert_eq!(sim.gatekeepers[1].held(), 1);
+    let published = *sim.registry.cluster(&c1()).unwrap().key(CTX0).unwrap();
+    for w in &sim.workers {
+        assert_eq!(
+            w.cluster_key(&c1(), CTX0).unwrap().identity().public(),
+            published
+        );
+    }
+}
+
+#[test]
+fn a_command_runs_on_every_worker_with_one_digest_and_a_reply_only_its_sender_opens() {
+    let mut sim = network(2);
+    let alice = sim.user();
+    sim.deploy(&alice, "notes", "c1");
+    sim.settle();
+    let contract = sim
+        .registry
+        .contract(&ContractId::new("notes").unwrap())
+        .unwrap();
+    assert_eq!(contract.confirmers(CTX0).unwrap().len(), 3);
+
+    let put = sim.send(&alice, "notes", &kv::put(b"k", b"secret"));
+    sim.settle();
+    let get = sim.send(&alice, "notes", &kv::get(b"k"));
+    sim.settle();
+    for command in [put, get] {
+        let digests: Vec<_> = sim.registry.digests(&Subject::Command(command)).collect();
+        assert_eq!(digests.len(), 3);
+        assert!(digests.iter().all(|(_, d)| *d == digests[0].1));
+        assert_eq!(sim.replies[&command].len(), 3);
+    }
+    for reply in &sim.replies[&get] {
+        let opened = alice.open_reply(&sim.registry, &get, reply).unwrap();
+        assert_eq!(opened.status, 0);
+        assert!(opened.body.ends_with(b"secret"));
+    }
+    let eve = sim.user();
+    assert!(
+        eve.open_reply(&sim.registry, &get, &sim.replies[&get][0])
+            .is_err()
+    );
+}
+
+#[test]
+fn a_worker_whose_digest_disagrees_is_reported_and_slashed() {
+    let mut sim = network(3);
+    sim.faulty.insert(2);
+    let alice = sim.user();
+    sim.deploy(&alice, "notes", "c1");
+    sim.settle();
+    sim.send(&alice, "notes", &kv::put(b"k", b"v"));
+    sim.settle();
+    let faulty = sim.registry.node(&sim.workers[2].id()).unwrap();
+    assert!(faulty.slashed);
+    assert!(faulty.stake < keyward_ledger::Params::default().min_worker_stake);
+    for honest in &sim.workers[..2] {
+        assert!(!sim.registry.node(&honest.id()).unwrap().slashed);
+    }
+    // The slashed worker gets no more keys.
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1(),
+        generation: Generation(0),
+    };
+    assert!(sim.ask(2, &request).is_empty());
+}
+
+#[test]
+fn restarted_nodes_resume_from_sealed_state_without_a_new_entry_or_a_new_key() {
+    let mut sim = network(4);
+    let alice = sim.user();
+    sim.deploy(&alice, "notes", "c1");
+    sim.settle();
+    sim.send(&alice, "notes", &kv::put(b"k", b"v"));
+    sim.settle();
+    let contract = ContractId::new("notes").unwrap();
+    let checkpoint = sim.workers[0].checkpoint(&contract).unwrap();
+    let head = sim.registry.head();
+    let genesis = sim.genesis();
+
+    // "Kill" every node and restore it from its sealed state; worker 0 also from its checkpoint.
+    let gatekeepers: Vec<_> = sim
+        .gatekeepers
+        .iter()
+        .map(|g| g.seal(&sim.sealer, &mut rand::thread_rng()))
+        .collect();
+    let workers: Vec<_> = sim
+        .workers
+        .iter()
+        .map(|w| w.seal(&sim.sealer, &mut rand::thread_rng()))
+        .collect();
+    let keys: Vec<_> = sim
+        .workers
+        .iter()
+        .map(|w| w.cluster_key(&c1(), CTX0).unwrap().identity().public())
+        .collect();
+    sim.gatekeepers = gatekeepers
+        .iter()
+        .map(|b| Gatekeeper::restore(&sim.sealer, &genesis, b).unwrap())
+        .collect();
+    sim.workers = workers
+        .iter()
+        .map(|b| Worker::restore(&sim.sealer, &genesis, b).unwrap())
+        .collect();
+    let registry = sim.registry.clone();
+    sim.workers[0]
+        .restore_checkpoint(&registry, &contract, &checkpoint)
+        .unwrap();
+    for (w, key) in sim.workers.iter().zip(&keys) {
+        assert_eq!(
+            w.cluster_key(&c1(), CTX0).unwrap().identity().public(),
+            *key
+        );
+    }
+    assert_eq!(sim.settle(), 0, "a restart submits nothing new");
+    assert_eq!(sim.registry.head(), head);
+
+    // And they carry on: the re-executed state (workers 1, 2) equals the checkpointed one (0).
+    let get = sim.send(&alice, "notes", &kv::get(b"k"));
+    sim.settle();
+    let digests: Vec<_> = sim.registry.digests(&Subject::Command(get)).collect();
+    assert_eq!(digests.len(), 3);
+    assert!(digests.iter().all(|(_, d)| *d == digests[0].1));
+}
+
+#[test]
+fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
+    let mut sim = network(5);
+    let outsider = sim.add_worker();
+    sim.settle();
+    let genesis = sim.genesis();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1(),
+        generation: Generation(0),
+    };
+    let gk = &sim.gatekeepers[0];
+    let mut rng = rand::thread_rng();
+    let ask = |worker: &Worker, to, request: &ClusterKeyRequest, rng: &mut _| {
+        ProvisionRequest::sign(worker.signer(), &genesis, to, request.clone(), rng).to_bytes()
+    };
+    // Not a member.
+    let bytes = ask(&sim.workers[outsider], gk.id(), &request, &mut rng);
+    assert!(matches!(
+        gk.answer(&sim.registry, &bytes, &mut rng),
+        Err(ProvisionError::Refused(_))
+    ));
+    // Addressed to the other gatekeeper.
+    let bytes = ask(&sim.workers[0], sim.gatekeepers[1].id(), &request, &mut rng);
+    assert_eq!(
+        gk.answer(&sim.registry, &bytes, &mut rng).unwrap_err(),
+        ProvisionError::WrongGatekeeper
+    );
+    // A flipped bit anywhere: malformed or a bad signature, never an answer.
+    let good = ask(&sim.workers[0], gk.id(), &request, &mut rng);
+    assert!(gk.answer(&sim.registry, &good, &mut rng).is_ok());
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 1;
+        assert!(gk.answer(&sim.registry, &bad, &mut rng).is_err(), "bit {i}");
+    }
+    // A generation that does not exist yet.
+    let future = ClusterKeyRequest {
+        generation: Generation(1),
+        ..request.clone()
+    };
+    let bytes = ask(&sim.workers[0], gk.id(), &future, &mut rng);
+    assert!(gk.answer(&sim.registry, &bytes, &mut rng).is_err());
+
+    // An answer for worker 0 is useless to worker 1: it does not open.
+    let answer = gk.answer(&sim.registry, &good, &mut rng).unwrap();
+    let registry = sim.registry.clone();
+    let mut fresh = Worker::restore(
+        &sim.sealer,
+        &genesis,
+        &sim.workers[1].seal(&sim.sealer, &mut rng),
+    )
+    .unwrap();
+    let err = fresh
+        .provisioned(&registry, &request, &[answer])
+        .unwrap_err();
+    assert!(matches!(err, ProvisionError::Combine(_)), "{err}");
+}
+
+#[test]
+fn a_worker_refuses_a_key_that_is_not_the_published_one() {
+    let mut sim = Sim::new(6);
+    sim.add_gatekeeper();
+    sim.add_worker();
+    sim.settle();
+    // The gatekeeper publishes a wrong cluster key before it settles the cluster itself.
+    sim.cluster("c1", &[0]);
+    let wrong = keyward_crypto::IdentityKeypair::generate(&mut sim.rng).public();
+    let signer = clone_key(sim.gatekeepers[0].signer());
+    sim.submit(
+        &signer,
+        &Body::ClusterKeyPublish(ClusterKeyPublish {
+            cluster: c1(),
+            epoch: Epoch(0),
+            generation: Generation(0),
+            key: wrong,
+        }),
+    )
+    .unwrap();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1(),
+        generation: Generation(0),
+    };
+    let answers = sim.ask(0, &request);
+    let registry = sim.registry.clone();
+    assert_eq!(
+        sim.workers[0]
+            .provisioned(&registry, &request, &answers)
+            .unwrap_err(),
+        ProvisionError::PublishedKeyMismatch
+    );
+    assert!(sim.workers[0].cluster_key(&c1(), CTX0).is_none());
+}
+
+#[test]
+fn sealed_state_refuses_tampering_another_role_and_another_ledger() {
+    let mut sim = network(7);
+    let genesis = sim.genesis();
+    let mut rng = rand::thread_rng();
+    let blob = sim.gatekeepers[0].seal(&sim.sealer, &mut rng);
+    let mut bytes = blob.as_bytes().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let tampered = keyward_enclave::SealedBlob::from_bytes(bytes);
+    assert!(matches!(
+        Gatekeeper::restore(&sim.sealer, &genesis, &tampered),
+        Err(StateError::Sealed(_))
+    ));
+    assert!(matches!(
+        Worker::restore(&sim.sealer, &genesis, &blob),
+        Err(StateError::WrongRole { .. })
+    ));
+    let other = keyward_ledger::EntryHash([9; 32]);
+    assert!(matches!(
+        Gatekeeper::restore(&sim.sealer, &other, &blob),
+        Err(StateError::WrongLedger { .. })
+    ));
+    let _ = &mut sim;
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn request_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ProvisionRequest::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn requests_round_trip(epoch in any::<u64>(), generation in any::<u64>(), seed in any::<u64>()) {
+            use rand::SeedableRng;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let worker = keyward_crypto::IdentityKeypair::generate(&mut rng);
+            let gk = keyward_crypto::IdentityKeypair::generate(&mut rng).public();
+            let genesis = keyward_ledger::EntryHash([3; 32]);
+            let request = ClusterKeyRequest { epoch: Epoch(epoch), cluster: c1(), generation: Generation(generation) };
+            let signed = ProvisionRequest::sign(&worker, &genesis, gk, request, &mut rng);
+            let decoded = ProvisionRequest::from_bytes(&signed.to_bytes()).unwrap();
+            prop_assert!(decoded.verify(&genesis).is_ok());
+            prop_assert!(decoded.verify(&keyward_ledger::EntryHash([4; 32])).is_err());
+            prop_assert_eq!(decoded, signed);
+        }
+    }
+}
