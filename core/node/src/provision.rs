@@ -56,6 +56,26 @@ pub enum ProvisionError {
     PublishedKeyMismatch,
 }
 
+impl ProvisionError {
+    /// A stable name for the reason, as in JSON-RPC errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::WrongGatekeeper => "wrong_gatekeeper",
+            Self::BadSignature => "bad_signature",
+            Self::Refused(Refusal::NotAWorker) => "not_a_worker",
+            Self::Refused(Refusal::UnknownCluster(_)) => "unknown_cluster",
+            Self::Refused(Refusal::NotMember(_)) => "not_member",
+            Self::Refused(Refusal::EpochNotReady(_)) => "epoch_not_ready",
+            Self::Refused(_) => "refused",
+            Self::NotHolder(_) => "not_holder",
+            Self::BadAnswer { .. } => "bad_answer",
+            Self::Combine(_) => "combine_failed",
+            Self::PublishedKeyMismatch => "published_key_mismatch",
+        }
+    }
+}
+
 /// A worker's signed request to one gatekeeper for its part of a ClusterKey.
 ///
 /// Guarantees: a decoded request has a well-formed key, cluster id and signature encoding; its

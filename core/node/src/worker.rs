@@ -166,6 +166,11 @@ impl Worker {
             .get(&(cluster.clone(), context.epoch, context.generation))
     }
 
+    /// How many ClusterKeys it holds.
+    pub fn held(&self) -> usize {
+        self.cluster_keys.len()
+    }
+
     /// Problems noticed since the last call.
     pub fn take_alarms(&mut self) -> Vec<WorkerAlarm> {
         std::mem::take(&mut self.alarms)

@@ -1,5 +1,8 @@
 //! What every keyward server and client on the host side shares: the writer thread's failure
-//! flag, the handle of a running JSON-RPC server, and the client's error for a JSON-RPC call.
+//! flag, the handle of a running JSON-RPC server, the client's error for a JSON-RPC call, and
+//! crash-safe file writes.
+
+pub mod files;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

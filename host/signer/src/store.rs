@@ -11,8 +11,6 @@
 //! also makes a second signer on the same directory fail to start.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
@@ -218,8 +216,8 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-/// Reads the sealing key, or, when `create` is set and there is none, creates it: written to a
-/// temporary file, fsync'd, then linked into place (never a half-written key file), mode 0600.
+/// Reads the sealing key, or, when `create` is set and there is none, creates it
+/// ([`keyward_host::files::create_new`]: never a half-written or replaced key file, mode 0600).
 fn sealing_key(path: &Path, create: bool) -> Result<SoftSealingKey, StoreError> {
     let io = |action, source| StoreError::Io {
         action,
@@ -242,24 +240,7 @@ fn sealing_key(path: &Path, create: bool) -> Result<SoftSealingKey, StoreError> 
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SoftSealingKey::generate(&mut OsRng);
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-            let written = (|| {
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                file.write_all(key.expose())?;
-                file.sync_all()?;
-                // A hard link never replaces a file: two first starts cannot both win.
-                fs::hard_link(&tmp, path)?;
-                if let Some(dir) = path.parent() {
-                    fs::File::open(dir)?.sync_all()?;
-                }
-                Ok(())
-            })();
-            let _ = fs::remove_file(&tmp);
-            written.map_err(|e| io("create", e))?;
+            keyward_host::files::create_new(path, key.expose()).map_err(|e| io("create", e))?;
             Ok(key)
         }
         Err(source) => Err(io("read", source)),

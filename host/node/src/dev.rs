@@ -1,0 +1,95 @@
+//! The dev enclave platform: a platform key that signs evidence (insecure by construction: any
+//! holder of the file can attest anything) and the measurements a dev build reports.
+
+use std::path::Path;
+
+use keyward_crypto::{IdentityKeypair, SecretBytes};
+use keyward_enclave::{DevPlatformKey, EvidencePolicy};
+
+/// What a dev gatekeeper build reports as its measurement.
+pub const GATEKEEPER_MEASUREMENT: [u8; 32] = *b"keyward dev gatekeeper build v1.";
+/// What a dev worker build reports as its measurement.
+pub const WORKER_MEASUREMENT: [u8; 32] = *b"keyward dev worker build v1.....";
+
+/// The dev policy for gatekeepers: only the gatekeeper build, from `platform`.
+pub fn gatekeeper_policy(platform: &DevPlatformKey) -> EvidencePolicy {
+    EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![GATEKEEPER_MEASUREMENT],
+        trusted_dev_platforms: vec![platform.public()],
+    }
+}
+
+/// The dev policy for workers: either build, from `platform` (gatekeepers' is stricter).
+pub fn worker_policy(platform: &DevPlatformKey) -> EvidencePolicy {
+    EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![GATEKEEPER_MEASUREMENT, WORKER_MEASUREMENT],
+        trusted_dev_platforms: vec![platform.public()],
+    }
+}
+
+/// Reads a dev platform key file (its 32-byte seed).
+///
+/// # Errors
+/// The I/O error, or `InvalidData` if the file is not 32 bytes.
+pub fn read_platform_key(path: &Path) -> std::io::Result<DevPlatformKey> {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let seed = SecretBytes::<32>::from_slice(&bytes).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not a 32-byte platform key", path.display()),
+        )
+    })?;
+    Ok(DevPlatformKey::from_identity(IdentityKeypair::from_seed(
+        seed,
+    )))
+}
+
+/// Creates a new dev platform key file at `path` (never replacing one).
+///
+/// # Errors
+/// The I/O error.
+pub fn create_platform_key(path: &Path) -> std::io::Result<DevPlatformKey> {
+    let seed = SecretBytes::<32>::random(&mut rand_core::OsRng);
+    keyward_host::files::create_new(path, seed.expose())?;
+    Ok(DevPlatformKey::from_identity(IdentityKeypair::from_seed(
+        seed,
+    )))
+}
+
+/// A dev genesis: `council` with a majority threshold (its first member signs), the default
+/// parameters, both built-in contracts, and the dev policies for `platform`.
+///
+/// # Panics
+/// If `council` is empty or `chain` is not a valid id (caller errors).
+pub fn genesis(
+    chain: &str,
+    council: &[keyward_crypto::IdentityKeypair],
+    platform: &DevPlatformKey,
+) -> keyward_ledger::Entry {
+    use keyward_ledger::{Body, CodeId, Entry, EntryHash, GenesisConfig, Params, Position};
+    let config = GenesisConfig {
+        chain: keyward_crypto::ChainId::new(chain).expect("a valid chain id"),
+        council: council.iter().map(IdentityKeypair::public).collect(),
+        threshold: GenesisConfig::majority(council.len()),
+        params: Params::default(),
+        contract_codes: ["kv-store", "sealed-auction"]
+            .into_iter()
+            .map(|c| CodeId::new(c).expect("valid"))
+            .collect(),
+        gatekeeper_policy: gatekeeper_policy(platform),
+        worker_policy: worker_policy(platform),
+    };
+    let position = Position {
+        height: 0,
+        parent: EntryHash::ZERO,
+        seq: 0,
+    };
+    Entry::sign(
+        &council[0],
+        position,
+        &Body::Genesis(Box::new(config)),
+        &mut rand_core::OsRng,
+    )
+}

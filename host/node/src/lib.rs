@@ -1,0 +1,16 @@
+//! The gatekeeper and worker processes: host code around the node cores of `keyward-node`.
+//!
+//! A node follows the ledger with its own core ([`keyward_ledger_service::follow::Follower`]),
+//! keeps its sealed key state in its data directory, and drives its core's level-triggered steps:
+//! each step's entry is submitted, provisioning requests go to the gatekeepers' JSON-RPC, and
+//! replies and contract checkpoints are stored for users and restarts. The core runs in-process
+//! (the dev enclave runner): the host holds a copy of the node's identity key to sign entries.
+
+pub mod client;
+pub mod dev;
+pub mod dir;
+mod rpc;
+pub mod service;
+pub mod wire;
+
+pub use service::{Node, NodeConfig, NodeError, NodeRole};

@@ -1,0 +1,135 @@
+//! The node's JSON-RPC server (jsonrpsee, HTTP only): `provisionClusterKey` (gatekeepers),
+//! `getReply` (workers), `getHealth` (both).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::server::{Server, ServerConfig};
+use jsonrpsee::types::ErrorObjectOwned;
+use rand_core::OsRng;
+
+use keyward_host::Running;
+use keyward_ledger_service::wire::{from_base64, hash_text, parse_hash, to_base64};
+
+use crate::service::{Core, NodeRole, Shared};
+use crate::wire::{
+    BAD_PARAMS, NOT_FOUND, NodeHealth, PROVISION_REFUSED, ProvisionParams, ProvisionResult,
+    ReplyParams, ReplyResult, WRONG_ROLE,
+};
+
+/// Largest request body: a provisioning request is under 300 bytes.
+const MAX_BODY_BYTES: u32 = 64 << 10;
+
+fn error(code: i32, reason: &str, message: String) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message, Some(serde_json::json!({ "reason": reason })))
+}
+
+fn wrong_role(role: NodeRole) -> ErrorObjectOwned {
+    error(
+        WRONG_ROLE,
+        "wrong_role",
+        format!("this node is a {}", role.name()),
+    )
+}
+
+fn provision(
+    shared: &Shared,
+    params: &ProvisionParams,
+) -> Result<ProvisionResult, ErrorObjectOwned> {
+    let bytes = from_base64(&params.request)
+        .ok_or_else(|| error(BAD_PARAMS, "bad_params", "request is not base64".into()))?;
+    let registry = shared.registry.read().expect("registry lock");
+    let core = shared.core.read().expect("core lock");
+    let Core::Gatekeeper(gatekeeper) = &*core else {
+        return Err(wrong_role(shared.role));
+    };
+    match gatekeeper.answer(&registry, &bytes, &mut OsRng) {
+        Ok(envelope) => Ok(ProvisionResult {
+            answer: to_base64(&envelope.to_bytes()),
+        }),
+        Err(e) => {
+            tracing::info!(reason = e.name(), error = %e, "provisioning request refused");
+            Err(error(PROVISION_REFUSED, e.name(), e.to_string()))
+        }
+    }
+}
+
+fn reply(shared: &Shared, params: &ReplyParams) -> Result<ReplyResult, ErrorObjectOwned> {
+    if shared.role != NodeRole::Worker {
+        return Err(wrong_role(shared.role));
+    }
+    let command = parse_hash(&params.command).ok_or_else(|| {
+        error(
+            BAD_PARAMS,
+            "bad_params",
+            "command is not a 0x-hex hash".into(),
+        )
+    })?;
+    match shared.dir.reply(&command) {
+        Ok(Some(bytes)) => Ok(ReplyResult {
+            reply: to_base64(&bytes),
+        }),
+        Ok(None) => Err(error(
+            NOT_FOUND,
+            "not_found",
+            format!("no reply to {} (yet)", params.command),
+        )),
+        Err(e) => Err(error(NOT_FOUND, "not_found", e.to_string())),
+    }
+}
+
+fn health(shared: &Shared) -> NodeHealth {
+    let registry = shared.registry.read().expect("registry lock");
+    let keys = shared.core.read().expect("core lock").keys();
+    let status = match registry.node(&shared.id) {
+        None => "unregistered",
+        Some(n) if n.slashed => "slashed",
+        Some(n) => match n.status {
+            keyward_ledger::Status::Active => "active",
+            keyward_ledger::Status::Deregistered { .. } => "deregistered",
+            keyward_ledger::Status::Removed { .. } => "removed",
+        },
+    };
+    NodeHealth {
+        role: shared.role.name().into(),
+        id: shared.id.to_string(),
+        status: status.into(),
+        height: registry.next_height() - 1,
+        head: hash_text(&registry.head()),
+        keys,
+    }
+}
+
+/// Starts the server on `listen`.
+///
+/// # Errors
+/// The bind error.
+pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Running> {
+    let mut module = RpcModule::from_arc(shared);
+    module
+        .register_method("provisionClusterKey", |params, shared, _| {
+            provision(shared, &params.parse()?)
+        })
+        .expect("method names are unique");
+    module
+        .register_method("getReply", |params, shared, _| {
+            reply(shared, &params.parse()?)
+        })
+        .expect("method names are unique");
+    module
+        .register_method("getHealth", |_, shared, _| {
+            Ok::<_, ErrorObjectOwned>(health(shared))
+        })
+        .expect("method names are unique");
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_BODY_BYTES)
+        .http_only()
+        .build();
+    let server = Server::builder().set_config(config).build(listen).await?;
+    let addr = server.local_addr()?;
+    Ok(Running {
+        addr,
+        handle: server.start(module),
+    })
+}

@@ -1,0 +1,571 @@
+//! Starting and running a node: follow the ledger, restore or create the core, register, then
+//! drive the core's steps until stopped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand_core::OsRng;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
+use keyward_enclave::DevPlatformKey;
+use keyward_hierarchy::ClusterKeyRequest;
+use keyward_host::Running;
+use keyward_ledger::{Body, EntryHash, Registration, Registry, Role, registration_nonce};
+use keyward_ledger_service::client::LedgerClient;
+use keyward_ledger_service::follow::{FollowError, Follower};
+use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, StateError, Worker, WorkerStep};
+
+use crate::client::NodeClient;
+use crate::dev;
+use crate::dir::{DirError, NodeDir};
+
+/// Which node this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Holds epoch secrets and provisions workers.
+    Gatekeeper,
+    /// Runs contracts.
+    Worker,
+}
+
+impl NodeRole {
+    /// `gatekeeper` or `worker`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gatekeeper => "gatekeeper",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+/// A node's settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Gatekeeper or worker.
+    pub role: NodeRole,
+    /// The ledger server's URL.
+    pub ledger: String,
+    /// The genesis hash this node pins.
+    pub genesis: EntryHash,
+    /// Where its sealed state lives.
+    pub data_dir: PathBuf,
+    /// Where its JSON-RPC listens; a gatekeeper refuses a public address.
+    pub listen: SocketAddr,
+    /// The dev platform key file that signs its evidence.
+    pub platform_key: PathBuf,
+    /// Stake to declare (default: the genesis minimum for the role).
+    pub stake: Option<u64>,
+    /// How long one long-poll of the ledger waits, in milliseconds (also the retry pace).
+    pub poll_ms: u64,
+}
+
+impl NodeConfig {
+    /// Defaults: listen on `127.0.0.1:0` (any free port), the minimum stake, 1 s polls.
+    pub fn new(role: NodeRole, ledger: String, genesis: EntryHash, data_dir: PathBuf) -> Self {
+        Self {
+            role,
+            ledger,
+            genesis,
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            platform_key: PathBuf::from("platform.key"),
+            stake: None,
+            poll_ms: 1000,
+        }
+    }
+}
+
+/// Why a node did not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// A gatekeeper must not listen on a public address.
+    #[error("a gatekeeper binds its RPC to a loopback or private address only, not {0}")]
+    PublicListen(SocketAddr),
+    /// The platform key could not be read.
+    #[error("cannot read the platform key {path}: {source}")]
+    PlatformKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The ledger could not be followed.
+    #[error("ledger: {0}")]
+    Follow(#[from] FollowError),
+    /// The data directory could not be used.
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    /// The sealed state did not restore.
+    #[error("{path}: {source}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        source: StateError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// True for loopback, private (RFC 1918, RFC 4193) and link-local addresses.
+pub fn is_non_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The node's core.
+pub(crate) enum Core {
+    Gatekeeper(Gatekeeper),
+    Worker(Worker),
+}
+
+impl Core {
+    fn id(&self) -> IdentityPublicKey {
+        match self {
+            Self::Gatekeeper(g) => g.id(),
+            Self::Worker(w) => w.id(),
+        }
+    }
+
+    fn signer(&self) -> IdentityKeypair {
+        let key = match self {
+            Self::Gatekeeper(g) => g.signer(),
+            Self::Worker(w) => w.signer(),
+        };
+        IdentityKeypair::from_seed(SecretBytes::new(*key.seed().expose()))
+    }
+
+    fn seal(&self, dir: &NodeDir) -> keyward_enclave::SealedBlob {
+        match self {
+            Self::Gatekeeper(g) => g.seal(&dir.sealer, &mut OsRng),
+            Self::Worker(w) => w.seal(&dir.sealer, &mut OsRng),
+        }
+    }
+
+    /// Epochs held (gatekeeper) or ClusterKeys held (worker).
+    pub(crate) fn keys(&self) -> usize {
+        match self {
+            Self::Gatekeeper(g) => g.held(),
+            Self::Worker(w) => w.held(),
+        }
+    }
+}
+
+/// What the RPC handlers and the run loop share.
+pub(crate) struct Shared {
+    pub(crate) role: NodeRole,
+    pub(crate) id: IdentityPublicKey,
+    /// The verified registry, replaced after every batch of entries. Lock order: registry, core.
+    pub(crate) registry: RwLock<Registry>,
+    pub(crate) core: RwLock<Core>,
+    pub(crate) dir: NodeDir,
+}
+
+/// A running node.
+pub struct Node {
+    /// Its identity.
+    pub id: IdentityPublicKey,
+    /// Its JSON-RPC address.
+    pub addr: SocketAddr,
+    running: Running,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node: follows the ledger from the pinned genesis, restores its sealed core (or
+    /// makes and seals a new one), serves its JSON-RPC and runs its loop.
+    ///
+    /// # Errors
+    /// [`NodeError`].
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        if config.role == NodeRole::Gatekeeper && !is_non_public(config.listen.ip()) {
+            return Err(NodeError::PublicListen(config.listen));
+        }
+        let platform = dev::read_platform_key(&config.platform_key).map_err(|source| {
+            NodeError::PlatformKey {
+                path: config.platform_key.clone(),
+                source,
+            }
+        })?;
+        let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
+        let (follower, _) = Follower::start(client, config.genesis).await?;
+        let registry = follower.registry().clone();
+        let dir = NodeDir::open(&config.data_dir, registry.genesis().config().chain.clone())?;
+        let core = match dir.load_state()? {
+            Some(blob) => {
+                let restored = match config.role {
+                    NodeRole::Gatekeeper => {
+                        Gatekeeper::restore(&dir.sealer, &config.genesis, &blob)
+                            .map(Core::Gatekeeper)
+                    }
+                    NodeRole::Worker => {
+                        Worker::restore(&dir.sealer, &config.genesis, &blob).map(Core::Worker)
+                    }
+                };
+                restored.map_err(|source| NodeError::State {
+                    path: config.data_dir.join("node.sealed"),
+                    source,
+                })?
+            }
+            None => {
+                let core = match config.role {
+                    NodeRole::Gatekeeper => {
+                        Core::Gatekeeper(Gatekeeper::generate(config.genesis, &mut OsRng))
+                    }
+                    NodeRole::Worker => Core::Worker(Worker::generate(config.genesis, &mut OsRng)),
+                };
+                dir.save_state(&core.seal(&dir))?;
+                core
+            }
+        };
+        let mut core = core;
+        if let Core::Worker(worker) = &mut core {
+            for (contract, checkpoint) in dir.checkpoints() {
+                if let Err(e) = worker.restore_checkpoint(&registry, &contract, &checkpoint) {
+                    tracing::warn!(%contract, error = %e, "checkpoint not restored; rebuilding from the ledger");
+                }
+            }
+        }
+        let id = core.id();
+        let signer = core.signer();
+        let shared = Arc::new(Shared {
+            role: config.role,
+            id,
+            registry: RwLock::new(registry),
+            core: RwLock::new(core),
+            dir,
+        });
+        let running = crate::rpc::serve(config.listen, shared.clone())
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let (stop, stopped) = watch::channel(false);
+        let runner = Runner {
+            shared,
+            follower,
+            signer,
+            platform,
+            endpoint: running.addr,
+            stake: config.stake,
+            poll_ms: config.poll_ms,
+            pending: Vec::new(),
+        };
+        let task = tokio::spawn(runner.run(stopped));
+        tracing::info!(role = config.role.name(), %id, addr = %running.addr, "node started");
+        Ok(Self {
+            id,
+            addr: running.addr,
+            running,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops the loop and the server.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let _ = self.running.handle.stop();
+        self.running.handle.stopped().await;
+    }
+}
+
+/// The most steps one round takes before it reads the ledger again.
+const MAX_STEPS_PER_ROUND: usize = 256;
+
+struct Runner {
+    shared: Arc<Shared>,
+    follower: Follower,
+    signer: IdentityKeypair,
+    platform: DevPlatformKey,
+    endpoint: SocketAddr,
+    stake: Option<u64>,
+    poll_ms: u64,
+    /// Digests whose submission failed for a reason other than a refusal: retried first.
+    pending: Vec<Body>,
+}
+
+/// Why a step was not completed; the round ends and resumes after the next poll.
+struct Pause;
+
+impl Runner {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.round().await;
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                polled = self.follower.wait(self.poll_ms) => match polled {
+                    Ok(_) => self.publish(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot follow the ledger");
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            () = tokio::time::sleep(Duration::from_millis(self.poll_ms)) => {}
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let fresh = self.follower.registry().clone();
+        *self.shared.registry.write().expect("registry lock") = fresh;
+    }
+
+    async fn submit(&mut self, body: &Body) -> Result<(), Pause> {
+        let outcome = self.follower.submit(&self.signer, body, &mut OsRng).await;
+        self.publish();
+        match outcome {
+            Ok(applied) => {
+                tracing::info!(
+                    kind = applied.kind.name(),
+                    height = applied.height,
+                    "submitted"
+                );
+                Ok(())
+            }
+            Err(FollowError::Refused(reason)) => {
+                tracing::info!(kind = body.kind().name(), %reason, "step refused; recomputing");
+                Err(Pause)
+            }
+            Err(e) => {
+                tracing::warn!(kind = body.kind().name(), error = %e, "cannot submit");
+                Err(Pause)
+            }
+        }
+    }
+
+    async fn round(&mut self) {
+        while let Some(body) = self.pending.pop() {
+            match self.follower.submit(&self.signer, &body, &mut OsRng).await {
+                Err(FollowError::Refused(_)) | Ok(_) => self.publish(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot submit a digest; will retry");
+                    self.pending.push(body);
+                    return;
+                }
+            }
+        }
+        for _ in 0..MAX_STEPS_PER_ROUND {
+            let done = match self.step().await {
+                Ok(done) => done,
+                Err(Pause) => return,
+            };
+            if done {
+                return;
+            }
+        }
+    }
+
+    fn registration(&self) -> Option<Body> {
+        let registry = self.shared.registry.read().expect("registry lock");
+        if registry.node(&self.shared.id).is_some() {
+            return None;
+        }
+        let params = &registry.genesis().config().params;
+        let (role, measurement, stake) = match self.shared.role {
+            NodeRole::Gatekeeper => (
+                Role::Gatekeeper { admitted: false },
+                dev::GATEKEEPER_MEASUREMENT,
+                params.min_gatekeeper_stake,
+            ),
+            NodeRole::Worker => (
+                Role::Worker,
+                dev::WORKER_MEASUREMENT,
+                params.min_worker_stake,
+            ),
+        };
+        let core = self.shared.core.read().expect("core lock");
+        let (keys, channel) = match &*core {
+            Core::Gatekeeper(g) => (g.bound_keys(), g.channel()),
+            Core::Worker(w) => (w.bound_keys(), w.channel()),
+        };
+        let nonce = registration_nonce(&registry.genesis().hash(), role);
+        let evidence = self
+            .platform
+            .attest(measurement, &keys, &nonce, &mut OsRng)
+            .expect("two keys and a short nonce are within the evidence limits");
+        let body = Registration {
+            channel,
+            endpoint: self.endpoint,
+            stake: self.stake.unwrap_or(stake),
+            evidence,
+        };
+        Some(match self.shared.role {
+            NodeRole::Gatekeeper => Body::GatekeeperRegister(body),
+            NodeRole::Worker => Body::WorkerRegister(body),
+        })
+    }
+
+    /// One step; `Ok(true)` when there is nothing left to do.
+    async fn step(&mut self) -> Result<bool, Pause> {
+        if let Some(body) = self.registration() {
+            self.submit(&body).await?;
+            return Ok(false);
+        }
+        let step = {
+            let registry = self.shared.registry.read().expect("registry lock");
+            let mut core = self.shared.core.write().expect("core lock");
+            match &mut *core {
+                Core::Gatekeeper(g) => {
+                    let step = g.step(&registry, &mut OsRng).map(Step::Gatekeeper);
+                    for bad in g.take_bad_secrets() {
+                        tracing::error!(epoch = bad.epoch.0, sender = %bad.sender, reason = %bad.reason, "ALARM: an epoch secret sealed to this gatekeeper is refused");
+                    }
+                    step
+                }
+                Core::Worker(w) => {
+                    let step = w.step(&registry, &mut OsRng).map(Step::Worker);
+                    for alarm in w.take_alarms() {
+                        tracing::error!(?alarm, "ALARM");
+                    }
+                    step
+                }
+            }
+        };
+        match step {
+            None => Ok(true),
+            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) => {
+                self.submit(&body).await.map(|()| false)
+            }
+            Some(Step::Gatekeeper(GatekeeperStep::SealThenSubmit(body))) => {
+                self.save_state()?;
+                self.submit(&body).await.map(|()| false)
+            }
+            Some(Step::Worker(step)) => self.worker_step(step).await.map(|()| false),
+        }
+    }
+
+    fn save_state(&self) -> Result<(), Pause> {
+        let blob = self
+            .shared
+            .core
+            .read()
+            .expect("core lock")
+            .seal(&self.shared.dir);
+        self.shared.dir.save_state(&blob).map_err(|e| {
+            tracing::error!(error = %e, "cannot store the sealed state; not acting on it");
+            Pause
+        })
+    }
+
+    async fn worker_step(&mut self, step: WorkerStep) -> Result<(), Pause> {
+        match step {
+            WorkerStep::Provision(request) => self.provision(&request).await,
+            WorkerStep::Submit(body) => self.submit(&body).await,
+            WorkerStep::Executed {
+                contract,
+                command,
+                reply,
+                digest,
+            } => {
+                if let Some(Err(e)) = reply.map(|r| self.shared.dir.save_reply(&command, &r)) {
+                    tracing::warn!(error = %e, "cannot store a reply");
+                }
+                if let Some(body) = digest
+                    && let Err(Pause) = self.submit(&body).await
+                {
+                    self.pending.push(body);
+                }
+                let checkpoint = match &*self.shared.core.read().expect("core lock") {
+                    Core::Worker(w) => w.checkpoint(&contract),
+                    Core::Gatekeeper(_) => None,
+                };
+                if let Some(Err(e)) =
+                    checkpoint.map(|c| self.shared.dir.save_checkpoint(&contract, &c))
+                {
+                    tracing::warn!(error = %e, "cannot store a checkpoint");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks every holder of the request's epoch and hands the answers to the core.
+    async fn provision(&mut self, request: &ClusterKeyRequest) -> Result<(), Pause> {
+        let (genesis, holders) = {
+            let registry = self.shared.registry.read().expect("registry lock");
+            let holders: Vec<_> = registry
+                .epoch(request.epoch)
+                .map(|s| s.holders().iter().copied().collect())
+                .unwrap_or_default();
+            let holders: Vec<_> = holders
+                .into_iter()
+                .filter_map(|id| registry.node(&id).map(|n| (id, n.endpoint)))
+                .collect();
+            (registry.genesis().hash(), holders)
+        };
+        let mut answers = Vec::new();
+        for (gatekeeper, endpoint) in holders {
+            let signed = ProvisionRequest::sign(
+                &self.signer,
+                &genesis,
+                gatekeeper,
+                request.clone(),
+                &mut OsRng,
+            );
+            let answer = match NodeClient::new(&format!("http://{endpoint}")) {
+                Ok(client) => client.provision(&signed.to_bytes()).await,
+                Err(e) => Err(e),
+            };
+            match answer.map(|bytes| Envelope::from_bytes(&bytes)) {
+                Ok(Ok(envelope)) => answers.push(envelope),
+                Ok(Err(e)) => {
+                    tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer")
+                }
+                Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
+            }
+        }
+        let outcome = {
+            let registry = self.shared.registry.read().expect("registry lock");
+            let mut core = self.shared.core.write().expect("core lock");
+            let Core::Worker(worker) = &mut *core else {
+                return Err(Pause);
+            };
+            worker.provisioned(&registry, request, &answers)
+        };
+        match outcome {
+            Ok(refused) => {
+                for r in refused {
+                    tracing::warn!(reason = r.name(), error = %r, "a provisioning answer was refused");
+                }
+                tracing::info!(
+                    epoch = request.epoch.0, cluster = %request.cluster,
+                    generation = request.generation.0, "ClusterKey provisioned and verified"
+                );
+                self.save_state()
+            }
+            Err(e) => {
+                tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
+                Err(Pause)
+            }
+        }
+    }
+}
+
+#[allow(clippy::large_enum_variant)] // one at a time, on the stack
+enum Step {
+    Gatekeeper(GatekeeperStep),
+    Worker(WorkerStep),
+}

@@ -1,0 +1,251 @@
+//! Gatekeepers and workers as services on loopback JSON-RPC around a real ledger server: epoch
+//! 0, provisioning over RPC, a contract command and its reply, and a restart from sealed state.
+#![allow(clippy::unwrap_used)] // tests
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use keyward_contracts::kv;
+use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair};
+use keyward_hierarchy::{ClusterId, ContractId};
+use keyward_ledger::{Body, ClusterCreate, CodeId, ContractDeploy, EntryHash, Subject};
+use keyward_ledger_service::client::LedgerClient;
+use keyward_ledger_service::follow::Follower;
+use keyward_ledger_service::service::{LedgerConfig, Service};
+use keyward_node::User;
+use keyward_node_service::client::NodeClient;
+use keyward_node_service::{Node, NodeConfig, NodeError, NodeRole, dev};
+
+struct Net {
+    dir: PathBuf,
+    ledger: Service,
+    url: String,
+    genesis: EntryHash,
+    council: IdentityKeypair,
+    follower: Follower,
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyward-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn net(name: &str) -> Net {
+    let dir = temp(name);
+    let platform = dev::create_platform_key(&dir.join("platform.key")).unwrap();
+    let council = IdentityKeypair::generate(&mut rand::thread_rng());
+    let genesis = dev::genesis("node-net", std::slice::from_ref(&council), &platform);
+    let mut config = LedgerConfig::new(dir.join("ledger"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.genesis = Some(genesis.as_bytes().to_vec());
+    let ledger = Service::start(&config).await.unwrap();
+    let url = format!("http://{}", ledger.running.addr);
+    let (follower, _) = Follower::start(LedgerClient::new(&url).unwrap(), genesis.hash())
+        .await
+        .unwrap();
+    Net {
+        dir,
+        ledger,
+        url,
+        genesis: genesis.hash(),
+        council,
+        follower,
+    }
+}
+
+impl Net {
+    fn config(&self, role: NodeRole, name: &str) -> NodeConfig {
+        let mut config = NodeConfig::new(role, self.url.clone(), self.genesis, self.dir.join(name));
+        config.platform_key = self.dir.join("platform.key");
+        config.poll_ms = 100;
+        config
+    }
+
+    async fn node(&self, role: NodeRole, name: &str) -> Node {
+        Node::start(self.config(role, name)).await.unwrap()
+    }
+
+    async fn submit(&mut self, author: &IdentityKeypair, body: &Body) -> EntryHash {
+        self.follower
+            .submit(author, body, &mut rand::thread_rng())
+            .await
+            .unwrap()
+            .hash
+    }
+
+    /// Waits until `done` holds of the verified registry (10 s at most).
+    async fn until(&mut self, what: &str, done: impl Fn(&keyward_ledger::Registry) -> bool) {
+        let start = Instant::now();
+        while !done(self.follower.registry()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out: {what}"
+            );
+            self.follower.wait(200).await.unwrap();
+        }
+    }
+}
+
+fn remove(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_provision_over_rpc_run_a_command_and_survive_a_restart() {
+    let mut net = net("e2e").await;
+    let g1 = net.node(NodeRole::Gatekeeper, "g1").await;
+    let g2 = net.node(NodeRole::Gatekeeper, "g2").await;
+    let mut workers = Vec::new();
+    for i in 0..3 {
+        workers.push(net.node(NodeRole::Worker, &format!("w{i}")).await);
+    }
+    let ids: Vec<_> = workers.iter().map(|w| w.id).collect();
+    net.until("everyone registered", |r| {
+        ids.iter().all(|id| r.node(id).is_some())
+    })
+    .await;
+    let council = IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new(
+        *net.council.seed().expose(),
+    ));
+    net.submit(
+        &council,
+        &Body::ClusterCreate(ClusterCreate {
+            cluster: ClusterId::new("c1").unwrap(),
+            members: ids.iter().copied().collect(),
+        }),
+    )
+    .await;
+    let (g1_id, g2_id) = (g1.id, g2.id);
+    net.until("epoch 0 held by both gatekeepers", |r| {
+        r.epoch(keyward_hierarchy::Epoch(0))
+            .is_some_and(|e| e.holders().contains(&g1_id) && e.holders().contains(&g2_id))
+    })
+    .await;
+
+    let user = User::new(
+        IdentityKeypair::generate(&mut rand::thread_rng()),
+        ChannelKeypair::generate(&mut rand::thread_rng()),
+    );
+    let contract = ContractId::new("notes").unwrap();
+    net.submit(
+        user.signer(),
+        &Body::ContractDeploy(ContractDeploy {
+            contract: contract.clone(),
+            cluster: ClusterId::new("c1").unwrap(),
+            code: CodeId::new("kv-store").unwrap(),
+            init: Vec::new(),
+        }),
+    )
+    .await;
+    net.until("contract keys confirmed by all three workers", |r| {
+        r.contract(&contract).is_some_and(|c| {
+            c.confirmers(r.key_context(c.cluster()).unwrap())
+                .is_some_and(|s| s.len() == 3)
+        })
+    })
+    .await;
+
+    let put = user
+        .command(
+            net.follower.registry(),
+            &contract,
+            &kv::put(b"k", b"v1"),
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+    let put = net
+        .submit(user.signer(), &Body::ContractCommand(Box::new(put)))
+        .await;
+    net.until("three digests", |r| {
+        r.digests(&Subject::Command(put)).count() == 3
+    })
+    .await;
+    for w in &workers {
+        let reply = NodeClient::new(&format!("http://{}", w.addr))
+            .unwrap()
+            .reply(&put)
+            .await
+            .unwrap()
+            .expect("every worker stored the reply");
+        let reply = Envelope::from_bytes(&reply).unwrap();
+        assert_eq!(
+            user.open_reply(net.follower.registry(), &put, &reply)
+                .unwrap()
+                .status,
+            0
+        );
+    }
+
+    // Restart a worker and a gatekeeper from their sealed state: same identities, no new entry
+    // beyond what the next command causes.
+    let w0 = workers.remove(0);
+    let w0_id = w0.id;
+    w0.stop().await;
+    g1.stop().await;
+    let g1 = net.node(NodeRole::Gatekeeper, "g1").await;
+    let w0 = net.node(NodeRole::Worker, "w0").await;
+    assert_eq!((g1.id, w0.id), (g1_id, w0_id));
+    let health = NodeClient::new(&format!("http://{}", w0.addr))
+        .unwrap()
+        .health()
+        .await
+        .unwrap();
+    assert_eq!((health.status.as_str(), health.keys), ("active", 1));
+
+    let get = user
+        .command(
+            net.follower.registry(),
+            &contract,
+            &kv::get(b"k"),
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+    let get = net
+        .submit(user.signer(), &Body::ContractCommand(Box::new(get)))
+        .await;
+    net.until("three agreeing digests", |r| {
+        let d: Vec<_> = r.digests(&Subject::Command(get)).map(|(_, d)| *d).collect();
+        d.len() == 3 && d.iter().all(|x| *x == d[0])
+    })
+    .await;
+    let reply = NodeClient::new(&format!("http://{}", w0.addr))
+        .unwrap()
+        .reply(&get)
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = user
+        .open_reply(
+            net.follower.registry(),
+            &get,
+            &Envelope::from_bytes(&reply).unwrap(),
+        )
+        .unwrap();
+    assert!(reply.body.ends_with(b"v1"));
+
+    for node in [g1, g2, w0] {
+        node.stop().await;
+    }
+    for w in workers {
+        w.stop().await;
+    }
+    net.ledger.stop().await;
+    remove(&net.dir);
+}
+
+#[tokio::test]
+async fn a_gatekeeper_refuses_a_public_listen_address() {
+    let mut config = NodeConfig::new(
+        NodeRole::Gatekeeper,
+        "http://127.0.0.1:1".into(),
+        EntryHash([0; 32]),
+        temp("public"),
+    );
+    config.listen = "8.8.8.8:9000".parse().unwrap();
+    assert!(matches!(
+        Node::start(config).await,
+        Err(NodeError::PublicListen(_))
+    ));
+}
