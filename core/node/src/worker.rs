@@ -465,7 +465,9 @@ impl Worker {
             return None;
         };
         let key = ContractKey::derive(cluster_key, id.clone());
-        // 3. Deploy, or move the state to the needed context.
+        // 3. Deploy, or move the state to the needed context: after the last command of the old
+        //    context, so every worker migrates the same state.
+        let mut migrated = false;
         let instance = match self.instances.remove(id) {
             None => match Instance::deploy(code, key, contract.init()) {
                 Ok(i) => i,
@@ -474,45 +476,25 @@ impl Worker {
                     return None;
                 }
             },
-            Some(i) if context_of(i.key().context()) != needed => i.migrate(key),
+            Some(i) if context_of(i.key().context()) != needed => {
+                migrated = true;
+                i.migrate(key)
+            }
             Some(i) => i,
         };
         let instance = self.instances.entry(id.clone()).or_insert(instance);
-        // 4. Run the next command.
-        if let Some((hash, queued)) = command {
-            let executed = instance.execute(&hash.0, &queued.input, rng);
-            let subject = Subject::Command(hash);
-            let owes = queued.electorate.contains(&me)
-                && !registry.digests(&subject).any(|(w, _)| *w == me);
-            let digest = owes.then(|| {
-                Body::ResultDigest(Box::new(ResultDigest::sign(
-                    instance.key(),
-                    &genesis,
-                    subject,
-                    executed.digest,
-                    rng,
-                )))
-            });
-            return Some(WorkerStep::Executed {
-                contract: id.clone(),
-                command: hash,
-                reply: executed.reply,
-                digest,
-            });
-        }
-        // 5. All ran: after a migration, publish the state digest under the new context.
-        if current.epoch != Epoch(0) || current.generation != Generation(0) {
+        if migrated {
             let subject = Subject::Migration {
                 contract: id.clone(),
-                epoch: current.epoch,
-                generation: current.generation,
+                epoch: needed.epoch,
+                generation: needed.generation,
             };
             let member = registry
                 .cluster(cluster)
-                .and_then(|c| c.members_at(current.generation))
+                .and_then(|c| c.members_at(needed.generation))
                 .is_some_and(|m| m.contains(&me));
             let published = registry.digests(&subject).any(|(w, _)| *w == me);
-            if member && !published && instance.version() > 0 {
+            if member && !published {
                 return Some(WorkerStep::Submit(Body::ResultDigest(Box::new(
                     ResultDigest::sign(
                         instance.key(),
@@ -524,7 +506,27 @@ impl Worker {
                 ))));
             }
         }
-        None
+        // 4. Run the next command.
+        let (hash, queued) = command?;
+        let executed = instance.execute(&hash.0, &queued.input, rng);
+        let subject = Subject::Command(hash);
+        let owes =
+            queued.electorate.contains(&me) && !registry.digests(&subject).any(|(w, _)| *w == me);
+        let digest = owes.then(|| {
+            Body::ResultDigest(Box::new(ResultDigest::sign(
+                instance.key(),
+                &genesis,
+                subject,
+                executed.digest,
+                rng,
+            )))
+        });
+        Some(WorkerStep::Executed {
+            contract: id.clone(),
+            command: hash,
+            reply: executed.reply,
+            digest,
+        })
     }
 
     /// Reports a worker whose digest of one of `contract`'s subjects differs from the strict

@@ -2,10 +2,12 @@
 //! everything secret to the trusted core crates under `core/`.
 #![forbid(unsafe_code)]
 
+mod devnet;
 mod error;
 mod keyfile;
 mod keys;
 mod ledger;
+mod node;
 mod signer;
 
 use std::process::ExitCode;
@@ -25,8 +27,14 @@ enum Command {
     /// Make, inspect and use keys of the key hierarchy.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run a whole key-hierarchy network on loopback and walk through its story.
+    Devnet(devnet::DevnetArgs),
     /// Run the ledger server (JSON-RPC on 127.0.0.1:8990 by default).
     Ledger(ledger::LedgerArgs),
+    /// Run a gatekeeper: holds epoch secrets and provisions workers with ClusterKeys.
+    Gatekeeper(node::NodeArgs),
+    /// Run a worker: obtains its ClusterKey and runs its cluster's contracts.
+    Worker(node::NodeArgs),
     /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
     Signer(signer::SignerArgs),
     /// Talk to a vote signer: the reference client.
@@ -47,7 +55,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Devnet(args) => devnet::run(args),
         Command::Ledger(args) => ledger::run(args),
+        Command::Gatekeeper(args) => node::run(keyward_node_service::NodeRole::Gatekeeper, args),
+        Command::Worker(args) => node::run(keyward_node_service::NodeRole::Worker, args),
         Command::Signer(args) => signer::run_signer(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),

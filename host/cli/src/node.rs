@@ -1,0 +1,62 @@
+//! `keyward gatekeeper` and `keyward worker`: run a node of the key hierarchy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use keyward_ledger::EntryHash;
+use keyward_node_service::{Node, NodeConfig, NodeRole};
+
+use crate::error::{CliError, Result};
+use crate::signer::{init_logs, runtime, shutdown_signal};
+
+/// Options shared by `keyward gatekeeper` and `keyward worker`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The ledger server's URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8990")]
+    ledger: String,
+    /// The genesis hash to pin (0x-hex): the node follows no other ledger.
+    #[arg(long, value_name = "HASH")]
+    genesis_hash: String,
+    /// Directory of the node's sealed state (default ~/.keyward/<role>).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the node's JSON-RPC (a gatekeeper's must be loopback or private); port 0 picks
+    /// a free port. The ledger records it at registration.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The dev platform key file that signs this node's attestation evidence.
+    #[arg(long, value_name = "FILE")]
+    platform_key: PathBuf,
+    /// Stake to declare (default: the genesis minimum for the role).
+    #[arg(long, value_name = "AMOUNT")]
+    stake: Option<u64>,
+}
+
+/// Runs a node until Ctrl-C or SIGTERM.
+pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
+    let genesis = keyward_crypto::hex::from_hex::<32>("genesis hash", &args.genesis_hash)
+        .map_err(|e| CliError::refused(format!("--genesis-hash: {e}")))?;
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".keyward").join(role.name()))
+            .ok_or_else(|| CliError::refused("HOME is not set: pass --data-dir"))?,
+    };
+    let mut config = NodeConfig::new(role, args.ledger, EntryHash(genesis), data_dir);
+    config.listen = args.listen;
+    config.platform_key = args.platform_key;
+    config.stake = args.stake;
+    init_logs();
+    runtime()?.block_on(async {
+        let node = Node::start(config).await.map_err(CliError::refused)?;
+        // One machine-readable line for scripts (and `keyward devnet`) to find the node.
+        println!("{} {} listening on {}", role.name(), node.id, node.addr);
+        shutdown_signal().await?;
+        tracing::info!("stopping");
+        node.stop().await;
+        Ok(())
+    })
+}
