@@ -19,6 +19,16 @@ pub struct KeyContext {
     pub generation: Generation,
 }
 
+impl From<&keyward_hierarchy::ContractContext> for KeyContext {
+    /// The key context a contract context names.
+    fn from(c: &keyward_hierarchy::ContractContext) -> Self {
+        Self {
+            epoch: c.epoch,
+            generation: c.generation,
+        }
+    }
+}
+
 impl core::fmt::Display for KeyContext {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "epoch {} generation {}", self.epoch, self.generation)

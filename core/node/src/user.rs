@@ -77,10 +77,7 @@ impl User {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<ContractCommand, UserError> {
         let keys = registry.contract_keys(contract)?;
-        let context = KeyContext {
-            epoch: keys.context.epoch,
-            generation: keys.context.generation,
-        };
+        let context = KeyContext::from(&keys.context);
         let trusted = registry
             .cluster(&keys.context.cluster)
             .and_then(|c| c.key(context))
@@ -111,10 +108,7 @@ impl User {
         let queued = registry
             .command(command)
             .ok_or(UserError::UnknownCommand(*command))?;
-        let context = KeyContext {
-            epoch: queued.context.epoch,
-            generation: queued.context.generation,
-        };
+        let context = KeyContext::from(&queued.context);
         let keys = registry
             .contract(&queued.context.contract)
             .and_then(|c| c.keys(context))

@@ -11,8 +11,8 @@ use keyward_crypto::{
 };
 use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{
-    ClusterId, ClusterKey, ClusterKeyRequest, ContractContext, ContractId, ContractKey,
-    ContractPublicKeys, Epoch, Generation,
+    ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, ContractPublicKeys, Epoch,
+    Generation,
 };
 use keyward_ledger::{
     Body, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry, ResultDigest, Role, Subject,
@@ -119,13 +119,6 @@ impl core::fmt::Debug for Worker {
             )
             .field("contracts", &self.instances.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-fn context_of(c: &ContractContext) -> KeyContext {
-    KeyContext {
-        epoch: c.epoch,
-        generation: c.generation,
     }
 }
 
@@ -315,7 +308,7 @@ impl Worker {
     /// The sealed state of `contract` now, for the host to store after each executed command.
     pub fn checkpoint(&self, contract: &ContractId) -> Option<Checkpoint> {
         self.instances.get(contract).map(|i| Checkpoint {
-            context: context_of(i.key().context()),
+            context: KeyContext::from(i.key().context()),
             version: i.version(),
             sealed: i.sealed_state(),
         })
@@ -448,7 +441,7 @@ impl Worker {
         let version = self.instances.get(id).map_or(0, Instance::version);
         let next = contract.commands().get(usize::try_from(version).ok()?);
         let command = next.and_then(|h| registry.command(h).map(|c| (*h, c)));
-        let needed = command.map_or(current, |(_, c)| context_of(&c.context));
+        let needed = command.map_or(current, |(_, c)| KeyContext::from(&c.context));
         let Some(cluster_key) = self.cluster_key(cluster, needed) else {
             if registry
                 .cluster(cluster)
@@ -476,7 +469,7 @@ impl Worker {
                     return None;
                 }
             },
-            Some(i) if context_of(i.key().context()) != needed => {
+            Some(i) if KeyContext::from(i.key().context()) != needed => {
                 migrated = true;
                 i.migrate(key)
             }

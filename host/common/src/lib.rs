@@ -111,6 +111,18 @@ impl From<RpcError> for ClientError {
     }
 }
 
+/// Calls `method` with named parameters `params` and decodes the result.
+///
+/// # Errors
+/// [`ClientError`].
+pub async fn call<R: serde::de::DeserializeOwned>(
+    client: &impl jsonrpsee::core::client::ClientT,
+    method: &str,
+    params: &impl Serialize,
+) -> Result<R, ClientError> {
+    Ok(client.request(method, object_params(params)?).await?)
+}
+
 /// Named JSON-RPC parameters from a struct that serializes to a JSON object.
 ///
 /// # Errors

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use keyward_host::object_params;
 use keyward_ledger::Entry;
 
 use crate::wire::{
@@ -44,7 +42,7 @@ impl LedgerClient {
         method: &str,
         params: &impl Serialize,
     ) -> Result<R, ClientError> {
-        Ok(self.http.request(method, object_params(params)?).await?)
+        keyward_host::call(&self.http, method, params).await
     }
 
     /// `appendEntries`: appends a chain of entries.

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use jsonrpsee::core::client::ClientT;
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use keyward_host::object_params;
 use keyward_ledger::EntryHash;
 use keyward_ledger_service::wire::{from_base64, hash_text, to_base64};
 
@@ -44,7 +42,7 @@ impl NodeClient {
         method: &str,
         params: &impl Serialize,
     ) -> Result<R, ClientError> {
-        Ok(self.http.request(method, object_params(params)?).await?)
+        keyward_host::call(&self.http, method, params).await
     }
 
     /// `provisionClusterKey`: sends a signed request's bytes; returns the answer envelope's.
