@@ -147,7 +147,7 @@ impl Instance {
                 self.version,
                 &zeroize::Zeroizing::new(self.state.encode()),
             )
-            .expect("the state is bounded below the record limit")
+            .expect("a state encodes to at most MAX_STATE_LEN, what one record holds")
     }
 
     /// A digest of the sealed state: what workers publish for a migration.

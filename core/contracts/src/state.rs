@@ -13,22 +13,43 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 /// Most entries.
 pub const MAX_ENTRIES: usize = 65_536;
+/// Longest encoded state: what one sealed record holds, so a state always seals.
+pub const MAX_STATE_LEN: usize = keyward_hierarchy::state::MAX_RECORD_LEN;
+
+/// Bytes one entry adds to the encoding: `var16(key) || var32(value)`.
+fn entry_len(key: &[u8], value: &[u8]) -> usize {
+    2 + key.len() + 4 + value.len()
+}
 
 /// A contract's state.
 ///
-/// Guarantees: keys and values are zeroized on drop and never printed.
-#[derive(Clone, Default)]
-pub struct State(BTreeMap<Vec<u8>, Vec<u8>>);
+/// Guarantees: keys and values are zeroized when dropped, replaced or deleted, and never
+/// printed; the encoding never exceeds [`MAX_STATE_LEN`].
+#[derive(Clone)]
+pub struct State {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `encode().len()`, kept so that `put` can refuse a state that would not seal.
+    encoded_len: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            encoded_len: 4,
+        }
+    }
+}
 
 impl State {
     /// The value at `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.0.get(key).map(Vec::as_slice)
+        self.entries.get(key).map(Vec::as_slice)
     }
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn scan<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-        self.0
+        self.entries
             .range(prefix.to_vec()..)
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
@@ -45,36 +66,54 @@ impl State {
         if value.len() > MAX_VALUE_LEN {
             return Err("value too long");
         }
-        if self.0.len() >= MAX_ENTRIES && !self.0.contains_key(&key) {
+        let old = self.entries.get(&key).map(|v| entry_len(&key, v));
+        if old.is_none() && self.entries.len() >= MAX_ENTRIES {
             return Err("state full");
         }
-        if let Some(mut old) = self.0.insert(key, value) {
-            old.zeroize();
+        let encoded_len = self.encoded_len - old.unwrap_or(0) + entry_len(&key, &value);
+        if encoded_len > MAX_STATE_LEN {
+            return Err("state full");
+        }
+        self.encoded_len = encoded_len;
+        match self.entries.get_mut(&key) {
+            Some(slot) => {
+                std::mem::replace(slot, value).zeroize();
+                drop(Zeroizing::new(key));
+            }
+            None => {
+                self.entries.insert(key, value);
+            }
         }
         Ok(())
     }
 
     /// Removes `key`; whether it was there.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        self.0.remove(key).map(|mut v| v.zeroize()).is_some()
+        let Some((mut k, mut v)) = self.entries.remove_entry(key) else {
+            return false;
+        };
+        self.encoded_len -= entry_len(&k, &v);
+        k.zeroize();
+        v.zeroize();
+        true
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     /// No entries.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     /// `u32(n) || n × (var16(key) || var32(value))`, keys ascending. The caller holds secret
     /// bytes: wrap them in `Zeroizing` or seal them.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u32(u32::try_from(self.0.len()).expect("bounded by MAX_ENTRIES"));
-        for (k, v) in &self.0 {
+        w.u32(u32::try_from(self.entries.len()).expect("bounded by MAX_ENTRIES"));
+        for (k, v) in &self.entries {
             w.var16(k).var32(v);
         }
         w.finish()
@@ -99,7 +138,7 @@ impl State {
             let key = r.var16("state key", MAX_KEY_LEN)?.to_vec();
             let value = r.var32("state value", MAX_VALUE_LEN)?.to_vec();
             if state
-                .0
+                .entries
                 .last_key_value()
                 .is_some_and(|(last, _)| *last >= key)
             {
@@ -108,7 +147,15 @@ impl State {
                     reason: "keys not strictly ascending",
                 });
             }
-            state.0.insert(key, value);
+            state.encoded_len += entry_len(&key, &value);
+            state.entries.insert(key, value);
+        }
+        if state.encoded_len > MAX_STATE_LEN {
+            return Err(DecodeError::TooLong {
+                field: "state",
+                len: state.encoded_len,
+                max: MAX_STATE_LEN,
+            });
         }
         r.finish()?;
         Ok(state)
@@ -130,7 +177,7 @@ impl Eq for State {}
 
 impl Drop for State {
     fn drop(&mut self) {
-        for (mut k, mut v) in std::mem::take(&mut self.0) {
+        for (mut k, mut v) in std::mem::take(&mut self.entries) {
             k.zeroize();
             v.zeroize();
         }
@@ -140,7 +187,7 @@ impl Drop for State {
 impl core::fmt::Debug for State {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("State")
-            .field("entries", &self.0.len())
+            .field("entries", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +217,28 @@ mod tests {
             }
             prop_assert_eq!(State::decode(&state.encode()).unwrap(), state);
         }
+    }
+
+    #[test]
+    fn a_state_too_large_to_seal_is_refused_and_unchanged() {
+        let mut s = State::default();
+        let value = vec![7u8; MAX_VALUE_LEN];
+        let mut i = 0u32;
+        let err = loop {
+            match s.put(i.to_be_bytes().to_vec(), value.clone()) {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, "state full");
+        let encoded = s.encode();
+        assert!(encoded.len() <= MAX_STATE_LEN);
+        assert_eq!(s.encoded_len, encoded.len());
+        // Replacing and deleting keep the count exact; a smaller value still fits.
+        s.put(0u32.to_be_bytes().to_vec(), vec![1]).unwrap();
+        assert!(s.delete(&1u32.to_be_bytes()));
+        assert_eq!(s.encoded_len, s.encode().len());
+        assert_eq!(State::decode(&s.encode()).unwrap(), s);
     }
 
     #[test]
