@@ -404,8 +404,9 @@ impl Genesis {
     }
 }
 
-/// Loopback, RFC 1918 or IPv6 unique-local: an address the public internet cannot reach.
-fn is_private(addr: &std::net::SocketAddr) -> bool {
+/// Loopback, RFC 1918 or IPv6 unique-local: an address the public internet cannot reach, the
+/// only kind a gatekeeper may register (and, in the host, listen on).
+pub fn is_private(addr: &std::net::SocketAddr) -> bool {
     match addr.ip() {
         std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
         std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),

@@ -36,7 +36,9 @@ pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
 };
-pub use genesis::{CodeId, Genesis, GenesisConfig, GenesisError, Params, registration_nonce};
+pub use genesis::{
+    CodeId, Genesis, GenesisConfig, GenesisError, Params, is_private, registration_nonce,
+};
 pub use registry::{
     Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
     ProposalStatus, ProvisionError, Registry, Role, Status,

@@ -13,7 +13,7 @@ use keyward_ledger::{
 use keyward_threshold::ShareIndex;
 
 use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
-use crate::sealed::{Keys, RoleTag, StateError, secret};
+use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
 /// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
 const MAX_SECRETS: usize = 4096;
@@ -142,13 +142,7 @@ impl Gatekeeper {
     ) -> Result<Self, StateError> {
         let (keys, (secrets, candidate)) =
             Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, |r| {
-                let n = usize::from(r.u16("secret count")?);
-                if n > MAX_SECRETS {
-                    return Err(keyward_crypto::DecodeError::Invalid {
-                        field: "secret count",
-                        reason: "too many",
-                    });
-                }
+                let n = count(r, "secret count", MAX_SECRETS)?;
                 let mut secrets = BTreeMap::new();
                 for _ in 0..n {
                     let key = master(r)?;

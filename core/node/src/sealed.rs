@@ -177,3 +177,19 @@ pub(crate) fn secret(
 ) -> Result<SecretBytes<32>, DecodeError> {
     Ok(SecretBytes::from_slice(r.take(field, 32)?).expect("took 32 bytes"))
 }
+
+/// Reads a `u16` count and refuses one above `max`.
+pub(crate) fn count(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<usize, DecodeError> {
+    let n = usize::from(r.u16(field)?);
+    if n > max {
+        return Err(DecodeError::Invalid {
+            field,
+            reason: "too many",
+        });
+    }
+    Ok(n)
+}

@@ -17,10 +17,10 @@ use keyward_hierarchy::{
 use keyward_ledger::{
     Body, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry, ResultDigest, Role, Subject,
 };
-use keyward_threshold::PartialEvaluation;
+use keyward_threshold::{Element, PartialEvaluation};
 
 use crate::provision::{ProvisionError, answer_aad};
-use crate::sealed::{Keys, RoleTag, StateError, secret};
+use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
 /// The most ClusterKeys a sealed state may list.
 const MAX_CLUSTER_KEYS: usize = 4096;
@@ -204,13 +204,7 @@ impl Worker {
         blob: &SealedBlob,
     ) -> Result<Self, StateError> {
         let (keys, cluster_keys) = Keys::open(RoleTag::Worker, sealer, genesis, blob, |r| {
-            let n = usize::from(r.u16("cluster key count")?);
-            if n > MAX_CLUSTER_KEYS {
-                return Err(DecodeError::Invalid {
-                    field: "cluster key count",
-                    reason: "too many",
-                });
-            }
+            let n = count(r, "cluster key count", MAX_CLUSTER_KEYS)?;
             let mut keys = BTreeMap::new();
             for _ in 0..n {
                 let cluster = cluster_id(r)?;
@@ -244,11 +238,24 @@ impl Worker {
         answers: &[Envelope],
     ) -> Result<Vec<ProvisionError>, ProvisionError> {
         let me = self.id();
+        let record = registry
+            .epoch(request.epoch)
+            .ok_or(ProvisionError::Refused(
+                keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
+            ))?
+            .record();
         let aad = answer_aad(&registry.genesis().hash(), &me, request);
+        let element = Element::from_input(&request.input()).map_err(|_| {
+            ProvisionError::Malformed(DecodeError::Invalid {
+                field: "cluster input",
+                reason: "not a VOPRF input",
+            })
+        })?;
         let mut refused = Vec::new();
         let mut partials = Vec::new();
         for answer in answers {
-            let from = answer.sender();
+            // Each partial is checked here, against the envelope's signed sender, so a bad
+            // proof is blamed on who sent it (in classic mode every holder claims index 1).
             let partial = self
                 .keys
                 .channel
@@ -261,33 +268,23 @@ impl Worker {
                     } else {
                         Err("answers another request")
                     }
+                })
+                .and_then(|p| {
+                    record
+                        .committee()
+                        .check_partial(&element, &p)
+                        .map(|()| p)
+                        .map_err(|_| "partial evaluation with an invalid proof")
                 });
             match partial {
                 Ok(p) => partials.push(p),
                 Err(reason) => refused.push(ProvisionError::BadAnswer {
-                    from: from.into(),
+                    from: answer.sender().into(),
                     reason,
                 }),
             }
         }
-        let record = registry
-            .epoch(request.epoch)
-            .ok_or(ProvisionError::Refused(
-                keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
-            ))?
-            .record();
-        let (key, invalid) = request.finish(record, &partials)?;
-        refused.extend(invalid.into_iter().map(|i| {
-            ProvisionError::BadAnswer {
-                from: record
-                    .gatekeepers()
-                    .get(&i.index)
-                    .copied()
-                    .unwrap_or(me)
-                    .into(),
-                reason: "partial evaluation with an invalid proof",
-            }
-        }));
+        let (key, _) = request.finish(record, &partials)?;
         let context = KeyContext {
             epoch: request.epoch,
             generation: request.generation,

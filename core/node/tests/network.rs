@@ -317,3 +317,51 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_partial_with_a_bad_proof_is_blamed_on_its_sender_and_the_good_one_still_serves() {
+    let mut sim = network(8);
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1(),
+        generation: Generation(0),
+    };
+    let mut answers = sim.ask(0, &request);
+    // A forger seals a partial under another key, with the right aad, to worker 0.
+    let forger = keyward_crypto::IdentityKeypair::generate(&mut sim.rng);
+    let other = keyward_hierarchy::MasterKey::generate(&mut sim.rng);
+    let share = other.classic_share(keyward_threshold::ShareIndex::new(1).unwrap());
+    let partial = request.evaluate(&share, &mut sim.rng);
+    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
+    let forged = keyward_crypto::Envelope::seal(
+        &forger,
+        &sim.workers[0].channel(),
+        keyward_crypto::EnvelopePurpose::ClusterKey,
+        &aad,
+        &partial.to_bytes(),
+        &mut sim.rng,
+    )
+    .unwrap();
+    answers.insert(0, forged);
+    let registry = sim.registry.clone();
+    let refused = sim.workers[0]
+        .provisioned(&registry, &request, &answers)
+        .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0],
+        ProvisionError::BadAnswer {
+            from: forger.public().into(),
+            reason: "partial evaluation with an invalid proof",
+        }
+    );
+    let published = *sim.registry.cluster(&c1()).unwrap().key(CTX0).unwrap();
+    assert_eq!(
+        sim.workers[0]
+            .cluster_key(&c1(), CTX0)
+            .unwrap()
+            .identity()
+            .public(),
+        published
+    );
+}

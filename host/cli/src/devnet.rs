@@ -149,8 +149,17 @@ fn free_port() -> Result<u16> {
         .map_err(|e| CliError::refused(format!("no free port: {e}")))
 }
 
-fn copy_key(key: &IdentityKeypair) -> IdentityKeypair {
-    IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new(*key.seed().expose()))
+/// Signs `body` as `author` on the follower's head and appends it; returns its hash.
+async fn submit(
+    follower: &mut Follower,
+    author: &IdentityKeypair,
+    body: &Body,
+) -> Result<EntryHash> {
+    follower
+        .submit(author, body, &mut OsRng)
+        .await
+        .map(|a| a.hash)
+        .map_err(|e| CliError::refused(format!("{}: {e}", body.kind().name())))
 }
 
 struct Story {
@@ -213,13 +222,19 @@ impl Story {
             .ok_or_else(|| CliError::refused(format!("{name} is not registered")))
     }
 
+    /// Follows the ledger until `done` holds, then counts it as a check.
+    async fn until(&mut self, what: &str, done: impl Fn(&Registry) -> bool) -> Result<()> {
+        self.wait_for(what, done).await?;
+        check(self, what);
+        Ok(())
+    }
+
     /// Follows the ledger until `done` holds, failing after [`STAGE_TIMEOUT`] or if a process
     /// died.
-    async fn until(&mut self, what: &str, done: impl Fn(&Registry) -> bool) -> Result<()> {
+    async fn wait_for(&mut self, what: &str, done: impl Fn(&Registry) -> bool) -> Result<()> {
         let start = Instant::now();
         loop {
             if done(self.follower.registry()) {
-                check(self, what);
                 return Ok(());
             }
             if let Some(exit) = self.procs.0.iter_mut().find_map(Proc::exited) {
@@ -240,24 +255,15 @@ impl Story {
     }
 
     async fn submit(&mut self, author: &IdentityKeypair, body: &Body) -> Result<EntryHash> {
-        self.follower
-            .submit(author, body, &mut OsRng)
-            .await
-            .map(|a| a.hash)
-            .map_err(|e| CliError::refused(format!("{}: {e}", body.kind().name())))
+        submit(&mut self.follower, author, body).await
     }
 
     /// The council proposes `action` and a second member approves it.
     async fn council_decides(&mut self, action: Action) -> Result<EntryHash> {
-        let (first, second) = (copy_key(&self.council[0]), copy_key(&self.council[1]));
-        let proposal = self
-            .submit(
-                &first,
-                &Body::CouncilPropose(Box::new(Proposal { ttl: 100, action })),
-            )
-            .await?;
-        self.submit(&second, &Body::CouncilApprove(Approval { proposal }))
-            .await?;
+        let propose = Body::CouncilPropose(Box::new(Proposal { ttl: 100, action }));
+        let proposal = submit(&mut self.follower, &self.council[0], &propose).await?;
+        let approve = Body::CouncilApprove(Approval { proposal });
+        submit(&mut self.follower, &self.council[1], &approve).await?;
         Ok(proposal)
     }
 
@@ -313,10 +319,9 @@ impl Story {
     ) -> Result<EntryHash> {
         if self.follower.registry().contract_keys(contract).is_err() {
             let k = contract.clone();
-            self.until(
-                "the workers published the contract's keys for the new key context",
-                move |r| r.contract_keys(&k).is_ok(),
-            )
+            self.wait_for("the contract's keys for the new key context", move |r| {
+                r.contract_keys(&k).is_ok()
+            })
             .await?;
         }
         let body = user
@@ -455,15 +460,11 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         "\n2. The council forms a cluster; each worker gets its ClusterKey from the gatekeepers"
     );
     let cluster = ClusterId::new("c1").expect("valid");
-    let council0 = copy_key(&s.council[0]);
-    s.submit(
-        &council0,
-        &Body::ClusterCreate(ClusterCreate {
-            cluster: cluster.clone(),
-            members: workers.iter().copied().collect(),
-        }),
-    )
-    .await?;
+    let create = Body::ClusterCreate(ClusterCreate {
+        cluster: cluster.clone(),
+        members: workers.iter().copied().collect(),
+    });
+    submit(&mut s.follower, &s.council[0], &create).await?;
     let c = cluster.clone();
     s.until("a gatekeeper published cluster c1's key", move |r| {
         r.key_context(&c)

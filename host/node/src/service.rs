@@ -1,7 +1,7 @@
 //! Starting and running a node: follow the ledger, restore or create the core, register, then
 //! drive the core's steps until stopped.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -53,7 +53,8 @@ pub struct NodeConfig {
     pub genesis: EntryHash,
     /// Where its sealed state lives.
     pub data_dir: PathBuf,
-    /// Where its JSON-RPC listens; a gatekeeper refuses a public address.
+    /// Where its JSON-RPC listens; a gatekeeper refuses any address but loopback, RFC 1918 and
+    /// IPv6 unique-local (the ledger registers no other).
     pub listen: SocketAddr,
     /// The dev platform key file that signs its evidence.
     pub platform_key: PathBuf,
@@ -115,18 +116,6 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
-}
-
-/// True for loopback, private (RFC 1918, RFC 4193) and link-local addresses.
-pub fn is_non_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
 }
 
 /// The node's core.
@@ -195,7 +184,7 @@ impl Node {
     /// # Errors
     /// [`NodeError`].
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        if config.role == NodeRole::Gatekeeper && !is_non_public(config.listen.ip()) {
+        if config.role == NodeRole::Gatekeeper && !keyward_ledger::is_private(&config.listen) {
             return Err(NodeError::PublicListen(config.listen));
         }
         let platform = dev::read_platform_key(&config.platform_key).map_err(|source| {
@@ -208,7 +197,7 @@ impl Node {
         let (follower, _) = Follower::start(client, config.genesis).await?;
         let registry = follower.registry().clone();
         let dir = NodeDir::open(&config.data_dir, registry.genesis().config().chain.clone())?;
-        let core = match dir.load_state()? {
+        let mut core = match dir.load_state()? {
             Some(blob) => {
                 let restored = match config.role {
                     NodeRole::Gatekeeper => {
@@ -235,7 +224,6 @@ impl Node {
                 core
             }
         };
-        let mut core = core;
         if let Core::Worker(worker) = &mut core {
             for (contract, checkpoint) in dir.checkpoints() {
                 if let Err(e) = worker.restore_checkpoint(&registry, &contract, &checkpoint) {
@@ -555,6 +543,10 @@ impl Runner {
                     generation = request.generation.0, "ClusterKey provisioned and verified"
                 );
                 self.save_state()
+            }
+            Err(e @ keyward_node::ProvisionError::PublishedKeyMismatch) => {
+                tracing::error!(error = %e, "ALARM: ClusterKey refused");
+                Err(Pause)
             }
             Err(e) => {
                 tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
