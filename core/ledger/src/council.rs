@@ -13,13 +13,13 @@ use crate::epoch::MAX_COMMITTEE;
 /// What the council can decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Create a new epoch whose MasterKey only `committee` receives, then deregister every other
+    /// Create a new epoch whose MasterKey only `committee` receives, then remove every other
     /// gatekeeper. `committee[0]` creates it.
     RotateMasterKey {
         /// The new epoch's founding committee, in share-index order.
         committee: Vec<IdentityPublicKey>,
     },
-    /// Keep the MasterKey; admit `set` and deregister every other gatekeeper. The set must hold
+    /// Keep the MasterKey; admit `set` and remove every other gatekeeper. The set must hold
     /// every epoch already, so that nothing is lost; its holders hand the epochs to the rest.
     ReplaceGatekeepers {
         /// The gatekeepers that remain.

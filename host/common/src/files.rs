@@ -9,18 +9,27 @@ fn temp_for(path: &Path) -> PathBuf {
     path.with_extension(format!("tmp-{}", std::process::id()))
 }
 
-/// Writes `bytes` to a fresh temporary file beside `path` (mode 0600) and fsyncs it.
+/// Writes `bytes` to a fresh temporary file beside `path` (mode 0600) and fsyncs it; on failure
+/// the temporary file is removed, so no partial copy (of a key, say) is left behind.
 fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let tmp = temp_for(path);
     let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
+    let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(tmp)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
@@ -46,7 +55,8 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// renamed over it, then the directory fsync'd.
 ///
 /// # Errors
-/// The I/O error; `path` then still holds its old contents.
+/// The I/O error. `path` then holds its old contents, unless only the final directory fsync
+/// failed: the new contents are then in place but may not survive a crash.
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = write_temp(path, bytes)?;
     let renamed = fs::rename(&tmp, path).and_then(|()| sync_parent(path));

@@ -152,7 +152,9 @@ impl Follower {
                 .client
                 .entries(self.registry.next_height(), None)
                 .await?;
-            if self.apply(answer)? == 0 {
+            let head = answer.head.height;
+            // Done once we hold the head the server reported: no extra empty read.
+            if self.apply(answer)? == 0 || self.registry.next_height() > head {
                 return Ok(());
             }
         }

@@ -144,16 +144,28 @@ async fn append(ctx: &RpcContext, params: AppendParams) -> Result<AppendResult, 
     })
 }
 
-fn read(
-    ctx: &RpcContext,
-    params: &ReadParams,
-    head: Head,
-) -> Result<EntriesResult, ErrorObjectOwned> {
+/// The read's `limit`, checked before any waiting or reading.
+fn limit(params: &ReadParams) -> Result<usize, ErrorObjectOwned> {
     let limit = params.limit.unwrap_or(MAX_READ);
     if limit == 0 || limit > MAX_READ {
         return Err(bad_params(format!("limit must be 1 to {MAX_READ}")));
     }
-    let rows = ctx.store.read(params.from, limit).map_err(|e| {
+    Ok(limit)
+}
+
+fn read(
+    ctx: &RpcContext,
+    from: u64,
+    limit: usize,
+    head: Head,
+) -> Result<EntriesResult, ErrorObjectOwned> {
+    // Only what the head covers: the head is published after the commit that wrote it.
+    let rows = if from > head.height {
+        Ok(Vec::new())
+    } else {
+        ctx.store.read(from..=head.height, limit, MAX_READ_BYTES)
+    }
+    .map_err(|e| {
         error(
             STORAGE_UNAVAILABLE,
             "storage_unavailable",
@@ -161,20 +173,14 @@ fn read(
             None,
         )
     })?;
-    let mut entries = Vec::with_capacity(rows.len());
-    let mut bytes = 0;
-    for (height, entry) in rows {
-        // Only what the head covers: the head is published after the commit that wrote it.
-        if height > head.height || (bytes > 0 && bytes + entry.len() > MAX_READ_BYTES) {
-            break;
-        }
-        bytes += entry.len();
-        entries.push(EntryJson {
+    let entries = rows
+        .into_iter()
+        .map(|(height, entry)| EntryJson {
             height,
             hash: hash_text(&keyward_ledger::EntryHash::of(&entry)),
             entry: to_base64(&entry),
-        });
-    }
+        })
+        .collect();
     Ok(EntriesResult {
         entries,
         head: head.into(),
@@ -212,13 +218,15 @@ pub async fn serve(
             if p.wait_ms.is_some() {
                 return Err(bad_params("waitMs belongs to waitForEntries"));
             }
+            let limit = limit(&p)?;
             let head = *ctx.engine.head().borrow();
-            read(&ctx, &p, head)
+            read(&ctx, p.from, limit, head)
         })
         .expect("method names are unique");
     module
         .register_async_method("waitForEntries", |params, ctx, _| async move {
             let p: ReadParams = params.parse()?;
+            let limit = limit(&p)?;
             let wait = Duration::from_millis(p.wait_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
             let mut heads = ctx.engine.head();
             let reached = tokio::time::timeout(wait, heads.wait_for(|h| h.height >= p.from))
@@ -230,7 +238,7 @@ pub async fn serve(
                 Ok(Err(_)) => return Err(append_error(AppendError::Stopped)),
                 Err(_) => *heads.borrow(),
             };
-            read(&ctx, &p, head)
+            read(&ctx, p.from, limit, head)
         })
         .expect("method names are unique");
     module

@@ -75,7 +75,7 @@ impl Store {
             path: Arc::new(path),
         };
         let entries = store
-            .read(0, usize::MAX)?
+            .read(0..=u64::MAX, usize::MAX, usize::MAX)?
             .into_iter()
             .enumerate()
             .map(|(i, (height, bytes))| {
@@ -116,11 +116,18 @@ impl Store {
         txn.commit().map_err(|x| e(x.into()))
     }
 
-    /// Up to `limit` entries from height `from` on, as stored: (height, bytes).
+    /// Up to `limit` entries at the heights `heights`, as stored: (height, bytes). It stops
+    /// before an entry that would take the total past `max_bytes` (but returns at least one), so
+    /// a read never copies more than it will serve.
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    pub fn read(
+        &self,
+        heights: std::ops::RangeInclusive<u64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let e = |err: redb::Error| db_error(&self.path, err);
         let txn = self.db.begin_read().map_err(|x| e(x.into()))?;
         let table = match txn.open_table(ENTRIES) {
@@ -128,15 +135,18 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(x) => return Err(e(x.into())),
         };
-        table
-            .range(from..)
-            .map_err(|x| e(x.into()))?
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item.map_err(|x| e(x.into()))?;
-                Ok((k.value(), v.value().to_vec()))
-            })
-            .collect()
+        let mut rows = Vec::new();
+        let mut bytes = 0;
+        for item in table.range(heights).map_err(|x| e(x.into()))?.take(limit) {
+            let (k, v) = item.map_err(|x| e(x.into()))?;
+            let len = v.value().len();
+            if !rows.is_empty() && bytes + len > max_bytes {
+                break;
+            }
+            bytes += len;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        Ok(rows)
     }
 
     fn corrupt(&self, height: u64, reason: String) -> StoreError {

@@ -162,10 +162,7 @@ impl Registry {
             return Err(Rejected::UntrustedClusterKey);
         }
         let expected = self.key_context(&contract.cluster)?;
-        let found = KeyContext {
-            epoch: keys.context.epoch,
-            generation: keys.context.generation,
-        };
+        let found = KeyContext::from(&keys.context);
         if found != expected {
             return Err(Rejected::StaleKeyContext { expected, found });
         }
@@ -241,10 +238,7 @@ impl Registry {
         author: IdentityPublicKey,
         keys: ContractPublicKeys,
     ) -> Vec<Event> {
-        let context = KeyContext {
-            epoch: keys.context.epoch,
-            generation: keys.context.generation,
-        };
+        let context = KeyContext::from(&keys.context);
         let id = keys.context.contract.clone();
         let contract = self.contracts.get_mut(&id).expect("checked");
         let established = contract.keys.entry(context).or_insert_with(|| Established {

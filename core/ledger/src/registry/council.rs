@@ -1,6 +1,6 @@
 //! Kinds 16–17: proposals, approvals, and what an approved action does. A rotation runs in two
 //! steps: approval admits the new committee and opens the rotation; the new epoch's activation
-//! (registry/epochs.rs) deregisters every gatekeeper outside the committee and closes it.
+//! (registry/epochs.rs) removes every gatekeeper outside the committee and closes it.
 
 use std::collections::BTreeSet;
 

@@ -27,10 +27,7 @@ impl Registry {
     ) -> Result<(&BTreeSet<IdentityPublicKey>, &ContractPublicKeys), Rejected> {
         let found = match subject {
             Subject::Command(id) => self.commands.get(id).and_then(|command| {
-                let context = KeyContext {
-                    epoch: command.context.epoch,
-                    generation: command.context.generation,
-                };
+                let context = KeyContext::from(&command.context);
                 let keys = self
                     .contracts
                     .get(&command.context.contract)?
