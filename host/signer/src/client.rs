@@ -13,7 +13,6 @@ use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use serde::de::DeserializeOwned;
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey, SolanaSignature};
-use keyward_host::object_params;
 use keyward_vote::{Method, Payload, ServiceId, SignedRequest};
 
 use crate::interchange::Interchange;
@@ -111,8 +110,12 @@ impl Client {
         request: &SignedRequest,
     ) -> Result<R, ClientError> {
         let method: Method = request.payload.method();
-        let params = object_params(&SignedParams::from_request(request))?;
-        Ok(self.http.request(method.name(), params).await?)
+        keyward_host::call(
+            &self.http,
+            method.name(),
+            &SignedParams::from_request(request),
+        )
+        .await
     }
 
     /// `registerNode`.
