@@ -210,6 +210,11 @@ rd = hashlib.sha512(var16(b'keyward/v1/report-data') + var16(ev['nonce'].encode(
                     + var8(b'sr25519') + var16(user_pub) + var8(b'x25519') + var16(chpk)).digest()
 ok('devEvidence.reportData', rd == h(ev['reportData']))
 
+# ---- §18.4 a user's reply channel key (the constant is asserted by core/node/src/user.rs too) -----
+_, user_channel = derive_kp(var16(b'keyward/v1/user-channel') + b'\x07' * 32)
+ok('user reply channel = DeriveKeyPair(var16(label) || seed 0x07*32)',
+   user_channel == h('db9924f915450b6fb0f3545b7f661881101a983ecad8526f0b060b4ff7ee6f35'))
+
 # ---- §16 the ledger (ledger.py) --------------------------------------------------------------------
 ledger.run(ok, LEDGER_PATH)
 

@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use keyward_crypto::{ChannelPublicKey, Envelope, EnvelopePurpose, IdentityPublicKey, Reader};
+use keyward_crypto::{
+    ChannelPublicKey, Envelope, EnvelopePurpose, IdentityPublicKey, Reader, SecretBytes,
+};
 use keyward_enclave::{BoundKey, SealedBlob, Sealer};
-use keyward_hierarchy::{ClusterKey, Epoch, MasterKey};
+use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, Epoch, MasterKey};
 use keyward_ledger::{
     Action, Body, ClusterKeyPublish, EntryHash, EpochAccept, EpochCreate, EpochHandoff,
-    EpochStatus, Registry, Role, SecretError, open_epoch_secret,
+    EpochStatus, KeyContext, Registry, Role, SecretError, open_epoch_secret,
 };
-use keyward_threshold::ShareIndex;
+use keyward_threshold::{PartialEvaluation, ShareIndex};
 
 use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
@@ -53,8 +55,15 @@ pub struct Gatekeeper {
     /// A MasterKey made for an epoch this gatekeeper creates, kept until the ledger shows that
     /// epoch: (epoch, rotation proposal, key).
     candidate: Option<(Epoch, Option<EntryHash>, MasterKey)>,
+    /// The encoded partial evaluation of each cluster's current key context. Every member of a
+    /// cluster gets the same one, so it is computed once per context (by [`Gatekeeper::step`])
+    /// and an answer costs one envelope. Secret: in classic mode it yields the ClusterKey.
+    partials: BTreeMap<(ClusterId, KeyContext), Partial>,
     bad: Vec<BadSecret>,
 }
+
+/// An encoded [`PartialEvaluation`].
+type Partial = SecretBytes<{ PartialEvaluation::LEN }>;
 
 impl core::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -72,6 +81,7 @@ impl Gatekeeper {
             keys: Keys::generate(genesis, rng),
             secrets: BTreeMap::new(),
             candidate: None,
+            partials: BTreeMap::new(),
             bad: Vec::new(),
         }
     }
@@ -169,6 +179,7 @@ impl Gatekeeper {
             keys,
             secrets,
             candidate,
+            partials: BTreeMap::new(),
             bad: Vec::new(),
         })
     }
@@ -206,6 +217,7 @@ impl Gatekeeper {
         if let Some(step) = self.accept(registry) {
             return Some(step);
         }
+        self.prepare_partials(registry, rng);
         if let Some(step) = self.create(registry, rng) {
             return Some(step);
         }
@@ -268,6 +280,46 @@ impl Gatekeeper {
         (!accepted.is_empty()).then_some(GatekeeperStep::SealThenSubmit(Body::EpochAccept(
             EpochAccept { epochs: accepted },
         )))
+    }
+
+    /// Evaluates each cluster's current key context it has no partial for yet, and forgets the
+    /// contexts that are no longer current.
+    fn prepare_partials(&mut self, registry: &Registry, rng: &mut impl keyward_crypto::Rng) {
+        let mut current = BTreeMap::new();
+        for (id, cluster) in registry.clusters() {
+            let Ok(context) = registry.key_context(id) else {
+                continue;
+            };
+            if cluster.members().is_empty() {
+                continue;
+            }
+            let key = (id.clone(), context);
+            let partial = self.partials.remove(&key).or_else(|| {
+                let request = ClusterKeyRequest {
+                    epoch: context.epoch,
+                    cluster: id.clone(),
+                    generation: context.generation,
+                };
+                self.evaluate(registry, &request, rng)
+            });
+            if let Some(partial) = partial {
+                current.insert(key, partial);
+            }
+        }
+        self.partials = current;
+    }
+
+    /// Its partial evaluation of `request`, if it holds the epoch's MasterKey.
+    fn evaluate(
+        &self,
+        registry: &Registry,
+        request: &ClusterKeyRequest,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<Partial> {
+        let master = self.secret_of(registry, request.epoch)?;
+        // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
+        let share = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
+        Some(SecretBytes::new(request.evaluate(&share, rng).to_bytes()))
     }
 
     /// Epoch 0 by the first admitted gatekeeper; a rotation's epoch by its committee's first
@@ -419,12 +471,23 @@ impl Gatekeeper {
         let genesis = registry.genesis().hash();
         request.verify(&genesis)?;
         registry.may_provision(&request.worker, &request.request)?;
-        let master = self
-            .secret_of(registry, request.request.epoch)
-            .ok_or(ProvisionError::NotHolder(request.request.epoch))?;
-        // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
-        let share = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
-        let partial = request.request.evaluate(&share, rng);
+        let request_key = (
+            request.request.cluster.clone(),
+            KeyContext {
+                epoch: request.request.epoch,
+                generation: request.request.generation,
+            },
+        );
+        let fresh;
+        let partial = match self.partials.get(&request_key) {
+            Some(partial) => partial,
+            None => {
+                fresh = self
+                    .evaluate(registry, &request.request, rng)
+                    .ok_or(ProvisionError::NotHolder(request.request.epoch))?;
+                &fresh
+            }
+        };
         let channel = registry
             .node(&request.worker)
             .expect("may_provision found the worker")
@@ -434,7 +497,7 @@ impl Gatekeeper {
             &channel,
             EnvelopePurpose::ClusterKey,
             &answer_aad(&genesis, &request.worker, &request.request),
-            &partial.to_bytes(),
+            partial.expose(),
             rng,
         )
         .map_err(|_| ProvisionError::BadAnswer {

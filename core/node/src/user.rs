@@ -48,10 +48,32 @@ impl core::fmt::Debug for User {
     }
 }
 
+/// The label of a user's derived reply channel key (PROTOCOL §18.4).
+const USER_CHANNEL_LABEL: &[u8] = b"keyward/v1/user-channel";
+
 impl User {
     /// A user with these keys.
     pub fn new(identity: IdentityKeypair, channel: ChannelKeypair) -> Self {
         Self { identity, channel }
+    }
+
+    /// A user whose reply channel key is derived from its identity seed, so that one identity
+    /// key file is all a user keeps: `ChannelKeypair::derive(var16("keyward/v1/user-channel") ||
+    /// seed)` (PROTOCOL §18.4). The same identity always gives the same channel key, and the
+    /// channel key reveals nothing about the identity key.
+    pub fn from_identity(identity: IdentityKeypair) -> Self {
+        let mut ikm =
+            zeroize::Zeroizing::new(Vec::with_capacity(2 + USER_CHANNEL_LABEL.len() + 32));
+        ikm.extend_from_slice(&(USER_CHANNEL_LABEL.len() as u16).to_be_bytes());
+        ikm.extend_from_slice(USER_CHANNEL_LABEL);
+        ikm.extend_from_slice(identity.seed().expose());
+        let channel = ChannelKeypair::derive(&ikm);
+        Self { identity, channel }
+    }
+
+    /// Its reply channel key.
+    pub fn channel(&self) -> keyward_crypto::ChannelPublicKey {
+        self.channel.public()
     }
 
     /// Its identity.
@@ -114,5 +136,30 @@ impl User {
             .and_then(|c| c.keys(context))
             .ok_or(UserError::UnknownCommand(*command))?;
         Ok(open_reply(&self.channel, keys, &command.0, reply)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyward_crypto::SecretBytes;
+
+    fn user(seed: u8) -> User {
+        User::from_identity(IdentityKeypair::from_seed(SecretBytes::new([seed; 32])))
+    }
+
+    #[test]
+    fn the_reply_channel_is_derived_from_the_identity_as_specified() {
+        // Computed independently from PROTOCOL §18.4 with Python's `cryptography` (RFC 9180
+        // DeriveKeyPair written out, as in tools/spec-check).
+        let expected = keyward_crypto::hex::from_hex::<32>(
+            "channel",
+            "0xdb9924f915450b6fb0f3545b7f661881101a983ecad8526f0b060b4ff7ee6f35",
+        )
+        .unwrap();
+        assert_eq!(user(7).channel().0, expected);
+        assert_eq!(user(7).channel(), user(7).channel());
+        assert_ne!(user(7).channel(), user(8).channel());
     }
 }

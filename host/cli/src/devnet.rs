@@ -234,7 +234,7 @@ impl Story {
     async fn wait_for(&mut self, what: &str, done: impl Fn(&Registry) -> bool) -> Result<()> {
         let start = Instant::now();
         loop {
-            if done(self.follower.registry()) {
+            if done(&self.follower.registry()) {
                 return Ok(());
             }
             if let Some(exit) = self.procs.0.iter_mut().find_map(Proc::exited) {
@@ -283,8 +283,9 @@ impl Story {
         worker: &IdentityPublicKey,
         command: &EntryHash,
     ) -> Result<Vec<u8>> {
-        let registry = self.follower.registry();
-        let endpoint = registry
+        let endpoint = self
+            .follower
+            .registry()
             .node(worker)
             .map(|n| n.endpoint)
             .ok_or_else(|| CliError::refused("unknown worker"))?;
@@ -305,7 +306,7 @@ impl Story {
         };
         let envelope = Envelope::from_bytes(&bytes).map_err(CliError::refused)?;
         let reply = user
-            .open_reply(registry, command, &envelope)
+            .open_reply(&self.follower.registry(), command, &envelope)
             .map_err(CliError::refused)?;
         Ok(reply.body.to_vec())
     }
@@ -325,7 +326,7 @@ impl Story {
             .await?;
         }
         let body = user
-            .command(self.follower.registry(), contract, call, &mut OsRng)
+            .command(&self.follower.registry(), contract, call, &mut OsRng)
             .map_err(CliError::refused)?;
         let id = self
             .submit(user.signer(), &Body::ContractCommand(Box::new(body)))
@@ -672,18 +673,20 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         &mut s,
         "both workers published the same digest of the re-encrypted state",
     );
-    let registry = s.follower.registry();
-    let records: Vec<_> = registry
-        .epochs()
-        .iter()
-        .map(|e| e.record().clone())
-        .collect();
-    keyward_hierarchy::verify_chain(
-        &registry.genesis().config().chain,
-        &records,
-        &registry.checksum(),
-    )
-    .map_err(CliError::refused)?;
+    {
+        let registry = s.follower.registry();
+        let records: Vec<_> = registry
+            .epochs()
+            .iter()
+            .map(|e| e.record().clone())
+            .collect();
+        keyward_hierarchy::verify_chain(
+            &registry.genesis().config().chain,
+            &records,
+            &registry.checksum(),
+        )
+        .map_err(CliError::refused)?;
+    }
     check(
         &mut s,
         "the retained epoch 0 verifies against the epoch checksum chain",

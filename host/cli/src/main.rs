@@ -9,6 +9,7 @@ mod keys;
 mod ledger;
 mod node;
 mod signer;
+mod user;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,9 @@ enum Command {
     Gatekeeper(node::NodeArgs),
     /// Run a worker: obtains its ClusterKey and runs its cluster's contracts.
     Worker(node::NodeArgs),
+    /// A user's client: deploy contracts, send encrypted commands, read replies, check keys.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
     Signer(signer::SignerArgs),
     /// Talk to a vote signer: the reference client.
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Ledger(args) => ledger::run(args),
         Command::Gatekeeper(args) => node::run(keyward_node_service::NodeRole::Gatekeeper, args),
         Command::Worker(args) => node::run(keyward_node_service::NodeRole::Worker, args),
+        Command::User(cmd) => user::run(cmd),
         Command::Signer(args) => signer::run_signer(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),

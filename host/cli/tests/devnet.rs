@@ -1,25 +1,226 @@
 //! `keyward devnet` end to end: real `keyward ledger`, `gatekeeper` and `worker` processes on
 //! loopback, SIGKILL restarts, a worker removal and a MasterKey rotation, every check passing.
+//! The network then stays up (`--keep`) for `keyward user` to be driven against it, as a user
+//! would from a shell.
 #![allow(clippy::unwrap_used)] // tests
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-#[test]
-fn the_devnet_story_passes_every_check() {
-    let dir = std::env::temp_dir().join(format!("keyward-devnet-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["devnet", "--dir"])
-        .arg(&dir)
+/// The devnet process; stopped with SIGTERM (so it stops its children) however the test ends.
+struct Devnet {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keyward(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
         .env("RUST_LOG", "warn")
         .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "devnet failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("all 22 checks passed"), "{stdout}");
+        .unwrap()
+}
+
+/// Runs `keyward user <args>` against the devnet; returns stdout, or stderr on failure.
+fn user(net: &[&str], args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["user", args[0]];
+    all.extend_from_slice(net);
+    all.extend_from_slice(&args[1..]);
+    let out = keyward(&all);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
+    let dir = std::env::temp_dir().join(format!("keyward-devnet-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["devnet", "--keep", "--dir", path(&dir)])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut devnet = Devnet { child, dir };
+    let mut lines = BufReader::new(devnet.child.stdout.take().unwrap()).lines();
+    let (mut story, mut genesis, mut ledger) = (String::new(), None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        story.push_str(&line);
+        story.push('\n');
+        if let Some(hash) = line.strip_prefix("genesis ") {
+            genesis = Some(hash.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("running; Ctrl-C to stop (ledger at ") {
+            ledger = Some(rest.trim_end_matches(')').to_owned());
+            break;
+        }
+    }
+    assert!(story.contains("all 22 checks passed"), "{story}");
+    let (genesis, ledger) = (genesis.unwrap(), ledger.unwrap());
+    let net = ["--ledger", &ledger, "--genesis-hash", &genesis];
+
+    // The devnet's contract, checked from the ledger alone.
+    let shown = user(&net, &["contract", "--contract", "notes"]).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["code"], "kv-store");
+    assert_eq!(
+        shown["epoch"], 1,
+        "the rotation moved the contract: {shown}"
+    );
+    assert!(shown["verified"].is_string());
+
+    // A user with a key file of its own deploys, writes and reads back.
+    let key = devnet.dir.join("alice.key");
+    assert!(
+        keyward(&["keys", "new", "--out", path(&key)])
+            .status
+            .success()
+    );
+    let key = path(&key);
+    user(
+        &net,
+        &[
+            "deploy",
+            "--key",
+            key,
+            "--contract",
+            "alice-notes",
+            "--cluster",
+            "c1",
+            "--code",
+            "kv-store",
+        ],
+    )
+    .unwrap();
+    let put = user(
+        &net,
+        &[
+            "send",
+            "--key",
+            key,
+            "--contract",
+            "alice-notes",
+            "put",
+            "greeting",
+            "hello world",
+        ],
+    )
+    .unwrap();
+    let mut put = put.lines();
+    let command = put.next().unwrap().to_owned();
+    assert_eq!(put.next(), Some("stored"));
+    let get = user(
+        &net,
+        &[
+            "send",
+            "--key",
+            key,
+            "--contract",
+            "alice-notes",
+            "get",
+            "greeting",
+        ],
+    )
+    .unwrap();
+    assert_eq!(get.lines().nth(1), Some("hello world"));
+
+    // The earlier reply again, as JSON; a status of 0 and an empty body (a put).
+    let reply = user(&net, &["reply", "--key", key, "--command", &command]).unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(
+        (reply["status"].as_u64(), reply["body"].as_str()),
+        (Some(0), Some("0x"))
+    );
+
+    // Another user cannot open alice's reply, and reads nothing under alice's key.
+    let mallory = devnet.dir.join("mallory.key");
+    assert!(
+        keyward(&["keys", "new", "--out", path(&mallory)])
+            .status
+            .success()
+    );
+    let mallory = path(&mallory);
+    let refused = user(
+        &net,
+        &[
+            "reply",
+            "--key",
+            mallory,
+            "--command",
+            &command,
+            "--timeout",
+            "1",
+        ],
+    )
+    .unwrap_err();
+    assert!(refused.contains("reply refused"), "{refused}");
+    let other = user(
+        &net,
+        &[
+            "send",
+            "--key",
+            mallory,
+            "--contract",
+            "alice-notes",
+            "get",
+            "greeting",
+        ],
+    )
+    .unwrap();
+    assert_eq!(other.lines().nth(1), Some("(no value)"));
+
+    // Clear refusals, nothing submitted.
+    let wrong = user(
+        &net,
+        &[
+            "send",
+            "--key",
+            key,
+            "--contract",
+            "alice-notes",
+            "bid",
+            "5",
+        ],
+    )
+    .unwrap_err();
+    assert!(wrong.contains("a kv-store call is one of"), "{wrong}");
+    let unknown = user(&net, &["contract", "--contract", "nope"]).unwrap_err();
+    assert!(unknown.contains("no contract nope"), "{unknown}");
+    let other_ledger = [
+        "--ledger",
+        &ledger,
+        "--genesis-hash",
+        &format!("0x{}", "11".repeat(32)),
+    ];
+    let pinned = user(&other_ledger, &["contract", "--contract", "notes"]).unwrap_err();
+    assert!(pinned.contains("genesis"), "{pinned}");
 }

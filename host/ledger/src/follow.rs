@@ -2,10 +2,12 @@
 //! own core from the genesis it pinned. A server that serves another genesis, an altered entry or
 //! a chain that does not extend what the node already verified is caught and named.
 
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
 use thiserror::Error;
 
 use keyward_crypto::IdentityKeypair;
-use keyward_ledger::{Applied, Body, Entry, EntryHash, Position, Registry, Rejected};
+use keyward_ledger::{Applied, Body, Entry, EntryHash, Genesis, Position, Registry, Rejected};
 
 use crate::client::{ClientError, LedgerClient};
 use crate::wire::{EntriesResult, from_base64, parse_hash};
@@ -60,10 +62,15 @@ pub enum FollowError {
 /// Entries are applied to the registry one at a time as they arrive; their [`Applied`] outcomes
 /// queue up inside the follower until a successful [`Follower::sync`] or [`Follower::wait`]
 /// hands them over, so an error part-way through never loses an event.
-#[derive(Debug, Clone)]
+///
+/// The registry is shared ([`Follower::shared`]): readers on other threads see each entry as
+/// soon as it is applied, and nothing is copied per batch. Only the follower writes to it, and
+/// it holds the write lock only to apply one already-verified entry.
+#[derive(Debug)]
 pub struct Follower {
     client: LedgerClient,
-    registry: Registry,
+    genesis: Arc<Genesis>,
+    registry: Arc<RwLock<Registry>>,
     events: Vec<Applied>,
 }
 
@@ -98,16 +105,28 @@ impl Follower {
         let registry = Registry::from_genesis(&genesis, &pinned).map_err(FollowError::Genesis)?;
         let mut follower = Self {
             client,
-            registry,
+            genesis: registry.genesis().clone(),
+            registry: Arc::new(RwLock::new(registry)),
             events: Vec::new(),
         };
         let applied = follower.sync().await?;
         Ok((follower, applied))
     }
 
-    /// The verified registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The verified registry, read-locked: release it before the next call that applies
+    /// entries.
+    pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().expect("registry lock")
+    }
+
+    /// The verified registry, to share with readers on other threads.
+    pub fn shared(&self) -> Arc<RwLock<Registry>> {
+        self.registry.clone()
+    }
+
+    /// The next height this node has not verified.
+    fn next_height(&self) -> u64 {
+        self.registry().next_height()
     }
 
     /// The client.
@@ -138,23 +157,17 @@ impl Follower {
     /// # Errors
     /// As [`Follower::sync`].
     pub async fn wait(&mut self, wait_ms: u64) -> Result<Vec<Applied>, FollowError> {
-        let answer = self
-            .client
-            .wait(self.registry.next_height(), None, wait_ms)
-            .await?;
+        let answer = self.client.wait(self.next_height(), None, wait_ms).await?;
         self.apply(answer)?;
         self.sync().await
     }
 
     async fn catch_up(&mut self) -> Result<(), FollowError> {
         loop {
-            let answer = self
-                .client
-                .entries(self.registry.next_height(), None)
-                .await?;
+            let answer = self.client.entries(self.next_height(), None).await?;
             let head = answer.head.height;
             // Done once we hold the head the server reported: no extra empty read.
-            if self.apply(answer)? == 0 || self.registry.next_height() > head {
+            if self.apply(answer)? == 0 || self.next_height() > head {
                 return Ok(());
             }
         }
@@ -162,7 +175,7 @@ impl Follower {
 
     /// Applies what the server sent; how many entries that was.
     fn apply(&mut self, answer: EntriesResult) -> Result<usize, FollowError> {
-        let ours = self.registry.next_height() - 1;
+        let ours = self.next_height() - 1;
         if answer.head.height < ours {
             return Err(FollowError::Fork {
                 height: answer.head.height + 1,
@@ -180,13 +193,13 @@ impl Follower {
                 )));
             }
             // Same height: the same chain only if the same head.
-            if parse_hash(&answer.head.hash) != Some(self.registry.head()) {
+            let head = self.registry().head();
+            if parse_hash(&answer.head.hash) != Some(head) {
                 return Err(FollowError::Fork {
                     height: ours,
                     detail: format!(
-                        "the server's head at our height is {}, ours is {}",
+                        "the server's head at our height is {}, ours is {head}",
                         answer.head.hash,
-                        self.registry.head()
                     ),
                 });
             }
@@ -194,7 +207,7 @@ impl Follower {
         }
         let count = answer.entries.len();
         for served in answer.entries {
-            let height = self.registry.next_height();
+            let height = self.next_height();
             if served.height != height {
                 return Err(FollowError::BadAnswer(format!(
                     "expected height {height}, got {}",
@@ -210,8 +223,14 @@ impl Follower {
                     "the hash served for height {height} is not the entry's"
                 )));
             }
-            let verified = self.registry.genesis().verify(entry).map_err(fault)?;
-            match self.registry.apply(verified) {
+            // Verified without the lock; only the apply excludes readers.
+            let verified = self.genesis.verify(entry).map_err(fault)?;
+            let applied = self
+                .registry
+                .write()
+                .expect("registry lock")
+                .apply(verified);
+            match applied {
                 Ok(a) => self.events.push(a),
                 Err(Rejected::WrongParent { expected, found }) => {
                     return Err(FollowError::Fork {
@@ -245,12 +264,15 @@ impl Follower {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Applied, FollowError> {
         self.catch_up().await?;
-        let seq = self.registry.next_seq(&author.public());
+        let seq = self.registry().next_seq(&author.public());
         for attempt in 0..SUBMIT_ATTEMPTS {
-            let position = Position {
-                height: self.registry.next_height(),
-                parent: self.registry.head(),
-                seq,
+            let position = {
+                let registry = self.registry();
+                Position {
+                    height: registry.next_height(),
+                    parent: registry.head(),
+                    seq,
+                }
             };
             let entry = Entry::sign(author, position, body, rng);
             let hash = entry.hash();
@@ -263,12 +285,8 @@ impl Follower {
                 }
                 Err(ClientError::Refused { code, .. }) => {
                     // Recompute the refusal with our own core, so the caller gets a typed reason.
-                    let verified = self
-                        .registry
-                        .genesis()
-                        .verify(entry)
-                        .map_err(FollowError::Refused)?;
-                    let mut scratch = self.registry.clone();
+                    let verified = self.genesis.verify(entry).map_err(FollowError::Refused)?;
+                    let mut scratch = self.registry().clone();
                     return Err(match scratch.apply(verified) {
                         Err(reason) => FollowError::Refused(reason),
                         Ok(_) => FollowError::BadAnswer(format!(
@@ -282,7 +300,7 @@ impl Follower {
             if let Some(mine) = self.events.iter().find(|a| a.hash == hash) {
                 return Ok(mine.clone());
             }
-            if self.registry.next_seq(&author.public()) > seq {
+            if self.registry().next_seq(&author.public()) > seq {
                 return Err(FollowError::SeqTaken { seq });
             }
         }

@@ -169,7 +169,7 @@ async fn entries_append_once_and_every_follower_verifies_them() {
     let (other, _) = Follower::start(client.clone(), cast.genesis.hash())
         .await
         .unwrap();
-    assert_eq!(other.registry(), follower.registry());
+    assert_eq!(*other.registry(), *follower.registry());
     let head = client.head().await.unwrap();
     assert_eq!(
         (head.height, head.genesis_hash),

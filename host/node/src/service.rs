@@ -160,8 +160,9 @@ impl Core {
 pub(crate) struct Shared {
     pub(crate) role: NodeRole,
     pub(crate) id: IdentityPublicKey,
-    /// The verified registry, replaced after every batch of entries. Lock order: registry, core.
-    pub(crate) registry: RwLock<Registry>,
+    /// The verified registry, shared with the follower, which applies each entry to it as it
+    /// arrives. Lock order: registry, core.
+    pub(crate) registry: Arc<RwLock<Registry>>,
     pub(crate) core: RwLock<Core>,
     pub(crate) dir: NodeDir,
 }
@@ -195,8 +196,8 @@ impl Node {
         })?;
         let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
         let (follower, _) = Follower::start(client, config.genesis).await?;
-        let registry = follower.registry().clone();
-        let dir = NodeDir::open(&config.data_dir, registry.genesis().config().chain.clone())?;
+        let chain = follower.registry().genesis().config().chain.clone();
+        let dir = NodeDir::open(&config.data_dir, chain)?;
         let mut core = match dir.load_state()? {
             Some(blob) => {
                 let restored = match config.role {
@@ -225,6 +226,7 @@ impl Node {
             }
         };
         if let Core::Worker(worker) = &mut core {
+            let registry = follower.registry();
             for (contract, checkpoint) in dir.checkpoints() {
                 if let Err(e) = worker.restore_checkpoint(&registry, &contract, &checkpoint) {
                     tracing::warn!(%contract, error = %e, "checkpoint not restored; rebuilding from the ledger");
@@ -236,7 +238,7 @@ impl Node {
         let shared = Arc::new(Shared {
             role: config.role,
             id,
-            registry: RwLock::new(registry),
+            registry: follower.shared(),
             core: RwLock::new(core),
             dir,
         });
@@ -303,7 +305,7 @@ impl Runner {
                 biased;
                 _ = stop.changed() => return,
                 polled = self.follower.wait(self.poll_ms) => match polled {
-                    Ok(_) => self.publish(),
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot follow the ledger");
                         tokio::select! {
@@ -316,15 +318,8 @@ impl Runner {
         }
     }
 
-    fn publish(&self) {
-        let fresh = self.follower.registry().clone();
-        *self.shared.registry.write().expect("registry lock") = fresh;
-    }
-
     async fn submit(&mut self, body: &Body) -> Result<(), Pause> {
-        let outcome = self.follower.submit(&self.signer, body, &mut OsRng).await;
-        self.publish();
-        match outcome {
+        match self.follower.submit(&self.signer, body, &mut OsRng).await {
             Ok(applied) => {
                 tracing::info!(
                     kind = applied.kind.name(),
@@ -347,7 +342,7 @@ impl Runner {
     async fn round(&mut self) {
         while let Some(body) = self.pending.pop() {
             match self.follower.submit(&self.signer, &body, &mut OsRng).await {
-                Err(FollowError::Refused(_)) | Ok(_) => self.publish(),
+                Err(FollowError::Refused(_)) | Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot submit a digest; will retry");
                     self.pending.push(body);

@@ -78,7 +78,7 @@ impl Net {
     /// Waits until `done` holds of the verified registry (10 s at most).
     async fn until(&mut self, what: &str, done: impl Fn(&keyward_ledger::Registry) -> bool) {
         let start = Instant::now();
-        while !done(self.follower.registry()) {
+        while !done(&self.follower.registry()) {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "timed out: {what}"
@@ -149,7 +149,7 @@ async fn nodes_provision_over_rpc_run_a_command_and_survive_a_restart() {
 
     let put = user
         .command(
-            net.follower.registry(),
+            &net.follower.registry(),
             &contract,
             &kv::put(b"k", b"v1"),
             &mut rand::thread_rng(),
@@ -171,7 +171,7 @@ async fn nodes_provision_over_rpc_run_a_command_and_survive_a_restart() {
             .expect("every worker stored the reply");
         let reply = Envelope::from_bytes(&reply).unwrap();
         assert_eq!(
-            user.open_reply(net.follower.registry(), &put, &reply)
+            user.open_reply(&net.follower.registry(), &put, &reply)
                 .unwrap()
                 .status,
             0
@@ -196,7 +196,7 @@ async fn nodes_provision_over_rpc_run_a_command_and_survive_a_restart() {
 
     let get = user
         .command(
-            net.follower.registry(),
+            &net.follower.registry(),
             &contract,
             &kv::get(b"k"),
             &mut rand::thread_rng(),
@@ -218,7 +218,7 @@ async fn nodes_provision_over_rpc_run_a_command_and_survive_a_restart() {
         .unwrap();
     let reply = user
         .open_reply(
-            net.follower.registry(),
+            &net.follower.registry(),
             &get,
             &Envelope::from_bytes(&reply).unwrap(),
         )
