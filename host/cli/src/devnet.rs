@@ -25,7 +25,8 @@ use keyward_ledger::{
     Proposal, Registry, Role, Subject,
 };
 use keyward_ledger_service::client::LedgerClient;
-use keyward_ledger_service::follow::Follower;
+use keyward_ledger_service::client::ClientError;
+use keyward_ledger_service::follow::{FollowError, Follower};
 use keyward_node::User;
 use keyward_node_service::client::NodeClient;
 use keyward_node_service::dev;
@@ -248,8 +249,13 @@ impl Story {
                     self.dir.display()
                 )));
             }
-            if let Err(e) = self.follower.wait(250).await {
-                return Err(CliError::refused(format!("following the ledger: {e}")));
+            match self.follower.wait(250).await {
+                // The ledger may be restarting: retry until the stage times out.
+                Err(FollowError::Client(ClientError::Transport(_))) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(CliError::refused(format!("following the ledger: {e}"))),
+                Ok(_) => {}
             }
         }
     }
@@ -527,12 +533,35 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
     );
 
     println!(
-        "\n5. SIGKILL a gatekeeper and a worker; they restart from sealed state and the ledger"
+        "\n5. SIGKILL the ledger, a gatekeeper and a worker; they restart from their stores"
     );
     let head = s.follower.registry().next_height();
+    s.proc("ledger").kill();
     s.proc("g1").kill();
     s.proc("w1").kill();
     let exe = s.exe.clone();
+    s.proc("ledger").start(&exe)?;
+    let client = LedgerClient::new(&s.ledger_url).map_err(CliError::refused)?;
+    let start = Instant::now();
+    let height = loop {
+        match client.head().await {
+            Ok(head) => break head.height,
+            Err(_) if start.elapsed() < STAGE_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(CliError::refused(format!("the ledger did not restart: {e}"))),
+        }
+    };
+    if height + 1 < head {
+        return Err(CliError::refused(format!(
+            "the restarted ledger is at height {height}, it had acknowledged {}",
+            head - 1
+        )));
+    }
+    check(
+        &mut s,
+        &format!("the ledger restarted with every entry it had acknowledged (height {height})"),
+    );
     s.proc("g1").start(&exe)?;
     s.proc("w1").start(&exe)?;
     let get = s.command(&user, &contract, &kv::get(b"greeting")).await?;

@@ -84,7 +84,7 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
             break;
         }
     }
-    assert!(story.contains("all 22 checks passed"), "{story}");
+    assert!(story.contains("all 23 checks passed"), "{story}");
     let (genesis, ledger) = (genesis.unwrap(), ledger.unwrap());
     let net = ["--ledger", &ledger, "--genesis-hash", &genesis];
 

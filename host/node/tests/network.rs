@@ -249,3 +249,103 @@ async fn a_gatekeeper_refuses_a_public_listen_address() {
         Err(NodeError::PublicListen(_))
     ));
 }
+
+/// A JSON-RPC call with raw params: `{"ok": result}`, `{"code", "reason"}` for a JSON-RPC
+/// error, or `{"transport": message}` when the server refused the HTTP request itself.
+async fn raw_call(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use jsonrpsee::core::client::ClientT;
+    let http = jsonrpsee_http_client::HttpClientBuilder::default()
+        .build(url)
+        .unwrap();
+    let mut object = jsonrpsee::core::params::ObjectParams::new();
+    for (k, v) in params.as_object().unwrap() {
+        object.insert(k, v.clone()).unwrap();
+    }
+    match http.request::<serde_json::Value, _>(method, object).await {
+        Ok(v) => serde_json::json!({ "ok": v }),
+        Err(jsonrpsee::core::client::Error::Call(e)) => serde_json::json!({
+            "code": e.code(),
+            "reason": e
+                .data()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                .and_then(|d| d.get("reason").cloned()),
+        }),
+        Err(e) => serde_json::json!({ "transport": e.to_string() }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_their_codes_and_change_nothing() {
+    use keyward_hierarchy::{ClusterKeyRequest, Epoch, Generation};
+    use keyward_ledger_service::wire::to_base64;
+    use keyward_node::ProvisionRequest;
+    use serde_json::json;
+
+    let mut net = net("bad").await;
+    let g = net.node(NodeRole::Gatekeeper, "g").await;
+    let w = net.node(NodeRole::Worker, "w").await;
+    let (gid, wid) = (g.id, w.id);
+    net.until("both registered, epoch 0 active", |r| {
+        r.node(&gid).is_some() && r.node(&wid).is_some() && r.current_epoch().is_some()
+    })
+    .await;
+    let (gurl, wurl) = (format!("http://{}", g.addr), format!("http://{}", w.addr));
+    let ledger = LedgerClient::new(&net.url).unwrap();
+    let head = ledger.head().await.unwrap().hash;
+    let keys = NodeClient::new(&gurl).unwrap().health().await.unwrap().keys;
+
+    let rng = &mut rand::thread_rng();
+    let stranger = IdentityKeypair::generate(rng);
+    let request = |signer: &IdentityKeypair, to| {
+        let asked = ClusterKeyRequest {
+            epoch: Epoch(0),
+            cluster: ClusterId::new("c1").unwrap(),
+            generation: Generation(0),
+        };
+        ProvisionRequest::sign(signer, &net.genesis, to, asked, &mut rand::thread_rng()).to_bytes()
+    };
+    let not_a_worker = to_base64(&request(&stranger, gid));
+    let to_another = to_base64(&request(&stranger, wid));
+    let mut forged = request(&stranger, gid);
+    *forged.last_mut().unwrap() ^= 1;
+    let forged = to_base64(&forged);
+    let zero = format!("0x{}", "00".repeat(32));
+    let cases = [
+        (&gurl, "provisionClusterKey", json!({"request": "not base64!"}), 2701, "bad_params"),
+        (&gurl, "provisionClusterKey", json!({"request": ""}), 2702, "malformed"),
+        (&gurl, "provisionClusterKey", json!({"request": to_base64(&[7; 150])}), 2702, "malformed"),
+        (&gurl, "provisionClusterKey", json!({"request": to_another}), 2702, "wrong_gatekeeper"),
+        (&gurl, "provisionClusterKey", json!({"request": forged}), 2702, "bad_signature"),
+        (&gurl, "provisionClusterKey", json!({"request": not_a_worker}), 2702, "not_a_worker"),
+        (&wurl, "provisionClusterKey", json!({"request": "AA=="}), 2704, "wrong_role"),
+        (&wurl, "getReply", json!({"command": "0xzz"}), 2701, "bad_params"),
+        (&wurl, "getReply", json!({"command": zero}), 2703, "not_found"),
+        (&gurl, "getReply", json!({"command": zero}), 2704, "wrong_role"),
+    ];
+    for (url, method, params, code, reason) in cases {
+        let got = raw_call(url, method, params.clone()).await;
+        assert_eq!(
+            (got["code"].as_i64(), got["reason"].as_str()),
+            (Some(code), Some(reason)),
+            "{method} {params}: {got}"
+        );
+    }
+    // Unknown or missing fields are invalid params; an oversized body is refused unread.
+    for params in [json!({"request": "AA==", "extra": 1}), json!({})] {
+        let got = raw_call(&gurl, "provisionClusterKey", params).await;
+        assert_eq!(got["code"].as_i64(), Some(-32602), "{got}");
+    }
+    let huge = json!({"request": "A".repeat(100 << 10)});
+    let got = raw_call(&gurl, "provisionClusterKey", huge).await;
+    assert!(got.get("ok").is_none() && got["code"].as_i64() != Some(2702), "{got}");
+
+    // Nothing changed: no entry appended, no key gained or lost, both nodes still answer.
+    assert_eq!(ledger.head().await.unwrap().hash, head);
+    assert_eq!(NodeClient::new(&gurl).unwrap().health().await.unwrap().keys, keys);
+    assert_eq!(NodeClient::new(&wurl).unwrap().health().await.unwrap().status, "active");
+
+    g.stop().await;
+    w.stop().await;
+    net.ledger.stop().await;
+    remove(&net.dir);
+}
