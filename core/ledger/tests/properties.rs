@@ -1,12 +1,13 @@
-//! Properties of the registry over random scripts of valid and invalid entries from a fixed cast:
-//! nodes and epochs: a refused entry changes nothing; the same entries always give the same registry, however they
+//! Properties of the registry over random scripts of valid and invalid entries from a fixed cast
+//! (nodes, epochs, clusters and their keys, contract deployments, council proposals and
+//! approvals; member 0 of the cast is a council member): a refused entry changes nothing; the same entries always give the same registry, however they
 //! are split; height and sequence numbers never go back.
 #![allow(clippy::unwrap_used)] // tests
 
 mod support;
 
 use keyward_crypto::{ChannelKeypair, IdentityKeypair};
-use keyward_hierarchy::{Epoch, MasterKey};
+use keyward_hierarchy::{ClusterId, ClusterKey, ContractId, Epoch, Generation, MasterKey};
 use keyward_ledger::*;
 use proptest::prelude::*;
 use support::*;
@@ -24,6 +25,22 @@ enum Action {
     /// Hand epoch 0's secret to this cast member.
     Handoff(usize),
     AcceptEpoch,
+    /// Form cluster `c{n}` with this cast member.
+    CreateCluster(usize, usize),
+    /// Add this cast member to cluster `c{n}`.
+    AddMember(usize, usize),
+    /// Publish cluster `c{n}`'s key for epoch 0, generation 0 (a wrong key if the flag is set).
+    PublishClusterKey(usize, bool),
+    /// Deploy contract `k{n}` to cluster `c{m}`.
+    Deploy(usize, usize),
+    /// Propose removing this cast member as a worker.
+    ProposeRemoval(usize),
+    /// Approve the last accepted proposal (or a made-up one if there is none).
+    Approve,
+}
+
+fn cluster(n: usize) -> ClusterId {
+    ClusterId::new(&format!("c{n}")).unwrap()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +63,12 @@ fn step() -> impl Strategy<Value = (usize, Action, Tamper)> {
             2 => (0..CAST).prop_map(Action::CreateEpoch),
             3 => (0..CAST).prop_map(Action::Handoff),
             3 => Just(Action::AcceptEpoch),
+            2 => (0..2usize, 0..CAST).prop_map(|(n, w)| Action::CreateCluster(n, w)),
+            1 => (0..2usize, 0..CAST).prop_map(|(n, w)| Action::AddMember(n, w)),
+            2 => (0..2usize, any::<bool>()).prop_map(|(n, bad)| Action::PublishClusterKey(n, bad)),
+            1 => (0..2usize, 0..2usize).prop_map(|(k, c)| Action::Deploy(k, c)),
+            1 => (0..CAST).prop_map(Action::ProposeRemoval),
+            1 => Just(Action::Approve),
         ],
         prop_oneof![
             4 => Just(Tamper::None),
@@ -73,9 +96,22 @@ proptest! {
         let master = MasterKey::generate(&mut net.rng);
         let genesis = net.registry.genesis().hash();
         let mut accepted = Vec::new();
-        // Two admitted gatekeepers to start with, so that epoch entries often apply.
-        let prologue = [(1, Action::RegisterGatekeeper, Tamper::None), (2, Action::RegisterGatekeeper, Tamper::None)];
+        let mut last_proposal = EntryHash([0x5a; 32]);
+        // Two admitted gatekeepers to start with, so that epoch entries often apply,
+        // and a worker.
+        let prologue = [
+            (1, Action::RegisterGatekeeper, Tamper::None),
+            (2, Action::RegisterGatekeeper, Tamper::None),
+            (3, Action::RegisterWorker, Tamper::None),
+        ];
         for (who, action, tamper) in prologue.into_iter().chain(script) {
+            // Council and user actions come from the council member most of the time.
+            let by_council = matches!(
+                action,
+                Action::CreateCluster(..) | Action::AddMember(..) | Action::Deploy(..)
+                    | Action::ProposeRemoval(_) | Action::Approve
+            );
+            let who = if by_council && who < 3 { 0 } else { who };
             let author = &cast[who];
             let member = |i: usize| (cast[i].public(), channels[i].public());
             let stake = Params::default().min_gatekeeper_stake;
@@ -104,6 +140,35 @@ proptest! {
                 Action::AcceptEpoch => Body::EpochAccept(EpochAccept {
                     epochs: [Epoch(0)].into(),
                 }),
+                Action::CreateCluster(n, w) => Body::ClusterCreate(ClusterCreate {
+                    cluster: cluster(n),
+                    members: [cast[w].public()].into(),
+                }),
+                Action::AddMember(n, w) => Body::ClusterAddMember(ClusterAddMember {
+                    cluster: cluster(n),
+                    worker: cast[w].public(),
+                }),
+                Action::PublishClusterKey(n, bad) => {
+                    let key = ClusterKey::derive(&master, Epoch(0), cluster(n), Generation(0));
+                    let key = if bad { cast[n].public() } else { key.identity().public() };
+                    Body::ClusterKeyPublish(ClusterKeyPublish {
+                        cluster: cluster(n),
+                        epoch: Epoch(0),
+                        generation: Generation(0),
+                        key,
+                    })
+                }
+                Action::Deploy(k, c) => Body::ContractDeploy(ContractDeploy {
+                    contract: ContractId::new(&format!("k{k}")).unwrap(),
+                    cluster: cluster(c),
+                    code: CodeId::new("kv-store").unwrap(),
+                    init: Vec::new(),
+                }),
+                Action::ProposeRemoval(w) => Body::CouncilPropose(Box::new(Proposal {
+                    ttl: 20,
+                    action: keyward_ledger::Action::RemoveWorker { worker: cast[w].public() },
+                })),
+                Action::Approve => Body::CouncilApprove(Approval { proposal: last_proposal }),
             };
             let mut p = net.position(author);
             match tamper {
@@ -119,6 +184,9 @@ proptest! {
             match net.submit_entry(entry.clone()) {
                 Ok(applied) => {
                     prop_assert!(matches!(tamper, Tamper::None));
+                    if matches!(action, Action::ProposeRemoval(_)) {
+                        last_proposal = applied.hash;
+                    }
                     prop_assert_eq!(applied.height, before.next_height());
                     prop_assert_eq!(net.registry.next_height(), before.next_height() + 1);
                     accepted.push(entry);

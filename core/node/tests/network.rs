@@ -365,3 +365,52 @@ fn a_partial_with_a_bad_proof_is_blamed_on_its_sender_and_the_good_one_still_ser
         published
     );
 }
+
+/// A gatekeeper killed after sealing a new MasterKey but before its epoch entry landed submits
+/// the same key after the restart: the ledger never records a key the gatekeeper lost, and a
+/// retry never makes a second one.
+#[test]
+fn a_crash_between_seal_and_submit_reuses_the_sealed_master_key() {
+    use keyward_node::GatekeeperStep;
+    let mut sim = Sim::new(11);
+    sim.add_gatekeeper();
+    let genesis = sim.genesis();
+    let master_of = |sim: &Sim, body: &Body| {
+        let mut scratch = Sim::new(11);
+        scratch.registry = sim.registry.clone();
+        let signer = clone_key(sim.gatekeepers[0].signer());
+        scratch.submit(&signer, body).unwrap();
+        scratch
+            .registry
+            .epoch(Epoch(0))
+            .unwrap()
+            .record()
+            .committee()
+            .public_key()
+    };
+
+    let Some(GatekeeperStep::SealThenSubmit(first)) =
+        sim.gatekeepers[0].step(&sim.registry, &mut rand::thread_rng())
+    else {
+        panic!("a new MasterKey must be sealed before its entry is submitted");
+    };
+    let sealed = sim.gatekeepers[0].seal(&sim.sealer, &mut rand::thread_rng());
+    let intended = master_of(&sim, &first);
+    // The crash: the entry is never submitted, and the process is gone.
+    sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &genesis, &sealed).unwrap();
+
+    let Some(GatekeeperStep::Submit(retry)) =
+        sim.gatekeepers[0].step(&sim.registry, &mut rand::thread_rng())
+    else {
+        panic!("the restored gatekeeper must resubmit its sealed key, not make another");
+    };
+    assert_eq!(master_of(&sim, &retry), intended);
+    let signer = clone_key(sim.gatekeepers[0].signer());
+    sim.submit(&signer, &retry).unwrap();
+    sim.settle();
+    assert_eq!(
+        sim.gatekeepers[0].held(),
+        1,
+        "it holds the epoch the ledger shows"
+    );
+}

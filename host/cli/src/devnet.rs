@@ -24,8 +24,8 @@ use keyward_ledger::{
     Action, Approval, Body, ClusterCreate, CodeId, ContractDeploy, EntryHash, EpochStatus,
     Proposal, Registry, Role, Subject,
 };
-use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::client::ClientError;
+use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::{FollowError, Follower};
 use keyward_node::User;
 use keyward_node_service::client::NodeClient;
@@ -532,9 +532,7 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         "each worker's reply opens under the user's key and holds the value",
     );
 
-    println!(
-        "\n5. SIGKILL the ledger, a gatekeeper and a worker; they restart from their stores"
-    );
+    println!("\n5. SIGKILL the ledger, a gatekeeper and a worker; they restart from their stores");
     let head = s.follower.registry().next_height();
     s.proc("ledger").kill();
     s.proc("g1").kill();
@@ -549,7 +547,11 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
             Err(_) if start.elapsed() < STAGE_TIMEOUT => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(CliError::refused(format!("the ledger did not restart: {e}"))),
+            Err(e) => {
+                return Err(CliError::refused(format!(
+                    "the ledger did not restart: {e}"
+                )));
+            }
         }
     };
     if height + 1 < head {

@@ -311,16 +311,76 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let forged = to_base64(&forged);
     let zero = format!("0x{}", "00".repeat(32));
     let cases = [
-        (&gurl, "provisionClusterKey", json!({"request": "not base64!"}), 2701, "bad_params"),
-        (&gurl, "provisionClusterKey", json!({"request": ""}), 2702, "malformed"),
-        (&gurl, "provisionClusterKey", json!({"request": to_base64(&[7; 150])}), 2702, "malformed"),
-        (&gurl, "provisionClusterKey", json!({"request": to_another}), 2702, "wrong_gatekeeper"),
-        (&gurl, "provisionClusterKey", json!({"request": forged}), 2702, "bad_signature"),
-        (&gurl, "provisionClusterKey", json!({"request": not_a_worker}), 2702, "not_a_worker"),
-        (&wurl, "provisionClusterKey", json!({"request": "AA=="}), 2704, "wrong_role"),
-        (&wurl, "getReply", json!({"command": "0xzz"}), 2701, "bad_params"),
-        (&wurl, "getReply", json!({"command": zero}), 2703, "not_found"),
-        (&gurl, "getReply", json!({"command": zero}), 2704, "wrong_role"),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": "not base64!"}),
+            2701,
+            "bad_params",
+        ),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": ""}),
+            2702,
+            "malformed",
+        ),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": to_base64(&[7; 150])}),
+            2702,
+            "malformed",
+        ),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": to_another}),
+            2702,
+            "wrong_gatekeeper",
+        ),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": forged}),
+            2702,
+            "bad_signature",
+        ),
+        (
+            &gurl,
+            "provisionClusterKey",
+            json!({"request": not_a_worker}),
+            2702,
+            "not_a_worker",
+        ),
+        (
+            &wurl,
+            "provisionClusterKey",
+            json!({"request": "AA=="}),
+            2704,
+            "wrong_role",
+        ),
+        (
+            &wurl,
+            "getReply",
+            json!({"command": "0xzz"}),
+            2701,
+            "bad_params",
+        ),
+        (
+            &wurl,
+            "getReply",
+            json!({"command": zero}),
+            2703,
+            "not_found",
+        ),
+        (
+            &gurl,
+            "getReply",
+            json!({"command": zero}),
+            2704,
+            "wrong_role",
+        ),
     ];
     for (url, method, params, code, reason) in cases {
         let got = raw_call(url, method, params.clone()).await;
@@ -337,12 +397,26 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     }
     let huge = json!({"request": "A".repeat(100 << 10)});
     let got = raw_call(&gurl, "provisionClusterKey", huge).await;
-    assert!(got.get("ok").is_none() && got["code"].as_i64() != Some(2702), "{got}");
+    assert!(
+        got.get("ok").is_none() && got["code"].as_i64() != Some(2702),
+        "{got}"
+    );
 
     // Nothing changed: no entry appended, no key gained or lost, both nodes still answer.
     assert_eq!(ledger.head().await.unwrap().hash, head);
-    assert_eq!(NodeClient::new(&gurl).unwrap().health().await.unwrap().keys, keys);
-    assert_eq!(NodeClient::new(&wurl).unwrap().health().await.unwrap().status, "active");
+    assert_eq!(
+        NodeClient::new(&gurl).unwrap().health().await.unwrap().keys,
+        keys
+    );
+    assert_eq!(
+        NodeClient::new(&wurl)
+            .unwrap()
+            .health()
+            .await
+            .unwrap()
+            .status,
+        "active"
+    );
 
     g.stop().await;
     w.stop().await;
