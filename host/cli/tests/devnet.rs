@@ -54,6 +54,18 @@ fn user(net: &[&str], args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// `keyward user send --key KEY --contract alice-notes CALL…`: (command hash, decoded reply).
+fn send(net: &[&str], key: &str, call: &[&str]) -> Result<(String, String), String> {
+    let mut args = vec!["send", "--key", key, "--contract", "alice-notes"];
+    args.extend_from_slice(call);
+    let out = user(net, &args)?;
+    let mut lines = out.lines().map(str::to_owned);
+    Ok((
+        lines.next().unwrap_or_default(),
+        lines.next().unwrap_or_default(),
+    ))
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -121,37 +133,10 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
         ],
     )
     .unwrap();
-    let put = user(
-        &net,
-        &[
-            "send",
-            "--key",
-            key,
-            "--contract",
-            "alice-notes",
-            "put",
-            "greeting",
-            "hello world",
-        ],
-    )
-    .unwrap();
-    let mut put = put.lines();
-    let command = put.next().unwrap().to_owned();
-    assert_eq!(put.next(), Some("stored"));
-    let get = user(
-        &net,
-        &[
-            "send",
-            "--key",
-            key,
-            "--contract",
-            "alice-notes",
-            "get",
-            "greeting",
-        ],
-    )
-    .unwrap();
-    assert_eq!(get.lines().nth(1), Some("hello world"));
+    let (command, stored) = send(&net, key, &["put", "greeting", "hello world"]).unwrap();
+    assert_eq!(stored, "stored");
+    let (_, value) = send(&net, key, &["get", "greeting"]).unwrap();
+    assert_eq!(value, "hello world");
 
     // The earlier reply again, as JSON; a status of 0 and an empty body (a put).
     let reply = user(&net, &["reply", "--key", key, "--command", &command]).unwrap();
@@ -183,35 +168,11 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
     )
     .unwrap_err();
     assert!(refused.contains("reply refused"), "{refused}");
-    let other = user(
-        &net,
-        &[
-            "send",
-            "--key",
-            mallory,
-            "--contract",
-            "alice-notes",
-            "get",
-            "greeting",
-        ],
-    )
-    .unwrap();
-    assert_eq!(other.lines().nth(1), Some("(no value)"));
+    let (_, other) = send(&net, mallory, &["get", "greeting"]).unwrap();
+    assert_eq!(other, "(no value)");
 
     // Clear refusals, nothing submitted.
-    let wrong = user(
-        &net,
-        &[
-            "send",
-            "--key",
-            key,
-            "--contract",
-            "alice-notes",
-            "bid",
-            "5",
-        ],
-    )
-    .unwrap_err();
+    let wrong = send(&net, key, &["bid", "5"]).unwrap_err();
     assert!(wrong.contains("a kv-store call is one of"), "{wrong}");
     let unknown = user(&net, &["contract", "--contract", "nope"]).unwrap_err();
     assert!(unknown.contains("no contract nope"), "{unknown}");
