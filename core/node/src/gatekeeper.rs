@@ -20,6 +20,11 @@ use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 /// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
 const MAX_SECRETS: usize = 4096;
 
+/// The most partial evaluations one step computes (about 265 µs each), so that a cold start
+/// with many clusters never holds the core for long; the rest come in later steps, and until
+/// then `answer` evaluates on demand.
+const MAX_EVALUATIONS_PER_STEP: usize = 64;
+
 /// What a gatekeeper's host does next.
 #[derive(Debug)]
 pub enum GatekeeperStep {
@@ -57,8 +62,9 @@ pub struct Gatekeeper {
     candidate: Option<(Epoch, Option<EntryHash>, MasterKey)>,
     /// The encoded partial evaluation of each cluster's current key context. Every member of a
     /// cluster gets the same one, so it is computed once per context (by [`Gatekeeper::step`])
-    /// and an answer costs one envelope. Secret: in classic mode it yields the ClusterKey.
-    partials: BTreeMap<(ClusterId, KeyContext), Partial>,
+    /// and an answer costs one envelope. Secret: in classic mode it yields the ClusterKey. Boxed,
+    /// so that the map moves pointers, never copies of the secret it cannot zeroize.
+    partials: BTreeMap<ClusterId, (KeyContext, Box<Partial>)>,
     bad: Vec<BadSecret>,
 }
 
@@ -282,31 +288,36 @@ impl Gatekeeper {
         )))
     }
 
-    /// Evaluates each cluster's current key context it has no partial for yet, and forgets the
-    /// contexts that are no longer current.
+    /// Forgets the partials of contexts that are no longer current, and evaluates up to
+    /// [`MAX_EVALUATIONS_PER_STEP`] current contexts it has none for.
     fn prepare_partials(&mut self, registry: &Registry, rng: &mut impl keyward_crypto::Rng) {
-        let mut current = BTreeMap::new();
+        self.partials.retain(|id, (context, _)| {
+            registry.key_context(id).ok() == Some(*context)
+                && registry
+                    .cluster(id)
+                    .is_some_and(|c| !c.members().is_empty())
+        });
+        let mut budget = MAX_EVALUATIONS_PER_STEP;
         for (id, cluster) in registry.clusters() {
+            if budget == 0 {
+                return;
+            }
+            if self.partials.contains_key(id) || cluster.members().is_empty() {
+                continue;
+            }
             let Ok(context) = registry.key_context(id) else {
                 continue;
             };
-            if cluster.members().is_empty() {
-                continue;
-            }
-            let key = (id.clone(), context);
-            let partial = self.partials.remove(&key).or_else(|| {
-                let request = ClusterKeyRequest {
-                    epoch: context.epoch,
-                    cluster: id.clone(),
-                    generation: context.generation,
-                };
-                self.evaluate(registry, &request, rng)
-            });
-            if let Some(partial) = partial {
-                current.insert(key, partial);
+            let request = ClusterKeyRequest {
+                epoch: context.epoch,
+                cluster: id.clone(),
+                generation: context.generation,
+            };
+            if let Some(partial) = self.evaluate(registry, &request, rng) {
+                self.partials.insert(id.clone(), (context, partial));
+                budget -= 1;
             }
         }
-        self.partials = current;
     }
 
     /// Its partial evaluation of `request`, if it holds the epoch's MasterKey.
@@ -315,11 +326,13 @@ impl Gatekeeper {
         registry: &Registry,
         request: &ClusterKeyRequest,
         rng: &mut impl keyward_crypto::Rng,
-    ) -> Option<Partial> {
+    ) -> Option<Box<Partial>> {
         let master = self.secret_of(registry, request.epoch)?;
         // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
         let share = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
-        Some(SecretBytes::new(request.evaluate(&share, rng).to_bytes()))
+        Some(Box::new(SecretBytes::new(
+            request.evaluate(&share, rng).to_bytes(),
+        )))
     }
 
     /// Epoch 0 by the first admitted gatekeeper; a rotation's epoch by its committee's first
@@ -333,7 +346,7 @@ impl Gatekeeper {
         let next = Epoch(registry.epochs().len() as u64);
         let (proposal, others) = if registry.epochs().is_empty() {
             let first = registry
-                .nodes()
+                .gatekeepers()
                 .filter(|(id, _)| Self::is_admitted(registry, id))
                 .min_by_key(|(id, n)| (n.registered_at, **id))
                 .map(|(id, _)| *id);
@@ -395,7 +408,7 @@ impl Gatekeeper {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<GatekeeperStep> {
         let me = self.id();
-        for (id, node) in registry.nodes() {
+        for (id, node) in registry.gatekeepers() {
             if *id == me || !Self::is_admitted(registry, id) {
                 continue;
             }
@@ -465,23 +478,20 @@ impl Gatekeeper {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Envelope, ProvisionError> {
         let request = ProvisionRequest::from_bytes(request)?;
-        if request.gatekeeper != self.id() {
+        if !request.is_for(&self.id()) {
             return Err(ProvisionError::WrongGatekeeper);
         }
         let genesis = registry.genesis().hash();
         request.verify(&genesis)?;
         registry.may_provision(&request.worker, &request.request)?;
-        let request_key = (
-            request.request.cluster.clone(),
-            KeyContext {
-                epoch: request.request.epoch,
-                generation: request.request.generation,
-            },
-        );
+        let context = KeyContext {
+            epoch: request.request.epoch,
+            generation: request.request.generation,
+        };
         let fresh;
-        let partial = match self.partials.get(&request_key) {
-            Some(partial) => partial,
-            None => {
+        let partial = match self.partials.get(&request.request.cluster) {
+            Some((cached, partial)) if *cached == context => partial,
+            _ => {
                 fresh = self
                     .evaluate(registry, &request.request, rng)
                     .ok_or(ProvisionError::NotHolder(request.request.epoch))?;

@@ -11,8 +11,9 @@ use clap::{Args, Subcommand};
 use rand_core::OsRng;
 use serde_json::json;
 
+use keyward_contracts::state::MAX_VALUE_LEN;
 use keyward_contracts::{Builtin, Reply, auction, kv};
-use keyward_hierarchy::{ClusterId, ContractId};
+use keyward_hierarchy::{ClusterId, ContractId, InputError};
 use keyward_ledger::{Body, CodeId, ContractDeploy, EntryHash, KeyContext, Registry};
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
@@ -200,6 +201,21 @@ async fn deploy(
 /// The bytes of `call` for a contract of `code`.
 fn encode_call(code: Builtin, call: &[String]) -> Result<Vec<u8>> {
     let words: Vec<&str> = call.iter().map(String::as_str).collect();
+    if code == Builtin::KvStore {
+        if let Some(key) = words.get(1).filter(|k| k.len() > kv::MAX_USER_KEY_LEN) {
+            return Err(CliError::refused(format!(
+                "a kv-store key holds at most {} bytes, not {}",
+                kv::MAX_USER_KEY_LEN,
+                key.len()
+            )));
+        }
+        if let Some(value) = words.get(2).filter(|v| v.len() > MAX_VALUE_LEN) {
+            return Err(CliError::refused(format!(
+                "a kv-store value holds at most {MAX_VALUE_LEN} bytes, not {}",
+                value.len()
+            )));
+        }
+    }
     let bytes = match (code, words.as_slice()) {
         (Builtin::KvStore, ["put", key, value]) => kv::put(key.as_bytes(), value.as_bytes()),
         (Builtin::KvStore, ["get", key]) => kv::get(key.as_bytes()),
@@ -250,9 +266,14 @@ async fn send(
         let attempt = user.command(&follower.registry(), &contract, &call, &mut OsRng);
         match attempt {
             Ok(body) => break body,
+            Err(keyward_node::UserError::Uncertified(InputError::Uncertified)) => {
+                return Err(CliError::refused(
+                    "the contract's keys are not certified by the published cluster key",
+                ));
+            }
             Err(keyward_node::UserError::Uncertified(e)) => {
                 return Err(CliError::refused(format!(
-                    "the contract's keys are not certified by the published cluster key: {e}"
+                    "cannot encrypt to {contract}: {e}"
                 )));
             }
             Err(e) if Instant::now() >= deadline => {
@@ -300,12 +321,19 @@ fn describe(code: Builtin, words: &[String], reply: &Reply) -> Result<String> {
     }
     let body = &reply.body[..];
     let mut r = keyward_crypto::Reader::new(body);
+    let malformed = || CliError::refused(format!("malformed reply: {}", render(body)));
     let text = match (code, words.first().map(String::as_str)) {
         (Builtin::KvStore, Some("put")) => "stored".to_owned(),
-        (Builtin::KvStore, Some("get")) => match r.u8("found") {
-            Ok(1) => render(r.var32("value", usize::MAX).unwrap_or_default()),
-            _ => "(no value)".to_owned(),
-        },
+        (Builtin::KvStore, Some("get")) => {
+            let found = r.u8("found").map_err(|_| malformed())?;
+            let value = r.var32("value", MAX_VALUE_LEN).map_err(|_| malformed())?;
+            r.finish().map_err(|_| malformed())?;
+            match found {
+                1 => render(value),
+                0 => "(no value)".to_owned(),
+                _ => return Err(malformed()),
+            }
+        }
         (Builtin::KvStore, Some("delete")) => match body {
             [1] => "deleted".to_owned(),
             _ => "(no value)".to_owned(),

@@ -286,7 +286,9 @@ pub struct Registry {
     head: EntryHash,
     next_seq: BTreeMap<IdentityPublicKey, u64>,
     nodes: BTreeMap<IdentityPublicKey, Node>,
-    gatekeepers_registered: u64,
+    /// Every identity ever registered as a gatekeeper (in `nodes` too): a network has a few
+    /// gatekeepers and may have 100,000 workers.
+    gatekeepers: BTreeSet<IdentityPublicKey>,
     epochs: Vec<EpochState>,
     current: Option<Epoch>,
     clusters: BTreeMap<ClusterId, Cluster>,
@@ -314,7 +316,7 @@ impl Registry {
             head: genesis.hash(),
             next_seq: BTreeMap::from([(genesis.author(), 1)]),
             nodes: BTreeMap::new(),
-            gatekeepers_registered: 0,
+            gatekeepers: BTreeSet::new(),
             epochs: Vec::new(),
             current: None,
             clusters: BTreeMap::new(),
@@ -460,6 +462,14 @@ impl Registry {
     /// Every registered node, in identity order.
     pub fn nodes(&self) -> impl Iterator<Item = (&IdentityPublicKey, &Node)> {
         self.nodes.iter()
+    }
+
+    /// Every node registered as a gatekeeper, active or not, in identity order; unlike
+    /// [`Registry::nodes`], its cost does not grow with the number of workers.
+    pub fn gatekeepers(&self) -> impl Iterator<Item = (&IdentityPublicKey, &Node)> {
+        self.gatekeepers
+            .iter()
+            .filter_map(|id| self.nodes.get_key_value(id))
     }
 
     /// The current epoch: the last one activated.

@@ -27,7 +27,7 @@ impl Registry {
         }
         let params = &self.genesis.config().params;
         let (role, min) = if gatekeeper {
-            let admitted = self.gatekeepers_registered < u64::from(params.bootstrap_gatekeepers);
+            let admitted = self.gatekeepers.len() < usize::from(params.bootstrap_gatekeepers);
             (Role::Gatekeeper { admitted }, params.min_gatekeeper_stake)
         } else {
             (Role::Worker, params.min_worker_stake)
@@ -80,7 +80,7 @@ impl Registry {
 
     pub(super) fn commit_register(&mut self, author: IdentityPublicKey, node: Node) -> Vec<Event> {
         if matches!(node.role, Role::Gatekeeper { .. }) {
-            self.gatekeepers_registered += 1;
+            self.gatekeepers.insert(author);
         }
         let role = node.role;
         self.nodes.insert(author, node);
