@@ -7,8 +7,9 @@
 //! Figures and the machine: docs/BENCHMARKS.md.
 //!
 //! The set-up (generating, attesting and registering the workers, forming clusters of 64) is not
-//! timed. The timed part is the gatekeeper answering one signed request per worker: checking the
-//! request and the registry, and sealing its partial evaluation to the worker's channel key.
+//! timed. Timed: the gatekeeper answering one signed request per worker (checking the request
+//! and the registry, sealing its partial evaluation to the worker's channel key), and in core
+//! mode also its own steps before that (epoch 0, cluster keys, one evaluation per cluster).
 //! A sample of answers is opened and verified by real worker cores afterwards.
 #![allow(
     missing_docs,

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use clap::{Args, Subcommand};
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
@@ -181,9 +180,8 @@ fn refused(e: ClientError) -> CliError {
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .map_err(|_| CliError::refused(format!("{field} is not base64")))
+    keyward_host::from_base64(s.trim())
+        .ok_or_else(|| CliError::refused(format!("{field} is not base64")))
 }
 
 /// Runs one client command.

@@ -1,6 +1,7 @@
 //! The vote signer as a process: crash safety under SIGKILL, races, and bad input over HTTP.
 #![allow(clippy::unwrap_used)]
 
+use keyward_host::to_base64;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -556,7 +557,7 @@ fn the_reference_client_registers_signs_rotates_and_deregisters() {
         [3; 32],
         [4; 32],
     );
-    let b64 = keyward_signer::wire::to_base64(&message);
+    let b64 = to_base64(&message);
     let (ok, sig, _) = client(&["sign-vote", "--identity", id, "--message-base64", &b64]);
     assert!(ok);
     let sig: SolanaSignature = sig.parse().unwrap();
@@ -580,7 +581,7 @@ fn the_reference_client_registers_signs_rotates_and_deregisters() {
         "--identity",
         id,
         "--message-base64",
-        &keyward_signer::wire::to_base64(&old_key_msg),
+        &to_base64(&old_key_msg),
     ]);
     assert!(!ok);
     assert!(err.contains("vote_key_not_signer"), "{err}");

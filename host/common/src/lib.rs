@@ -53,6 +53,35 @@ pub struct Running {
     pub handle: ServerHandle,
 }
 
+impl Running {
+    /// Serves `module` over HTTP only on `listen`, refusing request bodies over
+    /// `max_request_bytes` before parsing them and capping responses at `max_response_bytes`.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub async fn serve_http<Context: Send + Sync + 'static>(
+        listen: SocketAddr,
+        module: jsonrpsee::RpcModule<Context>,
+        max_request_bytes: u32,
+        max_response_bytes: u32,
+    ) -> std::io::Result<Self> {
+        let config = jsonrpsee::server::ServerConfig::builder()
+            .max_request_body_size(max_request_bytes)
+            .max_response_body_size(max_response_bytes)
+            .http_only()
+            .build();
+        let server = jsonrpsee::server::Server::builder()
+            .set_config(config)
+            .build(listen)
+            .await?;
+        let addr = server.local_addr()?;
+        Ok(Self {
+            addr,
+            handle: server.start(module),
+        })
+    }
+}
+
 /// Why a JSON-RPC call failed.
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -109,6 +138,18 @@ impl From<RpcError> for ClientError {
             other => Self::Transport(other.to_string()),
         }
     }
+}
+
+/// Standard base64 (RFC 4648, padded): how every keyward JSON-RPC API carries bytes.
+pub fn to_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes [`to_base64`]'s text; `None` if it is not standard padded base64.
+pub fn from_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 /// Calls `method` with named parameters `params` and decodes the result.

@@ -1,6 +1,7 @@
 //! A typed client for the ledger's JSON-RPC methods. It trusts nothing it receives: callers
 //! verify entries with their own core ([`crate::follow::Follower`] does).
 
+use keyward_host::to_base64;
 use std::time::Duration;
 
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
@@ -11,7 +12,6 @@ use keyward_ledger::Entry;
 
 use crate::wire::{
     AppendParams, AppendResult, EntriesResult, HeadResult, HealthResult, MAX_WAIT_MS, ReadParams,
-    to_base64,
 };
 
 pub use keyward_host::ClientError;

@@ -2,6 +2,7 @@
 //! own core from the genesis it pinned. A server that serves another genesis, an altered entry or
 //! a chain that does not extend what the node already verified is caught and named.
 
+use keyward_host::from_base64;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use thiserror::Error;
@@ -10,7 +11,7 @@ use keyward_crypto::IdentityKeypair;
 use keyward_ledger::{Applied, Body, Entry, EntryHash, Genesis, Position, Registry, Rejected};
 
 use crate::client::{ClientError, LedgerClient};
-use crate::wire::{EntriesResult, from_base64, parse_hash};
+use crate::wire::{EntriesResult, parse_hash};
 
 /// How many times [`Follower::submit`] re-signs an entry that lost a race for the head.
 pub const SUBMIT_ATTEMPTS: usize = 32;
@@ -286,10 +287,9 @@ impl Follower {
                 Err(ClientError::Refused { code, .. }) => {
                     // Recompute the refusal with our own core, so the caller gets a typed reason.
                     let verified = self.genesis.verify(entry).map_err(FollowError::Refused)?;
-                    let mut scratch = self.registry().clone();
-                    return Err(match scratch.apply(verified) {
+                    return Err(match self.registry().admits(&verified) {
                         Err(reason) => FollowError::Refused(reason),
-                        Ok(_) => FollowError::BadAnswer(format!(
+                        Ok(()) => FollowError::BadAnswer(format!(
                             "the ledger refused (code {code}) an entry our core accepts"
                         )),
                     });

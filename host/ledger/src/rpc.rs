@@ -5,13 +5,13 @@
 //! and `data: {reason, index, accepted, head}`; the entries before `index` are on the ledger.
 //! Host errors use 2601–2699.
 
+use keyward_host::{from_base64, to_base64};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jsonrpsee::RpcModule;
-use jsonrpsee::server::{Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
 pub use keyward_host::Running;
 
@@ -21,7 +21,7 @@ use crate::engine::{AppendError, Chain, Engine, Head};
 use crate::store::Store;
 use crate::wire::{
     AppendParams, AppendResult, EntriesResult, EntryJson, HeadJson, HeadResult, HealthResult,
-    MAX_APPEND, MAX_READ, MAX_WAIT_MS, ReadParams, from_base64, hash_text, to_base64,
+    MAX_APPEND, MAX_READ, MAX_WAIT_MS, ReadParams, hash_text,
 };
 
 /// Error code: the store could not commit; restart needed.
@@ -270,15 +270,6 @@ pub async fn serve(
         })
         .expect("method names are unique");
 
-    let config = ServerConfig::builder()
-        .max_request_body_size(max_body_bytes)
-        .max_response_body_size(u32::try_from(MAX_READ_BYTES * 2).expect("fits"))
-        .http_only()
-        .build();
-    let server = Server::builder().set_config(config).build(listen).await?;
-    let addr = server.local_addr()?;
-    Ok(Running {
-        addr,
-        handle: server.start(module),
-    })
+    let max_response = u32::try_from(MAX_READ_BYTES * 2).expect("fits");
+    Running::serve_http(listen, module, max_body_bytes, max_response).await
 }

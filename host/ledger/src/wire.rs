@@ -1,6 +1,5 @@
 //! JSON shapes of the ledger's JSON-RPC methods (camelCase; entries in base64, hashes in 0x-hex).
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use keyward_ledger::EntryHash;
@@ -13,16 +12,6 @@ pub const MAX_APPEND: usize = 256;
 pub const MAX_READ: usize = 1000;
 /// Longest `waitForEntries` wait, in milliseconds; longer requests are clamped.
 pub const MAX_WAIT_MS: u64 = 30_000;
-
-/// Standard base64 with padding.
-pub fn to_base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Parses standard base64.
-pub fn from_base64(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
-}
 
 /// A hash in `0x`-hex.
 pub fn hash_text(hash: &EntryHash) -> String {

@@ -2,6 +2,7 @@
 //! core's reasons, bad parameters, restarts, and followers that catch a lying server.
 #![allow(clippy::unwrap_used)] // tests
 
+use keyward_host::{from_base64, to_base64};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,6 @@ use keyward_ledger::*;
 use keyward_ledger_service::client::{ClientError, LedgerClient};
 use keyward_ledger_service::follow::{FollowError, Follower};
 use keyward_ledger_service::service::{LedgerConfig, Service, StartError};
-use keyward_ledger_service::wire::to_base64;
 use rand::{SeedableRng, rngs::StdRng};
 
 struct Cast {
@@ -155,10 +155,7 @@ async fn entries_append_once_and_every_follower_verifies_them() {
 
     // A byte-identical retry is answered as a duplicate and changes nothing.
     let entry = Entry::from_bytes(
-        keyward_ledger_service::wire::from_base64(
-            &client.entries(1, Some(1)).await.unwrap().entries[0].entry,
-        )
-        .unwrap(),
+        from_base64(&client.entries(1, Some(1)).await.unwrap().entries[0].entry).unwrap(),
     )
     .unwrap();
     let again = client.append(std::slice::from_ref(&entry)).await.unwrap();

@@ -1,6 +1,7 @@
 //! A typed client for a node's JSON-RPC methods. It trusts nothing it receives: a provisioning
 //! answer is checked by the worker's core, a reply by the user's.
 
+use keyward_host::{from_base64, to_base64};
 use std::time::Duration;
 
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
@@ -8,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use keyward_ledger::EntryHash;
-use keyward_ledger_service::wire::{from_base64, hash_text, to_base64};
+use keyward_ledger_service::wire::hash_text;
 
 use crate::wire::{NodeHealth, ProvisionParams, ProvisionResult, ReplyParams, ReplyResult};
 

@@ -1,16 +1,16 @@
 //! The node's JSON-RPC server (jsonrpsee, HTTP only): `provisionClusterKey` (gatekeepers),
 //! `getReply` (workers), `getHealth` (both).
 
+use keyward_host::{from_base64, to_base64};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::RpcModule;
-use jsonrpsee::server::{Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
 use rand_core::OsRng;
 
 use keyward_host::Running;
-use keyward_ledger_service::wire::{from_base64, hash_text, parse_hash, to_base64};
+use keyward_ledger_service::wire::{hash_text, parse_hash};
 
 use crate::service::{Core, NodeRole, Shared};
 use crate::wire::{
@@ -20,6 +20,8 @@ use crate::wire::{
 
 /// Largest request body: a provisioning request is under 300 bytes.
 const MAX_BODY_BYTES: u32 = 64 << 10;
+/// Largest response: a reply envelope (a contract value is at most 64 KiB) in base64.
+const MAX_RESPONSE_BYTES: u32 = 1 << 20;
 
 fn error(code: i32, reason: &str, message: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message, Some(serde_json::json!({ "reason": reason })))
@@ -122,14 +124,5 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> std::io::R
             Ok::<_, ErrorObjectOwned>(health(shared))
         })
         .expect("method names are unique");
-    let config = ServerConfig::builder()
-        .max_request_body_size(MAX_BODY_BYTES)
-        .http_only()
-        .build();
-    let server = Server::builder().set_config(config).build(listen).await?;
-    let addr = server.local_addr()?;
-    Ok(Running {
-        addr,
-        handle: server.start(module),
-    })
+    Running::serve_http(listen, module, MAX_BODY_BYTES, MAX_RESPONSE_BYTES).await
 }

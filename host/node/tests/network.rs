@@ -2,6 +2,7 @@
 //! 0, provisioning over RPC, a contract command and its reply, and a restart from sealed state.
 #![allow(clippy::unwrap_used)] // tests
 
+use keyward_host::to_base64;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -277,7 +278,6 @@ async fn raw_call(url: &str, method: &str, params: serde_json::Value) -> serde_j
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_their_codes_and_change_nothing() {
     use keyward_hierarchy::{ClusterKeyRequest, Epoch, Generation};
-    use keyward_ledger_service::wire::to_base64;
     use keyward_node::ProvisionRequest;
     use serde_json::json;
 

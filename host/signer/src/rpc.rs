@@ -6,6 +6,7 @@
 //! error whose code is stable per reason and whose `data` is `{"reason": "<name>"}`; the table is
 //! in `docs/SIGNER.md`.
 
+use keyward_host::to_base64;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,9 +26,7 @@ use keyward_vote::{Answer, Method, Refusal, SignerConfig};
 use crate::engine::{Engine, Failure, Query, QueryAnswer, ServiceError};
 use crate::interchange;
 use crate::metrics::{MethodLabel, Metrics};
-use crate::wire::{
-    HealthResult, IdentityParams, SignatureResult, SignedParams, VoteKeyResult, to_base64,
-};
+use crate::wire::{HealthResult, IdentityParams, SignatureResult, SignedParams, VoteKeyResult};
 
 /// Most concurrent connections; more are answered with HTTP 429.
 pub const MAX_CONNECTIONS: u32 = 4096;

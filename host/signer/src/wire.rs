@@ -1,8 +1,7 @@
 //! JSON shapes of the JSON-RPC methods (see `docs/SIGNER.md`): named parameters, camelCase,
 //! ed25519 keys and signatures in base58, bytes in base64, integers as JSON numbers.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use keyward_host::{from_base64, to_base64};
 use serde::{Deserialize, Serialize};
 
 use keyward_crypto::{SolanaPubkey, SolanaSignature};
@@ -74,12 +73,7 @@ pub struct HealthResult {
 
 /// Decodes a base64 field.
 pub fn base64(field: &'static str, s: &str) -> Result<Vec<u8>, RequestError> {
-    B64.decode(s).map_err(|_| RequestError::Malformed(field))
-}
-
-/// Encodes bytes as base64.
-pub fn to_base64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
+    from_base64(s).ok_or(RequestError::Malformed(field))
 }
 
 impl SignedParams {

@@ -342,6 +342,15 @@ impl Registry {
         Ok(self.commit(entry, effect))
     }
 
+    /// Whether [`Registry::apply`] would accept `entry` now, without applying it (and without
+    /// copying the registry to find out).
+    ///
+    /// # Errors
+    /// The [`Rejected`] reason `apply` would return.
+    pub fn admits(&self, entry: &VerifiedEntry) -> Result<(), Rejected> {
+        self.check(entry).map(|_| ())
+    }
+
     fn check(&self, v: &VerifiedEntry) -> Result<Effect, Rejected> {
         if v.genesis() != self.genesis.hash() {
             return Err(Rejected::WrongLedger {
