@@ -111,7 +111,10 @@ impl fmt::Debug for IdentityKeypair {
 }
 
 /// An sr25519 public key: a compressed ristretto255 point, 32 bytes, shown as `0x`-hex.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Equality, order and hashing all follow the 32-byte encoding, so a map keyed by keys can be
+/// searched by encoding (`Borrow<[u8; 32]>`) without decompressing a point.
+#[derive(Clone, Copy)]
 pub struct IdentityPublicKey(schnorrkel::PublicKey);
 
 impl IdentityPublicKey {
@@ -136,6 +139,11 @@ impl IdentityPublicKey {
         self.0.to_bytes()
     }
 
+    /// The 32-byte encoding, borrowed.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_compressed().as_bytes()
+    }
+
     /// Verifies `signature` over `message` for `purpose`.
     pub fn verify(
         &self,
@@ -152,6 +160,41 @@ impl IdentityPublicKey {
     }
 }
 
+/// One signature to check in [`verify_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct SignedMessage<'a> {
+    /// The claimed signer.
+    pub signer: &'a IdentityPublicKey,
+    /// The purpose it was signed under.
+    pub purpose: SigningPurpose,
+    /// The signed bytes.
+    pub message: &'a [u8],
+    /// The signature.
+    pub signature: &'a IdentitySignature,
+}
+
+/// Checks many signatures at once with schnorrkel's batch verification (one multiscalar
+/// multiplication with random weights from `rng`), about twice as fast per signature as
+/// [`IdentityPublicKey::verify`] for large batches.
+///
+/// Guarantees: `Ok` only if every signature is valid, with overwhelming probability over the
+/// weights; an empty batch is `Ok`. On `Err`, check them one by one to learn which failed.
+///
+/// # Errors
+/// [`SignatureError`] if any signature is invalid.
+pub fn verify_batch(
+    batch: &[SignedMessage<'_>],
+    rng: &mut impl crate::Rng,
+) -> Result<(), SignatureError> {
+    let transcripts = batch
+        .iter()
+        .map(|m| signing_context(m.purpose.context()).bytes(m.message));
+    let signatures: Vec<schnorrkel::Signature> = batch.iter().map(|m| m.signature.0).collect();
+    let keys: Vec<schnorrkel::PublicKey> = batch.iter().map(|m| m.signer.0).collect();
+    schnorrkel::verify_batch_rng(transcripts, &signatures, &keys, false, rng)
+        .map_err(|_| SignatureError)
+}
+
 impl fmt::Display for IdentityPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&crate::hex::to_0x(&self.to_bytes()))
@@ -162,7 +205,27 @@ impl fmt::Display for IdentityPublicKey {
 /// every node.
 impl Ord for IdentityPublicKey {
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.to_bytes().cmp(&other.to_bytes())
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialEq for IdentityPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for IdentityPublicKey {}
+
+impl core::hash::Hash for IdentityPublicKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl core::borrow::Borrow<[u8; 32]> for IdentityPublicKey {
+    fn borrow(&self) -> &[u8; 32] {
+        self.as_bytes()
     }
 }
 
@@ -221,16 +284,80 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     #[test]
-    fn keys_order_by_their_encoding() {
+    fn a_batch_verifies_only_if_every_signature_does() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let keys: Vec<_> = (0..8)
+            .map(|_| IdentityKeypair::generate(&mut rng))
+            .collect();
+        let publics: Vec<_> = keys.iter().map(IdentityKeypair::public).collect();
+        let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+        let mut sigs: Vec<_> = keys
+            .iter()
+            .zip(&messages)
+            .map(|(k, m)| k.sign(SigningPurpose::ProvisionRequest, m, &mut rng))
+            .collect();
+        fn batch<'a>(
+            (publics, messages): (&'a [IdentityPublicKey], &'a [Vec<u8>]),
+            sigs: &'a [IdentitySignature],
+            purpose: SigningPurpose,
+        ) -> Vec<SignedMessage<'a>> {
+            (0..8)
+                .map(|i| SignedMessage {
+                    signer: &publics[i],
+                    purpose,
+                    message: &messages[i],
+                    signature: &sigs[i],
+                })
+                .collect()
+        }
+        let signed = (publics.as_slice(), messages.as_slice());
+        assert_eq!(verify_batch(&[], &mut rng), Ok(()));
+        assert_eq!(
+            verify_batch(
+                &batch(signed, &sigs, SigningPurpose::ProvisionRequest),
+                &mut rng
+            ),
+            Ok(())
+        );
+        // Another purpose, or one signature swapped for another message's, fails the batch.
+        assert_eq!(
+            verify_batch(&batch(signed, &sigs, SigningPurpose::Envelope), &mut rng),
+            Err(SignatureError)
+        );
+        sigs.swap(2, 5);
+        assert_eq!(
+            verify_batch(
+                &batch(signed, &sigs, SigningPurpose::ProvisionRequest),
+                &mut rng
+            ),
+            Err(SignatureError)
+        );
+    }
+
+    #[test]
+    fn keys_order_compare_and_hash_by_their_encoding() {
+        use std::collections::{BTreeMap, HashMap};
+        use std::hash::BuildHasher;
         let mut rng = StdRng::seed_from_u64(7);
         let keys: Vec<_> = (0..32)
             .map(|_| IdentityKeypair::generate(&mut rng).public())
             .collect();
+        let hasher = std::collections::hash_map::RandomState::new();
         for a in &keys {
+            assert_eq!(hasher.hash_one(a), hasher.hash_one(a.to_bytes()));
             for b in &keys {
                 assert_eq!(a.cmp(b), a.to_bytes().cmp(&b.to_bytes()));
+                assert_eq!(a == b, a.to_bytes() == b.to_bytes());
             }
         }
+        // So maps keyed by keys are searched by encoding.
+        let tree: BTreeMap<_, usize> = keys.iter().copied().zip(0..).collect();
+        let hash: HashMap<_, usize> = keys.iter().copied().zip(0..).collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(tree.get(key.as_bytes()), Some(&i));
+            assert_eq!(hash.get(key.as_bytes()), Some(&i));
+        }
+        assert_eq!(tree.get(&[0; 32]), None);
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub use channel::{ChannelKeyCertificate, ChannelKeypair, ChannelPublicKey};
 pub use codec::{DecodeError, Reader, Writer};
 pub use envelope::{Envelope, EnvelopeError, EnvelopePurpose, Opened};
 pub use identity::{
-    IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose,
+    IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SignedMessage,
+    SigningPurpose, verify_batch,
 };
 pub use ids::{ChainId, IdError};
 pub use secret::SecretBytes;

@@ -3,7 +3,10 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keyward_crypto::{ChannelKeypair, Envelope, EnvelopePurpose, IdentityKeypair, SigningPurpose};
+use keyward_crypto::{
+    ChannelKeypair, Envelope, EnvelopePurpose, IdentityKeypair, SignedMessage, SigningPurpose,
+    verify_batch,
+};
 use keyward_hierarchy::{
     ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, Epoch, EpochRecord,
     Generation, MasterKey,
@@ -26,6 +29,26 @@ fn identity(c: &mut Criterion) {
                 .verify(SigningPurpose::LedgerEntry, black_box(&msg), &sig)
                 .unwrap()
         })
+    });
+    // 64 signers, as a gatekeeper checks a queue of provisioning requests; figures are per batch.
+    let signers: Vec<_> = (0..64)
+        .map(|_| IdentityKeypair::generate(&mut rng))
+        .collect();
+    let publics: Vec<_> = signers.iter().map(IdentityKeypair::public).collect();
+    let sigs: Vec<_> = signers
+        .iter()
+        .map(|k| k.sign(SigningPurpose::LedgerEntry, &msg, &mut rng))
+        .collect();
+    let batch: Vec<_> = (0..64)
+        .map(|i| SignedMessage {
+            signer: &publics[i],
+            purpose: SigningPurpose::LedgerEntry,
+            message: &msg,
+            signature: &sigs[i],
+        })
+        .collect();
+    c.bench_function("identity/sr25519 verify_batch of 64 (128 B)", |b| {
+        b.iter(|| verify_batch(black_box(&batch), &mut rng).unwrap())
     });
 }
 

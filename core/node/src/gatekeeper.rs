@@ -9,7 +9,7 @@ use keyward_crypto::{
 use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, Epoch, MasterKey};
 use keyward_ledger::{
-    Action, Body, ClusterKeyPublish, EntryHash, EpochAccept, EpochCreate, EpochHandoff,
+    Action, Body, Cluster, ClusterKeyPublish, EntryHash, EpochAccept, EpochCreate, EpochHandoff,
     EpochStatus, KeyContext, Registry, Role, SecretError, open_epoch_secret,
 };
 use keyward_threshold::{PartialEvaluation, ShareIndex};
@@ -290,32 +290,44 @@ impl Gatekeeper {
 
     /// Forgets the partials of contexts that are no longer current, and evaluates up to
     /// [`MAX_EVALUATIONS_PER_STEP`] current contexts it has none for.
+    ///
+    /// This runs on every step, so it never looks a cluster up: the cache and the registry both
+    /// iterate in cluster-id order, and one merge pass over each pairs them.
     fn prepare_partials(&mut self, registry: &Registry, rng: &mut impl keyward_crypto::Rng) {
+        let mut clusters = registry.clusters().peekable();
         self.partials.retain(|id, (context, _)| {
-            registry.key_context(id).ok() == Some(*context)
-                && registry
-                    .cluster(id)
-                    .is_some_and(|c| !c.members().is_empty())
+            while clusters.next_if(|(c, _)| *c < id).is_some() {}
+            clusters
+                .peek()
+                .is_some_and(|(c, cluster)| *c == id && wanted(registry, cluster) == Some(*context))
         });
-        let mut budget = MAX_EVALUATIONS_PER_STEP;
-        for (id, cluster) in registry.clusters() {
-            if budget == 0 {
-                return;
-            }
-            if self.partials.contains_key(id) || cluster.members().is_empty() {
-                continue;
-            }
-            let Ok(context) = registry.key_context(id) else {
-                continue;
-            };
-            let request = ClusterKeyRequest {
-                epoch: context.epoch,
-                cluster: id.clone(),
-                generation: context.generation,
-            };
+        let Some(epoch) = registry.current_epoch() else {
+            return;
+        };
+        if self.secret_of(registry, epoch).is_none() {
+            return;
+        }
+        let mut cached = self.partials.keys().peekable();
+        let missing: Vec<ClusterKeyRequest> = registry
+            .clusters()
+            .filter_map(|(id, cluster)| {
+                while cached.next_if(|c| *c < id).is_some() {}
+                let context = wanted(registry, cluster)?;
+                (cached.peek() != Some(&id)).then(|| ClusterKeyRequest {
+                    epoch: context.epoch,
+                    cluster: id.clone(),
+                    generation: context.generation,
+                })
+            })
+            .take(MAX_EVALUATIONS_PER_STEP)
+            .collect();
+        for request in missing {
             if let Some(partial) = self.evaluate(registry, &request, rng) {
-                self.partials.insert(id.clone(), (context, partial));
-                budget -= 1;
+                let context = KeyContext {
+                    epoch: request.epoch,
+                    generation: request.generation,
+                };
+                self.partials.insert(request.cluster, (context, partial));
             }
         }
     }
@@ -449,8 +461,10 @@ impl Gatekeeper {
         }
         let master = self.secret_of(registry, epoch)?;
         for (id, cluster) in registry.clusters() {
-            let context = registry.key_context(id).ok()?;
-            if cluster.key(context).is_some() || cluster.members().is_empty() {
+            let Some(context) = wanted(registry, cluster) else {
+                continue;
+            };
+            if cluster.key(context).is_some() {
                 continue;
             }
             let key = ClusterKey::derive(master, epoch, id.clone(), context.generation);
@@ -477,12 +491,57 @@ impl Gatekeeper {
         request: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Envelope, ProvisionError> {
-        let request = ProvisionRequest::from_bytes(request)?;
-        if !request.is_for(&self.id()) {
-            return Err(ProvisionError::WrongGatekeeper);
-        }
+        self.answer_all(registry, &[request], rng)
+            .pop()
+            .expect("one answer per request")
+    }
+
+    /// Answers many requests at once, one result per request, in order, each exactly as
+    /// [`Gatekeeper::answer`] would; the signatures are checked as one batch
+    /// ([`ProvisionRequest::verify_all`]), which is what makes a queue of requests cheaper to
+    /// answer together.
+    pub fn answer_all(
+        &self,
+        registry: &Registry,
+        requests: &[&[u8]],
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Vec<Result<Envelope, ProvisionError>> {
         let genesis = registry.genesis().hash();
-        request.verify(&genesis)?;
+        let mut answers: Vec<Result<ProvisionRequest, ProvisionError>> = requests
+            .iter()
+            .map(|bytes| {
+                let request = ProvisionRequest::from_registered(bytes, registry)?;
+                if request.is_for(&self.id()) {
+                    Ok(request)
+                } else {
+                    Err(ProvisionError::WrongGatekeeper)
+                }
+            })
+            .collect();
+        let decoded: Vec<&ProvisionRequest> = answers.iter().flatten().collect();
+        let verdicts = ProvisionRequest::verify_all(&decoded, &genesis, rng);
+        let mut verdicts = verdicts.into_iter();
+        for answer in &mut answers {
+            if answer.is_ok()
+                && let Err(e) = verdicts.next().expect("one verdict per decoded request")
+            {
+                *answer = Err(e);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|request| self.seal_answer(registry, &genesis, &request?, rng))
+            .collect()
+    }
+
+    /// Answers one decoded request whose signature verified.
+    fn seal_answer(
+        &self,
+        registry: &Registry,
+        genesis: &EntryHash,
+        request: &ProvisionRequest,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Envelope, ProvisionError> {
         registry.may_provision(&request.worker, &request.request)?;
         let context = KeyContext {
             epoch: request.request.epoch,
@@ -506,7 +565,7 @@ impl Gatekeeper {
             &self.keys.identity,
             &channel,
             EnvelopePurpose::ClusterKey,
-            &answer_aad(&genesis, &request.worker, &request.request),
+            &answer_aad(genesis, &request.worker, &request.request),
             partial.expose(),
             rng,
         )
@@ -515,6 +574,17 @@ impl Gatekeeper {
             reason: "the worker's channel key is degenerate",
         })
     }
+}
+
+/// The key context a gatekeeper provisions `cluster` under now: the current epoch and the
+/// cluster's generation, if it has members (computed from the cluster, without a lookup, because
+/// every step asks it of every cluster).
+fn wanted(registry: &Registry, cluster: &Cluster) -> Option<KeyContext> {
+    let epoch = registry.current_epoch()?;
+    (!cluster.members().is_empty()).then_some(KeyContext {
+        epoch,
+        generation: cluster.generation(),
+    })
 }
 
 fn master(r: &mut Reader<'_>) -> Result<MasterKey, keyward_crypto::DecodeError> {

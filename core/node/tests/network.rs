@@ -230,6 +230,74 @@ fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
 }
 
 #[test]
+fn a_batch_of_requests_gets_the_answers_each_would_get_alone() {
+    let mut sim = network(7);
+    let outsider = sim.add_worker();
+    sim.settle();
+    let genesis = sim.genesis();
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: c1(),
+        generation: Generation(0),
+    };
+    let gk = &sim.gatekeepers[0];
+    let mut rng = rand::thread_rng();
+    let ask = |worker: &Worker, to, request: &ClusterKeyRequest, rng: &mut _| {
+        ProvisionRequest::sign(worker.signer(), &genesis, to, request.clone(), rng).to_bytes()
+    };
+    let good: Vec<Vec<u8>> = (0..3)
+        .map(|w| ask(&sim.workers[w], gk.id(), &request, &mut rng))
+        .collect();
+    let mut forged = good[1].clone();
+    *forged.last_mut().unwrap() ^= 1;
+    let future = ClusterKeyRequest {
+        generation: Generation(1),
+        ..request.clone()
+    };
+    let mixed: Vec<Vec<u8>> = vec![
+        good[0].clone(),
+        ask(&sim.workers[outsider], gk.id(), &request, &mut rng),
+        ask(&sim.workers[0], sim.gatekeepers[1].id(), &request, &mut rng),
+        forged,
+        good[1][..40].to_vec(),
+        ask(&sim.workers[2], gk.id(), &future, &mut rng),
+        good[2].clone(),
+    ];
+    let refs: Vec<&[u8]> = mixed.iter().map(Vec::as_slice).collect();
+    let together = gk.answer_all(&sim.registry, &refs, &mut rng);
+    assert_eq!(together.len(), mixed.len());
+    for (bytes, answer) in mixed.iter().zip(&together) {
+        let alone = gk.answer(&sim.registry, bytes, &mut rng);
+        assert_eq!(
+            answer.as_ref().err(),
+            alone.as_ref().err(),
+            "same verdict alone and in a batch"
+        );
+    }
+    assert!(matches!(together[3], Err(ProvisionError::BadSignature)));
+    // The good ones open for their workers: worker 0's and worker 2's answers give their keys.
+    let registry = sim.registry.clone();
+    for (w, answer) in [(0, &together[0]), (2, &together[6])] {
+        let answer = answer.as_ref().unwrap().clone();
+        let mut fresh = Worker::restore(
+            &sim.sealer,
+            &genesis,
+            &sim.workers[w].seal(&sim.sealer, &mut rng),
+        )
+        .unwrap();
+        fresh.provisioned(&registry, &request, &[answer]).unwrap();
+    }
+    // A batch of only good requests passes as a batch.
+    let refs: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    assert!(
+        gk.answer_all(&sim.registry, &refs, &mut rng)
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert!(gk.answer_all(&sim.registry, &[], &mut rng).is_empty());
+}
+
+#[test]
 fn a_worker_refuses_a_key_that_is_not_the_published_one() {
     let mut sim = Sim::new(6);
     sim.add_gatekeeper();

@@ -3,7 +3,9 @@
 //! (a real `keyward ledger` and `keyward gatekeeper` process, fed by a load generator).
 //!
 //! Run: `cargo bench -p keyward --bench provision -- [--workers N] [--mode core|rpc|both]
-//! [--concurrency C]` (defaults: 10000 workers, both modes, 8 requests in flight).
+//! [--concurrency C] [--batch B]` (defaults: 10000 workers, both modes, 8 requests in flight
+//! over RPC; in core mode requests are answered in batches of B, default 64, as the service
+//! answers a full queue, and `--batch 1` answers them one by one).
 //! Figures and the machine: docs/BENCHMARKS.md.
 //!
 //! The set-up (generating, attesting and registering the workers, forming clusters of 64) is not
@@ -37,6 +39,7 @@ use keyward_ledger_service::follow::Follower;
 use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, Worker};
 use keyward_node_service::client::NodeClient;
 use keyward_node_service::dev;
+use keyward_node_service::provisioner::MAX_BATCH;
 use rand::{SeedableRng, rngs::StdRng};
 use rand_core::OsRng;
 
@@ -48,6 +51,7 @@ struct Options {
     core: bool,
     rpc: bool,
     concurrency: usize,
+    batch: usize,
 }
 
 fn options() -> Options {
@@ -56,12 +60,14 @@ fn options() -> Options {
         core: true,
         rpc: true,
         concurrency: 8,
+        batch: MAX_BATCH,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--workers" => o.workers = args.next().unwrap().parse().unwrap(),
             "--concurrency" => o.concurrency = args.next().unwrap().parse().unwrap(),
+            "--batch" => o.batch = args.next().unwrap().parse().unwrap(),
             "--mode" => match args.next().unwrap().as_str() {
                 "core" => (o.core, o.rpc) = (true, false),
                 "rpc" => (o.core, o.rpc) = (false, true),
@@ -240,7 +246,7 @@ fn memory(pid: &str, field: &str) -> f64 {
     kib / 1024.0
 }
 
-fn core_mode(n: usize) {
+fn core_mode(n: usize, batch: usize) {
     let platform = DevPlatformKey::generate(&mut StdRng::seed_from_u64(5));
     let start = Instant::now();
     let mut net = Net::new(n, platform);
@@ -287,18 +293,21 @@ fn core_mode(n: usize) {
 
     let (cpu, wall) = (thread_cpu(), Instant::now());
     let mut sample = Vec::with_capacity(SAMPLE);
-    for request in &requests {
-        // The OS generator, as the service uses.
-        let answer = gatekeeper.answer(&registry, request, &mut OsRng).unwrap();
-        if sample.len() < SAMPLE {
-            sample.push(answer);
+    for batch in requests.chunks(batch) {
+        // As the service answers a full queue; the OS generator, as the service uses.
+        let batch: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        for answer in gatekeeper.answer_all(&registry, &batch, &mut OsRng) {
+            let answer = answer.unwrap();
+            if sample.len() < SAMPLE {
+                sample.push(answer);
+            }
         }
     }
     let (cpu, wall) = (thread_cpu() - cpu, wall.elapsed());
     net.verify_sample(&registry, &sample);
     println!(
-        "core: {n} answers in {:.2} s CPU ({:.1} µs each, {:.0} keys/s); wall {:.2} s; \
-         peak RSS {:.0} MiB",
+        "core: {n} answers in batches of {batch} in {:.2} s CPU ({:.1} µs each, {:.0} keys/s); \
+         wall {:.2} s; peak RSS {:.0} MiB",
         cpu.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / n as f64,
         n as f64 / cpu.as_secs_f64(),
@@ -514,7 +523,7 @@ async fn load(
 fn main() {
     let o = options();
     if o.core {
-        core_mode(o.workers);
+        core_mode(o.workers, o.batch);
     }
     if o.rpc {
         rpc_mode(o.workers, o.concurrency);

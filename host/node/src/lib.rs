@@ -9,6 +9,7 @@
 pub mod client;
 pub mod dev;
 pub mod dir;
+pub mod provisioner;
 mod rpc;
 pub mod service;
 pub mod wire;

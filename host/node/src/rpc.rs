@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::ErrorObjectOwned;
-use rand_core::OsRng;
 
 use keyward_host::Running;
 use keyward_ledger_service::wire::{hash_text, parse_hash};
 
-use crate::service::{Core, NodeRole, Shared};
+use crate::provisioner::Provisioner;
+use crate::service::{NodeRole, Shared};
 use crate::wire::{
     BAD_PARAMS, NOT_FOUND, NodeHealth, PROVISION_REFUSED, ProvisionParams, ProvisionResult,
-    ReplyParams, ReplyResult, WRONG_ROLE,
+    ReplyParams, ReplyResult, SHUTTING_DOWN, WRONG_ROLE,
 };
 
 /// Largest request body: a provisioning request is under 300 bytes.
@@ -35,25 +35,28 @@ fn wrong_role(role: NodeRole) -> ErrorObjectOwned {
     )
 }
 
-fn provision(
-    shared: &Shared,
+async fn provision(
+    context: &Context,
     params: &ProvisionParams,
 ) -> Result<ProvisionResult, ErrorObjectOwned> {
+    let Some(provisioner) = &context.provisioner else {
+        return Err(wrong_role(context.shared.role));
+    };
     let bytes = from_base64(&params.request)
         .ok_or_else(|| error(BAD_PARAMS, "bad_params", "request is not base64".into()))?;
-    let registry = shared.registry.read().expect("registry lock");
-    let core = shared.core.read().expect("core lock");
-    let Core::Gatekeeper(gatekeeper) = &*core else {
-        return Err(wrong_role(shared.role));
-    };
-    match gatekeeper.answer(&registry, &bytes, &mut OsRng) {
-        Ok(envelope) => Ok(ProvisionResult {
+    match provisioner.answer(bytes).await {
+        Some(Ok(envelope)) => Ok(ProvisionResult {
             answer: to_base64(&envelope.to_bytes()),
         }),
-        Err(e) => {
+        Some(Err(e)) => {
             tracing::info!(reason = e.name(), error = %e, "provisioning request refused");
             Err(error(PROVISION_REFUSED, e.name(), e.to_string()))
         }
+        None => Err(error(
+            SHUTTING_DOWN,
+            "shutting_down",
+            "the node is stopping".into(),
+        )),
     }
 }
 
@@ -103,25 +106,36 @@ fn health(shared: &Shared) -> NodeHealth {
     }
 }
 
+/// What the RPC methods share: the node, and a gatekeeper's provisioning queue.
+struct Context {
+    shared: Arc<Shared>,
+    provisioner: Option<Provisioner>,
+}
+
 /// Starts the server on `listen`.
 ///
 /// # Errors
 /// The bind error.
 pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Running> {
-    let mut module = RpcModule::from_arc(shared);
+    let provisioner =
+        (shared.role == NodeRole::Gatekeeper).then(|| Provisioner::start(shared.clone()));
+    let mut module = RpcModule::new(Context {
+        shared,
+        provisioner,
+    });
     module
-        .register_method("provisionClusterKey", |params, shared, _| {
-            provision(shared, &params.parse()?)
+        .register_async_method("provisionClusterKey", |params, context, _| async move {
+            provision(&context, &params.parse()?).await
         })
         .expect("method names are unique");
     module
-        .register_method("getReply", |params, shared, _| {
-            reply(shared, &params.parse()?)
+        .register_method("getReply", |params, context, _| {
+            reply(&context.shared, &params.parse()?)
         })
         .expect("method names are unique");
     module
-        .register_method("getHealth", |_, shared, _| {
-            Ok::<_, ErrorObjectOwned>(health(shared))
+        .register_method("getHealth", |_, context, _| {
+            Ok::<_, ErrorObjectOwned>(health(&context.shared))
         })
         .expect("method names are unique");
     Running::serve_http(listen, module, MAX_BODY_BYTES, MAX_RESPONSE_BYTES).await

@@ -292,7 +292,13 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let (gurl, wurl) = (format!("http://{}", g.addr), format!("http://{}", w.addr));
     let ledger = LedgerClient::new(&net.url).unwrap();
     let head = ledger.head().await.unwrap().hash;
-    let keys = NodeClient::new(&gurl).unwrap().health().await.unwrap().keys;
+    // The gatekeeper has followed the ledger as far (it knows the worker).
+    let height = net.follower.registry().next_height() - 1;
+    let gatekeeper = NodeClient::new(&gurl).unwrap();
+    while gatekeeper.health().await.unwrap().height < height {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keys = gatekeeper.health().await.unwrap().keys;
 
     let rng = &mut rand::thread_rng();
     let stranger = IdentityKeypair::generate(rng);
@@ -304,11 +310,15 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
         };
         ProvisionRequest::sign(signer, &net.genesis, to, asked, &mut rand::thread_rng()).to_bytes()
     };
+    // A stranger's request claiming to be the registered worker's (its signature is the
+    // stranger's).
+    let as_worker = |mut request: Vec<u8>| {
+        request[..32].copy_from_slice(&wid.to_bytes());
+        to_base64(&request)
+    };
     let not_a_worker = to_base64(&request(&stranger, gid));
-    let to_another = to_base64(&request(&stranger, wid));
-    let mut forged = request(&stranger, gid);
-    *forged.last_mut().unwrap() ^= 1;
-    let forged = to_base64(&forged);
+    let to_another = as_worker(request(&stranger, wid));
+    let forged = as_worker(request(&stranger, gid));
     let zero = format!("0x{}", "00".repeat(32));
     let cases = [
         (

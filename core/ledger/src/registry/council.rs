@@ -285,7 +285,7 @@ impl Registry {
             .filter(|(id, node)| {
                 node.is_active()
                     && matches!(node.role, Role::Gatekeeper { .. })
-                    && !keep.contains(id)
+                    && !keep.contains(*id)
             })
             .map(|(id, _)| *id)
             .collect();

@@ -468,6 +468,12 @@ impl Registry {
         self.nodes.get(id)
     }
 
+    /// The registered node whose key is encoded as `key`, with its key: found by encoding, so a
+    /// key from the network is never decompressed just to be looked up.
+    pub fn node_by_encoding(&self, key: &[u8; 32]) -> Option<(&IdentityPublicKey, &Node)> {
+        self.nodes.get_key_value(key)
+    }
+
     /// Every registered node, in identity order.
     pub fn nodes(&self) -> impl Iterator<Item = (&IdentityPublicKey, &Node)> {
         self.nodes.iter()
