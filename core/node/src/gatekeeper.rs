@@ -291,8 +291,8 @@ impl Gatekeeper {
     /// Forgets the partials of contexts that are no longer current, and evaluates up to
     /// [`MAX_EVALUATIONS_PER_STEP`] current contexts it has none for.
     ///
-    /// This runs on every step, so it never looks a cluster up: the cache and the registry both
-    /// iterate in cluster-id order, and one merge pass over each pairs them.
+    /// This runs on every step, so it never looks a cluster up by id: the cache and the registry
+    /// both iterate in cluster-id order, and one merge pass over each pairs them.
     fn prepare_partials(&mut self, registry: &Registry, rng: &mut impl keyward_crypto::Rng) {
         let mut clusters = registry.clusters().peekable();
         self.partials.retain(|id, (context, _)| {
@@ -576,15 +576,12 @@ impl Gatekeeper {
     }
 }
 
-/// The key context a gatekeeper provisions `cluster` under now: the current epoch and the
-/// cluster's generation, if it has members (computed from the cluster, without a lookup, because
-/// every step asks it of every cluster).
+/// The key context a gatekeeper provisions `cluster` under now, if it has members.
 fn wanted(registry: &Registry, cluster: &Cluster) -> Option<KeyContext> {
-    let epoch = registry.current_epoch()?;
-    (!cluster.members().is_empty()).then_some(KeyContext {
-        epoch,
-        generation: cluster.generation(),
-    })
+    if cluster.members().is_empty() {
+        return None;
+    }
+    registry.key_context_of(cluster)
 }
 
 fn master(r: &mut Reader<'_>) -> Result<MasterKey, keyward_crypto::DecodeError> {

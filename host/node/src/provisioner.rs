@@ -1,12 +1,16 @@
 //! A gatekeeper's provisioning queue.
 //!
-//! RPC handlers queue each `provisionClusterKey` request; one thread takes whatever is queued, up
-//! to [`MAX_BATCH`] requests, and answers them together with the core's
-//! [`Gatekeeper::answer_all`](keyward_node::Gatekeeper::answer_all). Requests that arrive
-//! together share one batch signature check, and the core's public-key work stays off the async
-//! runtime's threads. A lone request is answered at once, as a batch of one.
+//! RPC handlers queue each `provisionClusterKey` request; a pool of answering threads (one per
+//! core) each take whatever is queued, up to [`MAX_BATCH`] requests, and answer them together
+//! with the core's [`Gatekeeper::answer_all`](keyward_node::Gatekeeper::answer_all). Requests
+//! that arrive together share one batch signature check, and the core's public-key work stays off
+//! the async runtime's threads. A lone request is answered at once, as a batch of one.
+//!
+//! A batch that panics (a bug) is logged and its requests get no answer (`unavailable`); the
+//! thread carries on with the next batch.
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
 
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +24,7 @@ use crate::service::{Core, Shared};
 /// signature, and a batch holds the registry's read lock while it is answered.
 pub const MAX_BATCH: usize = 64;
 
-/// Requests waiting beyond this many make their handlers wait before queueing.
+/// Requests waiting beyond this many make their handlers wait (not fail) before queueing.
 const QUEUE: usize = 1024;
 
 /// What a queued request gets back: the answer, or why not.
@@ -31,24 +35,29 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The sending side of the queue; the answering thread ends when it is dropped.
+/// The sending side of the queue; the answering threads end when it is dropped.
 pub(crate) struct Provisioner {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Provisioner {
-    /// Starts the answering thread for the gatekeeper in `shared`.
-    pub(crate) fn start(shared: Arc<Shared>) -> Self {
+    /// Starts the answering threads for the gatekeeper in `shared`.
+    pub(crate) fn start(shared: &Arc<Shared>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("provisioner".into())
-            .spawn(move || answer_queue(&shared, queue))
-            .expect("spawning a thread");
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        for i in 0..threads {
+            let (shared, queue) = (shared.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("provisioner-{i}"))
+                .spawn(move || answer_queue(&shared, &queue))
+                .expect("spawning a thread");
+        }
         Self { jobs }
     }
 
-    /// Queues `request` and waits for its answer. `None` if the answering thread is gone (the
-    /// node is stopping).
+    /// Queues `request` and waits for its answer. `None` if there is none: the node is stopping,
+    /// or answering failed (logged).
     pub(crate) async fn answer(&self, request: Vec<u8>) -> Option<Answer> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job { request, reply }).await.ok()?;
@@ -56,26 +65,45 @@ impl Provisioner {
     }
 }
 
-fn answer_queue(shared: &Shared, mut queue: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
-        jobs.push(first);
-        while jobs.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+/// One answering thread: takes up to [`MAX_BATCH`] queued jobs at a time (the queue's lock is
+/// held only while taking them) until the queue closes.
+fn answer_queue(shared: &Shared, queue: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        {
+            let Ok(mut queue) = queue.lock() else {
+                return;
+            };
+            let Some(first) = queue.blocking_recv() else {
+                return;
+            };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
             }
         }
         let requests: Vec<&[u8]> = jobs.iter().map(|j| j.request.as_slice()).collect();
-        let answers = {
+        let answers = catch_unwind(AssertUnwindSafe(|| {
             let registry = shared.registry.read().expect("registry lock");
             let core = shared.core.read().expect("core lock");
-            let Core::Gatekeeper(gatekeeper) = &*core else {
-                unreachable!("only a gatekeeper starts a provisioner")
-            };
-            gatekeeper.answer_all(&registry, &requests, &mut OsRng)
+            match &*core {
+                Core::Gatekeeper(gatekeeper) => {
+                    Some(gatekeeper.answer_all(&registry, &requests, &mut OsRng))
+                }
+                Core::Worker(_) => None,
+            }
+        }));
+        let Ok(Some(answers)) = answers else {
+            tracing::error!(
+                requests = jobs.len(),
+                "answering a batch of provisioning requests failed; they get no answer"
+            );
+            continue;
         };
-        for (job, answer) in jobs.drain(..).zip(answers) {
+        for (job, answer) in jobs.into_iter().zip(answers) {
             // A handler that gave up (its client went away) no longer listens.
             let _ = job.reply.send(answer);
         }

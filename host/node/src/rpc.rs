@@ -15,7 +15,7 @@ use crate::provisioner::Provisioner;
 use crate::service::{NodeRole, Shared};
 use crate::wire::{
     BAD_PARAMS, NOT_FOUND, NodeHealth, PROVISION_REFUSED, ProvisionParams, ProvisionResult,
-    ReplyParams, ReplyResult, SHUTTING_DOWN, WRONG_ROLE,
+    ReplyParams, ReplyResult, UNAVAILABLE, WRONG_ROLE,
 };
 
 /// Largest request body: a provisioning request is under 300 bytes.
@@ -53,9 +53,9 @@ async fn provision(
             Err(error(PROVISION_REFUSED, e.name(), e.to_string()))
         }
         None => Err(error(
-            SHUTTING_DOWN,
-            "shutting_down",
-            "the node is stopping".into(),
+            UNAVAILABLE,
+            "unavailable",
+            "no answer: the node is stopping, or answering failed (see its log)".into(),
         )),
     }
 }
@@ -117,8 +117,7 @@ struct Context {
 /// # Errors
 /// The bind error.
 pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Running> {
-    let provisioner =
-        (shared.role == NodeRole::Gatekeeper).then(|| Provisioner::start(shared.clone()));
+    let provisioner = (shared.role == NodeRole::Gatekeeper).then(|| Provisioner::start(&shared));
     let mut module = RpcModule::new(Context {
         shared,
         provisioner,

@@ -11,8 +11,8 @@ pub const PROVISION_REFUSED: i32 = 2702;
 pub const NOT_FOUND: i32 = 2703;
 /// Error code: the method is not this node's role's.
 pub const WRONG_ROLE: i32 = 2704;
-/// Error code: the node is stopping and answers no more requests.
-pub const SHUTTING_DOWN: i32 = 2705;
+/// Error code: no answer, because the node is stopping or answering failed (logged).
+pub const UNAVAILABLE: i32 = 2705;
 
 /// `provisionClusterKey` parameters.
 #[derive(Debug, Serialize, Deserialize)]

@@ -102,9 +102,15 @@ impl Registry {
             .clusters
             .get(cluster)
             .ok_or_else(|| Rejected::UnknownCluster(cluster.clone()))?;
-        Ok(KeyContext {
-            epoch: self.current.ok_or(Rejected::NoActiveEpoch)?,
-            generation: c.generation,
+        self.key_context_of(c).ok_or(Rejected::NoActiveEpoch)
+    }
+
+    /// [`Registry::key_context`] of a cluster already at hand (no lookup); `None` without an
+    /// active epoch.
+    pub fn key_context_of(&self, cluster: &Cluster) -> Option<KeyContext> {
+        Some(KeyContext {
+            epoch: self.current?,
+            generation: cluster.generation,
         })
     }
 
