@@ -1,12 +1,15 @@
 //! `keyward devnet`: the whole key hierarchy as separate processes on loopback, walked through
 //! the seed's story with every claim checked.
 //!
-//! It writes a dev genesis (a council of three, majority threshold), starts `keyward ledger`,
-//! two gatekeepers and three workers as child processes, then plays the council and a user:
-//! form a cluster, deploy a contract, run commands and read the replies, SIGKILL and restart a
-//! gatekeeper and a worker, remove a worker (the cluster is re-keyed), and rotate the MasterKey
-//! to two new gatekeepers. The council and the user follow the ledger with their own core, like
-//! every node.
+//! It writes a dev genesis (a council, majority threshold), starts `keyward ledger`, the
+//! gatekeepers and the workers (one of them deliberately faulty) as child processes, then plays
+//! the council and the users: form the clusters, deploy both built-in contracts, run encrypted
+//! commands and read the replies, see the faulty worker reported and slashed, SIGKILL and restart
+//! the ledger, a gatekeeper and a worker, have an unapproved rotation refused, remove a worker
+//! (its cluster is re-keyed), rotate the MasterKey to a new gatekeeper set, and read the data of
+//! the old epoch. The council and the users follow the ledger with their own core, like every
+//! node. Every check is printed as it passes, summarized at the end, and written with
+//! `--report`.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -16,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use rand_core::OsRng;
+use serde::Serialize;
 
-use keyward_contracts::kv;
-use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair, IdentityPublicKey};
+use keyward_contracts::{auction, kv};
+use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair, IdentityPublicKey, Writer};
 use keyward_hierarchy::{ClusterId, ContractId, Epoch};
 use keyward_ledger::{
     Action, Approval, Body, ClusterCreate, CodeId, ContractDeploy, EntryHash, EpochStatus,
@@ -41,12 +45,45 @@ const STAGE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
     /// Directory for the network's data and logs (default: a new temporary directory, removed
-    /// afterwards unless --keep).
-    #[arg(long, value_name = "DIR")]
+    /// afterwards unless --serve or a check failed).
+    #[arg(long = "data-dir", alias = "dir", value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Keep the network running after the story, until Ctrl-C.
-    #[arg(long)]
-    keep: bool,
+    /// Keep the network running after the story, until Ctrl-C or SIGTERM.
+    #[arg(long, alias = "keep")]
+    serve: bool,
+    /// Write every check (stage, name, pass/fail, detail) to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Gatekeepers at the start (the rotation replaces them with as many new ones).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    gatekeepers: u16,
+    /// Clusters of workers (the key-value store runs on the first, the auction on the last).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
+    clusters: u16,
+    /// Workers per cluster (at least 3: one faulty worker is outvoted, one is removed).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..=16))]
+    workers_per_cluster: u16,
+    /// Council members (the threshold is a majority).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    council: u16,
+}
+
+/// The network's sizes.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    gatekeepers: usize,
+    clusters: usize,
+    workers_per_cluster: usize,
+    council: usize,
+}
+
+/// One check of the story, as printed and reported.
+#[derive(Debug, Serialize)]
+struct Check {
+    stage: String,
+    name: String,
+    passed: bool,
+    detail: String,
 }
 
 /// A child process and how to start it again.
@@ -171,12 +208,21 @@ struct Story {
     council: Vec<IdentityKeypair>,
     follower: Follower,
     procs: Procs,
-    checks: usize,
+    stage: String,
+    checks: Vec<Check>,
+    /// The worker started with `--dev-wrong-digests`.
+    faulty: Option<IdentityPublicKey>,
 }
 
+/// Counts a passed check and prints it.
 fn check(story: &mut Story, what: &str) {
-    story.checks += 1;
     println!("  ok  {what}");
+    story.checks.push(Check {
+        stage: story.stage.clone(),
+        name: what.to_owned(),
+        passed: true,
+        detail: String::new(),
+    });
 }
 
 impl Story {
@@ -196,9 +242,26 @@ impl Story {
         ]
     }
 
+    /// Starts the next stage: prints its title; its checks are reported under it.
+    fn stage(&mut self, title: &str) {
+        let number = 1 + self
+            .checks
+            .iter()
+            .map(|c| &c.stage)
+            .collect::<BTreeSet<_>>()
+            .len();
+        self.stage = format!("{number}. {title}");
+        println!("\n{}", self.stage);
+    }
+
     fn spawn_node(&mut self, role: &str, name: &str) -> Result<()> {
+        self.spawn_node_with(role, name, &[])
+    }
+
+    fn spawn_node_with(&mut self, role: &str, name: &str, extra: &[&str]) -> Result<()> {
         let port = free_port()?;
-        let args = self.node_args(role, name, port);
+        let mut args = self.node_args(role, name, port);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let proc = Proc::spawn(&self.exe, &self.dir, name, port, args)?;
         self.procs.0.push(proc);
         Ok(())
@@ -264,12 +327,15 @@ impl Story {
         submit(&mut self.follower, author, body).await
     }
 
-    /// The council proposes `action` and a second member approves it.
+    /// The council proposes `action` and enough members approve it (the genesis threshold).
     async fn council_decides(&mut self, action: Action) -> Result<EntryHash> {
         let propose = Body::CouncilPropose(Box::new(Proposal { ttl: 100, action }));
         let proposal = submit(&mut self.follower, &self.council[0], &propose).await?;
-        let approve = Body::CouncilApprove(Approval { proposal });
-        submit(&mut self.follower, &self.council[1], &approve).await?;
+        let threshold = usize::from(self.follower.registry().genesis().config().threshold);
+        for member in 1..threshold {
+            let approve = Body::CouncilApprove(Approval { proposal });
+            submit(&mut self.follower, &self.council[member], &approve).await?;
+        }
         Ok(proposal)
     }
 
@@ -317,7 +383,9 @@ impl Story {
         Ok(reply.body.to_vec())
     }
 
-    /// `user` sends `call` to `contract` and waits for every elector's agreeing digest.
+    /// `user` sends `call` to `contract` and waits until every elector still in good standing
+    /// published its digest and a strict majority of them agrees; unless the faulty worker is among
+    /// them and not slashed yet, every digest must agree.
     async fn command(
         &mut self,
         user: &User,
@@ -337,18 +405,39 @@ impl Story {
         let id = self
             .submit(user.signer(), &Body::ContractCommand(Box::new(body)))
             .await?;
-        let electorate = self
-            .follower
-            .registry()
-            .command(&id)
-            .map_or(0, |c| c.electorate.len());
-        self.until(
-            &format!("all {electorate} workers ran the command and published one digest"),
-            |r| {
-                let d: Vec<_> = r.digests(&Subject::Command(id)).map(|(_, d)| *d).collect();
-                d.len() == electorate && d.iter().all(|x| *x == d[0])
-            },
-        )
+        let (electorate, all_agree) = {
+            let registry = self.follower.registry();
+            let command = registry.command(&id);
+            // Until the faulty worker is slashed, its digest disagrees.
+            let suspect = self.faulty.filter(|f| {
+                command.is_some_and(|c| c.electorate.contains(f))
+                    && registry.node(f).is_some_and(|n| !n.slashed)
+            });
+            (command.map_or(0, |c| c.electorate.len()), suspect.is_none())
+        };
+        let what = if all_agree {
+            format!("all {electorate} workers ran the command and published one digest")
+        } else {
+            format!("the {electorate} workers ran the command; a strict majority agrees")
+        };
+        self.until(&what, |r| {
+            let Some(command) = r.command(&id) else {
+                return false;
+            };
+            let digests: Vec<_> = r.digests(&Subject::Command(id)).map(|(_, d)| *d).collect();
+            let standing = command
+                .electorate
+                .iter()
+                .filter(|w| r.node(w).is_some_and(|n| !n.slashed))
+                .count();
+            // A slashed elector can publish nothing: the majority is of those who can.
+            let majority = digests
+                .iter()
+                .any(|d| 2 * digests.iter().filter(|x| *x == d).count() > standing);
+            digests.len() >= standing
+                && majority
+                && (!all_agree || digests.iter().all(|d| *d == digests[0]))
+        })
         .await?;
         Ok(id)
     }
@@ -363,14 +452,34 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     });
     if dir.join("genesis.bin").exists() {
         return Err(CliError::refused(format!(
-            "{} already holds a devnet; pass an empty --dir",
+            "{} already holds a devnet; pass an empty --data-dir",
             dir.display()
         )));
     }
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::refused(format!("{}: {e}", dir.display())))?;
-    let outcome = runtime()?.block_on(story(&dir, args.keep));
-    if temporary && !args.keep && outcome.is_ok() {
+    let sizes = Sizes {
+        gatekeepers: usize::from(args.gatekeepers),
+        clusters: usize::from(args.clusters),
+        workers_per_cluster: usize::from(args.workers_per_cluster),
+        council: usize::from(args.council),
+    };
+    let outcome = runtime()?.block_on(async {
+        let (checks, outcome, network) = story(&dir, sizes).await;
+        summarize(&checks);
+        if let Some(path) = &args.report {
+            write_report(path, sizes, &checks, outcome.is_ok())?;
+        }
+        match network {
+            Some(s) if args.serve && outcome.is_ok() => {
+                println!("\ngenesis {}", s.genesis);
+                println!("running; Ctrl-C to stop (ledger at {})", s.ledger_url);
+                crate::signer::shutdown_signal().await
+            }
+            _ => outcome,
+        }
+    });
+    if temporary && !args.serve && outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         println!("data and logs: {}", dir.display());
@@ -378,22 +487,104 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     outcome
 }
 
-async fn story(dir: &Path, keep: bool) -> Result<()> {
+/// Prints how many checks of each stage passed, then the verdict.
+fn summarize(checks: &[Check]) {
+    println!("\nSummary");
+    let mut stages: Vec<(&str, usize, usize)> = Vec::new();
+    for c in checks {
+        match stages.last_mut() {
+            Some((stage, passed, all)) if *stage == c.stage => {
+                *passed += usize::from(c.passed);
+                *all += 1;
+            }
+            _ => stages.push((&c.stage, usize::from(c.passed), 1)),
+        }
+    }
+    for (stage, passed, all) in &stages {
+        let mark = if passed == all { "ok  " } else { "FAIL" };
+        println!("  {mark} {stage}: {passed} of {all}");
+    }
+    let failed: Vec<_> = checks.iter().filter(|c| !c.passed).collect();
+    if failed.is_empty() {
+        println!("\nkeyward devnet: all {} checks passed", checks.len());
+    } else {
+        for c in &failed {
+            println!("  FAILED {}: {}", c.name, c.detail);
+        }
+        println!(
+            "\nkeyward devnet: {} of {} checks failed",
+            failed.len(),
+            checks.len()
+        );
+    }
+}
+
+/// Writes every check as JSON.
+fn write_report(path: &Path, sizes: Sizes, checks: &[Check], completed: bool) -> Result<()> {
+    let report = serde_json::json!({
+        "passed": completed && checks.iter().all(|c| c.passed),
+        "sizes": {
+            "gatekeepers": sizes.gatekeepers,
+            "clusters": sizes.clusters,
+            "workersPerCluster": sizes.workers_per_cluster,
+            "council": sizes.council,
+        },
+        "checks": checks,
+    });
+    let text = serde_json::to_string_pretty(&report).expect("a JSON value") + "\n";
+    crate::keyfile::write_file(path, text.as_bytes(), true, 0o644)?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+/// Starts the network and plays the story; returns every check made (the failed one last if the
+/// story stopped) and the network, still running unless it failed to start.
+async fn story(dir: &Path, sizes: Sizes) -> (Vec<Check>, Result<()>, Option<Story>) {
+    let mut s = match start(dir, sizes).await {
+        Ok(s) => s,
+        Err(e) => {
+            let failed = Check {
+                stage: "0. Start the ledger".into(),
+                name: "the ledger starts".into(),
+                passed: false,
+                detail: e.to_string(),
+            };
+            return (vec![failed], Err(e), None);
+        }
+    };
+    let outcome = play(&mut s, sizes).await;
+    if let Err(e) = &outcome {
+        s.checks.push(Check {
+            stage: s.stage.clone(),
+            name: "the stage completes".into(),
+            passed: false,
+            detail: e.to_string(),
+        });
+    }
+    (std::mem::take(&mut s.checks), outcome, Some(s))
+}
+
+/// Writes the genesis and the platform key, starts the ledger and follows it.
+async fn start(dir: &Path, sizes: Sizes) -> Result<Story> {
     let exe = std::env::current_exe().map_err(|e| CliError::refused(format!("own path: {e}")))?;
     let platform = dev::create_platform_key(&dir.join("platform.key"))
         .map_err(|e| CliError::refused(format!("platform key: {e}")))?;
-    let council: Vec<_> = (0..3)
+    let council: Vec<_> = (0..sizes.council)
         .map(|_| IdentityKeypair::generate(&mut OsRng))
         .collect();
     let genesis = dev::genesis("devnet", &council, &platform);
     let genesis_file = dir.join("genesis.bin");
     crate::keyfile::write_file(&genesis_file, genesis.as_bytes(), false, 0o644)?;
     println!("keyward devnet in {}", dir.display());
+    println!(
+        "{} gatekeepers, {} clusters of {} workers, a council of {}",
+        sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster, sizes.council
+    );
     println!("genesis {}", genesis.hash());
 
     let ledger_port = free_port()?;
     let ledger_url = format!("http://127.0.0.1:{ledger_port}");
-    let ledger = Proc::spawn(
+    let mut ledger = Proc::spawn(
         &exe,
         dir,
         "ledger",
@@ -408,14 +599,13 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
             genesis_file.display().to_string(),
         ],
     )?;
-    let mut procs = Procs(vec![ledger]);
     let client = LedgerClient::new(&ledger_url).map_err(CliError::refused)?;
-    let start = Instant::now();
+    let begin = Instant::now();
     while client.health().await.is_err() {
-        if let Some(exit) = procs.0[0].exited() {
+        if let Some(exit) = ledger.exited() {
             return Err(CliError::refused(exit));
         }
-        if start.elapsed() > STAGE_TIMEOUT {
+        if begin.elapsed() > STAGE_TIMEOUT {
             return Err(CliError::refused("the ledger did not start"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -423,116 +613,212 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
     let (follower, _) = Follower::start(client, genesis.hash())
         .await
         .map_err(CliError::refused)?;
-    let mut s = Story {
+    Ok(Story {
         exe,
         dir: dir.to_owned(),
         ledger_url,
         genesis: genesis.hash(),
         council,
         follower,
-        procs: std::mem::replace(&mut procs, Procs(Vec::new())),
-        checks: 0,
-    };
-    let is_gatekeeper = |r: &Role| matches!(r, Role::Gatekeeper { .. });
-    let is_worker = |r: &Role| *r == Role::Worker;
+        procs: Procs(vec![ledger]),
+        stage: String::new(),
+        checks: Vec::new(),
+        faulty: None,
+    })
+}
 
-    println!(
-        "\n1. Gatekeepers and workers register with evidence; epoch 0 is created and handed over"
-    );
-    for name in ["g1", "g2"] {
-        s.spawn_node("gatekeeper", name)?;
+fn is_gatekeeper(r: &Role) -> bool {
+    matches!(r, Role::Gatekeeper { .. })
+}
+
+fn user() -> User {
+    User::new(
+        IdentityKeypair::generate(&mut OsRng),
+        ChannelKeypair::generate(&mut OsRng),
+    )
+}
+
+/// The story, stage by stage.
+#[allow(clippy::too_many_lines)] // one stage after another, each short
+async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
+    let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
+    let n = k * w;
+
+    s.stage("Gatekeepers and workers register with evidence; epoch 0 is created and handed over");
+    for i in 1..=g {
+        s.spawn_node("gatekeeper", &format!("g{i}"))?;
     }
-    for name in ["w1", "w2", "w3"] {
-        s.spawn_node("worker", name)?;
+    for i in 1..=n {
+        if i == n {
+            s.spawn_node_with("worker", &format!("w{i}"), &["--dev-wrong-digests"])?;
+        } else {
+            s.spawn_node("worker", &format!("w{i}"))?;
+        }
     }
     s.until(
-        "2 gatekeepers and 3 workers registered with attested keys",
-        |r| r.nodes().filter(|(_, n)| n.is_active()).count() == 5,
+        &format!("{g} gatekeepers and {n} workers registered with attested keys"),
+        |r| r.nodes().filter(|(_, node)| node.is_active()).count() == g + n,
     )
     .await?;
-    let workers = s.nodes(is_worker);
     let gatekeepers = s.nodes(is_gatekeeper);
     s.until(
-        "epoch 0 is active and both gatekeepers hold its MasterKey",
+        &format!("epoch 0 is active and all {g} gatekeepers hold its MasterKey"),
         |r| {
             r.epoch(Epoch(0)).is_some_and(|e| {
                 e.status() == EpochStatus::Active
-                    && gatekeepers.iter().all(|g| e.holders().contains(g))
+                    && gatekeepers.iter().all(|id| e.holders().contains(id))
             })
         },
     )
     .await?;
+    let mut clusters: Vec<(ClusterId, Vec<IdentityPublicKey>)> = Vec::new();
+    for c in 0..k {
+        let members = (c * w + 1..=c * w + w)
+            .map(|i| s.id_of(&format!("w{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let id = ClusterId::new(&format!("c{}", c + 1)).expect("valid");
+        clusters.push((id, members));
+    }
+    s.faulty = Some(s.id_of(&format!("w{n}"))?);
 
-    println!(
-        "\n2. The council forms a cluster; each worker gets its ClusterKey from the gatekeepers"
-    );
-    let cluster = ClusterId::new("c1").expect("valid");
-    let create = Body::ClusterCreate(ClusterCreate {
-        cluster: cluster.clone(),
-        members: workers.iter().copied().collect(),
-    });
-    submit(&mut s.follower, &s.council[0], &create).await?;
-    let c = cluster.clone();
-    s.until("a gatekeeper published cluster c1's key", move |r| {
-        r.key_context(&c)
-            .ok()
-            .and_then(|k| r.cluster(&c)?.key(k))
-            .is_some()
-    })
-    .await?;
-
-    println!("\n3. A user deploys a confidential key-value store; every worker certifies its keys");
-    let user = User::new(
-        IdentityKeypair::generate(&mut OsRng),
-        ChannelKeypair::generate(&mut OsRng),
-    );
-    let contract = ContractId::new("notes").expect("valid");
-    s.submit(
-        user.signer(),
-        &Body::ContractDeploy(ContractDeploy {
-            contract: contract.clone(),
+    s.stage("The council forms the clusters; each worker gets its ClusterKey from the gatekeepers");
+    for (cluster, members) in &clusters {
+        let create = Body::ClusterCreate(ClusterCreate {
             cluster: cluster.clone(),
-            code: CodeId::new("kv-store").expect("valid"),
-            init: Vec::new(),
-        }),
-    )
-    .await?;
-    let k = contract.clone();
+            members: members.iter().copied().collect(),
+        });
+        submit(&mut s.follower, &s.council[0], &create).await?;
+    }
+    let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
     s.until(
-        "3 workers derived the same ContractKey (the cluster key certifies it)",
+        &format!("a gatekeeper published the key of each of the {k} clusters"),
         move |r| {
-            r.contract(&k).is_some_and(|c| {
-                r.key_context(c.cluster())
+            ids.iter().all(|c| {
+                r.key_context(c)
                     .ok()
-                    .and_then(|ctx| c.confirmers(ctx))
-                    .is_some_and(|s| s.len() == 3)
+                    .and_then(|ctx| r.cluster(c)?.key(ctx))
+                    .is_some()
             })
         },
     )
     .await?;
 
-    println!(
-        "\n4. The user's encrypted commands run on every worker; replies open only for the user"
-    );
-    s.command(
-        &user,
-        &contract,
-        &kv::put(b"greeting", b"hello from keyward"),
-    )
-    .await?;
-    let get = s.command(&user, &contract, &kv::get(b"greeting")).await?;
-    for w in &workers {
-        let body = s.reply(&user, w, &get).await?;
+    s.stage("A user deploys both contracts; every worker of their clusters certifies the keys");
+    let alice = user();
+    let notes = ContractId::new("notes").expect("valid");
+    let sale = ContractId::new("auction").expect("valid");
+    let (first, last) = (clusters[0].0.clone(), clusters[k - 1].0.clone());
+    let deployments = [
+        (notes.clone(), first.clone(), "kv-store", Vec::new()),
+        (
+            sale.clone(),
+            last.clone(),
+            "sealed-auction",
+            alice.id().to_bytes().to_vec(),
+        ),
+    ];
+    for (contract, cluster, code, init) in deployments {
+        s.submit(
+            alice.signer(),
+            &Body::ContractDeploy(ContractDeploy {
+                contract,
+                cluster,
+                code: CodeId::new(code).expect("valid"),
+                init,
+            }),
+        )
+        .await?;
+    }
+    for contract in [&notes, &sale] {
+        let c = contract.clone();
+        s.until(
+            &format!("all {w} workers of {contract}'s cluster derived the same ContractKey (certified by the cluster key)"),
+            move |r| {
+                r.contract(&c).is_some_and(|c| {
+                    r.key_context(c.cluster())
+                        .ok()
+                        .and_then(|ctx| c.confirmers(ctx))
+                        .is_some_and(|s| s.len() == w)
+                })
+            },
+        )
+        .await?;
+    }
+
+    s.stage("Users' encrypted commands run on every worker; replies open only for their sender");
+    s.command(&alice, &notes, &kv::put(b"greeting", b"hello from keyward"))
+        .await?;
+    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
+    let honest: Vec<_> = clusters[0]
+        .1
+        .iter()
+        .filter(|id| Some(**id) != s.faulty)
+        .collect();
+    for id in honest {
+        let body = s.reply(&alice, id, &get).await?;
         if !body.ends_with(b"hello from keyward") {
             return Err(CliError::refused("a reply holds the wrong value"));
         }
     }
     check(
-        &mut s,
-        "each worker's reply opens under the user's key and holds the value",
+        s,
+        "each honest worker's reply opens under the user's key and holds the value",
+    );
+    let (bob, carol) = (user(), user());
+    s.command(&bob, &sale, &auction::bid(70)).await?;
+    s.command(&carol, &sale, &auction::bid(90)).await?;
+    let close = s.command(&alice, &sale, &auction::close()).await?;
+    let mut winner = Writer::new();
+    winner.u8(1).raw(&carol.id().to_bytes()).u64(90);
+    let winner = winner.finish();
+    let body = s.reply(&alice, &clusters[k - 1].1[0], &close).await?;
+    if !body.ends_with(&winner) {
+        return Err(CliError::refused("the auction named the wrong winner"));
+    }
+    check(
+        s,
+        "the sealed-bid auction, closed by its owner, names the highest bidder (90) and nothing else",
     );
 
-    println!("\n5. SIGKILL the ledger, a gatekeeper and a worker; they restart from their stores");
+    s.stage("A faulty worker's digest disagrees with the majority: it is reported and slashed");
+    let faulty = s.faulty.expect("set above");
+    // Devnet workers declare the minimum stake.
+    let stake = s
+        .follower
+        .registry()
+        .genesis()
+        .config()
+        .params
+        .min_worker_stake;
+    s.until(
+        &format!("w{n}, which published wrong digests, was reported and slashed"),
+        move |r| r.node(&faulty).is_some_and(|node| node.slashed),
+    )
+    .await?;
+    let after = s
+        .follower
+        .registry()
+        .node(&faulty)
+        .map_or(0, |node| node.stake);
+    let honest_slashed = clusters
+        .iter()
+        .flat_map(|(_, m)| m)
+        .filter(|id| **id != faulty)
+        .any(|id| {
+            s.follower
+                .registry()
+                .node(id)
+                .is_some_and(|node| node.slashed)
+        });
+    if honest_slashed {
+        return Err(CliError::refused("an honest worker was slashed"));
+    }
+    check(
+        s,
+        &format!("its stake fell from {stake} to {after}; no honest worker was slashed"),
+    );
+
+    s.stage("SIGKILL the ledger, a gatekeeper and a worker; they restart from their stores");
     let head = s.follower.registry().next_height();
     s.proc("ledger").kill();
     s.proc("g1").kill();
@@ -540,11 +826,11 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
     let exe = s.exe.clone();
     s.proc("ledger").start(&exe)?;
     let client = LedgerClient::new(&s.ledger_url).map_err(CliError::refused)?;
-    let start = Instant::now();
+    let begin = Instant::now();
     let height = loop {
         match client.head().await {
             Ok(head) => break head.height,
-            Err(_) if start.elapsed() < STAGE_TIMEOUT => {
+            Err(_) if begin.elapsed() < STAGE_TIMEOUT => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => {
@@ -561,119 +847,177 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         )));
     }
     check(
-        &mut s,
+        s,
         &format!("the ledger restarted with every entry it had acknowledged (height {height})"),
     );
     s.proc("g1").start(&exe)?;
     s.proc("w1").start(&exe)?;
-    let get = s.command(&user, &contract, &kv::get(b"greeting")).await?;
+    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
     let w1 = s.id_of("w1")?;
     if !s
-        .reply(&user, &w1, &get)
+        .reply(&alice, &w1, &get)
         .await?
         .ends_with(b"hello from keyward")
     {
         return Err(CliError::refused("the restarted worker lost the state"));
     }
     check(
-        &mut s,
+        s,
         "the restarted worker answers with the state from before the kill",
     );
-    let active = s.nodes(|_| true).len();
-    if active != 5 {
+    if s.follower.registry().nodes().count() != g + n {
         return Err(CliError::refused("a restart registered a second identity"));
     }
     check(
-        &mut s,
-        &format!("both kept their identities (height {head} before the kill; still 5 nodes)"),
+        s,
+        &format!(
+            "both kept their identities (height {} before the kill; still {} nodes)",
+            head - 1,
+            g + n
+        ),
     );
 
-    println!("\n6. The council removes a worker: the cluster is re-keyed without it");
-    let removed = workers[2];
+    s.stage("Rotations without the council's approval are refused");
+    let mallory = IdentityKeypair::generate(&mut OsRng);
+    let rotate = || {
+        Body::CouncilPropose(Box::new(Proposal {
+            ttl: 1,
+            action: Action::RotateMasterKey {
+                committee: gatekeepers.clone(),
+            },
+        }))
+    };
+    match submit(&mut s.follower, &mallory, &rotate()).await {
+        Err(e) => check(
+            s,
+            &format!("a rotation proposed by a non-member is refused by every node ({e})"),
+        ),
+        Ok(_) => return Err(CliError::refused("a non-member's proposal was accepted")),
+    }
+    let threshold = usize::from(s.follower.registry().genesis().config().threshold);
+    if threshold > 1 {
+        let lone = submit(&mut s.follower, &s.council[0], &rotate()).await?;
+        // Let the proposal expire: its one-entry window passes with the next commands.
+        s.command(&alice, &notes, &kv::get(b"greeting")).await?;
+        let approve = Body::CouncilApprove(Approval { proposal: lone });
+        let late = submit(&mut s.follower, &s.council[1], &approve).await;
+        let registry = s.follower.registry();
+        let recorded = registry.proposal(&lone).is_some();
+        let unexecuted = registry.epochs().len() == 1 && registry.rotation().is_none();
+        drop(registry);
+        match late {
+            Err(e) if recorded && unexecuted => check(
+                s,
+                &format!(
+                    "a lone member's proposal is recorded on the ledger, expires with 1 of {threshold} approvals and never runs; a late approval is refused ({e})"
+                ),
+            ),
+            _ => return Err(CliError::refused("an unapproved rotation went ahead")),
+        }
+    }
+
+    s.stage("The council removes a worker: its cluster is re-keyed without it");
+    let removed = clusters[0].1[1];
     s.council_decides(Action::RemoveWorker { worker: removed })
         .await?;
-    let c = cluster.clone();
+    let c = first.clone();
     s.until(
-        "cluster c1 moved to generation 1 and its new key is published",
+        &format!("cluster {first} moved to generation 1 and its new key is published"),
         move |r| {
             r.cluster(&c).is_some_and(|cl| {
-                cl.generation().0 == 1 && r.key_context(&c).ok().and_then(|k| cl.key(k)).is_some()
+                cl.generation().0 == 1
+                    && r.key_context(&c).ok().and_then(|ctx| cl.key(ctx)).is_some()
             })
         },
     )
     .await?;
-    let get = s.command(&user, &contract, &kv::get(b"greeting")).await?;
+    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
     let electorate = s
         .follower
         .registry()
         .command(&get)
         .map(|c| c.electorate.clone())
         .unwrap_or_default();
-    if electorate.contains(&removed) || electorate.len() != 2 {
+    if electorate.contains(&removed) || electorate.len() != w - 1 {
         return Err(CliError::refused("the removed worker still runs commands"));
     }
     check(
-        &mut s,
-        "the 2 remaining workers run the contract under the generation-1 keys",
+        s,
+        &format!(
+            "the {} remaining workers run the contract under the generation-1 keys",
+            w - 1
+        ),
     );
-    let status = s.follower.registry().node(&removed).map(|n| n.status);
+    let status = s.follower.registry().node(&removed).map(|node| node.status);
     if !matches!(status, Some(keyward_ledger::Status::Removed { .. })) {
         return Err(CliError::refused("the removed worker is still active"));
     }
     check(
-        &mut s,
+        s,
         "the removed worker is refused every later key (gatekeepers provision active members only)",
     );
 
-    println!("\n7. Rotation: two new gatekeepers; the council approves; the old set is retired");
+    s.stage("Rotation: new gatekeepers; the council approves; the old set is retired");
     let old = s.nodes(is_gatekeeper);
-    s.spawn_node("gatekeeper", "g3")?;
-    s.spawn_node("gatekeeper", "g4")?;
-    s.until("2 new gatekeepers registered", |r| {
+    for i in g + 1..=2 * g {
+        s.spawn_node("gatekeeper", &format!("g{i}"))?;
+    }
+    s.until(&format!("{g} new gatekeepers registered"), |r| {
         r.nodes()
-            .filter(|(_, n)| n.is_active() && matches!(n.role, Role::Gatekeeper { .. }))
+            .filter(|(_, node)| node.is_active() && is_gatekeeper(&node.role))
             .count()
-            == 4
+            == 2 * g
     })
     .await?;
     let new: Vec<_> = s
         .nodes(is_gatekeeper)
         .into_iter()
-        .filter(|g| !old.contains(g))
+        .filter(|id| !old.contains(id))
         .collect();
     s.council_decides(Action::RotateMasterKey {
         committee: new.clone(),
     })
     .await?;
-    let (n, o) = (new.clone(), old.clone());
+    let (fresh, retired) = (new.clone(), old.clone());
     s.until(
-        "epoch 1 is active, held by the new set only; epoch 0 is retained",
+        "epoch 1 is active, held by the new set only; epoch 0 is retained; the old set is removed",
         move |r| {
             r.epoch(Epoch(1)).is_some_and(|e| {
                 e.status() == EpochStatus::Active
                     && e.holders().iter().copied().collect::<BTreeSet<_>>()
-                        == n.iter().copied().collect()
+                        == fresh.iter().copied().collect()
             }) && r
                 .epoch(Epoch(0))
                 .is_some_and(|e| e.status() == EpochStatus::Retained)
-                && o.iter().all(|g| r.node(g).is_some_and(|n| !n.is_active()))
+                && retired
+                    .iter()
+                    .all(|id| r.node(id).is_some_and(|node| !node.is_active()))
         },
     )
     .await?;
-    let c = cluster.clone();
-    s.until("cluster c1's epoch-1 key is published", move |r| {
-        r.key_context(&c)
-            .ok()
-            .filter(|k| k.epoch == Epoch(1))
-            .and_then(|k| r.cluster(&c)?.key(k))
-            .is_some()
+    let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
+    s.until("every cluster's epoch-1 key is published", move |r| {
+        ids.iter().all(|c| {
+            r.key_context(c)
+                .ok()
+                .filter(|ctx| ctx.epoch == Epoch(1))
+                .and_then(|ctx| r.cluster(c)?.key(ctx))
+                .is_some()
+        })
     })
     .await?;
-    let get = s.command(&user, &contract, &kv::get(b"greeting")).await?;
-    let remaining: Vec<_> = workers[..2].to_vec();
-    for w in &remaining {
+
+    s.stage("Data of the old epoch stays readable");
+    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
+    let remaining: Vec<_> = clusters[0]
+        .1
+        .iter()
+        .copied()
+        .filter(|id| *id != removed && *id != faulty)
+        .collect();
+    for id in &remaining {
         if !s
-            .reply(&user, w, &get)
+            .reply(&alice, id, &get)
             .await?
             .ends_with(b"hello from keyward")
         {
@@ -681,29 +1025,48 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         }
     }
     check(
-        &mut s,
-        "the contract's state moved to the epoch-1 keys and still reads back",
+        s,
+        "the value written in epoch 0 reads back under the epoch-1 keys",
     );
-    let migration = Subject::Migration {
-        contract: contract.clone(),
-        epoch: Epoch(1),
-        generation: keyward_hierarchy::Generation(1),
-    };
-    let digests: Vec<_> = s
-        .follower
-        .registry()
-        .digests(&migration)
-        .map(|(_, d)| *d)
-        .collect();
-    if digests.len() != 2 || digests.iter().any(|d| *d != digests[0]) {
+    let result = s.command(&alice, &sale, &auction::result()).await?;
+    let body = s.reply(&alice, &clusters[k - 1].1[0], &result).await?;
+    if !body.ends_with(&winner) {
         return Err(CliError::refused(
-            "the workers disagree on the migrated state",
+            "the auction's result did not survive the rotation",
         ));
     }
     check(
-        &mut s,
-        "both workers published the same digest of the re-encrypted state",
+        s,
+        "the auction decided in epoch 0 still names its winner in epoch 1",
     );
+    for contract in [&notes, &sale] {
+        let registry = s.follower.registry();
+        let Some(context) = registry
+            .contract(contract)
+            .and_then(|c| registry.key_context(c.cluster()).ok())
+        else {
+            return Err(CliError::refused(format!("{contract} has no key context")));
+        };
+        let migration = Subject::Migration {
+            contract: contract.clone(),
+            epoch: context.epoch,
+            generation: context.generation,
+        };
+        let digests: Vec<_> = registry.digests(&migration).map(|(_, d)| *d).collect();
+        drop(registry);
+        if digests.is_empty() || digests.iter().any(|d| *d != digests[0]) {
+            return Err(CliError::refused(format!(
+                "the workers disagree on {contract}'s migrated state"
+            )));
+        }
+        check(
+            s,
+            &format!(
+                "{} workers published the same digest of {contract}'s re-encrypted state",
+                digests.len()
+            ),
+        );
+    }
     {
         let registry = s.follower.registry();
         let records: Vec<_> = registry
@@ -719,23 +1082,23 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
         .map_err(CliError::refused)?;
     }
     check(
-        &mut s,
+        s,
         "the retained epoch 0 verifies against the epoch checksum chain",
     );
 
-    println!("\n8. Every node verified the same ledger");
+    s.stage("Every node verified the same ledger");
     let height = s.follower.registry().next_height() - 1;
     let head = s.follower.registry().head();
     let endpoints: Vec<_> = s
         .follower
         .registry()
         .nodes()
-        .filter(|(_, n)| n.is_active())
-        .map(|(_, n)| n.endpoint)
+        .filter(|(_, node)| node.is_active())
+        .map(|(_, node)| node.endpoint)
         .collect();
     for endpoint in &endpoints {
         let client = NodeClient::new(&format!("http://{endpoint}")).map_err(CliError::refused)?;
-        let start = Instant::now();
+        let begin = Instant::now();
         loop {
             let health = client.health().await.map_err(CliError::refused)?;
             if health.height >= height {
@@ -747,24 +1110,18 @@ async fn story(dir: &Path, keep: bool) -> Result<()> {
                 }
                 break;
             }
-            if start.elapsed() > STAGE_TIMEOUT {
+            if begin.elapsed() > STAGE_TIMEOUT {
                 return Err(CliError::refused(format!("{endpoint} does not catch up")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     check(
-        &mut s,
+        s,
         &format!(
             "{} active nodes report head {head} at height {height}",
             endpoints.len()
         ),
     );
-
-    println!("\nkeyward devnet: all {} checks passed", s.checks);
-    if keep {
-        println!("running; Ctrl-C to stop (ledger at {})", s.ledger_url);
-        crate::signer::shutdown_signal().await?;
-    }
     Ok(())
 }

@@ -33,6 +33,10 @@ pub struct NodeArgs {
     /// Stake to declare (default: the genesis minimum for the role).
     #[arg(long, value_name = "AMOUNT")]
     stake: Option<u64>,
+    /// Dev fault injection (workers, dev networks only): publish a wrong digest of every
+    /// command's result, so the network reports and slashes this worker.
+    #[arg(long, hide = true)]
+    dev_wrong_digests: bool,
 }
 
 /// Runs a node until Ctrl-C or SIGTERM.
@@ -49,6 +53,7 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     config.listen = args.listen;
     config.platform_key = args.platform_key;
     config.stake = args.stake;
+    config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
     init_logs();
     runtime()?.block_on(async {
         let node = Node::start(config).await.map_err(CliError::refused)?;

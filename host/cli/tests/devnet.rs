@@ -1,7 +1,8 @@
 //! `keyward devnet` end to end: real `keyward ledger`, `gatekeeper` and `worker` processes on
-//! loopback, SIGKILL restarts, a worker removal and a MasterKey rotation, every check passing.
-//! The network then stays up (`--keep`) for `keyward user` to be driven against it, as a user
-//! would from a shell.
+//! loopback, the whole story of issue 4 (both contracts, a faulty worker slashed, SIGKILL
+//! restarts, refused and approved rotations, a re-key, old-epoch data), every check passing and
+//! reported. The network then stays up (`--serve`) for `keyward user` to be driven against it,
+//! as a user would from a shell.
 #![allow(clippy::unwrap_used)] // tests
 
 use std::io::{BufRead, BufReader};
@@ -75,7 +76,14 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
     let dir = std::env::temp_dir().join(format!("keyward-devnet-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(["devnet", "--keep", "--dir", path(&dir)])
+        .args([
+            "devnet",
+            "--serve",
+            "--data-dir",
+            path(&dir),
+            "--report",
+            path(&dir.join("report.json")),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -96,7 +104,36 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
             break;
         }
     }
-    assert!(story.contains("all 23 checks passed"), "{story}");
+    let passed = story
+        .lines()
+        .find_map(|l| l.strip_prefix("keyward devnet: all "))
+        .and_then(|l| l.strip_suffix(" checks passed"))
+        .and_then(|n| n.parse::<usize>().ok());
+    let passed = passed.unwrap_or_else(|| panic!("{story}"));
+    // Every stage of the issue's story ran, and the report says so check by check.
+    for stage in [
+        "register with evidence",
+        "forms the clusters",
+        "deploys both contracts",
+        "encrypted commands",
+        "reported and slashed",
+        "SIGKILL",
+        "without the council's approval are refused",
+        "re-keyed",
+        "Rotation",
+        "old epoch",
+        "same ledger",
+    ] {
+        assert!(story.contains(stage), "no stage '{stage}' in {story}");
+    }
+    let report = std::fs::read_to_string(devnet.dir.join("report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["passed"], true);
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), passed);
+    assert!(checks.iter().all(|c| c["passed"] == true
+        && c["name"].as_str().is_some_and(|n| !n.is_empty())
+        && c["stage"].is_string()));
     let (genesis, ledger) = (genesis.unwrap(), ledger.unwrap());
     let net = ["--ledger", &ledger, "--genesis-hash", &genesis];
 
@@ -184,4 +221,14 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
     ];
     let pinned = user(&other_ledger, &["contract", "--contract", "notes"]).unwrap_err();
     assert!(pinned.contains("genesis"), "{pinned}");
+}
+
+#[test]
+fn devnet_sizes_out_of_range_are_refused_before_anything_starts() {
+    let out = keyward(&["devnet", "--workers-per-cluster", "2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--workers-per-cluster"), "{err}");
+    let out = keyward(&["devnet", "--gatekeepers", "0"]);
+    assert!(!out.status.success());
 }

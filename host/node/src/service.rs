@@ -12,9 +12,12 @@ use tokio::sync::watch;
 
 use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
 use keyward_enclave::DevPlatformKey;
-use keyward_hierarchy::ClusterKeyRequest;
+use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
 use keyward_host::Running;
-use keyward_ledger::{Body, EntryHash, Registration, Registry, Role, registration_nonce};
+use keyward_ledger::{
+    Body, EntryHash, KeyContext, Registration, Registry, ResultDigest, Role, Subject,
+    registration_nonce,
+};
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::{FollowError, Follower};
 use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, StateError, Worker, WorkerStep};
@@ -62,6 +65,10 @@ pub struct NodeConfig {
     pub stake: Option<u64>,
     /// How long one long-poll of the ledger waits, in milliseconds (also the retry pace).
     pub poll_ms: u64,
+    /// Fault injection for `keyward devnet`: a worker that publishes a wrong digest of every
+    /// command's result (validly signed with its contract key), as a compromised worker would,
+    /// so that the network reports and slashes it. Never set outside a dev network.
+    pub dev_wrong_digests: bool,
 }
 
 impl NodeConfig {
@@ -76,6 +83,7 @@ impl NodeConfig {
             platform_key: PathBuf::from("platform.key"),
             stake: None,
             poll_ms: 1000,
+            dev_wrong_digests: false,
         }
     }
 }
@@ -257,6 +265,7 @@ impl Node {
             endpoint: running.addr,
             stake: config.stake,
             poll_ms: config.poll_ms,
+            dev_wrong_digests: config.dev_wrong_digests,
             pending: Vec::new(),
         };
         let task = tokio::spawn(runner.run(stopped));
@@ -290,6 +299,7 @@ struct Runner {
     endpoint: SocketAddr,
     stake: Option<u64>,
     poll_ms: u64,
+    dev_wrong_digests: bool,
     /// Digests whose submission failed for a reason other than a refusal: retried first.
     pending: Vec<Body>,
 }
@@ -466,6 +476,10 @@ impl Runner {
                 if let Some(Err(e)) = reply.map(|r| self.shared.dir.save_reply(&command, &r)) {
                     tracing::warn!(error = %e, "cannot store a reply");
                 }
+                let digest = match digest {
+                    Some(body) if self.dev_wrong_digests => Some(self.wrong_digest(body)),
+                    digest => digest,
+                };
                 if let Some(body) = digest
                     && let Err(Pause) = self.submit(&body).await
                 {
@@ -483,6 +497,40 @@ impl Runner {
                 Ok(())
             }
         }
+    }
+
+    /// A command's digest replaced by a wrong one, signed with the worker's own contract key
+    /// ([`NodeConfig::dev_wrong_digests`]).
+    fn wrong_digest(&self, body: Body) -> Body {
+        let Body::ResultDigest(result) = body else {
+            return body;
+        };
+        let registry = self.shared.registry.read().expect("registry lock");
+        let core = self.shared.core.read().expect("core lock");
+        let key = match (&result.subject, &*core) {
+            (Subject::Command(id), Core::Worker(worker)) => registry.command(id).and_then(|c| {
+                let context = KeyContext {
+                    epoch: c.context.epoch,
+                    generation: c.context.generation,
+                };
+                let cluster_key = worker.cluster_key(&c.context.cluster, context)?;
+                Some(ContractKey::derive(cluster_key, c.context.contract.clone()))
+            }),
+            _ => None,
+        };
+        let Some(key) = key else {
+            return Body::ResultDigest(result);
+        };
+        tracing::warn!("dev fault injection: publishing a wrong digest");
+        let mut wrong = result.digest;
+        wrong[0] ^= 0xff;
+        Body::ResultDigest(Box::new(ResultDigest::sign(
+            &key,
+            &registry.genesis().hash(),
+            result.subject.clone(),
+            wrong,
+            &mut OsRng,
+        )))
     }
 
     /// Asks every holder of the request's epoch and hands the answers to the core.
