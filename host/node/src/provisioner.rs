@@ -1,7 +1,7 @@
 //! A gatekeeper's provisioning queue.
 //!
 //! RPC handlers queue each `provisionClusterKey` request; a pool of answering threads (one per
-//! core) each take whatever is queued, up to [`MAX_BATCH`] requests, and answer them together
+//! core but one) each take whatever is queued, up to [`MAX_BATCH`] requests, and answer them together
 //! with the core's [`Gatekeeper::answer_all`](keyward_node::Gatekeeper::answer_all). Requests
 //! that arrive together share one batch signature check, and the core's public-key work stays off
 //! the async runtime's threads. A lone request is answered at once, as a batch of one.
@@ -45,7 +45,9 @@ impl Provisioner {
     pub(crate) fn start(shared: &Arc<Shared>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        // One core is left to the RPC runtime (HTTP, JSON): on 2 cores a second answering thread
+        // made each key cost 25 % more CPU (docs/BENCHMARKS.md).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().max(2) - 1);
         for i in 0..threads {
             let (shared, queue) = (shared.clone(), queue.clone());
             std::thread::Builder::new()
