@@ -170,17 +170,24 @@ fn restarted_nodes_resume_from_sealed_state_without_a_new_entry_or_a_new_key() {
     assert!(digests.iter().all(|(_, d)| *d == digests[0].1));
 }
 
-#[test]
-fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
-    let mut sim = network(5);
+/// A network of one cluster (`c1`, generation 0) plus a registered worker outside it, settled,
+/// and the request for c1's first key.
+fn with_outsider(seed: u64) -> (Sim, usize, ClusterKeyRequest) {
+    let mut sim = network(seed);
     let outsider = sim.add_worker();
     sim.settle();
-    let genesis = sim.genesis();
     let request = ClusterKeyRequest {
         epoch: Epoch(0),
         cluster: c1(),
         generation: Generation(0),
     };
+    (sim, outsider, request)
+}
+
+#[test]
+fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
+    let (sim, outsider, request) = with_outsider(5);
+    let genesis = sim.genesis();
     let gk = &sim.gatekeepers[0];
     let mut rng = rand::thread_rng();
     let ask = |worker: &Worker, to, request: &ClusterKeyRequest, rng: &mut _| {
@@ -231,15 +238,8 @@ fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
 
 #[test]
 fn a_batch_of_requests_gets_the_answers_each_would_get_alone() {
-    let mut sim = network(7);
-    let outsider = sim.add_worker();
-    sim.settle();
+    let (sim, outsider, request) = with_outsider(7);
     let genesis = sim.genesis();
-    let request = ClusterKeyRequest {
-        epoch: Epoch(0),
-        cluster: c1(),
-        generation: Generation(0),
-    };
     let gk = &sim.gatekeepers[0];
     let mut rng = rand::thread_rng();
     let ask = |worker: &Worker, to, request: &ClusterKeyRequest, rng: &mut _| {
