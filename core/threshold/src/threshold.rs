@@ -24,6 +24,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::{
     dleq::Proof,
     group::Element,
+    poly::Polynomial,
     voprf::{BlindedRequest, Output, PublicKey, SecretKey},
 };
 use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
@@ -46,7 +47,7 @@ impl ShareIndex {
         self.0.get()
     }
 
-    fn scalar(self) -> Scalar {
+    pub(crate) fn scalar(self) -> Scalar {
         Scalar::from(u64::from(self.get()))
     }
 }
@@ -94,6 +95,15 @@ impl KeyShare {
     /// The share value's 32-byte encoding, for sealing.
     pub fn secret_bytes(&self) -> SecretBytes<32> {
         SecretBytes::new(self.secret.to_bytes())
+    }
+
+    /// The share with value `secret`, or `None` for zero (no share may be zero).
+    pub(crate) fn from_scalar(index: ShareIndex, secret: Scalar) -> Option<Self> {
+        (secret != Scalar::ZERO).then_some(Self { index, secret })
+    }
+
+    pub(crate) fn scalar(&self) -> Scalar {
+        self.secret
     }
 
     /// This share's index.
@@ -282,7 +292,7 @@ impl Committee {
     /// # Errors
     /// [`CommitteeError`] for a bad `t` or `n`.
     pub fn deal(
-        secret: &SecretKey,
+        secret_key: &SecretKey,
         threshold: u16,
         members: u16,
         rng: &mut impl keyward_crypto::Rng,
@@ -296,32 +306,22 @@ impl Committee {
                 members: members.into(),
             });
         }
-        let mut coefficients: Vec<Scalar> = vec![secret.0];
-        coefficients.extend((1..threshold).map(|_| Scalar::random(rng)));
+        let polynomial = Polynomial::random(secret_key.0, threshold, rng);
         let mut shares = Vec::with_capacity(members.into());
         for i in 1..=members {
-            let x = Scalar::from(u64::from(i));
-            // Horner's rule: f(x) = c0 + x(c1 + x(c2 + …)).
-            let y = coefficients
-                .iter()
-                .rev()
-                .fold(Scalar::ZERO, |acc, c| acc * x + c);
-            if y == Scalar::ZERO {
+            let index = ShareIndex::new(i).expect("i >= 1");
+            let secret = polynomial.at(index);
+            if secret == Scalar::ZERO {
                 // Probability 2^-252; a zero share cannot be a key.
-                coefficients.zeroize();
-                return Self::deal(secret, threshold, members, rng);
+                return Self::deal(secret_key, threshold, members, rng);
             }
-            shares.push(KeyShare {
-                index: ShareIndex::new(i).expect("i >= 1"),
-                secret: y,
-            });
+            shares.push(KeyShare { index, secret });
         }
-        coefficients.zeroize();
         let verification = shares
             .iter()
             .map(|s| (s.index, s.verification_share()))
             .collect();
-        let committee = Self::new(threshold, secret.public_key(), verification)?;
+        let committee = Self::new(threshold, secret_key.public_key(), verification)?;
         Ok((committee, shares))
     }
 
@@ -437,7 +437,7 @@ impl Committee {
 
 /// The Lagrange coefficient of member `i` within `set`, evaluated at `x`:
 /// `Π_{j ≠ i} (x − j) / (i − j)`.
-fn lagrange(x: Scalar, i: ShareIndex, set: &[ShareIndex]) -> Scalar {
+pub(crate) fn lagrange(x: Scalar, i: ShareIndex, set: &[ShareIndex]) -> Scalar {
     let xi = i.scalar();
     let (num, den) =
         set.iter()

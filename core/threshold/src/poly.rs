@@ -1,0 +1,75 @@
+//! Secret polynomials and their Feldman commitments, shared by the trusted dealer
+//! ([`crate::Committee::deal`]) and resharing ([`crate::reshare`]).
+
+use curve25519_dalek::{
+    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
+};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::{group::Element, threshold::ShareIndex};
+
+/// A secret polynomial `f(x) = c_0 + c_1·x + … + c_{t−1}·x^{t−1}`. Zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Polynomial(Vec<Scalar>);
+
+impl Polynomial {
+    /// A random polynomial of degree `threshold − 1` with `f(0) = constant`. Every other
+    /// coefficient is nonzero, so each commitment is a valid (non-identity) [`Element`].
+    pub(crate) fn random(
+        constant: Scalar,
+        threshold: u16,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Self {
+        let mut coefficients = vec![constant];
+        while coefficients.len() < usize::from(threshold) {
+            let c = Scalar::random(rng);
+            if c != Scalar::ZERO {
+                coefficients.push(c);
+            }
+        }
+        Self(coefficients)
+    }
+
+    /// `f(i)`, by Horner's rule.
+    pub(crate) fn at(&self, i: ShareIndex) -> Scalar {
+        let x = i.scalar();
+        self.0.iter().rev().fold(Scalar::ZERO, |acc, c| acc * x + c)
+    }
+
+    /// The Feldman commitments `c_k·G`, or `None` if `f(0) = 0` (the identity is no element).
+    pub(crate) fn commitments(&self) -> Option<Vec<Element>> {
+        self.0.iter().map(|c| Element::new(c * G)).collect()
+    }
+}
+
+/// `Σ_k i^k·C_k`: the commitment to `f(i)` that the commitments `C_k = c_k·G` determine.
+pub(crate) fn commitment_at(commitments: &[RistrettoPoint], i: ShareIndex) -> RistrettoPoint {
+    let x = i.scalar();
+    commitments
+        .iter()
+        .rev()
+        .fold(RistrettoPoint::identity(), |acc, c| acc * x + c)
+}
+
+/// The points of a list of commitments.
+pub(crate) fn points(commitments: &[Element]) -> Vec<RistrettoPoint> {
+    commitments.iter().map(|c| c.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::OsRng;
+
+    #[test]
+    fn commitments_open_every_point() {
+        let f = Polynomial::random(Scalar::from(7u64), 4, &mut OsRng);
+        let c = f.commitments().expect("nonzero constant");
+        assert_eq!(c.len(), 4);
+        for i in 1..=9 {
+            let i = ShareIndex::new(i).expect("nonzero");
+            assert_eq!(commitment_at(&points(&c), i), f.at(i) * G);
+        }
+        assert_eq!(c[0].0, Scalar::from(7u64) * G);
+    }
+}
