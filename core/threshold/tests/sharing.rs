@@ -1,5 +1,6 @@
 //! The threshold MasterKey's life cycle, end to end in memory: DKG, threshold evaluation,
 //! resharing, refresh and committee signatures, with cheating dealers and signers.
+#![allow(clippy::unwrap_used)] // test helpers
 
 use std::collections::{BTreeMap, BTreeSet};
 
