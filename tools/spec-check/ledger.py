@@ -255,7 +255,7 @@ def encode_genesis_body(chain_id, council, threshold, p, codes, gk_policy, wk_po
     return (var8(chain_id) + u16(len(council)) + b''.join(council)
             + u16(threshold) + u16(p['bootstrapGatekeepers'])
             + u64(p['minGatekeeperStake']) + u64(p['minWorkerStake']) + u16(p['slashBps'])
-            + u64(p['maxProposalTtl']) + u16(p['maxClusterSize'])
+            + u64(p['maxProposalTtl']) + u16(p['maxClusterSize']) + u16(p['keyThreshold'])
             + u16(len(codes)) + b''.join(var8(c) for c in codes)
             + encode_policy(gk_policy) + encode_policy(wk_policy))
 
@@ -266,7 +266,7 @@ def decode_genesis_body(b):
     n = r.u16(); g['council'] = [r.take(32) for _ in range(n)]
     g['threshold'] = r.u16(); g['bootstrap_gatekeepers'] = r.u16()
     g['min_gatekeeper_stake'] = r.u64(); g['min_worker_stake'] = r.u64(); g['slash_bps'] = r.u16()
-    g['max_proposal_ttl'] = r.u64(); g['max_cluster_size'] = r.u16()
+    g['max_proposal_ttl'] = r.u64(); g['max_cluster_size'] = r.u16(); g['key_threshold'] = r.u16()
     c = r.u16(); g['codes'] = [r.var(1, 64) for _ in range(c)]
     g['gk_policy'] = decode_policy(r); g['wk_policy'] = decode_policy(r)
     r.end()
@@ -288,6 +288,7 @@ def genesis_errors(g, author):
     if not 1 <= g['slash_bps'] <= 10000: errs.append('slash_bps')
     if not g['max_proposal_ttl'] >= 1: errs.append('max_proposal_ttl')
     if not 1 <= g['max_cluster_size'] <= 1024: errs.append('max_cluster_size')
+    if not 1 <= g['key_threshold'] <= min(g['bootstrap_gatekeepers'], 64): errs.append('key_threshold')
     if not g['min_gatekeeper_stake'] > g['min_worker_stake']: errs.append('stake order')
     if not 1 <= len(g['codes']) <= 16: errs.append('contract code count')
     if not at_least_as_strict(g['gk_policy'], g['wk_policy']): errs.append('gatekeeper policy weaker than worker policy')
@@ -441,6 +442,7 @@ def run(ok, path):
        and g['bootstrap_gatekeepers'] == P['bootstrapGatekeepers'] and g['min_gatekeeper_stake'] == P['minGatekeeperStake']
        and g['min_worker_stake'] == P['minWorkerStake'] and g['slash_bps'] == P['slashBps']
        and g['max_proposal_ttl'] == P['maxProposalTtl'] and g['max_cluster_size'] == P['maxClusterSize']
+       and g['key_threshold'] == P['keyThreshold']
        and g['codes'] == codes and g['gk_policy'] == gk and g['wk_policy'] == wk)
     ok('ledger genesis JSON policy lists are already in canonical (strictly ascending) order',
        all(p[k] == sorted(set(p[k])) for p in (gk, wk) for k in ('measurements', 'platforms')))

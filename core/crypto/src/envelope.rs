@@ -109,14 +109,17 @@ pub enum EnvelopePurpose {
     ContractInput,
     /// A contract's reply to a user.
     ContractReply,
+    /// A DKG or resharing dealer's secret part for one committee member.
+    SharePart,
 }
 
 impl EnvelopePurpose {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::EpochSecret,
         Self::ClusterKey,
         Self::ContractInput,
         Self::ContractReply,
+        Self::SharePart,
     ];
 
     /// The purpose's label, as it appears in `info` and on the wire.
@@ -126,6 +129,7 @@ impl EnvelopePurpose {
             Self::ClusterKey => "cluster-key",
             Self::ContractInput => "contract-input",
             Self::ContractReply => "contract-reply",
+            Self::SharePart => "share-part",
         }
     }
 

@@ -33,6 +33,9 @@ pub enum SigningPurpose {
     LedgerEntry,
     /// A worker asking a gatekeeper for its ClusterKey.
     ProvisionRequest,
+    /// A DKG or resharing dealer vouching for the secret part it sent one member, so that the
+    /// member can reveal a wrong part in a complaint anyone can check.
+    SharePart,
 }
 
 impl SigningPurpose {
@@ -46,6 +49,7 @@ impl SigningPurpose {
             Self::ContractResult => b"keyward/v1/contract-result",
             Self::LedgerEntry => b"keyward/v1/ledger-entry",
             Self::ProvisionRequest => b"keyward/v1/provision-request",
+            Self::SharePart => b"keyward/v1/share-part",
         }
     }
 }

@@ -12,6 +12,7 @@ use keyward_hierarchy::ContractPublicKeys;
 use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
 use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
 use crate::council::{Approval, Proposal};
+use crate::dkg::{DkgCommit, DkgComplaint, DkgDeal};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
 use crate::result::{MisbehaviourReport, ResultDigest};
@@ -61,11 +62,17 @@ pub enum Kind {
     CouncilPropose,
     /// A council member approves a proposal.
     CouncilApprove,
+    /// A DKG member commits to its polynomial (threshold mode).
+    DkgCommit,
+    /// A DKG member deals its secret parts to the other members.
+    DkgDeal,
+    /// A DKG member reveals a part that does not match its dealer's commitment.
+    DkgComplaint,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 21] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -84,6 +91,9 @@ impl Kind {
         Self::MisbehaviourReport,
         Self::CouncilPropose,
         Self::CouncilApprove,
+        Self::DkgCommit,
+        Self::DkgDeal,
+        Self::DkgComplaint,
     ];
 
     /// The wire code.
@@ -107,6 +117,9 @@ impl Kind {
             Self::MisbehaviourReport => 15,
             Self::CouncilPropose => 16,
             Self::CouncilApprove => 17,
+            Self::DkgCommit => 18,
+            Self::DkgDeal => 19,
+            Self::DkgComplaint => 20,
         }
     }
 
@@ -136,6 +149,9 @@ impl Kind {
             Self::MisbehaviourReport => "misbehaviour_report",
             Self::CouncilPropose => "council_propose",
             Self::CouncilApprove => "council_approve",
+            Self::DkgCommit => "dkg_commit",
+            Self::DkgDeal => "dkg_deal",
+            Self::DkgComplaint => "dkg_complaint",
         }
     }
 }
@@ -237,6 +253,12 @@ pub enum Body {
     CouncilPropose(Box<Proposal>),
     /// Kind 17.
     CouncilApprove(Approval),
+    /// Kind 18.
+    DkgCommit(Box<DkgCommit>),
+    /// Kind 19.
+    DkgDeal(DkgDeal),
+    /// Kind 20.
+    DkgComplaint(DkgComplaint),
 }
 
 impl Body {
@@ -261,6 +283,9 @@ impl Body {
             Self::MisbehaviourReport(_) => Kind::MisbehaviourReport,
             Self::CouncilPropose(_) => Kind::CouncilPropose,
             Self::CouncilApprove(_) => Kind::CouncilApprove,
+            Self::DkgCommit(_) => Kind::DkgCommit,
+            Self::DkgDeal(_) => Kind::DkgDeal,
+            Self::DkgComplaint(_) => Kind::DkgComplaint,
         }
     }
 
@@ -284,6 +309,9 @@ impl Body {
             Self::MisbehaviourReport(report) => report.encode(&mut w),
             Self::CouncilPropose(proposal) => proposal.encode(&mut w),
             Self::CouncilApprove(approval) => approval.encode(&mut w),
+            Self::DkgCommit(commit) => commit.encode(&mut w),
+            Self::DkgDeal(deal) => deal.encode(&mut w),
+            Self::DkgComplaint(complaint) => complaint.encode(&mut w),
         }
         w.finish()
     }
@@ -317,6 +345,9 @@ impl Body {
             }
             Kind::CouncilPropose => Self::CouncilPropose(Box::new(Proposal::decode(&mut r)?)),
             Kind::CouncilApprove => Self::CouncilApprove(Approval::decode(&mut r)?),
+            Kind::DkgCommit => Self::DkgCommit(Box::new(DkgCommit::decode(&mut r)?)),
+            Kind::DkgDeal => Self::DkgDeal(DkgDeal::decode(&mut r)?),
+            Kind::DkgComplaint => Self::DkgComplaint(DkgComplaint::decode(&mut r)?),
         };
         r.finish()?;
         Ok(body)

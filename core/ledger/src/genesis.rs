@@ -46,6 +46,10 @@ pub struct Params {
     pub max_proposal_ttl: u64,
     /// Most workers in a cluster (1..=[`MAX_CLUSTER_SIZE`]).
     pub max_cluster_size: u16,
+    /// How many gatekeepers it takes to use a MasterKey: 1 is classic mode (each holder has the
+    /// whole key); `t ≥ 2` is threshold mode (each committee member holds a share, made by a DKG
+    /// on the ledger). At most `bootstrap_gatekeepers` and [`crate::epoch::MAX_COMMITTEE`].
+    pub key_threshold: u16,
 }
 
 impl Default for Params {
@@ -59,6 +63,7 @@ impl Default for Params {
             slash_bps: 1_000,
             max_proposal_ttl: 10_000,
             max_cluster_size: 64,
+            key_threshold: 1,
         }
     }
 }
@@ -141,7 +146,8 @@ impl GenesisConfig {
             .u64(p.min_worker_stake)
             .u16(p.slash_bps)
             .u64(p.max_proposal_ttl)
-            .u16(p.max_cluster_size);
+            .u16(p.max_cluster_size)
+            .u16(p.key_threshold);
         w.u16(u16::try_from(self.contract_codes.len()).expect("validated code count"));
         for code in &self.contract_codes {
             w.var8(code.as_str().as_bytes());
@@ -183,6 +189,7 @@ impl GenesisConfig {
             slash_bps: r.u16("slash bps")?,
             max_proposal_ttl: r.u64("max proposal ttl")?,
             max_cluster_size: r.u16("max cluster size")?,
+            key_threshold: r.u16("key threshold")?,
         };
         let count = usize::from(r.u16("contract code count")?);
         if count > MAX_CODES {
@@ -243,6 +250,12 @@ impl GenesisConfig {
         }
         if p.max_cluster_size == 0 || p.max_cluster_size > MAX_CLUSTER_SIZE {
             return Err(GenesisError::Param("max_cluster_size"));
+        }
+        if p.key_threshold == 0
+            || p.key_threshold > p.bootstrap_gatekeepers
+            || usize::from(p.key_threshold) > crate::epoch::MAX_COMMITTEE
+        {
+            return Err(GenesisError::Param("key_threshold"));
         }
         if p.min_gatekeeper_stake <= p.min_worker_stake {
             return Err(GenesisError::StakeOrder);
@@ -368,6 +381,7 @@ impl Genesis {
             Body::EpochHandoff(handoff) => handoff.check(&entry.author(), &self.hash)?,
             Body::ContractKeysPublish(keys) => crate::contract::check_keys(keys)?,
             Body::ContractCommand(command) => command.check(&entry.author())?,
+            Body::DkgDeal(deal) => deal.check(&entry.author())?,
             Body::Genesis(_)
             | Body::GatekeeperDeregister
             | Body::WorkerDeregister
@@ -379,7 +393,9 @@ impl Genesis {
             | Body::ResultDigest(_)
             | Body::MisbehaviourReport(_)
             | Body::CouncilPropose(_)
-            | Body::CouncilApprove(_) => {}
+            | Body::CouncilApprove(_)
+            | Body::DkgCommit(_)
+            | Body::DkgComplaint(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

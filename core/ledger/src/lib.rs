@@ -21,6 +21,7 @@ pub mod cluster;
 mod codec;
 pub mod contract;
 pub mod council;
+pub mod dkg;
 pub mod entry;
 pub mod epoch;
 pub mod genesis;
@@ -32,6 +33,7 @@ pub use body::{Body, Kind, Registration};
 pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
 pub use contract::{ContractCommand, ContractDeploy};
 pub use council::{Action, Approval, Proposal};
+pub use dkg::{DkgCommit, DkgComplaint, DkgDeal, DkgRunId};
 pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,

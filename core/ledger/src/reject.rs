@@ -355,6 +355,42 @@ pub enum Rejected {
     /// A rotation is running: no other rotation or gatekeeper change until its epoch is active.
     #[error("a rotation is in progress")]
     RotationInProgress,
+    /// The entry belongs to the other key mode: a classic epoch entry in threshold mode, or a
+    /// DKG entry in classic mode.
+    #[error("not allowed in this key mode: {needs}")]
+    WrongKeyMode {
+        /// What this ledger's mode does instead.
+        needs: &'static str,
+    },
+    /// No DKG run with this epoch and attempt is under way.
+    #[error("no DKG run {epoch}/{attempt} is under way")]
+    NoDkgRun {
+        /// The entry's epoch.
+        epoch: Epoch,
+        /// The entry's attempt.
+        attempt: u16,
+    },
+    /// The author is not a member of the run.
+    #[error("the author is not a member of the DKG run")]
+    NotDkgMember,
+    /// The entry comes at the wrong point of the run (a second commitment, a deal before every
+    /// commitment, a complaint before the dealer dealt).
+    #[error("out of turn in the DKG run: {0}")]
+    DkgOutOfTurn(&'static str),
+    /// A commitment does not verify for its author's share index.
+    #[error("bad DKG commitment: {0}")]
+    BadDkgCommitment(keyward_threshold::SharingError),
+    /// A part envelope is not sealed as the run requires.
+    #[error("bad share-part envelope for {member}: {reason}")]
+    BadSharePart {
+        /// The recipient.
+        member: Named,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A complaint does not prove its dealer wrong.
+    #[error("complaint refused: {0}")]
+    BadComplaint(&'static str),
 }
 
 impl Rejected {
@@ -399,6 +435,13 @@ impl Rejected {
             Self::NotAFounder { .. } => (2211, "not_a_founder"),
             Self::MasterKeyReused { .. } => (2212, "master_key_reused"),
             Self::UnknownEpoch { .. } => (2209, "unknown_epoch"),
+            Self::WrongKeyMode { .. } => (2213, "wrong_key_mode"),
+            Self::NoDkgRun { .. } => (2214, "no_dkg_run"),
+            Self::NotDkgMember => (2215, "not_dkg_member"),
+            Self::DkgOutOfTurn(_) => (2216, "dkg_out_of_turn"),
+            Self::BadDkgCommitment(_) => (2217, "bad_dkg_commitment"),
+            Self::BadSharePart { .. } => (2218, "bad_share_part"),
+            Self::BadComplaint(_) => (2219, "bad_complaint"),
             Self::ClusterExists(_) => (2301, "cluster_exists"),
             Self::UnknownCluster(_) => (2302, "unknown_cluster"),
             Self::NotAWorker { .. } => (2303, "not_a_worker"),

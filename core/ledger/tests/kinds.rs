@@ -729,6 +729,19 @@ fn every_refusal_has_a_distinct_name_and_code() {
         Rejected::BadTtl { max: 1 },
         Rejected::InvalidAction { reason: "x" },
         Rejected::RotationInProgress,
+        Rejected::WrongKeyMode { needs: "x" },
+        Rejected::NoDkgRun {
+            epoch: Epoch(0),
+            attempt: 0,
+        },
+        Rejected::NotDkgMember,
+        Rejected::DkgOutOfTurn("x"),
+        Rejected::BadDkgCommitment(keyward_threshold::SharingError::ThresholdOne),
+        Rejected::BadSharePart {
+            member: key.public().into(),
+            reason: "x",
+        },
+        Rejected::BadComplaint("x"),
     ];
     let names: BTreeSet<_> = all.iter().map(Rejected::name).collect();
     let codes: BTreeSet<_> = all.iter().map(Rejected::code).collect();

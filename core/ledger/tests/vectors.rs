@@ -171,6 +171,7 @@ fn generate() -> Value {
                 "slashBps": p.slash_bps,
                 "maxProposalTtl": p.max_proposal_ttl,
                 "maxClusterSize": p.max_cluster_size,
+                "keyThreshold": p.key_threshold,
             },
             "contractCodes": config.contract_codes.iter().map(CodeId::as_str).collect::<Vec<_>>(),
             "gatekeeperPolicy": policy_json(&config.gatekeeper_policy),

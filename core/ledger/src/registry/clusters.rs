@@ -212,13 +212,23 @@ impl Registry {
         publish: &ClusterKeyPublish,
     ) -> Result<Effect, Rejected> {
         let expected = self.key_context(&publish.cluster)?;
-        let holds = self
-            .epoch(publish.epoch)
-            .is_some_and(|s| s.holders().contains(&author));
-        if !holds {
+        // Classic mode: a holder of the epoch, which can derive the key. Threshold mode: no
+        // gatekeeper can, so a member worker publishes the key it combined (PROTOCOL §16.7).
+        let allowed = if self.key_threshold() == 1 {
+            self.epoch(publish.epoch)
+                .is_some_and(|s| s.holders().contains(&author))
+        } else {
+            self.is_eligible_worker(&author)
+                && self.clusters[&publish.cluster].members().contains(&author)
+        };
+        if !allowed {
             return Err(Rejected::WrongAuthor {
                 kind: Kind::ClusterKeyPublish,
-                needs: "an active holder of the epoch",
+                needs: if self.key_threshold() == 1 {
+                    "an active holder of the epoch"
+                } else {
+                    "an active member worker of the cluster"
+                },
             });
         }
         let found = KeyContext {

@@ -66,6 +66,10 @@ impl Registry {
         members: impl IntoIterator<Item = &'a IdentityPublicKey>,
     ) -> Result<(), Rejected> {
         let invalid = |reason| Err(Rejected::InvalidAction { reason });
+        if self.key_threshold() > 1 {
+            // Retained epochs' shares must move to the new set first (resharing, issue 5).
+            return invalid("threshold mode cannot change the gatekeeper set yet");
+        }
         if self.rotation.is_some() {
             return Err(Rejected::RotationInProgress);
         }
@@ -110,6 +114,11 @@ impl Registry {
                 } else {
                     invalid("no such cluster")
                 }
+            }
+            Action::AbandonEpoch { epoch }
+                if self.dkg().is_some_and(|r| r.id().epoch == *epoch) =>
+            {
+                Ok(())
             }
             Action::AbandonEpoch { epoch } => match self.epochs.last() {
                 Some(s) if s.record().epoch() == *epoch && s.status() == EpochStatus::Pending => {
@@ -234,6 +243,10 @@ impl Registry {
             }
             Action::RekeyCluster { cluster } => {
                 events.push(self.next_generation(&cluster, None));
+                ProposalStatus::Executed
+            }
+            Action::AbandonEpoch { epoch } if self.dkg().is_some_and(|r| r.id().epoch == epoch) => {
+                events.extend(self.abandon_dkg_attempt());
                 ProposalStatus::Executed
             }
             Action::AbandonEpoch { epoch } => {

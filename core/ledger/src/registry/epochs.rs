@@ -42,6 +42,23 @@ pub struct EpochState {
 }
 
 impl EpochState {
+    pub(super) fn created(
+        record: EpochRecord,
+        checksum: EpochChecksum,
+        holders: BTreeSet<IdentityPublicKey>,
+        pending: BTreeMap<IdentityPublicKey, BTreeMap<IdentityPublicKey, Envelope>>,
+        proposal: Option<EntryHash>,
+    ) -> Self {
+        Self {
+            record,
+            checksum,
+            status: EpochStatus::Pending,
+            holders,
+            pending,
+            proposal,
+        }
+    }
+
     /// The public record: master public key, committee and founding gatekeepers.
     pub fn record(&self) -> &EpochRecord {
         &self.record
@@ -120,6 +137,7 @@ impl Registry {
         author: IdentityPublicKey,
         create: &EpochCreate,
     ) -> Result<Effect, Rejected> {
+        self.check_classic_mode()?;
         if !self.is_admitted(&author) {
             return Err(Rejected::WrongAuthor {
                 kind: Kind::EpochCreate,
@@ -168,14 +186,13 @@ impl Registry {
             .zip(&create.envelopes)
             .map(|(member, envelope)| (*member, BTreeMap::from([(author, envelope.clone())])))
             .collect();
-        Ok(Effect::CreateEpoch(Box::new(EpochState {
+        Ok(Effect::CreateEpoch(Box::new(EpochState::created(
             record,
             checksum,
-            status: EpochStatus::Pending,
-            holders: BTreeSet::from([author]),
+            BTreeSet::from([author]),
             pending,
-            proposal: create.proposal,
-        })))
+            create.proposal,
+        ))))
     }
 
     pub(super) fn check_handoff(
@@ -183,6 +200,7 @@ impl Registry {
         author: IdentityPublicKey,
         handoff: &EpochHandoff,
     ) -> Result<Effect, Rejected> {
+        self.check_classic_mode()?;
         for (&epoch, envelope) in &handoff.secrets {
             let state = self.epoch_state(epoch)?;
             if !state.holders.contains(&author) {
@@ -215,7 +233,10 @@ impl Registry {
             });
         }
         for &epoch in &accept.epochs {
-            if !self.epoch_state(epoch)?.pending.contains_key(&author) {
+            let state = self.epoch_state(epoch)?;
+            let dkg_member =
+                self.accepts_dkg_epoch(&author, epoch) && !state.holders.contains(&author);
+            if !state.pending.contains_key(&author) && !dkg_member {
                 return Err(Rejected::NoPendingSecret { epoch });
             }
         }
@@ -230,6 +251,9 @@ impl Registry {
     ) -> Result<(), Rejected> {
         if self.rotation.is_some() {
             return Err(Rejected::RotationInProgress);
+        }
+        if let Some(epoch) = self.in_dkg(author) {
+            return Err(Rejected::EpochPending { epoch });
         }
         for state in &self.epochs {
             let epoch = state.record.epoch();
@@ -351,6 +375,7 @@ impl Registry {
         }
         self.epoch_mut(epoch).status = EpochStatus::Active;
         self.current = Some(epoch);
+        self.end_dkg(epoch);
         let mut events = vec![Event::EpochActivated { epoch }];
         if let Some(id) = proposal {
             events.extend(self.remove_gatekeepers_outside(&founders));

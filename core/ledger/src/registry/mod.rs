@@ -8,6 +8,7 @@
 mod clusters;
 mod contracts;
 mod council;
+mod dkg;
 mod epochs;
 mod nodes;
 mod results;
@@ -30,6 +31,7 @@ use crate::reject::Rejected;
 pub use clusters::{Cluster, ProvisionError};
 pub use contracts::{Command, Contract};
 pub use council::{ProposalState, ProposalStatus};
+pub use dkg::DkgRun;
 pub use epochs::{EpochState, EpochStatus};
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
@@ -219,6 +221,23 @@ pub enum Event {
         /// The proposal.
         proposal: EntryHash,
     },
+    /// A DKG run (threshold mode) started: its members may commit.
+    DkgStarted {
+        /// The epoch and attempt.
+        run: crate::dkg::DkgRunId,
+    },
+    /// An upheld complaint excluded a dealer; its attempt is abandoned.
+    DkgDealerExcluded {
+        /// The abandoned attempt.
+        run: crate::dkg::DkgRunId,
+        /// The excluded dealer.
+        dealer: IdentityPublicKey,
+    },
+    /// Too few members remain for the threshold: the epoch's DKG cannot complete.
+    DkgFailed {
+        /// The epoch.
+        epoch: Epoch,
+    },
     /// A worker was slashed for disagreeing with the majority.
     Slashed {
         /// The worker.
@@ -273,6 +292,17 @@ enum Effect {
         /// `None` below the threshold; at it, whether the action can still run.
         outcome: Option<Result<(), Box<Rejected>>>,
     },
+    DkgCommit(
+        keyward_threshold::ShareIndex,
+        Box<keyward_threshold::DkgCommitment>,
+    ),
+    DkgDeal {
+        dealer: keyward_threshold::ShareIndex,
+        parts: Vec<keyward_crypto::Envelope>,
+        /// The pending epoch the last deal creates.
+        created: Option<Box<EpochState>>,
+    },
+    DkgComplaint(IdentityPublicKey),
 }
 
 /// The registry state after the entries applied so far.
@@ -302,6 +332,8 @@ pub struct Registry {
     /// Master public keys of abandoned epochs: they may have reached gatekeepers, so they are
     /// never used again.
     abandoned_keys: BTreeSet<[u8; 32]>,
+    /// The DKG run under way (threshold mode).
+    dkg: Option<DkgRun>,
 }
 
 impl Registry {
@@ -328,6 +360,7 @@ impl Registry {
             proposals: BTreeMap::new(),
             rotation: None,
             abandoned_keys: BTreeSet::new(),
+            dkg: None,
             genesis,
         })
     }
@@ -404,6 +437,9 @@ impl Registry {
             Body::MisbehaviourReport(report) => self.check_report(author, report),
             Body::CouncilPropose(proposal) => self.check_propose(author, proposal),
             Body::CouncilApprove(approval) => self.check_approve(author, *approval),
+            Body::DkgCommit(commit) => self.check_dkg_commit(author, commit),
+            Body::DkgDeal(deal) => self.check_dkg_deal(author, deal),
+            Body::DkgComplaint(complaint) => self.check_dkg_complaint(author, complaint),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -413,7 +449,11 @@ impl Registry {
         let author = entry.author();
         let height = self.height;
         let events = match effect {
-            Effect::Register(node) => self.commit_register(author, node),
+            Effect::Register(node) => {
+                let mut events = self.commit_register(author, node);
+                events.extend(self.start_dkg_if_due());
+                events
+            }
             Effect::Deregister => self.commit_deregister(author, height),
             Effect::CreateEpoch(state) => self.commit_create(author, *state),
             Effect::Handoff(handoff) => self.commit_handoff(author, handoff),
@@ -430,6 +470,13 @@ impl Registry {
             Effect::Slash { report, amount } => self.commit_slash(*report, amount),
             Effect::Propose(proposal) => self.commit_propose(author, entry.hash(), *proposal),
             Effect::Approve { proposal, outcome } => self.commit_approve(author, proposal, outcome),
+            Effect::DkgCommit(index, commitment) => self.commit_dkg_commit(index, *commitment),
+            Effect::DkgDeal {
+                dealer,
+                parts,
+                created,
+            } => self.commit_dkg_deal(dealer, parts, created),
+            Effect::DkgComplaint(dealer) => self.commit_dkg_complaint(dealer),
         };
         self.height += 1;
         self.head = entry.hash();

@@ -1,0 +1,469 @@
+//! Kinds 18–20 (PROTOCOL §16.10): epoch 0 made by a DKG on the ledger in threshold mode, a
+//! cheating dealer convicted by a complaint anyone can check, and every refusal shown to change
+//! nothing.
+#![allow(clippy::unwrap_used)] // tests
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use keyward_crypto::{Envelope, SecretBytes};
+use keyward_hierarchy::{Epoch, MasterKey, verify_chain};
+use keyward_ledger::dkg::{Member as Recipient, open_part, seal_part};
+use keyward_ledger::*;
+use keyward_threshold::{Dealer, KeyShare, ShareIndex, SharePart};
+use rand::RngCore;
+use support::*;
+
+fn threshold_net(seed: u64) -> (Net, Vec<Member>) {
+    let mut net = Net::with(seed, |c| c.params.key_threshold = 2);
+    let gatekeepers = (0..3).map(|_| net.gatekeeper()).collect();
+    (net, gatekeepers)
+}
+
+fn run(net: &Net) -> DkgRunId {
+    net.registry.dkg().unwrap().id()
+}
+
+fn dealer(net: &mut Net, gk: &Member) -> Dealer {
+    let run = net.registry.dkg().unwrap();
+    let index = run.index_of(&gk.id.public()).unwrap();
+    let params = run.params().clone();
+    let mut seed = [0u8; 32];
+    net.rng.fill_bytes(&mut seed);
+    Dealer::new(params, index, &SecretBytes::new(seed)).unwrap()
+}
+
+fn recipients(net: &Net, except: ShareIndex) -> Vec<Recipient> {
+    net.registry
+        .dkg()
+        .unwrap()
+        .members()
+        .iter()
+        .filter(|(i, _)| **i != except)
+        .map(|(i, id)| Recipient {
+            index: *i,
+            id: *id,
+            channel: net.registry.node(id).unwrap().channel,
+        })
+        .collect()
+}
+
+/// The deal body for `dealer`, with `forge` replacing the part for that member.
+fn deal(net: &mut Net, gk: &Member, dealer: &Dealer, forge: Option<ShareIndex>) -> Body {
+    let run = run(net);
+    let index = net
+        .registry
+        .dkg()
+        .unwrap()
+        .index_of(&gk.id.public())
+        .unwrap();
+    let commitments = net.registry.dkg().unwrap().commitments().clone();
+    let parts = dealer.parts(&commitments).unwrap();
+    let genesis = net.registry.genesis().hash();
+    let envelopes: Vec<Envelope> = recipients(net, index)
+        .iter()
+        .map(|m| {
+            let part = if forge == Some(m.index) {
+                SharePart::from_bytes(&SecretBytes::new([9; 32])).unwrap()
+            } else {
+                parts[&m.index].clone()
+            };
+            seal_part(&gk.id, &genesis, run, index, m, &part, &mut net.rng).unwrap()
+        })
+        .collect();
+    Body::DkgDeal(DkgDeal {
+        run,
+        parts: envelopes,
+    })
+}
+
+/// What a member's core does once every deal is in: open its parts and finish.
+fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareIndex, DkgComplaint)> {
+    let registry = &net.registry;
+    let run = registry.dkg().unwrap();
+    let me = run.index_of(&gk.id.public()).unwrap();
+    let genesis = registry.genesis().hash();
+    let mut parts = BTreeMap::new();
+    for (dealer_index, dealer_id) in run.members() {
+        if *dealer_index == me {
+            continue;
+        }
+        let envelope = run.part(*dealer_index, me).unwrap();
+        let opened = open_part(
+            &gk.channel,
+            &genesis,
+            run.id(),
+            (*dealer_index, dealer_id),
+            (me, &gk.id.public()),
+            envelope,
+        )
+        .unwrap();
+        if !run.commitments()[dealer_index].verify_part(me, &opened.part) {
+            return Err((
+                *dealer_index,
+                DkgComplaint {
+                    run: run.id(),
+                    dealer: *dealer_index,
+                    part: *opened.part.to_bytes().expose(),
+                    signature: opened.signature,
+                },
+            ));
+        }
+        parts.insert(*dealer_index, opened.part);
+    }
+    let (share, committee) = dealer.finish(run.commitments(), &parts).unwrap();
+    assert_eq!(
+        &committee,
+        registry.epoch(run.id().epoch).unwrap().record().committee()
+    );
+    Ok(share)
+}
+
+fn commit_all(net: &mut Net, gks: &[Member]) -> Vec<Dealer> {
+    let dealers: Vec<Dealer> = gks.iter().map(|g| dealer(net, g)).collect();
+    for (gk, d) in gks.iter().zip(&dealers) {
+        let body = Body::DkgCommit(Box::new(DkgCommit {
+            run: run(net),
+            commitment: d.commitment().clone(),
+        }));
+        net.submit(&gk.id, &body).unwrap();
+    }
+    dealers
+}
+
+#[test]
+fn epoch_0_is_created_by_a_dkg_and_activates_when_every_member_holds_a_share() {
+    let (mut net, gks) = threshold_net(1);
+    let started = net.registry.dkg().unwrap();
+    assert_eq!(
+        started.id(),
+        DkgRunId {
+            epoch: Epoch(0),
+            attempt: 0
+        }
+    );
+    assert_eq!(started.params().threshold(), 2);
+    let dealers = commit_all(&mut net, &gks);
+    for (gk, d) in gks.iter().zip(&dealers) {
+        assert!(net.registry.epoch(Epoch(0)).is_none());
+        let body = deal(&mut net, gk, d, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let state = net.registry.epoch(Epoch(0)).unwrap();
+    assert_eq!(state.status(), EpochStatus::Pending);
+    assert_eq!(state.record().committee().threshold(), 2);
+    let shares: Vec<KeyShare> = gks
+        .iter()
+        .zip(&dealers)
+        .map(|(g, d)| finish(&net, g, d).unwrap())
+        .collect();
+    for gk in &gks[..2] {
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+        assert_eq!(net.registry.current_epoch(), None);
+    }
+    let applied = net.submit(&gks[2].id, &accept(&[0])).unwrap();
+    assert!(
+        applied
+            .events
+            .contains(&Event::EpochActivated { epoch: Epoch(0) })
+    );
+    assert!(net.registry.dkg().is_none(), "the run ends at activation");
+    // Any two shares evaluate to what the (never assembled) key gives.
+    let committee = net
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .committee()
+        .clone();
+    let element = keyward_threshold::Element::from_input(b"x").unwrap();
+    let partials: Vec<_> = shares[1..]
+        .iter()
+        .map(|s| s.evaluate(&element, &mut net.rng))
+        .collect();
+    assert!(committee.evaluate_input(b"x", &partials).is_ok());
+    // The checksum chain covers the DKG's committee.
+    let records: Vec<_> = net
+        .registry
+        .epochs()
+        .iter()
+        .map(|s| s.record().clone())
+        .collect();
+    let chain = net.registry.genesis().config().chain.clone();
+    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
+}
+
+#[test]
+fn a_cheating_dealer_is_convicted_by_a_complaint_and_the_rest_complete() {
+    let (mut net, gks) = threshold_net(2);
+    let dealers = commit_all(&mut net, &gks);
+    let index = |net: &Net, gk: &Member| {
+        net.registry
+            .dkg()
+            .unwrap()
+            .index_of(&gk.id.public())
+            .unwrap()
+    };
+    let victim = index(&net, &gks[2]);
+    // Dealer 0 sends member 2 a part off its polynomial, with a valid signature.
+    let body = deal(&mut net, &gks[0], &dealers[0], Some(victim));
+    net.submit(&gks[0].id, &body).unwrap();
+    // A complaint before the others dealt is possible; a false one is refused and changes nothing.
+    for (gk, d) in gks[1..].iter().zip(&dealers[1..]) {
+        let body = deal(&mut net, gk, d, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    assert!(net.registry.epoch(Epoch(0)).is_some());
+    // Member 1's parts are all fine: it cannot complain about dealer 0.
+    let honest = finish(&net, &gks[1], &dealers[1]);
+    assert!(honest.is_ok());
+    let (accused, complaint) = finish(&net, &gks[2], &dealers[2]).unwrap_err();
+    assert_eq!(accused, index(&net, &gks[0]));
+    // Tampering with the revealed part breaks the dealer's signature: refused.
+    let mut forged = complaint.clone();
+    forged.part[0] ^= 1;
+    refused(
+        &mut net,
+        &gks[2].id,
+        &Body::DkgComplaint(forged),
+        "bad_complaint",
+    );
+    // Accusing an honest dealer with its genuine part is refused.
+    let me = index(&net, &gks[2]);
+    let run_id = run(&net);
+    let honest_dealer = index(&net, &gks[1]);
+    let envelope = net
+        .registry
+        .dkg()
+        .unwrap()
+        .part(honest_dealer, me)
+        .unwrap()
+        .clone();
+    let opened = open_part(
+        &gks[2].channel,
+        &net.registry.genesis().hash(),
+        run_id,
+        (honest_dealer, &gks[1].id.public()),
+        (me, &gks[2].id.public()),
+        &envelope,
+    )
+    .unwrap();
+    let false_accusation = DkgComplaint {
+        run: run_id,
+        dealer: honest_dealer,
+        part: *opened.part.to_bytes().expose(),
+        signature: opened.signature,
+    };
+    refused(
+        &mut net,
+        &gks[2].id,
+        &Body::DkgComplaint(false_accusation),
+        "bad_complaint",
+    );
+    // The genuine complaint is upheld: the attempt and its epoch are abandoned.
+    let abandoned = net
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .committee()
+        .public_key();
+    let applied = net
+        .submit(&gks[2].id, &Body::DkgComplaint(complaint))
+        .unwrap();
+    assert!(applied.events.contains(&Event::DkgDealerExcluded {
+        run: run_id,
+        dealer: gks[0].id.public()
+    }));
+    assert!(
+        applied
+            .events
+            .contains(&Event::EpochAbandoned { epoch: Epoch(0) })
+    );
+    assert!(net.registry.epoch(Epoch(0)).is_none());
+    let next = net.registry.dkg().unwrap();
+    assert_eq!(
+        next.id(),
+        DkgRunId {
+            epoch: Epoch(0),
+            attempt: 1
+        }
+    );
+    assert!(next.index_of(&gks[0].id.public()).is_none());
+    assert!(next.excluded().contains(&gks[0].id.public()));
+    // The excluded dealer can no longer take part; the two honest members finish 2-of-2.
+    let stale = Body::DkgCommit(Box::new(DkgCommit {
+        run: run(&net),
+        commitment: dealers[0].commitment().clone(),
+    }));
+    refused(&mut net, &gks[0].id, &stale, "not_dkg_member");
+    let dealers = commit_all(&mut net, &gks[1..]);
+    for (gk, d) in gks[1..].iter().zip(&dealers) {
+        let body = deal(&mut net, gk, d, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let master = net
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .committee()
+        .public_key();
+    assert_ne!(master, abandoned);
+    for (gk, d) in gks[1..].iter().zip(&dealers) {
+        finish(&net, gk, d).unwrap();
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+    }
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+    // The surviving members kept their indices.
+    let record = net.registry.epoch(Epoch(0)).unwrap().record().clone();
+    assert_eq!(
+        record.committee().members().collect::<Vec<_>>(),
+        vec![ShareIndex::new(2).unwrap(), ShareIndex::new(3).unwrap()]
+    );
+}
+
+#[test]
+fn dkg_entries_out_of_turn_or_out_of_mode_are_refused_and_change_nothing() {
+    let (mut net, gks) = threshold_net(3);
+    let dealers: Vec<Dealer> = gks.iter().map(|g| dealer(&mut net, g)).collect();
+    let commit = |net: &Net, d: &Dealer| {
+        Body::DkgCommit(Box::new(DkgCommit {
+            run: run(net),
+            commitment: d.commitment().clone(),
+        }))
+    };
+    // Someone else's commitment: its proof of knowledge is for another index.
+    let theirs = commit(&net, &dealers[1]);
+    refused(&mut net, &gks[0].id, &theirs, "bad_dkg_commitment");
+    // An outsider, and another attempt.
+    let outsider = net.gatekeeper();
+    let mine = commit(&net, &dealers[0]);
+    refused(&mut net, &outsider.id, &mine, "not_dkg_member");
+    let mut wrong_run = DkgCommit {
+        run: run(&net),
+        commitment: dealers[0].commitment().clone(),
+    };
+    wrong_run.run.attempt = 5;
+    refused(
+        &mut net,
+        &gks[0].id,
+        &Body::DkgCommit(Box::new(wrong_run)),
+        "no_dkg_run",
+    );
+    net.submit(&gks[0].id, &commit(&net, &dealers[0])).unwrap();
+    refused(&mut net, &gks[0].id, &mine, "dkg_out_of_turn");
+    // Dealing before every member committed.
+    let early = Body::DkgDeal(DkgDeal {
+        run: run(&net),
+        parts: Vec::new(),
+    });
+    let entry = net.sign(&gks[0].id, &early);
+    assert!(net.submit_entry(entry).is_err());
+    for (gk, d) in gks[1..].iter().zip(&dealers[1..]) {
+        net.submit(&gk.id, &commit(&net, d)).unwrap();
+    }
+    // A deal whose parts are sealed to the wrong members (swapped).
+    let Body::DkgDeal(mut swapped) = deal(&mut net, &gks[0], &dealers[0], None) else {
+        unreachable!()
+    };
+    swapped.parts.swap(0, 1);
+    refused(
+        &mut net,
+        &gks[0].id,
+        &Body::DkgDeal(swapped),
+        "bad_share_part",
+    );
+    // Classic entries are refused in threshold mode, and a gatekeeper in the run may not leave.
+    let master = MasterKey::generate(&mut net.rng);
+    let body = create(&mut net, &gks[0], 0, &master, &[]);
+    refused(&mut net, &gks[0].id, &body, "wrong_key_mode");
+    refused(
+        &mut net,
+        &gks[1].id,
+        &Body::GatekeeperDeregister,
+        "epoch_pending",
+    );
+    // Accepting before the epoch exists.
+    refused(&mut net, &gks[0].id, &accept(&[0]), "unknown_epoch");
+}
+
+#[test]
+fn classic_mode_refuses_dkg_entries() {
+    let mut net = Net::new(4);
+    let gk = net.gatekeeper();
+    assert!(net.registry.dkg().is_none());
+    let body = Body::DkgComplaint(DkgComplaint {
+        run: DkgRunId {
+            epoch: Epoch(0),
+            attempt: 0,
+        },
+        dealer: ShareIndex::new(1).unwrap(),
+        part: [0; 32],
+        signature: gk.id.sign(
+            keyward_crypto::SigningPurpose::SharePart,
+            b"x",
+            &mut net.rng,
+        ),
+    });
+    refused(&mut net, &gk.id, &body, "wrong_key_mode");
+}
+
+#[test]
+fn a_key_threshold_above_the_bootstrap_set_is_an_invalid_genesis() {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
+    let council = vec![keyward_crypto::IdentityKeypair::generate(&mut rng)];
+    let platform = keyward_enclave::DevPlatformKey::generate(&mut rng);
+    for t in [0, 4] {
+        let mut cfg = config(&council, &platform);
+        cfg.params.key_threshold = t;
+        let genesis = Entry::sign(
+            &council[0],
+            genesis_position(),
+            &Body::Genesis(Box::new(cfg)),
+            &mut rng,
+        );
+        assert!(
+            Registry::from_genesis(&genesis, &genesis.hash()).is_err(),
+            "t = {t}"
+        );
+    }
+}
+
+#[test]
+fn the_council_abandons_a_stalled_attempt_and_the_next_runs_without_the_silent_member() {
+    let (mut net, gks) = threshold_net(6);
+    // Only the first two commit; the third is down.
+    let dealers = commit_all(&mut net, &gks[..2]);
+    let stalled = run(&net);
+    let propose = Body::CouncilPropose(Box::new(Proposal {
+        ttl: 10,
+        action: Action::AbandonEpoch { epoch: Epoch(0) },
+    }));
+    let proposal = net.as_council(0, &propose).unwrap().hash;
+    let applied = net
+        .as_council(1, &Body::CouncilApprove(Approval { proposal }))
+        .unwrap();
+    assert!(applied.events.contains(&Event::DkgStarted {
+        run: DkgRunId {
+            epoch: Epoch(0),
+            attempt: stalled.attempt + 1
+        }
+    }));
+    let next = net.registry.dkg().unwrap();
+    assert_eq!(next.members().len(), 2);
+    assert!(next.excluded().contains(&gks[2].id.public()));
+    // The two live members finish without it (their old commitments were for the old attempt).
+    drop(dealers);
+    let dealers = commit_all(&mut net, &gks[..2]);
+    for (gk, d) in gks[..2].iter().zip(&dealers) {
+        let body = deal(&mut net, gk, d, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    for (gk, d) in gks[..2].iter().zip(&dealers) {
+        finish(&net, gk, d).unwrap();
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+    }
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+}
