@@ -79,6 +79,7 @@ fn deal(net: &mut Net, gk: &Member, dealer: &Dealer, forge: Option<ShareIndex>) 
 }
 
 /// What a member's core does once every deal is in: open its parts and finish.
+#[allow(clippy::result_large_err)] // a test helper
 fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareIndex, DkgComplaint)> {
     let registry = &net.registry;
     let run = registry.dkg().unwrap();

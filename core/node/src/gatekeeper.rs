@@ -8,11 +8,13 @@ use keyward_crypto::{
 };
 use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, Epoch, MasterKey};
+use keyward_ledger::dkg::{Member, OpenedPart, PartError, open_part, seal_part};
 use keyward_ledger::{
-    Action, Body, Cluster, ClusterKeyPublish, EntryHash, EpochAccept, EpochCreate, EpochHandoff,
-    EpochStatus, KeyContext, Registry, Role, SecretError, open_epoch_secret,
+    Action, Body, Cluster, ClusterKeyPublish, DkgCommit, DkgComplaint, DkgDeal, DkgRunId,
+    EntryHash, EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, Role,
+    SecretError, open_epoch_secret,
 };
-use keyward_threshold::{PartialEvaluation, ShareIndex};
+use keyward_threshold::{Dealer, KeyShare, PartialEvaluation, ShareIndex};
 
 use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
@@ -66,6 +68,24 @@ pub struct Gatekeeper {
     /// so that the map moves pointers, never copies of the secret it cannot zeroize.
     partials: BTreeMap<ClusterId, (KeyContext, Box<Partial>)>,
     bad: Vec<BadSecret>,
+    /// Threshold mode: its share of each epoch's MasterKey, by master public key.
+    shares: BTreeMap<[u8; 32], KeyShare>,
+    /// Threshold mode: its dealer for the DKG run under way (rebuilt from its seed on demand).
+    dealer: Option<Box<(DkgRunId, Dealer)>>,
+    bad_parts: Vec<BadPart>,
+}
+
+/// A DKG part addressed to this gatekeeper that it cannot use and cannot prove wrong: the
+/// envelope does not open or holds no part signed by its dealer. The run stalls until the
+/// council abandons the attempt (PROTOCOL §16.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPart {
+    /// The run.
+    pub run: DkgRunId,
+    /// The dealer.
+    pub dealer: IdentityPublicKey,
+    /// Why.
+    pub reason: PartError,
 }
 
 /// An encoded [`PartialEvaluation`].
@@ -89,6 +109,9 @@ impl Gatekeeper {
             candidate: None,
             partials: BTreeMap::new(),
             bad: Vec::new(),
+            shares: BTreeMap::new(),
+            dealer: None,
+            bad_parts: Vec::new(),
         }
     }
 
@@ -112,9 +135,14 @@ impl Gatekeeper {
         &self.keys.identity
     }
 
-    /// How many MasterKeys it holds.
+    /// How many MasterKeys (classic mode) or shares (threshold mode) it holds.
     pub fn held(&self) -> usize {
-        self.secrets.len()
+        self.secrets.len() + self.shares.len()
+    }
+
+    /// DKG parts refused since the last call.
+    pub fn take_bad_parts(&mut self) -> Vec<BadPart> {
+        std::mem::take(&mut self.bad_parts)
     }
 
     /// Envelopes refused since the last call.
@@ -142,6 +170,12 @@ impl Gatekeeper {
                         w.raw(key.to_bytes().expose());
                     }
                 }
+                w.u16(u16::try_from(self.shares.len()).expect("bounded by MAX_SECRETS"));
+                for (master, share) in &self.shares {
+                    w.raw(master)
+                        .u16(share.index().get())
+                        .raw(share.secret_bytes().expose());
+                }
             },
             rng,
         )
@@ -156,7 +190,7 @@ impl Gatekeeper {
         genesis: &EntryHash,
         blob: &SealedBlob,
     ) -> Result<Self, StateError> {
-        let (keys, (secrets, candidate)) =
+        let (keys, (secrets, candidate, shares)) =
             Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, |r| {
                 let n = count(r, "secret count", MAX_SECRETS)?;
                 let mut secrets = BTreeMap::new();
@@ -179,7 +213,19 @@ impl Gatekeeper {
                         });
                     }
                 };
-                Ok((secrets, candidate))
+                let n = count(r, "share count", MAX_SECRETS)?;
+                let mut shares = BTreeMap::new();
+                for _ in 0..n {
+                    let master = r.array::<32>("share's master public key")?;
+                    let index = ShareIndex::new(r.u16("share index")?).ok_or(
+                        keyward_crypto::DecodeError::Invalid {
+                            field: "share index",
+                            reason: "zero",
+                        },
+                    )?;
+                    shares.insert(master, KeyShare::from_bytes(index, &secret(r, "share")?)?);
+                }
+                Ok((secrets, candidate, shares))
             })?;
         Ok(Self {
             keys,
@@ -187,6 +233,9 @@ impl Gatekeeper {
             candidate,
             partials: BTreeMap::new(),
             bad: Vec::new(),
+            shares,
+            dealer: None,
+            bad_parts: Vec::new(),
         })
     }
 
@@ -199,6 +248,141 @@ impl Gatekeeper {
                 .map(|(_, _, key)| key)
                 .filter(|key| key.public_key() == master)
         })
+    }
+
+    /// Threshold mode: its share of `epoch`'s MasterKey.
+    fn share_of(&self, registry: &Registry, epoch: Epoch) -> Option<&KeyShare> {
+        let master = registry.epoch(epoch)?.record().committee().public_key();
+        self.shares.get(&master.to_bytes())
+    }
+
+    /// The seed of its dealer in `run`: one-way from its identity seed, so a restarted
+    /// gatekeeper deals exactly as before and never equivocates, with nothing new to seal.
+    fn dkg_seed(&self, genesis: &EntryHash, run: DkgRunId) -> SecretBytes<32> {
+        let mut info = keyward_crypto::Writer::new();
+        info.var16(b"keyward/v1/dkg-seed")
+            .raw(&genesis.0)
+            .u64(run.epoch.0)
+            .u16(run.attempt);
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, self.keys.identity.seed().expose())
+            .expand(info.as_slice(), &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        SecretBytes::new(out)
+    }
+
+    /// Its part in the DKG run under way (PROTOCOL §16.10): commit, deal, then finish (open and
+    /// check its parts, seal its share, accept the epoch) or complain about a wrong part.
+    fn dkg_step(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let run = registry.dkg()?;
+        let me = run.index_of(&self.id())?;
+        let genesis = registry.genesis().hash();
+        if self.dealer.as_ref().map(|d| d.0) != Some(run.id()) {
+            let seed = self.dkg_seed(&genesis, run.id());
+            let dealer = Dealer::new(run.params().clone(), me, &seed).ok()?;
+            self.dealer = Some(Box::new((run.id(), dealer)));
+        }
+        let (_, dealer) = self.dealer.as_deref().expect("set above");
+        if !run.commitments().contains_key(&me) {
+            return Some(GatekeeperStep::Submit(Body::DkgCommit(Box::new(
+                DkgCommit {
+                    run: run.id(),
+                    commitment: dealer.commitment().clone(),
+                },
+            ))));
+        }
+        if !run.committed() {
+            return None;
+        }
+        if !run.has_dealt(me) {
+            let parts = dealer.parts(run.commitments()).ok()?;
+            let envelopes = run
+                .members()
+                .iter()
+                .filter(|(i, _)| **i != me)
+                .map(|(i, id)| {
+                    let member = Member {
+                        index: *i,
+                        id: *id,
+                        channel: registry.node(id)?.channel,
+                    };
+                    seal_part(
+                        &self.keys.identity,
+                        &genesis,
+                        run.id(),
+                        me,
+                        &member,
+                        &parts[i],
+                        rng,
+                    )
+                    .ok()
+                })
+                .collect::<Option<Vec<_>>>()?;
+            return Some(GatekeeperStep::Submit(Body::DkgDeal(DkgDeal {
+                run: run.id(),
+                parts: envelopes,
+            })));
+        }
+        let state = registry.epoch(run.id().epoch).filter(|_| run.dealt())?;
+        if state.holders().contains(&self.id()) {
+            return None;
+        }
+        let accept = Body::EpochAccept(EpochAccept {
+            epochs: std::collections::BTreeSet::from([run.id().epoch]),
+        });
+        let master = state.record().committee().public_key().to_bytes();
+        if self.shares.contains_key(&master) {
+            // Sealed before a restart; the acceptance did not land.
+            return Some(GatekeeperStep::Submit(accept));
+        }
+        let mut parts = BTreeMap::new();
+        for (index, id) in run.members() {
+            if *index == me {
+                continue;
+            }
+            let envelope = run.part(*index, me)?;
+            match open_part(
+                &self.keys.channel,
+                &genesis,
+                run.id(),
+                (*index, id),
+                (me, &self.id()),
+                envelope,
+            ) {
+                Ok(OpenedPart { part, signature }) => {
+                    if !run.commitments()[index].verify_part(me, &part) {
+                        return Some(GatekeeperStep::Submit(Body::DkgComplaint(DkgComplaint {
+                            run: run.id(),
+                            dealer: *index,
+                            part: *part.to_bytes().expose(),
+                            signature,
+                        })));
+                    }
+                    parts.insert(*index, part);
+                }
+                Err(reason) => {
+                    let bad = BadPart {
+                        run: run.id(),
+                        dealer: *id,
+                        reason,
+                    };
+                    if !self.bad_parts.contains(&bad) {
+                        self.bad_parts.push(bad);
+                    }
+                    return None;
+                }
+            }
+        }
+        let (share, committee) = dealer.finish(run.commitments(), &parts).ok()?;
+        if committee != *state.record().committee() {
+            return None;
+        }
+        self.shares.insert(master, share);
+        Some(GatekeeperStep::SealThenSubmit(accept))
     }
 
     fn is_admitted(registry: &Registry, id: &IdentityPublicKey) -> bool {
@@ -217,6 +401,15 @@ impl Gatekeeper {
     ) -> Option<GatekeeperStep> {
         let me = self.id();
         if !Self::is_admitted(registry, &me) {
+            return None;
+        }
+        if registry.key_threshold() > 1 {
+            // Threshold mode: epochs come from DKG runs; shares never move by handoff, and no
+            // gatekeeper can derive a cluster key to publish.
+            if let Some(step) = self.dkg_step(registry, rng) {
+                return Some(step);
+            }
+            self.prepare_partials(registry, rng);
             return None;
         }
         self.settle_candidate(registry);
@@ -304,7 +497,7 @@ impl Gatekeeper {
         let Some(epoch) = registry.current_epoch() else {
             return;
         };
-        if self.secret_of(registry, epoch).is_none() {
+        if self.secret_of(registry, epoch).is_none() && self.share_of(registry, epoch).is_none() {
             return;
         }
         let mut cached = self.partials.keys().peekable();
@@ -339,12 +532,15 @@ impl Gatekeeper {
         request: &ClusterKeyRequest,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<Box<Partial>> {
-        let master = self.secret_of(registry, request.epoch)?;
-        // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
-        let share = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
-        Some(Box::new(SecretBytes::new(
-            request.evaluate(&share, rng).to_bytes(),
-        )))
+        let partial = match self.secret_of(registry, request.epoch) {
+            // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
+            Some(master) => request.evaluate(
+                &master.classic_share(ShareIndex::new(1).expect("1 is a valid index")),
+                rng,
+            ),
+            None => request.evaluate(self.share_of(registry, request.epoch)?, rng),
+        };
+        Some(Box::new(SecretBytes::new(partial.to_bytes())))
     }
 
     /// Epoch 0 by the first admitted gatekeeper; a rotation's epoch by its committee's first

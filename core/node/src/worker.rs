@@ -15,7 +15,8 @@ use keyward_hierarchy::{
     Generation,
 };
 use keyward_ledger::{
-    Body, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry, ResultDigest, Role, Subject,
+    Body, ClusterKeyPublish, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry,
+    ResultDigest, Role, Subject,
 };
 use keyward_threshold::{Element, PartialEvaluation};
 
@@ -375,6 +376,19 @@ impl Worker {
         let cluster = registry.cluster(&cluster_id)?;
         // Act only under a cluster key the ledger confirms.
         match cluster.key(current) {
+            // Threshold mode: no gatekeeper can derive the key, so a member publishes the one
+            // it combined from verified partials (PROTOCOL §16.7).
+            None if registry.key_threshold() > 1 => {
+                let held = self.cluster_key(&cluster_id, current)?.identity().public();
+                return Some(WorkerStep::Submit(Body::ClusterKeyPublish(
+                    ClusterKeyPublish {
+                        cluster: cluster_id,
+                        epoch: current.epoch,
+                        generation: current.generation,
+                        key: held,
+                    },
+                )));
+            }
             None => return None,
             Some(published) => {
                 let held = self.cluster_key(&cluster_id, current)?.identity().public();

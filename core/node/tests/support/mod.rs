@@ -26,6 +26,8 @@ pub struct Sim {
     pub replies: BTreeMap<EntryHash, Vec<Envelope>>,
     /// Digest bodies to replace before submission, by worker index (a faulty worker).
     pub faulty: BTreeSet<usize>,
+    /// Gatekeepers that do not answer provisioning requests (down).
+    pub down: BTreeSet<usize>,
 }
 
 fn policy(platform: &DevPlatformKey) -> EvidencePolicy {
@@ -38,6 +40,13 @@ fn policy(platform: &DevPlatformKey) -> EvidencePolicy {
 
 impl Sim {
     pub fn new(seed: u64) -> Self {
+        Self::with_params(seed, |_| {})
+    }
+
+    /// A network whose genesis parameters `edit` adjusted.
+    pub fn with_params(seed: u64, edit: impl FnOnce(&mut Params)) -> Self {
+        let mut params = Params::default();
+        edit(&mut params);
         let mut rng = StdRng::seed_from_u64(seed);
         let council: Vec<_> = (0..3)
             .map(|_| IdentityKeypair::generate(&mut rng))
@@ -47,7 +56,7 @@ impl Sim {
             chain: ChainId::new("node-test").unwrap(),
             council: council.iter().map(IdentityKeypair::public).collect(),
             threshold: GenesisConfig::majority(council.len()),
-            params: Params::default(),
+            params,
             contract_codes: BTreeSet::from([CodeId::new("kv-store").unwrap()]),
             gatekeeper_policy: policy(&platform),
             worker_policy: policy(&platform),
@@ -78,6 +87,7 @@ impl Sim {
             workers: Vec::new(),
             replies: BTreeMap::new(),
             faulty: BTreeSet::new(),
+            down: BTreeSet::new(),
         }
     }
 
@@ -169,7 +179,10 @@ impl Sim {
         request: &keyward_hierarchy::ClusterKeyRequest,
     ) -> Vec<Envelope> {
         let mut answers = Vec::new();
-        for gk in &self.gatekeepers {
+        for (g, gk) in self.gatekeepers.iter().enumerate() {
+            if self.down.contains(&g) {
+                continue;
+            }
             let signed = ProvisionRequest::sign(
                 self.workers[i].signer(),
                 &self.registry.genesis().hash(),
