@@ -66,6 +66,11 @@ pub struct DevnetArgs {
     /// Council members (the threshold is a majority).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
     council: u16,
+    /// Gatekeepers needed to use a MasterKey: 1 is classic mode (each holds the whole key);
+    /// T ≥ 2 makes epoch 0 by a DKG among the gatekeepers, each holding a share (at most
+    /// --gatekeepers). Rotation does not run in threshold mode yet.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    threshold: u16,
 }
 
 /// The network's sizes.
@@ -75,6 +80,8 @@ struct Sizes {
     clusters: usize,
     workers_per_cluster: usize,
     council: usize,
+    /// The MasterKey threshold (1: classic mode).
+    threshold: u16,
 }
 
 /// One check of the story, as printed and reported.
@@ -453,6 +460,12 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             dir.display()
         )));
     }
+    if args.threshold > args.gatekeepers {
+        return Err(CliError::refused(format!(
+            "--threshold {} needs at least as many gatekeepers (--gatekeepers {})",
+            args.threshold, args.gatekeepers
+        )));
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::refused(format!("{}: {e}", dir.display())))?;
     let sizes = Sizes {
@@ -460,6 +473,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         clusters: usize::from(args.clusters),
         workers_per_cluster: usize::from(args.workers_per_cluster),
         council: usize::from(args.council),
+        threshold: args.threshold,
     };
     let outcome = runtime()?.block_on(async {
         let (checks, outcome, network) = story(&dir, sizes).await;
@@ -525,6 +539,7 @@ fn write_report(path: &Path, sizes: Sizes, checks: &[Check], completed: bool) ->
             "clusters": sizes.clusters,
             "workersPerCluster": sizes.workers_per_cluster,
             "council": sizes.council,
+            "threshold": sizes.threshold,
         },
         "checks": checks,
     });
@@ -569,12 +584,26 @@ async fn start(dir: &Path, sizes: Sizes) -> Result<Story> {
     let council: Vec<_> = (0..sizes.council)
         .map(|_| IdentityKeypair::generate(&mut OsRng))
         .collect();
-    let genesis = dev::genesis("devnet", &council, &platform);
+    let mut params = keyward_ledger::Params::default();
+    if sizes.threshold > 1 {
+        // The DKG for epoch 0 runs among the bootstrap gatekeepers: all of them.
+        params.key_threshold = sizes.threshold;
+        params.bootstrap_gatekeepers = u16::try_from(sizes.gatekeepers).expect("at most 16");
+    }
+    let genesis = dev::genesis_with("devnet", &council, &platform, params);
     let genesis_file = dir.join("genesis.bin");
     crate::keyfile::write_file(&genesis_file, genesis.as_bytes(), false, 0o644)?;
     println!("keyward devnet in {}", dir.display());
+    let mode = if sizes.threshold > 1 {
+        format!(
+            "threshold mode, {}-of-{}",
+            sizes.threshold, sizes.gatekeepers
+        )
+    } else {
+        "classic mode".to_owned()
+    };
     println!(
-        "{} gatekeepers, {} clusters of {} workers, a council of {}",
+        "{} gatekeepers ({mode}), {} clusters of {} workers, a council of {}",
         sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster, sizes.council
     );
     println!("genesis {}", genesis.hash());
@@ -642,7 +671,12 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
     let n = k * w;
 
-    s.stage("Gatekeepers and workers register with evidence; epoch 0 is created and handed over");
+    let threshold_mode = sizes.threshold > 1;
+    s.stage(if threshold_mode {
+        "Gatekeepers and workers register with evidence; the gatekeepers make epoch 0 by DKG"
+    } else {
+        "Gatekeepers and workers register with evidence; epoch 0 is created and handed over"
+    });
     for i in 1..=g {
         s.spawn_node("gatekeeper", &format!("g{i}"))?;
     }
@@ -659,15 +693,20 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     )
     .await?;
     let gatekeepers = s.nodes(is_gatekeeper);
-    s.until(
-        &format!("epoch 0 is active and all {g} gatekeepers hold its MasterKey"),
-        |r| {
-            r.epoch(Epoch(0)).is_some_and(|e| {
-                e.status() == EpochStatus::Active
-                    && gatekeepers.iter().all(|id| e.holders().contains(id))
-            })
-        },
-    )
+    let held = if threshold_mode {
+        format!(
+            "epoch 0 is active and each of the {g} gatekeepers holds a share ({}-of-{g}; no one holds the MasterKey)",
+            sizes.threshold
+        )
+    } else {
+        format!("epoch 0 is active and all {g} gatekeepers hold its MasterKey")
+    };
+    s.until(&held, |r| {
+        r.epoch(Epoch(0)).is_some_and(|e| {
+            e.status() == EpochStatus::Active
+                && gatekeepers.iter().all(|id| e.holders().contains(id))
+        })
+    })
     .await?;
     let mut clusters: Vec<(ClusterId, Vec<IdentityPublicKey>)> = Vec::new();
     for c in 0..k {
@@ -689,7 +728,14 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     }
     let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
     s.until(
-        &format!("a gatekeeper published the key of each of the {k} clusters"),
+        &format!(
+            "{} published the key of each of the {k} clusters",
+            if threshold_mode {
+                "a member worker, combining partials,"
+            } else {
+                "a gatekeeper"
+            }
+        ),
         move |r| {
             ids.iter().all(|c| {
                 r.key_context(c)
@@ -875,33 +921,49 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         ),
     );
 
-    s.stage("Rotations without the council's approval are refused");
+    // Threshold mode cannot rotate yet, so its unapproved action is a re-key.
+    s.stage(if threshold_mode {
+        "Council actions without the council's approval are refused"
+    } else {
+        "Rotations without the council's approval are refused"
+    });
     let mallory = IdentityKeypair::generate(&mut OsRng);
-    let rotate = || {
+    let what = if threshold_mode { "re-key" } else { "rotation" };
+    let unapproved = || {
         Body::CouncilPropose(Box::new(Proposal {
             ttl: 1,
-            action: Action::RotateMasterKey {
-                committee: gatekeepers.clone(),
+            action: if threshold_mode {
+                Action::RekeyCluster {
+                    cluster: first.clone(),
+                }
+            } else {
+                Action::RotateMasterKey {
+                    committee: gatekeepers.clone(),
+                }
             },
         }))
     };
-    match submit(&mut s.follower, &mallory, &rotate()).await {
+    match submit(&mut s.follower, &mallory, &unapproved()).await {
         Err(e) => check(
             s,
-            &format!("a rotation proposed by a non-member is refused by every node ({e})"),
+            &format!("a {what} proposed by a non-member is refused by every node ({e})"),
         ),
         Ok(_) => return Err(CliError::refused("a non-member's proposal was accepted")),
     }
     let threshold = usize::from(s.follower.registry().genesis().config().threshold);
     if threshold > 1 {
-        let lone = submit(&mut s.follower, &s.council[0], &rotate()).await?;
+        let lone = submit(&mut s.follower, &s.council[0], &unapproved()).await?;
         // Let the proposal expire: its one-entry window passes with the next commands.
         s.command(&alice, &notes, &kv::get(b"greeting")).await?;
         let approve = Body::CouncilApprove(Approval { proposal: lone });
         let late = submit(&mut s.follower, &s.council[1], &approve).await;
         let registry = s.follower.registry();
         let recorded = registry.proposal(&lone).is_some();
-        let unexecuted = registry.epochs().len() == 1 && registry.rotation().is_none();
+        let unexecuted = registry.epochs().len() == 1
+            && registry.rotation().is_none()
+            && registry
+                .cluster(&first)
+                .is_some_and(|c| c.generation() == keyward_hierarchy::Generation(0));
         drop(registry);
         match late {
             Err(e) if recorded && unexecuted => check(
@@ -910,7 +972,11 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
                     "a lone member's proposal is recorded on the ledger, expires with 1 of {threshold} approvals and never runs; a late approval is refused ({e})"
                 ),
             ),
-            _ => return Err(CliError::refused("an unapproved rotation went ahead")),
+            _ => {
+                return Err(CliError::refused(format!(
+                    "an unapproved {what} went ahead"
+                )));
+            }
         }
     }
 
@@ -955,134 +1021,139 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         "the removed worker is refused every later key (gatekeepers provision active members only)",
     );
 
-    s.stage("Rotation: new gatekeepers; the council approves; the old set is retired");
-    let old = s.nodes(is_gatekeeper);
-    for i in g + 1..=2 * g {
-        s.spawn_node("gatekeeper", &format!("g{i}"))?;
-    }
-    s.until(&format!("{g} new gatekeepers registered"), |r| {
-        r.nodes()
-            .filter(|(_, node)| node.is_active() && is_gatekeeper(&node.role))
-            .count()
-            == 2 * g
-    })
-    .await?;
-    let new: Vec<_> = s
-        .nodes(is_gatekeeper)
-        .into_iter()
-        .filter(|id| !old.contains(id))
-        .collect();
-    s.council_decides(Action::RotateMasterKey {
-        committee: new.clone(),
-    })
-    .await?;
-    let (fresh, retired) = (new.clone(), old.clone());
-    s.until(
-        "epoch 1 is active, held by the new set only; epoch 0 is retained; the old set is removed",
-        move |r| {
-            r.epoch(Epoch(1)).is_some_and(|e| {
-                e.status() == EpochStatus::Active
-                    && e.holders().iter().copied().collect::<BTreeSet<_>>()
-                        == fresh.iter().copied().collect()
-            }) && r
-                .epoch(Epoch(0))
-                .is_some_and(|e| e.status() == EpochStatus::Retained)
-                && retired
-                    .iter()
-                    .all(|id| r.node(id).is_some_and(|node| !node.is_active()))
-        },
-    )
-    .await?;
-    let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
-    s.until("every cluster's epoch-1 key is published", move |r| {
-        ids.iter().all(|c| {
-            r.key_context(c)
-                .ok()
-                .filter(|ctx| ctx.epoch == Epoch(1))
-                .and_then(|ctx| r.cluster(c)?.key(ctx))
-                .is_some()
-        })
-    })
-    .await?;
-
-    s.stage("Data of the old epoch stays readable");
-    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
-    let remaining: Vec<_> = clusters[0]
-        .1
-        .iter()
-        .copied()
-        .filter(|id| *id != removed && *id != faulty)
-        .collect();
-    for id in &remaining {
-        if !s
-            .reply(&alice, id, &get)
-            .await?
-            .ends_with(b"hello from keyward")
-        {
-            return Err(CliError::refused("the state did not survive the rotation"));
+    if threshold_mode {
+        // Resharing retained epochs to a new committee has not landed in the network yet.
+        println!("\n(rotation and old-epoch data: not yet in threshold mode; skipped)");
+    } else {
+        s.stage("Rotation: new gatekeepers; the council approves; the old set is retired");
+        let old = s.nodes(is_gatekeeper);
+        for i in g + 1..=2 * g {
+            s.spawn_node("gatekeeper", &format!("g{i}"))?;
         }
-    }
-    check(
-        s,
-        "the value written in epoch 0 reads back under the epoch-1 keys",
-    );
-    let result = s.command(&alice, &sale, &auction::result()).await?;
-    let body = s.reply(&alice, &clusters[k - 1].1[0], &result).await?;
-    if !body.ends_with(&winner) {
-        return Err(CliError::refused(
-            "the auction's result did not survive the rotation",
-        ));
-    }
-    check(
-        s,
-        "the auction decided in epoch 0 still names its winner in epoch 1",
-    );
-    for contract in [&notes, &sale] {
-        let registry = s.follower.registry();
-        let Some(context) = registry
-            .contract(contract)
-            .and_then(|c| registry.key_context(c.cluster()).ok())
-        else {
-            return Err(CliError::refused(format!("{contract} has no key context")));
-        };
-        let migration = Subject::Migration {
-            contract: contract.clone(),
-            epoch: context.epoch,
-            generation: context.generation,
-        };
-        let digests: Vec<_> = registry.digests(&migration).map(|(_, d)| *d).collect();
-        drop(registry);
-        if digests.is_empty() || digests.iter().any(|d| *d != digests[0]) {
-            return Err(CliError::refused(format!(
-                "the workers disagree on {contract}'s migrated state"
-            )));
+        s.until(&format!("{g} new gatekeepers registered"), |r| {
+            r.nodes()
+                .filter(|(_, node)| node.is_active() && is_gatekeeper(&node.role))
+                .count()
+                == 2 * g
+        })
+        .await?;
+        let new: Vec<_> = s
+            .nodes(is_gatekeeper)
+            .into_iter()
+            .filter(|id| !old.contains(id))
+            .collect();
+        s.council_decides(Action::RotateMasterKey {
+            committee: new.clone(),
+        })
+        .await?;
+        let (fresh, retired) = (new.clone(), old.clone());
+        s.until(
+            "epoch 1 is active, held by the new set only; epoch 0 is retained; the old set is removed",
+            move |r| {
+                r.epoch(Epoch(1)).is_some_and(|e| {
+                    e.status() == EpochStatus::Active
+                        && e.holders().iter().copied().collect::<BTreeSet<_>>()
+                            == fresh.iter().copied().collect()
+                }) && r
+                    .epoch(Epoch(0))
+                    .is_some_and(|e| e.status() == EpochStatus::Retained)
+                    && retired
+                        .iter()
+                        .all(|id| r.node(id).is_some_and(|node| !node.is_active()))
+            },
+        )
+        .await?;
+        let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
+        s.until("every cluster's epoch-1 key is published", move |r| {
+            ids.iter().all(|c| {
+                r.key_context(c)
+                    .ok()
+                    .filter(|ctx| ctx.epoch == Epoch(1))
+                    .and_then(|ctx| r.cluster(c)?.key(ctx))
+                    .is_some()
+            })
+        })
+        .await?;
+
+        s.stage("Data of the old epoch stays readable");
+        let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
+        let remaining: Vec<_> = clusters[0]
+            .1
+            .iter()
+            .copied()
+            .filter(|id| *id != removed && *id != faulty)
+            .collect();
+        for id in &remaining {
+            if !s
+                .reply(&alice, id, &get)
+                .await?
+                .ends_with(b"hello from keyward")
+            {
+                return Err(CliError::refused("the state did not survive the rotation"));
+            }
         }
         check(
             s,
-            &format!(
-                "{} workers published the same digest of {contract}'s re-encrypted state",
-                digests.len()
-            ),
+            "the value written in epoch 0 reads back under the epoch-1 keys",
+        );
+        let result = s.command(&alice, &sale, &auction::result()).await?;
+        let body = s.reply(&alice, &clusters[k - 1].1[0], &result).await?;
+        if !body.ends_with(&winner) {
+            return Err(CliError::refused(
+                "the auction's result did not survive the rotation",
+            ));
+        }
+        check(
+            s,
+            "the auction decided in epoch 0 still names its winner in epoch 1",
+        );
+        for contract in [&notes, &sale] {
+            let registry = s.follower.registry();
+            let Some(context) = registry
+                .contract(contract)
+                .and_then(|c| registry.key_context(c.cluster()).ok())
+            else {
+                return Err(CliError::refused(format!("{contract} has no key context")));
+            };
+            let migration = Subject::Migration {
+                contract: contract.clone(),
+                epoch: context.epoch,
+                generation: context.generation,
+            };
+            let digests: Vec<_> = registry.digests(&migration).map(|(_, d)| *d).collect();
+            drop(registry);
+            if digests.is_empty() || digests.iter().any(|d| *d != digests[0]) {
+                return Err(CliError::refused(format!(
+                    "the workers disagree on {contract}'s migrated state"
+                )));
+            }
+            check(
+                s,
+                &format!(
+                    "{} workers published the same digest of {contract}'s re-encrypted state",
+                    digests.len()
+                ),
+            );
+        }
+        {
+            let registry = s.follower.registry();
+            let records: Vec<_> = registry
+                .epochs()
+                .iter()
+                .map(|e| e.record().clone())
+                .collect();
+            keyward_hierarchy::verify_chain(
+                &registry.genesis().config().chain,
+                &records,
+                &registry.checksum(),
+            )
+            .map_err(CliError::refused)?;
+        }
+        check(
+            s,
+            "the retained epoch 0 verifies against the epoch checksum chain",
         );
     }
-    {
-        let registry = s.follower.registry();
-        let records: Vec<_> = registry
-            .epochs()
-            .iter()
-            .map(|e| e.record().clone())
-            .collect();
-        keyward_hierarchy::verify_chain(
-            &registry.genesis().config().chain,
-            &records,
-            &registry.checksum(),
-        )
-        .map_err(CliError::refused)?;
-    }
-    check(
-        s,
-        "the retained epoch 0 verifies against the epoch checksum chain",
-    );
 
     s.stage("Every node verified the same ledger");
     let height = s.follower.registry().next_height() - 1;

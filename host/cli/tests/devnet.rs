@@ -232,3 +232,41 @@ fn devnet_sizes_out_of_range_are_refused_before_anything_starts() {
     let out = keyward(&["devnet", "--gatekeepers", "0"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_threshold_devnet_makes_epoch_0_by_dkg_and_runs_the_story() {
+    let dir = std::env::temp_dir().join(format!("keyward-devnet-t-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = keyward(&[
+        "devnet",
+        "--threshold",
+        "2",
+        "--clusters",
+        "1",
+        "--data-dir",
+        path(&dir),
+        "--report",
+        path(&dir.join("report.json")),
+    ]);
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{story}");
+    assert!(story.contains("threshold mode, 2-of-3"), "{story}");
+    assert!(story.contains("make epoch 0 by DKG"), "{story}");
+    assert!(
+        story.contains("holds a share (2-of-3; no one holds the MasterKey)"),
+        "{story}"
+    );
+    assert!(
+        story.contains("a member worker, combining partials,"),
+        "{story}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["sizes"]["threshold"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+    // A threshold above the gatekeeper count is refused before anything starts.
+    let out = keyward(&["devnet", "--threshold", "4"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threshold 4"));
+}

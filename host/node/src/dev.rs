@@ -68,12 +68,22 @@ pub fn genesis(
     council: &[keyward_crypto::IdentityKeypair],
     platform: &DevPlatformKey,
 ) -> keyward_ledger::Entry {
-    use keyward_ledger::{Body, CodeId, Entry, EntryHash, GenesisConfig, Params, Position};
+    genesis_with(chain, council, platform, keyward_ledger::Params::default())
+}
+
+/// As [`genesis`], with the given parameters (threshold mode, for instance).
+pub fn genesis_with(
+    chain: &str,
+    council: &[keyward_crypto::IdentityKeypair],
+    platform: &DevPlatformKey,
+    params: keyward_ledger::Params,
+) -> keyward_ledger::Entry {
+    use keyward_ledger::{Body, CodeId, Entry, EntryHash, GenesisConfig, Position};
     let config = GenesisConfig {
         chain: keyward_crypto::ChainId::new(chain).expect("a valid chain id"),
         council: council.iter().map(IdentityKeypair::public).collect(),
         threshold: GenesisConfig::majority(council.len()),
-        params: Params::default(),
+        params,
         contract_codes: ["kv-store", "sealed-auction"]
             .into_iter()
             .map(|c| CodeId::new(c).expect("valid"))

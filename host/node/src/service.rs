@@ -426,6 +426,9 @@ impl Runner {
                     for bad in g.take_bad_secrets() {
                         tracing::error!(epoch = bad.epoch.0, sender = %bad.sender, reason = %bad.reason, "ALARM: an epoch secret sealed to this gatekeeper is refused");
                     }
+                    for bad in g.take_bad_parts() {
+                        tracing::error!(epoch = bad.run.epoch.0, attempt = bad.run.attempt, dealer = %bad.dealer, reason = %bad.reason, "ALARM: a DKG part sealed to this gatekeeper is unusable; the council must abandon the attempt");
+                    }
                     step
                 }
                 Core::Worker(w) => {
