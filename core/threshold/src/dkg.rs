@@ -36,7 +36,7 @@ use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 
 use crate::{
     group::{Element, scalar_from_bytes},
-    poly::{commitment_at, points},
+    poly::{commitment_at, decode_elements, encode_elements, points},
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex},
     voprf::PublicKey,
 };
@@ -231,10 +231,7 @@ impl DkgCommitment {
     /// The encoding: `u16 t || C_0 .. C_{t−1} (32 bytes each) || R (32) || z (32)`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u16(u16::try_from(self.coefficients.len()).expect("at most MAX_MEMBERS"));
-        for c in &self.coefficients {
-            w.raw(&c.to_bytes());
-        }
+        encode_elements(&mut w, &self.coefficients);
         w.raw(&self.proof_r.to_bytes())
             .raw(&self.proof_z.to_bytes());
         w.finish()
@@ -247,16 +244,8 @@ impl DkgCommitment {
     /// A [`DecodeError`] for a malformed field or trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let t = usize::from(r.u16("commitment length")?);
-        if !(2..=MAX_MEMBERS).contains(&t) {
-            return Err(DecodeError::Invalid {
-                field: "commitment length",
-                reason: "a DKG commitment has 2..=1024 coefficients",
-            });
-        }
-        let coefficients = (0..t)
-            .map(|_| Element::from_bytes(&r.array("coefficient commitment")?))
-            .collect::<Result<_, _>>()?;
+        let coefficients =
+            decode_elements(&mut r, 2, "a DKG commitment has 2..=1024 coefficients")?;
         let proof_r = Element::from_bytes(&r.array("proof commitment")?)?;
         let proof_z = scalar_from_bytes("proof response", &r.array("proof response")?)?;
         r.finish()?;

@@ -6,7 +6,12 @@ use curve25519_dalek::{
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::{group::Element, threshold::ShareIndex};
+use keyward_crypto::{DecodeError, Reader, Writer};
+
+use crate::{
+    group::Element,
+    threshold::{MAX_MEMBERS, ShareIndex},
+};
 
 /// A secret polynomial `f(x) = c_0 + c_1·x + … + c_{t−1}·x^{t−1}`. Zeroized on drop.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -49,6 +54,32 @@ pub(crate) fn commitment_at(commitments: &[RistrettoPoint], i: ShareIndex) -> Ri
         .iter()
         .rev()
         .fold(RistrettoPoint::identity(), |acc, c| acc * x + c)
+}
+
+/// Writes `u16(count) || count × 32-byte element`.
+pub(crate) fn encode_elements(w: &mut Writer, elements: &[Element]) {
+    w.u16(u16::try_from(elements.len()).expect("at most MAX_MEMBERS"));
+    for e in elements {
+        w.raw(&e.to_bytes());
+    }
+}
+
+/// Reads [`encode_elements`]'s encoding of `min..=MAX_MEMBERS` elements.
+pub(crate) fn decode_elements(
+    r: &mut Reader<'_>,
+    min: usize,
+    reason: &'static str,
+) -> Result<Vec<Element>, DecodeError> {
+    let n = usize::from(r.u16("commitment length")?);
+    if !(min..=MAX_MEMBERS).contains(&n) {
+        return Err(DecodeError::Invalid {
+            field: "commitment length",
+            reason,
+        });
+    }
+    (0..n)
+        .map(|_| Element::from_bytes(&r.array("coefficient commitment")?))
+        .collect()
 }
 
 /// The points of a list of commitments.

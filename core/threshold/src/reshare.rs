@@ -23,7 +23,7 @@ use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 use crate::{
     dkg::{SharePart, SharingError, check_committers, check_parts},
     group::Element,
-    poly::{Polynomial, commitment_at, points},
+    poly::{Polynomial, commitment_at, decode_elements, encode_elements, points},
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex, lagrange},
 };
 
@@ -35,10 +35,7 @@ impl ReshareCommitment {
     /// The encoding: `u16 t' || C_0 .. C_{t'−1}` (32 bytes each).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u16(u16::try_from(self.0.len()).expect("at most MAX_MEMBERS"));
-        for c in &self.0 {
-            w.raw(&c.to_bytes());
-        }
+        encode_elements(&mut w, &self.0);
         w.finish()
     }
 
@@ -48,16 +45,11 @@ impl ReshareCommitment {
     /// A [`DecodeError`] for a malformed field or trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let t = usize::from(r.u16("commitment length")?);
-        if !(1..=MAX_MEMBERS).contains(&t) {
-            return Err(DecodeError::Invalid {
-                field: "commitment length",
-                reason: "a resharing commitment has 1..=1024 coefficients",
-            });
-        }
-        let coefficients = (0..t)
-            .map(|_| Element::from_bytes(&r.array("coefficient commitment")?))
-            .collect::<Result<_, _>>()?;
+        let coefficients = decode_elements(
+            &mut r,
+            1,
+            "a resharing commitment has 1..=1024 coefficients",
+        )?;
         r.finish()?;
         Ok(Self(coefficients))
     }

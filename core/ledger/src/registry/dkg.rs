@@ -375,29 +375,9 @@ impl Registry {
             run: run.id,
             dealer,
         }];
-        let epoch = run.id.epoch;
-        if self
-            .epochs
-            .last()
-            .is_some_and(|s| s.record().epoch() == epoch && s.status() == EpochStatus::Pending)
-        {
-            let abandoned = self.epochs.pop().expect("checked above");
-            self.abandoned_keys
-                .insert(abandoned.record().committee().public_key().to_bytes());
-            events.push(Event::EpochAbandoned { epoch });
-        }
-        let mut excluded = run.excluded;
-        excluded.insert(dealer);
-        let members = run
-            .members
-            .into_iter()
-            .filter(|(_, id)| *id != dealer)
-            .collect();
-        let next = DkgRunId {
-            epoch,
-            attempt: run.id.attempt.saturating_add(1),
-        };
-        events.extend(self.start_run(next, run.proposal, members, excluded));
+        let (abandoned, _) = self.drop_pending_dkg_epoch(run.id.epoch);
+        events.extend(abandoned);
+        events.extend(self.next_attempt(run, [dealer]));
         events
     }
 
@@ -407,42 +387,65 @@ impl Registry {
     /// one member cannot stall the network.
     pub(super) fn abandon_dkg_attempt(&mut self) -> Vec<Event> {
         let run = self.dkg.take().expect("validated: a run is under way");
-        let epoch = run.id.epoch;
-        let mut events = Vec::new();
-        let mut holders = BTreeSet::new();
-        if self
-            .epochs
-            .last()
-            .is_some_and(|s| s.record().epoch() == epoch && s.status() == EpochStatus::Pending)
-        {
-            let abandoned = self.epochs.pop().expect("checked above");
-            self.abandoned_keys
-                .insert(abandoned.record().committee().public_key().to_bytes());
-            holders = abandoned.holders().clone();
-            events.push(Event::EpochAbandoned { epoch });
-        }
-        let stalled = |index: &ShareIndex, id: &IdentityPublicKey| {
-            if !run.committed() {
-                !run.commitments.contains_key(index)
-            } else if !run.dealt() {
-                !run.deals.contains_key(index)
-            } else {
-                !holders.contains(id)
-            }
-        };
-        let (members, gone): (BTreeMap<_, _>, BTreeMap<_, _>) = run
+        let (mut events, holders) = self.drop_pending_dkg_epoch(run.id.epoch);
+        let stalled: Vec<IdentityPublicKey> = run
             .members
             .iter()
-            .map(|(i, id)| (*i, *id))
-            .partition(|(i, id)| !stalled(i, id));
-        let mut excluded = run.excluded.clone();
-        excluded.extend(gone.into_values());
+            .filter(|(index, id)| {
+                if !run.committed() {
+                    !run.commitments.contains_key(index)
+                } else if !run.dealt() {
+                    !run.deals.contains_key(index)
+                } else {
+                    !holders.contains(*id)
+                }
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        events.extend(self.next_attempt(run, stalled));
+        events
+    }
+
+    /// Drops `epoch` if a run created it and it is still pending (its `S_e` is never used
+    /// again); returns the event and the members that had accepted it.
+    fn drop_pending_dkg_epoch(
+        &mut self,
+        epoch: Epoch,
+    ) -> (Vec<Event>, BTreeSet<IdentityPublicKey>) {
+        let pending = self
+            .epochs
+            .last()
+            .is_some_and(|s| s.record().epoch() == epoch && s.status() == EpochStatus::Pending);
+        if !pending {
+            return (Vec::new(), BTreeSet::new());
+        }
+        let abandoned = self.epochs.pop().expect("checked above");
+        self.abandoned_keys
+            .insert(abandoned.record().committee().public_key().to_bytes());
+        (
+            vec![Event::EpochAbandoned { epoch }],
+            abandoned.holders().clone(),
+        )
+    }
+
+    /// Starts `run`'s next attempt without `leaving`, who join its excluded set.
+    fn next_attempt(
+        &mut self,
+        run: DkgRun,
+        leaving: impl IntoIterator<Item = IdentityPublicKey>,
+    ) -> Vec<Event> {
+        let mut excluded = run.excluded;
+        excluded.extend(leaving);
+        let members = run
+            .members
+            .into_iter()
+            .filter(|(_, id)| !excluded.contains(id))
+            .collect();
         let next = DkgRunId {
-            epoch,
+            epoch: run.id.epoch,
             attempt: run.id.attempt.saturating_add(1),
         };
-        events.extend(self.start_run(next, run.proposal, members, excluded));
-        events
+        self.start_run(next, run.proposal, members, excluded)
     }
 
     /// Whether `author` may accept `epoch` as a member of the run that created it.
