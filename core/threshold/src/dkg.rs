@@ -22,9 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use curve25519_dalek::{
-    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
-};
+use curve25519_dalek::{Scalar, constants::RISTRETTO_BASEPOINT_POINT as G};
 use frost_ristretto255 as frost;
 use frost_ristretto255::keys::dkg as frost_dkg;
 use rand_chacha::ChaCha20Rng;
@@ -36,7 +34,7 @@ use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 
 use crate::{
     group::{Element, scalar_from_bytes},
-    poly::{commitment_at, decode_elements, encode_elements, points},
+    poly::{commitment_at, decode_elements, encode_elements, points, sum_of_sharings},
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex},
     voprf::PublicKey,
 };
@@ -267,13 +265,7 @@ impl DkgCommitment {
     /// # Errors
     /// [`SharingError::NotAMember`] or [`SharingError::BadCommitment`].
     pub fn verify(&self, dealer: ShareIndex, params: &DkgParams) -> Result<(), SharingError> {
-        params.check_member(dealer)?;
-        if self.coefficients.len() != usize::from(params.threshold) {
-            return Err(SharingError::BadCommitment {
-                dealer,
-                reason: "its length is not the threshold",
-            });
-        }
+        self.check_length(dealer, params)?;
         let package = self.to_frost();
         frost_core::keys::dkg::verify_proof_of_knowledge(
             identifier(dealer),
@@ -284,6 +276,19 @@ impl DkgCommitment {
             dealer,
             reason: "its proof of knowledge does not verify",
         })
+    }
+
+    /// A member's commitment with one coefficient per degree.
+    fn check_length(&self, dealer: ShareIndex, params: &DkgParams) -> Result<(), SharingError> {
+        params.check_member(dealer)?;
+        if self.coefficients.len() == usize::from(params.threshold) {
+            Ok(())
+        } else {
+            Err(SharingError::BadCommitment {
+                dealer,
+                reason: "its length is not the threshold",
+            })
+        }
     }
 
     /// Whether `part` is the value at `recipient` of the polynomial this commits to:
@@ -329,7 +334,8 @@ impl DkgCommitment {
     }
 }
 
-fn identifier(index: ShareIndex) -> frost::Identifier {
+/// The FROST identifier of a share index: the same scalar, so FROST's shares are ours.
+pub(crate) fn identifier(index: ShareIndex) -> frost::Identifier {
     frost::Identifier::try_from(index.get()).expect("a nonzero index is an identifier")
 }
 
@@ -437,7 +443,8 @@ impl Dealer {
         // Probability 2^-252: the parts sum to zero. No member may hold a zero share.
         let share = KeyShare::from_scalar(self.me, signing_scalar(key_package.signing_share()))
             .ok_or(SharingError::BadParts(Vec::new()))?;
-        Ok((share, committee(&self.params, commitments)?))
+        // `round2` checked every commitment.
+        Ok((share, sum_committee(&self.params, commitments)?))
     }
 
     #[allow(clippy::type_complexity)]
@@ -453,42 +460,46 @@ impl Dealer {
     > {
         self.params.check_committers(commitments)?;
         for (dealer, c) in commitments {
-            c.verify(*dealer, &self.params)?;
+            c.check_length(*dealer, &self.params)?;
         }
         let round1: BTreeMap<_, _> = commitments
             .iter()
             .filter(|(i, _)| **i != self.me)
             .map(|(i, c)| (identifier(*i), c.to_frost()))
             .collect();
-        let (secret, packages) = frost_dkg::part2(self.secret.clone(), &round1)
-            .map_err(|e| SharingError::BadParts(culprits(&e)))?;
+        // FROST's part 2 checks every other member's proof of knowledge, as `verify` does.
+        let (secret, packages) = frost_dkg::part2(self.secret.clone(), &round1).map_err(|e| {
+            match culprits(&e).first() {
+                Some(dealer) => SharingError::BadCommitment {
+                    dealer: *dealer,
+                    reason: "its proof of knowledge does not verify",
+                },
+                None => SharingError::WrongCommitters(self.me),
+            }
+        })?;
         let by_index = packages
             .into_iter()
-            .map(|(id, package)| (index_of(&id, commitments), (id, package)))
+            .map(|(id, package)| {
+                let index = share_index(&id).expect("FROST answers the identifiers it was given");
+                (index, (id, package))
+            })
             .collect();
         Ok((secret, by_index))
     }
 }
 
-fn index_of(
-    id: &frost::Identifier,
-    commitments: &BTreeMap<ShareIndex, DkgCommitment>,
-) -> ShareIndex {
-    *commitments
-        .keys()
-        .find(|i| identifier(**i) == *id)
-        .expect("FROST answers only the identifiers it was given")
+/// The share index of a FROST identifier made by [`identifier`].
+fn share_index(id: &frost::Identifier) -> Option<ShareIndex> {
+    let bytes = id.serialize();
+    if bytes[2..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    ShareIndex::new(u16::from_le_bytes([bytes[0], bytes[1]]))
 }
 
-fn culprits(e: &frost::Error) -> Vec<ShareIndex> {
-    e.culprits()
-        .iter()
-        .filter_map(|id| {
-            let bytes = id.serialize();
-            let low = u16::from_le_bytes([bytes[0], bytes[1]]);
-            ShareIndex::new(low)
-        })
-        .collect()
+/// The members a FROST error names.
+pub(crate) fn culprits(e: &frost::Error) -> Vec<ShareIndex> {
+    e.culprits().iter().filter_map(share_index).collect()
 }
 
 fn signing_scalar(share: &frost::keys::SigningShare) -> Scalar {
@@ -511,23 +522,20 @@ pub fn committee(
     for (dealer, c) in commitments {
         c.verify(*dealer, params)?;
     }
-    // Sum the polynomials' commitments first: then each share is one evaluation.
-    let mut group = vec![RistrettoPoint::identity(); usize::from(params.threshold)];
-    for c in commitments.values() {
-        for (g, ck) in group.iter_mut().zip(&c.coefficients) {
-            *g += ck.0;
-        }
-    }
-    let public_key = Element::new(group[0]).ok_or(CommitteeError::PublicKeyMismatch)?;
-    let shares = params
-        .members
-        .iter()
-        .map(|j| {
-            Element::new(commitment_at(&group, *j))
-                .map(|y| (*j, y))
-                .ok_or(CommitteeError::Inconsistent(*j))
-        })
-        .collect::<Result<_, _>>()?;
+    sum_committee(params, commitments)
+}
+
+/// [`committee`] of commitments already verified.
+fn sum_committee(
+    params: &DkgParams,
+    commitments: &BTreeMap<ShareIndex, DkgCommitment>,
+) -> Result<Committee, SharingError> {
+    let (constant, shares) = sum_of_sharings(
+        params.threshold,
+        commitments.values().map(|c| &c.coefficients[..]),
+        &params.members,
+    )?;
+    let public_key = Element::new(constant).ok_or(CommitteeError::PublicKeyMismatch)?;
     Ok(Committee::new(
         params.threshold,
         PublicKey(public_key),

@@ -8,9 +8,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use keyward_crypto::{DecodeError, Reader, Writer};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::{
     group::Element,
-    threshold::{MAX_MEMBERS, ShareIndex},
+    threshold::{CommitteeError, MAX_MEMBERS, ShareIndex},
 };
 
 /// A secret polynomial `f(x) = c_0 + c_1·x + … + c_{t−1}·x^{t−1}`. Zeroized on drop.
@@ -80,6 +82,35 @@ pub(crate) fn decode_elements(
     (0..n)
         .map(|_| Element::from_bytes(&r.array("coefficient commitment")?))
         .collect()
+}
+
+/// For a sum of sharings, each given by its `threshold` Feldman commitments: the commitment to
+/// the sum's constant term, and each member's verification share `Σ_d Σ_k j^k·C_{d,k}`. The
+/// commitments are summed first, so each share costs one evaluation.
+///
+/// # Errors
+/// [`CommitteeError::Inconsistent`] for a share at the identity (probability 2^-252 for honest
+/// dealers).
+pub(crate) fn sum_of_sharings<'a>(
+    threshold: u16,
+    sharings: impl IntoIterator<Item = &'a [Element]>,
+    members: &BTreeSet<ShareIndex>,
+) -> Result<(RistrettoPoint, BTreeMap<ShareIndex, Element>), CommitteeError> {
+    let mut group = vec![RistrettoPoint::identity(); usize::from(threshold)];
+    for commitments in sharings {
+        for (g, c) in group.iter_mut().zip(commitments) {
+            *g += c.0;
+        }
+    }
+    let shares = members
+        .iter()
+        .map(|j| {
+            Element::new(commitment_at(&group, *j))
+                .map(|y| (*j, y))
+                .ok_or(CommitteeError::Inconsistent(*j))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((group[0], shares))
 }
 
 /// The points of a list of commitments.

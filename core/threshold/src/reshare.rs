@@ -12,9 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use curve25519_dalek::{
-    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
-};
+use curve25519_dalek::{Scalar, constants::RISTRETTO_BASEPOINT_POINT as G};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -23,7 +21,7 @@ use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 use crate::{
     dkg::{SharePart, SharingError, check_committers, check_parts},
     group::Element,
-    poly::{Polynomial, commitment_at, decode_elements, encode_elements, points},
+    poly::{Polynomial, commitment_at, decode_elements, encode_elements, points, sum_of_sharings},
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex, lagrange},
 };
 
@@ -211,21 +209,11 @@ impl Resharing {
         for (dealer, c) in commitments {
             self.verify_commitment(*dealer, c)?;
         }
-        let mut group = vec![RistrettoPoint::identity(); usize::from(self.threshold)];
-        for c in commitments.values() {
-            for (g, ck) in group.iter_mut().zip(&c.0) {
-                *g += ck.0;
-            }
-        }
-        let shares = self
-            .members
-            .iter()
-            .map(|j| {
-                Element::new(commitment_at(&group, *j))
-                    .map(|y| (*j, y))
-                    .ok_or(CommitteeError::Inconsistent(*j))
-            })
-            .collect::<Result<_, _>>()?;
+        let (_, shares) = sum_of_sharings(
+            self.threshold,
+            commitments.values().map(|c| &c.0[..]),
+            &self.members,
+        )?;
         Ok(Committee::new(
             self.threshold,
             self.old.public_key(),

@@ -16,6 +16,7 @@ use thiserror::Error;
 use keyward_crypto::DecodeError;
 
 use crate::{
+    dkg::{culprits, identifier},
     group::{Element, scalar_from_bytes},
     threshold::{Committee, KeyShare, ShareIndex},
     voprf::PublicKey,
@@ -161,10 +162,6 @@ impl CommitteeSignature {
     }
 }
 
-fn identifier(index: ShareIndex) -> frost::Identifier {
-    frost::Identifier::try_from(index.get()).expect("a nonzero index is an identifier")
-}
-
 fn verifying_share(element: Element) -> frost::keys::VerifyingShare {
     frost::keys::VerifyingShare::deserialize(&element.to_bytes()).expect("a valid element")
 }
@@ -294,14 +291,7 @@ pub fn aggregate(
         &public,
         frost::CheaterDetection::AllCheaters,
     )
-    .map_err(|e| {
-        SignError::BadShares(
-            e.culprits()
-                .iter()
-                .filter_map(|id| committee.members().find(|i| identifier(*i) == *id))
-                .collect(),
-        )
-    })?;
+    .map_err(|e| SignError::BadShares(culprits(&e)))?;
     let bytes: [u8; 64] = signature
         .serialize()
         .expect("a valid signature")

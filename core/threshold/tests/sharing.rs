@@ -244,12 +244,23 @@ fn a_cheating_dealer_is_named_checkably_and_the_rest_complete_without_it() {
 #[test]
 fn a_bad_commitment_is_refused_with_its_dealer() {
     let mut rng = StdRng::seed_from_u64(5);
-    let (_, commitments, _) = dkg_rounds(2, &[1, 2, 3], &mut rng);
+    let (dealers, commitments, _) = dkg_rounds(2, &[1, 2, 3], &mut rng);
     let params = DkgParams::new(2, set(&[1, 2, 3])).unwrap();
     // Dealer 1's commitment replayed as dealer 3's: the proof of knowledge is bound to the index.
     let replayed = commitments[&idx(1)].clone();
     assert!(matches!(
         replayed.verify(idx(3), &params),
+        Err(SharingError::BadCommitment { dealer, .. }) if dealer == idx(3)
+    ));
+    // A dealer meeting it while dealing or finishing names the same dealer.
+    let mut with_replay = commitments.clone();
+    with_replay.insert(idx(3), replayed.clone());
+    assert!(matches!(
+        dealers[0].parts(&with_replay),
+        Err(SharingError::BadCommitment { dealer, .. }) if dealer == idx(3)
+    ));
+    assert!(matches!(
+        dealers[0].finish(&with_replay, &BTreeMap::new()),
         Err(SharingError::BadCommitment { dealer, .. }) if dealer == idx(3)
     ));
     // A flipped proof byte.
