@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -466,8 +467,16 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             args.threshold, args.gatekeepers
         )));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::refused(format!("{}: {e}", dir.display())))?;
+    if temporary {
+        // A fresh directory only this user can enter: never one someone else created first.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| CliError::refused(format!("{}: {e}", dir.display())))?;
+    } else {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::refused(format!("{}: {e}", dir.display())))?;
+    }
     let sizes = Sizes {
         gatekeepers: usize::from(args.gatekeepers),
         clusters: usize::from(args.clusters),
@@ -584,12 +593,13 @@ async fn start(dir: &Path, sizes: Sizes) -> Result<Story> {
     let council: Vec<_> = (0..sizes.council)
         .map(|_| IdentityKeypair::generate(&mut OsRng))
         .collect();
-    let mut params = keyward_ledger::Params::default();
-    if sizes.threshold > 1 {
-        // The DKG for epoch 0 runs among the bootstrap gatekeepers: all of them.
-        params.key_threshold = sizes.threshold;
-        params.bootstrap_gatekeepers = u16::try_from(sizes.gatekeepers).expect("at most 16");
-    }
+    // Every starting gatekeeper is a bootstrap gatekeeper (admitted, and in threshold mode a
+    // member of epoch 0's DKG); the rotation's new ones need the council.
+    let params = keyward_ledger::Params {
+        bootstrap_gatekeepers: u16::try_from(sizes.gatekeepers).expect("at most 16"),
+        key_threshold: sizes.threshold,
+        ..keyward_ledger::Params::default()
+    };
     let genesis = dev::genesis_with("devnet", &council, &platform, params);
     let genesis_file = dir.join("genesis.bin");
     crate::keyfile::write_file(&genesis_file, genesis.as_bytes(), false, 0o644)?;
@@ -857,6 +867,11 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     if honest_slashed {
         return Err(CliError::refused("an honest worker was slashed"));
     }
+    if after >= stake {
+        return Err(CliError::refused(format!(
+            "the slashed worker's stake did not fall ({stake} → {after})"
+        )));
+    }
     check(
         s,
         &format!("its stake fell from {stake} to {after}; no honest worker was slashed"),
@@ -1018,7 +1033,7 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     }
     check(
         s,
-        "the removed worker is refused every later key (gatekeepers provision active members only)",
+        "the removed worker is marked removed on the ledger, so gatekeepers provision it no later key",
     );
 
     if threshold_mode {
@@ -1156,35 +1171,52 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     }
 
     s.stage("Every node verified the same ledger");
-    let height = s.follower.registry().next_height() - 1;
-    let head = s.follower.registry().head();
-    let endpoints: Vec<_> = s
-        .follower
-        .registry()
-        .nodes()
-        .filter(|(_, node)| node.is_active())
-        .map(|(_, node)| node.endpoint)
-        .collect();
-    for endpoint in &endpoints {
-        let client = NodeClient::new(&format!("http://{endpoint}")).map_err(CliError::refused)?;
-        let begin = Instant::now();
-        loop {
-            let health = client.health().await.map_err(CliError::refused)?;
-            if health.height >= height {
-                let theirs = keyward_ledger_service::wire::parse_hash(&health.head);
-                if health.height == height && theirs != Some(head) {
-                    return Err(CliError::refused(format!(
-                        "{endpoint} verified another ledger"
-                    )));
+    // Compare every node's head with ours at the same height; a node ahead of us means our
+    // view is stale, so catch up and compare again.
+    let begin = Instant::now();
+    let (height, head, endpoints) = loop {
+        s.follower.sync().await.map_err(CliError::refused)?;
+        let (height, head, endpoints) = {
+            let r = s.follower.registry();
+            let endpoints: Vec<_> = r
+                .nodes()
+                .filter(|(_, node)| node.is_active())
+                .map(|(_, node)| node.endpoint)
+                .collect();
+            (r.next_height() - 1, r.head(), endpoints)
+        };
+        let mut ahead = false;
+        for endpoint in &endpoints {
+            let client =
+                NodeClient::new(&format!("http://{endpoint}")).map_err(CliError::refused)?;
+            loop {
+                let health = client.health().await.map_err(CliError::refused)?;
+                if health.height > height {
+                    ahead = true;
+                    break;
                 }
-                break;
+                if health.height == height {
+                    let theirs = keyward_ledger_service::wire::parse_hash(&health.head);
+                    if theirs != Some(head) {
+                        return Err(CliError::refused(format!(
+                            "{endpoint} verified another ledger"
+                        )));
+                    }
+                    break;
+                }
+                if begin.elapsed() > STAGE_TIMEOUT {
+                    return Err(CliError::refused(format!("{endpoint} does not catch up")));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if begin.elapsed() > STAGE_TIMEOUT {
-                return Err(CliError::refused(format!("{endpoint} does not catch up")));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
+        if !ahead {
+            break (height, head, endpoints);
+        }
+        if begin.elapsed() > STAGE_TIMEOUT {
+            return Err(CliError::refused("the ledger keeps growing"));
+        }
+    };
     check(
         s,
         &format!(
