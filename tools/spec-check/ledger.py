@@ -288,7 +288,7 @@ def genesis_errors(g, author):
     if not 1 <= g['slash_bps'] <= 10000: errs.append('slash_bps')
     if not g['max_proposal_ttl'] >= 1: errs.append('max_proposal_ttl')
     if not 1 <= g['max_cluster_size'] <= 1024: errs.append('max_cluster_size')
-    if not 1 <= g['key_threshold'] <= min(g['bootstrap_gatekeepers'], 64): errs.append('key_threshold')
+    if not 1 <= g['key_threshold'] <= g['bootstrap_gatekeepers'] or (g['key_threshold'] > 1 and g['bootstrap_gatekeepers'] > 64): errs.append('key_threshold')
     if not g['min_gatekeeper_stake'] > g['min_worker_stake']: errs.append('stake order')
     if not 1 <= len(g['codes']) <= 16: errs.append('contract code count')
     if not at_least_as_strict(g['gk_policy'], g['wk_policy']): errs.append('gatekeeper policy weaker than worker policy')

@@ -251,9 +251,11 @@ impl GenesisConfig {
         if p.max_cluster_size == 0 || p.max_cluster_size > MAX_CLUSTER_SIZE {
             return Err(GenesisError::Param("max_cluster_size"));
         }
+        // In threshold mode every bootstrap gatekeeper is a member of epoch 0's DKG.
         if p.key_threshold == 0
             || p.key_threshold > p.bootstrap_gatekeepers
-            || usize::from(p.key_threshold) > crate::epoch::MAX_COMMITTEE
+            || (p.key_threshold > 1
+                && usize::from(p.bootstrap_gatekeepers) > crate::epoch::MAX_COMMITTEE)
         {
             return Err(GenesisError::Param("key_threshold"));
         }

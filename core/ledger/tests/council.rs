@@ -406,6 +406,12 @@ fn a_rotation_needs_a_fresh_key_and_keeps_its_epoch_within_the_committee() {
     // The pending epoch goes to its founders only, never back to the old set.
     let body = handoff(&mut s.net, &n1, &s.gks[0], &[(Epoch(1), &fresh)]);
     refused(&mut s.net, &n1.id, &body, "not_a_founder");
+    // A second epoch under the same rotation (a retried create with another key) would leave
+    // the first pending for good: refused while it is pending.
+    let again = MasterKey::generate(&mut s.net.rng);
+    let body = create_for(&mut s.net, &n1, 2, &again, &[&n2], Some(id));
+    let err = refused(&mut s.net, &n1.id, &body, "epoch_pending");
+    assert_eq!(err, Rejected::EpochPending { epoch: Epoch(1) });
 }
 
 #[test]

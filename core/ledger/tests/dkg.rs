@@ -184,6 +184,14 @@ fn epoch_0_is_created_by_a_dkg_and_activates_when_every_member_holds_a_share() {
         .map(|s| s.evaluate(&element, &mut net.rng))
         .collect();
     assert!(committee.evaluate_input(b"x", &partials).is_ok());
+    // t holders must stay: one of the three may leave, the next may not.
+    net.submit(&gks[0].id, &Body::GatekeeperDeregister).unwrap();
+    refused(
+        &mut net,
+        &gks[1].id,
+        &Body::GatekeeperDeregister,
+        "last_holder",
+    );
     // The checksum chain covers the DKG's committee.
     let records: Vec<_> = net
         .registry
@@ -293,6 +301,22 @@ fn a_cheating_dealer_is_convicted_by_a_complaint_and_the_rest_complete() {
     );
     assert!(next.index_of(&gks[0].id.public()).is_none());
     assert!(next.excluded().contains(&gks[0].id.public()));
+    // The council abandoning the fresh attempt (its proposal raced the complaint) excludes
+    // nobody else: no member has had a chance to act in it.
+    let abandon = Body::CouncilPropose(Box::new(Proposal {
+        ttl: 10,
+        action: Action::AbandonEpoch { epoch: Epoch(0) },
+    }));
+    let proposal = net.as_council(0, &abandon).unwrap().hash;
+    let applied = net
+        .as_council(1, &Body::CouncilApprove(Approval { proposal }))
+        .unwrap();
+    let next = net
+        .registry
+        .dkg()
+        .unwrap_or_else(|| panic!("{:?}", applied.events));
+    assert_eq!(next.id().attempt, 2);
+    assert_eq!(next.members().len(), 2);
     // The excluded dealer can no longer take part; the two honest members finish 2-of-2.
     let stale = Body::DkgCommit(Box::new(DkgCommit {
         run: run(&net),
@@ -416,9 +440,10 @@ fn a_key_threshold_above_the_bootstrap_set_is_an_invalid_genesis() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
     let council = vec![keyward_crypto::IdentityKeypair::generate(&mut rng)];
     let platform = keyward_enclave::DevPlatformKey::generate(&mut rng);
-    for t in [0, 4] {
+    for (t, bootstrap) in [(0, 3), (4, 3), (2, 65)] {
         let mut cfg = config(&council, &platform);
         cfg.params.key_threshold = t;
+        cfg.params.bootstrap_gatekeepers = bootstrap;
         let genesis = Entry::sign(
             &council[0],
             genesis_position(),
@@ -427,7 +452,7 @@ fn a_key_threshold_above_the_bootstrap_set_is_an_invalid_genesis() {
         );
         assert!(
             Registry::from_genesis(&genesis, &genesis.hash()).is_err(),
-            "t = {t}"
+            "t = {t}, bootstrap = {bootstrap}"
         );
     }
 }

@@ -444,7 +444,7 @@ impl Dealer {
         let share = KeyShare::from_scalar(self.me, signing_scalar(key_package.signing_share()))
             .ok_or(SharingError::BadParts(Vec::new()))?;
         // `round2` checked every commitment.
-        Ok((share, sum_committee(&self.params, commitments)?))
+        Ok((share, committee_of_verified(&self.params, commitments)?))
     }
 
     #[allow(clippy::type_complexity)]
@@ -522,14 +522,19 @@ pub fn committee(
     for (dealer, c) in commitments {
         c.verify(*dealer, params)?;
     }
-    sum_committee(params, commitments)
+    committee_of_verified(params, commitments)
 }
 
-/// [`committee`] of commitments already verified.
-fn sum_committee(
+/// [`committee`] for commitments the caller already checked, one by one, with
+/// [`DkgCommitment::verify`] (the ledger does as each lands): it skips the proofs.
+///
+/// # Errors
+/// As [`committee`], less the proof checks.
+pub fn committee_of_verified(
     params: &DkgParams,
     commitments: &BTreeMap<ShareIndex, DkgCommitment>,
 ) -> Result<Committee, SharingError> {
+    params.check_committers(commitments)?;
     let (constant, shares) = sum_of_sharings(
         params.threshold,
         commitments.values().map(|c| &c.coefficients[..]),

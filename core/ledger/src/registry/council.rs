@@ -274,9 +274,7 @@ impl Registry {
 
     /// Drops the pending newest epoch; a rotation it belonged to ends as abandoned.
     fn abandon_newest_epoch(&mut self) -> Option<Event> {
-        let state = self.epochs.pop().expect("validated: a pending epoch");
-        self.abandoned_keys
-            .insert(state.record().committee().public_key().to_bytes());
+        let state = self.drop_pending_epoch();
         let id = state.proposal()?;
         self.rotation = None;
         self.proposals
@@ -293,8 +291,7 @@ impl Registry {
     ) -> Vec<Event> {
         let keep: BTreeSet<_> = keep.into_iter().copied().collect();
         let leaving: Vec<_> = self
-            .nodes
-            .iter()
+            .gatekeepers()
             .filter(|(id, node)| {
                 node.is_active()
                     && matches!(node.role, Role::Gatekeeper { .. })

@@ -280,19 +280,10 @@ impl Registry {
 
     /// The pending epoch a fully dealt run creates: its committee comes from the commitments.
     fn dkg_epoch(&self, run: &DkgRun) -> Result<EpochState, Rejected> {
-        let committee =
-            dkg::committee(&run.params, &run.commitments).map_err(Rejected::BadDkgCommitment)?;
-        let master = committee.public_key();
-        if self.abandoned_keys.contains(&master.to_bytes())
-            || self
-                .epochs
-                .iter()
-                .any(|s| s.record().committee().public_key() == master)
-        {
-            return Err(Rejected::MasterKeyReused {
-                epoch: run.id.epoch,
-            });
-        }
+        // Every commitment was verified when it landed.
+        let committee = dkg::committee_of_verified(&run.params, &run.commitments)
+            .map_err(Rejected::BadDkgCommitment)?;
+        self.check_fresh_master(&committee.public_key(), run.id.epoch)?;
         let record = EpochRecord::new(run.id.epoch, committee, run.members.clone())
             .expect("the committee's members are the run's");
         let checksum = self.checksum().next(&record);
@@ -388,18 +379,22 @@ impl Registry {
     pub(super) fn abandon_dkg_attempt(&mut self) -> Vec<Event> {
         let run = self.dkg.take().expect("validated: a run is under way");
         let (mut events, holders) = self.drop_pending_dkg_epoch(run.id.epoch);
+        let done = |index: &ShareIndex, id: &IdentityPublicKey| {
+            if !run.committed() {
+                run.commitments.contains_key(index)
+            } else if !run.dealt() {
+                run.deals.contains_key(index)
+            } else {
+                holders.contains(id)
+            }
+        };
+        // An attempt nobody has acted on yet (one that a complaint just started, say) excludes
+        // nobody: there is no silent member to tell from the rest.
+        let anyone = run.members.iter().any(|(i, id)| done(i, id));
         let stalled: Vec<IdentityPublicKey> = run
             .members
             .iter()
-            .filter(|(index, id)| {
-                if !run.committed() {
-                    !run.commitments.contains_key(index)
-                } else if !run.dealt() {
-                    !run.deals.contains_key(index)
-                } else {
-                    !holders.contains(*id)
-                }
-            })
+            .filter(|(i, id)| anyone && !done(i, id))
             .map(|(_, id)| *id)
             .collect();
         events.extend(self.next_attempt(run, stalled));
@@ -419,9 +414,7 @@ impl Registry {
         if !pending {
             return (Vec::new(), BTreeSet::new());
         }
-        let abandoned = self.epochs.pop().expect("checked above");
-        self.abandoned_keys
-            .insert(abandoned.record().committee().public_key().to_bytes());
+        let abandoned = self.drop_pending_epoch();
         (
             vec![Event::EpochAbandoned { epoch }],
             abandoned.holders().clone(),

@@ -144,6 +144,16 @@ impl Registry {
                 needs: "an active, admitted gatekeeper",
             });
         }
+        if let Some(pending) = self
+            .epochs
+            .last()
+            .filter(|s| s.status == EpochStatus::Pending)
+        {
+            // One pending epoch at a time: a second one would never activate.
+            return Err(Rejected::EpochPending {
+                epoch: pending.record.epoch(),
+            });
+        }
         let expected = Epoch(self.epochs.len() as u64);
         if create.epoch != expected {
             return Err(Rejected::WrongEpoch {
@@ -164,18 +174,7 @@ impl Registry {
                 return Err(Rejected::CommitteeMismatch);
             }
         }
-        if let Some(earlier) = self
-            .epochs
-            .iter()
-            .find(|s| s.record.committee().public_key() == create.master)
-        {
-            return Err(Rejected::MasterKeyReused {
-                epoch: earlier.record.epoch(),
-            });
-        }
-        if self.abandoned_keys.contains(&create.master.to_bytes()) {
-            return Err(Rejected::MasterKeyReused { epoch: expected });
-        }
+        self.check_fresh_master(&create.master, expected)?;
         for (member, envelope) in create.committee[1..].iter().zip(&create.envelopes) {
             self.check_recipient(member, envelope)?;
         }
@@ -260,7 +259,10 @@ impl Registry {
             if state.status == EpochStatus::Pending && state.founders().any(|f| f == author) {
                 return Err(Rejected::EpochPending { epoch });
             }
-            if state.holders.len() == 1 && state.holders.contains(author) {
+            // At least t holders must stay (t = 1: the last holder stays).
+            if state.holders.contains(author)
+                && state.holders.len() <= usize::from(self.key_threshold())
+            {
                 return Err(Rejected::LastHolder { epoch });
             }
         }
@@ -342,6 +344,37 @@ impl Registry {
             state.holders.remove(id);
             state.pending.remove(id);
         }
+    }
+
+    /// Drops the newest epoch, which the caller found pending: it produced no key, and its
+    /// `S_e` is never used again.
+    pub(super) fn drop_pending_epoch(&mut self) -> EpochState {
+        let state = self.epochs.pop().expect("the caller found a pending epoch");
+        debug_assert_eq!(state.status, EpochStatus::Pending);
+        self.abandoned_keys
+            .insert(state.record.committee().public_key().to_bytes());
+        state
+    }
+
+    /// Refuses a master public key some epoch, live or abandoned, already used.
+    pub(super) fn check_fresh_master(
+        &self,
+        master: &keyward_threshold::PublicKey,
+        epoch: Epoch,
+    ) -> Result<(), Rejected> {
+        if let Some(earlier) = self
+            .epochs
+            .iter()
+            .find(|s| s.record.committee().public_key() == *master)
+        {
+            return Err(Rejected::MasterKeyReused {
+                epoch: earlier.record.epoch(),
+            });
+        }
+        if self.abandoned_keys.contains(&master.to_bytes()) {
+            return Err(Rejected::MasterKeyReused { epoch });
+        }
+        Ok(())
     }
 
     fn epoch_mut(&mut self, epoch: Epoch) -> &mut EpochState {
