@@ -9,7 +9,7 @@ use keyward_crypto::{SecretBytes, Writer};
 ///
 /// Distinct labels give independent keys; HKDF is one-way, so a child reveals nothing about its
 /// parent or its siblings.
-pub(crate) fn derive(parent: &[u8], label: &str, context: &[u8]) -> SecretBytes<32> {
+pub fn derive(parent: &[u8], label: &str, context: &[u8]) -> SecretBytes<32> {
     let mut info = Writer::new();
     info.var16(label.as_bytes()).raw(context);
     let mut out = [0u8; 32];

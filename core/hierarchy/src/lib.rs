@@ -33,7 +33,7 @@ pub mod cluster;
 pub mod contract;
 pub mod ids;
 pub mod input;
-mod kdf;
+pub mod kdf;
 pub mod master;
 pub mod state;
 

@@ -67,12 +67,12 @@ pub struct Gatekeeper {
     /// and an answer costs one envelope. Secret: in classic mode it yields the ClusterKey. Boxed,
     /// so that the map moves pointers, never copies of the secret it cannot zeroize.
     partials: BTreeMap<ClusterId, (KeyContext, Box<Partial>)>,
-    bad: Vec<BadSecret>,
+    bad: crate::alarms::Alarms<BadSecret>,
     /// Threshold mode: its share of each epoch's MasterKey, by master public key.
     shares: BTreeMap<[u8; 32], KeyShare>,
     /// Threshold mode: its dealer for the DKG run under way (rebuilt from its seed on demand).
     dealer: Option<Box<(DkgRunId, Dealer)>>,
-    bad_parts: Vec<BadPart>,
+    bad_parts: crate::alarms::Alarms<BadPart>,
 }
 
 /// A DKG part addressed to this gatekeeper that it cannot use and cannot prove wrong: the
@@ -108,10 +108,10 @@ impl Gatekeeper {
             secrets: BTreeMap::new(),
             candidate: None,
             partials: BTreeMap::new(),
-            bad: Vec::new(),
+            bad: crate::alarms::Alarms::default(),
             shares: BTreeMap::new(),
             dealer: None,
-            bad_parts: Vec::new(),
+            bad_parts: crate::alarms::Alarms::default(),
         }
     }
 
@@ -142,12 +142,12 @@ impl Gatekeeper {
 
     /// DKG parts refused since the last call.
     pub fn take_bad_parts(&mut self) -> Vec<BadPart> {
-        std::mem::take(&mut self.bad_parts)
+        self.bad_parts.take_new()
     }
 
     /// Envelopes refused since the last call.
     pub fn take_bad_secrets(&mut self) -> Vec<BadSecret> {
-        std::mem::take(&mut self.bad)
+        self.bad.take_new()
     }
 
     /// The whole key state, sealed.
@@ -232,10 +232,10 @@ impl Gatekeeper {
             secrets,
             candidate,
             partials: BTreeMap::new(),
-            bad: Vec::new(),
+            bad: crate::alarms::Alarms::default(),
             shares,
             dealer: None,
-            bad_parts: Vec::new(),
+            bad_parts: crate::alarms::Alarms::default(),
         })
     }
 
@@ -256,19 +256,12 @@ impl Gatekeeper {
         self.shares.get(&master.to_bytes())
     }
 
-    /// The seed of its dealer in `run`: one-way from its identity seed, so a restarted
-    /// gatekeeper deals exactly as before and never equivocates, with nothing new to seal.
+    /// The seed of its dealer in `run`: one-way from its channel seed, so a restarted gatekeeper
+    /// deals exactly as before and never equivocates, with nothing new to seal.
     fn dkg_seed(&self, genesis: &EntryHash, run: DkgRunId) -> SecretBytes<32> {
-        let mut info = keyward_crypto::Writer::new();
-        info.var16(b"keyward/v1/dkg-seed")
-            .raw(&genesis.0)
-            .u64(run.epoch.0)
-            .u16(run.attempt);
-        let mut out = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(None, self.keys.identity.seed().expose())
-            .expand(info.as_slice(), &mut out)
-            .expect("32 bytes is a valid HKDF-SHA256 length");
-        SecretBytes::new(out)
+        let mut context = keyward_crypto::Writer::new();
+        context.raw(&genesis.0).u64(run.epoch.0).u16(run.attempt);
+        self.keys.derive("keyward/v1/dkg-seed", context.as_slice())
     }
 
     /// Its part in the DKG run under way (PROTOCOL §16.10): commit, deal, then finish (open and
@@ -278,8 +271,14 @@ impl Gatekeeper {
         registry: &Registry,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<GatekeeperStep> {
-        let run = registry.dkg()?;
-        let me = run.index_of(&self.id())?;
+        let Some((run, me)) = registry
+            .dkg()
+            .and_then(|run| Some((run, run.index_of(&self.id())?)))
+        else {
+            // Its polynomial is secret: forget it once the run is over or goes on without it.
+            self.dealer = None;
+            return None;
+        };
         let genesis = registry.genesis().hash();
         if self.dealer.as_ref().map(|d| d.0) != Some(run.id()) {
             let seed = self.dkg_seed(&genesis, run.id());
@@ -339,7 +338,10 @@ impl Gatekeeper {
             // Sealed before a restart; the acceptance did not land.
             return Some(GatekeeperStep::Submit(accept));
         }
+        // Open every part first: a part provably wrong is a complaint, which beats an unusable
+        // part (which only the council can resolve).
         let mut parts = BTreeMap::new();
+        let mut unusable = Vec::new();
         for (index, id) in run.members() {
             if *index == me {
                 continue;
@@ -364,18 +366,18 @@ impl Gatekeeper {
                     }
                     parts.insert(*index, part);
                 }
-                Err(reason) => {
-                    let bad = BadPart {
-                        run: run.id(),
-                        dealer: *id,
-                        reason,
-                    };
-                    if !self.bad_parts.contains(&bad) {
-                        self.bad_parts.push(bad);
-                    }
-                    return None;
-                }
+                Err(reason) => unusable.push(BadPart {
+                    run: run.id(),
+                    dealer: *id,
+                    reason,
+                }),
             }
+        }
+        if !unusable.is_empty() {
+            for bad in unusable {
+                self.bad_parts.raise(bad);
+            }
+            return None;
         }
         let (share, committee) = dealer.finish(run.commitments(), &parts).ok()?;
         if committee != *state.record().committee() {
@@ -469,9 +471,7 @@ impl Gatekeeper {
                             sender: envelope.sender(),
                             reason,
                         };
-                        if !self.bad.contains(&bad) {
-                            self.bad.push(bad);
-                        }
+                        self.bad.raise(bad);
                     }
                 }
             }

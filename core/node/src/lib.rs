@@ -16,7 +16,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod gatekeeper;
+pub mod alarms;
+mod gatekeeper;
 pub mod provision;
 mod sealed;
 pub mod user;

@@ -84,6 +84,12 @@ impl Keys {
         }
     }
 
+    /// A key one-way from the channel seed, for `label` and `context`. The channel seed never
+    /// leaves the core (the host holds a copy of the identity key to sign entries; issue 6).
+    pub(crate) fn derive(&self, label: &str, context: &[u8]) -> SecretBytes<32> {
+        keyward_hierarchy::kdf::derive(self.channel_seed.expose(), label, context)
+    }
+
     pub(crate) fn id(&self) -> IdentityPublicKey {
         self.identity.public()
     }

@@ -107,7 +107,7 @@ pub struct Worker {
     keys: Keys,
     cluster_keys: BTreeMap<Slot, ClusterKey>,
     instances: BTreeMap<ContractId, Instance>,
-    alarms: Vec<WorkerAlarm>,
+    alarms: crate::alarms::Alarms<WorkerAlarm>,
 }
 
 impl core::fmt::Debug for Worker {
@@ -130,7 +130,7 @@ impl Worker {
             keys: Keys::generate(genesis, rng),
             cluster_keys: BTreeMap::new(),
             instances: BTreeMap::new(),
-            alarms: Vec::new(),
+            alarms: crate::alarms::Alarms::default(),
         }
     }
 
@@ -167,13 +167,11 @@ impl Worker {
 
     /// Problems noticed since the last call.
     pub fn take_alarms(&mut self) -> Vec<WorkerAlarm> {
-        std::mem::take(&mut self.alarms)
+        self.alarms.take_new()
     }
 
     fn alarm(&mut self, alarm: WorkerAlarm) {
-        if !self.alarms.contains(&alarm) {
-            self.alarms.push(alarm);
-        }
+        self.alarms.raise(alarm);
     }
 
     /// The key state (identity, channel key, ClusterKeys), sealed. Contract states are sealed
@@ -221,7 +219,7 @@ impl Worker {
             keys,
             cluster_keys,
             instances: BTreeMap::new(),
-            alarms: Vec::new(),
+            alarms: crate::alarms::Alarms::default(),
         })
     }
 
@@ -231,7 +229,9 @@ impl Worker {
     /// (an invalid partial is evidence against its sender).
     ///
     /// # Errors
-    /// A [`ProvisionError`]; the worker keeps nothing.
+    /// A [`ProvisionError`]; the worker keeps nothing. In threshold mode a key that differs from
+    /// the published one is kept (t proofs vouch for it) and raises
+    /// [`WorkerAlarm::PublishedKeyMismatch`]; the worker then acts under neither.
     pub fn provisioned(
         &mut self,
         registry: &Registry,
@@ -294,7 +294,15 @@ impl Worker {
             .cluster(&request.cluster)
             .and_then(|c| c.key(context).copied());
         if published.is_some_and(|p| p != key.identity().public()) {
-            return Err(ProvisionError::PublishedKeyMismatch);
+            // Threshold mode: t proofs vouch for this key, so the published one is wrong (a
+            // member worker wrote it): keep ours, raise the alarm, and do not act under it.
+            if registry.key_threshold() == 1 {
+                return Err(ProvisionError::PublishedKeyMismatch);
+            }
+            self.alarm(WorkerAlarm::PublishedKeyMismatch(
+                request.cluster.clone(),
+                context,
+            ));
         }
         self.cluster_keys.insert(
             (request.cluster.clone(), request.epoch, request.generation),
@@ -393,11 +401,16 @@ impl Worker {
             Some(published) => {
                 let held = self.cluster_key(&cluster_id, current)?.identity().public();
                 if *published != held {
-                    self.cluster_keys.remove(&(
-                        cluster_id.clone(),
-                        current.epoch,
-                        current.generation,
-                    ));
+                    // Classic mode: the key came from one holder; drop it and ask again. Threshold
+                    // mode: the key is checked against t proofs, so the published one is wrong (a
+                    // member worker wrote it); keep ours and stop, rather than ask again forever.
+                    if registry.key_threshold() == 1 {
+                        self.cluster_keys.remove(&(
+                            cluster_id.clone(),
+                            current.epoch,
+                            current.generation,
+                        ));
+                    }
                     self.alarm(WorkerAlarm::PublishedKeyMismatch(cluster_id, current));
                     return None;
                 }

@@ -184,3 +184,39 @@ fn a_restarted_gatekeeper_answers_from_its_sealed_share() {
     sim.settle();
     assert!(sim.workers[5].cluster_key(&id("c2"), CTX0).is_some());
 }
+
+#[test]
+fn a_wrong_key_published_by_a_member_worker_is_an_alarm_not_a_loop() {
+    let mut sim = network(5);
+    for _ in 0..3 {
+        sim.add_worker();
+    }
+    sim.cluster("c2", &[3, 4, 5]);
+    // Member worker 3 publishes a key nobody derived, before anyone is provisioned.
+    let bogus = keyward_crypto::IdentityKeypair::generate(&mut sim.rng).public();
+    let signer = support::clone_key(sim.workers[3].signer());
+    let body = keyward_ledger::Body::ClusterKeyPublish(keyward_ledger::ClusterKeyPublish {
+        cluster: id("c2"),
+        epoch: Epoch(0),
+        generation: Generation(0),
+        key: bogus,
+    });
+    sim.submit(&signer, &body).unwrap();
+    // The network settles: the honest workers keep the key their partials proved, and stop.
+    sim.settle();
+    let held = sim.workers[4]
+        .cluster_key(&id("c2"), CTX0)
+        .unwrap()
+        .identity()
+        .public();
+    assert_ne!(held, bogus);
+    assert_eq!(
+        sim.workers[4].take_alarms(),
+        vec![keyward_node::WorkerAlarm::PublishedKeyMismatch(
+            id("c2"),
+            CTX0
+        )]
+    );
+    sim.settle();
+    assert!(sim.workers[4].take_alarms().is_empty(), "raised once");
+}

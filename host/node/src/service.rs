@@ -267,6 +267,7 @@ impl Node {
             poll_ms: config.poll_ms,
             dev_wrong_digests: config.dev_wrong_digests,
             pending: Vec::new(),
+            unsaved: false,
         };
         let task = tokio::spawn(runner.run(stopped));
         tracing::info!(role = config.role.name(), %id, addr = %running.addr, "node started");
@@ -302,6 +303,9 @@ struct Runner {
     dev_wrong_digests: bool,
     /// Digests whose submission failed for a reason other than a refusal: retried first.
     pending: Vec<Body>,
+    /// A sealed-state save failed: the core holds a key the disk may not. The core asks to seal
+    /// only once per change, so every later gatekeeper entry waits for a save that succeeds.
+    unsaved: bool,
 }
 
 /// Why a step was not completed; the round ends and resumes after the next poll.
@@ -442,11 +446,15 @@ impl Runner {
         };
         match step {
             None => Ok(true),
-            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) => {
+            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) if !self.unsaved => {
                 self.submit(&body).await.map(|()| false)
             }
-            Some(Step::Gatekeeper(GatekeeperStep::SealThenSubmit(body))) => {
+            Some(Step::Gatekeeper(
+                GatekeeperStep::Submit(body) | GatekeeperStep::SealThenSubmit(body),
+            )) => {
+                self.unsaved = true;
                 self.save_state()?;
+                self.unsaved = false;
                 self.submit(&body).await.map(|()| false)
             }
             Some(Step::Worker(step)) => self.worker_step(step).await.map(|()| false),
