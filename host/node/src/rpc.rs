@@ -80,7 +80,15 @@ fn reply(shared: &Shared, params: &ReplyParams) -> Result<ReplyResult, ErrorObje
             "not_found",
             format!("no reply to {} (yet)", params.command),
         )),
-        Err(e) => Err(error(NOT_FOUND, "not_found", e.to_string())),
+        Err(e) => {
+            // A storage fault is not "no reply": say so, and keep the path in the node's log.
+            tracing::error!(error = %e, "cannot read a stored reply");
+            Err(error(
+                UNAVAILABLE,
+                "unavailable",
+                "the reply store cannot be read".into(),
+            ))
+        }
     }
 }
 
