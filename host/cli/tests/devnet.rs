@@ -8,7 +8,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// One devnet at a time: each picks free ports by binding port 0 and releasing it before its
+/// children bind, so two devnets started together can pick the same port.
+static ONE_DEVNET: Mutex<()> = Mutex::new(());
 
 /// The devnet process; stopped with SIGTERM (so it stops its children) however the test ends.
 struct Devnet {
@@ -73,6 +78,9 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
+    let _one = ONE_DEVNET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = std::env::temp_dir().join(format!("keyward-devnet-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
@@ -235,6 +243,9 @@ fn devnet_sizes_out_of_range_are_refused_before_anything_starts() {
 
 #[test]
 fn the_threshold_devnet_makes_epoch_0_by_dkg_and_runs_the_story() {
+    let _one = ONE_DEVNET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = std::env::temp_dir().join(format!("keyward-devnet-t-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = keyward(&[
