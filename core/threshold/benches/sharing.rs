@@ -112,13 +112,7 @@ fn reshare_member(c: &mut Criterion) {
         .collect();
     let old = dkg::committee(&params(5), &run.commitments).unwrap();
     let members: BTreeSet<ShareIndex> = (6..=10).map(|i| ShareIndex::new(i).unwrap()).collect();
-    let resharing = Resharing::new(
-        old,
-        shares.iter().map(KeyShare::index).collect(),
-        3,
-        members,
-    )
-    .unwrap();
+    let resharing = Resharing::new(old, 3, members).unwrap();
     let dealt: Vec<_> = shares
         .iter()
         .map(|s| resharing.deal(s, &seed(&mut rng)).unwrap())

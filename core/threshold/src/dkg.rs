@@ -131,26 +131,19 @@ impl DkgParams {
         }
     }
 
+    /// Checks that `commitments` holds exactly one commitment per member.
     fn check_committers<T>(
         &self,
         commitments: &BTreeMap<ShareIndex, T>,
     ) -> Result<(), SharingError> {
-        check_committers(&self.members, commitments)
+        if let Some(extra) = commitments.keys().find(|i| !self.members.contains(i)) {
+            return Err(SharingError::WrongCommitters(*extra));
+        }
+        if let Some(missing) = self.members.iter().find(|i| !commitments.contains_key(i)) {
+            return Err(SharingError::WrongCommitters(*missing));
+        }
+        Ok(())
     }
-}
-
-/// Checks that `commitments` holds exactly one commitment per index of `from`.
-pub(crate) fn check_committers<T>(
-    from: &BTreeSet<ShareIndex>,
-    commitments: &BTreeMap<ShareIndex, T>,
-) -> Result<(), SharingError> {
-    if let Some(extra) = commitments.keys().find(|i| !from.contains(i)) {
-        return Err(SharingError::WrongCommitters(*extra));
-    }
-    if let Some(missing) = from.iter().find(|i| !commitments.contains_key(i)) {
-        return Err(SharingError::WrongCommitters(*missing));
-    }
-    Ok(())
 }
 
 /// Checks every part a recipient got against its dealer's commitment (`verify`), naming every

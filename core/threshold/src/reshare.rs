@@ -2,13 +2,14 @@
 //! changed) while the key and its public key stay the same. Refresh is resharing to the same
 //! members and threshold: the same key under new shares, which do not combine with the old ones.
 //!
-//! The dealers are a set `D` of at least `t` old members. Dealer `i` draws a polynomial `g_i` of
-//! degree `t' − 1` with `g_i(0) = λ_i·k_i`, where `λ_i` is its Lagrange coefficient at zero within
-//! `D`; it publishes Feldman commitments to `g_i` and sends `g_i(j)` to each new member `j`.
-//! Anyone checks that `C_{i,0} = λ_i·Y_i` ([`Resharing::verify_commitment`]), so no dealer can
-//! change the key. New member `j`'s share is `k'_j = Σ_i g_i(j)`, and `Σ_i g_i(0) = Σ_i λ_i·k_i
-//! = k`. After a resharing, old shares are useless to the new committee: they lie on another
-//! polynomial.
+//! Each dealer `i` (an old member) draws a polynomial `g_i` of degree `t' − 1` with
+//! `g_i(0) = k_i`, its own share; it publishes Feldman commitments to `g_i` and sends `g_i(j)` to
+//! each new member `j`. Anyone checks that `C_{i,0} = Y_i` ([`Resharing::verify_commitment`]),
+//! so no dealer can change the key. The dealers are chosen *after* dealing: any set `D` of at
+//! least `t` valid dealings will do, so old members that are down do not stall the resharing.
+//! New member `j`'s share is `k'_j = Σ_{i∈D} λ_i·g_i(j)` with `λ_i` the Lagrange coefficient at
+//! zero within `D`, and `Σ λ_i·g_i(0) = Σ λ_i·k_i = k`. After a resharing, old shares are useless
+//! to the new committee: they lie on another polynomial.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +20,7 @@ use rand_core::SeedableRng;
 use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 
 use crate::{
-    dkg::{SharePart, SharingError, check_committers, check_parts},
+    dkg::{SharePart, SharingError, check_parts},
     group::Element,
     poly::{Polynomial, commitment_at, decode_elements, encode_elements, points, sum_of_sharings},
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex, lagrange},
@@ -60,40 +61,25 @@ impl ReshareCommitment {
 }
 
 /// One resharing of an old committee's key to a new member set and threshold. Valid by
-/// construction: the dealers are at least `t` old members, and `1 ≤ t' ≤ n' ≤ MAX_MEMBERS`.
+/// construction: `1 ≤ t' ≤ n' ≤ MAX_MEMBERS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resharing {
     old: Committee,
-    dealers: Vec<ShareIndex>,
     threshold: u16,
     members: BTreeSet<ShareIndex>,
 }
 
 impl Resharing {
-    /// Checks and builds a resharing of `old`'s key by `dealers` to `members` with `threshold`.
-    /// The new threshold may be 1 (every new member then holds the whole key: classic mode).
+    /// Checks and builds a resharing of `old`'s key to `members` with `threshold`. The new
+    /// threshold may be 1 (every new member then holds the whole key: classic mode).
     ///
     /// # Errors
-    /// [`SharingError::NotAMember`] for a dealer outside `old`; [`SharingError::TooFewDealers`];
     /// [`SharingError::Params`] for a bad new threshold or member count.
     pub fn new(
         old: Committee,
-        dealers: BTreeSet<ShareIndex>,
         threshold: u16,
         members: BTreeSet<ShareIndex>,
     ) -> Result<Self, SharingError> {
-        if let Some(stranger) = dealers
-            .iter()
-            .find(|d| old.verification_share(**d).is_none())
-        {
-            return Err(SharingError::NotAMember(*stranger));
-        }
-        if dealers.len() < usize::from(old.threshold()) {
-            return Err(SharingError::TooFewDealers {
-                dealers: dealers.len(),
-                needed: old.threshold(),
-            });
-        }
         if members.is_empty() || members.len() > MAX_MEMBERS {
             return Err(CommitteeError::BadSize(members.len()).into());
         }
@@ -106,18 +92,22 @@ impl Resharing {
         }
         Ok(Self {
             old,
-            dealers: dealers.into_iter().collect(),
             threshold,
             members,
         })
     }
 
-    /// A refresh: the same members and threshold, all of them dealing.
+    /// A refresh: the same members and threshold.
     pub fn refresh(committee: Committee) -> Self {
         let members: BTreeSet<ShareIndex> = committee.members().collect();
         let threshold = committee.threshold();
-        Self::new(committee, members.clone(), threshold, members)
+        Self::new(committee, threshold, members)
             .expect("a committee is a valid resharing of itself")
+    }
+
+    /// The old committee.
+    pub fn old(&self) -> &Committee {
+        &self.old
     }
 
     /// The new members, ascending.
@@ -125,43 +115,27 @@ impl Resharing {
         &self.members
     }
 
-    /// The dealers, ascending.
-    pub fn dealers(&self) -> &[ShareIndex] {
-        &self.dealers
-    }
-
-    fn lambda(&self, dealer: ShareIndex) -> Scalar {
-        lagrange(Scalar::ZERO, dealer, &self.dealers)
-    }
-
-    fn check_dealer(&self, dealer: ShareIndex) -> Result<(), SharingError> {
-        if self.dealers.contains(&dealer) {
-            Ok(())
-        } else {
-            Err(SharingError::NotAMember(dealer))
-        }
+    /// The new threshold.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
     }
 
     /// Dealer `share.index()`'s commitment and its part for every new member, its polynomial
     /// drawn from `seed`: the same seed always gives the same messages.
     ///
     /// # Errors
-    /// [`SharingError::NotAMember`] if the share's holder is not a dealer.
+    /// [`SharingError::NotAMember`] if the share is not one of the old committee's.
     pub fn deal(
         &self,
         share: &KeyShare,
         seed: &SecretBytes<32>,
     ) -> Result<(ReshareCommitment, BTreeMap<ShareIndex, SharePart>), SharingError> {
-        self.check_dealer(share.index())?;
+        if self.old.verification_share(share.index()) != Some(share.verification_share()) {
+            return Err(SharingError::NotAMember(share.index()));
+        }
         let mut rng = ChaCha20Rng::from_seed(*seed.expose());
-        let polynomial = Polynomial::random(
-            self.lambda(share.index()) * share.scalar(),
-            self.threshold,
-            &mut rng,
-        );
-        let commitments = polynomial
-            .commitments()
-            .expect("λ_i·k_i is nonzero for a nonzero share");
+        let polynomial = Polynomial::random(share.scalar(), self.threshold, &mut rng);
+        let commitments = polynomial.commitments().expect("a key share is nonzero");
         let parts = self
             .members
             .iter()
@@ -171,7 +145,7 @@ impl Resharing {
     }
 
     /// Checks that `commitment` is a valid one from `dealer`: `t'` coefficients, and
-    /// `C_0 = λ_dealer·Y_dealer`, so the dealer passes on exactly its share of the key.
+    /// `C_0 = Y_dealer`, so the dealer passes on exactly its share of the key.
     ///
     /// # Errors
     /// [`SharingError::NotAMember`] or [`SharingError::BadCommitment`].
@@ -180,38 +154,61 @@ impl Resharing {
         dealer: ShareIndex,
         commitment: &ReshareCommitment,
     ) -> Result<(), SharingError> {
-        self.check_dealer(dealer)?;
+        let y = self
+            .old
+            .verification_share(dealer)
+            .ok_or(SharingError::NotAMember(dealer))?;
         let bad = |reason| Err(SharingError::BadCommitment { dealer, reason });
         if commitment.0.len() != usize::from(self.threshold) {
             return bad("its length is not the new threshold");
         }
-        let y = self
-            .old
-            .verification_share(dealer)
-            .expect("dealers are old members");
-        if commitment.0[0].0 != self.lambda(dealer) * y.0 {
+        if commitment.0[0] != y {
             return bad("it does not commit to the dealer's share of the key");
         }
         Ok(())
     }
 
-    /// The new committee, from every dealer's commitment: the old public key, threshold `t'`,
-    /// and `Y'_j = Σ_i Σ_k j^k·C_{i,k}`. Every node derives it from public data.
+    /// Each chosen dealer's Lagrange coefficient at zero within the chosen set (the keys of
+    /// `commitments`), which must hold at least the old threshold of dealers.
+    fn weights<T>(
+        &self,
+        commitments: &BTreeMap<ShareIndex, T>,
+    ) -> Result<BTreeMap<ShareIndex, Scalar>, SharingError> {
+        if commitments.len() < usize::from(self.old.threshold()) {
+            return Err(SharingError::TooFewDealers {
+                dealers: commitments.len(),
+                needed: self.old.threshold(),
+            });
+        }
+        let dealers: Vec<ShareIndex> = commitments.keys().copied().collect();
+        Ok(dealers
+            .iter()
+            .map(|d| (*d, lagrange(Scalar::ZERO, *d, &dealers)))
+            .collect())
+    }
+
+    /// The new committee, from the chosen dealers' commitments (at least `t` of them): the old
+    /// public key, threshold `t'`, and `Y'_j = Σ_i λ_i·Σ_k j^k·C_{i,k}`. Every node derives it
+    /// from public data.
     ///
     /// # Errors
-    /// [`SharingError::WrongCommitters`], [`SharingError::BadCommitment`], or
-    /// [`SharingError::Params`] for a degenerate result.
+    /// [`SharingError::TooFewDealers`], [`SharingError::NotAMember`],
+    /// [`SharingError::BadCommitment`], or [`SharingError::Params`] for a degenerate result.
     pub fn committee(
         &self,
         commitments: &BTreeMap<ShareIndex, ReshareCommitment>,
     ) -> Result<Committee, SharingError> {
-        check_committers(&self.dealers.iter().copied().collect(), commitments)?;
+        let weights = self.weights(commitments)?;
         for (dealer, c) in commitments {
             self.verify_commitment(*dealer, c)?;
         }
+        let weighted: Vec<Vec<Element>> = commitments
+            .iter()
+            .map(|(d, c)| c.0.iter().map(|e| Element(weights[d] * e.0)).collect())
+            .collect();
         let (_, shares) = sum_of_sharings(
             self.threshold,
-            commitments.values().map(|c| &c.0[..]),
+            weighted.iter().map(Vec::as_slice),
             &self.members,
         )?;
         Ok(Committee::new(
@@ -221,8 +218,8 @@ impl Resharing {
         )?)
     }
 
-    /// New member `me`'s share and the new committee, from every dealer's commitment and part.
-    /// Every part is checked; all bad ones are named.
+    /// New member `me`'s share and the new committee, from the chosen dealers' commitments and
+    /// parts. Every part is checked; all bad ones are named.
     ///
     /// # Errors
     /// [`SharingError::NotAMember`] if `me` is not a new member; [`SharingError::MissingParts`] or
@@ -238,7 +235,11 @@ impl Resharing {
         }
         let committee = self.committee(commitments)?;
         check_parts(commitments, parts, |c, part| c.verify_part(me, part))?;
-        let sum: Scalar = commitments.keys().map(|d| parts[d].scalar()).sum();
+        let weights = self.weights(commitments)?;
+        let sum: Scalar = commitments
+            .keys()
+            .map(|d| weights[d] * parts[d].scalar())
+            .sum();
         let share = KeyShare::from_scalar(me, sum).ok_or(SharingError::BadParts(Vec::new()))?;
         Ok((share, committee))
     }

@@ -289,16 +289,15 @@ fn a_bad_commitment_is_refused_with_its_dealer() {
     );
 }
 
-/// Reshares `shares` (of `old`) to `members` with threshold `t`, every old member dealing.
+/// Reshares `shares` (of `old`) to `members` with threshold `t`, every given old member dealing.
 fn reshare(
     old: &Committee,
-    shares: &[KeyShare],
+    shares: &[&KeyShare],
     t: u16,
     members: &[u16],
     rng: &mut StdRng,
 ) -> (Committee, Vec<KeyShare>) {
-    let dealers: BTreeSet<ShareIndex> = shares.iter().map(KeyShare::index).collect();
-    let resharing = Resharing::new(old.clone(), dealers, t, set(members)).unwrap();
+    let resharing = Resharing::new(old.clone(), t, set(members)).unwrap();
     let mut commitments = BTreeMap::new();
     let mut parts: Parts = BTreeMap::new();
     for share in shares {
@@ -336,7 +335,7 @@ fn resharing_2_3_to_3_5_to_2_3_keeps_the_key() {
     let expected = evaluate(&c0, &r0[..2], &mut rng).unwrap();
 
     // Members 2 and 3 stay, 4..=6 join, 1 leaves; threshold 3.
-    let (c1, s1) = reshare(&c0, &s0[1..], 3, &[2, 3, 4, 5, 6], &mut rng);
+    let (c1, s1) = reshare(&c0, &r0[1..], 3, &[2, 3, 4, 5, 6], &mut rng);
     assert_eq!(c1.public_key(), c0.public_key());
     assert_eq!(c1.threshold(), 3);
     let r1: Vec<&KeyShare> = s1.iter().collect();
@@ -347,7 +346,7 @@ fn resharing_2_3_to_3_5_to_2_3_keeps_the_key() {
     assert!(c1.verification_share(idx(1)).is_none());
 
     // Back to 2-of-3 among new indices, dealt by three of the five.
-    let (c2, s2) = reshare(&c1, &s1[2..], 2, &[7, 8, 9], &mut rng);
+    let (c2, s2) = reshare(&c1, &r1[2..], 2, &[7, 8, 9], &mut rng);
     assert_eq!(c2.public_key(), c0.public_key());
     let r2: Vec<&KeyShare> = s2.iter().collect();
     for subset in subsets(&r2, 2) {
@@ -360,7 +359,13 @@ fn resharing_2_3_to_3_5_to_2_3_keeps_the_key() {
 fn refreshed_shares_do_not_combine_with_stale_ones() {
     let mut rng = StdRng::seed_from_u64(7);
     let (old, old_shares) = run_dkg(2, &[1, 2, 3], &mut rng);
-    let (new, new_shares) = reshare(&old, &old_shares, 2, &[1, 2, 3], &mut rng);
+    let (new, new_shares) = reshare(
+        &old,
+        &old_shares.iter().collect::<Vec<_>>(),
+        2,
+        &[1, 2, 3],
+        &mut rng,
+    );
     assert_eq!(new.public_key(), old.public_key());
     assert_ne!(new, old, "refresh changes every verification share");
     let expected = evaluate(&old, &[&old_shares[0], &old_shares[1]], &mut rng).unwrap();
@@ -385,34 +390,33 @@ fn refreshed_shares_do_not_combine_with_stale_ones() {
         classic_key(&[&old_shares[0], &new_shares[1]]).public_key(),
         old.public_key()
     );
-    // The refresh helper is the same resharing: same members, threshold and dealers.
+    // The refresh helper is the same resharing: same members and threshold.
     let refresh = Resharing::refresh(old.clone());
     assert_eq!(refresh.members(), &set(&[1, 2, 3]));
-    assert_eq!(refresh.dealers(), &[idx(1), idx(2), idx(3)]);
+    assert_eq!(refresh.threshold(), 2);
 }
 
 #[test]
 fn a_cheating_resharing_dealer_is_named() {
     let mut rng = StdRng::seed_from_u64(8);
     let (old, shares) = run_dkg(2, &[1, 2, 3], &mut rng);
-    let resharing = Resharing::new(old.clone(), set(&[1, 2]), 2, set(&[4, 5, 6])).unwrap();
-    // Dealing with member 3's share while claiming to be dealer 1 changes the key: refused.
-    let (c3, _) = Resharing::new(old.clone(), set(&[1, 3]), 2, set(&[4, 5, 6]))
-        .unwrap()
-        .deal(&shares[2], &seed(&mut rng))
-        .unwrap();
+    let resharing = Resharing::new(old.clone(), 2, set(&[4, 5, 6])).unwrap();
+    // Dealing member 3's share while claiming to be dealer 1 changes the key: refused.
+    let (c3, _) = resharing.deal(&shares[2], &seed(&mut rng)).unwrap();
     assert!(matches!(
         resharing.verify_commitment(idx(1), &c3),
         Err(SharingError::BadCommitment { dealer, .. }) if dealer == idx(1)
     ));
+    // A share that is not the old committee's cannot deal.
+    let (_, strangers) = run_dkg(2, &[1, 2, 3], &mut rng);
     assert_eq!(
-        resharing.deal(&shares[2], &seed(&mut rng)).unwrap_err(),
-        SharingError::NotAMember(idx(3))
+        resharing.deal(&strangers[0], &seed(&mut rng)).unwrap_err(),
+        SharingError::NotAMember(idx(1))
     );
     // A wrong part is named against its dealer's commitment.
     let (c1, p1) = resharing.deal(&shares[0], &seed(&mut rng)).unwrap();
     let (c2, p2) = resharing.deal(&shares[1], &seed(&mut rng)).unwrap();
-    let commitments = BTreeMap::from([(idx(1), c1), (idx(2), c2)]);
+    let commitments = BTreeMap::from([(idx(1), c1.clone()), (idx(2), c2)]);
     let mut parts = BTreeMap::from([(idx(1), p1[&idx(4)].clone()), (idx(2), p1[&idx(5)].clone())]);
     assert_eq!(
         resharing.finish(idx(4), &commitments, &parts).unwrap_err(),
@@ -425,18 +429,37 @@ fn a_cheating_resharing_dealer_is_named() {
         committee.verification_share(idx(4)),
         Some(share.verification_share())
     );
-    // Too few dealers, or a stranger dealing.
+    // Fewer dealings than the old threshold, or one from a stranger, make no committee.
     assert!(matches!(
-        Resharing::new(old.clone(), set(&[1]), 2, set(&[4, 5])),
+        resharing.committee(&BTreeMap::from([(idx(1), c1.clone())])),
         Err(SharingError::TooFewDealers {
             dealers: 1,
             needed: 2
         })
     ));
     assert_eq!(
-        Resharing::new(old, set(&[1, 9]), 2, set(&[4, 5])).unwrap_err(),
+        resharing
+            .committee(&BTreeMap::from([(idx(1), c1.clone()), (idx(9), c1)]))
+            .unwrap_err(),
         SharingError::NotAMember(idx(9))
     );
+}
+
+#[test]
+fn any_t_dealings_reshare_the_same_key() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let (old, shares) = run_dkg(3, &[1, 2, 3, 4, 5], &mut rng);
+    let expected = evaluate(&old, &[&shares[0], &shares[1], &shares[2]], &mut rng).unwrap();
+    // Whichever three of the five old members deal (two being down), the key is the same.
+    let refs: Vec<&KeyShare> = shares.iter().collect();
+    for dealers in subsets(&refs, 3) {
+        let (new, new_shares) = reshare(&old, &dealers, 2, &[6, 7, 8], &mut rng);
+        assert_eq!(new.public_key(), old.public_key());
+        assert_eq!(
+            evaluate(&new, &[&new_shares[0], &new_shares[2]], &mut rng).unwrap(),
+            expected
+        );
+    }
 }
 
 /// One FROST session among `signers`; returns the signature or the aggregation error.
@@ -492,7 +515,7 @@ fn the_committee_signs_under_its_public_key_and_names_a_bad_signer() {
         Err(SignError::NotEnoughSigners { got: 2, needed: 3 })
     ));
     // After a resharing the same public key verifies the new committee's signatures.
-    let (moved, moved_shares) = reshare(&committee, &shares[..3], 2, &[6, 7, 8], &mut rng);
+    let (moved, moved_shares) = reshare(&committee, &refs[..3], 2, &[6, 7, 8], &mut rng);
     let signature = frost_session(
         &moved,
         &[&moved_shares[0], &moved_shares[2]],
