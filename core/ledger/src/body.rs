@@ -12,7 +12,7 @@ use keyward_hierarchy::ContractPublicKeys;
 use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
 use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
 use crate::council::{Approval, Proposal};
-use crate::dkg::{DkgCommit, DkgComplaint, DkgDeal};
+use crate::dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, Sharing};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
 use crate::result::{MisbehaviourReport, ResultDigest};
@@ -68,11 +68,15 @@ pub enum Kind {
     DkgDeal,
     /// A DKG member reveals a part that does not match its dealer's commitment.
     DkgComplaint,
+    /// An old committee member reshares its share of an epoch to the new members.
+    ReshareDeal,
+    /// A new member reveals a resharing part that does not match its dealer's commitment.
+    ReshareComplaint,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 23] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -94,6 +98,8 @@ impl Kind {
         Self::DkgCommit,
         Self::DkgDeal,
         Self::DkgComplaint,
+        Self::ReshareDeal,
+        Self::ReshareComplaint,
     ];
 
     /// The wire code.
@@ -120,6 +126,8 @@ impl Kind {
             Self::DkgCommit => 18,
             Self::DkgDeal => 19,
             Self::DkgComplaint => 20,
+            Self::ReshareDeal => 21,
+            Self::ReshareComplaint => 22,
         }
     }
 
@@ -152,6 +160,8 @@ impl Kind {
             Self::DkgCommit => "dkg_commit",
             Self::DkgDeal => "dkg_deal",
             Self::DkgComplaint => "dkg_complaint",
+            Self::ReshareDeal => "reshare_deal",
+            Self::ReshareComplaint => "reshare_complaint",
         }
     }
 }
@@ -258,7 +268,11 @@ pub enum Body {
     /// Kind 19.
     DkgDeal(DkgDeal),
     /// Kind 20.
-    DkgComplaint(DkgComplaint),
+    DkgComplaint(Complaint),
+    /// Kind 21.
+    ReshareDeal(Box<ReshareDeal>),
+    /// Kind 22.
+    ReshareComplaint(Complaint),
 }
 
 impl Body {
@@ -286,6 +300,8 @@ impl Body {
             Self::DkgCommit(_) => Kind::DkgCommit,
             Self::DkgDeal(_) => Kind::DkgDeal,
             Self::DkgComplaint(_) => Kind::DkgComplaint,
+            Self::ReshareDeal(_) => Kind::ReshareDeal,
+            Self::ReshareComplaint(_) => Kind::ReshareComplaint,
         }
     }
 
@@ -311,7 +327,10 @@ impl Body {
             Self::CouncilApprove(approval) => approval.encode(&mut w),
             Self::DkgCommit(commit) => commit.encode(&mut w),
             Self::DkgDeal(deal) => deal.encode(&mut w),
-            Self::DkgComplaint(complaint) => complaint.encode(&mut w),
+            Self::DkgComplaint(complaint) | Self::ReshareComplaint(complaint) => {
+                complaint.encode(&mut w);
+            }
+            Self::ReshareDeal(deal) => deal.encode(&mut w),
         }
         w.finish()
     }
@@ -347,7 +366,11 @@ impl Body {
             Kind::CouncilApprove => Self::CouncilApprove(Approval::decode(&mut r)?),
             Kind::DkgCommit => Self::DkgCommit(Box::new(DkgCommit::decode(&mut r)?)),
             Kind::DkgDeal => Self::DkgDeal(DkgDeal::decode(&mut r)?),
-            Kind::DkgComplaint => Self::DkgComplaint(DkgComplaint::decode(&mut r)?),
+            Kind::DkgComplaint => Self::DkgComplaint(Complaint::decode(&mut r, Sharing::Dkg)?),
+            Kind::ReshareDeal => Self::ReshareDeal(Box::new(ReshareDeal::decode(&mut r)?)),
+            Kind::ReshareComplaint => {
+                Self::ReshareComplaint(Complaint::decode(&mut r, Sharing::Reshare)?)
+            }
         };
         r.finish()?;
         Ok(body)

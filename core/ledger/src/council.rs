@@ -14,13 +14,15 @@ use crate::epoch::MAX_COMMITTEE;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Create a new epoch whose MasterKey only `committee` receives, then remove every other
-    /// gatekeeper. `committee[0]` creates it.
+    /// gatekeeper. Classic mode: `committee[0]` creates it. Threshold mode: `committee` creates
+    /// it by DKG and every earlier epoch is reshared to it (share index `i + 1` for member `i`).
     RotateMasterKey {
         /// The new epoch's founding committee, in share-index order.
         committee: Vec<IdentityPublicKey>,
     },
-    /// Keep the MasterKey; admit `set` and remove every other gatekeeper. The set must hold
-    /// every epoch already, so that nothing is lost; its holders hand the epochs to the rest.
+    /// Keep the MasterKey; admit `set` and remove every other gatekeeper. Classic mode: the set
+    /// must hold every epoch already, so that nothing is lost; its holders hand the epochs to the
+    /// rest. Threshold mode: every epoch is reshared to the set (share indices in set order).
     ReplaceGatekeepers {
         /// The gatekeepers that remain.
         set: BTreeSet<IdentityPublicKey>,
@@ -36,6 +38,9 @@ pub enum Action {
         /// The cluster.
         cluster: ClusterId,
     },
+    /// Threshold mode: give every epoch's committee new shares of the same key (a refresh), so
+    /// that shares stolen before it are useless.
+    RefreshShares,
     /// Drop the newest epoch while it is still pending (a founder never accepts, or a rotation
     /// stalls), so the network can try again. A pending epoch has produced no key.
     AbandonEpoch {
@@ -53,6 +58,7 @@ impl Action {
             Self::RemoveWorker { .. } => "remove_worker",
             Self::RekeyCluster { .. } => "rekey_cluster",
             Self::AbandonEpoch { .. } => "abandon_epoch",
+            Self::RefreshShares => "refresh_shares",
         }
     }
 }
@@ -110,6 +116,9 @@ impl Proposal {
             Action::AbandonEpoch { epoch } => {
                 w.u8(5).u64(epoch.0);
             }
+            Action::RefreshShares => {
+                w.u8(6);
+            }
         }
     }
 
@@ -141,6 +150,7 @@ impl Proposal {
             5 => Action::AbandonEpoch {
                 epoch: keyward_hierarchy::Epoch(r.u64("epoch")?),
             },
+            6 => Action::RefreshShares,
             _ => {
                 return Err(DecodeError::Invalid {
                     field: "action",

@@ -384,6 +384,7 @@ impl Genesis {
             Body::ContractKeysPublish(keys) => crate::contract::check_keys(keys)?,
             Body::ContractCommand(command) => command.check(&entry.author())?,
             Body::DkgDeal(deal) => deal.check(&entry.author())?,
+            Body::ReshareDeal(deal) => deal.check(&entry.author())?,
             Body::Genesis(_)
             | Body::GatekeeperDeregister
             | Body::WorkerDeregister
@@ -397,7 +398,8 @@ impl Genesis {
             | Body::CouncilPropose(_)
             | Body::CouncilApprove(_)
             | Body::DkgCommit(_)
-            | Body::DkgComplaint(_) => {}
+            | Body::DkgComplaint(_)
+            | Body::ReshareComplaint(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

@@ -33,7 +33,7 @@ pub use body::{Body, Kind, Registration};
 pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
 pub use contract::{ContractCommand, ContractDeploy};
 pub use council::{Action, Approval, Proposal};
-pub use dkg::{DkgCommit, DkgComplaint, DkgDeal, DkgRunId};
+pub use dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, RunId, Sharing};
 pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
@@ -43,7 +43,7 @@ pub use genesis::{
 };
 pub use registry::{
     Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
-    ProposalStatus, ProvisionError, Registry, Role, Status,
+    ProposalStatus, ProvisionError, Registry, ReshareRun, Role, Status,
 };
 pub use reject::{Named, Rejected};
 pub use result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};

@@ -352,8 +352,10 @@ pub enum Rejected {
         /// Why.
         reason: &'static str,
     },
-    /// A rotation is running: no other rotation or gatekeeper change until its epoch is active.
-    #[error("a rotation is in progress")]
+    /// A gatekeeper change is running (a rotation until its epoch is active; in threshold mode
+    /// also a replacement or refresh until its resharing is done): no other change, and no
+    /// gatekeeper leaves, until it ends.
+    #[error("a rotation or resharing is in progress")]
     RotationInProgress,
     /// The entry belongs to the other key mode: a classic epoch entry in threshold mode, or a
     /// DKG entry in classic mode.
@@ -362,23 +364,25 @@ pub enum Rejected {
         /// What this ledger's mode does instead.
         needs: &'static str,
     },
-    /// No DKG run with this epoch and attempt is under way.
-    #[error("no DKG run {epoch}/{attempt} is under way")]
+    /// No DKG or resharing run with this epoch and attempt is under way.
+    #[error("no such DKG or resharing run {epoch}/{attempt} is under way")]
     NoDkgRun {
         /// The entry's epoch.
         epoch: Epoch,
         /// The entry's attempt.
         attempt: u16,
     },
-    /// The author is not a member of the run.
-    #[error("the author is not a member of the DKG run")]
+    /// The author is not a member of the run (for a resharing deal: not an old committee member
+    /// that still holds the epoch and is not excluded).
+    #[error("the author is not a member of the run")]
     NotDkgMember,
     /// The entry comes at the wrong point of the run (a second commitment, a deal before every
-    /// commitment, a complaint before the dealer dealt).
-    #[error("out of turn in the DKG run: {0}")]
+    /// commitment, a resharing deal after the dealers are chosen, a complaint before the dealer
+    /// dealt).
+    #[error("out of turn in the run: {0}")]
     DkgOutOfTurn(&'static str),
-    /// A commitment does not verify for its author's share index.
-    #[error("bad DKG commitment: {0}")]
+    /// A DKG or resharing commitment does not verify for its author's share index.
+    #[error("bad commitment: {0}")]
     BadDkgCommitment(keyward_threshold::SharingError),
     /// A part envelope is not sealed as the run requires.
     #[error("bad share-part envelope for {member}: {reason}")]

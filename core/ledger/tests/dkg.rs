@@ -1,6 +1,6 @@
-//! Kinds 18–20 (PROTOCOL §16.10): epoch 0 made by a DKG on the ledger in threshold mode, a
-//! cheating dealer convicted by a complaint anyone can check, and every refusal shown to change
-//! nothing.
+//! Kinds 18–22 (PROTOCOL §16.10–16.11): epoch 0 made by a DKG on the ledger in threshold mode, a
+//! cheating dealer convicted by a complaint anyone can check, epochs reshared by a rotation, a
+//! replacement and a refresh, and every refusal shown to change nothing.
 #![allow(clippy::unwrap_used)] // tests
 
 mod support;
@@ -21,7 +21,7 @@ fn threshold_net(seed: u64) -> (Net, Vec<Member>) {
     (net, gatekeepers)
 }
 
-fn run(net: &Net) -> DkgRunId {
+fn run(net: &Net) -> RunId {
     net.registry.dkg().unwrap().id()
 }
 
@@ -80,7 +80,7 @@ fn deal(net: &mut Net, gk: &Member, dealer: &Dealer, forge: Option<ShareIndex>) 
 
 /// What a member's core does once every deal is in: open its parts and finish.
 #[allow(clippy::result_large_err)] // a test helper
-fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareIndex, DkgComplaint)> {
+fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareIndex, Complaint)> {
     let registry = &net.registry;
     let run = registry.dkg().unwrap();
     let me = run.index_of(&gk.id.public()).unwrap();
@@ -103,7 +103,7 @@ fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareInd
         if !run.commitments()[dealer_index].verify_part(me, &opened.part) {
             return Err((
                 *dealer_index,
-                DkgComplaint {
+                Complaint {
                     run: run.id(),
                     dealer: *dealer_index,
                     part: *opened.part.to_bytes().expose(),
@@ -139,7 +139,8 @@ fn epoch_0_is_created_by_a_dkg_and_activates_when_every_member_holds_a_share() {
     let started = net.registry.dkg().unwrap();
     assert_eq!(
         started.id(),
-        DkgRunId {
+        RunId {
+            sharing: Sharing::Dkg,
             epoch: Epoch(0),
             attempt: 0
         }
@@ -258,7 +259,7 @@ fn a_cheating_dealer_is_convicted_by_a_complaint_and_the_rest_complete() {
         &envelope,
     )
     .unwrap();
-    let false_accusation = DkgComplaint {
+    let false_accusation = Complaint {
         run: run_id,
         dealer: honest_dealer,
         part: *opened.part.to_bytes().expose(),
@@ -281,7 +282,7 @@ fn a_cheating_dealer_is_convicted_by_a_complaint_and_the_rest_complete() {
     let applied = net
         .submit(&gks[2].id, &Body::DkgComplaint(complaint))
         .unwrap();
-    assert!(applied.events.contains(&Event::DkgDealerExcluded {
+    assert!(applied.events.contains(&Event::DealerExcluded {
         run: run_id,
         dealer: gks[0].id.public()
     }));
@@ -294,7 +295,8 @@ fn a_cheating_dealer_is_convicted_by_a_complaint_and_the_rest_complete() {
     let next = net.registry.dkg().unwrap();
     assert_eq!(
         next.id(),
-        DkgRunId {
+        RunId {
+            sharing: Sharing::Dkg,
             epoch: Epoch(0),
             attempt: 1
         }
@@ -419,8 +421,9 @@ fn classic_mode_refuses_dkg_entries() {
     let mut net = Net::new(4);
     let gk = net.gatekeeper();
     assert!(net.registry.dkg().is_none());
-    let body = Body::DkgComplaint(DkgComplaint {
-        run: DkgRunId {
+    let body = Body::DkgComplaint(Complaint {
+        run: RunId {
+            sharing: Sharing::Dkg,
             epoch: Epoch(0),
             attempt: 0,
         },
@@ -471,8 +474,9 @@ fn the_council_abandons_a_stalled_attempt_and_the_next_runs_without_the_silent_m
     let applied = net
         .as_council(1, &Body::CouncilApprove(Approval { proposal }))
         .unwrap();
-    assert!(applied.events.contains(&Event::DkgStarted {
-        run: DkgRunId {
+    assert!(applied.events.contains(&Event::RunStarted {
+        run: RunId {
+            sharing: Sharing::Dkg,
             epoch: Epoch(0),
             attempt: stalled.attempt + 1
         }
@@ -492,4 +496,333 @@ fn the_council_abandons_a_stalled_attempt_and_the_next_runs_without_the_silent_m
         net.submit(&gk.id, &accept(&[0])).unwrap();
     }
     assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+}
+
+// ---- Resharing (kinds 21–22, PROTOCOL §16.11) ----
+
+/// Runs the DKG under way to the end with `gks`, its members; returns their shares.
+fn complete_dkg(net: &mut Net, gks: &[Member]) -> Vec<KeyShare> {
+    let dealers = commit_all(net, gks);
+    for (gk, d) in gks.iter().zip(&dealers) {
+        let body = deal(net, gk, d, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let epoch = run(net).epoch;
+    let shares = gks
+        .iter()
+        .zip(&dealers)
+        .map(|(g, d)| finish(net, g, d).unwrap())
+        .collect();
+    for gk in gks {
+        net.submit(&gk.id, &accept(&[epoch.0])).unwrap();
+    }
+    shares
+}
+
+/// The council proposes `action` and approves it (two of three).
+fn decide(net: &mut Net, action: Action) -> (EntryHash, Applied) {
+    let propose = Body::CouncilPropose(Box::new(Proposal { ttl: 50, action }));
+    let proposal = net.as_council(0, &propose).unwrap().hash;
+    let applied = net
+        .as_council(1, &Body::CouncilApprove(Approval { proposal }))
+        .unwrap();
+    (proposal, applied)
+}
+
+fn reshare_run(net: &Net, epoch: u64) -> ReshareRun {
+    net.registry.reshares()[&Epoch(epoch)].clone()
+}
+
+/// `gk`'s resharing deal of `share` for `epoch`, with `forge` replacing one new member's part.
+fn reshare_deal(
+    net: &mut Net,
+    gk: &Member,
+    share: &KeyShare,
+    epoch: u64,
+    forge: Option<ShareIndex>,
+) -> Body {
+    let run = reshare_run(net, epoch);
+    let mut seed = [0u8; 32];
+    net.rng.fill_bytes(&mut seed);
+    let (commitment, parts) = run
+        .resharing()
+        .deal(share, &SecretBytes::new(seed))
+        .unwrap();
+    let genesis = net.registry.genesis().hash();
+    let envelopes = run
+        .members()
+        .iter()
+        .map(|(i, id)| {
+            let member = Recipient {
+                index: *i,
+                id: *id,
+                channel: net.registry.node(id).unwrap().channel,
+            };
+            let part = if forge == Some(*i) {
+                SharePart::from_bytes(&SecretBytes::new([9; 32])).unwrap()
+            } else {
+                parts[i].clone()
+            };
+            seal_part(&gk.id, &genesis, run.id(), share.index(), &member, &part, &mut net.rng)
+                .unwrap()
+        })
+        .collect();
+    Body::ReshareDeal(Box::new(ReshareDeal {
+        run: run.id(),
+        commitment,
+        parts: envelopes,
+    }))
+}
+
+/// What a new member's core does once the dealers are chosen: open, check, finish or complain.
+#[allow(clippy::result_large_err)] // a test helper
+fn reshare_finish(net: &Net, gk: &Member, epoch: u64) -> Result<KeyShare, Complaint> {
+    let run = &net.registry.reshares()[&Epoch(epoch)];
+    let me = run.index_of(&gk.id.public()).unwrap();
+    let genesis = net.registry.genesis().hash();
+    let mut parts = BTreeMap::new();
+    for (dealer, commitment) in run.commitments() {
+        let opened = open_part(
+            &gk.channel,
+            &genesis,
+            run.id(),
+            (*dealer, &run.old_members()[dealer]),
+            (me, &gk.id.public()),
+            run.part(*dealer, me).unwrap(),
+        )
+        .unwrap();
+        if !commitment.verify_part(me, &opened.part) {
+            return Err(Complaint {
+                run: run.id(),
+                dealer: *dealer,
+                part: *opened.part.to_bytes().expose(),
+                signature: opened.signature,
+            });
+        }
+        parts.insert(*dealer, opened.part);
+    }
+    let (share, committee) = run
+        .resharing()
+        .finish(me, run.commitments(), &parts)
+        .unwrap();
+    assert_eq!(Some(&committee), run.committee());
+    Ok(share)
+}
+
+/// The VOPRF output `shares` give for a fixed input, checked against `epoch`'s current
+/// committee (`None` if they do not combine).
+fn output(net: &mut Net, epoch: u64, shares: &[&KeyShare]) -> Option<[u8; 64]> {
+    let committee = net
+        .registry
+        .epoch(Epoch(epoch))
+        .unwrap()
+        .current()
+        .committee()
+        .clone();
+    let element = keyward_threshold::Element::from_input(b"cluster").unwrap();
+    let partials: Vec<_> = shares
+        .iter()
+        .map(|s| s.evaluate(&element, &mut net.rng))
+        .collect();
+    let (out, _) = committee.evaluate_input(b"cluster", &partials).ok()?;
+    Some(*out.expose())
+}
+
+#[test]
+fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
+    let (mut net, old) = threshold_net(7);
+    let old_shares = complete_dkg(&mut net, &old);
+    let expected = output(&mut net, 0, &[&old_shares[0], &old_shares[2]]).unwrap();
+    let new: Vec<Member> = (0..3).map(|_| net.gatekeeper()).collect();
+    let committee: Vec<_> = new.iter().map(|m| m.id.public()).collect();
+    let (proposal, applied) = decide(&mut net, Action::RotateMasterKey { committee });
+    assert!(applied.events.contains(&Event::RotationApproved { proposal }));
+    // A DKG for epoch 1 among the new committee, and a resharing of epoch 0 to it.
+    assert_eq!(run(&net).epoch, Epoch(1));
+    let reshare = reshare_run(&net, 0);
+    assert_eq!(reshare.id().sharing, Sharing::Reshare);
+    assert_eq!(reshare.members().len(), 3);
+    // Nobody leaves while the change runs.
+    refused(&mut net, &old[0].id, &Body::GatekeeperDeregister, "rotation_in_progress");
+
+    // A new member holds no share to deal; a dealer cannot pass off another's share.
+    let body = reshare_deal(&mut net, &new[0], &old_shares[1], 0, None);
+    refused(&mut net, &new[0].id, &body, "not_dkg_member");
+    let Body::ReshareDeal(mut stolen) = reshare_deal(&mut net, &old[1], &old_shares[1], 0, None)
+    else {
+        unreachable!()
+    };
+    let Body::ReshareDeal(other) = reshare_deal(&mut net, &old[2], &old_shares[2], 0, None) else {
+        unreachable!()
+    };
+    stolen.commitment = other.commitment.clone();
+    refused(&mut net, &old[1].id, &Body::ReshareDeal(stolen), "bad_dkg_commitment");
+
+    // Old member 0 deals a wrong part to new member 2; old member 1 deals honestly. Two deals
+    // (the old threshold) choose the dealers; a third is refused.
+    let two = ShareIndex::new(2).unwrap();
+    let body = reshare_deal(&mut net, &old[0], &old_shares[0], 0, Some(two));
+    net.submit(&old[0].id, &body).unwrap();
+    let body = reshare_deal(&mut net, &old[1], &old_shares[1], 0, None);
+    let applied = net.submit(&old[1].id, &body).unwrap();
+    assert!(applied.events.contains(&Event::DealersChosen { run: reshare.id() }));
+    let body = reshare_deal(&mut net, &old[2], &old_shares[2], 0, None);
+    refused(&mut net, &old[2].id, &body, "dkg_out_of_turn");
+
+    // New member 1 (index 2) proves the part wrong: the run restarts without old member 0.
+    let complaint = reshare_finish(&net, &new[1], 0).unwrap_err();
+    let mut false_accusation = complaint.clone();
+    false_accusation.dealer = ShareIndex::new(2).unwrap();
+    refused(
+        &mut net,
+        &new[1].id,
+        &Body::ReshareComplaint(false_accusation),
+        "bad_complaint",
+    );
+    // The same revealed part is no DKG complaint: the label differs.
+    refused(&mut net, &new[1].id, &Body::DkgComplaint(complaint.clone()), "no_dkg_run");
+    let applied = net.submit(&new[1].id, &Body::ReshareComplaint(complaint)).unwrap();
+    assert!(applied.events.contains(&Event::DealerExcluded {
+        run: reshare.id(),
+        dealer: old[0].id.public()
+    }));
+    let restarted = reshare_run(&net, 0);
+    assert_eq!(restarted.id().attempt, reshare.id().attempt + 1);
+    let body = reshare_deal(&mut net, &old[0], &old_shares[0], 0, None);
+    refused(&mut net, &old[0].id, &body, "not_dkg_member");
+    for (gk, share) in old[1..].iter().zip(&old_shares[1..]) {
+        let body = reshare_deal(&mut net, gk, share, 0, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+
+    // The new committee makes epoch 1 by DKG; it stays pending until epoch 0 is reshared.
+    complete_dkg(&mut net, &new);
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+    let new_shares: Vec<KeyShare> = new
+        .iter()
+        .map(|g| reshare_finish(&net, g, 0).unwrap())
+        .collect();
+    for gk in &new[..2] {
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+    }
+    // Until the last new member accepts, epoch 0 stays with the old committee.
+    assert_eq!(
+        output(&mut net, 0, &[&old_shares[1], &old_shares[2]]),
+        Some(expected)
+    );
+    let applied = net.submit(&new[2].id, &accept(&[0])).unwrap();
+    assert!(applied.events.contains(&Event::Reshared { epoch: Epoch(0) }));
+    assert!(applied.events.contains(&Event::EpochActivated { epoch: Epoch(1) }));
+    assert!(applied.events.contains(&Event::ProposalExecuted { proposal }));
+    for gk in &old {
+        assert!(!net.registry.node(&gk.id.public()).unwrap().is_active());
+    }
+    assert!(net.registry.reshares().is_empty());
+    assert_eq!(net.registry.rotation(), None);
+
+    // Epoch 0: same master public key and the same derived keys under the new shares; the old
+    // shares are useless, alone or mixed with new ones.
+    let state = net.registry.epoch(Epoch(0)).unwrap();
+    assert_eq!(
+        state.current().committee().public_key(),
+        state.record().committee().public_key()
+    );
+    assert_ne!(state.current(), state.record());
+    assert_eq!(
+        state.holders(),
+        &new.iter().map(|m| m.id.public()).collect()
+    );
+    assert_eq!(
+        output(&mut net, 0, &[&new_shares[0], &new_shares[2]]),
+        Some(expected)
+    );
+    assert_eq!(output(&mut net, 0, &[&old_shares[0], &old_shares[1]]), None);
+    assert_eq!(output(&mut net, 0, &[&old_shares[0], &new_shares[1]]), None);
+    // Checksums never change: the chain still verifies over the founding records.
+    let records: Vec<_> = net
+        .registry
+        .epochs()
+        .iter()
+        .map(|s| s.record().clone())
+        .collect();
+    let chain = net.registry.genesis().config().chain.clone();
+    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
+}
+
+#[test]
+fn a_refresh_gives_new_shares_of_the_same_key_and_a_replacement_moves_them() {
+    let (mut net, gks) = threshold_net(8);
+    let shares = complete_dkg(&mut net, &gks);
+    let expected = output(&mut net, 0, &[&shares[0], &shares[1]]).unwrap();
+    let (refresh, _) = decide(&mut net, Action::RefreshShares);
+    assert_eq!(
+        reshare_run(&net, 0).members(),
+        net.registry.epoch(Epoch(0)).unwrap().current().gatekeepers()
+    );
+    // One holder is down: the other two deal.
+    for (gk, share) in gks[1..].iter().zip(&shares[1..]) {
+        let body = reshare_deal(&mut net, gk, share, 0, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let fresh: Vec<KeyShare> = gks
+        .iter()
+        .map(|g| reshare_finish(&net, g, 0).unwrap())
+        .collect();
+    for gk in &gks {
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+    }
+    assert_eq!(
+        net.registry.proposal(&refresh).unwrap().status,
+        ProposalStatus::Executed
+    );
+    assert_eq!(
+        output(&mut net, 0, &[&fresh[0], &fresh[2]]),
+        Some(expected)
+    );
+    assert_eq!(output(&mut net, 0, &[&shares[0], &fresh[1]]), None);
+
+    // Replace the set with two of the old members and a newcomer: epoch 0 moves to them, and
+    // the member left out is removed once it has.
+    let newcomer = net.gatekeeper();
+    let set = [gks[0].id.public(), gks[1].id.public(), newcomer.id.public()];
+    let (replace, _) = decide(
+        &mut net,
+        Action::ReplaceGatekeepers {
+            set: set.into_iter().collect(),
+        },
+    );
+    for (gk, share) in gks[..2].iter().zip(&fresh[..2]) {
+        let body = reshare_deal(&mut net, gk, share, 0, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let members: Vec<&Member> = gks[..2].iter().chain([&newcomer]).collect();
+    let moved: Vec<KeyShare> = members
+        .iter()
+        .map(|g| reshare_finish(&net, g, 0).unwrap())
+        .collect();
+    for gk in &members {
+        net.submit(&gk.id, &accept(&[0])).unwrap();
+    }
+    assert_eq!(
+        net.registry.proposal(&replace).unwrap().status,
+        ProposalStatus::Executed
+    );
+    assert!(!net.registry.node(&gks[2].id.public()).unwrap().is_active());
+    assert_eq!(output(&mut net, 0, &[&moved[1], &moved[2]]), Some(expected));
+    assert_eq!(output(&mut net, 0, &[&fresh[2], &moved[0]]), None);
+}
+
+#[test]
+fn classic_mode_cannot_refresh() {
+    let mut net = Net::new(9);
+    let g = net.gatekeeper();
+    let master = MasterKey::generate(&mut net.rng);
+    let body = create(&mut net, &g, 0, &master, &[]);
+    net.submit(&g.id, &body).unwrap();
+    let propose = Body::CouncilPropose(Box::new(Proposal {
+        ttl: 10,
+        action: Action::RefreshShares,
+    }));
+    let err = net.as_council(0, &propose).unwrap_err();
+    assert_eq!(err.name(), "invalid_action");
 }

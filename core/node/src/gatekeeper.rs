@@ -10,7 +10,7 @@ use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, Epoch, MasterKey};
 use keyward_ledger::dkg::{Member, OpenedPart, PartError, open_part, seal_part};
 use keyward_ledger::{
-    Action, Body, Cluster, ClusterKeyPublish, DkgCommit, DkgComplaint, DkgDeal, DkgRunId,
+    Action, Body, Cluster, ClusterKeyPublish, DkgCommit, Complaint, DkgDeal, RunId,
     EntryHash, EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, Role,
     SecretError, open_epoch_secret,
 };
@@ -71,7 +71,7 @@ pub struct Gatekeeper {
     /// Threshold mode: its share of each epoch's MasterKey, by master public key.
     shares: BTreeMap<[u8; 32], KeyShare>,
     /// Threshold mode: its dealer for the DKG run under way (rebuilt from its seed on demand).
-    dealer: Option<Box<(DkgRunId, Dealer)>>,
+    dealer: Option<Box<(RunId, Dealer)>>,
     bad_parts: crate::alarms::Alarms<BadPart>,
 }
 
@@ -81,7 +81,7 @@ pub struct Gatekeeper {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadPart {
     /// The run.
-    pub run: DkgRunId,
+    pub run: RunId,
     /// The dealer.
     pub dealer: IdentityPublicKey,
     /// Why.
@@ -258,7 +258,7 @@ impl Gatekeeper {
 
     /// The seed of its dealer in `run`: one-way from its channel seed, so a restarted gatekeeper
     /// deals exactly as before and never equivocates, with nothing new to seal.
-    fn dkg_seed(&self, genesis: &EntryHash, run: DkgRunId) -> SecretBytes<32> {
+    fn dkg_seed(&self, genesis: &EntryHash, run: RunId) -> SecretBytes<32> {
         let mut context = keyward_crypto::Writer::new();
         context.raw(&genesis.0).u64(run.epoch.0).u16(run.attempt);
         self.keys.derive("keyward/v1/dkg-seed", context.as_slice())
@@ -357,7 +357,7 @@ impl Gatekeeper {
             ) {
                 Ok(OpenedPart { part, signature }) => {
                     if !run.commitments()[index].verify_part(me, &part) {
-                        return Some(GatekeeperStep::Submit(Body::DkgComplaint(DkgComplaint {
+                        return Some(GatekeeperStep::Submit(Body::DkgComplaint(Complaint {
                             run: run.id(),
                             dealer: *index,
                             part: *part.to_bytes().expose(),

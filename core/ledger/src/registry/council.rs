@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use keyward_crypto::IdentityPublicKey;
 
+use keyward_hierarchy::Epoch;
+
 use super::{Effect, EpochStatus, Event, Registry, Role, Status};
+use crate::dkg::{RunId, Sharing};
 use crate::body::Kind;
 use crate::council::{Action, Approval, Proposal};
 use crate::entry::EntryHash;
@@ -17,7 +20,8 @@ use crate::reject::Rejected;
 pub enum ProposalStatus {
     /// Collecting approvals until its expiry height.
     Open,
-    /// A rotation approved and running: the new epoch is not active yet.
+    /// A rotation approved and running (the new epoch is not active yet), or in threshold mode
+    /// a replacement or refresh whose resharing is not done.
     Approved,
     /// Done.
     Executed,
@@ -59,19 +63,19 @@ impl Registry {
             .is_some_and(|n| n.is_active() && matches!(n.role, Role::Gatekeeper { .. }))
     }
 
-    /// A rotation or replacement needs no rotation running, an active epoch and none pending,
-    /// and active gatekeepers as members.
+    /// A rotation, replacement or refresh needs no change or DKG running, an active epoch and
+    /// none pending, and at least the key threshold of active gatekeepers as new members (a
+    /// refresh names none: its members stay).
     fn check_gatekeeper_change<'a>(
         &self,
         members: impl IntoIterator<Item = &'a IdentityPublicKey>,
     ) -> Result<(), Rejected> {
         let invalid = |reason| Err(Rejected::InvalidAction { reason });
-        if self.key_threshold() > 1 {
-            // Retained epochs' shares must move to the new set first (resharing, issue 5).
-            return invalid("threshold mode cannot change the gatekeeper set yet");
-        }
-        if self.rotation.is_some() {
+        if self.rotation.is_some() || self.resharing.is_some() {
             return Err(Rejected::RotationInProgress);
+        }
+        if self.dkg().is_some() {
+            return invalid("a DKG is under way");
         }
         if self.current.is_none() {
             return invalid("no epoch is active");
@@ -79,8 +83,15 @@ impl Registry {
         if self.epochs.last().map(|s| s.status()) == Some(EpochStatus::Pending) {
             return invalid("an epoch is pending");
         }
-        if !members.into_iter().all(|m| self.is_active_gatekeeper(m)) {
-            return invalid("a member is not an active gatekeeper");
+        let mut count = 0;
+        for member in members {
+            if !self.is_active_gatekeeper(member) {
+                return invalid("a member is not an active gatekeeper");
+            }
+            count += 1;
+        }
+        if count > 0 && count < usize::from(self.key_threshold()) {
+            return invalid("fewer members than the key threshold");
         }
         Ok(())
     }
@@ -90,9 +101,16 @@ impl Registry {
         let invalid = |reason| Err(Rejected::InvalidAction { reason });
         match action {
             Action::RotateMasterKey { committee } => self.check_gatekeeper_change(committee),
+            Action::RefreshShares if self.key_threshold() == 1 => {
+                invalid("classic mode has no shares to refresh")
+            }
+            Action::RefreshShares => self.check_gatekeeper_change(None),
             Action::ReplaceGatekeepers { set } => {
                 self.check_gatekeeper_change(set)?;
-                if self.epochs.iter().any(|s| s.holders().is_disjoint(set)) {
+                // Threshold mode reshares every epoch to the set instead.
+                if self.key_threshold() == 1
+                    && self.epochs.iter().any(|s| s.holders().is_disjoint(set))
+                {
                     return invalid("the set would hold no copy of an epoch");
                 }
                 Ok(())
@@ -230,12 +248,32 @@ impl Registry {
             Action::RotateMasterKey { committee } => {
                 self.admit(&committee);
                 self.rotation = Some(id);
+                if self.key_threshold() > 1 {
+                    let members = super::dkg::indexed(&committee);
+                    events.extend(self.start_resharing(id, Some(&members)));
+                    let run = RunId {
+                        sharing: Sharing::Dkg,
+                        epoch: Epoch(self.epochs.len() as u64),
+                        attempt: 0,
+                    };
+                    events.extend(self.start_run(run, Some(id), members, BTreeSet::new()));
+                }
+                ProposalStatus::Approved
+            }
+            Action::ReplaceGatekeepers { set } if self.key_threshold() > 1 => {
+                self.admit(&set);
+                let members = super::dkg::indexed(&set);
+                events.extend(self.start_resharing(id, Some(&members)));
                 ProposalStatus::Approved
             }
             Action::ReplaceGatekeepers { set } => {
                 self.admit(&set);
                 events.extend(self.remove_gatekeepers_outside(&set));
                 ProposalStatus::Executed
+            }
+            Action::RefreshShares => {
+                events.extend(self.start_resharing(id, None));
+                ProposalStatus::Approved
             }
             Action::RemoveWorker { worker } => {
                 events.extend(self.remove_node(worker));

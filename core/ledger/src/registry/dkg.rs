@@ -12,7 +12,7 @@ use keyward_hierarchy::{Epoch, EpochRecord};
 use keyward_threshold::{DkgCommitment, DkgParams, ShareIndex, SharePart, dkg};
 
 use super::{Effect, EpochState, EpochStatus, Event, Registry, Role};
-use crate::dkg::{DkgCommit, DkgComplaint, DkgDeal, DkgRunId, Member, part_aad, part_message};
+use crate::dkg::{Complaint, DkgCommit, DkgDeal, Member, RunId, Sharing, part_aad};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 
@@ -22,7 +22,7 @@ use crate::reject::Rejected;
 /// envelope per other member, sealed by the dealer to that member's registered channel key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkgRun {
-    id: DkgRunId,
+    id: RunId,
     proposal: Option<EntryHash>,
     params: DkgParams,
     members: BTreeMap<ShareIndex, IdentityPublicKey>,
@@ -33,7 +33,7 @@ pub struct DkgRun {
 
 impl DkgRun {
     /// The epoch and attempt.
-    pub fn id(&self) -> DkgRunId {
+    pub fn id(&self) -> RunId {
         self.id
     }
 
@@ -93,6 +93,16 @@ impl DkgRun {
     }
 }
 
+/// `ids` with share indices from 1, in order.
+pub(super) fn indexed<'a>(
+    ids: impl IntoIterator<Item = &'a IdentityPublicKey>,
+) -> BTreeMap<ShareIndex, IdentityPublicKey> {
+    (1..)
+        .map(|i| ShareIndex::new(i).expect("indices start at 1"))
+        .zip(ids.into_iter().copied())
+        .collect()
+}
+
 impl Registry {
     /// The DKG run under way, if any.
     pub fn dkg(&self) -> Option<&DkgRun> {
@@ -130,7 +140,7 @@ impl Registry {
     fn run_member(
         &self,
         author: &IdentityPublicKey,
-        run: DkgRunId,
+        run: RunId,
     ) -> Result<(&DkgRun, ShareIndex), Rejected> {
         self.check_threshold_mode()?;
         let current = self
@@ -161,12 +171,10 @@ impl Registry {
             .map(|(id, n)| (n.registered_at, *id))
             .collect();
         members.sort();
-        let members = (1..)
-            .map(|i| ShareIndex::new(i).expect("indices start at 1"))
-            .zip(members.into_iter().map(|(_, id)| id))
-            .collect();
+        let members = indexed(members.iter().map(|(_, id)| id));
         self.start_run(
-            DkgRunId {
+            RunId {
+                sharing: Sharing::Dkg,
                 epoch: Epoch(0),
                 attempt: 0,
             },
@@ -176,9 +184,9 @@ impl Registry {
         )
     }
 
-    fn start_run(
+    pub(super) fn start_run(
         &mut self,
-        id: DkgRunId,
+        id: RunId,
         proposal: Option<EntryHash>,
         members: BTreeMap<ShareIndex, IdentityPublicKey>,
         excluded: BTreeSet<IdentityPublicKey>,
@@ -194,7 +202,7 @@ impl Registry {
                     deals: BTreeMap::new(),
                     excluded,
                 });
-                vec![Event::DkgStarted { run: id }]
+                vec![Event::RunStarted { run: id }]
             }
             Err(_) => {
                 self.dkg = None;
@@ -299,7 +307,7 @@ impl Registry {
     pub(super) fn check_dkg_complaint(
         &self,
         author: IdentityPublicKey,
-        complaint: &DkgComplaint,
+        complaint: &Complaint,
     ) -> Result<Effect, Rejected> {
         let (run, index) = self.run_member(&author, complaint.run)?;
         let dealer = complaint.dealer;
@@ -315,19 +323,40 @@ impl Registry {
         if accepted {
             return Err(Rejected::DkgOutOfTurn("the member accepted the epoch"));
         }
-        let message = part_message(&self.genesis.hash(), run.id, dealer, index, &complaint.part);
-        dealer_id
+        self.check_revealed(complaint, dealer_id, index, |part| {
+            run.commitments[&dealer].verify_part(index, part)
+        })?;
+        Ok(Effect::DkgComplaint(*dealer_id))
+    }
+
+    /// Checks a complaint's revealed part: `dealer` signed it for the author's `index` in the
+    /// complaint's run, and it fails `matches` (the dealer's commitment at `index`). A signed part
+    /// that is not even a canonical scalar convicts its dealer too.
+    pub(super) fn check_revealed(
+        &self,
+        complaint: &Complaint,
+        dealer: &IdentityPublicKey,
+        index: ShareIndex,
+        matches: impl FnOnce(&SharePart) -> bool,
+    ) -> Result<(), Rejected> {
+        let message = crate::dkg::part_message(
+            &self.genesis.hash(),
+            complaint.run,
+            complaint.dealer,
+            index,
+            &complaint.part,
+        );
+        dealer
             .verify(SigningPurpose::SharePart, &message, &complaint.signature)
             .map_err(|_| Rejected::BadComplaint("the dealer's signature does not verify"))?;
-        // A signed part that is not even a canonical scalar convicts its dealer too.
-        let matches = SharePart::from_bytes(&keyward_crypto::SecretBytes::new(complaint.part))
-            .is_ok_and(|part| run.commitments[&dealer].verify_part(index, &part));
-        if matches {
+        if SharePart::from_bytes(&keyward_crypto::SecretBytes::new(complaint.part))
+            .is_ok_and(|part| matches(&part))
+        {
             return Err(Rejected::BadComplaint(
                 "the part matches the dealer's commitment",
             ));
         }
-        Ok(Effect::DkgComplaint(*dealer_id))
+        Ok(())
     }
 
     pub(super) fn commit_dkg_commit(
@@ -362,7 +391,7 @@ impl Registry {
     /// next attempt runs without the dealer.
     pub(super) fn commit_dkg_complaint(&mut self, dealer: IdentityPublicKey) -> Vec<Event> {
         let run = self.dkg.take().expect("checked");
-        let mut events = vec![Event::DkgDealerExcluded {
+        let mut events = vec![Event::DealerExcluded {
             run: run.id,
             dealer,
         }];
@@ -434,7 +463,8 @@ impl Registry {
             .into_iter()
             .filter(|(_, id)| !excluded.contains(id))
             .collect();
-        let next = DkgRunId {
+        let next = RunId {
+            sharing: Sharing::Dkg,
             epoch: run.id.epoch,
             attempt: run.id.attempt.saturating_add(1),
         };

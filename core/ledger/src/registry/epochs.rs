@@ -33,6 +33,10 @@ pub enum EpochStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochState {
     record: EpochRecord,
+    /// The committee holding the epoch now: `record` until a resharing moves it (threshold mode).
+    current: EpochRecord,
+    /// Resharing attempts started for this epoch: the next one's attempt number.
+    reshares: u16,
     checksum: EpochChecksum,
     status: EpochStatus,
     holders: BTreeSet<IdentityPublicKey>,
@@ -50,7 +54,9 @@ impl EpochState {
         proposal: Option<EntryHash>,
     ) -> Self {
         Self {
+            current: record.clone(),
             record,
+            reshares: 0,
             checksum,
             status: EpochStatus::Pending,
             holders,
@@ -64,6 +70,13 @@ impl EpochState {
         &self.record
     }
 
+    /// The committee that holds the epoch now, with the same epoch and master public key: the
+    /// founding one until a resharing moves the shares to another (threshold mode). Partial
+    /// evaluations for this epoch are checked against it.
+    pub fn current(&self) -> &EpochRecord {
+        &self.current
+    }
+
     /// The epoch checksum `c_e` after this epoch.
     pub fn checksum(&self) -> EpochChecksum {
         self.checksum
@@ -74,7 +87,8 @@ impl EpochState {
         self.status
     }
 
-    /// The active gatekeepers that hold the secret.
+    /// The active gatekeepers that hold the secret (threshold mode: a share of the current
+    /// committee).
     pub fn holders(&self) -> &BTreeSet<IdentityPublicKey> {
         &self.holders
     }
@@ -96,6 +110,22 @@ impl EpochState {
     /// The rotation proposal that created it (none for epoch 0).
     pub fn proposal(&self) -> Option<EntryHash> {
         self.proposal
+    }
+}
+
+impl EpochState {
+    /// The attempt number of the next resharing of this epoch.
+    pub(super) fn next_reshare_attempt(&mut self) -> u16 {
+        let attempt = self.reshares;
+        self.reshares = self.reshares.saturating_add(1);
+        attempt
+    }
+
+    /// A resharing is done: `current` holds the epoch now, and only its members are holders.
+    pub(super) fn reshared(&mut self, current: EpochRecord) {
+        self.holders = current.gatekeepers().values().copied().collect();
+        self.pending.clear();
+        self.current = current;
     }
 }
 
@@ -235,7 +265,10 @@ impl Registry {
             let state = self.epoch_state(epoch)?;
             let dkg_member =
                 self.accepts_dkg_epoch(&author, epoch) && !state.holders.contains(&author);
-            if !state.pending.contains_key(&author) && !dkg_member {
+            if !state.pending.contains_key(&author)
+                && !dkg_member
+                && !self.accepts_reshared_epoch(&author, epoch)
+            {
                 return Err(Rejected::NoPendingSecret { epoch });
             }
         }
@@ -248,7 +281,7 @@ impl Registry {
         &self,
         author: &IdentityPublicKey,
     ) -> Result<(), Rejected> {
-        if self.rotation.is_some() {
+        if self.rotation.is_some() || self.resharing.is_some() {
             return Err(Rejected::RotationInProgress);
         }
         if let Some(epoch) = self.in_dkg(author) {
@@ -321,19 +354,20 @@ impl Registry {
         author: IdentityPublicKey,
         accept: &EpochAccept,
     ) -> Vec<Event> {
-        let mut events: Vec<Event> = accept
-            .epochs
-            .iter()
-            .map(|&epoch| {
-                let state = self.epoch_mut(epoch);
-                state.pending.remove(&author);
-                state.holders.insert(author);
-                Event::SecretAccepted {
-                    epoch,
-                    holder: author,
-                }
-            })
-            .collect();
+        let mut events = Vec::new();
+        for &epoch in &accept.epochs {
+            if self.accepts_reshared_epoch(&author, epoch) {
+                events.extend(self.accept_reshared(author, epoch));
+                continue;
+            }
+            let state = self.epoch_mut(epoch);
+            state.pending.remove(&author);
+            state.holders.insert(author);
+            events.push(Event::SecretAccepted {
+                epoch,
+                holder: author,
+            });
+        }
         events.extend(self.activate());
         events
     }
@@ -377,7 +411,7 @@ impl Registry {
         Ok(())
     }
 
-    fn epoch_mut(&mut self, epoch: Epoch) -> &mut EpochState {
+    pub(super) fn epoch_mut(&mut self, epoch: Epoch) -> &mut EpochState {
         usize::try_from(epoch.0)
             .ok()
             .and_then(|i| self.epochs.get_mut(i))
@@ -385,13 +419,15 @@ impl Registry {
     }
 
     /// Activates the newest epoch once every founding member holds it and every epoch before
-    /// it, so that no founder of the current epoch lacks retained data. A rotation then ends:
-    /// every gatekeeper outside the new committee is removed.
+    /// it (in threshold mode: once every earlier epoch is reshared to it), so that no founder of
+    /// the current epoch lacks retained data. A rotation then ends: every gatekeeper outside the
+    /// new committee is removed.
     fn activate(&mut self) -> Vec<Event> {
         let Some(newest) = self.epochs.last() else {
             return Vec::new();
         };
         let ready = newest.status == EpochStatus::Pending
+            && self.reshares.is_empty()
             && newest
                 .founders()
                 .all(|f| self.epochs.iter().all(|s| s.holders.contains(f)));

@@ -11,6 +11,7 @@ mod council;
 mod dkg;
 mod epochs;
 mod nodes;
+mod reshare;
 mod results;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,7 @@ pub use contracts::{Command, Contract};
 pub use council::{ProposalState, ProposalStatus};
 pub use dkg::DkgRun;
 pub use epochs::{EpochState, EpochStatus};
+pub use reshare::ReshareRun;
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +213,8 @@ pub enum Event {
         /// The proposal.
         proposal: EntryHash,
     },
-    /// A rotation was approved: its committee is admitted and its creator may create the epoch.
+    /// A rotation (or, in threshold mode, a replacement or refresh) was approved and runs: its
+    /// committee is admitted, and the new epoch is created or the epochs are reshared.
     RotationApproved {
         /// The proposal.
         proposal: EntryHash,
@@ -221,15 +224,27 @@ pub enum Event {
         /// The proposal.
         proposal: EntryHash,
     },
-    /// A DKG run (threshold mode) started: its members may commit.
-    DkgStarted {
-        /// The epoch and attempt.
-        run: crate::dkg::DkgRunId,
+    /// A DKG run (threshold mode) started: its members may commit; or a resharing run started:
+    /// the epoch's old committee may deal.
+    RunStarted {
+        /// What it shares, the epoch and the attempt.
+        run: crate::dkg::RunId,
+    },
+    /// A resharing run chose its dealers: the new members may open their parts and accept.
+    DealersChosen {
+        /// The run.
+        run: crate::dkg::RunId,
+    },
+    /// A resharing run is done: the epoch's shares are now the new committee's, and the old
+    /// ones are useless.
+    Reshared {
+        /// The epoch.
+        epoch: Epoch,
     },
     /// An upheld complaint excluded a dealer; its attempt is abandoned.
-    DkgDealerExcluded {
+    DealerExcluded {
         /// The abandoned attempt.
-        run: crate::dkg::DkgRunId,
+        run: crate::dkg::RunId,
         /// The excluded dealer.
         dealer: IdentityPublicKey,
     },
@@ -303,6 +318,13 @@ enum Effect {
         created: Option<Box<EpochState>>,
     },
     DkgComplaint(IdentityPublicKey),
+    ReshareDeal {
+        dealer: keyward_threshold::ShareIndex,
+        deal: Box<crate::dkg::ReshareDeal>,
+        /// The new committee the last needed deal fixes.
+        chosen: Option<Box<keyward_threshold::Committee>>,
+    },
+    ReshareComplaint(crate::dkg::RunId, IdentityPublicKey),
 }
 
 /// The registry state after the entries applied so far.
@@ -334,6 +356,10 @@ pub struct Registry {
     abandoned_keys: BTreeSet<[u8; 32]>,
     /// The DKG run under way (threshold mode).
     dkg: Option<DkgRun>,
+    /// The resharing runs under way, one per epoch (threshold mode).
+    reshares: BTreeMap<Epoch, ReshareRun>,
+    /// The approved proposal whose resharing runs (threshold mode).
+    resharing: Option<EntryHash>,
 }
 
 impl Registry {
@@ -361,6 +387,8 @@ impl Registry {
             rotation: None,
             abandoned_keys: BTreeSet::new(),
             dkg: None,
+            reshares: BTreeMap::new(),
+            resharing: None,
             genesis,
         })
     }
@@ -440,6 +468,8 @@ impl Registry {
             Body::DkgCommit(commit) => self.check_dkg_commit(author, commit),
             Body::DkgDeal(deal) => self.check_dkg_deal(author, deal),
             Body::DkgComplaint(complaint) => self.check_dkg_complaint(author, complaint),
+            Body::ReshareDeal(deal) => self.check_reshare_deal(author, deal),
+            Body::ReshareComplaint(complaint) => self.check_reshare_complaint(author, complaint),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -477,6 +507,12 @@ impl Registry {
                 created,
             } => self.commit_dkg_deal(dealer, parts, created),
             Effect::DkgComplaint(dealer) => self.commit_dkg_complaint(dealer),
+            Effect::ReshareDeal {
+                dealer,
+                deal,
+                chosen,
+            } => self.commit_reshare_deal(dealer, *deal, chosen),
+            Effect::ReshareComplaint(run, dealer) => self.commit_reshare_complaint(run, dealer),
         };
         self.height += 1;
         self.head = entry.hash();
