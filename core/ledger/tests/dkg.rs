@@ -563,8 +563,16 @@ fn reshare_deal(
             } else {
                 parts[i].clone()
             };
-            seal_part(&gk.id, &genesis, run.id(), share.index(), &member, &part, &mut net.rng)
-                .unwrap()
+            seal_part(
+                &gk.id,
+                &genesis,
+                run.id(),
+                share.index(),
+                &member,
+                &part,
+                &mut net.rng,
+            )
+            .unwrap()
         })
         .collect();
     Body::ReshareDeal(Box::new(ReshareDeal {
@@ -636,14 +644,23 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
     let new: Vec<Member> = (0..3).map(|_| net.gatekeeper()).collect();
     let committee: Vec<_> = new.iter().map(|m| m.id.public()).collect();
     let (proposal, applied) = decide(&mut net, Action::RotateMasterKey { committee });
-    assert!(applied.events.contains(&Event::RotationApproved { proposal }));
+    assert!(
+        applied
+            .events
+            .contains(&Event::RotationApproved { proposal })
+    );
     // A DKG for epoch 1 among the new committee, and a resharing of epoch 0 to it.
     assert_eq!(run(&net).epoch, Epoch(1));
     let reshare = reshare_run(&net, 0);
     assert_eq!(reshare.id().sharing, Sharing::Reshare);
     assert_eq!(reshare.members().len(), 3);
     // Nobody leaves while the change runs.
-    refused(&mut net, &old[0].id, &Body::GatekeeperDeregister, "rotation_in_progress");
+    refused(
+        &mut net,
+        &old[0].id,
+        &Body::GatekeeperDeregister,
+        "rotation_in_progress",
+    );
 
     // A new member holds no share to deal; a dealer cannot pass off another's share.
     let body = reshare_deal(&mut net, &new[0], &old_shares[1], 0, None);
@@ -656,7 +673,12 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
         unreachable!()
     };
     stolen.commitment = other.commitment.clone();
-    refused(&mut net, &old[1].id, &Body::ReshareDeal(stolen), "bad_dkg_commitment");
+    refused(
+        &mut net,
+        &old[1].id,
+        &Body::ReshareDeal(stolen),
+        "bad_dkg_commitment",
+    );
 
     // Old member 0 deals a wrong part to new member 2; old member 1 deals honestly. Two deals
     // (the old threshold) choose the dealers; a third is refused.
@@ -665,7 +687,11 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
     net.submit(&old[0].id, &body).unwrap();
     let body = reshare_deal(&mut net, &old[1], &old_shares[1], 0, None);
     let applied = net.submit(&old[1].id, &body).unwrap();
-    assert!(applied.events.contains(&Event::DealersChosen { run: reshare.id() }));
+    assert!(
+        applied
+            .events
+            .contains(&Event::DealersChosen { run: reshare.id() })
+    );
     let body = reshare_deal(&mut net, &old[2], &old_shares[2], 0, None);
     refused(&mut net, &old[2].id, &body, "dkg_out_of_turn");
 
@@ -680,8 +706,15 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
         "bad_complaint",
     );
     // The same revealed part is no DKG complaint: the label differs.
-    refused(&mut net, &new[1].id, &Body::DkgComplaint(complaint.clone()), "no_dkg_run");
-    let applied = net.submit(&new[1].id, &Body::ReshareComplaint(complaint)).unwrap();
+    refused(
+        &mut net,
+        &new[1].id,
+        &Body::DkgComplaint(complaint.clone()),
+        "no_dkg_run",
+    );
+    let applied = net
+        .submit(&new[1].id, &Body::ReshareComplaint(complaint))
+        .unwrap();
     assert!(applied.events.contains(&Event::DealerExcluded {
         run: reshare.id(),
         dealer: old[0].id.public()
@@ -711,9 +744,21 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
         Some(expected)
     );
     let applied = net.submit(&new[2].id, &accept(&[0])).unwrap();
-    assert!(applied.events.contains(&Event::Reshared { epoch: Epoch(0) }));
-    assert!(applied.events.contains(&Event::EpochActivated { epoch: Epoch(1) }));
-    assert!(applied.events.contains(&Event::ProposalExecuted { proposal }));
+    assert!(
+        applied
+            .events
+            .contains(&Event::Reshared { epoch: Epoch(0) })
+    );
+    assert!(
+        applied
+            .events
+            .contains(&Event::EpochActivated { epoch: Epoch(1) })
+    );
+    assert!(
+        applied
+            .events
+            .contains(&Event::ProposalExecuted { proposal })
+    );
     for gk in &old {
         assert!(!net.registry.node(&gk.id.public()).unwrap().is_active());
     }
@@ -757,7 +802,11 @@ fn a_refresh_gives_new_shares_of_the_same_key_and_a_replacement_moves_them() {
     let (refresh, _) = decide(&mut net, Action::RefreshShares);
     assert_eq!(
         reshare_run(&net, 0).members(),
-        net.registry.epoch(Epoch(0)).unwrap().current().gatekeepers()
+        net.registry
+            .epoch(Epoch(0))
+            .unwrap()
+            .current()
+            .gatekeepers()
     );
     // One holder is down: the other two deal.
     for (gk, share) in gks[1..].iter().zip(&shares[1..]) {
@@ -775,10 +824,7 @@ fn a_refresh_gives_new_shares_of_the_same_key_and_a_replacement_moves_them() {
         net.registry.proposal(&refresh).unwrap().status,
         ProposalStatus::Executed
     );
-    assert_eq!(
-        output(&mut net, 0, &[&fresh[0], &fresh[2]]),
-        Some(expected)
-    );
+    assert_eq!(output(&mut net, 0, &[&fresh[0], &fresh[2]]), Some(expected));
     assert_eq!(output(&mut net, 0, &[&shares[0], &fresh[1]]), None);
 
     // Replace the set with two of the old members and a newcomer: epoch 0 moves to them, and

@@ -10,11 +10,11 @@ use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{ClusterId, ClusterKey, ClusterKeyRequest, Epoch, MasterKey};
 use keyward_ledger::dkg::{Member, OpenedPart, PartError, open_part, seal_part};
 use keyward_ledger::{
-    Action, Body, Cluster, ClusterKeyPublish, DkgCommit, Complaint, DkgDeal, RunId,
-    EntryHash, EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, Role,
-    SecretError, open_epoch_secret,
+    Action, Body, Cluster, ClusterKeyPublish, Complaint, DkgCommit, DkgDeal, EntryHash,
+    EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, ReshareDeal,
+    ReshareRun, Role, RunId, SecretError, Sharing, open_epoch_secret,
 };
-use keyward_threshold::{Dealer, KeyShare, PartialEvaluation, ShareIndex};
+use keyward_threshold::{Committee, Dealer, KeyShare, PartialEvaluation, ShareIndex, SharePart};
 
 use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
@@ -68,16 +68,22 @@ pub struct Gatekeeper {
     /// so that the map moves pointers, never copies of the secret it cannot zeroize.
     partials: BTreeMap<ClusterId, (KeyContext, Box<Partial>)>,
     bad: crate::alarms::Alarms<BadSecret>,
-    /// Threshold mode: its share of each epoch's MasterKey, by master public key.
-    shares: BTreeMap<[u8; 32], KeyShare>,
+    /// Threshold mode: its shares of each epoch's MasterKey, by master public key. An epoch has
+    /// more than one while a resharing moves it (the old share deals and answers until the new
+    /// committee takes over); shares of no live committee are dropped.
+    shares: BTreeMap<[u8; 32], Vec<KeyShare>>,
+    /// The verification share behind the cached partials (threshold mode): when a resharing
+    /// replaces the share, every cached partial is stale.
+    partials_basis: Option<[u8; 32]>,
     /// Threshold mode: its dealer for the DKG run under way (rebuilt from its seed on demand).
     dealer: Option<Box<(RunId, Dealer)>>,
     bad_parts: crate::alarms::Alarms<BadPart>,
 }
 
-/// A DKG part addressed to this gatekeeper that it cannot use and cannot prove wrong: the
-/// envelope does not open or holds no part signed by its dealer. The run stalls until the
-/// council abandons the attempt (PROTOCOL §16.10).
+/// A DKG or resharing part addressed to this gatekeeper that it cannot use and cannot prove
+/// wrong: the envelope does not open or holds no part signed by its dealer. The run stalls until
+/// the council abandons the attempt (PROTOCOL §16.10), or, for a resharing, for good (a known
+/// limit, PROTOCOL §16.11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadPart {
     /// The run.
@@ -86,6 +92,16 @@ pub struct BadPart {
     pub dealer: IdentityPublicKey,
     /// Why.
     pub reason: PartError,
+}
+
+/// Why a member cannot finish a run yet.
+enum Blocked {
+    /// A part is provably wrong: submit this complaint.
+    Complain(Box<Body>),
+    /// Parts it cannot use and cannot prove wrong (an alarm each).
+    Unusable(Vec<BadPart>),
+    /// A part is not on the ledger yet.
+    NotYet,
 }
 
 /// An encoded [`PartialEvaluation`].
@@ -110,6 +126,7 @@ impl Gatekeeper {
             partials: BTreeMap::new(),
             bad: crate::alarms::Alarms::default(),
             shares: BTreeMap::new(),
+            partials_basis: None,
             dealer: None,
             bad_parts: crate::alarms::Alarms::default(),
         }
@@ -137,7 +154,7 @@ impl Gatekeeper {
 
     /// How many MasterKeys (classic mode) or shares (threshold mode) it holds.
     pub fn held(&self) -> usize {
-        self.secrets.len() + self.shares.len()
+        self.secrets.len() + self.shares.values().map(Vec::len).sum::<usize>()
     }
 
     /// DKG parts refused since the last call.
@@ -170,8 +187,12 @@ impl Gatekeeper {
                         w.raw(key.to_bytes().expose());
                     }
                 }
-                w.u16(u16::try_from(self.shares.len()).expect("bounded by MAX_SECRETS"));
-                for (master, share) in &self.shares {
+                let shares = self
+                    .shares
+                    .iter()
+                    .flat_map(|(master, shares)| shares.iter().map(move |s| (master, s)));
+                w.u16(u16::try_from(shares.clone().count()).expect("bounded by MAX_SECRETS"));
+                for (master, share) in shares {
                     w.raw(master)
                         .u16(share.index().get())
                         .raw(share.secret_bytes().expose());
@@ -214,7 +235,7 @@ impl Gatekeeper {
                     }
                 };
                 let n = count(r, "share count", MAX_SECRETS)?;
-                let mut shares = BTreeMap::new();
+                let mut shares: BTreeMap<[u8; 32], Vec<KeyShare>> = BTreeMap::new();
                 for _ in 0..n {
                     let master = r.array::<32>("share's master public key")?;
                     let index = ShareIndex::new(r.u16("share index")?).ok_or(
@@ -223,7 +244,8 @@ impl Gatekeeper {
                             reason: "zero",
                         },
                     )?;
-                    shares.insert(master, KeyShare::from_bytes(index, &secret(r, "share")?)?);
+                    let share = KeyShare::from_bytes(index, &secret(r, "share")?)?;
+                    shares.entry(master).or_default().push(share);
                 }
                 Ok((secrets, candidate, shares))
             })?;
@@ -234,6 +256,7 @@ impl Gatekeeper {
             partials: BTreeMap::new(),
             bad: crate::alarms::Alarms::default(),
             shares,
+            partials_basis: None,
             dealer: None,
             bad_parts: crate::alarms::Alarms::default(),
         })
@@ -250,10 +273,51 @@ impl Gatekeeper {
         })
     }
 
-    /// Threshold mode: its share of `epoch`'s MasterKey.
+    /// Threshold mode: its share of `epoch`'s MasterKey in the committee holding it now.
     fn share_of(&self, registry: &Registry, epoch: Epoch) -> Option<&KeyShare> {
-        let master = registry.epoch(epoch)?.record().committee().public_key();
-        self.shares.get(&master.to_bytes())
+        self.share_in(registry.epoch(epoch)?.current().committee())
+    }
+
+    /// Its share in `committee`, if it holds one.
+    fn share_in(&self, committee: &Committee) -> Option<&KeyShare> {
+        self.shares
+            .get(&committee.public_key().to_bytes())?
+            .iter()
+            .find(|s| committee.verification_share(s.index()) == Some(s.verification_share()))
+    }
+
+    /// Keeps `share`, a member's share in a committee the ledger derived.
+    fn keep_share(&mut self, committee: &Committee, share: KeyShare) {
+        self.shares
+            .entry(committee.public_key().to_bytes())
+            .or_default()
+            .push(share);
+    }
+
+    /// Drops every share of no live committee: one an epoch has left by resharing, or one of an
+    /// abandoned attempt. Once dropped, a stolen sealed state holds nothing the ledger uses.
+    fn drop_dead_shares(&mut self, registry: &Registry) {
+        let live: Vec<&Committee> = registry
+            .epochs()
+            .iter()
+            .map(|s| s.current().committee())
+            .chain(registry.reshares().values().filter_map(|r| r.committee()))
+            .collect();
+        for shares in self.shares.values_mut() {
+            shares.retain(|s| {
+                live.iter()
+                    .any(|c| c.verification_share(s.index()) == Some(s.verification_share()))
+            });
+        }
+        self.shares.retain(|_, shares| !shares.is_empty());
+    }
+
+    /// The seed of its resharing dealer in `run`, one-way from its channel seed like the DKG's.
+    fn reshare_seed(&self, genesis: &EntryHash, run: RunId) -> SecretBytes<32> {
+        let mut context = keyward_crypto::Writer::new();
+        context.raw(&genesis.0).u64(run.epoch.0).u16(run.attempt);
+        self.keys
+            .derive("keyward/v1/reshare-seed", context.as_slice())
     }
 
     /// The seed of its dealer in `run`: one-way from its channel seed, so a restarted gatekeeper
@@ -333,57 +397,209 @@ impl Gatekeeper {
         let accept = Body::EpochAccept(EpochAccept {
             epochs: std::collections::BTreeSet::from([run.id().epoch]),
         });
-        let master = state.record().committee().public_key().to_bytes();
-        if self.shares.contains_key(&master) {
+        let committee = state.record().committee();
+        if self.share_in(committee).is_some() {
             // Sealed before a restart; the acceptance did not land.
             return Some(GatekeeperStep::Submit(accept));
         }
-        // Open every part first: a part provably wrong is a complaint, which beats an unusable
-        // part (which only the council can resolve).
+        let dealers = run
+            .members()
+            .iter()
+            .filter(|(i, _)| **i != me)
+            .map(|(i, id)| (*i, id, run.part(*i, me)));
+        let parts = match self.open_parts(&genesis, run.id(), me, dealers, |dealer, part| {
+            run.commitments()[&dealer].verify_part(me, part)
+        }) {
+            Ok(parts) => parts,
+            Err(blocked) => return self.blocked(blocked),
+        };
+        let (share, derived) = dealer.finish(run.commitments(), &parts).ok()?;
+        if derived != *committee {
+            return None;
+        }
+        self.keep_share(committee, share);
+        Some(GatekeeperStep::SealThenSubmit(accept))
+    }
+
+    /// Opens the parts sealed to it (index `me`) in `run`, one per (dealer index, dealer, part
+    /// envelope), checking each with `matches`. Every part is opened first: a part provably wrong
+    /// is a complaint, which beats an unusable part (which only the council can resolve).
+    ///
+    /// # Errors
+    /// Why it cannot finish yet: see [`Blocked`].
+    fn open_parts<'a>(
+        &self,
+        genesis: &EntryHash,
+        run: RunId,
+        me: ShareIndex,
+        dealers: impl Iterator<Item = (ShareIndex, &'a IdentityPublicKey, Option<&'a Envelope>)>,
+        matches: impl Fn(ShareIndex, &SharePart) -> bool,
+    ) -> Result<BTreeMap<ShareIndex, SharePart>, Blocked> {
         let mut parts = BTreeMap::new();
         let mut unusable = Vec::new();
-        for (index, id) in run.members() {
-            if *index == me {
-                continue;
-            }
-            let envelope = run.part(*index, me)?;
+        for (dealer, id, envelope) in dealers {
+            let envelope = envelope.ok_or(Blocked::NotYet)?;
             match open_part(
                 &self.keys.channel,
-                &genesis,
-                run.id(),
-                (*index, id),
+                genesis,
+                run,
+                (dealer, id),
                 (me, &self.id()),
                 envelope,
             ) {
-                Ok(OpenedPart { part, signature }) => {
-                    if !run.commitments()[index].verify_part(me, &part) {
-                        return Some(GatekeeperStep::Submit(Body::DkgComplaint(Complaint {
-                            run: run.id(),
-                            dealer: *index,
-                            part: *part.to_bytes().expose(),
-                            signature,
-                        })));
-                    }
-                    parts.insert(*index, part);
+                Ok(OpenedPart { part, signature }) if !matches(dealer, &part) => {
+                    let complaint = Complaint {
+                        run,
+                        dealer,
+                        part: *part.to_bytes().expose(),
+                        signature,
+                    };
+                    return Err(Blocked::Complain(Box::new(match run.sharing {
+                        Sharing::Dkg => Body::DkgComplaint(complaint),
+                        Sharing::Reshare => Body::ReshareComplaint(complaint),
+                    })));
+                }
+                Ok(OpenedPart { part, .. }) => {
+                    parts.insert(dealer, part);
                 }
                 Err(reason) => unusable.push(BadPart {
-                    run: run.id(),
+                    run,
                     dealer: *id,
                     reason,
                 }),
             }
         }
-        if !unusable.is_empty() {
-            for bad in unusable {
-                self.bad_parts.raise(bad);
+        if unusable.is_empty() {
+            Ok(parts)
+        } else {
+            Err(Blocked::Unusable(unusable))
+        }
+    }
+
+    /// What to do when [`Gatekeeper::open_parts`] is blocked: complain, or raise the alarms.
+    fn blocked(&mut self, blocked: Blocked) -> Option<GatekeeperStep> {
+        match blocked {
+            Blocked::Complain(body) => Some(GatekeeperStep::Submit(*body)),
+            Blocked::Unusable(bad) => {
+                for bad in bad {
+                    self.bad_parts.raise(bad);
+                }
+                None
             }
+            Blocked::NotYet => None,
+        }
+    }
+
+    /// Its part in the resharing runs under way (PROTOCOL §16.11): as an old member holding
+    /// the epoch, deal until the dealers are chosen; as a new member, open and check its parts
+    /// from the chosen dealers, then seal its new share and accept the epoch, or complain.
+    fn reshare_step(
+        &mut self,
+        registry: &Registry,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let me = self.id();
+        let genesis = registry.genesis().hash();
+        for (epoch, run) in registry.reshares() {
+            match (run.committee(), run.index_of(&me)) {
+                (Some(committee), Some(index)) if !run.accepted().contains(&me) => {
+                    if let Some(step) = self.finish_reshare(&genesis, run, committee, index) {
+                        return Some(step);
+                    }
+                }
+                (None, _) => {
+                    if let Some(step) = self.deal_reshare(registry, &genesis, run, *epoch, rng) {
+                        return Some(step);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Its resharing deal for `run`, if it is an old member holding `epoch` that has not dealt.
+    fn deal_reshare(
+        &self,
+        registry: &Registry,
+        genesis: &EntryHash,
+        run: &ReshareRun,
+        epoch: Epoch,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<GatekeeperStep> {
+        let me = self.id();
+        let dealer = run
+            .old_index_of(&me)
+            .filter(|d| !run.excluded().contains(&me) && !run.commitments().contains_key(d))?;
+        let share = self.share_of(registry, epoch)?;
+        let (commitment, parts) = run
+            .resharing()
+            .deal(share, &self.reshare_seed(genesis, run.id()))
+            .ok()?;
+        let envelopes = run
+            .members()
+            .iter()
+            .map(|(i, id)| {
+                let member = Member {
+                    index: *i,
+                    id: *id,
+                    channel: registry.node(id)?.channel,
+                };
+                seal_part(
+                    &self.keys.identity,
+                    genesis,
+                    run.id(),
+                    dealer,
+                    &member,
+                    &parts[i],
+                    rng,
+                )
+                .ok()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(GatekeeperStep::Submit(Body::ReshareDeal(Box::new(
+            ReshareDeal {
+                run: run.id(),
+                commitment,
+                parts: envelopes,
+            },
+        ))))
+    }
+
+    /// As new member `index` of `run`, whose dealers are chosen: its new share, sealed, then the
+    /// acceptance; or a complaint.
+    fn finish_reshare(
+        &mut self,
+        genesis: &EntryHash,
+        run: &ReshareRun,
+        committee: &Committee,
+        index: ShareIndex,
+    ) -> Option<GatekeeperStep> {
+        let accept = Body::EpochAccept(EpochAccept {
+            epochs: std::collections::BTreeSet::from([run.id().epoch]),
+        });
+        if self.share_in(committee).is_some() {
+            // Sealed before a restart; the acceptance did not land.
+            return Some(GatekeeperStep::Submit(accept));
+        }
+        let dealers = run
+            .commitments()
+            .keys()
+            .map(|d| (*d, &run.old_members()[d], run.part(*d, index)));
+        let parts = match self.open_parts(genesis, run.id(), index, dealers, |dealer, part| {
+            run.commitments()[&dealer].verify_part(index, part)
+        }) {
+            Ok(parts) => parts,
+            Err(blocked) => return self.blocked(blocked),
+        };
+        let (share, derived) = run
+            .resharing()
+            .finish(index, run.commitments(), &parts)
+            .ok()?;
+        if derived != *committee {
             return None;
         }
-        let (share, committee) = dealer.finish(run.commitments(), &parts).ok()?;
-        if committee != *state.record().committee() {
-            return None;
-        }
-        self.shares.insert(master, share);
+        self.keep_share(committee, share);
         Some(GatekeeperStep::SealThenSubmit(accept))
     }
 
@@ -402,13 +618,20 @@ impl Gatekeeper {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<GatekeeperStep> {
         let me = self.id();
+        if registry.key_threshold() > 1 {
+            // Even a removed gatekeeper forgets the shares the ledger no longer uses.
+            self.drop_dead_shares(registry);
+        }
         if !Self::is_admitted(registry, &me) {
             return None;
         }
         if registry.key_threshold() > 1 {
-            // Threshold mode: epochs come from DKG runs; shares never move by handoff, and no
+            // Threshold mode: epochs come from DKG runs, shares move by resharing, and no
             // gatekeeper can derive a cluster key to publish.
             if let Some(step) = self.dkg_step(registry, rng) {
+                return Some(step);
+            }
+            if let Some(step) = self.reshare_step(registry, rng) {
                 return Some(step);
             }
             self.prepare_partials(registry, rng);
@@ -497,7 +720,15 @@ impl Gatekeeper {
         let Some(epoch) = registry.current_epoch() else {
             return;
         };
-        if self.secret_of(registry, epoch).is_none() && self.share_of(registry, epoch).is_none() {
+        // A resharing of the current epoch replaces the share: every cached partial is stale.
+        let basis = self
+            .share_of(registry, epoch)
+            .map(|s| s.verification_share().to_bytes());
+        if basis != self.partials_basis {
+            self.partials.clear();
+            self.partials_basis = basis;
+        }
+        if self.secret_of(registry, epoch).is_none() && basis.is_none() {
             return;
         }
         let mut cached = self.partials.keys().peekable();

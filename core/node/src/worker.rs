@@ -239,12 +239,14 @@ impl Worker {
         answers: &[Envelope],
     ) -> Result<Vec<ProvisionError>, ProvisionError> {
         let me = self.id();
+        // The committee holding the epoch now: its founding one, or the one a resharing moved
+        // it to.
         let record = registry
             .epoch(request.epoch)
             .ok_or(ProvisionError::Refused(
                 keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
             ))?
-            .record();
+            .current();
         let aad = answer_aad(&registry.genesis().hash(), &me, request);
         let element = Element::from_input(&request.input()).map_err(|_| {
             ProvisionError::Malformed(DecodeError::Invalid {

@@ -220,3 +220,119 @@ fn a_wrong_key_published_by_a_member_worker_is_an_alarm_not_a_loop() {
     sim.settle();
     assert!(sim.workers[4].take_alarms().is_empty(), "raised once");
 }
+
+/// The council decides `action` (two of three approve).
+fn decide(sim: &mut Sim, action: keyward_ledger::Action) -> keyward_ledger::EntryHash {
+    let propose = keyward_ledger::Body::CouncilPropose(Box::new(keyward_ledger::Proposal {
+        ttl: 100,
+        action,
+    }));
+    let proposal = sim.council_submit(&propose).hash;
+    let approver = support::clone_key(&sim.council[1]);
+    sim.submit(
+        &approver,
+        &keyward_ledger::Body::CouncilApprove(keyward_ledger::Approval { proposal }),
+    )
+    .unwrap();
+    proposal
+}
+
+/// Worker `w` asks every gatekeeper for `request` again and returns the key it combines.
+fn reprovision(
+    sim: &mut Sim,
+    w: usize,
+    request: &ClusterKeyRequest,
+) -> keyward_crypto::IdentityPublicKey {
+    let answers = sim.ask(w, request);
+    let registry = sim.registry.clone();
+    sim.workers[w]
+        .provisioned(&registry, request, &answers)
+        .unwrap();
+    sim.workers[w]
+        .cluster_key(
+            &request.cluster,
+            KeyContext {
+                epoch: request.epoch,
+                generation: request.generation,
+            },
+        )
+        .unwrap()
+        .identity()
+        .public()
+}
+
+#[test]
+fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_die() {
+    let mut sim = network(6);
+    let before = sim.workers[0]
+        .cluster_key(&id("c1"), CTX0)
+        .unwrap()
+        .identity()
+        .public();
+    for _ in 0..3 {
+        sim.add_gatekeeper();
+    }
+    sim.settle();
+    let committee = sim.gatekeepers[3..].iter().map(Gatekeeper::id).collect();
+    let proposal = decide(
+        &mut sim,
+        keyward_ledger::Action::RotateMasterKey { committee },
+    );
+    sim.settle();
+    // Epoch 1 exists by DKG among the new gatekeepers; epoch 0 was reshared to them.
+    assert_eq!(sim.registry.current_epoch(), Some(Epoch(1)));
+    assert_eq!(
+        sim.registry.proposal(&proposal).unwrap().status,
+        keyward_ledger::ProposalStatus::Executed
+    );
+    let epoch0 = sim.registry.epoch(Epoch(0)).unwrap();
+    assert_ne!(epoch0.current(), epoch0.record());
+    let new: std::collections::BTreeSet<_> =
+        sim.gatekeepers[3..].iter().map(Gatekeeper::id).collect();
+    assert_eq!(epoch0.holders(), &new);
+    for gk in &sim.gatekeepers[..3] {
+        assert_eq!(gk.held(), 0, "a removed gatekeeper keeps no share");
+    }
+    for gk in &sim.gatekeepers[3..] {
+        assert_eq!(gk.held(), 2, "a share of each epoch");
+    }
+    // The workers moved to epoch 1's keys, and epoch 0's key still comes out the same, from the
+    // new gatekeepers alone (one of them down).
+    let ctx1 = KeyContext {
+        epoch: Epoch(1),
+        generation: Generation(0),
+    };
+    for w in &sim.workers {
+        assert!(w.cluster_key(&id("c1"), ctx1).is_some());
+    }
+    sim.down.insert(3);
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: id("c1"),
+        generation: Generation(0),
+    };
+    assert_eq!(reprovision(&mut sim, 0, &request), before);
+
+    // A refresh: same keys, new shares; the stale ones are dropped.
+    sim.down.clear();
+    let stale = sim.gatekeepers[4].seal(&sim.sealer, &mut sim.rng);
+    decide(&mut sim, keyward_ledger::Action::RefreshShares);
+    sim.settle();
+    assert!(sim.registry.reshares().is_empty());
+    sim.down.insert(5);
+    assert_eq!(reprovision(&mut sim, 1, &request), before);
+    // A gatekeeper restored from a state sealed before the refresh holds only stale shares: it
+    // cannot answer, and with another gatekeeper down the worker cannot get the key.
+    sim.gatekeepers[4] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &stale).unwrap();
+    let answers = sim.ask(1, &request);
+    let registry = sim.registry.clone();
+    assert!(
+        sim.workers[1]
+            .provisioned(&registry, &request, &answers)
+            .is_err()
+    );
+    // Its next step drops the stale shares.
+    let registry = sim.registry.clone();
+    sim.gatekeepers[4].step(&registry, &mut sim.rng);
+    assert_eq!(sim.gatekeepers[4].held(), 0);
+}

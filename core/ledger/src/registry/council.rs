@@ -9,9 +9,9 @@ use keyward_crypto::IdentityPublicKey;
 use keyward_hierarchy::Epoch;
 
 use super::{Effect, EpochStatus, Event, Registry, Role, Status};
-use crate::dkg::{RunId, Sharing};
 use crate::body::Kind;
 use crate::council::{Action, Approval, Proposal};
+use crate::dkg::{RunId, Sharing};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 

@@ -309,7 +309,11 @@ impl Registry {
 
     /// Records `author`'s acceptance of `epoch`'s resharing; the last one moves the epoch to the
     /// new committee.
-    pub(super) fn accept_reshared(&mut self, author: IdentityPublicKey, epoch: Epoch) -> Vec<Event> {
+    pub(super) fn accept_reshared(
+        &mut self,
+        author: IdentityPublicKey,
+        epoch: Epoch,
+    ) -> Vec<Event> {
         let run = self.reshares.get_mut(&epoch).expect("checked");
         run.accepted.insert(author);
         if run.accepted.len() < run.members.len() {
