@@ -68,9 +68,9 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
     council: u16,
     /// Gatekeepers needed to use a MasterKey: 1 is classic mode (each holds the whole key);
-    /// T ≥ 2 makes epoch 0 by a DKG among the gatekeepers, each holding a share (at most
-    /// --gatekeepers). Rotation does not run in threshold mode yet.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    /// T ≥ 2 makes each epoch by a DKG among the gatekeepers, each holding a share, and moves
+    /// shares by resharing (at most --gatekeepers).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     threshold: u16,
 }
 
@@ -729,6 +729,12 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     s.faulty = Some(s.id_of(&format!("w{n}"))?);
 
     s.stage("The council forms the clusters; each worker gets its ClusterKey from the gatekeepers");
+    // Threshold mode: one gatekeeper is down while the workers are provisioned, if the rest
+    // still make the threshold.
+    let down = (threshold_mode && g > usize::from(sizes.threshold)).then(|| format!("g{g}"));
+    if let Some(name) = &down {
+        s.proc(name).kill();
+    }
     for (cluster, members) in &clusters {
         let create = Body::ClusterCreate(ClusterCreate {
             cluster: cluster.clone(),
@@ -756,6 +762,18 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         },
     )
     .await?;
+    if let Some(name) = down {
+        check(
+            s,
+            &format!(
+                "{name} was down (SIGKILL) throughout: {} of the other {} gatekeepers' partials sufficed",
+                sizes.threshold,
+                g - 1
+            ),
+        );
+        let exe = s.exe.clone();
+        s.proc(&name).start(&exe)?;
+    }
 
     s.stage("A user deploys both contracts; every worker of their clusters certifies the keys");
     let alice = user();
@@ -936,25 +954,14 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         ),
     );
 
-    // Threshold mode cannot rotate yet, so its unapproved action is a re-key.
-    s.stage(if threshold_mode {
-        "Council actions without the council's approval are refused"
-    } else {
-        "Rotations without the council's approval are refused"
-    });
+    s.stage("Rotations without the council's approval are refused");
     let mallory = IdentityKeypair::generate(&mut OsRng);
-    let what = if threshold_mode { "re-key" } else { "rotation" };
+    let what = "rotation";
     let unapproved = || {
         Body::CouncilPropose(Box::new(Proposal {
             ttl: 1,
-            action: if threshold_mode {
-                Action::RekeyCluster {
-                    cluster: first.clone(),
-                }
-            } else {
-                Action::RotateMasterKey {
-                    committee: gatekeepers.clone(),
-                }
+            action: Action::RotateMasterKey {
+                committee: gatekeepers.clone(),
             },
         }))
     };
@@ -1036,137 +1043,195 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         "the removed worker is marked removed on the ledger, so gatekeepers provision it no later key",
     );
 
-    if threshold_mode {
-        // Resharing retained epochs to a new committee has not landed in the network yet.
-        println!("\n(rotation and old-epoch data: not yet in threshold mode; skipped)");
+    s.stage(if threshold_mode {
+        "Rotation: new gatekeepers make epoch 1 by DKG; epoch 0 is reshared to them; the old set is retired"
     } else {
-        s.stage("Rotation: new gatekeepers; the council approves; the old set is retired");
-        let old = s.nodes(is_gatekeeper);
-        for i in g + 1..=2 * g {
-            s.spawn_node("gatekeeper", &format!("g{i}"))?;
-        }
-        s.until(&format!("{g} new gatekeepers registered"), |r| {
-            r.nodes()
-                .filter(|(_, node)| node.is_active() && is_gatekeeper(&node.role))
-                .count()
-                == 2 * g
-        })
-        .await?;
-        let new: Vec<_> = s
-            .nodes(is_gatekeeper)
-            .into_iter()
-            .filter(|id| !old.contains(id))
-            .collect();
-        s.council_decides(Action::RotateMasterKey {
-            committee: new.clone(),
-        })
-        .await?;
-        let (fresh, retired) = (new.clone(), old.clone());
+        "Rotation: new gatekeepers; the council approves; the old set is retired"
+    });
+    let old = s.nodes(is_gatekeeper);
+    for i in g + 1..=2 * g {
+        s.spawn_node("gatekeeper", &format!("g{i}"))?;
+    }
+    s.until(&format!("{g} new gatekeepers registered"), |r| {
+        r.nodes()
+            .filter(|(_, node)| node.is_active() && is_gatekeeper(&node.role))
+            .count()
+            == 2 * g
+    })
+    .await?;
+    let new: Vec<_> = s
+        .nodes(is_gatekeeper)
+        .into_iter()
+        .filter(|id| !old.contains(id))
+        .collect();
+    s.council_decides(Action::RotateMasterKey {
+        committee: new.clone(),
+    })
+    .await?;
+    let (fresh, retired) = (new.clone(), old.clone());
+    s.until(
+        "epoch 1 is active, held by the new set only; epoch 0 is retained; the old set is removed",
+        move |r| {
+            r.epoch(Epoch(1)).is_some_and(|e| {
+                e.status() == EpochStatus::Active
+                    && e.holders().iter().copied().collect::<BTreeSet<_>>()
+                        == fresh.iter().copied().collect()
+            }) && r
+                .epoch(Epoch(0))
+                .is_some_and(|e| e.status() == EpochStatus::Retained)
+                && retired
+                    .iter()
+                    .all(|id| r.node(id).is_some_and(|node| !node.is_active()))
+        },
+    )
+    .await?;
+    if threshold_mode {
+        let fresh: BTreeSet<_> = new.iter().copied().collect();
         s.until(
-            "epoch 1 is active, held by the new set only; epoch 0 is retained; the old set is removed",
+            "epoch 0 was reshared to the new set: same master public key, new shares; the old ones no longer verify",
             move |r| {
-                r.epoch(Epoch(1)).is_some_and(|e| {
-                    e.status() == EpochStatus::Active
-                        && e.holders().iter().copied().collect::<BTreeSet<_>>()
-                            == fresh.iter().copied().collect()
-                }) && r
-                    .epoch(Epoch(0))
-                    .is_some_and(|e| e.status() == EpochStatus::Retained)
-                    && retired
-                        .iter()
-                        .all(|id| r.node(id).is_some_and(|node| !node.is_active()))
+                r.epoch(Epoch(0)).is_some_and(|e| {
+                    e.holders() == &fresh
+                        && e.current() != e.record()
+                        && e.current().committee().public_key()
+                            == e.record().committee().public_key()
+                })
             },
         )
         .await?;
-        let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
-        s.until("every cluster's epoch-1 key is published", move |r| {
-            ids.iter().all(|c| {
-                r.key_context(c)
-                    .ok()
-                    .filter(|ctx| ctx.epoch == Epoch(1))
-                    .and_then(|ctx| r.cluster(c)?.key(ctx))
-                    .is_some()
-            })
+    }
+    let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
+    s.until("every cluster's epoch-1 key is published", move |r| {
+        ids.iter().all(|c| {
+            r.key_context(c)
+                .ok()
+                .filter(|ctx| ctx.epoch == Epoch(1))
+                .and_then(|ctx| r.cluster(c)?.key(ctx))
+                .is_some()
         })
-        .await?;
+    })
+    .await?;
 
-        s.stage("Data of the old epoch stays readable");
+    s.stage("Data of the old epoch stays readable");
+    let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
+    let remaining: Vec<_> = clusters[0]
+        .1
+        .iter()
+        .copied()
+        .filter(|id| *id != removed && *id != faulty)
+        .collect();
+    for id in &remaining {
+        if !s
+            .reply(&alice, id, &get)
+            .await?
+            .ends_with(b"hello from keyward")
+        {
+            return Err(CliError::refused("the state did not survive the rotation"));
+        }
+    }
+    check(
+        s,
+        "the value written in epoch 0 reads back under the epoch-1 keys",
+    );
+    let result = s.command(&alice, &sale, &auction::result()).await?;
+    let body = s.reply(&alice, &clusters[k - 1].1[0], &result).await?;
+    if !body.ends_with(&winner) {
+        return Err(CliError::refused(
+            "the auction's result did not survive the rotation",
+        ));
+    }
+    check(
+        s,
+        "the auction decided in epoch 0 still names its winner in epoch 1",
+    );
+    for contract in [&notes, &sale] {
+        let registry = s.follower.registry();
+        let Some(context) = registry
+            .contract(contract)
+            .and_then(|c| registry.key_context(c.cluster()).ok())
+        else {
+            return Err(CliError::refused(format!("{contract} has no key context")));
+        };
+        let migration = Subject::Migration {
+            contract: contract.clone(),
+            epoch: context.epoch,
+            generation: context.generation,
+        };
+        let digests: Vec<_> = registry.digests(&migration).map(|(_, d)| *d).collect();
+        drop(registry);
+        if digests.is_empty() || digests.iter().any(|d| *d != digests[0]) {
+            return Err(CliError::refused(format!(
+                "the workers disagree on {contract}'s migrated state"
+            )));
+        }
+        check(
+            s,
+            &format!(
+                "{} workers published the same digest of {contract}'s re-encrypted state",
+                digests.len()
+            ),
+        );
+    }
+    {
+        let registry = s.follower.registry();
+        let records: Vec<_> = registry
+            .epochs()
+            .iter()
+            .map(|e| e.record().clone())
+            .collect();
+        keyward_hierarchy::verify_chain(
+            &registry.genesis().config().chain,
+            &records,
+            &registry.checksum(),
+        )
+        .map_err(CliError::refused)?;
+    }
+    check(
+        s,
+        "the retained epoch 0 verifies against the epoch checksum chain",
+    );
+
+    if threshold_mode {
+        s.stage("The council refreshes the shares: the same keys under new shares");
+        let before: Vec<_> = s
+            .follower
+            .registry()
+            .epochs()
+            .iter()
+            .map(|e| e.current().committee().clone())
+            .collect();
+        s.council_decides(Action::RefreshShares).await?;
+        s.until(
+            &format!(
+                "all {} epochs were reshared to the same gatekeepers: same master public keys, new verification shares",
+                before.len()
+            ),
+            move |r| {
+                r.resharing().is_none()
+                    && r.epochs().iter().zip(&before).all(|(e, old)| {
+                        e.current().committee() != old
+                            && e.current().committee().public_key() == old.public_key()
+                    })
+            },
+        )
+        .await?;
         let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;
-        let remaining: Vec<_> = clusters[0]
+        let worker = clusters[0]
             .1
             .iter()
             .copied()
-            .filter(|id| *id != removed && *id != faulty)
-            .collect();
-        for id in &remaining {
-            if !s
-                .reply(&alice, id, &get)
-                .await?
-                .ends_with(b"hello from keyward")
-            {
-                return Err(CliError::refused("the state did not survive the rotation"));
-            }
-        }
-        check(
-            s,
-            "the value written in epoch 0 reads back under the epoch-1 keys",
-        );
-        let result = s.command(&alice, &sale, &auction::result()).await?;
-        let body = s.reply(&alice, &clusters[k - 1].1[0], &result).await?;
-        if !body.ends_with(&winner) {
-            return Err(CliError::refused(
-                "the auction's result did not survive the rotation",
-            ));
-        }
-        check(
-            s,
-            "the auction decided in epoch 0 still names its winner in epoch 1",
-        );
-        for contract in [&notes, &sale] {
-            let registry = s.follower.registry();
-            let Some(context) = registry
-                .contract(contract)
-                .and_then(|c| registry.key_context(c.cluster()).ok())
-            else {
-                return Err(CliError::refused(format!("{contract} has no key context")));
-            };
-            let migration = Subject::Migration {
-                contract: contract.clone(),
-                epoch: context.epoch,
-                generation: context.generation,
-            };
-            let digests: Vec<_> = registry.digests(&migration).map(|(_, d)| *d).collect();
-            drop(registry);
-            if digests.is_empty() || digests.iter().any(|d| *d != digests[0]) {
-                return Err(CliError::refused(format!(
-                    "the workers disagree on {contract}'s migrated state"
-                )));
-            }
-            check(
-                s,
-                &format!(
-                    "{} workers published the same digest of {contract}'s re-encrypted state",
-                    digests.len()
-                ),
-            );
-        }
+            .find(|id| *id != removed && *id != faulty)
+            .expect("a cluster keeps an honest worker");
+        if !s
+            .reply(&alice, &worker, &get)
+            .await?
+            .ends_with(b"hello from keyward")
         {
-            let registry = s.follower.registry();
-            let records: Vec<_> = registry
-                .epochs()
-                .iter()
-                .map(|e| e.record().clone())
-                .collect();
-            keyward_hierarchy::verify_chain(
-                &registry.genesis().config().chain,
-                &records,
-                &registry.checksum(),
-            )
-            .map_err(CliError::refused)?;
+            return Err(CliError::refused("the state did not survive the refresh"));
         }
         check(
             s,
-            "the retained epoch 0 verifies against the epoch checksum chain",
+            "the contract runs on after the refresh: nothing users or workers see changed",
         );
     }
 

@@ -131,6 +131,12 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
         "Rotation",
         "old epoch",
         "same ledger",
+        // The threshold story (the default, 2-of-3).
+        "threshold mode, 2-of-3",
+        "make epoch 0 by DKG",
+        "g3 was down (SIGKILL) throughout",
+        "epoch 0 was reshared to the new set",
+        "refreshes the shares",
     ] {
         assert!(story.contains(stage), "no stage '{stage}' in {story}");
     }
@@ -242,7 +248,7 @@ fn devnet_sizes_out_of_range_are_refused_before_anything_starts() {
 }
 
 #[test]
-fn the_threshold_devnet_makes_epoch_0_by_dkg_and_runs_the_story() {
+fn the_classic_devnet_runs_the_story_with_whole_master_keys() {
     let _one = ONE_DEVNET
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -251,7 +257,7 @@ fn the_threshold_devnet_makes_epoch_0_by_dkg_and_runs_the_story() {
     let out = keyward(&[
         "devnet",
         "--threshold",
-        "2",
+        "1",
         "--clusters",
         "1",
         "--data-dir",
@@ -261,20 +267,17 @@ fn the_threshold_devnet_makes_epoch_0_by_dkg_and_runs_the_story() {
     ]);
     let story = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{story}");
-    assert!(story.contains("threshold mode, 2-of-3"), "{story}");
-    assert!(story.contains("make epoch 0 by DKG"), "{story}");
+    assert!(story.contains("classic mode"), "{story}");
     assert!(
-        story.contains("holds a share (2-of-3; no one holds the MasterKey)"),
+        story.contains("all 3 gatekeepers hold its MasterKey"),
         "{story}"
     );
-    assert!(
-        story.contains("a member worker, combining partials,"),
-        "{story}"
-    );
+    assert!(story.contains("a gatekeeper published the key"), "{story}");
+    assert!(!story.contains("refreshes"), "{story}");
     let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["passed"], true);
-    assert_eq!(report["sizes"]["threshold"], 2);
+    assert_eq!(report["sizes"]["threshold"], 1);
     let _ = std::fs::remove_dir_all(&dir);
     // A threshold above the gatekeeper count is refused before anything starts.
     let out = keyward(&["devnet", "--threshold", "4"]);
