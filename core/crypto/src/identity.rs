@@ -36,6 +36,9 @@ pub enum SigningPurpose {
     /// A DKG or resharing dealer vouching for the secret part it sent one member, so that the
     /// member can reveal a wrong part in a complaint anyone can check.
     SharePart,
+    /// A gatekeeper vouching for the partial evaluation it answered, so that a worker can
+    /// reveal a wrong one in a report anyone can check.
+    PartialEvaluation,
 }
 
 impl SigningPurpose {
@@ -50,6 +53,7 @@ impl SigningPurpose {
             Self::LedgerEntry => b"keyward/v1/ledger-entry",
             Self::ProvisionRequest => b"keyward/v1/provision-request",
             Self::SharePart => b"keyward/v1/share-part",
+            Self::PartialEvaluation => b"keyward/v1/partial-evaluation",
         }
     }
 }

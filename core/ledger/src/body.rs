@@ -15,6 +15,7 @@ use crate::council::{Approval, Proposal};
 use crate::dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, Sharing};
 use crate::epoch::{EpochAccept, EpochCreate, EpochHandoff};
 use crate::genesis::GenesisConfig;
+use crate::partial::PartialReport;
 use crate::result::{MisbehaviourReport, ResultDigest};
 
 /// Longest encoded attestation evidence in a registration.
@@ -72,11 +73,13 @@ pub enum Kind {
     ReshareDeal,
     /// A new member reveals a resharing part that does not match its dealer's commitment.
     ReshareComplaint,
+    /// A worker reveals a wrong partial evaluation a gatekeeper signed (threshold mode).
+    PartialReport,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -100,6 +103,7 @@ impl Kind {
         Self::DkgComplaint,
         Self::ReshareDeal,
         Self::ReshareComplaint,
+        Self::PartialReport,
     ];
 
     /// The wire code.
@@ -128,6 +132,7 @@ impl Kind {
             Self::DkgComplaint => 20,
             Self::ReshareDeal => 21,
             Self::ReshareComplaint => 22,
+            Self::PartialReport => 23,
         }
     }
 
@@ -162,6 +167,7 @@ impl Kind {
             Self::DkgComplaint => "dkg_complaint",
             Self::ReshareDeal => "reshare_deal",
             Self::ReshareComplaint => "reshare_complaint",
+            Self::PartialReport => "partial_report",
         }
     }
 }
@@ -273,6 +279,8 @@ pub enum Body {
     ReshareDeal(Box<ReshareDeal>),
     /// Kind 22.
     ReshareComplaint(Complaint),
+    /// Kind 23.
+    PartialReport(Box<PartialReport>),
 }
 
 impl Body {
@@ -302,6 +310,7 @@ impl Body {
             Self::DkgComplaint(_) => Kind::DkgComplaint,
             Self::ReshareDeal(_) => Kind::ReshareDeal,
             Self::ReshareComplaint(_) => Kind::ReshareComplaint,
+            Self::PartialReport(_) => Kind::PartialReport,
         }
     }
 
@@ -331,6 +340,7 @@ impl Body {
                 complaint.encode(&mut w);
             }
             Self::ReshareDeal(deal) => deal.encode(&mut w),
+            Self::PartialReport(report) => report.encode(&mut w),
         }
         w.finish()
     }
@@ -371,6 +381,7 @@ impl Body {
             Kind::ReshareComplaint => {
                 Self::ReshareComplaint(Complaint::decode(&mut r, Sharing::Reshare)?)
             }
+            Kind::PartialReport => Self::PartialReport(Box::new(PartialReport::decode(&mut r)?)),
         };
         r.finish()?;
         Ok(body)

@@ -399,7 +399,8 @@ impl Genesis {
             | Body::CouncilApprove(_)
             | Body::DkgCommit(_)
             | Body::DkgComplaint(_)
-            | Body::ReshareComplaint(_) => {}
+            | Body::ReshareComplaint(_)
+            | Body::PartialReport(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

@@ -25,6 +25,7 @@ pub mod dkg;
 pub mod entry;
 pub mod epoch;
 pub mod genesis;
+pub mod partial;
 pub mod registry;
 pub mod reject;
 pub mod result;
@@ -41,6 +42,7 @@ pub use epoch::{
 pub use genesis::{
     CodeId, Genesis, GenesisConfig, GenesisError, Params, is_private, registration_nonce,
 };
+pub use partial::{PartialReport, partial_message};
 pub use registry::{
     Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
     ProposalStatus, ProvisionError, Registry, ReshareRun, Role, Status,

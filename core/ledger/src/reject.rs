@@ -392,6 +392,9 @@ pub enum Rejected {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A partial-evaluation report does not prove its gatekeeper wrong.
+    #[error("partial report refused: {0}")]
+    BadPartialReport(&'static str),
     /// A complaint does not prove its dealer wrong.
     #[error("complaint refused: {0}")]
     BadComplaint(&'static str),
@@ -475,6 +478,7 @@ impl Rejected {
             Self::AlreadyReported => (2406, "already_reported"),
             Self::NoDigest => (2407, "no_digest"),
             Self::WorkerSlashed => (2408, "worker_slashed"),
+            Self::BadPartialReport(_) => (2409, "bad_partial_report"),
             Self::CommitteeMismatch => (2210, "committee_mismatch"),
             Self::UnknownProposal => (2501, "unknown_proposal"),
             Self::ProposalExpired { .. } => (2502, "proposal_expired"),

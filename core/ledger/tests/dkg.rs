@@ -872,3 +872,107 @@ fn classic_mode_cannot_refresh() {
     let err = net.as_council(0, &propose).unwrap_err();
     assert_eq!(err.name(), "invalid_action");
 }
+
+// ---- Partial reports (kind 23, PROTOCOL §16.12) ----
+
+/// `gk`'s signed report body for `partial` of `request`, claiming verification share `y`.
+fn partial_report(
+    net: &mut Net,
+    gk: &Member,
+    request: &keyward_hierarchy::ClusterKeyRequest,
+    y: keyward_threshold::Element,
+    partial: &keyward_threshold::PartialEvaluation,
+) -> Body {
+    let partial = partial.to_bytes();
+    let message = partial_message(&net.registry.genesis().hash(), request, &y, &partial);
+    let signature = gk.id.sign(
+        keyward_crypto::SigningPurpose::PartialEvaluation,
+        &message,
+        &mut net.rng,
+    );
+    Body::PartialReport(Box::new(PartialReport {
+        gatekeeper: gk.id.public(),
+        request: request.clone(),
+        verification: y,
+        partial,
+        signature,
+    }))
+}
+
+#[test]
+fn a_signed_wrong_partial_slashes_its_gatekeeper_and_nothing_else_does() {
+    let (mut net, gks) = threshold_net(10);
+    let shares = complete_dkg(&mut net, &gks);
+    let worker = net.worker();
+    let request = keyward_hierarchy::ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: keyward_hierarchy::ClusterId::new("c1").unwrap(),
+        generation: keyward_hierarchy::Generation(0),
+    };
+    let y = shares[0].verification_share();
+    // A valid partial convicts nobody.
+    let good = request.evaluate(&shares[0], &mut net.rng);
+    let body = partial_report(&mut net, &gks[0], &request, y, &good);
+    refused(&mut net, &worker.id, &body, "bad_partial_report");
+    // Only workers report.
+    let wrong = keyward_threshold::KeyShare::new(
+        shares[0].index(),
+        &keyward_threshold::SecretKey::random(&mut net.rng),
+    );
+    let bad = request.evaluate(&wrong, &mut net.rng);
+    let body = partial_report(&mut net, &gks[0], &request, y, &bad);
+    refused(&mut net, &gks[1].id, &body, "wrong_author");
+    // Signed for a verification share the committee does not hold: nothing to check against.
+    let other = partial_report(
+        &mut net,
+        &gks[0],
+        &request,
+        wrong.verification_share(),
+        &bad,
+    );
+    refused(&mut net, &worker.id, &other, "bad_partial_report");
+    // Another member's index, even with a valid proof for it, convicts the signer.
+    let borrowed = request.evaluate(&shares[1], &mut net.rng);
+    let stolen = partial_report(&mut net, &gks[0], &request, y, &borrowed);
+    let stake = net.registry.node(&gks[0].id.public()).unwrap().stake;
+    let applied = net.submit(&worker.id, &stolen).unwrap();
+    assert!(matches!(
+        &applied.events[..],
+        [Event::GatekeeperSlashed { gatekeeper, amount, .. }]
+            if *gatekeeper == gks[0].id.public() && *amount == stake / 10
+    ));
+    refused(&mut net, &worker.id, &body, "already_reported");
+    // A wrong partial from another member is its own offence.
+    let wrong2 = keyward_threshold::KeyShare::new(
+        shares[1].index(),
+        &keyward_threshold::SecretKey::random(&mut net.rng),
+    );
+    let bad2 = request.evaluate(&wrong2, &mut net.rng);
+    let body = partial_report(
+        &mut net,
+        &gks[1],
+        &request,
+        shares[1].verification_share(),
+        &bad2,
+    );
+    net.submit(&worker.id, &body).unwrap();
+}
+
+#[test]
+fn classic_mode_refuses_partial_reports() {
+    let mut net = Net::new(11);
+    let g = net.gatekeeper();
+    let worker = net.worker();
+    let master = MasterKey::generate(&mut net.rng);
+    let body = create(&mut net, &g, 0, &master, &[]);
+    net.submit(&g.id, &body).unwrap();
+    let request = keyward_hierarchy::ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: keyward_hierarchy::ClusterId::new("c1").unwrap(),
+        generation: keyward_hierarchy::Generation(0),
+    };
+    let share = master.classic_share(ShareIndex::new(1).unwrap());
+    let partial = request.evaluate(&share, &mut net.rng);
+    let body = partial_report(&mut net, &g, &request, share.verification_share(), &partial);
+    refused(&mut net, &worker.id, &body, "wrong_key_mode");
+}

@@ -14,9 +14,11 @@ use keyward_ledger::{
     EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, ReshareDeal,
     ReshareRun, Role, RunId, SecretError, Sharing, open_epoch_secret,
 };
-use keyward_threshold::{Committee, Dealer, KeyShare, PartialEvaluation, ShareIndex, SharePart};
+use keyward_threshold::{Committee, Dealer, KeyShare, ShareIndex, SharePart};
 
-use crate::provision::{ProvisionError, ProvisionRequest, answer_aad};
+use crate::provision::{
+    ANSWER_LEN, ProvisionError, ProvisionRequest, answer_aad, answer_plaintext,
+};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
 /// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
@@ -104,8 +106,8 @@ enum Blocked {
     NotYet,
 }
 
-/// An encoded [`PartialEvaluation`].
-type Partial = SecretBytes<{ PartialEvaluation::LEN }>;
+/// An answer plaintext: a signed, encoded [`PartialEvaluation`].
+type Partial = SecretBytes<ANSWER_LEN>;
 
 impl core::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -763,15 +765,24 @@ impl Gatekeeper {
         request: &ClusterKeyRequest,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<Box<Partial>> {
-        let partial = match self.secret_of(registry, request.epoch) {
+        let classic;
+        let share = match self.secret_of(registry, request.epoch) {
             // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
-            Some(master) => request.evaluate(
-                &master.classic_share(ShareIndex::new(1).expect("1 is a valid index")),
-                rng,
-            ),
-            None => request.evaluate(self.share_of(registry, request.epoch)?, rng),
+            Some(master) => {
+                classic = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
+                &classic
+            }
+            None => self.share_of(registry, request.epoch)?,
         };
-        Some(Box::new(SecretBytes::new(partial.to_bytes())))
+        let partial = request.evaluate(share, rng);
+        Some(Box::new(answer_plaintext(
+            &self.keys.identity,
+            &registry.genesis().hash(),
+            request,
+            &share.verification_share(),
+            &partial,
+            rng,
+        )))
     }
 
     /// Epoch 0 by the first admitted gatekeeper; a rotation's epoch by its committee's first

@@ -10,11 +10,12 @@
 use thiserror::Error;
 
 use keyward_crypto::{
-    DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader, SignedMessage,
-    SigningPurpose, Writer, verify_batch,
+    DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader, SecretBytes,
+    SignedMessage, SigningPurpose, Writer, verify_batch,
 };
 use keyward_hierarchy::{ClusterKeyError, ClusterKeyRequest, Epoch, Generation};
-use keyward_ledger::{EntryHash, Named, ProvisionError as Refusal, Registry};
+use keyward_ledger::{EntryHash, Named, ProvisionError as Refusal, Registry, partial_message};
+use keyward_threshold::{Element, PartialEvaluation};
 
 /// Longest encoded request: two keys, the request (epoch, var8 cluster id ≤ 64, generation) and
 /// the signature.
@@ -124,6 +125,76 @@ pub fn answer_aad(
         .raw(&worker.to_bytes())
         .raw(&request.input());
     w.finish()
+}
+
+/// Length of a gatekeeper's answer plaintext: `partial (98) || verification share (32) ||
+/// signature (64)`, the signature over [`partial_message`] by the answering gatekeeper.
+pub const ANSWER_LEN: usize = PartialEvaluation::LEN + 32 + 64;
+
+/// A gatekeeper's answer plaintext for `request`: its partial evaluation with the verification
+/// share it evaluated with, signed, so that a worker can prove a wrong one to everyone
+/// (PROTOCOL §16.12). Secret: in classic mode the partial yields the ClusterKey.
+pub fn answer_plaintext(
+    gatekeeper: &IdentityKeypair,
+    genesis: &EntryHash,
+    request: &ClusterKeyRequest,
+    verification: &Element,
+    partial: &PartialEvaluation,
+    rng: &mut impl keyward_crypto::Rng,
+) -> SecretBytes<ANSWER_LEN> {
+    let partial = partial.to_bytes();
+    let signature = gatekeeper.sign(
+        SigningPurpose::PartialEvaluation,
+        &partial_message(genesis, request, verification, &partial),
+        rng,
+    );
+    let mut bytes = zeroize::Zeroizing::new([0u8; ANSWER_LEN]);
+    bytes[..PartialEvaluation::LEN].copy_from_slice(&partial);
+    bytes[PartialEvaluation::LEN..PartialEvaluation::LEN + 32]
+        .copy_from_slice(&verification.to_bytes());
+    bytes[PartialEvaluation::LEN + 32..].copy_from_slice(&signature.to_bytes());
+    SecretBytes::new(*bytes)
+}
+
+/// An answer plaintext whose signature verified for its sender: what a report reveals.
+#[derive(Debug)]
+pub(crate) struct SignedPartial {
+    pub(crate) partial: [u8; PartialEvaluation::LEN],
+    pub(crate) verification: Element,
+    pub(crate) signature: IdentitySignature,
+}
+
+impl SignedPartial {
+    /// Parses `plaintext` and checks `sender`'s signature over it for `request`.
+    pub(crate) fn open(
+        plaintext: &[u8],
+        sender: &IdentityPublicKey,
+        genesis: &EntryHash,
+        request: &ClusterKeyRequest,
+    ) -> Result<Self, &'static str> {
+        if plaintext.len() != ANSWER_LEN {
+            return Err("is not a signed partial evaluation");
+        }
+        let (partial, rest) = plaintext.split_at(PartialEvaluation::LEN);
+        let (verification, signature) = rest.split_at(32);
+        let partial: [u8; PartialEvaluation::LEN] = partial.try_into().expect("split above");
+        let verification = Element::from_bytes(&verification.try_into().expect("32 bytes"))
+            .map_err(|_| "names no verification share")?;
+        let signature = IdentitySignature::from_bytes(&signature.try_into().expect("64 bytes"))
+            .map_err(|_| "carries no signature")?;
+        sender
+            .verify(
+                SigningPurpose::PartialEvaluation,
+                &partial_message(genesis, request, &verification, &partial),
+                &signature,
+            )
+            .map_err(|_| "is not signed by its sender")?;
+        Ok(Self {
+            partial,
+            verification,
+            signature,
+        })
+    }
 }
 
 impl ProvisionRequest {

@@ -15,12 +15,12 @@ use keyward_hierarchy::{
     Generation,
 };
 use keyward_ledger::{
-    Body, ClusterKeyPublish, EntryHash, KeyContext, MisbehaviourReport, Offence, Registry,
-    ResultDigest, Role, Subject,
+    Body, ClusterKeyPublish, EntryHash, KeyContext, MisbehaviourReport, Offence, PartialReport,
+    Registry, ResultDigest, Role, Subject,
 };
-use keyward_threshold::{Element, PartialEvaluation};
+use keyward_threshold::{Element, PartialEvaluation, ShareIndex};
 
-use crate::provision::{ProvisionError, answer_aad};
+use crate::provision::{ProvisionError, SignedPartial, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
 /// The most ClusterKeys a sealed state may list.
@@ -108,6 +108,8 @@ pub struct Worker {
     cluster_keys: BTreeMap<Slot, ClusterKey>,
     instances: BTreeMap<ContractId, Instance>,
     alarms: crate::alarms::Alarms<WorkerAlarm>,
+    /// Wrong partial evaluations to report on the ledger (threshold mode), each once.
+    reports: Vec<PartialReport>,
 }
 
 impl core::fmt::Debug for Worker {
@@ -131,6 +133,7 @@ impl Worker {
             cluster_keys: BTreeMap::new(),
             instances: BTreeMap::new(),
             alarms: crate::alarms::Alarms::default(),
+            reports: Vec::new(),
         }
     }
 
@@ -220,6 +223,7 @@ impl Worker {
             cluster_keys,
             instances: BTreeMap::new(),
             alarms: crate::alarms::Alarms::default(),
+            reports: Vec::new(),
         })
     }
 
@@ -247,7 +251,8 @@ impl Worker {
                 keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
             ))?
             .current();
-        let aad = answer_aad(&registry.genesis().hash(), &me, request);
+        let genesis = registry.genesis().hash();
+        let aad = answer_aad(&genesis, &me, request);
         let element = Element::from_input(&request.input()).map_err(|_| {
             ProvisionError::Malformed(DecodeError::Invalid {
                 field: "cluster input",
@@ -256,29 +261,58 @@ impl Worker {
         })?;
         let mut refused = Vec::new();
         let mut partials = Vec::new();
+        let threshold = registry.key_threshold() > 1;
         for answer in answers {
             // Each partial is checked here, against the envelope's signed sender, so a bad
             // proof is blamed on who sent it (in classic mode every holder claims index 1).
-            let partial = self
+            let sender = answer.sender();
+            let signed = self
                 .keys
                 .channel
                 .open(answer, EnvelopePurpose::ClusterKey)
                 .map_err(|_| "does not open under this worker's channel key")
                 .and_then(|o| {
                     if o.aad == aad {
-                        PartialEvaluation::from_bytes(&o.plaintext)
-                            .map_err(|_| "is not a partial evaluation")
+                        SignedPartial::open(&o.plaintext, &sender, &genesis, request)
                     } else {
                         Err("answers another request")
                     }
-                })
-                .and_then(|p| {
-                    record
-                        .committee()
-                        .check_partial(&element, &p)
-                        .map(|()| p)
-                        .map_err(|_| "partial evaluation with an invalid proof")
                 });
+            let partial = signed.and_then(|signed| {
+                // The sender's index and verification share in the committee holding the epoch
+                // now (classic mode: index 1, the master public key).
+                let index = if threshold {
+                    record
+                        .gatekeepers()
+                        .iter()
+                        .find(|(_, id)| **id == sender)
+                        .map(|(i, _)| *i)
+                } else {
+                    ShareIndex::new(1)
+                };
+                let verification = index.and_then(|i| record.committee().verification_share(i));
+                if verification != Some(signed.verification) {
+                    return Err("evaluated with a share the epoch's committee does not hold");
+                }
+                let valid = PartialEvaluation::from_bytes(&signed.partial)
+                    .ok()
+                    .filter(|p| Some(p.index) == index)
+                    .filter(|p| record.committee().check_partial(&element, p).is_ok());
+                valid.ok_or_else(|| {
+                    // Signed, checkable and wrong: evidence anyone can verify (threshold mode
+                    // only: a classic partial is the whole evaluation).
+                    if threshold {
+                        self.reports.push(PartialReport {
+                            gatekeeper: sender,
+                            request: request.clone(),
+                            verification: signed.verification,
+                            partial: signed.partial,
+                            signature: signed.signature,
+                        });
+                    }
+                    "partial evaluation with an invalid proof"
+                })
+            });
             match partial {
                 Ok(p) => partials.push(p),
                 Err(reason) => refused.push(ProvisionError::BadAnswer {
@@ -373,6 +407,9 @@ impl Worker {
             .is_some_and(|n| n.is_active() && n.role == Role::Worker && !n.slashed);
         if !active {
             return None;
+        }
+        if let Some(report) = self.reports.pop() {
+            return Some(WorkerStep::Submit(Body::PartialReport(Box::new(report))));
         }
         let cluster_id = registry.cluster_of(&me)?.clone();
         let current = registry.key_context(&cluster_id).ok()?;

@@ -424,13 +424,30 @@ fn a_partial_with_a_bad_proof_is_blamed_on_its_sender_and_the_good_one_still_ser
     let other = keyward_hierarchy::MasterKey::generate(&mut sim.rng);
     let share = other.classic_share(keyward_threshold::ShareIndex::new(1).unwrap());
     let partial = request.evaluate(&share, &mut sim.rng);
+    // It signs the partial as evaluated under the epoch's real master public key.
+    let master = sim
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .committee()
+        .public_key()
+        .element();
+    let signed = keyward_node::provision::answer_plaintext(
+        &forger,
+        &sim.genesis(),
+        &request,
+        &master,
+        &partial,
+        &mut sim.rng,
+    );
     let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
     let forged = keyward_crypto::Envelope::seal(
         &forger,
         &sim.workers[0].channel(),
         keyward_crypto::EnvelopePurpose::ClusterKey,
         &aad,
-        &partial.to_bytes(),
+        signed.expose(),
         &mut sim.rng,
     )
     .unwrap();
@@ -447,6 +464,13 @@ fn a_partial_with_a_bad_proof_is_blamed_on_its_sender_and_the_good_one_still_ser
             reason: "partial evaluation with an invalid proof",
         }
     );
+    // Classic mode reveals no partial on the ledger: a partial is the whole evaluation.
+    assert!(!matches!(
+        sim.workers[0].step(&registry, &mut sim.rng),
+        Some(keyward_node::WorkerStep::Submit(
+            keyward_ledger::Body::PartialReport(_)
+        ))
+    ));
     let published = *sim.registry.cluster(&c1()).unwrap().key(CTX0).unwrap();
     assert_eq!(
         sim.workers[0]

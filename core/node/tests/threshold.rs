@@ -134,17 +134,43 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
         &keyward_threshold::SecretKey::random(&mut sim.rng),
     );
     let partial = request.evaluate(&wrong, &mut sim.rng);
-    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
-    answers[0] = keyward_crypto::Envelope::seal(
+    let committee = sim
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .current()
+        .committee()
+        .clone();
+    let signed = keyward_node::provision::answer_plaintext(
         sim.gatekeepers[0].signer(),
-        &sim.workers[0].channel(),
-        keyward_crypto::EnvelopePurpose::ClusterKey,
-        &aad,
-        &partial.to_bytes(),
+        &sim.genesis(),
+        &request,
+        &committee.verification_share(index).unwrap(),
+        &partial,
         &mut sim.rng,
-    )
-    .unwrap();
+    );
+    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
+    let seal = |sim: &mut Sim, plaintext: &[u8]| {
+        keyward_crypto::Envelope::seal(
+            sim.gatekeepers[0].signer(),
+            &sim.workers[0].channel(),
+            keyward_crypto::EnvelopePurpose::ClusterKey,
+            &aad,
+            plaintext,
+            &mut sim.rng,
+        )
+        .unwrap()
+    };
+    // An unsigned partial is refused, but proves nothing.
+    answers[0] = seal(&mut sim, &partial.to_bytes());
     let registry = sim.registry.clone();
+    let refused = sim.workers[0]
+        .provisioned(&registry, &request, &answers)
+        .unwrap();
+    assert_eq!(refused[0].name(), "bad_answer");
+    assert!(sim.workers[0].step(&registry, &mut sim.rng).is_none());
+    // A signed wrong partial is refused, named, and reported on the ledger.
+    answers[0] = seal(&mut sim, signed.expose());
     let refused = sim.workers[0]
         .provisioned(&registry, &request, &answers)
         .unwrap();
@@ -164,6 +190,35 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
             .public(),
         published
     );
+    let Some(keyward_node::WorkerStep::Submit(report)) =
+        sim.workers[0].step(&registry, &mut sim.rng)
+    else {
+        panic!("the worker reports the wrong partial")
+    };
+    let keyward_ledger::Body::PartialReport(ref reported) = report else {
+        panic!("a partial report")
+    };
+    // Tampered with, it no longer carries the gatekeeper's signature: refused.
+    let mut tampered = (**reported).clone();
+    tampered.partial[40] ^= 1;
+    let signer = support::clone_key(sim.workers[0].signer());
+    let err = sim
+        .submit(
+            &signer,
+            &keyward_ledger::Body::PartialReport(Box::new(tampered)),
+        )
+        .unwrap_err();
+    assert_eq!(err.name(), "bad_partial_report");
+    let stake = sim.registry.node(&sim.gatekeepers[0].id()).unwrap().stake;
+    let applied = sim.submit(&signer, &report).unwrap();
+    assert!(matches!(
+        &applied.events[..],
+        [keyward_ledger::Event::GatekeeperSlashed { gatekeeper, amount, .. }]
+            if *gatekeeper == sim.gatekeepers[0].id() && *amount == stake / 10
+    ));
+    assert!(sim.registry.node(&sim.gatekeepers[0].id()).unwrap().slashed);
+    let again = sim.submit(&signer, &report).unwrap_err();
+    assert_eq!(again.name(), "already_reported");
 }
 
 #[test]

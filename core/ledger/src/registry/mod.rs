@@ -11,6 +11,7 @@ mod council;
 mod dkg;
 mod epochs;
 mod nodes;
+mod partials;
 mod reshare;
 mod results;
 
@@ -253,6 +254,15 @@ pub enum Event {
         /// The epoch.
         epoch: Epoch,
     },
+    /// A gatekeeper was slashed for a wrong partial evaluation it signed (threshold mode).
+    GatekeeperSlashed {
+        /// The gatekeeper.
+        gatekeeper: IdentityPublicKey,
+        /// The stake it lost.
+        amount: u64,
+        /// The request it answered wrongly.
+        request: keyward_hierarchy::ClusterKeyRequest,
+    },
     /// A worker was slashed for disagreeing with the majority.
     Slashed {
         /// The worker.
@@ -325,6 +335,7 @@ enum Effect {
         chosen: Option<Box<keyward_threshold::Committee>>,
     },
     ReshareComplaint(crate::dkg::RunId, IdentityPublicKey),
+    PartialReport(Box<crate::partial::PartialReport>, u64),
 }
 
 /// The registry state after the entries applied so far.
@@ -360,6 +371,8 @@ pub struct Registry {
     reshares: BTreeMap<Epoch, ReshareRun>,
     /// The approved proposal whose resharing runs (threshold mode).
     resharing: Option<EntryHash>,
+    /// Wrong partial evaluations reported: (gatekeeper, epoch, cluster, generation).
+    partial_reports: BTreeSet<(IdentityPublicKey, Epoch, ClusterId, Generation)>,
 }
 
 impl Registry {
@@ -389,6 +402,7 @@ impl Registry {
             dkg: None,
             reshares: BTreeMap::new(),
             resharing: None,
+            partial_reports: BTreeSet::new(),
             genesis,
         })
     }
@@ -470,6 +484,7 @@ impl Registry {
             Body::DkgComplaint(complaint) => self.check_dkg_complaint(author, complaint),
             Body::ReshareDeal(deal) => self.check_reshare_deal(author, deal),
             Body::ReshareComplaint(complaint) => self.check_reshare_complaint(author, complaint),
+            Body::PartialReport(report) => self.check_partial_report(author, report),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -513,6 +528,7 @@ impl Registry {
                 chosen,
             } => self.commit_reshare_deal(dealer, *deal, chosen),
             Effect::ReshareComplaint(run, dealer) => self.commit_reshare_complaint(run, dealer),
+            Effect::PartialReport(report, amount) => self.commit_partial_report(*report, amount),
         };
         self.height += 1;
         self.head = entry.hash();

@@ -138,10 +138,7 @@ impl Registry {
         {
             return Err(Rejected::AlreadyReported);
         }
-        let stake = self.nodes[&report.accused].stake;
-        let slash_bps = u128::from(self.genesis.config().params.slash_bps);
-        let amount =
-            u64::try_from(u128::from(stake) * slash_bps / 10_000).expect("at most the stake");
+        let amount = self.slash_amount(&report.accused);
         Ok(Effect::Slash {
             report: Box::new(report.clone()),
             amount,
@@ -182,6 +179,13 @@ impl Registry {
             amount,
             subject: report.subject,
         }]
+    }
+
+    /// What slashing `id` takes: the genesis's `slash_bps` of its stake, rounded down.
+    pub(super) fn slash_amount(&self, id: &IdentityPublicKey) -> u64 {
+        let stake = self.nodes.get(id).map_or(0, |n| u128::from(n.stake));
+        let bps = u128::from(self.genesis.config().params.slash_bps);
+        u64::try_from(stake * bps / 10_000).expect("at most the stake")
     }
 
     /// The digests published for `subject`, by worker.
