@@ -220,7 +220,7 @@ def at_least_as_strict(a, b):
 # ---- §16.1 entries -----------------------------------------------------------------------------
 LEDGER_CTX = b'keyward/v1/ledger-entry'
 MAX_BODY_LEN = 1 << 20
-KNOWN_KINDS = set(range(23))  # PROTOCOL §16.3: kinds 0–22
+KNOWN_KINDS = set(range(24))  # PROTOCOL §16.3: kinds 0–23
 
 
 def encode_entry(height, parent, author, seq, kind, body, sig):

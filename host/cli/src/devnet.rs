@@ -677,6 +677,65 @@ fn user() -> User {
 
 /// The story, stage by stage.
 #[allow(clippy::too_many_lines)] // one stage after another, each short
+/// Threshold mode: gatekeeper `g{g-1}` restarts answering every request with a wrong partial
+/// under its own signature; the council re-keys `cluster`, whose workers combine the other
+/// gatekeepers' partials, name it and report it on the ledger, which slashes it. It then restarts
+/// honest.
+async fn wrong_partials(s: &mut Story, cluster: &ClusterId, g: usize) -> Result<()> {
+    s.stage("A gatekeeper answers with wrong partials: workers detect it, name it and report it");
+    let name = format!("g{}", g - 1);
+    let liar = s.id_of(&name)?;
+    let stake = s
+        .follower
+        .registry()
+        .node(&liar)
+        .map_or(0, |node| node.stake);
+    let exe = s.exe.clone();
+    let proc = s.proc(&name);
+    proc.kill();
+    proc.args.push("--dev-wrong-partials".into());
+    proc.start(&exe)?;
+    // It must be answering before the workers ask, or they would just find it down.
+    let client =
+        NodeClient::new(&format!("http://127.0.0.1:{}", proc.port)).map_err(CliError::refused)?;
+    let begin = Instant::now();
+    while client.health().await.is_err() {
+        if begin.elapsed() > STAGE_TIMEOUT {
+            return Err(CliError::refused(format!("{name} did not restart")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.council_decides(Action::RekeyCluster {
+        cluster: cluster.clone(),
+    })
+    .await?;
+    let c = cluster.clone();
+    s.until(
+        &format!(
+            "{cluster}'s workers combined its generation-1 key from the honest gatekeepers' partials"
+        ),
+        move |r| {
+            r.cluster(&c).is_some_and(|cl| {
+                cl.generation().0 == 1
+                    && r.key_context(&c).ok().and_then(|ctx| cl.key(ctx)).is_some()
+            })
+        },
+    )
+    .await?;
+    s.until(
+        &format!(
+            "a worker reported {name}'s signed wrong partial on the ledger; every node checked it and {name} was slashed"
+        ),
+        move |r| r.node(&liar).is_some_and(|node| node.slashed && node.stake < stake),
+    )
+    .await?;
+    let proc = s.proc(&name);
+    proc.kill();
+    proc.args.retain(|a| a != "--dev-wrong-partials");
+    proc.start(&exe)?;
+    Ok(())
+}
+
 async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
     let n = k * w;
@@ -773,6 +832,7 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         );
         let exe = s.exe.clone();
         s.proc(&name).start(&exe)?;
+        wrong_partials(s, &clusters[k - 1].0, g).await?;
     }
 
     s.stage("A user deploys both contracts; every worker of their clusters certifies the keys");

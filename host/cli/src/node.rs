@@ -37,6 +37,10 @@ pub struct NodeArgs {
     /// command's result, so the network reports and slashes this worker.
     #[arg(long, hide = true)]
     dev_wrong_digests: bool,
+    /// Dev fault injection (gatekeepers, dev networks only): answer every provisioning request
+    /// with a wrong partial evaluation, so workers name and report this gatekeeper.
+    #[arg(long, hide = true)]
+    dev_wrong_partials: bool,
 }
 
 /// Runs a node until Ctrl-C or SIGTERM.
@@ -54,6 +58,7 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     config.platform_key = args.platform_key;
     config.stake = args.stake;
     config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
+    config.dev_wrong_partials = args.dev_wrong_partials && role == NodeRole::Gatekeeper;
     init_logs();
     runtime()?.block_on(async {
         let node = Node::start(config).await.map_err(CliError::refused)?;

@@ -135,6 +135,7 @@ fn the_devnet_story_passes_every_check_and_serves_keyward_user() {
         "threshold mode, 2-of-3",
         "make epoch 0 by DKG",
         "g3 was down (SIGKILL) throughout",
+        "reported g2's signed wrong partial on the ledger",
         "epoch 0 was reshared to the new set",
         "refreshes the shares",
     ] {

@@ -29,6 +29,48 @@ pub fn worker_policy(platform: &DevPlatformKey) -> EvidencePolicy {
     }
 }
 
+/// A wrong answer to `request` (fault injection, [`crate::NodeConfig::dev_wrong_partials`]): a
+/// partial evaluation under a random share, at the gatekeeper's own index and with its real
+/// verification share, signed and sealed as an honest answer would be. Workers detect it, name
+/// the gatekeeper and report it on the ledger.
+pub(crate) fn wrong_answer(
+    gatekeeper: &keyward_node::Gatekeeper,
+    registry: &keyward_ledger::Registry,
+    request: &[u8],
+) -> Option<keyward_crypto::Envelope> {
+    let request = keyward_node::ProvisionRequest::from_bytes(request).ok()?;
+    let asked = &request.request;
+    let current = registry.epoch(asked.epoch)?.current();
+    let (index, _) = current
+        .gatekeepers()
+        .iter()
+        .find(|(_, id)| **id == gatekeeper.id())?;
+    let verification = current.committee().verification_share(*index)?;
+    let wrong = keyward_threshold::KeyShare::new(
+        *index,
+        &keyward_threshold::SecretKey::random(&mut rand_core::OsRng),
+    );
+    let partial = asked.evaluate(&wrong, &mut rand_core::OsRng);
+    let genesis = registry.genesis().hash();
+    let plaintext = keyward_node::provision::answer_plaintext(
+        gatekeeper.signer(),
+        &genesis,
+        asked,
+        &verification,
+        &partial,
+        &mut rand_core::OsRng,
+    );
+    keyward_crypto::Envelope::seal(
+        gatekeeper.signer(),
+        &registry.node(&request.worker)?.channel,
+        keyward_crypto::EnvelopePurpose::ClusterKey,
+        &keyward_node::answer_aad(&genesis, &request.worker, asked),
+        plaintext.expose(),
+        &mut rand_core::OsRng,
+    )
+    .ok()
+}
+
 /// Reads a dev platform key file (its 32-byte seed).
 ///
 /// # Errors

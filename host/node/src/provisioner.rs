@@ -93,7 +93,16 @@ fn answer_queue(shared: &Shared, queue: &Mutex<mpsc::Receiver<Job>>) {
             let core = shared.core.read().expect("core lock");
             match &*core {
                 Core::Gatekeeper(gatekeeper) => {
-                    Some(gatekeeper.answer_all(&registry, &requests, &mut OsRng))
+                    let mut answers = gatekeeper.answer_all(&registry, &requests, &mut OsRng);
+                    if shared.dev_wrong_partials {
+                        for (answer, request) in answers.iter_mut().zip(&requests) {
+                            if answer.is_ok() {
+                                *answer = crate::dev::wrong_answer(gatekeeper, &registry, request)
+                                    .ok_or(ProvisionError::NotHolder(keyward_hierarchy::Epoch(0)));
+                            }
+                        }
+                    }
+                    Some(answers)
                 }
                 Core::Worker(_) => None,
             }

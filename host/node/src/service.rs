@@ -69,6 +69,10 @@ pub struct NodeConfig {
     /// command's result (validly signed with its contract key), as a compromised worker would,
     /// so that the network reports and slashes it. Never set outside a dev network.
     pub dev_wrong_digests: bool,
+    /// Fault injection for `keyward devnet`: a gatekeeper that answers every provisioning
+    /// request with a wrong partial evaluation under its own signature, as a compromised
+    /// gatekeeper would, so that workers name it and report it. Never set outside a dev network.
+    pub dev_wrong_partials: bool,
 }
 
 impl NodeConfig {
@@ -84,6 +88,7 @@ impl NodeConfig {
             stake: None,
             poll_ms: 1000,
             dev_wrong_digests: false,
+            dev_wrong_partials: false,
         }
     }
 }
@@ -173,6 +178,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<RwLock<Registry>>,
     pub(crate) core: RwLock<Core>,
     pub(crate) dir: NodeDir,
+    /// [`NodeConfig::dev_wrong_partials`].
+    pub(crate) dev_wrong_partials: bool,
 }
 
 /// A running node.
@@ -249,6 +256,7 @@ impl Node {
             registry: follower.shared(),
             core: RwLock::new(core),
             dir,
+            dev_wrong_partials: config.dev_wrong_partials,
         });
         let running = crate::rpc::serve(config.listen, shared.clone())
             .await
