@@ -121,6 +121,18 @@ fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareInd
     Ok(share)
 }
 
+/// The epoch checksum chain verifies over every epoch's founding record.
+fn chain_verifies(net: &Net) {
+    let records: Vec<_> = net
+        .registry
+        .epochs()
+        .iter()
+        .map(|s| s.record().clone())
+        .collect();
+    let chain = net.registry.genesis().config().chain.clone();
+    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
+}
+
 fn commit_all(net: &mut Net, gks: &[Member]) -> Vec<Dealer> {
     let dealers: Vec<Dealer> = gks.iter().map(|g| dealer(net, g)).collect();
     for (gk, d) in gks.iter().zip(&dealers) {
@@ -194,14 +206,7 @@ fn epoch_0_is_created_by_a_dkg_and_activates_when_every_member_holds_a_share() {
         "last_holder",
     );
     // The checksum chain covers the DKG's committee.
-    let records: Vec<_> = net
-        .registry
-        .epochs()
-        .iter()
-        .map(|s| s.record().clone())
-        .collect();
-    let chain = net.registry.genesis().config().chain.clone();
-    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
+    chain_verifies(&net);
 }
 
 #[test]
@@ -784,14 +789,7 @@ fn a_threshold_rotation_reshares_epoch_0_and_leaves_the_old_shares_useless() {
     assert_eq!(output(&mut net, 0, &[&old_shares[0], &old_shares[1]]), None);
     assert_eq!(output(&mut net, 0, &[&old_shares[0], &new_shares[1]]), None);
     // Checksums never change: the chain still verifies over the founding records.
-    let records: Vec<_> = net
-        .registry
-        .epochs()
-        .iter()
-        .map(|s| s.record().clone())
-        .collect();
-    let chain = net.registry.genesis().config().chain.clone();
-    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
+    chain_verifies(&net);
 }
 
 #[test]

@@ -365,28 +365,9 @@ impl Gatekeeper {
         }
         if !run.has_dealt(me) {
             let parts = dealer.parts(run.commitments()).ok()?;
-            let envelopes = run
-                .members()
-                .iter()
-                .filter(|(i, _)| **i != me)
-                .map(|(i, id)| {
-                    let member = Member {
-                        index: *i,
-                        id: *id,
-                        channel: registry.node(id)?.channel,
-                    };
-                    seal_part(
-                        &self.keys.identity,
-                        &genesis,
-                        run.id(),
-                        me,
-                        &member,
-                        &parts[i],
-                        rng,
-                    )
-                    .ok()
-                })
-                .collect::<Option<Vec<_>>>()?;
+            let others = run.members().iter().filter(|(i, _)| **i != me);
+            let envelopes =
+                self.seal_parts(registry, &genesis, run.id(), me, others, &parts, rng)?;
             return Some(GatekeeperStep::Submit(Body::DkgDeal(DkgDeal {
                 run: run.id(),
                 parts: envelopes,
@@ -538,9 +519,38 @@ impl Gatekeeper {
             .resharing()
             .deal(share, &self.reshare_seed(genesis, run.id()))
             .ok()?;
-        let envelopes = run
-            .members()
-            .iter()
+        let envelopes = self.seal_parts(
+            registry,
+            genesis,
+            run.id(),
+            dealer,
+            run.members().iter(),
+            &parts,
+            rng,
+        )?;
+        Some(GatekeeperStep::Submit(Body::ReshareDeal(Box::new(
+            ReshareDeal {
+                run: run.id(),
+                commitment,
+                parts: envelopes,
+            },
+        ))))
+    }
+
+    /// Seals `parts` to `recipients` (share index, identity) as `dealer` of `run`, in order; `None`
+    /// if a recipient is not registered or its channel key is degenerate.
+    #[allow(clippy::too_many_arguments)] // one call per kind of run; a struct would only rename them
+    fn seal_parts<'a>(
+        &self,
+        registry: &Registry,
+        genesis: &EntryHash,
+        run: RunId,
+        dealer: ShareIndex,
+        recipients: impl Iterator<Item = (&'a ShareIndex, &'a IdentityPublicKey)>,
+        parts: &BTreeMap<ShareIndex, SharePart>,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Option<Vec<Envelope>> {
+        recipients
             .map(|(i, id)| {
                 let member = Member {
                     index: *i,
@@ -550,22 +560,15 @@ impl Gatekeeper {
                 seal_part(
                     &self.keys.identity,
                     genesis,
-                    run.id(),
+                    run,
                     dealer,
                     &member,
-                    &parts[i],
+                    parts.get(i)?,
                     rng,
                 )
                 .ok()
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(GatekeeperStep::Submit(Body::ReshareDeal(Box::new(
-            ReshareDeal {
-                run: run.id(),
-                commitment,
-                parts: envelopes,
-            },
-        ))))
+            .collect()
     }
 
     /// As new member `index` of `run`, whose dealers are chosen: its new share, sealed, then the
