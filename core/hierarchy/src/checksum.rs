@@ -100,6 +100,19 @@ impl EpochRecord {
     pub fn gatekeepers(&self) -> &BTreeMap<ShareIndex, IdentityPublicKey> {
         &self.gatekeepers
     }
+
+    /// `id`'s share index in the committee, if it is a member.
+    pub fn index_of(&self, id: &IdentityPublicKey) -> Option<ShareIndex> {
+        index_of(&self.gatekeepers, id)
+    }
+}
+
+/// `id`'s share index in `members`, if it is one.
+pub fn index_of(
+    members: &BTreeMap<ShareIndex, IdentityPublicKey>,
+    id: &IdentityPublicKey,
+) -> Option<ShareIndex> {
+    members.iter().find(|(_, m)| *m == id).map(|(i, _)| *i)
 }
 
 /// Why a chain of epoch records was refused.

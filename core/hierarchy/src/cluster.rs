@@ -81,7 +81,8 @@ impl ClusterKeyRequest {
         cluster_input(self.epoch, &self.cluster, self.generation)
     }
 
-    fn element(&self) -> Element {
+    /// The VOPRF element of [`ClusterKeyRequest::input`], which gatekeepers evaluate.
+    pub fn element(&self) -> Element {
         // A short, fixed-format input: too long is impossible, hashing to the identity has
         // probability 2^-252.
         Element::from_input(&self.input()).expect("cluster input is a valid VOPRF input")

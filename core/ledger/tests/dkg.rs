@@ -974,3 +974,52 @@ fn classic_mode_refuses_partial_reports() {
     let body = partial_report(&mut net, &g, &request, share.verification_share(), &partial);
     refused(&mut net, &worker.id, &body, "wrong_key_mode");
 }
+
+#[test]
+fn a_rotation_whose_dkg_fails_is_abandoned_and_frees_the_network() {
+    let (mut net, old) = threshold_net(12);
+    complete_dkg(&mut net, &old);
+    let new: Vec<Member> = (0..2).map(|_| net.gatekeeper()).collect();
+    let committee = new.iter().map(|m| m.id.public()).collect();
+    let (proposal, _) = decide(&mut net, Action::RotateMasterKey { committee });
+    assert!(!net.registry.reshares().is_empty());
+    // A committee of exactly t: one upheld complaint leaves too few members.
+    let dealers = commit_all(&mut net, &new);
+    let body = deal(
+        &mut net,
+        &new[0],
+        &dealers[0],
+        Some(ShareIndex::new(2).unwrap()),
+    );
+    net.submit(&new[0].id, &body).unwrap();
+    let body = deal(&mut net, &new[1], &dealers[1], None);
+    net.submit(&new[1].id, &body).unwrap();
+    let (_, complaint) = finish(&net, &new[1], &dealers[1]).unwrap_err();
+    let applied = net
+        .submit(&new[1].id, &Body::DkgComplaint(complaint))
+        .unwrap();
+    assert!(
+        applied
+            .events
+            .contains(&Event::DkgFailed { epoch: Epoch(1) })
+    );
+    assert!(applied.events.contains(&Event::ProposalFailed { proposal }));
+    assert_eq!(
+        net.registry.proposal(&proposal).unwrap().status,
+        ProposalStatus::Abandoned
+    );
+    assert_eq!(net.registry.rotation(), None);
+    assert!(net.registry.reshares().is_empty());
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+    // The network is free again: a gatekeeper may leave, and the council may refresh.
+    net.submit(&old[0].id, &Body::GatekeeperDeregister).unwrap();
+    let (refresh, _) = decide(&mut net, Action::RefreshShares);
+    // The refresh reshares to the holders that are left, keeping their indices.
+    let members = reshare_run(&net, 0).members().clone();
+    assert_eq!(members.len(), 2);
+    assert!(!members.values().any(|id| *id == old[0].id.public()));
+    assert_eq!(
+        net.registry.proposal(&refresh).unwrap().status,
+        ProposalStatus::Approved
+    );
+}

@@ -12,7 +12,7 @@ use keyward_hierarchy::{Epoch, EpochRecord};
 use keyward_threshold::{DkgCommitment, DkgParams, ShareIndex, SharePart, dkg};
 
 use super::{Effect, EpochState, EpochStatus, Event, Registry, Role};
-use crate::dkg::{Complaint, DkgCommit, DkgDeal, Member, RunId, Sharing, part_aad};
+use crate::dkg::{Complaint, DkgCommit, DkgDeal, RunId, Sharing, part_aad};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 
@@ -49,7 +49,7 @@ impl DkgRun {
 
     /// `id`'s share index, if it is a member.
     pub fn index_of(&self, id: &IdentityPublicKey) -> Option<ShareIndex> {
-        self.members.iter().find(|(_, m)| *m == id).map(|(i, _)| *i)
+        keyward_hierarchy::checksum::index_of(&self.members, id)
     }
 
     /// The commitments posted so far.
@@ -115,7 +115,7 @@ impl Registry {
     }
 
     /// Refuses `kind`'s entries unless the ledger is in threshold mode.
-    fn check_threshold_mode(&self) -> Result<(), Rejected> {
+    pub(super) fn check_threshold_mode(&self) -> Result<(), Rejected> {
         if self.key_threshold() >= 2 {
             Ok(())
         } else {
@@ -206,7 +206,11 @@ impl Registry {
             }
             Err(_) => {
                 self.dkg = None;
-                vec![Event::DkgFailed { epoch: id.epoch }]
+                let mut events = vec![Event::DkgFailed { epoch: id.epoch }];
+                if let Some(proposal) = proposal {
+                    events.extend(self.abandon_change(proposal));
+                }
+                events
             }
         }
     }
@@ -242,15 +246,11 @@ impl Registry {
         if run.has_dealt(index) {
             return Err(Rejected::DkgOutOfTurn("the member has already dealt"));
         }
-        let recipients: Vec<Member> = run
+        let recipients: Vec<&IdentityPublicKey> = run
             .members
             .iter()
             .filter(|(i, _)| **i != index)
-            .map(|(i, id)| Member {
-                index: *i,
-                id: *id,
-                channel: self.nodes[id].channel,
-            })
+            .map(|(_, id)| id)
             .collect();
         if recipients.len() != deal.parts.len() {
             return Err(Rejected::BadSharePart {
@@ -258,22 +258,7 @@ impl Registry {
                 reason: "a deal holds one part per other member",
             });
         }
-        let genesis = self.genesis.hash();
-        for (member, envelope) in recipients.iter().zip(&deal.parts) {
-            let bad = |reason| {
-                Err(Rejected::BadSharePart {
-                    member: member.id.into(),
-                    reason,
-                })
-            };
-            // Purpose, sender and signature: `DkgDeal::check`, before the registry sees it.
-            if envelope.recipient() != member.channel {
-                return bad("not sealed to the member's registered channel key");
-            }
-            if envelope.aad() != part_aad(&genesis, deal.run, index, &member.id).as_slice() {
-                return bad("additional data names another ledger, run, dealer or recipient");
-            }
-        }
+        self.check_parts_sealed(deal.run, index, recipients.into_iter(), &deal.parts)?;
         let created = if run.deals.len() + 1 == run.members.len() {
             Some(Box::new(self.dkg_epoch(run)?))
         } else {
@@ -327,6 +312,34 @@ impl Registry {
             run.commitments[&dealer].verify_part(index, part)
         })?;
         Ok(Effect::DkgComplaint(*dealer_id))
+    }
+
+    /// Checks that each of `parts` is sealed by `dealer` of `run` to the registered channel key of
+    /// its recipient, in order, with the part aad. Purpose, sender and signature were checked
+    /// before the registry saw the entry (`DkgDeal::check`, `ReshareDeal::check`).
+    pub(super) fn check_parts_sealed<'a>(
+        &self,
+        run: RunId,
+        dealer: ShareIndex,
+        recipients: impl Iterator<Item = &'a IdentityPublicKey>,
+        parts: &[Envelope],
+    ) -> Result<(), Rejected> {
+        let genesis = self.genesis.hash();
+        for (member, envelope) in recipients.zip(parts) {
+            let bad = |reason| {
+                Err(Rejected::BadSharePart {
+                    member: (*member).into(),
+                    reason,
+                })
+            };
+            if envelope.recipient() != self.nodes[member].channel {
+                return bad("not sealed to the member's registered channel key");
+            }
+            if envelope.aad() != part_aad(&genesis, run, dealer, member).as_slice() {
+                return bad("additional data names another ledger, run, dealer or recipient");
+            }
+        }
+        Ok(())
     }
 
     /// Checks a complaint's revealed part: `dealer` signed it for the author's `index` in the
@@ -463,10 +476,14 @@ impl Registry {
             .into_iter()
             .filter(|(_, id)| !excluded.contains(id))
             .collect();
+        let Some(attempt) = run.id.attempt.checked_add(1) else {
+            // Attempt numbers are never reused: after the last one the epoch's DKG fails.
+            return self.start_run(run.id, run.proposal, BTreeMap::new(), excluded);
+        };
         let next = RunId {
             sharing: Sharing::Dkg,
             epoch: run.id.epoch,
-            attempt: run.id.attempt.saturating_add(1),
+            attempt,
         };
         self.start_run(next, run.proposal, members, excluded)
     }

@@ -114,11 +114,11 @@ impl EpochState {
 }
 
 impl EpochState {
-    /// The attempt number of the next resharing of this epoch.
-    pub(super) fn next_reshare_attempt(&mut self) -> u16 {
+    /// The attempt number of the next resharing of this epoch; `None` once all are used.
+    pub(super) fn next_reshare_attempt(&mut self) -> Option<u16> {
         let attempt = self.reshares;
-        self.reshares = self.reshares.saturating_add(1);
-        attempt
+        self.reshares = self.reshares.checked_add(1)?;
+        Some(attempt)
     }
 
     /// A resharing is done: `current` holds the epoch now, and only its members are holders.
@@ -421,7 +421,7 @@ impl Registry {
     /// Activates the newest epoch once every founding member holds it and every epoch before
     /// it (in threshold mode: once every earlier epoch is reshared to it), so that no founder of
     /// the current epoch lacks retained data. A rotation then ends: every gatekeeper outside the
-    /// new committee is removed.
+    /// approved committee is removed.
     fn activate(&mut self) -> Vec<Event> {
         let Some(newest) = self.epochs.last() else {
             return Vec::new();
@@ -435,7 +435,6 @@ impl Registry {
             return Vec::new();
         }
         let epoch = newest.record.epoch();
-        let founders: Vec<_> = newest.founders().copied().collect();
         let proposal = newest.proposal;
         for state in &mut self.epochs {
             if state.status == EpochStatus::Active {
@@ -447,7 +446,14 @@ impl Registry {
         self.end_dkg(epoch);
         let mut events = vec![Event::EpochActivated { epoch }];
         if let Some(id) = proposal {
-            events.extend(self.remove_gatekeepers_outside(&founders));
+            // The approved committee stays: in threshold mode a DKG attempt may have gone on
+            // without a member that the earlier epochs were still reshared to.
+            let crate::council::Action::RotateMasterKey { committee } =
+                self.proposals[&id].action.clone()
+            else {
+                unreachable!("only rotations create epochs after 0");
+            };
+            events.extend(self.remove_gatekeepers_outside(&committee));
             self.rotation = None;
             self.proposals
                 .get_mut(&id)

@@ -88,8 +88,9 @@ pub struct Node {
     pub endpoint: SocketAddr,
     /// Its stake: declared at registration, less what slashing took.
     pub stake: u64,
-    /// Slashed at least once: it gets no more keys and its digests and key publications are
-    /// refused.
+    /// Slashed at least once. A worker gets no more keys and its digests and key publications
+    /// are refused; a gatekeeper (slashed for a wrong partial) stays in its committees until the
+    /// council replaces it.
     pub slashed: bool,
     /// The measurement its evidence attested.
     pub measurement: [u8; 32],
@@ -338,6 +339,9 @@ enum Effect {
     PartialReport(Box<crate::partial::PartialReport>, u64),
 }
 
+/// A reported partial: (gatekeeper, epoch, cluster, generation, verification share).
+type PartialReportKey = (IdentityPublicKey, Epoch, ClusterId, Generation, [u8; 32]);
+
 /// The registry state after the entries applied so far.
 ///
 /// Guarantees: it changes only through [`Registry::apply`], which either applies a whole entry
@@ -371,8 +375,8 @@ pub struct Registry {
     reshares: BTreeMap<Epoch, ReshareRun>,
     /// The approved proposal whose resharing runs (threshold mode).
     resharing: Option<EntryHash>,
-    /// Wrong partial evaluations reported: (gatekeeper, epoch, cluster, generation).
-    partial_reports: BTreeSet<(IdentityPublicKey, Epoch, ClusterId, Generation)>,
+    /// Wrong partial evaluations reported.
+    partial_reports: BTreeSet<PartialReportKey>,
 }
 
 impl Registry {

@@ -2,7 +2,7 @@
 //! §16.12), slashes the gatekeeper.
 
 use keyward_crypto::{IdentityPublicKey, SigningPurpose};
-use keyward_threshold::{Element, PartialEvaluation};
+use keyward_threshold::PartialEvaluation;
 
 use super::{Effect, Event, Registry, Role};
 use crate::partial::{PartialReport, partial_message};
@@ -32,13 +32,7 @@ impl Registry {
             });
         }
         let request = &report.request;
-        let key = (
-            report.gatekeeper,
-            request.epoch,
-            request.cluster.clone(),
-            request.generation,
-        );
-        if self.partial_reports.contains(&key) {
+        if self.partial_reports.contains(&report_key(report)) {
             return Err(Rejected::AlreadyReported);
         }
         let message = partial_message(
@@ -63,11 +57,7 @@ impl Registry {
                 epoch: request.epoch,
             });
         };
-        let Some((&index, _)) = current
-            .gatekeepers()
-            .iter()
-            .find(|(_, id)| **id == report.gatekeeper)
-        else {
+        let Some(index) = current.index_of(&report.gatekeeper) else {
             return bad("the gatekeeper holds no share of the epoch's current committee");
         };
         if current.committee().verification_share(index) != Some(report.verification) {
@@ -76,12 +66,10 @@ impl Registry {
         }
         let valid = PartialEvaluation::from_bytes(&report.partial).is_ok_and(|partial| {
             partial.index == index
-                && Element::from_input(&request.input()).is_ok_and(|element| {
-                    current
-                        .committee()
-                        .check_partial(&element, &partial)
-                        .is_ok()
-                })
+                && current
+                    .committee()
+                    .check_partial(&request.element(), &partial)
+                    .is_ok()
         });
         if valid {
             return bad("the partial is valid");
@@ -101,16 +89,23 @@ impl Registry {
             .expect("a committee member is registered");
         node.stake -= amount;
         node.slashed = true;
-        self.partial_reports.insert((
-            report.gatekeeper,
-            report.request.epoch,
-            report.request.cluster.clone(),
-            report.request.generation,
-        ));
+        self.partial_reports.insert(report_key(&report));
         vec![Event::GatekeeperSlashed {
             gatekeeper: report.gatekeeper,
             amount,
             request: report.request,
         }]
     }
+}
+
+/// What makes a report a repeat: the same gatekeeper, request and verification share (after a
+/// refresh, the same request answered wrongly under the new share is a new offence).
+fn report_key(report: &PartialReport) -> super::PartialReportKey {
+    (
+        report.gatekeeper,
+        report.request.epoch,
+        report.request.cluster.clone(),
+        report.request.generation,
+        report.verification.to_bytes(),
+    )
 }

@@ -12,12 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_crypto::{Envelope, IdentityPublicKey};
+use keyward_hierarchy::checksum::index_of;
 use keyward_hierarchy::{Epoch, EpochRecord};
 use keyward_threshold::{Committee, ReshareCommitment, Resharing, ShareIndex};
 
 use super::{Effect, Event, ProposalStatus, Registry};
 use crate::council::Action;
-use crate::dkg::{Complaint, ReshareDeal, RunId, Sharing, part_aad};
+use crate::dkg::{Complaint, ReshareDeal, RunId, Sharing};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 
@@ -65,12 +66,12 @@ impl ReshareRun {
 
     /// `id`'s index among the new members.
     pub fn index_of(&self, id: &IdentityPublicKey) -> Option<ShareIndex> {
-        self.members.iter().find(|(_, m)| *m == id).map(|(i, _)| *i)
+        index_of(&self.members, id)
     }
 
     /// `id`'s index in the old committee.
     pub fn old_index_of(&self, id: &IdentityPublicKey) -> Option<ShareIndex> {
-        self.old.iter().find(|(_, m)| *m == id).map(|(i, _)| *i)
+        index_of(&self.old, id)
     }
 
     /// The dealers' commitments so far; once the dealers are chosen, exactly theirs.
@@ -112,7 +113,8 @@ impl Registry {
     }
 
     /// Starts resharing every epoch for `proposal`: to `members` (a rotation or replacement),
-    /// or, for `None`, to each epoch's current members (a refresh).
+    /// or, for `None`, to each epoch's current members that still hold it, with their indices
+    /// (a refresh: a member that has left could never accept).
     pub(super) fn start_resharing(
         &mut self,
         proposal: EntryHash,
@@ -123,8 +125,15 @@ impl Registry {
             .epochs
             .iter()
             .map(|s| {
-                let members = members.unwrap_or_else(|| s.current().gatekeepers());
-                (s.record().epoch(), members.clone())
+                let members = members.cloned().unwrap_or_else(|| {
+                    s.current()
+                        .gatekeepers()
+                        .iter()
+                        .filter(|(_, id)| s.holders().contains(*id))
+                        .map(|(i, id)| (*i, *id))
+                        .collect()
+                });
+                (s.record().epoch(), members)
             })
             .collect();
         runs.into_iter()
@@ -143,6 +152,8 @@ impl Registry {
         let threshold = self.key_threshold();
         let state = self.epoch_mut(epoch);
         let old = state.current().clone();
+        // Attempt numbers are never reused; after the last one the epoch is not reshared.
+        let attempt = state.next_reshare_attempt()?;
         let resharing = Resharing::new(
             old.committee().clone(),
             threshold,
@@ -152,7 +163,7 @@ impl Registry {
         let id = RunId {
             sharing: Sharing::Reshare,
             epoch,
-            attempt: state.next_reshare_attempt(),
+            attempt,
         };
         self.reshares.insert(
             epoch,
@@ -171,8 +182,9 @@ impl Registry {
         Some(Event::RunStarted { run: id })
     }
 
-    /// The run `id` names.
+    /// The run `id` names (threshold mode).
     fn reshare_run(&self, id: RunId) -> Result<&ReshareRun, Rejected> {
+        self.check_threshold_mode()?;
         self.reshares
             .get(&id.epoch)
             .filter(|r| r.id == id)
@@ -210,21 +222,7 @@ impl Registry {
                 reason: "a deal holds one part per new member",
             });
         }
-        let genesis = self.genesis.hash();
-        for ((_, member), envelope) in run.members.iter().zip(&deal.parts) {
-            let bad = |reason| {
-                Err(Rejected::BadSharePart {
-                    member: (*member).into(),
-                    reason,
-                })
-            };
-            if envelope.recipient() != self.nodes[member].channel {
-                return bad("not sealed to the member's registered channel key");
-            }
-            if envelope.aad() != part_aad(&genesis, deal.run, dealer, member).as_slice() {
-                return bad("additional data names another ledger, run, dealer or recipient");
-            }
-        }
+        self.check_parts_sealed(deal.run, dealer, run.members.values(), &deal.parts)?;
         let chosen = if run.commitments.len() + 1 == usize::from(run.resharing.old().threshold()) {
             let mut commitments = run.commitments.clone();
             commitments.insert(dealer, deal.commitment.clone());
@@ -327,6 +325,21 @@ impl Registry {
         let mut events = vec![Event::Reshared { epoch }];
         events.extend(self.finish_resharing_if_done());
         events
+    }
+
+    /// Ends the change `proposal` that can no longer complete (its DKG failed): its resharing
+    /// runs stop, the epochs stay with their current committees, and the proposal is abandoned.
+    pub(super) fn abandon_change(&mut self, proposal: EntryHash) -> Vec<Event> {
+        self.reshares.clear();
+        self.resharing = None;
+        if self.rotation == Some(proposal) {
+            self.rotation = None;
+        }
+        self.proposals
+            .get_mut(&proposal)
+            .expect("the change's proposal")
+            .status = ProposalStatus::Abandoned;
+        vec![Event::ProposalFailed { proposal }]
     }
 
     /// Once every run is done, a replacement removes the gatekeepers outside its set and a
