@@ -14,7 +14,7 @@ use keyward_ledger::{
     EpochAccept, EpochCreate, EpochHandoff, EpochStatus, KeyContext, Registry, ReshareDeal,
     ReshareRun, Role, RunId, SecretError, Sharing, open_epoch_secret,
 };
-use keyward_threshold::{Committee, Dealer, KeyShare, ShareIndex, SharePart};
+use keyward_threshold::{Committee, Dealer, Element, KeyShare, ShareIndex, SharePart};
 
 use crate::provision::{
     ANSWER_LEN, ProvisionError, ProvisionRequest, answer_aad, answer_plaintext,
@@ -23,6 +23,8 @@ use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
 /// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
 const MAX_SECRETS: usize = 4096;
+/// The most shares a sealed state may list: two per epoch while a resharing moves it.
+const MAX_SHARES: usize = 2 * MAX_SECRETS;
 
 /// The most partial evaluations one step computes (about 265 µs each), so that a cold start
 /// with many clusters never holds the core for long; the rest come in later steps, and until
@@ -37,6 +39,9 @@ pub enum GatekeeperStep {
     /// The key state changed (a new or received MasterKey): seal it, store it durably, **then**
     /// submit this entry, so that the ledger never records a secret the gatekeeper could lose.
     SealThenSubmit(Body),
+    /// The key state shrank (threshold mode: shares no live committee uses were dropped): seal
+    /// it and store it, replacing the stored copy that still holds them. Nothing to submit.
+    Seal,
 }
 
 /// An epoch-secret envelope addressed to this gatekeeper that it cannot accept. The sender
@@ -73,7 +78,7 @@ pub struct Gatekeeper {
     /// Threshold mode: its shares of each epoch's MasterKey, by master public key. An epoch has
     /// more than one while a resharing moves it (the old share deals and answers until the new
     /// committee takes over); shares of no live committee are dropped.
-    shares: BTreeMap<[u8; 32], Vec<KeyShare>>,
+    shares: BTreeMap<[u8; 32], Vec<Held>>,
     /// The verification share behind the cached partials (threshold mode): when a resharing
     /// replaces the share, every cached partial is stale.
     partials_basis: Option<[u8; 32]>,
@@ -94,6 +99,27 @@ pub struct BadPart {
     pub dealer: IdentityPublicKey,
     /// Why.
     pub reason: PartError,
+}
+
+/// A share with its verification share `Y = k·G`, worked out once: shares are matched to
+/// committees on every step.
+struct Held {
+    share: KeyShare,
+    y: Element,
+}
+
+impl Held {
+    fn new(share: KeyShare) -> Self {
+        Self {
+            y: share.verification_share(),
+            share,
+        }
+    }
+
+    /// Whether it is a share in `committee`.
+    fn in_committee(&self, committee: &Committee) -> bool {
+        committee.verification_share(self.share.index()) == Some(self.y)
+    }
 }
 
 /// Why a member cannot finish a run yet.
@@ -192,8 +218,8 @@ impl Gatekeeper {
                 let shares = self
                     .shares
                     .iter()
-                    .flat_map(|(master, shares)| shares.iter().map(move |s| (master, s)));
-                w.u16(u16::try_from(shares.clone().count()).expect("bounded by MAX_SECRETS"));
+                    .flat_map(|(master, shares)| shares.iter().map(move |h| (master, &h.share)));
+                w.u16(u16::try_from(shares.clone().count()).expect("bounded by MAX_SHARES"));
                 for (master, share) in shares {
                     w.raw(master)
                         .u16(share.index().get())
@@ -236,8 +262,8 @@ impl Gatekeeper {
                         });
                     }
                 };
-                let n = count(r, "share count", MAX_SECRETS)?;
-                let mut shares: BTreeMap<[u8; 32], Vec<KeyShare>> = BTreeMap::new();
+                let n = count(r, "share count", MAX_SHARES)?;
+                let mut shares: BTreeMap<[u8; 32], Vec<Held>> = BTreeMap::new();
                 for _ in 0..n {
                     let master = r.array::<32>("share's master public key")?;
                     let index = ShareIndex::new(r.u16("share index")?).ok_or(
@@ -247,7 +273,7 @@ impl Gatekeeper {
                         },
                     )?;
                     let share = KeyShare::from_bytes(index, &secret(r, "share")?)?;
-                    shares.entry(master).or_default().push(share);
+                    shares.entry(master).or_default().push(Held::new(share));
                 }
                 Ok((secrets, candidate, shares))
             })?;
@@ -276,16 +302,16 @@ impl Gatekeeper {
     }
 
     /// Threshold mode: its share of `epoch`'s MasterKey in the committee holding it now.
-    fn share_of(&self, registry: &Registry, epoch: Epoch) -> Option<&KeyShare> {
+    fn share_of(&self, registry: &Registry, epoch: Epoch) -> Option<&Held> {
         self.share_in(registry.epoch(epoch)?.current().committee())
     }
 
     /// Its share in `committee`, if it holds one.
-    fn share_in(&self, committee: &Committee) -> Option<&KeyShare> {
+    fn share_in(&self, committee: &Committee) -> Option<&Held> {
         self.shares
             .get(&committee.public_key().to_bytes())?
             .iter()
-            .find(|s| committee.verification_share(s.index()) == Some(s.verification_share()))
+            .find(|h| h.in_committee(committee))
     }
 
     /// Keeps `share`, a member's share in a committee the ledger derived.
@@ -293,12 +319,14 @@ impl Gatekeeper {
         self.shares
             .entry(committee.public_key().to_bytes())
             .or_default()
-            .push(share);
+            .push(Held::new(share));
     }
 
     /// Drops every share of no live committee: one an epoch has left by resharing, or one of an
-    /// abandoned attempt. Once dropped, a stolen sealed state holds nothing the ledger uses.
-    fn drop_dead_shares(&mut self, registry: &Registry) {
+    /// abandoned attempt. Returns whether it dropped any: the sealed state must then be stored
+    /// again, so that a stolen copy of it holds nothing the ledger uses.
+    fn drop_dead_shares(&mut self, registry: &Registry) -> bool {
+        let before = self.held();
         let live: Vec<&Committee> = registry
             .epochs()
             .iter()
@@ -306,28 +334,36 @@ impl Gatekeeper {
             .chain(registry.reshares().values().filter_map(|r| r.committee()))
             .collect();
         for shares in self.shares.values_mut() {
-            shares.retain(|s| {
-                live.iter()
-                    .any(|c| c.verification_share(s.index()) == Some(s.verification_share()))
-            });
+            shares.retain(|h| live.iter().any(|c| h.in_committee(c)));
         }
         self.shares.retain(|_, shares| !shares.is_empty());
+        self.held() != before
     }
 
-    /// The seed of its resharing dealer in `run`, one-way from its channel seed like the DKG's.
-    fn reshare_seed(&self, genesis: &EntryHash, run: RunId) -> SecretBytes<32> {
+    /// Its dealer's seed in `run` (a DKG or a resharing): one-way from its channel seed, so a
+    /// restarted gatekeeper deals exactly as before and never equivocates, with nothing new to
+    /// seal.
+    fn run_seed(&self, genesis: &EntryHash, run: RunId) -> SecretBytes<32> {
         let mut context = keyward_crypto::Writer::new();
         context.raw(&genesis.0).u64(run.epoch.0).u16(run.attempt);
-        self.keys
-            .derive("keyward/v1/reshare-seed", context.as_slice())
+        let label = match run.sharing {
+            Sharing::Dkg => "keyward/v1/dkg-seed",
+            Sharing::Reshare => "keyward/v1/reshare-seed",
+        };
+        self.keys.derive(label, context.as_slice())
     }
 
-    /// The seed of its dealer in `run`: one-way from its channel seed, so a restarted gatekeeper
-    /// deals exactly as before and never equivocates, with nothing new to seal.
-    fn dkg_seed(&self, genesis: &EntryHash, run: RunId) -> SecretBytes<32> {
-        let mut context = keyward_crypto::Writer::new();
-        context.raw(&genesis.0).u64(run.epoch.0).u16(run.attempt);
-        self.keys.derive("keyward/v1/dkg-seed", context.as_slice())
+    /// Drops the cached partials once a resharing of the current epoch has replaced the share
+    /// they were evaluated with.
+    fn forget_stale_partials(&mut self, registry: &Registry) {
+        let basis = registry
+            .current_epoch()
+            .and_then(|epoch| self.share_of(registry, epoch))
+            .map(|h| h.y.to_bytes());
+        if basis != self.partials_basis {
+            self.partials.clear();
+            self.partials_basis = basis;
+        }
     }
 
     /// Its part in the DKG run under way (PROTOCOL §16.10): commit, deal, then finish (open and
@@ -347,7 +383,7 @@ impl Gatekeeper {
         };
         let genesis = registry.genesis().hash();
         if self.dealer.as_ref().map(|d| d.0) != Some(run.id()) {
-            let seed = self.dkg_seed(&genesis, run.id());
+            let seed = self.run_seed(&genesis, run.id());
             let dealer = Dealer::new(run.params().clone(), me, &seed).ok()?;
             self.dealer = Some(Box::new((run.id(), dealer)));
         }
@@ -517,7 +553,7 @@ impl Gatekeeper {
         let share = self.share_of(registry, epoch)?;
         let (commitment, parts) = run
             .resharing()
-            .deal(share, &self.reshare_seed(genesis, run.id()))
+            .deal(&share.share, &self.run_seed(genesis, run.id()))
             .ok()?;
         let envelopes = self.seal_parts(
             registry,
@@ -623,9 +659,9 @@ impl Gatekeeper {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<GatekeeperStep> {
         let me = self.id();
-        if registry.key_threshold() > 1 {
-            // Even a removed gatekeeper forgets the shares the ledger no longer uses.
-            self.drop_dead_shares(registry);
+        // Even a removed gatekeeper forgets the shares the ledger no longer uses.
+        if registry.key_threshold() > 1 && self.drop_dead_shares(registry) {
+            return Some(GatekeeperStep::Seal);
         }
         if !Self::is_admitted(registry, &me) {
             return None;
@@ -633,6 +669,7 @@ impl Gatekeeper {
         if registry.key_threshold() > 1 {
             // Threshold mode: epochs come from DKG runs, shares move by resharing, and no
             // gatekeeper can derive a cluster key to publish.
+            self.forget_stale_partials(registry);
             if let Some(step) = self.dkg_step(registry, rng) {
                 return Some(step);
             }
@@ -725,15 +762,7 @@ impl Gatekeeper {
         let Some(epoch) = registry.current_epoch() else {
             return;
         };
-        // A resharing of the current epoch replaces the share: every cached partial is stale.
-        let basis = self
-            .share_of(registry, epoch)
-            .map(|s| s.verification_share().to_bytes());
-        if basis != self.partials_basis {
-            self.partials.clear();
-            self.partials_basis = basis;
-        }
-        if self.secret_of(registry, epoch).is_none() && basis.is_none() {
+        if self.secret_of(registry, epoch).is_none() && self.share_of(registry, epoch).is_none() {
             return;
         }
         let mut cached = self.partials.keys().peekable();
@@ -769,20 +798,23 @@ impl Gatekeeper {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Option<Box<Partial>> {
         let classic;
-        let share = match self.secret_of(registry, request.epoch) {
+        let (share, y) = match self.secret_of(registry, request.epoch) {
             // Classic mode: every holder evaluates as share index 1 (PROTOCOL §16.6).
             Some(master) => {
                 classic = master.classic_share(ShareIndex::new(1).expect("1 is a valid index"));
-                &classic
+                (&classic, master.public_key().element())
             }
-            None => self.share_of(registry, request.epoch)?,
+            None => {
+                let held = self.share_of(registry, request.epoch)?;
+                (&held.share, held.y)
+            }
         };
         let partial = request.evaluate(share, rng);
         Some(Box::new(answer_plaintext(
             &self.keys.identity,
             &registry.genesis().hash(),
             request,
-            &share.verification_share(),
+            &y,
             &partial,
             rng,
         )))

@@ -16,6 +16,7 @@ use keyward_crypto::{
 use keyward_hierarchy::{ClusterKeyError, ClusterKeyRequest, Epoch, Generation};
 use keyward_ledger::{EntryHash, Named, ProvisionError as Refusal, Registry, partial_message};
 use keyward_threshold::{Element, PartialEvaluation};
+use zeroize::Zeroizing;
 
 /// Longest encoded request: two keys, the request (epoch, var8 cluster id ≤ 64, generation) and
 /// the signature.
@@ -142,24 +143,22 @@ pub fn answer_plaintext(
     partial: &PartialEvaluation,
     rng: &mut impl keyward_crypto::Rng,
 ) -> SecretBytes<ANSWER_LEN> {
-    let partial = partial.to_bytes();
-    let signature = gatekeeper.sign(
-        SigningPurpose::PartialEvaluation,
-        &partial_message(genesis, request, verification, &partial),
-        rng,
-    );
-    let mut bytes = zeroize::Zeroizing::new([0u8; ANSWER_LEN]);
-    bytes[..PartialEvaluation::LEN].copy_from_slice(&partial);
+    // In classic mode the partial is the whole evaluation: every copy of it is wiped.
+    let partial = Zeroizing::new(partial.to_bytes());
+    let message = Zeroizing::new(partial_message(genesis, request, verification, &partial));
+    let signature = gatekeeper.sign(SigningPurpose::PartialEvaluation, &message, rng);
+    let mut bytes = Zeroizing::new([0u8; ANSWER_LEN]);
+    bytes[..PartialEvaluation::LEN].copy_from_slice(partial.as_slice());
     bytes[PartialEvaluation::LEN..PartialEvaluation::LEN + 32]
         .copy_from_slice(&verification.to_bytes());
     bytes[PartialEvaluation::LEN + 32..].copy_from_slice(&signature.to_bytes());
     SecretBytes::new(*bytes)
 }
 
-/// An answer plaintext whose signature verified for its sender: what a report reveals.
-#[derive(Debug)]
+/// An answer plaintext whose signature verified for its sender: what a report reveals. No
+/// `Debug`, and the partial is wiped on drop: in classic mode it is the whole evaluation.
 pub(crate) struct SignedPartial {
-    pub(crate) partial: [u8; PartialEvaluation::LEN],
+    pub(crate) partial: Zeroizing<[u8; PartialEvaluation::LEN]>,
     pub(crate) verification: Element,
     pub(crate) signature: IdentitySignature,
 }
@@ -177,17 +176,15 @@ impl SignedPartial {
         }
         let (partial, rest) = plaintext.split_at(PartialEvaluation::LEN);
         let (verification, signature) = rest.split_at(32);
-        let partial: [u8; PartialEvaluation::LEN] = partial.try_into().expect("split above");
+        let partial: Zeroizing<[u8; PartialEvaluation::LEN]> =
+            Zeroizing::new(partial.try_into().expect("split above"));
         let verification = Element::from_bytes(&verification.try_into().expect("32 bytes"))
             .map_err(|_| "names no verification share")?;
         let signature = IdentitySignature::from_bytes(&signature.try_into().expect("64 bytes"))
             .map_err(|_| "carries no signature")?;
+        let message = Zeroizing::new(partial_message(genesis, request, &verification, &partial));
         sender
-            .verify(
-                SigningPurpose::PartialEvaluation,
-                &partial_message(genesis, request, &verification, &partial),
-                &signature,
-            )
+            .verify(SigningPurpose::PartialEvaluation, &message, &signature)
             .map_err(|_| "is not signed by its sender")?;
         Ok(Self {
             partial,

@@ -23,6 +23,10 @@ use keyward_threshold::{Element, PartialEvaluation, ShareIndex};
 use crate::provision::{ProvisionError, SignedPartial, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
 
+/// The most wrong partials waiting to be reported (each is reported once; the rest are still
+/// refused and logged).
+const MAX_REPORTS: usize = 64;
+
 /// The most ClusterKeys a sealed state may list.
 const MAX_CLUSTER_KEYS: usize = 4096;
 
@@ -282,11 +286,7 @@ impl Worker {
                 // The sender's index and verification share in the committee holding the epoch
                 // now (classic mode: index 1, the master public key).
                 let index = if threshold {
-                    record
-                        .gatekeepers()
-                        .iter()
-                        .find(|(_, id)| **id == sender)
-                        .map(|(i, _)| *i)
+                    record.index_of(&sender)
                 } else {
                     ShareIndex::new(1)
                 };
@@ -294,19 +294,24 @@ impl Worker {
                 if verification != Some(signed.verification) {
                     return Err("evaluated with a share the epoch's committee does not hold");
                 }
-                let valid = PartialEvaluation::from_bytes(&signed.partial)
+                let valid = PartialEvaluation::from_bytes(signed.partial.as_slice())
                     .ok()
                     .filter(|p| Some(p.index) == index)
                     .filter(|p| record.committee().check_partial(&element, p).is_ok());
                 valid.ok_or_else(|| {
                     // Signed, checkable and wrong: evidence anyone can verify (threshold mode
                     // only: a classic partial is the whole evaluation).
-                    if threshold {
+                    let queued = self.reports.iter().any(|r| {
+                        r.gatekeeper == sender
+                            && r.request == *request
+                            && r.verification == signed.verification
+                    });
+                    if threshold && !queued && self.reports.len() < MAX_REPORTS {
                         self.reports.push(PartialReport {
                             gatekeeper: sender,
                             request: request.clone(),
                             verification: signed.verification,
-                            partial: signed.partial,
+                            partial: *signed.partial,
                             signature: signed.signature,
                         });
                     }

@@ -386,8 +386,10 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
             .provisioned(&registry, &request, &answers)
             .is_err()
     );
-    // Its next step drops the stale shares.
+    // Its next step drops the stale shares and asks the host to store the sealed state again,
+    // so that no stored copy keeps them.
     let registry = sim.registry.clone();
-    sim.gatekeepers[4].step(&registry, &mut sim.rng);
+    let step = sim.gatekeepers[4].step(&registry, &mut sim.rng);
+    assert!(matches!(step, Some(keyward_node::GatekeeperStep::Seal)));
     assert_eq!(sim.gatekeepers[4].held(), 0);
 }

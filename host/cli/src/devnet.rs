@@ -675,8 +675,6 @@ fn user() -> User {
     )
 }
 
-/// The story, stage by stage.
-#[allow(clippy::too_many_lines)] // one stage after another, each short
 /// Threshold mode: gatekeeper `g{g-1}` restarts answering every request with a wrong partial
 /// under its own signature; the council re-keys `cluster`, whose workers combine the other
 /// gatekeepers' partials, name it and report it on the ledger, which slashes it. It then restarts
@@ -736,6 +734,8 @@ async fn wrong_partials(s: &mut Story, cluster: &ClusterId, g: usize) -> Result<
     Ok(())
 }
 
+/// The story, stage by stage.
+#[allow(clippy::too_many_lines)] // one stage after another, each short
 async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
     let n = k * w;
@@ -1148,7 +1148,7 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     if threshold_mode {
         let fresh: BTreeSet<_> = new.iter().copied().collect();
         s.until(
-            "epoch 0 was reshared to the new set: same master public key, new shares; the old ones no longer verify",
+            "epoch 0 was reshared to the new set: same master public key, a new committee of verification shares",
             move |r| {
                 r.epoch(Epoch(0)).is_some_and(|e| {
                     e.holders() == &fresh

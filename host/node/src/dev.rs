@@ -37,17 +37,23 @@ pub(crate) fn wrong_answer(
     gatekeeper: &keyward_node::Gatekeeper,
     registry: &keyward_ledger::Registry,
     request: &[u8],
-) -> Option<keyward_crypto::Envelope> {
-    let request = keyward_node::ProvisionRequest::from_bytes(request).ok()?;
+) -> Result<keyward_crypto::Envelope, keyward_node::ProvisionError> {
+    let request = keyward_node::ProvisionRequest::from_bytes(request)?;
     let asked = &request.request;
-    let current = registry.epoch(asked.epoch)?.current();
-    let (index, _) = current
-        .gatekeepers()
-        .iter()
-        .find(|(_, id)| **id == gatekeeper.id())?;
-    let verification = current.committee().verification_share(*index)?;
+    let not_holder = keyward_node::ProvisionError::NotHolder(asked.epoch);
+    let current = registry
+        .epoch(asked.epoch)
+        .ok_or(not_holder.clone())?
+        .current();
+    let index = current
+        .index_of(&gatekeeper.id())
+        .ok_or(not_holder.clone())?;
+    let verification = current
+        .committee()
+        .verification_share(index)
+        .ok_or(not_holder.clone())?;
     let wrong = keyward_threshold::KeyShare::new(
-        *index,
+        index,
         &keyward_threshold::SecretKey::random(&mut rand_core::OsRng),
     );
     let partial = asked.evaluate(&wrong, &mut rand_core::OsRng);
@@ -60,15 +66,16 @@ pub(crate) fn wrong_answer(
         &partial,
         &mut rand_core::OsRng,
     );
+    let worker = registry.node(&request.worker).ok_or(not_holder.clone())?;
     keyward_crypto::Envelope::seal(
         gatekeeper.signer(),
-        &registry.node(&request.worker)?.channel,
+        &worker.channel,
         keyward_crypto::EnvelopePurpose::ClusterKey,
         &keyward_node::answer_aad(&genesis, &request.worker, asked),
         plaintext.expose(),
         &mut rand_core::OsRng,
     )
-    .ok()
+    .map_err(|_| not_holder)
 }
 
 /// Reads a dev platform key file (its 32-byte seed).

@@ -439,7 +439,7 @@ impl Runner {
                         tracing::error!(epoch = bad.epoch.0, sender = %bad.sender, reason = %bad.reason, "ALARM: an epoch secret sealed to this gatekeeper is refused");
                     }
                     for bad in g.take_bad_parts() {
-                        tracing::error!(epoch = bad.run.epoch.0, attempt = bad.run.attempt, dealer = %bad.dealer, reason = %bad.reason, "ALARM: a DKG part sealed to this gatekeeper is unusable; the council must abandon the attempt");
+                        tracing::error!(epoch = bad.run.epoch.0, attempt = bad.run.attempt, dealer = %bad.dealer, reason = %bad.reason, "ALARM: a DKG or resharing part sealed to this gatekeeper is unusable; a DKG attempt needs the council to abandon it, a resharing stalls (PROTOCOL §16.11)");
                     }
                     step
                 }
@@ -456,6 +456,12 @@ impl Runner {
             None => Ok(true),
             Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) if !self.unsaved => {
                 self.submit(&body).await.map(|()| false)
+            }
+            Some(Step::Gatekeeper(GatekeeperStep::Seal)) => {
+                self.unsaved = true;
+                self.save_state()?;
+                self.unsaved = false;
+                Ok(false)
             }
             Some(Step::Gatekeeper(
                 GatekeeperStep::Submit(body) | GatekeeperStep::SealThenSubmit(body),

@@ -207,6 +207,12 @@ impl Sim {
                 let step = self.gatekeepers[g].step(&self.registry, &mut self.rng);
                 let Some(step) = step else { continue };
                 let body = match step {
+                    GatekeeperStep::Seal => {
+                        let blob = self.gatekeepers[g].seal(&self.sealer, &mut self.rng);
+                        Gatekeeper::restore(&self.sealer, &self.genesis(), &blob).unwrap();
+                        progress = true;
+                        continue;
+                    }
                     GatekeeperStep::Submit(b) => b,
                     GatekeeperStep::SealThenSubmit(b) => {
                         // Durability first, as the host does: the sealed state must restore.
