@@ -10,6 +10,7 @@ use keyward_enclave::{Evidence, EvidenceError};
 use keyward_hierarchy::ContractPublicKeys;
 
 use crate::cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish};
+use crate::committee::{SignCommit, SignShare};
 use crate::contract::{ContractCommand, ContractDeploy, decode_keys, encode_keys};
 use crate::council::{Approval, Proposal};
 use crate::dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, Sharing};
@@ -75,11 +76,15 @@ pub enum Kind {
     ReshareComplaint,
     /// A worker reveals a wrong partial evaluation a gatekeeper signed (threshold mode).
     PartialReport,
+    /// A committee member commits to its FROST nonces for a statement (threshold mode).
+    SignCommit,
+    /// A chosen signer posts its FROST signature share for a statement (threshold mode).
+    SignShare,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::Genesis,
         Self::GatekeeperRegister,
         Self::GatekeeperDeregister,
@@ -104,6 +109,8 @@ impl Kind {
         Self::ReshareDeal,
         Self::ReshareComplaint,
         Self::PartialReport,
+        Self::SignCommit,
+        Self::SignShare,
     ];
 
     /// The wire code.
@@ -133,6 +140,8 @@ impl Kind {
             Self::ReshareDeal => 21,
             Self::ReshareComplaint => 22,
             Self::PartialReport => 23,
+            Self::SignCommit => 24,
+            Self::SignShare => 25,
         }
     }
 
@@ -168,6 +177,8 @@ impl Kind {
             Self::ReshareDeal => "reshare_deal",
             Self::ReshareComplaint => "reshare_complaint",
             Self::PartialReport => "partial_report",
+            Self::SignCommit => "sign_commit",
+            Self::SignShare => "sign_share",
         }
     }
 }
@@ -281,6 +292,10 @@ pub enum Body {
     ReshareComplaint(Complaint),
     /// Kind 23.
     PartialReport(Box<PartialReport>),
+    /// Kind 24.
+    SignCommit(Box<SignCommit>),
+    /// Kind 25.
+    SignShare(Box<SignShare>),
 }
 
 impl Body {
@@ -311,6 +326,8 @@ impl Body {
             Self::ReshareDeal(_) => Kind::ReshareDeal,
             Self::ReshareComplaint(_) => Kind::ReshareComplaint,
             Self::PartialReport(_) => Kind::PartialReport,
+            Self::SignCommit(_) => Kind::SignCommit,
+            Self::SignShare(_) => Kind::SignShare,
         }
     }
 
@@ -341,6 +358,8 @@ impl Body {
             }
             Self::ReshareDeal(deal) => deal.encode(&mut w),
             Self::PartialReport(report) => report.encode(&mut w),
+            Self::SignCommit(commit) => commit.encode(&mut w),
+            Self::SignShare(share) => share.encode(&mut w),
         }
         w.finish()
     }
@@ -382,6 +401,8 @@ impl Body {
                 Self::ReshareComplaint(Complaint::decode(&mut r, Sharing::Reshare)?)
             }
             Kind::PartialReport => Self::PartialReport(Box::new(PartialReport::decode(&mut r)?)),
+            Kind::SignCommit => Self::SignCommit(Box::new(SignCommit::decode(&mut r)?)),
+            Kind::SignShare => Self::SignShare(Box::new(SignShare::decode(&mut r)?)),
         };
         r.finish()?;
         Ok(body)

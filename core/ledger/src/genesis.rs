@@ -400,7 +400,9 @@ impl Genesis {
             | Body::DkgCommit(_)
             | Body::DkgComplaint(_)
             | Body::ReshareComplaint(_)
-            | Body::PartialReport(_) => {}
+            | Body::PartialReport(_)
+            | Body::SignCommit(_)
+            | Body::SignShare(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
     }

@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod cluster;
+pub mod committee;
 mod codec;
 pub mod contract;
 pub mod council;
@@ -32,6 +33,7 @@ pub mod result;
 
 pub use body::{Body, Kind, Registration};
 pub use cluster::{ClusterAddMember, ClusterCreate, ClusterKeyPublish, KeyContext};
+pub use committee::{Certified, SignCommit, SignShare, Statement};
 pub use contract::{ContractCommand, ContractDeploy};
 pub use council::{Action, Approval, Proposal};
 pub use dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, RunId, Sharing};
@@ -45,7 +47,7 @@ pub use genesis::{
 pub use partial::{PartialReport, partial_message};
 pub use registry::{
     Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
-    ProposalStatus, ProvisionError, Registry, ReshareRun, Role, Status,
+    ProposalStatus, ProvisionError, Registry, ReshareRun, Role, SigningRun, Status,
 };
 pub use reject::{Named, Rejected};
 pub use result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};

@@ -398,6 +398,23 @@ pub enum Rejected {
     /// A complaint does not prove its dealer wrong.
     #[error("complaint refused: {0}")]
     BadComplaint(&'static str),
+    /// No signing run for this statement and attempt is under way (unknown, already certified,
+    /// classic mode, or another attempt).
+    #[error("no signing run for {statement}, attempt {attempt}, is under way")]
+    NoSigningRun {
+        /// The entry's statement.
+        statement: crate::committee::Statement,
+        /// The entry's attempt.
+        attempt: u16,
+    },
+    /// The author may not take this step of the signing run: not an active member of the
+    /// epoch's current committee, excluded, or (for a share) not a chosen signer.
+    #[error("the author may not sign in this run: {0}")]
+    NotSigner(&'static str),
+    /// The entry comes at the wrong point of the signing run (a second commitment or share, a
+    /// commitment after the signers are chosen, a share before).
+    #[error("out of turn in the signing run: {0}")]
+    SigningOutOfTurn(&'static str),
 }
 
 impl Rejected {
@@ -449,6 +466,9 @@ impl Rejected {
             Self::BadDkgCommitment(_) => (2217, "bad_dkg_commitment"),
             Self::BadSharePart { .. } => (2218, "bad_share_part"),
             Self::BadComplaint(_) => (2219, "bad_complaint"),
+            Self::NoSigningRun { .. } => (2220, "no_signing_run"),
+            Self::NotSigner(_) => (2221, "not_signer"),
+            Self::SigningOutOfTurn(_) => (2222, "signing_out_of_turn"),
             Self::ClusterExists(_) => (2301, "cluster_exists"),
             Self::UnknownCluster(_) => (2302, "unknown_cluster"),
             Self::NotAWorker { .. } => (2303, "not_a_worker"),

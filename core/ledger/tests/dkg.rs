@@ -11,7 +11,7 @@ use keyward_crypto::{Envelope, SecretBytes};
 use keyward_hierarchy::{Epoch, MasterKey, verify_chain};
 use keyward_ledger::dkg::{Member as Recipient, open_part, seal_part};
 use keyward_ledger::*;
-use keyward_threshold::{Dealer, KeyShare, ShareIndex, SharePart};
+use keyward_threshold::{Dealer, KeyShare, ShareIndex, SharePart, sign};
 use rand::RngCore;
 use support::*;
 
@@ -1022,4 +1022,154 @@ fn a_rotation_whose_dkg_fails_is_abandoned_and_frees_the_network() {
         net.registry.proposal(&refresh).unwrap().status,
         ProposalStatus::Approved
     );
+}
+
+// ---- Committee signatures (kinds 24–25, PROTOCOL §16.13) ----
+
+/// `gk`'s commitment (nonces from `seed`) to the run for `statement`.
+fn sign_commit(
+    net: &Net,
+    statement: &Statement,
+    share: &KeyShare,
+    seed: u8,
+) -> (Body, keyward_threshold::SigningNonces) {
+    let (nonces, commitment) =
+        keyward_threshold::sign::commit(share, &SecretBytes::new([seed; 32]));
+    let body = Body::SignCommit(Box::new(SignCommit {
+        statement: statement.clone(),
+        attempt: net.registry.signing()[statement].attempt(),
+        commitment,
+    }));
+    (body, nonces)
+}
+
+/// `share`'s signature share of `statement` (of `message`, normally the registry's).
+fn sign_share(
+    net: &Net,
+    statement: &Statement,
+    share: &KeyShare,
+    nonces: keyward_threshold::SigningNonces,
+    message: &[u8],
+) -> Body {
+    let run = &net.registry.signing()[statement];
+    let current = net.registry.epoch(statement.epoch()).unwrap().current();
+    let signed = keyward_threshold::sign::sign(
+        share,
+        current.committee(),
+        message,
+        run.commitments(),
+        nonces,
+    )
+    .unwrap();
+    Body::SignShare(Box::new(SignShare {
+        statement: statement.clone(),
+        attempt: run.attempt(),
+        share: signed,
+    }))
+}
+
+fn message(net: &Net, statement: &Statement) -> Vec<u8> {
+    net.registry
+        .certified(statement)
+        .unwrap()
+        .message(&net.registry.genesis().hash())
+}
+
+#[test]
+fn the_committee_certifies_the_epoch_checksum_and_a_wrong_share_is_slashed_and_excluded() {
+    let (mut net, gks) = threshold_net(40);
+    let shares = complete_dkg(&mut net, &gks);
+    let statement = Statement::EpochChecksum(Epoch(0));
+    assert_eq!(net.registry.signing()[&statement].attempt(), 0);
+    let master = net.registry.epoch(Epoch(0)).unwrap().record().committee().public_key();
+    let genesis = net.registry.genesis().hash();
+
+    // Attempt 0: members 0 and 1 commit and are the signers; member 1 signs another message.
+    let (c0, n0) = sign_commit(&net, &statement, &shares[0], 1);
+    let (c1, n1) = sign_commit(&net, &statement, &shares[1], 2);
+    net.submit(&gks[0].id, &c0).unwrap();
+    // A share before the signers are chosen.
+    let early = Body::SignShare(Box::new(SignShare {
+        statement: statement.clone(),
+        attempt: 0,
+        share: keyward_threshold::SignatureShare::from_bytes(&[0; 32]).unwrap(),
+    }));
+    refused(&mut net, &gks[0].id, &early, "signing_out_of_turn");
+    net.submit(&gks[1].id, &c1).unwrap();
+    let (c2, _) = sign_commit(&net, &statement, &shares[2], 3);
+    refused(&mut net, &gks[2].id, &c2, "signing_out_of_turn");
+    let good = sign_share(&net, &statement, &shares[0], n0, &message(&net, &statement));
+    let bad = sign_share(&net, &statement, &shares[1], n1, b"something else");
+    net.submit(&gks[0].id, &good).unwrap();
+    refused(&mut net, &gks[0].id, &good, "signing_out_of_turn");
+    let stake = net.registry.node(&gks[1].id.public()).unwrap().stake;
+    let applied = net.submit(&gks[1].id, &bad).unwrap();
+    assert!(matches!(
+        &applied.events[..],
+        [Event::SignerSlashed { signer, .. }] if *signer == gks[1].id.public()
+    ));
+    assert!(net.registry.node(&gks[1].id.public()).unwrap().stake < stake);
+    assert!(net.registry.certificate(&statement).is_none());
+
+    // Attempt 1 goes on without member 1, whose commitments are refused from now on.
+    let run = &net.registry.signing()[&statement];
+    assert_eq!(run.attempt(), 1);
+    assert!(run.excluded().contains(&gks[1].id.public()));
+    let (again, _) = sign_commit(&net, &statement, &shares[1], 4);
+    refused(&mut net, &gks[1].id, &again, "not_signer");
+    // A commitment for the old attempt names no run.
+    refused(&mut net, &gks[0].id, &c0, "no_signing_run");
+    let (c0, n0) = sign_commit(&net, &statement, &shares[0], 5);
+    let (c2, n2) = sign_commit(&net, &statement, &shares[2], 6);
+    net.submit(&gks[0].id, &c0).unwrap();
+    net.submit(&gks[2].id, &c2).unwrap();
+    let m = message(&net, &statement);
+    let s0 = sign_share(&net, &statement, &shares[0], n0, &m);
+    let s2 = sign_share(&net, &statement, &shares[2], n2, &m);
+    net.submit(&gks[0].id, &s0).unwrap();
+    let applied = net.submit(&gks[2].id, &s2).unwrap();
+    assert_eq!(
+        applied.events,
+        vec![Event::CommitteeSigned {
+            statement: statement.clone()
+        }]
+    );
+    assert!(net.registry.signing().is_empty());
+
+    // The certificate verifies under the epoch's master public key alone, for this statement
+    // only.
+    let signature = *net.registry.certificate(&statement).unwrap();
+    let certified = net.registry.certified(&statement).unwrap();
+    assert!(certified.verify(&genesis, &master, &signature));
+    let other = Certified::EpochChecksum {
+        epoch: Epoch(0),
+        checksum: keyward_hierarchy::EpochChecksum([7; 32]),
+    };
+    assert!(!other.verify(&genesis, &master, &signature));
+    assert!(!certified.verify(&EntryHash([1; 32]), &master, &signature));
+    let stranger = MasterKey::generate(&mut net.rng).public_key();
+    assert!(!certified.verify(&genesis, &stranger, &signature));
+    // Nothing more to sign.
+    refused(&mut net, &gks[0].id, &c0, "no_signing_run");
+}
+
+#[test]
+fn classic_mode_opens_no_signing_runs() {
+    let mut net = Net::new(41);
+    let gk = net.gatekeeper();
+    let master = MasterKey::generate(&mut net.rng);
+    let body = create(&mut net, &gk, 0, &master, &[]);
+    net.submit(&gk.id, &body).unwrap();
+    assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
+    assert!(net.registry.signing().is_empty());
+    let share = KeyShare::from_bytes(ShareIndex::new(1).unwrap(), &SecretBytes::new([1; 32]))
+        .unwrap();
+    let statement = Statement::EpochChecksum(Epoch(0));
+    let (_, commitment) = sign::commit(&share, &SecretBytes::new([1; 32]));
+    let commit = Body::SignCommit(Box::new(SignCommit {
+        statement,
+        attempt: 0,
+        commitment,
+    }));
+    refused(&mut net, &gk.id, &commit, "no_signing_run");
 }

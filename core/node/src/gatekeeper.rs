@@ -20,6 +20,7 @@ use crate::provision::{
     ANSWER_LEN, ProvisionError, ProvisionRequest, answer_aad, answer_plaintext,
 };
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
+use crate::signing::Signing;
 
 /// The most MasterKeys a sealed state may list (every epoch a gatekeeper can hold).
 const MAX_SECRETS: usize = 4096;
@@ -85,6 +86,8 @@ pub struct Gatekeeper {
     /// Threshold mode: its dealer for the DKG run under way (rebuilt from its seed on demand).
     dealer: Option<Box<(RunId, Dealer)>>,
     bad_parts: crate::alarms::Alarms<BadPart>,
+    /// Threshold mode: its FROST nonce state in the committee's signing runs (sealed).
+    signing: Signing,
 }
 
 /// A DKG or resharing part addressed to this gatekeeper that it cannot use and cannot prove
@@ -122,6 +125,14 @@ impl Held {
     }
 }
 
+/// The share in `committee` among `shares` (by master public key), if there is one.
+fn held_in<'a>(shares: &'a BTreeMap<[u8; 32], Vec<Held>>, committee: &Committee) -> Option<&'a Held> {
+    shares
+        .get(&committee.public_key().to_bytes())?
+        .iter()
+        .find(|h| h.in_committee(committee))
+}
+
 /// Why a member cannot finish a run yet.
 enum Blocked {
     /// A part is provably wrong: submit this complaint.
@@ -157,6 +168,7 @@ impl Gatekeeper {
             partials_basis: None,
             dealer: None,
             bad_parts: crate::alarms::Alarms::default(),
+            signing: Signing::default(),
         }
     }
 
@@ -225,6 +237,7 @@ impl Gatekeeper {
                         .u16(share.index().get())
                         .raw(share.secret_bytes().expose());
                 }
+                self.signing.encode(w);
             },
             rng,
         )
@@ -239,7 +252,7 @@ impl Gatekeeper {
         genesis: &EntryHash,
         blob: &SealedBlob,
     ) -> Result<Self, StateError> {
-        let (keys, (secrets, candidate, shares)) =
+        let (keys, (secrets, candidate, shares, signing)) =
             Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, |r| {
                 let n = count(r, "secret count", MAX_SECRETS)?;
                 let mut secrets = BTreeMap::new();
@@ -275,7 +288,7 @@ impl Gatekeeper {
                     let share = KeyShare::from_bytes(index, &secret(r, "share")?)?;
                     shares.entry(master).or_default().push(Held::new(share));
                 }
-                Ok((secrets, candidate, shares))
+                Ok((secrets, candidate, shares, Signing::decode(r)?))
             })?;
         Ok(Self {
             keys,
@@ -287,6 +300,7 @@ impl Gatekeeper {
             partials_basis: None,
             dealer: None,
             bad_parts: crate::alarms::Alarms::default(),
+            signing,
         })
     }
 
@@ -308,10 +322,7 @@ impl Gatekeeper {
 
     /// Its share in `committee`, if it holds one.
     fn share_in(&self, committee: &Committee) -> Option<&Held> {
-        self.shares
-            .get(&committee.public_key().to_bytes())?
-            .iter()
-            .find(|h| h.in_committee(committee))
+        held_in(&self.shares, committee)
     }
 
     /// Keeps `share`, a member's share in a committee the ledger derived.
@@ -677,7 +688,13 @@ impl Gatekeeper {
                 return Some(step);
             }
             self.prepare_partials(registry, rng);
-            return None;
+            let shares = &self.shares;
+            return self.signing.step(
+                registry,
+                &me,
+                |committee| held_in(shares, committee).map(|h| &h.share),
+                rng,
+            );
         }
         self.settle_candidate(registry);
         if let Some(step) = self.accept(registry) {

@@ -20,6 +20,7 @@ pub mod alarms;
 mod gatekeeper;
 pub mod provision;
 mod sealed;
+mod signing;
 pub mod user;
 pub mod worker;
 

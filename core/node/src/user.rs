@@ -5,8 +5,10 @@ use thiserror::Error;
 
 use keyward_contracts::{Call, Reply, ReplyError, open_reply};
 use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair, IdentityPublicKey};
-use keyward_hierarchy::{ContractId, InputError};
-use keyward_ledger::{ContractCommand, EntryHash, KeyContext, Registry, Rejected};
+use keyward_hierarchy::{ContractId, ContractPublicKeys, InputError};
+use keyward_ledger::{
+    Certified, ContractCommand, EntryHash, KeyContext, Registry, Rejected, Statement,
+};
 
 /// Why a user could not encrypt a command or accept a reply.
 #[derive(Debug, Error)]
@@ -19,6 +21,10 @@ pub enum UserError {
     /// The cluster that runs the contract has no published key for the keys' context.
     #[error("no cluster key is published for the contract's key context")]
     NoClusterKey,
+    /// Threshold mode: the committee has not certified the cluster key yet (or its certificate
+    /// does not verify under the epoch's master public key).
+    #[error("the committee has not certified the cluster key for the contract's key context")]
+    NoCommitteeCertificate,
     /// The contract's keys are not certified by the published cluster key.
     #[error(transparent)]
     Uncertified(#[from] InputError),
@@ -32,9 +38,10 @@ pub enum UserError {
 
 /// A user: an identity and a channel key for replies.
 ///
-/// Guarantees: it encrypts only to contract keys certified by the cluster key a gatekeeper
-/// published on the ledger, and accepts a reply only from the contract's key, for its own
-/// command; secrets never print.
+/// Guarantees: it encrypts only to contract keys certified by the cluster key published on the
+/// ledger (in threshold mode, a cluster key the committee certified under the epoch's master
+/// public key), and accepts a reply only from the contract's key, for its own command; secrets
+/// never print.
 pub struct User {
     identity: IdentityKeypair,
     channel: ChannelKeypair,
@@ -98,12 +105,7 @@ impl User {
         call: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<ContractCommand, UserError> {
-        let keys = registry.contract_keys(contract)?;
-        let context = KeyContext::from(&keys.context);
-        let trusted = registry
-            .cluster(&keys.context.cluster)
-            .and_then(|c| c.key(context))
-            .ok_or(UserError::NoClusterKey)?;
+        let (keys, trusted) = Self::trusted_keys(registry, contract)?;
         let plaintext = Call {
             reply_to: self.channel.public(),
             call: call.to_vec().into(),
@@ -114,6 +116,46 @@ impl User {
             contract: contract.clone(),
             input,
         })
+    }
+
+    /// The contract's current public keys and the cluster key to check their certificate with:
+    /// the one published for their key context, and in threshold mode certified by the
+    /// committee's signature, which this checks itself under the epoch's master public key.
+    ///
+    /// # Errors
+    /// [`UserError::NoKeys`], [`UserError::NoClusterKey`] or
+    /// [`UserError::NoCommitteeCertificate`]: not yet usable.
+    pub fn trusted_keys<'r>(
+        registry: &'r Registry,
+        contract: &ContractId,
+    ) -> Result<(&'r ContractPublicKeys, &'r IdentityPublicKey), UserError> {
+        let keys = registry.contract_keys(contract)?;
+        let context = KeyContext::from(&keys.context);
+        let cluster = keys.context.cluster.clone();
+        let trusted = registry
+            .cluster(&cluster)
+            .and_then(|c| c.key(context))
+            .ok_or(UserError::NoClusterKey)?;
+        if registry.key_threshold() > 1 {
+            let master = registry
+                .epoch(context.epoch)
+                .map(|s| s.record().committee().public_key())
+                .ok_or(UserError::NoClusterKey)?;
+            let statement = Statement::ClusterKey(cluster.clone(), context);
+            let certified = Certified::ClusterKey {
+                cluster,
+                context,
+                key: *trusted,
+            };
+            let genesis = registry.genesis().hash();
+            if !registry
+                .certificate(&statement)
+                .is_some_and(|signature| certified.verify(&genesis, &master, signature))
+            {
+                return Err(UserError::NoCommitteeCertificate);
+            }
+        }
+        Ok((keys, trusted))
     }
 
     /// Opens the reply to `command` (its entry hash), checking it is sealed by the contract's key

@@ -7,8 +7,8 @@ mod support;
 
 use keyward_contracts::kv;
 use keyward_hierarchy::{ClusterId, ClusterKeyRequest, Epoch, Generation};
-use keyward_ledger::{EpochStatus, KeyContext};
-use keyward_node::{Gatekeeper, ProvisionError};
+use keyward_ledger::{Certified, EpochStatus, KeyContext, Statement};
+use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionError};
 use support::Sim;
 
 const CTX0: KeyContext = KeyContext {
@@ -53,10 +53,18 @@ fn the_gatekeepers_run_the_dkg_and_workers_combine_their_cluster_key() {
             published
         );
     }
-    // Contracts run under it as in classic mode.
+    // The committee certified epoch 0's checksum and the cluster key under the master public
+    // key; every signing run is over.
+    assert_certified(&sim, &Statement::EpochChecksum(Epoch(0)));
+    assert_certified(&sim, &Statement::ClusterKey(id("c1"), CTX0));
+    assert!(sim.registry.signing().is_empty());
+    // Contracts run under it as in classic mode; users check the certificate themselves.
     let alice = sim.user();
     sim.deploy(&alice, "notes", "c1");
     sim.settle();
+    let (_, trusted) = keyward_node::User::trusted_keys(&sim.registry, &"notes".parse().unwrap())
+        .unwrap();
+    assert_eq!(*trusted, published);
     let put = sim.send(&alice, "notes", &kv::put(b"k", b"v"));
     sim.settle();
     let digests = sim
@@ -277,6 +285,71 @@ fn a_wrong_key_published_by_a_member_worker_is_an_alarm_not_a_loop() {
 }
 
 /// The council decides `action` (two of three approve).
+/// `statement`'s certificate is on the ledger and verifies under its epoch's master public key,
+/// and for no other content.
+fn assert_certified(sim: &Sim, statement: &Statement) {
+    let registry = &sim.registry;
+    let master = registry
+        .epoch(statement.epoch())
+        .unwrap()
+        .record()
+        .committee()
+        .public_key();
+    let signature = registry.certificate(statement).unwrap();
+    let certified = registry.certified(statement).unwrap();
+    let genesis = sim.genesis();
+    assert!(certified.verify(&genesis, &master, signature));
+    let forged = match certified {
+        Certified::EpochChecksum { epoch, .. } => Certified::EpochChecksum {
+            epoch,
+            checksum: keyward_hierarchy::EpochChecksum([9; 32]),
+        },
+        Certified::ClusterKey { cluster, context, .. } => Certified::ClusterKey {
+            cluster,
+            context,
+            key: sim.gatekeepers[0].id(),
+        },
+    };
+    assert!(!forged.verify(&genesis, &master, signature));
+}
+
+#[test]
+fn a_gatekeeper_restarted_between_the_signing_rounds_signs_with_its_sealed_nonces() {
+    let mut sim = network(7);
+    for _ in 0..3 {
+        sim.add_worker();
+    }
+    // Gatekeepers 0 and 2 take no steps of their own (they still answer workers), so gatekeeper
+    // 1 commits alone and gatekeeper 0 must be the second signer.
+    sim.paused.extend([0, 2]);
+    sim.cluster("c2", &[3, 4, 5]);
+    sim.settle();
+    let statement = Statement::ClusterKey(id("c2"), CTX0);
+    assert_eq!(sim.registry.signing()[&statement].commitments().len(), 1);
+    // Each round: gatekeeper 0 seals its state before the entry, is restarted from that state
+    // before the entry lands, and proposes exactly the same entry again.
+    for round in ["commitment", "signature share"] {
+        let registry = sim.registry.clone();
+        let Some(GatekeeperStep::SealThenSubmit(body)) =
+            sim.gatekeepers[0].step(&registry, &mut sim.rng)
+        else {
+            panic!("gatekeeper 0 has a {round} to seal and submit");
+        };
+        let blob = sim.gatekeepers[0].seal(&sim.sealer, &mut sim.rng);
+        sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &blob).unwrap();
+        let again = sim.gatekeepers[0].step(&registry, &mut sim.rng);
+        assert!(
+            matches!(&again, Some(GatekeeperStep::Submit(b)) if *b == body),
+            "the restarted gatekeeper re-submits its sealed {round}: {again:?}"
+        );
+        let signer = support::clone_key(sim.gatekeepers[0].signer());
+        sim.submit(&signer, &body).unwrap();
+        sim.settle();
+    }
+    assert_certified(&sim, &statement);
+    assert!(sim.registry.signing().is_empty());
+}
+
 fn decide(sim: &mut Sim, action: keyward_ledger::Action) -> keyward_ledger::EntryHash {
     let propose = keyward_ledger::Body::CouncilPropose(Box::new(keyward_ledger::Proposal {
         ttl: 100,
@@ -360,6 +433,11 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
     for w in &sim.workers {
         assert!(w.cluster_key(&id("c1"), ctx1).is_some());
     }
+    // The new committee certified epoch 1 and the cluster's new key; epoch 0's certificate,
+    // made by the old committee, still verifies under its unchanged master public key.
+    assert_certified(&sim, &Statement::EpochChecksum(Epoch(1)));
+    assert_certified(&sim, &Statement::ClusterKey(id("c1"), ctx1));
+    assert_certified(&sim, &Statement::EpochChecksum(Epoch(0)));
     sim.down.insert(3);
     let request = ClusterKeyRequest {
         epoch: Epoch(0),

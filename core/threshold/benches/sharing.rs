@@ -163,7 +163,10 @@ fn frost(c: &mut Criterion) {
         "frost/3-of-5 signature, all three signers and the aggregator",
         |b| {
             b.iter(|| {
-                let round1: Vec<_> = shares.iter().map(|s| sign::commit(s, &mut rng)).collect();
+                let round1: Vec<_> = shares
+                    .iter()
+                    .map(|s| sign::commit(s, &seed(&mut rng)))
+                    .collect();
                 let commitments: BTreeMap<_, _> = shares
                     .iter()
                     .zip(&round1)

@@ -13,7 +13,8 @@ use curve25519_dalek::Scalar;
 use frost_ristretto255 as frost;
 use thiserror::Error;
 
-use keyward_crypto::DecodeError;
+use keyward_crypto::{DecodeError, SecretBytes};
+use rand_core::SeedableRng;
 
 use crate::{
     dkg::{culprits, identifier},
@@ -170,14 +171,15 @@ fn verifying_key(committee: &Committee) -> frost::VerifyingKey {
     frost::VerifyingKey::deserialize(&committee.public_key().to_bytes()).expect("a valid element")
 }
 
-/// Fresh nonces for one signing session and their public commitment. The nonces mix `rng`'s
-/// output with the share (RFC 9591 §4.1), so a weak RNG alone does not leak the share.
-pub fn commit(
-    share: &KeyShare,
-    rng: &mut impl keyward_crypto::Rng,
-) -> (SigningNonces, NonceCommitment) {
+/// Nonces for one signing session and their public commitment, drawn from `seed` (a ChaCha20
+/// stream) mixed with the share (RFC 9591 §4.1), so a weak seed alone does not leak the share.
+/// The same seed always gives the same nonces, so a signer can keep the 32-byte seed sealed
+/// between the rounds. The seed must be fresh for the session and erased once its share is made:
+/// two shares from one nonce reveal the key share.
+pub fn commit(share: &KeyShare, seed: &SecretBytes<32>) -> (SigningNonces, NonceCommitment) {
     let signing_share = signing_share(share);
-    let (nonces, commitments) = frost::round1::commit(&signing_share, rng);
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed.expose());
+    let (nonces, commitments) = frost::round1::commit(&signing_share, &mut rng);
     let element = |c: &frost::round1::NonceCommitment| {
         let bytes: [u8; 32] = c
             .serialize()

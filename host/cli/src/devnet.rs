@@ -397,11 +397,12 @@ impl Story {
         contract: &ContractId,
         call: &[u8],
     ) -> Result<EntryHash> {
-        if self.follower.registry().contract_keys(contract).is_err() {
+        if User::trusted_keys(&self.follower.registry(), contract).is_err() {
             let k = contract.clone();
-            self.wait_for("the contract's keys for the new key context", move |r| {
-                r.contract_keys(&k).is_ok()
-            })
+            self.wait_for(
+                "the contract's keys (and the committee's certificate) for the new key context",
+                move |r| User::trusted_keys(r, &k).is_ok(),
+            )
             .await?;
         }
         let body = user

@@ -293,6 +293,10 @@ impl Registry {
             .expect("checked")
             .keys
             .insert(context, publish.key);
+        self.open_signing(crate::committee::Statement::ClusterKey(
+            publish.cluster.clone(),
+            context,
+        ));
         vec![Event::ClusterKeyPublished {
             cluster: publish.cluster,
             context,

@@ -14,6 +14,7 @@ mod nodes;
 mod partials;
 mod reshare;
 mod results;
+mod signing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub use council::{ProposalState, ProposalStatus};
 pub use dkg::DkgRun;
 pub use epochs::{EpochState, EpochStatus};
 pub use reshare::ReshareRun;
+pub use signing::SigningRun;
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +266,21 @@ pub enum Event {
         /// The request it answered wrongly.
         request: keyward_hierarchy::ClusterKeyRequest,
     },
+    /// The committee signed a statement: its certificate is on the ledger (threshold mode).
+    CommitteeSigned {
+        /// What it signed.
+        statement: crate::committee::Statement,
+    },
+    /// A gatekeeper was slashed for a signature share that does not verify; the signing run
+    /// restarts without it.
+    SignerSlashed {
+        /// The gatekeeper.
+        signer: IdentityPublicKey,
+        /// The stake it lost.
+        amount: u64,
+        /// What the run signs.
+        statement: crate::committee::Statement,
+    },
     /// A worker was slashed for disagreeing with the majority.
     Slashed {
         /// The worker.
@@ -337,6 +354,13 @@ enum Effect {
     },
     ReshareComplaint(crate::dkg::RunId, IdentityPublicKey),
     PartialReport(Box<crate::partial::PartialReport>, u64),
+    SignCommit(Box<crate::committee::SignCommit>, keyward_threshold::ShareIndex),
+    SignShare {
+        share: Box<crate::committee::SignShare>,
+        index: keyward_threshold::ShareIndex,
+        /// The aggregation the last share triggers.
+        outcome: Option<signing::Outcome>,
+    },
 }
 
 /// A reported partial: (gatekeeper, epoch, cluster, generation, verification share).
@@ -377,6 +401,10 @@ pub struct Registry {
     resharing: Option<EntryHash>,
     /// Wrong partial evaluations reported.
     partial_reports: BTreeSet<PartialReportKey>,
+    /// The committee signing runs under way (threshold mode).
+    signing: BTreeMap<crate::committee::Statement, SigningRun>,
+    /// The committee's certificates (threshold mode).
+    certificates: BTreeMap<crate::committee::Statement, keyward_threshold::CommitteeSignature>,
 }
 
 impl Registry {
@@ -407,6 +435,8 @@ impl Registry {
             reshares: BTreeMap::new(),
             resharing: None,
             partial_reports: BTreeSet::new(),
+            signing: BTreeMap::new(),
+            certificates: BTreeMap::new(),
             genesis,
         })
     }
@@ -489,6 +519,8 @@ impl Registry {
             Body::ReshareDeal(deal) => self.check_reshare_deal(author, deal),
             Body::ReshareComplaint(complaint) => self.check_reshare_complaint(author, complaint),
             Body::PartialReport(report) => self.check_partial_report(author, report),
+            Body::SignCommit(commit) => self.check_sign_commit(author, commit),
+            Body::SignShare(share) => self.check_sign_share(author, share),
             Body::Genesis(_) => Err(Rejected::UnexpectedGenesis),
         }
     }
@@ -533,6 +565,12 @@ impl Registry {
             } => self.commit_reshare_deal(dealer, *deal, chosen),
             Effect::ReshareComplaint(run, dealer) => self.commit_reshare_complaint(run, dealer),
             Effect::PartialReport(report, amount) => self.commit_partial_report(*report, amount),
+            Effect::SignCommit(commit, index) => self.commit_sign_commit(*commit, index),
+            Effect::SignShare {
+                share,
+                index,
+                outcome,
+            } => self.commit_sign_share(*share, index, outcome),
         };
         self.height += 1;
         self.head = entry.hash();

@@ -322,6 +322,7 @@ impl Registry {
         let current = EpochRecord::new(epoch, committee, run.members)
             .expect("the committee's members are the run's");
         self.epoch_mut(epoch).reshared(current);
+        self.restart_signing(epoch);
         let mut events = vec![Event::Reshared { epoch }];
         events.extend(self.finish_resharing_if_done());
         events

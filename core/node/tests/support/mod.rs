@@ -28,6 +28,8 @@ pub struct Sim {
     pub faulty: BTreeSet<usize>,
     /// Gatekeepers that do not answer provisioning requests (down).
     pub down: BTreeSet<usize>,
+    /// Gatekeepers whose steps `settle` skips (a test drives them by hand).
+    pub paused: BTreeSet<usize>,
 }
 
 fn policy(platform: &DevPlatformKey) -> EvidencePolicy {
@@ -88,6 +90,7 @@ impl Sim {
             replies: BTreeMap::new(),
             faulty: BTreeSet::new(),
             down: BTreeSet::new(),
+            paused: BTreeSet::new(),
         }
     }
 
@@ -204,6 +207,9 @@ impl Sim {
         for _ in 0..10_000 {
             let mut progress = false;
             for g in 0..self.gatekeepers.len() {
+                if self.paused.contains(&g) {
+                    continue;
+                }
                 let step = self.gatekeepers[g].step(&self.registry, &mut self.rng);
                 let Some(step) = step else { continue };
                 let body = match step {
