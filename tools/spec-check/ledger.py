@@ -220,7 +220,7 @@ def at_least_as_strict(a, b):
 # ---- §16.1 entries -----------------------------------------------------------------------------
 LEDGER_CTX = b'keyward/v1/ledger-entry'
 MAX_BODY_LEN = 1 << 20
-KNOWN_KINDS = set(range(24))  # PROTOCOL §16.3: kinds 0–23
+KNOWN_KINDS = set(range(26))  # PROTOCOL §16.3: kinds 0–25
 
 
 def encode_entry(height, parent, author, seq, kind, body, sig):
@@ -256,6 +256,7 @@ def encode_genesis_body(chain_id, council, threshold, p, codes, gk_policy, wk_po
             + u16(threshold) + u16(p['bootstrapGatekeepers'])
             + u64(p['minGatekeeperStake']) + u64(p['minWorkerStake']) + u16(p['slashBps'])
             + u64(p['maxProposalTtl']) + u16(p['maxClusterSize']) + u16(p['keyThreshold'])
+            + u64(p['refreshInterval'])
             + u16(len(codes)) + b''.join(var8(c) for c in codes)
             + encode_policy(gk_policy) + encode_policy(wk_policy))
 
@@ -267,6 +268,7 @@ def decode_genesis_body(b):
     g['threshold'] = r.u16(); g['bootstrap_gatekeepers'] = r.u16()
     g['min_gatekeeper_stake'] = r.u64(); g['min_worker_stake'] = r.u64(); g['slash_bps'] = r.u16()
     g['max_proposal_ttl'] = r.u64(); g['max_cluster_size'] = r.u16(); g['key_threshold'] = r.u16()
+    g['refresh_interval'] = r.u64()
     c = r.u16(); g['codes'] = [r.var(1, 64) for _ in range(c)]
     g['gk_policy'] = decode_policy(r); g['wk_policy'] = decode_policy(r)
     r.end()
@@ -289,6 +291,7 @@ def genesis_errors(g, author):
     if not g['max_proposal_ttl'] >= 1: errs.append('max_proposal_ttl')
     if not 1 <= g['max_cluster_size'] <= 1024: errs.append('max_cluster_size')
     if not 1 <= g['key_threshold'] <= g['bootstrap_gatekeepers'] or (g['key_threshold'] > 1 and g['bootstrap_gatekeepers'] > 64): errs.append('key_threshold')
+    if g['refresh_interval'] != 0 and (g['key_threshold'] == 1 or g['refresh_interval'] < 64): errs.append('refresh_interval')
     if not g['min_gatekeeper_stake'] > g['min_worker_stake']: errs.append('stake order')
     if not 1 <= len(g['codes']) <= 16: errs.append('contract code count')
     if not at_least_as_strict(g['gk_policy'], g['wk_policy']): errs.append('gatekeeper policy weaker than worker policy')
@@ -442,7 +445,7 @@ def run(ok, path):
        and g['bootstrap_gatekeepers'] == P['bootstrapGatekeepers'] and g['min_gatekeeper_stake'] == P['minGatekeeperStake']
        and g['min_worker_stake'] == P['minWorkerStake'] and g['slash_bps'] == P['slashBps']
        and g['max_proposal_ttl'] == P['maxProposalTtl'] and g['max_cluster_size'] == P['maxClusterSize']
-       and g['key_threshold'] == P['keyThreshold']
+       and g['key_threshold'] == P['keyThreshold'] and g['refresh_interval'] == P['refreshInterval']
        and g['codes'] == codes and g['gk_policy'] == gk and g['wk_policy'] == wk)
     ok('ledger genesis JSON policy lists are already in canonical (strictly ascending) order',
        all(p[k] == sorted(set(p[k])) for p in (gk, wk) for k in ('measurements', 'platforms')))

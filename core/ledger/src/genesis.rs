@@ -50,7 +50,15 @@ pub struct Params {
     /// whole key); `t ≥ 2` is threshold mode (each committee member holds a share, made by a DKG
     /// on the ledger). At most `bootstrap_gatekeepers` and [`crate::epoch::MAX_COMMITTEE`].
     pub key_threshold: u16,
+    /// Threshold mode: every epoch's shares are refreshed (reshared to the same committee) once
+    /// this many entries have passed since they last changed; 0 (the default) refreshes only on
+    /// council request. Otherwise at least [`MIN_REFRESH_INTERVAL`]; must be 0 in classic mode.
+    pub refresh_interval: u64,
 }
+
+/// The shortest scheduled refresh interval, in entries: a refresh itself takes a few entries per
+/// gatekeeper and epoch, and blocks gatekeeper changes while it runs.
+pub const MIN_REFRESH_INTERVAL: u64 = 64;
 
 impl Default for Params {
     /// Devnet values: three bootstrap gatekeepers, gatekeepers stake ten times what workers do,
@@ -64,6 +72,7 @@ impl Default for Params {
             max_proposal_ttl: 10_000,
             max_cluster_size: 64,
             key_threshold: 1,
+            refresh_interval: 0,
         }
     }
 }
@@ -147,7 +156,8 @@ impl GenesisConfig {
             .u16(p.slash_bps)
             .u64(p.max_proposal_ttl)
             .u16(p.max_cluster_size)
-            .u16(p.key_threshold);
+            .u16(p.key_threshold)
+            .u64(p.refresh_interval);
         w.u16(u16::try_from(self.contract_codes.len()).expect("validated code count"));
         for code in &self.contract_codes {
             w.var8(code.as_str().as_bytes());
@@ -190,6 +200,7 @@ impl GenesisConfig {
             max_proposal_ttl: r.u64("max proposal ttl")?,
             max_cluster_size: r.u16("max cluster size")?,
             key_threshold: r.u16("key threshold")?,
+            refresh_interval: r.u64("refresh interval")?,
         };
         let count = usize::from(r.u16("contract code count")?);
         if count > MAX_CODES {
@@ -258,6 +269,11 @@ impl GenesisConfig {
                 && usize::from(p.bootstrap_gatekeepers) > crate::epoch::MAX_COMMITTEE)
         {
             return Err(GenesisError::Param("key_threshold"));
+        }
+        if p.refresh_interval != 0
+            && (p.key_threshold == 1 || p.refresh_interval < MIN_REFRESH_INTERVAL)
+        {
+            return Err(GenesisError::Param("refresh_interval"));
         }
         if p.min_gatekeeper_stake <= p.min_worker_stake {
             return Err(GenesisError::StakeOrder);

@@ -18,8 +18,8 @@
 
 pub mod body;
 pub mod cluster;
-pub mod committee;
 mod codec;
+pub mod committee;
 pub mod contract;
 pub mod council;
 pub mod dkg;
@@ -42,12 +42,13 @@ pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
 };
 pub use genesis::{
-    CodeId, Genesis, GenesisConfig, GenesisError, Params, is_private, registration_nonce,
+    CodeId, Genesis, GenesisConfig, GenesisError, MIN_REFRESH_INTERVAL, Params, is_private,
+    registration_nonce,
 };
 pub use partial::{PartialReport, partial_message};
 pub use registry::{
-    Applied, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node, ProposalState,
-    ProposalStatus, ProvisionError, Registry, ReshareRun, Role, SigningRun, Status,
+    Applied, Change, Cluster, Command, Contract, EpochState, EpochStatus, Event, Node,
+    ProposalState, ProposalStatus, ProvisionError, Registry, ReshareRun, Role, SigningRun, Status,
 };
 pub use reject::{Named, Rejected};
 pub use result::{MisbehaviourReport, Offence, ResultDigest, Subject, result_message};

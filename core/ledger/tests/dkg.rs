@@ -1081,7 +1081,13 @@ fn the_committee_certifies_the_epoch_checksum_and_a_wrong_share_is_slashed_and_e
     let shares = complete_dkg(&mut net, &gks);
     let statement = Statement::EpochChecksum(Epoch(0));
     assert_eq!(net.registry.signing()[&statement].attempt(), 0);
-    let master = net.registry.epoch(Epoch(0)).unwrap().record().committee().public_key();
+    let master = net
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .committee()
+        .public_key();
     let genesis = net.registry.genesis().hash();
 
     // Attempt 0: members 0 and 1 commit and are the signers; member 1 signs another message.
@@ -1162,8 +1168,8 @@ fn classic_mode_opens_no_signing_runs() {
     net.submit(&gk.id, &body).unwrap();
     assert_eq!(net.registry.current_epoch(), Some(Epoch(0)));
     assert!(net.registry.signing().is_empty());
-    let share = KeyShare::from_bytes(ShareIndex::new(1).unwrap(), &SecretBytes::new([1; 32]))
-        .unwrap();
+    let share =
+        KeyShare::from_bytes(ShareIndex::new(1).unwrap(), &SecretBytes::new([1; 32])).unwrap();
     let statement = Statement::EpochChecksum(Epoch(0));
     let (_, commitment) = sign::commit(&share, &SecretBytes::new([1; 32]));
     let commit = Body::SignCommit(Box::new(SignCommit {
@@ -1172,4 +1178,96 @@ fn classic_mode_opens_no_signing_runs() {
         commitment,
     }));
     refused(&mut net, &gk.id, &commit, "no_signing_run");
+}
+
+// ---- Scheduled refresh (genesis `refresh_interval`, PROTOCOL §16.11) ----
+
+/// One filler entry: a new worker registers.
+fn filler(net: &mut Net) -> Applied {
+    let id = net.key();
+    let body = net.worker_body(&id);
+    net.submit(&id, &body).unwrap()
+}
+
+#[test]
+fn shares_are_refreshed_on_the_genesis_schedule() {
+    let mut net = Net::with(42, |c| {
+        c.params.key_threshold = 2;
+        c.params.refresh_interval = MIN_REFRESH_INTERVAL;
+    });
+    let gks: Vec<Member> = (0..3).map(|_| net.gatekeeper()).collect();
+    let shares = complete_dkg(&mut net, &gks);
+    let activated = net.registry.next_height() - 1;
+    let expected = output(&mut net, 0, &[&shares[0], &shares[1]]).unwrap();
+    // Nothing happens before the interval has passed since epoch 0 activated.
+    while net.registry.next_height() < activated + MIN_REFRESH_INTERVAL {
+        let applied = filler(&mut net);
+        assert!(net.registry.reshares().is_empty(), "at {}", applied.height);
+    }
+    // The entry at the interval starts the refresh, as a council refresh would.
+    let applied = filler(&mut net);
+    assert_eq!(applied.height, activated + MIN_REFRESH_INTERVAL);
+    assert!(matches!(
+        applied.events[..],
+        [Event::Registered { .. }, Event::RunStarted { .. }]
+    ));
+    assert_eq!(net.registry.resharing(), Some(Change::Scheduled));
+    // Gatekeeper changes wait for it, as for any resharing.
+    refused(
+        &mut net,
+        &gks[0].id,
+        &Body::GatekeeperDeregister,
+        "rotation_in_progress",
+    );
+    for (gk, share) in gks.iter().zip(&shares).take(2) {
+        let body = reshare_deal(&mut net, gk, share, 0, None);
+        net.submit(&gk.id, &body).unwrap();
+    }
+    let fresh: Vec<KeyShare> = gks
+        .iter()
+        .map(|g| reshare_finish(&net, g, 0).unwrap())
+        .collect();
+    let mut events = Vec::new();
+    for gk in &gks {
+        events = net.submit(&gk.id, &accept(&[0])).unwrap().events;
+    }
+    assert_eq!(
+        events,
+        vec![Event::Reshared { epoch: Epoch(0) }, Event::SharesRefreshed]
+    );
+    assert_eq!(net.registry.resharing(), None);
+    // Same key, new shares; old and new do not combine.
+    assert_eq!(output(&mut net, 0, &[&fresh[1], &fresh[2]]), Some(expected));
+    assert_eq!(output(&mut net, 0, &[&shares[0], &fresh[1]]), None);
+    // The next refresh counts from the end of this one.
+    let refreshed = net.registry.next_height() - 1;
+    while net.registry.next_height() < refreshed + MIN_REFRESH_INTERVAL {
+        filler(&mut net);
+        assert!(net.registry.reshares().is_empty());
+    }
+    filler(&mut net);
+    assert_eq!(net.registry.resharing(), Some(Change::Scheduled));
+}
+
+#[test]
+fn a_refresh_schedule_needs_threshold_mode_and_a_sane_interval() {
+    let mut net = Net::new(43);
+    let platform = keyward_enclave::DevPlatformKey::generate(&mut net.rng);
+    let council = [net.key()];
+    let genesis_error = |threshold: u16, interval: u64| {
+        let mut c = config(&council, &platform);
+        c.params.key_threshold = threshold;
+        c.params.refresh_interval = interval;
+        c.validate(&council[0].public())
+    };
+    assert_eq!(
+        genesis_error(1, MIN_REFRESH_INTERVAL),
+        Err(GenesisError::Param("refresh_interval"))
+    );
+    assert_eq!(
+        genesis_error(2, MIN_REFRESH_INTERVAL - 1),
+        Err(GenesisError::Param("refresh_interval"))
+    );
+    assert_eq!(genesis_error(2, MIN_REFRESH_INTERVAL), Ok(()));
+    assert_eq!(genesis_error(2, 0), Ok(()));
 }

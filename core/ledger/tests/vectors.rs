@@ -172,6 +172,7 @@ fn generate() -> Value {
                 "maxProposalTtl": p.max_proposal_ttl,
                 "maxClusterSize": p.max_cluster_size,
                 "keyThreshold": p.key_threshold,
+                "refreshInterval": p.refresh_interval,
             },
             "contractCodes": config.contract_codes.iter().map(CodeId::as_str).collect::<Vec<_>>(),
             "gatekeeperPolicy": policy_json(&config.gatekeeper_policy),

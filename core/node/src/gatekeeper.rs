@@ -126,7 +126,10 @@ impl Held {
 }
 
 /// The share in `committee` among `shares` (by master public key), if there is one.
-fn held_in<'a>(shares: &'a BTreeMap<[u8; 32], Vec<Held>>, committee: &Committee) -> Option<&'a Held> {
+fn held_in<'a>(
+    shares: &'a BTreeMap<[u8; 32], Vec<Held>>,
+    committee: &Committee,
+) -> Option<&'a Held> {
     shares
         .get(&committee.public_key().to_bytes())?
         .iter()

@@ -81,9 +81,14 @@ impl Signing {
                     GatekeeperStep::Submit(commit_body(statement, run, sign::commit(share, seed).1))
                 }
                 Some(Nonce::Committed(seed)) if committed && run.chosen() => {
-                    let Some(signed) =
-                        sign_run(registry, statement, run, current.committee(), (index, share), seed)
-                    else {
+                    let Some(signed) = sign_run(
+                        registry,
+                        statement,
+                        run,
+                        current.committee(),
+                        (index, share),
+                        seed,
+                    ) else {
                         continue;
                     };
                     self.runs.insert(key, Nonce::Signed(signed));

@@ -62,8 +62,8 @@ fn the_gatekeepers_run_the_dkg_and_workers_combine_their_cluster_key() {
     let alice = sim.user();
     sim.deploy(&alice, "notes", "c1");
     sim.settle();
-    let (_, trusted) = keyward_node::User::trusted_keys(&sim.registry, &"notes".parse().unwrap())
-        .unwrap();
+    let (_, trusted) =
+        keyward_node::User::trusted_keys(&sim.registry, &"notes".parse().unwrap()).unwrap();
     assert_eq!(*trusted, published);
     let put = sim.send(&alice, "notes", &kv::put(b"k", b"v"));
     sim.settle();
@@ -304,7 +304,9 @@ fn assert_certified(sim: &Sim, statement: &Statement) {
             epoch,
             checksum: keyward_hierarchy::EpochChecksum([9; 32]),
         },
-        Certified::ClusterKey { cluster, context, .. } => Certified::ClusterKey {
+        Certified::ClusterKey {
+            cluster, context, ..
+        } => Certified::ClusterKey {
             cluster,
             context,
             key: sim.gatekeepers[0].id(),
@@ -470,4 +472,50 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
     let step = sim.gatekeepers[4].step(&registry, &mut sim.rng);
     assert!(matches!(step, Some(keyward_node::GatekeeperStep::Seal)));
     assert_eq!(sim.gatekeepers[4].held(), 0);
+}
+
+#[test]
+fn the_gatekeepers_refresh_their_shares_on_the_genesis_schedule() {
+    let mut sim = Sim::with_params(8, |p| {
+        p.key_threshold = 2;
+        p.refresh_interval = keyward_ledger::MIN_REFRESH_INTERVAL;
+    });
+    for _ in 0..3 {
+        sim.add_gatekeeper();
+    }
+    for _ in 0..3 {
+        sim.add_worker();
+    }
+    sim.cluster("c1", &[0, 1, 2]);
+    sim.settle();
+    let before = sim.registry.epoch(Epoch(0)).unwrap().current().clone();
+    let key = *sim.registry.cluster(&id("c1")).unwrap().key(CTX0).unwrap();
+    // Registrations fill the ledger until the refresh is due; the gatekeepers then run it on
+    // their own, with no council decision.
+    while sim.registry.epoch(Epoch(0)).unwrap().current() == &before {
+        assert!(sim.registry.next_height() < 200, "no refresh ran");
+        sim.add_worker();
+        sim.settle();
+    }
+    let after = sim.registry.epoch(Epoch(0)).unwrap().current().clone();
+    assert_eq!(
+        after.committee().public_key(),
+        before.committee().public_key()
+    );
+    assert_eq!(after.gatekeepers(), before.gatekeepers());
+    assert!(sim.registry.resharing().is_none());
+    for gk in &sim.gatekeepers {
+        assert_eq!(gk.held(), 1, "the old share is dropped");
+    }
+    // A new cluster's workers combine the refreshed partials into a certified key, and the
+    // first cluster's key is unchanged.
+    let n = sim.workers.len();
+    sim.cluster("c2", &[n - 3, n - 2, n - 1]);
+    sim.settle();
+    assert!(sim.workers[n - 1].cluster_key(&id("c2"), CTX0).is_some());
+    assert_certified(&sim, &Statement::ClusterKey(id("c2"), CTX0));
+    assert_eq!(
+        *sim.registry.cluster(&id("c1")).unwrap().key(CTX0).unwrap(),
+        key
+    );
 }

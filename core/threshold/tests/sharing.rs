@@ -470,10 +470,7 @@ fn frost_session(
     tamper: Option<ShareIndex>,
     rng: &mut StdRng,
 ) -> Result<CommitteeSignature, SignError> {
-    let round1: Vec<_> = shares
-        .iter()
-        .map(|s| sign::commit(s, &seed(rng)))
-        .collect();
+    let round1: Vec<_> = shares.iter().map(|s| sign::commit(s, &seed(rng))).collect();
     let commitments: BTreeMap<_, _> = shares
         .iter()
         .zip(&round1)

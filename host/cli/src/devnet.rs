@@ -27,7 +27,7 @@ use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair, IdentityPublicKe
 use keyward_hierarchy::{ClusterId, ContractId, Epoch};
 use keyward_ledger::{
     Action, Approval, Body, ClusterCreate, CodeId, ContractDeploy, EntryHash, EpochStatus,
-    Proposal, Registry, Role, Subject,
+    Proposal, Registry, Role, Statement, Subject,
 };
 use keyward_ledger_service::client::ClientError;
 use keyward_ledger_service::client::LedgerClient;
@@ -737,6 +737,43 @@ async fn wrong_partials(s: &mut Story, cluster: &ClusterId, g: usize) -> Result<
 
 /// The story, stage by stage.
 #[allow(clippy::too_many_lines)] // one stage after another, each short
+/// Threshold mode: waits until the committee's certificates of `epoch`'s checksum and of every
+/// cluster's key for that epoch are on the ledger, and checks each itself under the epoch's master
+/// public key.
+async fn certified(
+    s: &mut Story,
+    epoch: Epoch,
+    clusters: &[(ClusterId, Vec<IdentityPublicKey>)],
+) -> Result<()> {
+    let ids: Vec<_> = clusters.iter().map(|(c, _)| c.clone()).collect();
+    s.until(
+        &format!(
+            "the committee signed epoch {epoch}'s checksum and every cluster key of epoch {epoch} \
+             (FROST under the master public key; checked here)"
+        ),
+        move |r| {
+            let statements = ids.iter().filter_map(|c| {
+                let context = r.key_context(c).ok().filter(|ctx| ctx.epoch == epoch)?;
+                Some(Statement::ClusterKey(c.clone(), context))
+            });
+            let Some(master) = r.epoch(epoch).map(|e| e.record().committee().public_key()) else {
+                return false;
+            };
+            let genesis = r.genesis().hash();
+            let verifies = |statement: &Statement| {
+                r.certificate(statement).is_some_and(|signature| {
+                    r.certified(statement)
+                        .is_some_and(|c| c.verify(&genesis, &master, signature))
+                })
+            };
+            verifies(&Statement::EpochChecksum(epoch))
+                && statements.clone().count() == ids.len()
+                && statements.into_iter().all(|st| verifies(&st))
+        },
+    )
+    .await
+}
+
 async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
     let n = k * w;
@@ -822,6 +859,9 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         },
     )
     .await?;
+    if threshold_mode {
+        certified(s, Epoch(0), &clusters).await?;
+    }
     if let Some(name) = down {
         check(
             s,
@@ -1172,6 +1212,10 @@ async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
         })
     })
     .await?;
+
+    if threshold_mode {
+        certified(s, Epoch(1), &clusters).await?;
+    }
 
     s.stage("Data of the old epoch stays readable");
     let get = s.command(&alice, &notes, &kv::get(b"greeting")).await?;

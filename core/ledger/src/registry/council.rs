@@ -8,7 +8,7 @@ use keyward_crypto::IdentityPublicKey;
 
 use keyward_hierarchy::Epoch;
 
-use super::{Effect, EpochStatus, Event, Registry, Role, Status};
+use super::{Change, Effect, EpochStatus, Event, Registry, Role, Status};
 use crate::body::Kind;
 use crate::council::{Action, Approval, Proposal};
 use crate::dkg::{RunId, Sharing};
@@ -250,7 +250,7 @@ impl Registry {
                 self.rotation = Some(id);
                 if self.key_threshold() > 1 {
                     let members = super::dkg::indexed(&committee);
-                    events.extend(self.start_resharing(id, Some(&members)));
+                    events.extend(self.start_resharing(Change::Proposal(id), Some(&members)));
                     let run = RunId {
                         sharing: Sharing::Dkg,
                         epoch: Epoch(self.epochs.len() as u64),
@@ -263,7 +263,7 @@ impl Registry {
             Action::ReplaceGatekeepers { set } if self.key_threshold() > 1 => {
                 self.admit(&set);
                 let members = super::dkg::indexed(&set);
-                events.extend(self.start_resharing(id, Some(&members)));
+                events.extend(self.start_resharing(Change::Proposal(id), Some(&members)));
                 ProposalStatus::Approved
             }
             Action::ReplaceGatekeepers { set } => {
@@ -272,7 +272,7 @@ impl Registry {
                 ProposalStatus::Executed
             }
             Action::RefreshShares => {
-                events.extend(self.start_resharing(id, None));
+                events.extend(self.start_resharing(Change::Proposal(id), None));
                 ProposalStatus::Approved
             }
             Action::RemoveWorker { worker } => {

@@ -444,6 +444,7 @@ impl Registry {
         self.epoch_mut(epoch).status = EpochStatus::Active;
         self.current = Some(epoch);
         self.end_dkg(epoch);
+        self.shares_changed_at = self.height;
         self.open_signing(crate::committee::Statement::EpochChecksum(epoch));
         let mut events = vec![Event::EpochActivated { epoch }];
         if let Some(id) = proposal {

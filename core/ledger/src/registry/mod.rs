@@ -36,7 +36,7 @@ pub use contracts::{Command, Contract};
 pub use council::{ProposalState, ProposalStatus};
 pub use dkg::DkgRun;
 pub use epochs::{EpochState, EpochStatus};
-pub use reshare::ReshareRun;
+pub use reshare::{Change, ReshareRun};
 pub use signing::SigningRun;
 
 /// What a node is. Identities are single-use: one identity, one role, for good.
@@ -239,6 +239,8 @@ pub enum Event {
         /// The run.
         run: crate::dkg::RunId,
     },
+    /// A scheduled refresh is done: every epoch's shares are new.
+    SharesRefreshed,
     /// A resharing run is done: the epoch's shares are now the new committee's, and the old
     /// ones are useless.
     Reshared {
@@ -354,7 +356,10 @@ enum Effect {
     },
     ReshareComplaint(crate::dkg::RunId, IdentityPublicKey),
     PartialReport(Box<crate::partial::PartialReport>, u64),
-    SignCommit(Box<crate::committee::SignCommit>, keyward_threshold::ShareIndex),
+    SignCommit(
+        Box<crate::committee::SignCommit>,
+        keyward_threshold::ShareIndex,
+    ),
     SignShare {
         share: Box<crate::committee::SignShare>,
         index: keyward_threshold::ShareIndex,
@@ -397,8 +402,11 @@ pub struct Registry {
     dkg: Option<DkgRun>,
     /// The resharing runs under way, one per epoch (threshold mode).
     reshares: BTreeMap<Epoch, ReshareRun>,
-    /// The approved proposal whose resharing runs (threshold mode).
-    resharing: Option<EntryHash>,
+    /// The change whose resharing runs (threshold mode).
+    resharing: Option<Change>,
+    /// The height at which the shares last changed (an epoch activated or a resharing ended):
+    /// a scheduled refresh counts from it.
+    shares_changed_at: u64,
     /// Wrong partial evaluations reported.
     partial_reports: BTreeSet<PartialReportKey>,
     /// The committee signing runs under way (threshold mode).
@@ -434,6 +442,7 @@ impl Registry {
             dkg: None,
             reshares: BTreeMap::new(),
             resharing: None,
+            shares_changed_at: 0,
             partial_reports: BTreeSet::new(),
             signing: BTreeMap::new(),
             certificates: BTreeMap::new(),
@@ -572,6 +581,8 @@ impl Registry {
                 outcome,
             } => self.commit_sign_share(*share, index, outcome),
         };
+        let mut events = events;
+        events.extend(self.refresh_if_due());
         self.height += 1;
         self.head = entry.hash();
         self.next_seq.insert(author, entry.position().seq + 1);

@@ -22,6 +22,15 @@ use crate::dkg::{Complaint, ReshareDeal, RunId, Sharing};
 use crate::entry::EntryHash;
 use crate::reject::Rejected;
 
+/// Why the epochs are being reshared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// An approved council proposal: a rotation, a replacement or a refresh.
+    Proposal(EntryHash),
+    /// A refresh on the genesis schedule (`refresh_interval`).
+    Scheduled,
+}
+
 /// One epoch's resharing run.
 ///
 /// Guarantees: every commitment verified against its dealer's verification share; every deal
@@ -107,20 +116,42 @@ impl Registry {
         &self.reshares
     }
 
-    /// The approved proposal whose resharing is under way.
-    pub fn resharing(&self) -> Option<EntryHash> {
+    /// The change whose resharing is under way.
+    pub fn resharing(&self) -> Option<Change> {
         self.resharing
     }
 
-    /// Starts resharing every epoch for `proposal`: to `members` (a rotation or replacement),
-    /// or, for `None`, to each epoch's current members that still hold it, with their indices
-    /// (a refresh: a member that has left could never accept).
+    /// Starts a scheduled refresh (threshold mode, genesis `refresh_interval > 0`) once that many
+    /// entries have passed since the shares last changed, unless a DKG or another change runs.
+    pub(super) fn refresh_if_due(&mut self) -> Vec<Event> {
+        let interval = self.genesis.config().params.refresh_interval;
+        if interval == 0
+            || self.current.is_none()
+            || self.dkg.is_some()
+            || self.rotation.is_some()
+            || self.resharing.is_some()
+            || self.height < self.shares_changed_at.saturating_add(interval)
+        {
+            return Vec::new();
+        }
+        let events = self.start_resharing(Change::Scheduled, None);
+        if self.reshares.is_empty() {
+            // Every epoch's resharing attempts are used up: nothing to wait for.
+            self.resharing = None;
+            self.shares_changed_at = self.height;
+        }
+        events
+    }
+
+    /// Starts resharing every epoch for `change`: to `members` (a rotation or replacement), or,
+    /// for `None`, to each epoch's current members that still hold it, with their indices (a
+    /// refresh: a member that has left could never accept).
     pub(super) fn start_resharing(
         &mut self,
-        proposal: EntryHash,
+        change: Change,
         members: Option<&BTreeMap<ShareIndex, IdentityPublicKey>>,
     ) -> Vec<Event> {
-        self.resharing = Some(proposal);
+        self.resharing = Some(change);
         let runs: Vec<(Epoch, BTreeMap<ShareIndex, IdentityPublicKey>)> = self
             .epochs
             .iter()
@@ -346,10 +377,14 @@ impl Registry {
     /// Once every run is done, a replacement removes the gatekeepers outside its set and a
     /// refresh is executed; a rotation ends when its new epoch activates.
     fn finish_resharing_if_done(&mut self) -> Vec<Event> {
-        let Some(id) = self.resharing.filter(|_| self.reshares.is_empty()) else {
+        let Some(change) = self.resharing.filter(|_| self.reshares.is_empty()) else {
             return Vec::new();
         };
         self.resharing = None;
+        self.shares_changed_at = self.height;
+        let Change::Proposal(id) = change else {
+            return vec![Event::SharesRefreshed];
+        };
         let mut events = Vec::new();
         match &self.proposals[&id].action {
             Action::RotateMasterKey { .. } => return events,

@@ -171,7 +171,9 @@ impl Registry {
     ) -> Result<Effect, Rejected> {
         let (run, index) = self.signing_step(&author, &commit.statement, commit.attempt)?;
         if run.commitments.contains_key(&index) {
-            return Err(Rejected::SigningOutOfTurn("the member has already committed"));
+            return Err(Rejected::SigningOutOfTurn(
+                "the member has already committed",
+            ));
         }
         if run.chosen() {
             return Err(Rejected::SigningOutOfTurn("the signers are chosen"));
@@ -234,7 +236,11 @@ impl Registry {
         }
     }
 
-    pub(super) fn commit_sign_commit(&mut self, commit: SignCommit, index: ShareIndex) -> Vec<Event> {
+    pub(super) fn commit_sign_commit(
+        &mut self,
+        commit: SignCommit,
+        index: ShareIndex,
+    ) -> Vec<Event> {
         self.signing
             .get_mut(&commit.statement)
             .expect("checked")
