@@ -1160,7 +1160,7 @@ fn the_committee_certifies_the_epoch_checksum_and_a_wrong_share_is_slashed_and_e
 }
 
 #[test]
-fn classic_mode_opens_no_signing_runs() {
+fn classic_mode_opens_no_signing_runs_and_refuses_signing_entries() {
     let mut net = Net::new(41);
     let gk = net.gatekeeper();
     let master = MasterKey::generate(&mut net.rng);
@@ -1177,7 +1177,7 @@ fn classic_mode_opens_no_signing_runs() {
         attempt: 0,
         commitment,
     }));
-    refused(&mut net, &gk.id, &commit, "no_signing_run");
+    refused(&mut net, &gk.id, &commit, "wrong_key_mode");
 }
 
 // ---- Scheduled refresh (genesis `refresh_interval`, PROTOCOL §16.11) ----

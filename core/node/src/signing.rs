@@ -104,21 +104,24 @@ impl Signing {
         None
     }
 
-    /// Forgets the state of runs that are over, restarted, or went on with other signers. A
-    /// forgotten seed never signed, so it needs no sealing away.
+    /// Forgets the state of runs that are over, restarted, or went on with other signers, and
+    /// shares that have landed (public, and never needed again: its commitment is on the
+    /// ledger, so it never commits to that attempt again). A forgotten seed never signed, so it
+    /// needs no sealing away.
     fn forget_finished(&mut self, registry: &Registry, me: &IdentityPublicKey) {
         self.runs.retain(|(statement, attempt), nonce| {
             let Some(run) = registry.signing().get(statement) else {
                 return false;
             };
-            let mine = registry
+            let index = registry
                 .epoch(statement.epoch())
-                .and_then(|s| s.current().index_of(me))
-                .is_some_and(|i| run.commitments().contains_key(&i));
+                .and_then(|s| s.current().index_of(me));
+            let mine = index.is_some_and(|i| run.commitments().contains_key(&i));
+            let landed = index.is_some_and(|i| run.shares().contains_key(&i));
             run.attempt() == *attempt
                 && match nonce {
                     Nonce::Committed(_) => mine || !run.chosen(),
-                    Nonce::Signed(_) => mine,
+                    Nonce::Signed(_) => mine && !landed,
                 }
         });
     }

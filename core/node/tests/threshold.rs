@@ -284,7 +284,6 @@ fn a_wrong_key_published_by_a_member_worker_is_an_alarm_not_a_loop() {
     assert!(sim.workers[4].take_alarms().is_empty(), "raised once");
 }
 
-/// The council decides `action` (two of three approve).
 /// `statement`'s certificate is on the ledger and verifies under its epoch's master public key,
 /// and for no other content.
 fn assert_certified(sim: &Sim, statement: &Statement) {
@@ -352,6 +351,7 @@ fn a_gatekeeper_restarted_between_the_signing_rounds_signs_with_its_sealed_nonce
     assert!(sim.registry.signing().is_empty());
 }
 
+/// The council decides `action` (two of three approve).
 fn decide(sim: &mut Sim, action: keyward_ledger::Action) -> keyward_ledger::EntryHash {
     let propose = keyward_ledger::Body::CouncilPropose(Box::new(keyward_ledger::Proposal {
         ttl: 100,

@@ -12,9 +12,9 @@
 //!   threshold t, a ledger and n gatekeeper processes. Timed: from when the bench's follower sees
 //!   the last gatekeeper's registration (which starts epoch 0's DKG) until it sees epoch 0 active
 //!   (every member committed, dealt, opened its parts, sealed its share to disk and accepted: 3n
-//!   entries when nobody complains; the count is printed). Both moments are seen through the same long-poll, so each is late by about one
-//!   ledger round trip. Also printed: each gatekeeper's CPU over that window (utime + stime from
-//!   `/proc/<pid>/stat`, in clock ticks, usually 10 ms).
+//!   entries when nobody complains; the count is printed). Both moments are seen through the same
+//!   long-poll, so each is late by about one ledger round trip. Also printed: each gatekeeper's
+//!   CPU over that window (utime + stime from `/proc/<pid>/stat`, in clock ticks, usually 10 ms).
 //! - **clusterkey**: for each t-of-n of `--configs`, `--requests` workers, each getting its key
 //!   once, **one at a time**. Timed per worker, as a worker node does it (host/node/src/service.rs,
 //!   `Runner::provision`): its core asks for the key (`Worker::step`); the host signs a request to

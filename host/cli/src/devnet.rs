@@ -735,8 +735,6 @@ async fn wrong_partials(s: &mut Story, cluster: &ClusterId, g: usize) -> Result<
     Ok(())
 }
 
-/// The story, stage by stage.
-#[allow(clippy::too_many_lines)] // one stage after another, each short
 /// Threshold mode: waits until the committee's certificates of `epoch`'s checksum and of every
 /// cluster's key for that epoch are on the ledger, and checks each itself under the epoch's master
 /// public key.
@@ -774,6 +772,8 @@ async fn certified(
     .await
 }
 
+/// The story, stage by stage.
+#[allow(clippy::too_many_lines)] // one stage after another, each short
 async fn play(s: &mut Story, sizes: Sizes) -> Result<()> {
     let (g, k, w) = (sizes.gatekeepers, sizes.clusters, sizes.workers_per_cluster);
     let n = k * w;

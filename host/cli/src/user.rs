@@ -14,7 +14,7 @@ use serde_json::json;
 use keyward_contracts::state::MAX_VALUE_LEN;
 use keyward_contracts::{Builtin, Reply, auction, kv};
 use keyward_hierarchy::{ClusterId, ContractId, InputError};
-use keyward_ledger::{Body, CodeId, ContractDeploy, EntryHash, KeyContext, Registry};
+use keyward_ledger::{Body, CodeId, ContractDeploy, EntryHash, KeyContext, Registry, Statement};
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
 use keyward_node::User;
@@ -437,14 +437,8 @@ async fn show_contract(net: &NetArgs, contract: &str) -> Result<()> {
     let known = registry
         .contract(&contract)
         .ok_or_else(|| CliError::refused(format!("the ledger has no contract {contract}")))?;
-    let keys = registry
-        .contract_keys(&contract)
+    let (keys, cluster_key) = User::trusted_keys(&registry, &contract)
         .map_err(|e| CliError::refused(format!("{contract}: {e}")))?;
-    let context = KeyContext::from(&keys.context);
-    let cluster_key = registry
-        .cluster(&keys.context.cluster)
-        .and_then(|c| c.key(context))
-        .ok_or_else(|| CliError::refused("no cluster key is published for the keys' context"))?;
     if keys.cluster_key != *cluster_key || keys.verify().is_err() {
         return Err(CliError::refused(
             "the contract's keys are NOT certified by the published cluster key",
@@ -453,6 +447,13 @@ async fn show_contract(net: &NetArgs, contract: &str) -> Result<()> {
     let epoch = registry
         .epoch(keys.context.epoch)
         .ok_or_else(|| CliError::refused("the keys name an unknown epoch"))?;
+    // Threshold mode: `trusted_keys` checked the committee's certificate of the cluster key.
+    let committee_certificate = registry
+        .certificate(&Statement::ClusterKey(
+            keys.context.cluster.clone(),
+            KeyContext::from(&keys.context),
+        ))
+        .map(|signature| keyward_crypto::hex::to_0x(&signature.to_bytes()));
     let out = json!({
         "contract": contract.as_str(),
         "code": known.code().as_str(),
@@ -462,9 +463,10 @@ async fn show_contract(net: &NetArgs, contract: &str) -> Result<()> {
         "sr25519": keys.sr25519.to_string(),
         "x25519": keys.x25519.to_string(),
         "certifiedBy": cluster_key.to_string(),
+        "committeeCertificate": committee_certificate,
         "masterPublicKey": epoch.record().committee().public_key().to_string(),
         "ledgerHeight": registry.next_height() - 1,
-        "verified": "the keys' certificate checks against the cluster key published on the ledger, in an epoch on the checksum chain from the pinned genesis",
+        "verified": "the keys' certificate checks against the cluster key published on the ledger, in an epoch on the checksum chain from the pinned genesis; in threshold mode, the committee's certificate of that cluster key checks under the epoch's master public key",
     });
     println!(
         "{}",
