@@ -5,7 +5,9 @@
 //! `C` = blinded elements and `D` = evaluated elements.
 
 use curve25519_dalek::{
-    RistrettoPoint, Scalar, constants::RISTRETTO_BASEPOINT_POINT as G, traits::Identity,
+    RistrettoPoint, Scalar,
+    constants::RISTRETTO_BASEPOINT_POINT as G,
+    traits::{Identity, VartimeMultiscalarMul},
 };
 use subtle::ConstantTimeEq;
 
@@ -74,9 +76,11 @@ impl Proof {
         if c.len() != d.len() || c.is_empty() || c.len() > crate::voprf::MAX_BATCH {
             return false;
         }
+        // Everything here is public, so variable-time arithmetic leaks nothing (and saves two
+        // thirds of a worker's proof-checking time).
         let (m, z) = composites(b, c, d);
-        let t2 = self.s * G + self.c * b;
-        let t3 = self.s * m + self.c * z;
+        let t2 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&self.c, b, &self.s);
+        let t3 = RistrettoPoint::vartime_multiscalar_mul([self.s, self.c], [m, z]);
         challenge(b, &m, &z, &t2, &t3).ct_eq(&self.c).into()
     }
 }
@@ -111,20 +115,15 @@ fn composite_m(b: &RistrettoPoint, c: &[Element], d: &[Element]) -> RistrettoPoi
         .fold(RistrettoPoint::identity(), |m, (w, ci)| m + w * ci.0)
 }
 
+/// RFC 9497 `ComputeComposites` (the verifier's, over public elements only: variable time).
 fn composites(
     b: &RistrettoPoint,
     c: &[Element],
     d: &[Element],
 ) -> (RistrettoPoint, RistrettoPoint) {
     let w = composite_weights(b, c, d);
-    let m = w
-        .iter()
-        .zip(c)
-        .fold(RistrettoPoint::identity(), |acc, (w, ci)| acc + w * ci.0);
-    let z = w
-        .iter()
-        .zip(d)
-        .fold(RistrettoPoint::identity(), |acc, (w, di)| acc + w * di.0);
+    let m = RistrettoPoint::vartime_multiscalar_mul(&w, c.iter().map(|e| e.0));
+    let z = RistrettoPoint::vartime_multiscalar_mul(&w, d.iter().map(|e| e.0));
     (m, z)
 }
 

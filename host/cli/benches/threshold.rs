@@ -16,11 +16,12 @@
 //!   long-poll, so each is late by about one ledger round trip. Also printed: each gatekeeper's
 //!   CPU over that window (utime + stime from `/proc/<pid>/stat`, in clock ticks, usually 10 ms).
 //! - **clusterkey**: for each t-of-n of `--configs`, `--requests` workers, each getting its key
-//!   once, **one at a time**. Timed per worker, as a worker node does it (host/node/src/service.rs,
-//!   `Runner::provision`): its core asks for the key (`Worker::step`); the host signs a request to
-//!   **every holder** of the epoch (all n, not just t) and asks them **one after another**, each
-//!   over a new HTTP client; the core opens every answer, checks each gatekeeper's signed partial
-//!   and its DLEQ proof against the epoch's committee and combines t of them
+//!   once, **one at a time**. Timed per worker, exactly as a worker node does it (host/node,
+//!   `service::provision_requests` and `client::ask_holders`): its core asks for the key
+//!   (`Worker::step`); the host signs a request to **every holder** of the epoch and asks them
+//!   **all at once**, over a new worker's fresh connections, taking every answer that arrives
+//!   until it has t and 50 ms more; the core opens every answer, checks each gatekeeper's signed
+//!   partial and its DLEQ proof against the epoch's committee and combines t of them
 //!   (`Worker::provisioned`). Not timed: the sealed-state write the node does afterwards.
 //!   Reported as p50/p99.
 //! - **provision**: the same path for `--workers` workers with 3-of-5 gatekeepers, `--concurrency`
@@ -49,7 +50,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey};
+use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterId, Epoch};
 use keyward_ledger::{
@@ -59,9 +60,10 @@ use keyward_ledger::{
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
 use keyward_ledger_service::wire::MAX_APPEND;
-use keyward_node::{ProvisionRequest, Worker, WorkerStep};
-use keyward_node_service::client::NodeClient;
+use keyward_node::{Worker, WorkerStep};
+use keyward_node_service::client::{Clients, ask_holders};
 use keyward_node_service::dev;
+use keyward_node_service::service::provision_requests;
 use rand::{SeedableRng, rngs::StdRng};
 use rand_core::OsRng;
 
@@ -82,6 +84,9 @@ struct Options {
     requests: usize,
     workers: usize,
     concurrency: usize,
+    /// Each load task keeps its connections across the workers it drives, as one worker node
+    /// does across its asks; by default every worker opens new ones (its first key).
+    kept: bool,
 }
 
 fn options() -> Options {
@@ -94,6 +99,7 @@ fn options() -> Options {
         requests: 1000,
         workers: 10_000,
         concurrency: 8,
+        kept: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -106,6 +112,7 @@ fn options() -> Options {
             "--requests" => o.requests = args.next().unwrap().parse().unwrap(),
             "--workers" => o.workers = args.next().unwrap().parse().unwrap(),
             "--concurrency" => o.concurrency = args.next().unwrap().parse().unwrap(),
+            "--kept-connections" => o.kept = true,
             "--mode" => {
                 (o.dkg, o.clusterkey, o.provision) = match args.next().unwrap().as_str() {
                     "dkg" => (true, false, false),
@@ -436,7 +443,20 @@ fn dkg(dir: &Path, n: u16) {
 }
 
 /// `workers` workers get their ClusterKeys from `t`-of-`n` gatekeepers, `concurrency` at a time.
-fn provisioning(dir: &Path, mode: &str, (t, n): (u16, u16), workers: usize, concurrency: usize) {
+/// Load shape: how many workers, how many in flight, and whether connections are kept.
+#[derive(Clone, Copy)]
+struct Load {
+    workers: usize,
+    concurrency: usize,
+    kept: bool,
+}
+
+fn provisioning(dir: &Path, mode: &str, (t, n): (u16, u16), load_shape: Load) {
+    let Load {
+        workers,
+        concurrency,
+        kept,
+    } = load_shape;
     let platform = dev::create_platform_key(&dir.join("platform.key")).unwrap();
     let setup = Instant::now();
     let Net {
@@ -467,9 +487,9 @@ fn provisioning(dir: &Path, mode: &str, (t, n): (u16, u16), workers: usize, conc
     let gatekeepers_cpu = || pids.iter().map(|pid| process_cpu(*pid)).sum::<Duration>();
     let me = std::process::id();
     let (cpu, own, wall) = (gatekeepers_cpu(), process_cpu(me), Instant::now());
-    let (mut latencies, cores) = net
-        .runtime
-        .block_on(load(cores, registry.clone(), concurrency));
+    let (mut latencies, cores) =
+        net.runtime
+            .block_on(load(cores, registry.clone(), concurrency, kept));
     let wall = wall.elapsed();
     let (cpu, own) = (gatekeepers_cpu() - cpu, process_cpu(me) - own);
     check_keys(&registry, &cores);
@@ -479,9 +499,10 @@ fn provisioning(dir: &Path, mode: &str, (t, n): (u16, u16), workers: usize, conc
     let count = latencies.len() as f64;
     println!(
         "{mode}: {t}-of-{n}, {workers} keys, {concurrency} in flight, each worker asking all \
-         {holders} holders in turn: {:.2} s wall ({:.0} keys/s); latency p50 {:.2} ms, p99 {:.2} \
+         {holders} holders at once over {} connections: {:.2} s wall ({:.0} keys/s); latency p50 {:.2} ms, p99 {:.2} \
          ms, max {:.2} ms; CPU per key: gatekeepers {:.0} µs in all, this bench (worker cores, \
          HTTP clients) {:.0} µs",
+        if kept { "kept" } else { "new" },
         wall.as_secs_f64(),
         count / wall.as_secs_f64(),
         pct(50),
@@ -498,6 +519,7 @@ async fn load(
     workers: Vec<Worker>,
     registry: Arc<Registry>,
     concurrency: usize,
+    kept: bool,
 ) -> (Vec<Duration>, Vec<Worker>) {
     let count = workers.len();
     let queue = Arc::new(Mutex::new(workers));
@@ -506,12 +528,16 @@ async fn load(
             let (queue, registry) = (queue.clone(), registry.clone());
             tokio::spawn(async move {
                 let mut done = Vec::new();
+                let mut clients = Clients::default();
                 loop {
                     let next = queue.lock().unwrap().pop();
                     let Some(mut worker) = next else {
                         return done;
                     };
-                    let latency = provision(&mut worker, &registry).await;
+                    if !kept {
+                        clients = Clients::default();
+                    }
+                    let latency = provision(&mut worker, &registry, &mut clients).await;
                     done.push((latency, worker));
                 }
             })
@@ -529,35 +555,17 @@ async fn load(
 }
 
 /// One worker gets its ClusterKey as a worker node does (host/node/src/service.rs,
-/// `Runner::provision`): a signed request to every holder of the epoch, one after another, each
-/// over a new client, then every answer checked and combined by the worker's core. Returns how
+/// `Runner::provision`): a signed request to every holder of the epoch, all at once over new
+/// connections, then the answers checked and combined by the worker's core. Returns how
 /// long it took.
-async fn provision(worker: &mut Worker, registry: &Registry) -> Duration {
+async fn provision(worker: &mut Worker, registry: &Registry, clients: &mut Clients) -> Duration {
     let start = Instant::now();
     let Some(WorkerStep::Provision(request)) = worker.step(registry, &mut OsRng) else {
         panic!("the worker's core asks for no ClusterKey");
     };
-    let holders: Vec<(IdentityPublicKey, std::net::SocketAddr)> = registry
-        .epoch(request.epoch)
-        .unwrap()
-        .holders()
-        .iter()
-        .map(|id| (*id, registry.node(id).unwrap().endpoint))
-        .collect();
-    let genesis = registry.genesis().hash();
-    let mut answers = Vec::with_capacity(holders.len());
-    for (gatekeeper, endpoint) in holders {
-        let signed = ProvisionRequest::sign(
-            worker.signer(),
-            &genesis,
-            gatekeeper,
-            request.clone(),
-            &mut OsRng,
-        );
-        let client = NodeClient::new(&format!("http://{endpoint}")).unwrap();
-        let answer = client.provision(&signed.to_bytes()).await.unwrap();
-        answers.push(Envelope::from_bytes(&answer).unwrap());
-    }
+    // Exactly the worker node's path, with a new worker's fresh connections.
+    let (signed, threshold) = provision_requests(registry, worker.signer(), &request);
+    let answers = ask_holders(clients, signed, threshold).await;
     let refused = worker.provisioned(registry, &request, &answers).unwrap();
     assert!(refused.is_empty(), "{refused:?}");
     start.elapsed()
@@ -587,17 +595,25 @@ fn main() {
         }
     }
     if o.clusterkey {
-        let requests = o.requests;
+        let shape = Load {
+            workers: o.requests,
+            concurrency: 1,
+            kept: o.kept,
+        };
         for &(t, n) in &o.configs {
             in_dir(&format!("clusterkey-{t}-of-{n}"), move |dir| {
-                provisioning(dir, "clusterkey", (t, n), requests, 1);
+                provisioning(dir, "clusterkey", (t, n), shape);
             });
         }
     }
     if o.provision {
-        let (workers, concurrency) = (o.workers, o.concurrency);
+        let shape = Load {
+            workers: o.workers,
+            concurrency: o.concurrency,
+            kept: o.kept,
+        };
         in_dir("provision", move |dir| {
-            provisioning(dir, "provision", PROVISION_CONFIG, workers, concurrency);
+            provisioning(dir, "provision", PROVISION_CONFIG, shape);
         });
     }
 }

@@ -81,3 +81,77 @@ impl NodeClient {
         self.call("getHealth", &serde_json::json!({})).await
     }
 }
+
+/// How long a worker waits for more answers once it has a threshold of them: honest gatekeepers
+/// answer within milliseconds of each other, and a hung one must not hold up every key.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(50);
+
+/// Kept-alive clients, one per gatekeeper endpoint, so that asking for a key costs no new
+/// connection.
+#[derive(Debug, Default)]
+pub struct Clients(std::collections::BTreeMap<std::net::SocketAddr, NodeClient>);
+
+impl Clients {
+    /// The client for `endpoint`, made on first use.
+    ///
+    /// # Errors
+    /// As [`NodeClient::new`].
+    pub fn get(&mut self, endpoint: std::net::SocketAddr) -> Result<NodeClient, ClientError> {
+        if let Some(client) = self.0.get(&endpoint) {
+            return Ok(client.clone());
+        }
+        let client = NodeClient::new(&format!("http://{endpoint}"))?;
+        self.0.insert(endpoint, client.clone());
+        Ok(client)
+    }
+}
+
+/// A worker asks every holder of the request's epoch for its answer, all at once, each with its
+/// own signed request (`signed`: gatekeeper, endpoint, signed request bytes). Returns the answer
+/// envelopes that arrive: all of them, or once `threshold` have, those that arrive within a
+/// short grace after. Failures are logged and skipped: the worker's core decides what the
+/// answers are worth.
+pub async fn ask_holders(
+    clients: &mut Clients,
+    signed: Vec<(
+        keyward_crypto::IdentityPublicKey,
+        std::net::SocketAddr,
+        Vec<u8>,
+    )>,
+    threshold: usize,
+) -> Vec<keyward_crypto::Envelope> {
+    let mut asks = tokio::task::JoinSet::new();
+    for (gatekeeper, endpoint, request) in signed {
+        match clients.get(endpoint) {
+            Ok(client) => {
+                asks.spawn(async move { (gatekeeper, client.provision(&request).await) });
+            }
+            Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
+        }
+    }
+    let mut answers = Vec::new();
+    let mut deadline = None;
+    loop {
+        let next = match deadline {
+            None => asks.join_next().await,
+            Some(at) => match tokio::time::timeout_at(at, asks.join_next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some(joined) = next else { break };
+        let Ok((gatekeeper, answer)) = joined else {
+            continue;
+        };
+        match answer.map(|bytes| keyward_crypto::Envelope::from_bytes(&bytes)) {
+            Ok(Ok(envelope)) => answers.push(envelope),
+            Ok(Err(e)) => tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer"),
+            Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
+        }
+        if deadline.is_none() && answers.len() >= threshold {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+        }
+    }
+    // Dropping the set aborts the stragglers.
+    answers
+}

@@ -10,7 +10,7 @@ use rand_core::OsRng;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
+use keyward_crypto::{IdentityKeypair, IdentityPublicKey, SecretBytes};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
 use keyward_host::Running;
@@ -22,7 +22,7 @@ use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::{FollowError, Follower};
 use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, StateError, Worker, WorkerStep};
 
-use crate::client::NodeClient;
+use crate::client::{Clients, ask_holders};
 use crate::dev;
 use crate::dir::{DirError, NodeDir};
 
@@ -276,6 +276,7 @@ impl Node {
             dev_wrong_digests: config.dev_wrong_digests,
             pending: Vec::new(),
             unsaved: false,
+            clients: Clients::default(),
         };
         let task = tokio::spawn(runner.run(stopped));
         tracing::info!(role = config.role.name(), %id, addr = %running.addr, "node started");
@@ -314,6 +315,31 @@ struct Runner {
     /// A sealed-state save failed: the core holds a key the disk may not. The core asks to seal
     /// only once per change, so every later gatekeeper entry waits for a save that succeeds.
     unsaved: bool,
+    /// A worker's kept-alive clients to the gatekeepers.
+    clients: Clients,
+}
+
+/// A worker's signed requests for `request`, one to each holder of its epoch (gatekeeper,
+/// endpoint, request bytes), and how many answers the epoch's committee needs.
+pub fn provision_requests(
+    registry: &Registry,
+    signer: &IdentityKeypair,
+    request: &ClusterKeyRequest,
+) -> (Vec<(IdentityPublicKey, SocketAddr, Vec<u8>)>, usize) {
+    let Some(state) = registry.epoch(request.epoch) else {
+        return (Vec::new(), 1);
+    };
+    let genesis = registry.genesis().hash();
+    let signed = state
+        .holders()
+        .iter()
+        .filter_map(|id| {
+            let endpoint = registry.node(id)?.endpoint;
+            let signed = ProvisionRequest::sign(signer, &genesis, *id, request.clone(), &mut OsRng);
+            Some((*id, endpoint, signed.to_bytes()))
+        })
+        .collect();
+    (signed, usize::from(state.current().committee().threshold()))
 }
 
 /// Why a step was not completed; the round ends and resumes after the next poll.
@@ -560,39 +586,11 @@ impl Runner {
 
     /// Asks every holder of the request's epoch and hands the answers to the core.
     async fn provision(&mut self, request: &ClusterKeyRequest) -> Result<(), Pause> {
-        let (genesis, holders) = {
+        let (signed, threshold) = {
             let registry = self.shared.registry.read().expect("registry lock");
-            let holders: Vec<_> = registry
-                .epoch(request.epoch)
-                .map(|s| s.holders().iter().copied().collect())
-                .unwrap_or_default();
-            let holders: Vec<_> = holders
-                .into_iter()
-                .filter_map(|id| registry.node(&id).map(|n| (id, n.endpoint)))
-                .collect();
-            (registry.genesis().hash(), holders)
+            provision_requests(&registry, &self.signer, request)
         };
-        let mut answers = Vec::new();
-        for (gatekeeper, endpoint) in holders {
-            let signed = ProvisionRequest::sign(
-                &self.signer,
-                &genesis,
-                gatekeeper,
-                request.clone(),
-                &mut OsRng,
-            );
-            let answer = match NodeClient::new(&format!("http://{endpoint}")) {
-                Ok(client) => client.provision(&signed.to_bytes()).await,
-                Err(e) => Err(e),
-            };
-            match answer.map(|bytes| Envelope::from_bytes(&bytes)) {
-                Ok(Ok(envelope)) => answers.push(envelope),
-                Ok(Err(e)) => {
-                    tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer")
-                }
-                Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
-            }
-        }
+        let answers = ask_holders(&mut self.clients, signed, threshold).await;
         let outcome = {
             let registry = self.shared.registry.read().expect("registry lock");
             let mut core = self.shared.core.write().expect("core lock");
