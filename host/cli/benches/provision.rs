@@ -20,9 +20,11 @@
     clippy::print_stdout
 )]
 
+mod support;
+use support::{free_port, process_cpu, spawn};
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -217,27 +219,6 @@ fn thread_cpu() -> Duration {
     Duration::from_nanos(text.split_whitespace().next().unwrap().parse().unwrap())
 }
 
-/// CPU time (user + system) of every thread of process `pid`, at the kernel's clock tick.
-fn process_cpu(pid: u32) -> Duration {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat(5); fields[0] is field 3.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
-}
-
-/// `getconf CLK_TCK`: the unit of /proc/<pid>/stat times.
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// A `/proc/<pid>/status` memory figure (`VmHWM` peak, `VmRSS` now), in MiB.
 fn memory(pid: &str, field: &str) -> f64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -322,36 +303,6 @@ fn core_mode(n: usize, batch: usize) {
     );
 }
 
-/// A child `keyward` process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn rpc_mode(n: usize, concurrency: usize) {
     let dir = std::env::temp_dir().join(format!("keyward-bench-provision-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -389,6 +340,7 @@ fn rpc_run(dir: &Path, n: usize, concurrency: usize) {
             "--genesis",
             &path(&genesis_file),
         ],
+        true,
     );
     let client = runtime.block_on(async {
         let client = LedgerClient::new(&ledger_url).unwrap();
@@ -417,6 +369,7 @@ fn rpc_run(dir: &Path, n: usize, concurrency: usize) {
             "--platform-key",
             &path(&platform_key),
         ],
+        true,
     );
     let pid = gatekeeper.0.id();
     // "gatekeeper <id> listening on <addr>"

@@ -44,10 +44,12 @@
     clippy::print_stdout
 )]
 
+mod support;
+use support::{Proc, clock_ticks, free_port, process_cpu, spawn};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
@@ -220,61 +222,6 @@ impl Net {
     }
 }
 
-/// CPU time (user + system) of every thread of process `pid`, at the kernel's clock tick.
-fn process_cpu(pid: u32) -> Duration {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat(5); fields[0] is field 3.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks())
-}
-
-/// `getconf CLK_TCK`: the unit of /proc/<pid>/stat times (asked once: the DKG's CPU is read
-/// between two timed moments).
-fn clock_ticks() -> f64 {
-    static TICKS: OnceLock<f64> = OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    })
-}
-
-/// A child `keyward` process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs `run` in a fresh directory, removed afterwards; kept, with the processes' logs, if the
 /// run panics.
 fn in_dir(label: &str, run: impl FnOnce(&Path) + std::panic::UnwindSafe) {
@@ -328,6 +275,7 @@ impl Network {
                 "--genesis",
                 &path(&genesis_file),
             ],
+            false,
         )];
         let client = runtime.block_on(async {
             let client = LedgerClient::new(&url).unwrap();
@@ -363,6 +311,7 @@ impl Network {
                     "--platform-key",
                     &path(&dir.join("platform.key")),
                 ],
+                false,
             ));
         }
         Self {
