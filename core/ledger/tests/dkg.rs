@@ -1116,6 +1116,7 @@ fn the_committee_certifies_the_epoch_checksum_and_a_wrong_share_is_slashed_and_e
     ));
     assert!(net.registry.node(&gks[1].id.public()).unwrap().stake < stake);
     assert!(net.registry.certificate(&statement).is_none());
+    assert!(!net.registry.is_certified(&statement));
 
     // Attempt 1 goes on without member 1, whose commitments are refused from now on.
     let run = &net.registry.signing()[&statement];
@@ -1147,6 +1148,7 @@ fn the_committee_certifies_the_epoch_checksum_and_a_wrong_share_is_slashed_and_e
     let signature = *net.registry.certificate(&statement).unwrap();
     let certified = net.registry.certified(&statement).unwrap();
     assert!(certified.verify(&genesis, &master, &signature));
+    assert!(net.registry.is_certified(&statement));
     let other = Certified::EpochChecksum {
         epoch: Epoch(0),
         checksum: keyward_hierarchy::EpochChecksum([7; 32]),

@@ -78,8 +78,10 @@ pub struct Gatekeeper {
     bad: crate::alarms::Alarms<BadSecret>,
     /// Threshold mode: its shares of each epoch's MasterKey, by master public key. An epoch has
     /// more than one while a resharing moves it (the old share deals and answers until the new
-    /// committee takes over); shares of no live committee are dropped.
-    shares: BTreeMap<[u8; 32], Vec<Held>>,
+    /// committee takes over); shares of no live committee are dropped. Boxed, so that the map
+    /// and vectors move pointers, never copies of a share they cannot zeroize.
+    #[allow(clippy::vec_box)] // a Vec that grows copies its elements and frees them unwiped
+    shares: BTreeMap<[u8; 32], Vec<Box<Held>>>,
     /// The verification share behind the cached partials (threshold mode): when a resharing
     /// replaces the share, every cached partial is stale.
     partials_basis: Option<[u8; 32]>,
@@ -126,14 +128,16 @@ impl Held {
 }
 
 /// The share in `committee` among `shares` (by master public key), if there is one.
+#[allow(clippy::vec_box)] // see `Gatekeeper::shares`
 fn held_in<'a>(
-    shares: &'a BTreeMap<[u8; 32], Vec<Held>>,
+    shares: &'a BTreeMap<[u8; 32], Vec<Box<Held>>>,
     committee: &Committee,
 ) -> Option<&'a Held> {
     shares
         .get(&committee.public_key().to_bytes())?
         .iter()
         .find(|h| h.in_committee(committee))
+        .map(|h| &**h)
 }
 
 /// Why a member cannot finish a run yet.
@@ -279,7 +283,7 @@ impl Gatekeeper {
                     }
                 };
                 let n = count(r, "share count", MAX_SHARES)?;
-                let mut shares: BTreeMap<[u8; 32], Vec<Held>> = BTreeMap::new();
+                let mut shares: BTreeMap<[u8; 32], Vec<Box<Held>>> = BTreeMap::new();
                 for _ in 0..n {
                     let master = r.array::<32>("share's master public key")?;
                     let index = ShareIndex::new(r.u16("share index")?).ok_or(
@@ -289,7 +293,10 @@ impl Gatekeeper {
                         },
                     )?;
                     let share = KeyShare::from_bytes(index, &secret(r, "share")?)?;
-                    shares.entry(master).or_default().push(Held::new(share));
+                    shares
+                        .entry(master)
+                        .or_default()
+                        .push(Box::new(Held::new(share)));
                 }
                 Ok((secrets, candidate, shares, Signing::decode(r)?))
             })?;
@@ -333,7 +340,7 @@ impl Gatekeeper {
         self.shares
             .entry(committee.public_key().to_bytes())
             .or_default()
-            .push(Held::new(share));
+            .push(Box::new(Held::new(share)));
     }
 
     /// Drops every share of no live committee: one an epoch has left by resharing, or one of an

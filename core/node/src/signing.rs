@@ -22,8 +22,9 @@ const MAX_OPEN: usize = 16;
 
 /// Where this gatekeeper is in one run.
 enum Nonce {
-    /// Committed: the seed of its nonces, secret until it has signed.
-    Committed(SecretBytes<32>),
+    /// Committed: the seed of its nonces, secret until it has signed. Boxed, so that the map
+    /// moves a pointer, never a copy of the seed it cannot zeroize.
+    Committed(Box<SecretBytes<32>>),
     /// Signed: the share (public once submitted); the seed is gone.
     Signed(SignatureShare),
 }
@@ -69,9 +70,7 @@ impl Signing {
             let committed = run.commitments().contains_key(&index);
             let step = match self.runs.get(&key) {
                 None if !committed && !run.chosen() && self.runs.len() < MAX_OPEN => {
-                    let mut seed = [0u8; 32];
-                    rng.fill_bytes(&mut seed);
-                    let seed = SecretBytes::new(seed);
+                    let seed = Box::new(SecretBytes::random(rng));
                     let (_, commitment) = sign::commit(share, &seed);
                     self.runs.insert(key, Nonce::Committed(seed));
                     GatekeeperStep::SealThenSubmit(commit_body(statement, run, commitment))
@@ -146,7 +145,7 @@ impl Signing {
         for _ in 0..n {
             let key = (Statement::decode(r)?, r.u16("signing attempt")?);
             let nonce = match r.u8("nonce state")? {
-                0 => Nonce::Committed(secret(r, "nonce seed")?),
+                0 => Nonce::Committed(Box::new(secret(r, "nonce seed")?)),
                 1 => Nonce::Signed(SignatureShare::from_bytes(&r.array("signature share")?)?),
                 _ => {
                     return Err(DecodeError::Invalid {

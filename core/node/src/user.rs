@@ -6,9 +6,7 @@ use thiserror::Error;
 use keyward_contracts::{Call, Reply, ReplyError, open_reply};
 use keyward_crypto::{ChannelKeypair, Envelope, IdentityKeypair, IdentityPublicKey};
 use keyward_hierarchy::{ContractId, ContractPublicKeys, InputError};
-use keyward_ledger::{
-    Certified, ContractCommand, EntryHash, KeyContext, Registry, Rejected, Statement,
-};
+use keyward_ledger::{ContractCommand, EntryHash, KeyContext, Registry, Rejected, Statement};
 
 /// Why a user could not encrypt a command or accept a reply.
 #[derive(Debug, Error)]
@@ -136,24 +134,10 @@ impl User {
             .cluster(&cluster)
             .and_then(|c| c.key(context))
             .ok_or(UserError::NoClusterKey)?;
-        if registry.key_threshold() > 1 {
-            let master = registry
-                .epoch(context.epoch)
-                .map(|s| s.record().committee().public_key())
-                .ok_or(UserError::NoClusterKey)?;
-            let statement = Statement::ClusterKey(cluster.clone(), context);
-            let certified = Certified::ClusterKey {
-                cluster,
-                context,
-                key: *trusted,
-            };
-            let genesis = registry.genesis().hash();
-            if !registry
-                .certificate(&statement)
-                .is_some_and(|signature| certified.verify(&genesis, &master, signature))
-            {
-                return Err(UserError::NoCommitteeCertificate);
-            }
+        if registry.key_threshold() > 1
+            && !registry.is_certified(&Statement::ClusterKey(cluster, context))
+        {
+            return Err(UserError::NoCommitteeCertificate);
         }
         Ok((keys, trusted))
     }

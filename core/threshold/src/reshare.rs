@@ -26,7 +26,8 @@ use crate::{
     threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex, lagrange},
 };
 
-/// A dealer's public commitments `C_k` to its resharing polynomial; `C_0` must be `λ_i·Y_i`.
+/// A dealer's public commitments `C_k` to its resharing polynomial; `C_0` must be its
+/// verification share `Y_i`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReshareCommitment(Vec<Element>);
 

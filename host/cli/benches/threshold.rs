@@ -20,7 +20,7 @@
 //!   `service::provision_requests` and `client::ask_holders`): its core asks for the key
 //!   (`Worker::step`); the host signs a request to **every holder** of the epoch and asks them
 //!   **all at once**, over a new worker's fresh connections, taking every answer that arrives
-//!   until it has t and 50 ms more; the core opens every answer, checks each gatekeeper's signed
+//!   until it has t and a grace after (`ask_holders`); the core opens every answer, checks each gatekeeper's signed
 //!   partial and its DLEQ proof against the epoch's committee and combines t of them
 //!   (`Worker::provisioned`). Not timed: the sealed-state write the node does afterwards.
 //!   Reported as p50/p99.
@@ -32,8 +32,9 @@
 //! Not timed: generating, attesting and registering the workers and forming clusters of 64 (built
 //! in memory and appended before the gatekeepers start), and the DKG. A gatekeeper answers from a
 //! partial evaluation it caches per cluster key context (evaluated in its step, at most 64 per
-//! step); the bench waits until those are made, so **it measures the cached path** (one batch
-//! signature check and one sealed envelope per answer), not a new cluster's first answers. No
+//! step); the bench waits an estimate of the time that takes (it cannot see the caches), so
+//! **it measures the cached path** (one batch signature check and one sealed envelope per
+//! answer), not a new cluster's first answers. No
 //! cluster key is published here (in a network a member worker publishes the first key it
 //! combines), so the workers have none to compare theirs with; instead every member of a cluster
 //! is checked to hold the same key afterwards.

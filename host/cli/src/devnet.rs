@@ -750,23 +750,12 @@ async fn certified(
              (FROST under the master public key; checked here)"
         ),
         move |r| {
-            let statements = ids.iter().filter_map(|c| {
-                let context = r.key_context(c).ok().filter(|ctx| ctx.epoch == epoch)?;
-                Some(Statement::ClusterKey(c.clone(), context))
-            });
-            let Some(master) = r.epoch(epoch).map(|e| e.record().committee().public_key()) else {
-                return false;
-            };
-            let genesis = r.genesis().hash();
-            let verifies = |statement: &Statement| {
-                r.certificate(statement).is_some_and(|signature| {
-                    r.certified(statement)
-                        .is_some_and(|c| c.verify(&genesis, &master, signature))
+            r.is_certified(&Statement::EpochChecksum(epoch))
+                && ids.iter().all(|c| {
+                    r.key_context(c).ok().is_some_and(|ctx| {
+                        ctx.epoch == epoch && r.is_certified(&Statement::ClusterKey(c.clone(), ctx))
+                    })
                 })
-            };
-            verifies(&Statement::EpochChecksum(epoch))
-                && statements.clone().count() == ids.len()
-                && statements.into_iter().all(|st| verifies(&st))
         },
     )
     .await

@@ -82,8 +82,10 @@ impl NodeClient {
     }
 }
 
-/// How long a worker waits for more answers once it has a threshold of them: honest gatekeepers
-/// answer within milliseconds of each other, and a hung one must not hold up every key.
+/// The least a worker waits for more answers once it has a threshold of them (it waits as long
+/// again as the threshold took, if that is longer): honest gatekeepers answer within
+/// milliseconds of each other on a LAN, a far or slower one still counts, and a hung one must not
+/// hold up every key.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(50);
 
 /// Kept-alive clients, one per gatekeeper endpoint, so that asking for a key costs no new
@@ -109,7 +111,8 @@ impl Clients {
 /// A worker asks every holder of the request's epoch for its answer, all at once, each with its
 /// own signed request (`signed`: gatekeeper, endpoint, signed request bytes). Returns the answer
 /// envelopes that arrive: all of them, or once `threshold` have, those that arrive within a
-/// short grace after. Failures are logged and skipped: the worker's core decides what the
+/// grace after (50 ms, or as long as the first `threshold` took), since a fast answer may be a
+/// wrong one. Failures are logged and skipped: the worker's core decides what the
 /// answers are worth.
 pub async fn ask_holders(
     clients: &mut Clients,
@@ -129,6 +132,7 @@ pub async fn ask_holders(
             Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
         }
     }
+    let started = tokio::time::Instant::now();
     let mut answers = Vec::new();
     let mut deadline = None;
     loop {
@@ -149,7 +153,8 @@ pub async fn ask_holders(
             Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
         }
         if deadline.is_none() && answers.len() >= threshold {
-            deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+            let now = tokio::time::Instant::now();
+            deadline = Some(now + STRAGGLER_GRACE.max(now - started));
         }
     }
     // Dropping the set aborts the stragglers.

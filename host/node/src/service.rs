@@ -479,26 +479,30 @@ impl Runner {
             }
         };
         match step {
+            // A failed save is retried even when the core has nothing else to do: a `Seal` that
+            // did not land leaves dropped shares in the stored state.
+            None if self.unsaved => self.save_unsaved().map(|()| true),
             None => Ok(true),
             Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) if !self.unsaved => {
                 self.submit(&body).await.map(|()| false)
             }
-            Some(Step::Gatekeeper(GatekeeperStep::Seal)) => {
-                self.unsaved = true;
-                self.save_state()?;
-                self.unsaved = false;
-                Ok(false)
-            }
+            Some(Step::Gatekeeper(GatekeeperStep::Seal)) => self.save_unsaved().map(|()| false),
             Some(Step::Gatekeeper(
                 GatekeeperStep::Submit(body) | GatekeeperStep::SealThenSubmit(body),
             )) => {
-                self.unsaved = true;
-                self.save_state()?;
-                self.unsaved = false;
+                self.save_unsaved()?;
                 self.submit(&body).await.map(|()| false)
             }
             Some(Step::Worker(step)) => self.worker_step(step).await.map(|()| false),
         }
+    }
+
+    /// Stores the state; until that succeeds, `unsaved` holds back every entry that depends on it.
+    fn save_unsaved(&mut self) -> Result<(), Pause> {
+        self.unsaved = true;
+        self.save_state()?;
+        self.unsaved = false;
+        Ok(())
     }
 
     fn save_state(&self) -> Result<(), Pause> {

@@ -208,7 +208,7 @@ impl Registry {
                 self.dkg = None;
                 let mut events = vec![Event::DkgFailed { epoch: id.epoch }];
                 if let Some(proposal) = proposal {
-                    events.extend(self.abandon_change(proposal));
+                    events.extend(self.abandon_change(super::Change::Proposal(proposal)));
                 }
                 events
             }

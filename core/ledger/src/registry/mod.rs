@@ -538,7 +538,7 @@ impl Registry {
         let entry = v.into_entry();
         let author = entry.author();
         let height = self.height;
-        let events = match effect {
+        let mut events = match effect {
             Effect::Register(node) => {
                 let mut events = self.commit_register(author, node);
                 events.extend(self.start_dkg_if_due());
@@ -581,7 +581,6 @@ impl Registry {
                 outcome,
             } => self.commit_sign_share(*share, index, outcome),
         };
-        let mut events = events;
         events.extend(self.refresh_if_due());
         self.height += 1;
         self.head = entry.hash();

@@ -35,6 +35,19 @@ impl Registry {
         if self.partial_reports.contains(&report_key(report)) {
             return Err(Rejected::AlreadyReported);
         }
+        let Some(current) = self.epoch(request.epoch).map(|s| s.current()) else {
+            return Err(Rejected::UnknownEpoch {
+                epoch: request.epoch,
+            });
+        };
+        let Some(index) = current.index_of(&report.gatekeeper) else {
+            return bad("the gatekeeper holds no share of the epoch's current committee");
+        };
+        if current.committee().verification_share(index) != Some(report.verification) {
+            // Signed for a committee the epoch has left: nothing to check it against now.
+            return bad("the partial is for another committee of the epoch");
+        }
+        // The cheap lookups above first; then the signature that makes the partial evidence.
         let message = partial_message(
             &self.genesis.hash(),
             request,
@@ -51,18 +64,6 @@ impl Registry {
             .is_err()
         {
             return bad("the gatekeeper's signature does not verify");
-        }
-        let Some(current) = self.epoch(request.epoch).map(|s| s.current()) else {
-            return Err(Rejected::UnknownEpoch {
-                epoch: request.epoch,
-            });
-        };
-        let Some(index) = current.index_of(&report.gatekeeper) else {
-            return bad("the gatekeeper holds no share of the epoch's current committee");
-        };
-        if current.committee().verification_share(index) != Some(report.verification) {
-            // Signed for a committee the epoch has left: nothing to check it against now.
-            return bad("the partial is for another committee of the epoch");
         }
         let valid = PartialEvaluation::from_bytes(&report.partial).is_ok_and(|partial| {
             partial.index == index
@@ -83,12 +84,7 @@ impl Registry {
         report: PartialReport,
         amount: u64,
     ) -> Vec<Event> {
-        let node = self
-            .nodes
-            .get_mut(&report.gatekeeper)
-            .expect("a committee member is registered");
-        node.stake -= amount;
-        node.slashed = true;
+        self.slash(&report.gatekeeper, amount);
         self.partial_reports.insert(report_key(&report));
         vec![Event::GatekeeperSlashed {
             gatekeeper: report.gatekeeper,

@@ -134,11 +134,10 @@ impl Registry {
         {
             return Vec::new();
         }
-        let events = self.start_resharing(Change::Scheduled, None);
+        let mut events = self.start_resharing(Change::Scheduled, None);
         if self.reshares.is_empty() {
             // Every epoch's resharing attempts are used up: nothing to wait for.
-            self.resharing = None;
-            self.shares_changed_at = self.height;
+            events.extend(self.abandon_change(Change::Scheduled));
         }
         events
     }
@@ -183,14 +182,14 @@ impl Registry {
         let threshold = self.key_threshold();
         let state = self.epoch_mut(epoch);
         let old = state.current().clone();
-        // Attempt numbers are never reused; after the last one the epoch is not reshared.
-        let attempt = state.next_reshare_attempt()?;
         let resharing = Resharing::new(
             old.committee().clone(),
             threshold,
             members.keys().copied().collect(),
         )
         .ok()?;
+        // Attempt numbers are never reused; after the last one the epoch is not reshared.
+        let attempt = state.next_reshare_attempt()?;
         let id = RunId {
             sharing: Sharing::Reshare,
             epoch,
@@ -325,7 +324,14 @@ impl Registry {
         let mut excluded = old.excluded;
         excluded.insert(dealer);
         let mut events = vec![Event::DealerExcluded { run, dealer }];
-        events.extend(self.start_reshare_run(run.epoch, old.members, excluded));
+        match self.start_reshare_run(run.epoch, old.members, excluded) {
+            Some(started) => events.push(started),
+            // The epoch's attempts ran out: the change can never complete.
+            None => {
+                let change = self.resharing.expect("a run belongs to a change");
+                events.extend(self.abandon_change(change));
+            }
+        }
         events
     }
 
@@ -359,11 +365,16 @@ impl Registry {
         events
     }
 
-    /// Ends the change `proposal` that can no longer complete (its DKG failed): its resharing
-    /// runs stop, the epochs stay with their current committees, and the proposal is abandoned.
-    pub(super) fn abandon_change(&mut self, proposal: EntryHash) -> Vec<Event> {
+    /// Ends a change that can no longer complete (a rotation's DKG failed, or an epoch's
+    /// resharing attempts ran out): its resharing runs stop, the epochs stay with their current
+    /// committees, and its proposal, if any, is abandoned.
+    pub(super) fn abandon_change(&mut self, change: Change) -> Vec<Event> {
         self.reshares.clear();
         self.resharing = None;
+        self.shares_changed_at = self.height;
+        let Change::Proposal(proposal) = change else {
+            return Vec::new();
+        };
         if self.rotation == Some(proposal) {
             self.rotation = None;
         }

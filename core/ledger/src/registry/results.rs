@@ -166,12 +166,7 @@ impl Registry {
     }
 
     pub(super) fn commit_slash(&mut self, report: MisbehaviourReport, amount: u64) -> Vec<Event> {
-        let node = self
-            .nodes
-            .get_mut(&report.accused)
-            .expect("the accused published a digest");
-        node.stake -= amount;
-        node.slashed = true;
+        self.slash(&report.accused, amount);
         self.reports
             .insert((report.subject.clone(), report.accused));
         vec![Event::Slashed {
@@ -186,6 +181,16 @@ impl Registry {
         let stake = self.nodes.get(id).map_or(0, |n| u128::from(n.stake));
         let bps = u128::from(self.genesis.config().params.slash_bps);
         u64::try_from(stake * bps / 10_000).expect("at most the stake")
+    }
+
+    /// Slashes registered node `id` by `amount` (from [`Registry::slash_amount`]) and marks it.
+    pub(super) fn slash(&mut self, id: &IdentityPublicKey, amount: u64) {
+        let node = self
+            .nodes
+            .get_mut(id)
+            .expect("only registered nodes are slashed");
+        node.stake -= amount;
+        node.slashed = true;
     }
 
     /// The digests published for `subject`, by worker.

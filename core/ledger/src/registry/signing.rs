@@ -28,7 +28,7 @@ use crate::reject::Rejected;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningRun {
     attempt: u16,
-    /// The threshold of the committee signing this attempt.
+    /// The deployment's threshold, which every committee has.
     threshold: u16,
     commitments: BTreeMap<ShareIndex, NonceCommitment>,
     shares: BTreeMap<ShareIndex, SignatureShare>,
@@ -61,10 +61,9 @@ impl SigningRun {
         &self.excluded
     }
 
-    /// The next attempt, with `threshold`, without `excluded`; `None` once attempts run out.
-    fn restart(&mut self, threshold: u16) -> Option<()> {
+    /// The next attempt, without `excluded`; `None` once attempts run out.
+    fn restart(&mut self) -> Option<()> {
         self.attempt = self.attempt.checked_add(1)?;
-        self.threshold = threshold;
         self.commitments.clear();
         self.shares.clear();
         Some(())
@@ -90,6 +89,20 @@ impl Registry {
         self.certificates.get(statement)
     }
 
+    /// Whether `statement` has a certificate that verifies, checked afresh with the ledger's
+    /// genesis hash and the master public key of the statement's epoch: what a user relies on.
+    pub fn is_certified(&self, statement: &Statement) -> bool {
+        let (Some(signature), Some(certified), Some(state)) = (
+            self.certificates.get(statement),
+            self.certified(statement),
+            self.epoch(statement.epoch()),
+        ) else {
+            return false;
+        };
+        let master = state.record().committee().public_key();
+        certified.verify(&self.genesis.hash(), &master, signature)
+    }
+
     /// `statement` with its content as the registry records it: what the committee signs.
     /// `None` for an unknown epoch, or a cluster key not published.
     pub fn certified(&self, statement: &Statement) -> Option<Certified> {
@@ -111,7 +124,7 @@ impl Registry {
         if self.key_threshold() == 1 || self.certificates.contains_key(&statement) {
             return;
         }
-        let threshold = self.signing_threshold(statement.epoch());
+        let threshold = self.key_threshold();
         self.signing.entry(statement).or_insert(SigningRun {
             attempt: 0,
             threshold,
@@ -123,15 +136,8 @@ impl Registry {
 
     /// Restarts the runs of `epoch` after a resharing replaced its shares.
     pub(super) fn restart_signing(&mut self, epoch: Epoch) {
-        let threshold = self.signing_threshold(epoch);
-        self.signing.retain(|statement, run| {
-            statement.epoch() != epoch || run.restart(threshold).is_some()
-        });
-    }
-
-    fn signing_threshold(&self, epoch: Epoch) -> u16 {
-        self.epoch(epoch)
-            .map_or(u16::MAX, |s| s.current().committee().threshold())
+        self.signing
+            .retain(|statement, run| statement.epoch() != epoch || run.restart().is_some());
     }
 
     /// The run for `statement` at `attempt`, and `author`'s index in the epoch's current
@@ -235,9 +241,9 @@ impl Registry {
                     .map(|id| (*id, self.slash_amount(id)))
                     .collect(),
             )),
-            Err(_) => Err(Rejected::SigningOutOfTurn(
-                "the run's commitments do not form a signing package",
-            )),
+            // Not reachable (the signers are members of the current committee, t of them), but
+            // if it were, refusing the last share would freeze the run: restart it instead.
+            Err(_) => Ok(Outcome::Wrong(Vec::new())),
         }
     }
 
@@ -261,27 +267,26 @@ impl Registry {
         outcome: Option<Outcome>,
     ) -> Vec<Event> {
         let statement = share.statement;
-        let run = self.signing.get_mut(&statement).expect("checked");
-        run.shares.insert(index, share.share);
         match outcome {
-            None => Vec::new(),
+            None => {
+                let run = self.signing.get_mut(&statement).expect("checked");
+                run.shares.insert(index, share.share);
+                Vec::new()
+            }
             Some(Outcome::Certified(signature)) => {
                 self.signing.remove(&statement);
                 self.certificates.insert(statement.clone(), signature);
                 vec![Event::CommitteeSigned { statement }]
             }
             Some(Outcome::Wrong(culprits)) => {
-                let threshold = self.signing_threshold(statement.epoch());
-                let run = self.signing.get_mut(&statement).expect("present");
+                let run = self.signing.get_mut(&statement).expect("checked");
                 run.excluded.extend(culprits.iter().map(|(id, _)| *id));
-                if run.restart(threshold).is_none() {
+                if run.restart().is_none() {
                     self.signing.remove(&statement);
                 }
                 let mut events = Vec::new();
                 for (signer, amount) in culprits {
-                    let node = self.nodes.get_mut(&signer).expect("a committee member");
-                    node.stake -= amount;
-                    node.slashed = true;
+                    self.slash(&signer, amount);
                     events.push(Event::SignerSlashed {
                         signer,
                         amount,
