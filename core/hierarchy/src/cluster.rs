@@ -32,7 +32,7 @@ use crate::{
 };
 use keyward_crypto::{ChannelKeypair, IdentityKeypair, SecretBytes, Writer};
 use keyward_threshold::{
-    CombineError, Element, InvalidPartial, KeyShare, Output, PartialEvaluation,
+    CheckedPartial, CombineError, Element, InvalidPartial, KeyShare, Output, PartialEvaluation,
 };
 
 /// Why a ClusterKey could not be obtained.
@@ -111,17 +111,43 @@ impl ClusterKeyRequest {
         record: &EpochRecord,
         partials: &[PartialEvaluation],
     ) -> Result<(ClusterKey, Vec<InvalidPartial>), ClusterKeyError> {
-        if record.epoch() != self.epoch {
-            return Err(ClusterKeyError::WrongEpoch {
+        self.check_epoch(record)?;
+        let (output, combined) = record.committee().evaluate_input(&self.input(), partials)?;
+        Ok((self.key_from(&output), combined.invalid))
+    }
+
+    /// [`ClusterKeyRequest::finish`] over partials the caller already checked with
+    /// [`keyward_threshold::Committee::check_partial`] against [`ClusterKeyRequest::element`]
+    /// under `record`'s committee (a worker checks each answer as it arrives, to blame its
+    /// sender); their proofs are not checked again.
+    ///
+    /// # Errors
+    /// As [`ClusterKeyRequest::finish`].
+    pub fn finish_checked(
+        &self,
+        record: &EpochRecord,
+        partials: &[CheckedPartial],
+    ) -> Result<ClusterKey, ClusterKeyError> {
+        self.check_epoch(record)?;
+        let (output, _) = record
+            .committee()
+            .evaluate_input_checked(&self.input(), partials)?;
+        Ok(self.key_from(&output))
+    }
+
+    fn check_epoch(&self, record: &EpochRecord) -> Result<(), ClusterKeyError> {
+        if record.epoch() == self.epoch {
+            Ok(())
+        } else {
+            Err(ClusterKeyError::WrongEpoch {
                 request: self.epoch,
                 record: record.epoch(),
-            });
+            })
         }
-        let (output, combined) = record.committee().evaluate_input(&self.input(), partials)?;
-        Ok((
-            ClusterKey::from_output(self.epoch, self.cluster.clone(), self.generation, &output),
-            combined.invalid,
-        ))
+    }
+
+    fn key_from(&self, output: &Output) -> ClusterKey {
+        ClusterKey::from_output(self.epoch, self.cluster.clone(), self.generation, output)
     }
 }
 

@@ -28,4 +28,4 @@ pub use gatekeeper::{BadSecret, Gatekeeper, GatekeeperStep};
 pub use provision::{ProvisionError, ProvisionRequest, answer_aad};
 pub use sealed::StateError;
 pub use user::{User, UserError};
-pub use worker::{Checkpoint, CheckpointError, Worker, WorkerAlarm, WorkerStep};
+pub use worker::{Answers, Checkpoint, CheckpointError, Worker, WorkerAlarm, WorkerStep};

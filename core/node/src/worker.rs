@@ -12,13 +12,13 @@ use keyward_crypto::{
 use keyward_enclave::{BoundKey, SealedBlob, Sealer};
 use keyward_hierarchy::{
     ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, ContractPublicKeys, Epoch,
-    Generation,
+    EpochRecord, Generation,
 };
 use keyward_ledger::{
     Body, ClusterKeyPublish, EntryHash, KeyContext, MisbehaviourReport, Offence, PartialReport,
     Registry, ResultDigest, Role, Subject,
 };
-use keyward_threshold::{Element, PartialEvaluation, ShareIndex};
+use keyward_threshold::{CheckedPartial, Element, PartialEvaluation, ShareIndex};
 
 use crate::provision::{ProvisionError, SignedPartial, answer_aad};
 use crate::sealed::{Keys, RoleTag, StateError, count, secret};
@@ -32,6 +32,44 @@ const MAX_CLUSTER_KEYS: usize = 4096;
 
 /// Where a cluster key belongs: (cluster, epoch, generation).
 type Slot = (ClusterId, Epoch, Generation);
+
+/// The answers to one ClusterKey request, gathered by [`Worker::check_answer`] as they arrive,
+/// combined by [`Worker::provisioned_from`] and closed by [`Worker::audited`]. Holds the epoch's
+/// committee as it was when collecting began, and no secret but the checked partials.
+pub struct Answers {
+    request: ClusterKeyRequest,
+    record: EpochRecord,
+    element: Element,
+    aad: Vec<u8>,
+    genesis: EntryHash,
+    threshold: bool,
+    senders: Vec<IdentityPublicKey>,
+    valid: Vec<CheckedPartial>,
+    refused: Vec<ProvisionError>,
+    reports: Vec<PartialReport>,
+}
+
+impl Answers {
+    /// Whether `t` valid partials are in.
+    pub fn enough(&self) -> bool {
+        self.valid.len() >= usize::from(self.record.committee().threshold())
+    }
+
+    /// The request being answered.
+    pub fn request(&self) -> &ClusterKeyRequest {
+        &self.request
+    }
+}
+
+impl core::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Answers")
+            .field("request", &self.request)
+            .field("valid", &self.valid.len())
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a worker's host does next.
 #[derive(Debug)]
@@ -231,22 +269,15 @@ impl Worker {
         })
     }
 
-    /// Checks the gatekeepers' answers to `request`, combines the valid partials against the
-    /// epoch's committee, checks the key against the cluster key published on the ledger (when
-    /// there is one) and keeps it. Returns the answers it refused, with why, for the host to log
-    /// (an invalid partial is evidence against its sender).
+    /// Starts collecting the gatekeepers' answers to `request`, for [`Worker::check_answer`].
     ///
     /// # Errors
-    /// A [`ProvisionError`]; the worker keeps nothing. In threshold mode a key that differs from
-    /// the published one is kept (t proofs vouch for it) and raises
-    /// [`WorkerAlarm::PublishedKeyMismatch`]; the worker then acts under neither.
-    pub fn provisioned(
-        &mut self,
+    /// [`ProvisionError::Refused`] while the request's epoch has no committee on the ledger.
+    pub fn collect(
+        &self,
         registry: &Registry,
         request: &ClusterKeyRequest,
-        answers: &[Envelope],
-    ) -> Result<Vec<ProvisionError>, ProvisionError> {
-        let me = self.id();
+    ) -> Result<Answers, ProvisionError> {
         // The committee holding the epoch now: its founding one, or the one a resharing moved
         // it to.
         let record = registry
@@ -254,79 +285,118 @@ impl Worker {
             .ok_or(ProvisionError::Refused(
                 keyward_ledger::ProvisionError::EpochNotReady(request.epoch),
             ))?
-            .current();
+            .current()
+            .clone();
         let genesis = registry.genesis().hash();
-        let aad = answer_aad(&genesis, &me, request);
-        let element = Element::from_input(&request.input()).map_err(|_| {
-            ProvisionError::Malformed(DecodeError::Invalid {
-                field: "cluster input",
-                reason: "not a VOPRF input",
-            })
-        })?;
-        let mut refused = Vec::new();
-        let mut partials = Vec::new();
-        let threshold = registry.key_threshold() > 1;
-        for answer in answers {
-            // Each partial is checked here, against the envelope's signed sender, so a bad
-            // proof is blamed on who sent it (in classic mode every holder claims index 1).
-            let sender = answer.sender();
-            let signed = self
-                .keys
-                .channel
-                .open(answer, EnvelopePurpose::ClusterKey)
-                .map_err(|_| "does not open under this worker's channel key")
-                .and_then(|o| {
-                    if o.aad == aad {
-                        SignedPartial::open(&o.plaintext, &sender, &genesis, request)
-                    } else {
-                        Err("answers another request")
-                    }
-                });
-            let partial = signed.and_then(|signed| {
-                // The sender's index and verification share in the committee holding the epoch
-                // now (classic mode: index 1, the master public key).
-                let index = if threshold {
-                    record.index_of(&sender)
-                } else {
-                    ShareIndex::new(1)
-                };
-                let verification = index.and_then(|i| record.committee().verification_share(i));
-                if verification != Some(signed.verification) {
-                    return Err("evaluated with a share the epoch's committee does not hold");
+        Ok(Answers {
+            aad: answer_aad(&genesis, &self.id(), request),
+            element: request.element(),
+            request: request.clone(),
+            record,
+            genesis,
+            threshold: registry.key_threshold() > 1,
+            senders: Vec::new(),
+            valid: Vec::new(),
+            refused: Vec::new(),
+            reports: Vec::new(),
+        })
+    }
+
+    /// Checks one answer as it arrives: opens it, checks the sender's signature, its share and
+    /// its DLEQ proof, and keeps the partial if it is valid. A signed partial with a wrong proof
+    /// is refused and becomes a report against its sender (threshold mode), queued by
+    /// [`Worker::audited`]. Only a sender's first answer counts. Returns whether `t` valid
+    /// partials are in: the host can then combine them ([`Worker::provisioned_from`]) and check
+    /// the answers still on their way afterwards, so that every wrong partial is named without
+    /// the key waiting for the slowest gatekeeper.
+    pub fn check_answer(&self, answers: &mut Answers, answer: &Envelope) -> bool {
+        let sender = answer.sender();
+        if !answers.senders.contains(&sender) {
+            answers.senders.push(sender);
+            match self.check_one(answers, answer) {
+                // One partial per member: a second answer from the same share adds nothing.
+                Ok(partial) if answers.valid.iter().all(|p| p.index() != partial.index()) => {
+                    answers.valid.push(partial);
                 }
-                let valid = PartialEvaluation::from_bytes(signed.partial.as_slice())
-                    .ok()
-                    .filter(|p| Some(p.index) == index)
-                    .filter(|p| record.committee().check_partial(&element, p).is_ok());
-                valid.ok_or_else(|| {
-                    // Signed, checkable and wrong: evidence anyone can verify (threshold mode
-                    // only: a classic partial is the whole evaluation).
-                    let queued = self.reports.iter().any(|r| {
-                        r.gatekeeper == sender
-                            && r.request == *request
-                            && r.verification == signed.verification
-                    });
-                    if threshold && !queued && self.reports.len() < MAX_REPORTS {
-                        self.reports.push(PartialReport {
-                            gatekeeper: sender,
-                            request: request.clone(),
-                            verification: signed.verification,
-                            partial: *signed.partial,
-                            signature: signed.signature,
-                        });
-                    }
-                    "partial evaluation with an invalid proof"
-                })
-            });
-            match partial {
-                Ok(p) => partials.push(p),
-                Err(reason) => refused.push(ProvisionError::BadAnswer {
-                    from: answer.sender().into(),
+                Ok(_) => {}
+                Err(reason) => answers.refused.push(ProvisionError::BadAnswer {
+                    from: sender.into(),
                     reason,
                 }),
             }
         }
-        let (key, _) = request.finish(record, &partials)?;
+        answers.enough()
+    }
+
+    fn check_one(
+        &self,
+        answers: &mut Answers,
+        answer: &Envelope,
+    ) -> Result<CheckedPartial, &'static str> {
+        // Each partial is checked here, against the envelope's signed sender, so a bad proof is
+        // blamed on who sent it (in classic mode every holder claims index 1).
+        let sender = answer.sender();
+        let opened = self
+            .keys
+            .channel
+            .open(answer, EnvelopePurpose::ClusterKey)
+            .map_err(|_| "does not open under this worker's channel key")?;
+        if opened.aad != answers.aad {
+            return Err("answers another request");
+        }
+        let signed = SignedPartial::open(
+            &opened.plaintext,
+            &sender,
+            &answers.genesis,
+            &answers.request,
+        )?;
+        // The sender's index and verification share in the committee holding the epoch now
+        // (classic mode: index 1, the master public key).
+        let index = if answers.threshold {
+            answers.record.index_of(&sender)
+        } else {
+            ShareIndex::new(1)
+        };
+        let committee = answers.record.committee();
+        let verification = index.and_then(|i| committee.verification_share(i));
+        if verification != Some(signed.verification) {
+            return Err("evaluated with a share the epoch's committee does not hold");
+        }
+        let checked = PartialEvaluation::from_bytes(signed.partial.as_slice())
+            .ok()
+            .filter(|p| Some(p.index) == index)
+            .and_then(|p| committee.check_partial(&answers.element, &p).ok());
+        checked.ok_or_else(|| {
+            // Signed, checkable and wrong: evidence anyone can verify (threshold mode only: a
+            // classic partial is the whole evaluation).
+            if answers.threshold && answers.reports.iter().all(|r| r.gatekeeper != sender) {
+                answers.reports.push(PartialReport {
+                    gatekeeper: sender,
+                    request: answers.request.clone(),
+                    verification: signed.verification,
+                    partial: *signed.partial,
+                    signature: signed.signature,
+                });
+            }
+            "partial evaluation with an invalid proof"
+        })
+    }
+
+    /// Combines the valid partials of `answers` against the epoch's committee (without checking
+    /// their proofs again), checks the key against the cluster key published on the ledger
+    /// (when there is one) and keeps it.
+    ///
+    /// # Errors
+    /// A [`ProvisionError`]; the worker keeps no key. In threshold mode a key that differs from
+    /// the published one is kept (t proofs vouch for it) and raises
+    /// [`WorkerAlarm::PublishedKeyMismatch`]; the worker then acts under neither.
+    pub fn provisioned_from(
+        &mut self,
+        registry: &Registry,
+        answers: &Answers,
+    ) -> Result<(), ProvisionError> {
+        let request = &answers.request;
+        let key = request.finish_checked(&answers.record, &answers.valid)?;
         let context = KeyContext {
             epoch: request.epoch,
             generation: request.generation,
@@ -349,7 +419,45 @@ impl Worker {
             (request.cluster.clone(), request.epoch, request.generation),
             key,
         );
-        Ok(refused)
+        Ok(())
+    }
+
+    /// Ends a collection: queues a report against each gatekeeper whose signed partial was wrong
+    /// (once each, at most 64 waiting) and returns every refused answer, with why, for the host
+    /// to log (an invalid partial is evidence against its sender).
+    pub fn audited(&mut self, answers: Answers) -> Vec<ProvisionError> {
+        for report in answers.reports {
+            let queued = self.reports.iter().any(|r| {
+                r.gatekeeper == report.gatekeeper
+                    && r.request == report.request
+                    && r.verification == report.verification
+            });
+            if !queued && self.reports.len() < MAX_REPORTS {
+                self.reports.push(report);
+            }
+        }
+        answers.refused
+    }
+
+    /// [`Worker::collect`], [`Worker::check_answer`] on every answer, [`Worker::provisioned_from`]
+    /// and [`Worker::audited`]: for a host that has all answers at once. Returns the refused
+    /// answers.
+    ///
+    /// # Errors
+    /// As [`Worker::collect`] and [`Worker::provisioned_from`]; the reports are queued either way.
+    pub fn provisioned(
+        &mut self,
+        registry: &Registry,
+        request: &ClusterKeyRequest,
+        answers: &[Envelope],
+    ) -> Result<Vec<ProvisionError>, ProvisionError> {
+        let mut collected = self.collect(registry, request)?;
+        for answer in answers {
+            self.check_answer(&mut collected, answer);
+        }
+        let outcome = self.provisioned_from(registry, &collected);
+        let refused = self.audited(collected);
+        outcome.map(|()| refused)
     }
 
     /// The sealed state of `contract` now, for the host to store after each executed command.

@@ -125,38 +125,7 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
         generation: Generation(0),
     };
     let mut answers = sim.ask(0, &request);
-    // Gatekeeper 0 answers with an evaluation under a share it does not hold, under its own
-    // identity and its own index.
-    let index = sim
-        .registry
-        .epoch(Epoch(0))
-        .unwrap()
-        .record()
-        .gatekeepers()
-        .iter()
-        .find(|(_, g)| **g == sim.gatekeepers[0].id())
-        .map(|(i, _)| *i)
-        .unwrap();
-    let wrong = keyward_threshold::KeyShare::new(
-        index,
-        &keyward_threshold::SecretKey::random(&mut sim.rng),
-    );
-    let partial = request.evaluate(&wrong, &mut sim.rng);
-    let committee = sim
-        .registry
-        .epoch(Epoch(0))
-        .unwrap()
-        .current()
-        .committee()
-        .clone();
-    let signed = keyward_node::provision::answer_plaintext(
-        sim.gatekeepers[0].signer(),
-        &sim.genesis(),
-        &request,
-        &committee.verification_share(index).unwrap(),
-        &partial,
-        &mut sim.rng,
-    );
+    let (partial, signed) = wrong_partial(&mut sim, &request);
     let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
     let seal = |sim: &mut Sim, plaintext: &[u8]| {
         keyward_crypto::Envelope::seal(
@@ -227,6 +196,116 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
     assert!(sim.registry.node(&sim.gatekeepers[0].id()).unwrap().slashed);
     let again = sim.submit(&signer, &report).unwrap_err();
     assert_eq!(again.name(), "already_reported");
+}
+
+/// Gatekeeper 0's answer to `request` evaluated under a share it does not hold (with its own
+/// identity and index): the bare partial, and the signed answer plaintext.
+fn wrong_partial(
+    sim: &mut Sim,
+    request: &ClusterKeyRequest,
+) -> (
+    keyward_threshold::PartialEvaluation,
+    keyward_crypto::SecretBytes<{ keyward_node::provision::ANSWER_LEN }>,
+) {
+    // Gatekeeper 0 answers with an evaluation under a share it does not hold, under its own
+    // identity and its own index.
+    let index = sim
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .record()
+        .gatekeepers()
+        .iter()
+        .find(|(_, g)| **g == sim.gatekeepers[0].id())
+        .map(|(i, _)| *i)
+        .unwrap();
+    let wrong = keyward_threshold::KeyShare::new(
+        index,
+        &keyward_threshold::SecretKey::random(&mut sim.rng),
+    );
+    let partial = request.evaluate(&wrong, &mut sim.rng);
+    let committee = sim
+        .registry
+        .epoch(Epoch(0))
+        .unwrap()
+        .current()
+        .committee()
+        .clone();
+    let signed = keyward_node::provision::answer_plaintext(
+        sim.gatekeepers[0].signer(),
+        &sim.genesis(),
+        request,
+        &committee.verification_share(index).unwrap(),
+        &partial,
+        &mut sim.rng,
+    );
+    (partial, signed)
+}
+
+#[test]
+fn answers_are_checked_as_they_arrive_and_the_key_needs_only_t() {
+    let mut sim = network(3);
+    let request = ClusterKeyRequest {
+        epoch: Epoch(0),
+        cluster: id("c1"),
+        generation: Generation(0),
+    };
+    let answers = sim.ask(0, &request);
+    assert_eq!(answers.len(), 3);
+    let (_, signed) = wrong_partial(&mut sim, &request);
+    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
+    let wrong = keyward_crypto::Envelope::seal(
+        sim.gatekeepers[0].signer(),
+        &sim.workers[0].channel(),
+        keyward_crypto::EnvelopePurpose::ClusterKey,
+        &aad,
+        signed.expose(),
+        &mut sim.rng,
+    )
+    .unwrap();
+    let registry = sim.registry.clone();
+    let published = *registry.cluster(&id("c1")).unwrap().key(CTX0).unwrap();
+    let worker = &mut sim.workers[0];
+    let mut collected = worker.collect(&registry, &request).unwrap();
+    // A sender's second answer is not counted.
+    assert!(!worker.check_answer(&mut collected, &answers[1]));
+    assert!(!worker.check_answer(&mut collected, &answers[1]));
+    assert!(!collected.enough());
+    // Not enough yet: combining fails and keeps nothing.
+    let mut fresh = worker.collect(&registry, &request).unwrap();
+    worker.check_answer(&mut fresh, &answers[1]);
+    assert!(worker.provisioned_from(&registry, &fresh).is_err());
+    // t valid: the key combines at once.
+    assert!(worker.check_answer(&mut collected, &answers[2]));
+    worker.provisioned_from(&registry, &collected).unwrap();
+    assert_eq!(
+        worker
+            .cluster_key(&id("c1"), CTX0)
+            .unwrap()
+            .identity()
+            .public(),
+        published
+    );
+    // A wrong answer arriving after the key is still checked, named and reported.
+    assert!(worker.check_answer(&mut collected, &wrong));
+    let refused = worker.audited(collected);
+    assert_eq!(
+        refused,
+        vec![ProvisionError::BadAnswer {
+            from: sim.gatekeepers[0].id().into(),
+            reason: "partial evaluation with an invalid proof",
+        }]
+    );
+    let step = sim.workers[0].step(&registry, &mut sim.rng);
+    assert!(
+        matches!(
+            step,
+            Some(keyward_node::WorkerStep::Submit(
+                keyward_ledger::Body::PartialReport(_)
+            ))
+        ),
+        "{step:?}"
+    );
 }
 
 #[test]

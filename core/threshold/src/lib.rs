@@ -36,8 +36,8 @@ pub use group::Element;
 pub use reshare::{ReshareCommitment, Resharing};
 pub use sign::{CommitteeSignature, NonceCommitment, SignError, SignatureShare, SigningNonces};
 pub use threshold::{
-    CombineError, Combined, Committee, CommitteeError, InvalidPartial, KeyShare, PartialEvaluation,
-    PartialFault, ShareIndex,
+    CheckedPartial, CombineError, Combined, Committee, CommitteeError, InvalidPartial, KeyShare,
+    PartialEvaluation, PartialFault, ShareIndex,
 };
 pub use voprf::{BlindedRequest, Output, PublicKey, SecretKey, VoprfError};
 

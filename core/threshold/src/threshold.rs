@@ -348,11 +348,14 @@ impl Committee {
     /// Checks one partial evaluation of `blinded`. Anyone holding the committee can run this, so
     /// a [`PartialFault::BadProof`] on a partial that arrived signed by its member (inside an
     /// envelope from that member's identity) is evidence against that member.
+    ///
+    /// # Errors
+    /// A [`PartialFault`]: the sender is not a member, or the proof does not verify.
     pub fn check_partial(
         &self,
         blinded: &Element,
         partial: &PartialEvaluation,
-    ) -> Result<(), PartialFault> {
+    ) -> Result<CheckedPartial, PartialFault> {
         let share = self
             .shares
             .get(&partial.index)
@@ -361,7 +364,12 @@ impl Committee {
             .proof
             .verify(&share.0, &[*blinded], &[partial.evaluated])
         {
-            Ok(())
+            Ok(CheckedPartial {
+                index: partial.index,
+                evaluated: partial.evaluated,
+                blinded: *blinded,
+                key: self.public_key,
+            })
         } else {
             Err(PartialFault::BadProof)
         }
@@ -379,24 +387,54 @@ impl Committee {
         blinded: &Element,
         partials: &[PartialEvaluation],
     ) -> Result<Combined, CombineError> {
-        let mut valid: BTreeMap<ShareIndex, Element> = BTreeMap::new();
+        let mut checked = Vec::with_capacity(partials.len());
         let mut invalid = Vec::new();
         for p in partials {
             match self.check_partial(blinded, p) {
-                Ok(()) => {
-                    valid.entry(p.index).or_insert(p.evaluated);
-                }
+                Ok(c) => checked.push(c),
                 Err(fault) => invalid.push(InvalidPartial {
                     index: p.index,
                     fault,
                 }),
             }
         }
+        match self.combine_checked(blinded, &checked) {
+            Ok(combined) => Ok(Combined {
+                invalid,
+                ..combined
+            }),
+            Err(CombineError::NotEnough { valid, needed, .. }) => Err(CombineError::NotEnough {
+                valid,
+                needed,
+                invalid,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Interpolates `t` partials already checked by [`Committee::check_partial`] (lowest indices
+    /// first) into `k·B`, without checking their proofs again. A partial checked for another
+    /// element or another committee's key does not count; nor does a second one from the same
+    /// member.
+    ///
+    /// # Errors
+    /// [`CombineError::NotEnough`] when fewer than `t` members' partials count.
+    pub fn combine_checked(
+        &self,
+        blinded: &Element,
+        partials: &[CheckedPartial],
+    ) -> Result<Combined, CombineError> {
+        let mut valid: BTreeMap<ShareIndex, Element> = BTreeMap::new();
+        for p in partials {
+            if p.blinded == *blinded && p.key == self.public_key {
+                valid.entry(p.index).or_insert(p.evaluated);
+            }
+        }
         if valid.len() < usize::from(self.threshold) {
             return Err(CombineError::NotEnough {
                 valid: valid.len(),
                 needed: self.threshold,
-                invalid,
+                invalid: Vec::new(),
             });
         }
         let used: Vec<ShareIndex> = valid.keys().copied().take(self.threshold.into()).collect();
@@ -409,7 +447,7 @@ impl Committee {
         Ok(Combined {
             evaluated,
             used,
-            invalid,
+            invalid: Vec::new(),
         })
     }
 
@@ -432,6 +470,50 @@ impl Committee {
             crate::voprf::finalize_hash(input, &combined.evaluated.0),
             combined,
         ))
+    }
+
+    /// [`Committee::evaluate_input`] over partials already checked by
+    /// [`Committee::check_partial`] against `Element::from_input(input)`.
+    ///
+    /// # Errors
+    /// As [`Committee::evaluate_input`].
+    pub fn evaluate_input_checked(
+        &self,
+        input: &[u8],
+        partials: &[CheckedPartial],
+    ) -> Result<(Output, Combined), CombineError> {
+        let element = Element::from_input(input).map_err(CombineError::BadInput)?;
+        let combined = self.combine_checked(&element, partials)?;
+        Ok((
+            crate::voprf::finalize_hash(input, &combined.evaluated.0),
+            combined,
+        ))
+    }
+}
+
+/// A partial evaluation whose proof [`Committee::check_partial`] verified, for the element and
+/// committee key it was checked against (only [`Committee::check_partial`] makes one). `Z_i` may
+/// be secret, so `Debug` shows only the index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CheckedPartial {
+    index: ShareIndex,
+    evaluated: Element,
+    blinded: Element,
+    key: PublicKey,
+}
+
+impl CheckedPartial {
+    /// The member it came from.
+    pub fn index(&self) -> ShareIndex {
+        self.index
+    }
+}
+
+impl fmt::Debug for CheckedPartial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedPartial")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -654,6 +736,43 @@ mod tests {
         // Partials of another input do not verify for this one.
         assert!(matches!(
             committee.evaluate_input(b"other", &partials),
+            Err(CombineError::NotEnough { valid: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn checked_partials_count_only_for_their_element_and_committee() {
+        let mut rng = StdRng::seed_from_u64(17);
+        let secret = SecretKey::random(&mut rng);
+        let (committee, shares) = Committee::deal(&secret, 2, 3, &mut rng).unwrap();
+        let element = Element::from_input(b"public").unwrap();
+        let checked: Vec<_> = shares
+            .iter()
+            .map(|s| {
+                committee
+                    .check_partial(&element, &s.evaluate(&element, &mut rng))
+                    .unwrap()
+            })
+            .collect();
+        let (out, combined) = committee
+            .evaluate_input_checked(b"public", &checked)
+            .unwrap();
+        assert_eq!(out, secret.evaluate(b"public").unwrap());
+        assert_eq!(combined.used.len(), 2);
+        // A repeated member counts once.
+        assert!(matches!(
+            committee.combine_checked(&element, &[checked[0], checked[0]]),
+            Err(CombineError::NotEnough { valid: 1, .. })
+        ));
+        // Checked for another input: nothing counts.
+        assert!(matches!(
+            committee.evaluate_input_checked(b"other", &checked),
+            Err(CombineError::NotEnough { valid: 0, .. })
+        ));
+        // Checked under another committee (same indices, another key): nothing counts.
+        let (other, _) = Committee::deal(&SecretKey::random(&mut rng), 2, 3, &mut rng).unwrap();
+        assert!(matches!(
+            other.combine_checked(&element, &checked),
             Err(CombineError::NotEnough { valid: 0, .. })
         ));
     }

@@ -19,10 +19,13 @@
 //!   once, **one at a time**. Timed per worker, exactly as a worker node does it (host/node,
 //!   `service::provision_requests` and `client::ask_holders`): its core asks for the key
 //!   (`Worker::step`); the host signs a request to **every holder** of the epoch and asks them
-//!   **all at once**, over a new worker's fresh connections, taking every answer that arrives
-//!   until it has t and a grace after (`ask_holders`); the core opens every answer, checks each gatekeeper's signed
-//!   partial and its DLEQ proof against the epoch's committee and combines t of them
-//!   (`Worker::provisioned`). Not timed: the sealed-state write the node does afterwards.
+//!   **all at once**, over a new worker's fresh connections (kept ones with
+//!   `--kept-connections`); the core checks each answer as it arrives (opens it, checks the
+//!   gatekeeper's signed partial and its DLEQ proof against the epoch's committee,
+//!   `Worker::check_answer`) until t are valid, and combines them (`Worker::provisioned_from`).
+//!   Not timed: the sealed-state write the node does afterwards, and checking the answers that
+//!   arrive after the key (the node does that in the background; here the next worker waits
+//!   for it, but its CPU is counted).
 //!   Reported as p50/p99.
 //! - **provision**: the same path for `--workers` workers with 3-of-5 gatekeepers, `--concurrency`
 //!   workers at a time: the wall time until every worker holds its key, with the gatekeepers' CPU
@@ -505,20 +508,32 @@ async fn load(
 }
 
 /// One worker gets its ClusterKey as a worker node does (host/node/src/service.rs,
-/// `Runner::provision`): a signed request to every holder of the epoch, all at once over new
-/// connections, then the answers checked and combined by the worker's core. Returns how
-/// long it took.
+/// `Runner::provision`): a signed request to every holder of the epoch, all at once, each
+/// answer checked by the worker's core as it arrives until t are valid, then combined. Returns
+/// how long that took; the later answers are then checked too, untimed.
 async fn provision(worker: &mut Worker, registry: &Registry, clients: &mut Clients) -> Duration {
     let start = Instant::now();
     let Some(WorkerStep::Provision(request)) = worker.step(registry, &mut OsRng) else {
         panic!("the worker's core asks for no ClusterKey");
     };
     // Exactly the worker node's path, with a new worker's fresh connections.
-    let (signed, threshold) = provision_requests(registry, worker.signer(), &request);
-    let answers = ask_holders(clients, signed, threshold).await;
-    let refused = worker.provisioned(registry, &request, &answers).unwrap();
+    let signed = provision_requests(registry, worker.signer(), &request);
+    let mut answers = worker.collect(registry, &request).unwrap();
+    let mut asks = ask_holders(clients, signed);
+    while let Some(answer) = asks.next().await {
+        if worker.check_answer(&mut answers, &answer) {
+            break;
+        }
+    }
+    worker.provisioned_from(registry, &answers).unwrap();
+    let latency = start.elapsed();
+    // As the node does in the background: the answers still on their way are checked too.
+    while let Some(answer) = asks.next().await {
+        worker.check_answer(&mut answers, &answer);
+    }
+    let refused = worker.audited(answers);
     assert!(refused.is_empty(), "{refused:?}");
-    start.elapsed()
+    latency
 }
 
 /// Every worker holds its cluster's current key, and every member of a cluster the same one.

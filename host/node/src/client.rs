@@ -82,12 +82,6 @@ impl NodeClient {
     }
 }
 
-/// The least a worker waits for more answers once it has a threshold of them (it waits as long
-/// again as the threshold took, if that is longer): honest gatekeepers answer within
-/// milliseconds of each other on a LAN, a far or slower one still counts, and a hung one must not
-/// hold up every key.
-const STRAGGLER_GRACE: Duration = Duration::from_millis(50);
-
 /// Kept-alive clients, one per gatekeeper endpoint, so that asking for a key costs no new
 /// connection.
 #[derive(Debug, Default)]
@@ -109,20 +103,16 @@ impl Clients {
 }
 
 /// A worker asks every holder of the request's epoch for its answer, all at once, each with its
-/// own signed request (`signed`: gatekeeper, endpoint, signed request bytes). Returns the answer
-/// envelopes that arrive: all of them, or once `threshold` have, those that arrive within a
-/// grace after (50 ms, or as long as the first `threshold` took), since a fast answer may be a
-/// wrong one. Failures are logged and skipped: the worker's core decides what the
-/// answers are worth.
-pub async fn ask_holders(
+/// own signed request (`signed`: gatekeeper, endpoint, signed request bytes). The answers come
+/// out of [`Asks::next`] as they arrive, for the worker's core to check one by one.
+pub fn ask_holders(
     clients: &mut Clients,
     signed: Vec<(
         keyward_crypto::IdentityPublicKey,
         std::net::SocketAddr,
         Vec<u8>,
     )>,
-    threshold: usize,
-) -> Vec<keyward_crypto::Envelope> {
+) -> Asks {
     let mut asks = tokio::task::JoinSet::new();
     for (gatekeeper, endpoint, request) in signed {
         match clients.get(endpoint) {
@@ -132,31 +122,35 @@ pub async fn ask_holders(
             Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
         }
     }
-    let started = tokio::time::Instant::now();
-    let mut answers = Vec::new();
-    let mut deadline = None;
-    loop {
-        let next = match deadline {
-            None => asks.join_next().await,
-            Some(at) => match tokio::time::timeout_at(at, asks.join_next()).await {
-                Ok(next) => next,
-                Err(_) => break,
-            },
-        };
-        let Some(joined) = next else { break };
-        let Ok((gatekeeper, answer)) = joined else {
-            continue;
-        };
-        match answer.map(|bytes| keyward_crypto::Envelope::from_bytes(&bytes)) {
-            Ok(Ok(envelope)) => answers.push(envelope),
-            Ok(Err(e)) => tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer"),
-            Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
-        }
-        if deadline.is_none() && answers.len() >= threshold {
-            let now = tokio::time::Instant::now();
-            deadline = Some(now + STRAGGLER_GRACE.max(now - started));
+    Asks(asks)
+}
+
+/// A worker's provisioning requests in flight ([`ask_holders`]). Dropping it abandons the ones
+/// still unanswered.
+#[derive(Debug)]
+pub struct Asks(
+    tokio::task::JoinSet<(
+        keyward_crypto::IdentityPublicKey,
+        Result<Vec<u8>, ClientError>,
+    )>,
+);
+
+impl Asks {
+    /// The next answer to arrive, or `None` once every holder has answered or failed (each
+    /// request times out after 10 s). Failures and malformed answers are logged and skipped: the
+    /// worker's core decides what the answers are worth.
+    pub async fn next(&mut self) -> Option<keyward_crypto::Envelope> {
+        loop {
+            let Ok((gatekeeper, answer)) = self.0.join_next().await? else {
+                continue;
+            };
+            match answer.map(|bytes| keyward_crypto::Envelope::from_bytes(&bytes)) {
+                Ok(Ok(envelope)) => return Some(envelope),
+                Ok(Err(e)) => {
+                    tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer");
+                }
+                Err(e) => tracing::info!(%gatekeeper, error = %e, "no provisioning answer"),
+            }
         }
     }
-    // Dropping the set aborts the stragglers.
-    answers
 }

@@ -10,7 +10,7 @@ use rand_core::OsRng;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use keyward_crypto::{IdentityKeypair, IdentityPublicKey, SecretBytes};
+use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
 use keyward_host::Running;
@@ -182,6 +182,17 @@ pub(crate) struct Shared {
     pub(crate) dev_wrong_partials: bool,
 }
 
+impl Shared {
+    /// Hands one provisioning answer to the worker's core ([`Worker::check_answer`]); whether
+    /// `t` valid ones are in.
+    fn check_answer(&self, answers: &mut keyward_node::Answers, answer: &Envelope) -> bool {
+        match &*self.core.read().expect("core lock") {
+            Core::Worker(worker) => worker.check_answer(answers, answer),
+            Core::Gatekeeper(_) => true,
+        }
+    }
+}
+
 /// A running node.
 pub struct Node {
     /// Its identity.
@@ -320,17 +331,17 @@ struct Runner {
 }
 
 /// A worker's signed requests for `request`, one to each holder of its epoch (gatekeeper,
-/// endpoint, request bytes), and how many answers the epoch's committee needs.
+/// endpoint, request bytes).
 pub fn provision_requests(
     registry: &Registry,
     signer: &IdentityKeypair,
     request: &ClusterKeyRequest,
-) -> (Vec<(IdentityPublicKey, SocketAddr, Vec<u8>)>, usize) {
+) -> Vec<(IdentityPublicKey, SocketAddr, Vec<u8>)> {
     let Some(state) = registry.epoch(request.epoch) else {
-        return (Vec::new(), 1);
+        return Vec::new();
     };
     let genesis = registry.genesis().hash();
-    let signed = state
+    state
         .holders()
         .iter()
         .filter_map(|id| {
@@ -338,8 +349,7 @@ pub fn provision_requests(
             let signed = ProvisionRequest::sign(signer, &genesis, *id, request.clone(), &mut OsRng);
             Some((*id, endpoint, signed.to_bytes()))
         })
-        .collect();
-    (signed, usize::from(state.current().committee().threshold()))
+        .collect()
 }
 
 /// Why a step was not completed; the round ends and resumes after the next poll.
@@ -590,24 +600,55 @@ impl Runner {
 
     /// Asks every holder of the request's epoch and hands the answers to the core.
     async fn provision(&mut self, request: &ClusterKeyRequest) -> Result<(), Pause> {
-        let (signed, threshold) = {
+        let (signed, collected) = {
             let registry = self.shared.registry.read().expect("registry lock");
-            provision_requests(&registry, &self.signer, request)
+            let core = self.shared.core.read().expect("core lock");
+            let Core::Worker(worker) = &*core else {
+                return Err(Pause);
+            };
+            let collected = worker.collect(&registry, request);
+            (
+                provision_requests(&registry, &self.signer, request),
+                collected,
+            )
         };
-        let answers = ask_holders(&mut self.clients, signed, threshold).await;
+        let mut answers = collected.map_err(|e| {
+            tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
+            Pause
+        })?;
+        // Each answer is checked as it arrives, while the others are on their way; the key is
+        // combined as soon as t are valid.
+        let mut asks = ask_holders(&mut self.clients, signed);
+        while let Some(answer) = asks.next().await {
+            if self.shared.check_answer(&mut answers, &answer) {
+                break;
+            }
+        }
         let outcome = {
             let registry = self.shared.registry.read().expect("registry lock");
             let mut core = self.shared.core.write().expect("core lock");
             let Core::Worker(worker) = &mut *core else {
                 return Err(Pause);
             };
-            worker.provisioned(&registry, request, &answers)
+            worker.provisioned_from(&registry, &answers)
         };
+        // The answers still on their way are checked in the background, so that a wrong partial
+        // is named and reported even when the key did not need it.
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Some(answer) = asks.next().await {
+                shared.check_answer(&mut answers, &answer);
+            }
+            let refused = match &mut *shared.core.write().expect("core lock") {
+                Core::Worker(worker) => worker.audited(answers),
+                Core::Gatekeeper(_) => Vec::new(),
+            };
+            for r in refused {
+                tracing::warn!(reason = r.name(), error = %r, "a provisioning answer was refused");
+            }
+        });
         match outcome {
-            Ok(refused) => {
-                for r in refused {
-                    tracing::warn!(reason = r.name(), error = %r, "a provisioning answer was refused");
-                }
+            Ok(()) => {
                 tracing::info!(
                     epoch = request.epoch.0, cluster = %request.cluster,
                     generation = request.generation.0, "ClusterKey provisioned and verified"
