@@ -189,15 +189,17 @@ ok('epochChain.epoch0.checksum', ledger.epoch_checksum(g, 0, S, ec['epoch0']['th
 # ---- §12 sealed blob ------------------------------------------------------------------------------
 sb = V['sealedBlob']
 blob = h(sb['blob'])
-kseal = hkdf_expand(hkdf_extract(b'', h(sb['sealingKey'])), var16(b'keyward/v1/seal'), 32)
-hdr = b'KWSB\x01' + var8(sb['purpose'].encode()) + var8(sb['chainId'].encode())
+m = h(sb['measurement'])
+kseal = hkdf_expand(hkdf_extract(b'', h(sb['sealingKey'])), var16(b'keyward/v2/seal') + m, 32)
+hdr = b'KWSB\x02' + var8(sb['purpose'].encode()) + var8(sb['chainId'].encode()) + m + u64(sb['counter'])
 n24 = b'\x99' * 24
-ok('sealedBlob.blob (fixed nonce 0x99*24)', blob == hdr + n24 + var32(xseal(kseal, n24, seed, hdr)))
+ok('sealedBlob.blob (fixed nonce 0x99*24; measurement and counter in the header and the key)', blob == hdr + n24 + var32(xseal(kseal, n24, seed, hdr)))
 ok('sealedBlob opens to clusterSeed', xopen(kseal, n24, blob[len(hdr) + 24 + 4:], hdr) == seed)
 sy = V['sealedBlobSynthetic']
-kseal = hkdf_expand(hkdf_extract(b'', h(sy['sealingKey'])), var16(b'keyward/v1/seal'), 32)
-knonce = hkdf_expand(hkdf_extract(b'', h(sy['sealingKey'])), var16(b'keyward/v1/seal-nonce'), 32)
-hdr = b'KWSB\x01' + var8(sy['purpose'].encode()) + var8(sy['chainId'].encode())
+m = h(sy['measurement'])
+kseal = hkdf_expand(hkdf_extract(b'', h(sy['sealingKey'])), var16(b'keyward/v2/seal') + m, 32)
+knonce = hkdf_expand(hkdf_extract(b'', h(sy['sealingKey'])), var16(b'keyward/v2/seal-nonce') + m, 32)
+hdr = b'KWSB\x02' + var8(sy['purpose'].encode()) + var8(sy['chainId'].encode()) + m + u64(sy['counter'])
 pt = sy['plaintext'].encode()
 n24 = hmac.new(knonce, var32(hdr) + pt, hashlib.sha256).digest()[:24]
 ok('sealedBlobSynthetic.blob (nonce = HMAC of header and plaintext)', h(sy['blob']) == hdr + n24 + var32(xseal(kseal, n24, pt, hdr)))

@@ -19,4 +19,4 @@ pub mod seal;
 pub use evidence::{
     BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
 };
-pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
+pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SoftSealingKey, Unsealed};

@@ -1,17 +1,27 @@
-//! Sealed blobs: secrets at rest, readable only by the core that sealed them.
+//! Sealed blobs: secrets at rest, readable only by a core with the same measurement, on the same
+//! chain, under the same sealing key, and no older than the host's monotonic counter allows.
 //!
 //! ```text
-//! blob   = "KWSB" || 0x01 || var8(purpose) || var8(chain id) || nonce(24) || var32(ciphertext || tag)
-//! key    = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v1/seal"))
+//! blob   = "KWSB" || 0x02 || var8(purpose) || var8(chain id) || measurement(32) || u64(counter)
+//!          || nonce(24) || var32(ciphertext || tag)
+//! key    = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v2/seal") || measurement)
 //! aad    = every byte of the blob before the nonce
 //! cipher = XChaCha20-Poly1305(key, nonce, aad, plaintext)
 //! nonce  = random per blob (`seal`), or
 //!          HMAC-SHA256(nonce key, var32(aad) || plaintext)[0..24] (`seal_synthetic`)
-//! nonce key = HKDF-SHA256(salt = "", ikm = sealing key, info = var16("keyward/v1/seal-nonce"))
+//! nonce key = HKDF-SHA256(salt = "", ikm = sealing key,
+//!                         info = var16("keyward/v2/seal-nonce") || measurement)
 //! ```
 //!
-//! The purpose and chain id are in clear so a refusal can say what the blob is; they are also
-//! authenticated, so changing them is detected like any other tampering.
+//! The purpose, chain id, measurement and counter are in clear so a refusal can say what the
+//! blob is; they are also authenticated, so changing them is detected like any other tampering.
+//! The measurement also enters the key, so a core with another measurement derives another key
+//! even from the same sealing key (what an enclave's hardware sealing key does by itself).
+//!
+//! **Rollback.** The counter is the value of the host's monotonic counter (a TPM NV counter, or a
+//! pinned file for the soft source) that the blob was sealed at. [`Sealer::open`] takes the
+//! counter's current value and refuses a blob sealed below it, so a host that kept an older blob
+//! cannot hand it back once a newer one was made durable and the counter advanced.
 
 use chacha20poly1305::{
     KeyInit, XChaCha20Poly1305, XNonce,
@@ -26,7 +36,7 @@ use zeroize::Zeroizing;
 use keyward_crypto::{ChainId, DecodeError, Reader, SecretBytes, Writer, synthetic_nonce};
 
 const MAGIC: &[u8; 4] = b"KWSB";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const FORMAT: &str = "keyward sealed blob";
 /// Largest plaintext a blob holds (64 MiB).
 pub const MAX_SEALED_LEN: usize = 64 * 1024 * 1024;
@@ -105,6 +115,24 @@ pub enum SealError {
         /// The blob's chain label.
         found: String,
     },
+    /// Sealed by a core with another measurement.
+    #[error("sealed blob belongs to measurement {found}, this core is {expected}")]
+    WrongMeasurement {
+        /// This sealer's measurement, `0x`-hex.
+        expected: String,
+        /// The blob's measurement, `0x`-hex.
+        found: String,
+    },
+    /// Sealed at a counter value below the monotonic counter: an older blob handed back.
+    #[error(
+        "sealed blob is from counter {found}, older than the monotonic counter {minimum}: rolled back"
+    )]
+    RolledBack {
+        /// The blob's counter.
+        found: u64,
+        /// The monotonic counter's value.
+        minimum: u64,
+    },
     /// Altered, or sealed under another sealing key.
     #[error("sealed blob does not open: altered, or sealed under another sealing key")]
     Tampered,
@@ -162,77 +190,121 @@ impl SealedBlob {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The counter value in the blob's clear header, or `None` if the header is malformed. Not
+    /// authenticated until [`Sealer::open`] accepts the blob: a host uses it only after that, to
+    /// advance its monotonic counter to a restored blob's value.
+    pub fn counter(&self) -> Option<u64> {
+        let mut r = Reader::new(&self.0);
+        r.header(FORMAT, MAGIC, VERSION).ok()?;
+        r.var8("seal purpose", 255).ok()?;
+        r.var8("seal chain id", 255).ok()?;
+        r.array::<32>("seal measurement").ok()?;
+        r.u64("seal counter").ok()
+    }
 }
 
-/// Seals and opens blobs for one chain under one sealing key.
+/// A blob's plaintext, with the counter value it was sealed at. The plaintext is wiped on drop.
+pub struct Unsealed {
+    /// The plaintext.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The monotonic counter value the blob was sealed at.
+    pub counter: u64,
+}
+
+impl fmt::Debug for Unsealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unsealed")
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seals and opens blobs for one chain and one measurement under one sealing key.
 pub struct Sealer {
     key: Zeroizing<[u8; 32]>,
     nonce_key: Zeroizing<[u8; 32]>,
     chain: ChainId,
+    measurement: [u8; 32],
 }
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealer")
             .field("chain", &self.chain)
+            .field(
+                "measurement",
+                &keyward_crypto::hex::to_0x(&self.measurement),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl Sealer {
-    /// A sealer for `chain` under `key`.
-    pub fn new(key: &SoftSealingKey, chain: ChainId) -> Self {
+    /// A sealer for `chain` and the core `measurement` under `key`.
+    pub fn new(key: &SoftSealingKey, chain: ChainId, measurement: [u8; 32]) -> Self {
         let hkdf = Hkdf::<Sha256>::new(None, key.expose());
         let derive = |label: &[u8]| {
             let mut info = Writer::new();
-            info.var16(label);
+            info.var16(label).raw(&measurement);
             let mut derived = Zeroizing::new([0u8; 32]);
             hkdf.expand(info.as_slice(), derived.as_mut())
                 .expect("32 bytes is a valid HKDF length");
             derived
         };
         Self {
-            key: derive(b"keyward/v1/seal"),
-            nonce_key: derive(b"keyward/v1/seal-nonce"),
+            key: derive(b"keyward/v2/seal"),
+            nonce_key: derive(b"keyward/v2/seal-nonce"),
             chain,
+            measurement,
         }
     }
 
-    fn header(&self, purpose: &str) -> Writer {
+    /// The measurement this sealer binds blobs to.
+    pub fn measurement(&self) -> [u8; 32] {
+        self.measurement
+    }
+
+    fn header(&self, purpose: &str, counter: u64) -> Writer {
         let mut w = Writer::with_header(MAGIC, VERSION);
         w.var8(purpose.as_bytes())
-            .var8(self.chain.as_str().as_bytes());
+            .var8(self.chain.as_str().as_bytes())
+            .raw(&self.measurement)
+            .u64(counter);
         w
     }
 
-    /// Seals `plaintext` for `purpose` on this chain under a random nonce.
+    /// Seals `plaintext` for `purpose` on this chain at monotonic counter value `counter`, under
+    /// a random nonce.
     ///
     /// # Errors
     /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
     pub fn seal(
         &self,
         purpose: SealPurpose,
+        counter: u64,
         plaintext: &[u8],
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<SealedBlob, SealError> {
         let mut nonce = [0u8; 24];
         rng.fill_bytes(&mut nonce);
-        self.seal_with_nonce(purpose, plaintext, |_| nonce)
+        self.seal_with_nonce(purpose, counter, plaintext, |_| nonce)
     }
 
-    /// Seals `plaintext` for `purpose` on this chain under a synthetic nonce, a PRF of the
-    /// header and the plaintext: the same plaintext always gives the same blob, and different
-    /// plaintexts never share a nonce (so there is no nonce to track across crashes). Equal
-    /// blobs reveal equal plaintexts, and nothing else.
+    /// Seals `plaintext` for `purpose` on this chain at counter value `counter` under a
+    /// synthetic nonce, a PRF of the header and the plaintext: the same plaintext and counter
+    /// always give the same blob, and different ones never share a nonce (so there is no nonce
+    /// to track across crashes). Equal blobs reveal equal plaintexts, and nothing else.
     ///
     /// # Errors
     /// [`SealError::TooLarge`] past [`MAX_SEALED_LEN`].
     pub fn seal_synthetic(
         &self,
         purpose: SealPurpose,
+        counter: u64,
         plaintext: &[u8],
     ) -> Result<SealedBlob, SealError> {
-        self.seal_with_nonce(purpose, plaintext, |aad| {
+        self.seal_with_nonce(purpose, counter, plaintext, |aad| {
             synthetic_nonce(&self.nonce_key, aad, plaintext)
         })
     }
@@ -240,6 +312,7 @@ impl Sealer {
     fn seal_with_nonce(
         &self,
         purpose: SealPurpose,
+        counter: u64,
         plaintext: &[u8],
         nonce: impl FnOnce(&[u8]) -> [u8; 24],
     ) -> Result<SealedBlob, SealError> {
@@ -248,7 +321,7 @@ impl Sealer {
                 len: plaintext.len(),
             });
         }
-        let mut w = self.header(purpose.label());
+        let mut w = self.header(purpose.label(), counter);
         let aad = w.as_slice().to_vec();
         let nonce = nonce(&aad);
         let ct = XChaCha20Poly1305::new(self.key.as_ref().into())
@@ -264,20 +337,25 @@ impl Sealer {
         Ok(SealedBlob(w.finish()))
     }
 
-    /// Opens a blob sealed for `purpose` on this chain.
+    /// Opens a blob sealed for `purpose` on this chain by a core with this measurement, at a
+    /// counter value of at least `minimum` (the monotonic counter's current value).
     ///
     /// # Errors
-    /// [`SealError::Malformed`], [`SealError::WrongPurpose`], [`SealError::WrongChain`] or
-    /// [`SealError::Tampered`]; no plaintext unless every check passes.
+    /// [`SealError::Malformed`], [`SealError::WrongPurpose`], [`SealError::WrongChain`],
+    /// [`SealError::WrongMeasurement`], [`SealError::Tampered`] or [`SealError::RolledBack`] (only
+    /// for an authentic blob); no plaintext unless every check passes.
     pub fn open(
         &self,
         purpose: SealPurpose,
         blob: &SealedBlob,
-    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        minimum: u64,
+    ) -> Result<Unsealed, SealError> {
         let mut r = Reader::new(&blob.0);
         r.header(FORMAT, MAGIC, VERSION)?;
         let found_purpose = r.var8("seal purpose", 255)?;
         let found_chain = r.var8("seal chain id", 255)?;
+        let found_measurement: [u8; 32] = r.array("seal measurement")?;
+        let counter = r.u64("seal counter")?;
         let aad_len = blob.0.len() - r.remaining();
         let nonce: [u8; 24] = r.array("seal nonce")?;
         let ct = r.var32("sealed ciphertext", MAX_SEALED_LEN + 16)?;
@@ -306,7 +384,13 @@ impl Sealer {
                 found: found.to_string(),
             });
         }
-        XChaCha20Poly1305::new(self.key.as_ref().into())
+        if found_measurement != self.measurement {
+            return Err(SealError::WrongMeasurement {
+                expected: keyward_crypto::hex::to_0x(&self.measurement),
+                found: keyward_crypto::hex::to_0x(&found_measurement),
+            });
+        }
+        let plaintext = XChaCha20Poly1305::new(self.key.as_ref().into())
             .decrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
@@ -315,7 +399,15 @@ impl Sealer {
                 },
             )
             .map(Zeroizing::new)
-            .map_err(|_| SealError::Tampered)
+            .map_err(|_| SealError::Tampered)?;
+        // Checked only once the counter is known to be authentic.
+        if counter < minimum {
+            return Err(SealError::RolledBack {
+                found: counter,
+                minimum,
+            });
+        }
+        Ok(Unsealed { plaintext, counter })
     }
 }
 
@@ -325,24 +417,28 @@ mod tests {
     use proptest::prelude::*;
     use rand::{SeedableRng, rngs::StdRng};
 
+    const M: [u8; 32] = [0x4d; 32];
+
     fn sealer(seed: u64, chain: &str) -> (StdRng, Sealer) {
         let mut rng = StdRng::seed_from_u64(seed);
         let key = SoftSealingKey::generate(&mut rng);
-        (rng, Sealer::new(&key, ChainId::new(chain).unwrap()))
+        (rng, Sealer::new(&key, ChainId::new(chain).unwrap(), M))
     }
 
     #[test]
     fn round_trip_and_bindings() {
         let (mut rng, s) = sealer(1, "devnet");
         let blob = s
-            .seal(SealPurpose::ValidatorRecord, b"vote key seed", &mut rng)
+            .seal(SealPurpose::ValidatorRecord, 0, b"vote key seed", &mut rng)
             .unwrap();
         assert_eq!(
-            &s.open(SealPurpose::ValidatorRecord, &blob).unwrap()[..],
+            &s.open(SealPurpose::ValidatorRecord, &blob, 0)
+                .unwrap()
+                .plaintext[..],
             b"vote key seed"
         );
         assert_eq!(
-            s.open(SealPurpose::IdentityKey, &blob).unwrap_err(),
+            s.open(SealPurpose::IdentityKey, &blob, 0).unwrap_err(),
             SealError::WrongPurpose {
                 expected: SealPurpose::IdentityKey,
                 found: "validator-record".into()
@@ -353,16 +449,72 @@ mod tests {
             Sealer::new(
                 &SoftSealingKey::generate(&mut rng),
                 ChainId::new("mainnet").unwrap(),
+                M,
             )
         };
         assert!(matches!(
-            same_key_other_chain.open(SealPurpose::ValidatorRecord, &blob),
+            same_key_other_chain.open(SealPurpose::ValidatorRecord, &blob, 0),
             Err(SealError::WrongChain { .. })
         ));
         let (_, other_key) = sealer(2, "devnet");
         assert_eq!(
             other_key
-                .open(SealPurpose::ValidatorRecord, &blob)
+                .open(SealPurpose::ValidatorRecord, &blob, 0)
+                .unwrap_err(),
+            SealError::Tampered
+        );
+    }
+
+    #[test]
+    fn another_measurement_is_refused_by_name_and_cannot_open_by_relabelling() {
+        let (mut rng, s) = sealer(9, "devnet");
+        let blob = s
+            .seal(SealPurpose::NodeState, 0, b"state", &mut rng)
+            .unwrap();
+        let key = {
+            let mut rng = StdRng::seed_from_u64(9);
+            SoftSealingKey::generate(&mut rng)
+        };
+        let other = Sealer::new(&key, ChainId::new("devnet").unwrap(), [0x4e; 32]);
+        assert!(matches!(
+            other.open(SealPurpose::NodeState, &blob, 0),
+            Err(SealError::WrongMeasurement { .. })
+        ));
+        // Rewriting the clear measurement does not help: the key differs too.
+        let mut bytes = blob.as_bytes().to_vec();
+        let at = bytes.windows(32).position(|w| w == M).unwrap();
+        bytes[at..at + 32].copy_from_slice(&[0x4e; 32]);
+        assert_eq!(
+            other
+                .open(SealPurpose::NodeState, &SealedBlob::from_bytes(bytes), 0)
+                .unwrap_err(),
+            SealError::Tampered
+        );
+    }
+
+    #[test]
+    fn a_blob_older_than_the_counter_is_rolled_back_and_the_counter_cannot_be_rewritten() {
+        let (mut rng, s) = sealer(10, "devnet");
+        let old = s.seal(SealPurpose::NodeState, 6, b"old", &mut rng).unwrap();
+        let new = s.seal(SealPurpose::NodeState, 7, b"new", &mut rng).unwrap();
+        assert_eq!(s.open(SealPurpose::NodeState, &old, 6).unwrap().counter, 6);
+        assert_eq!((old.counter(), new.counter()), (Some(6), Some(7)));
+        let opened = s.open(SealPurpose::NodeState, &new, 7).unwrap();
+        assert_eq!((&opened.plaintext[..], opened.counter), (&b"new"[..], 7));
+        assert_eq!(
+            s.open(SealPurpose::NodeState, &old, 7).unwrap_err(),
+            SealError::RolledBack {
+                found: 6,
+                minimum: 7
+            }
+        );
+        // Raising the old blob's clear counter breaks its tag.
+        let mut bytes = old.as_bytes().to_vec();
+        let at = bytes.len() - 4 - (3 + 16) - 24 - 8;
+        assert_eq!(bytes[at..at + 8], 6u64.to_be_bytes());
+        bytes[at..at + 8].copy_from_slice(&7u64.to_be_bytes());
+        assert_eq!(
+            s.open(SealPurpose::NodeState, &SealedBlob::from_bytes(bytes), 7)
                 .unwrap_err(),
             SealError::Tampered
         );
@@ -372,16 +524,18 @@ mod tests {
     fn synthetic_nonce_is_deterministic_per_plaintext_and_opens_like_any_blob() {
         let (_, s) = sealer(7, "devnet");
         let a = s
-            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+            .seal_synthetic(SealPurpose::ValidatorRecord, 0, b"record 1")
             .unwrap();
         assert_eq!(
             a.as_bytes(),
-            s.seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+            s.seal_synthetic(SealPurpose::ValidatorRecord, 0, b"record 1")
                 .unwrap()
                 .as_bytes()
         );
         assert_eq!(
-            &s.open(SealPurpose::ValidatorRecord, &a).unwrap()[..],
+            &s.open(SealPurpose::ValidatorRecord, &a, 0)
+                .unwrap()
+                .plaintext[..],
             b"record 1"
         );
         let nonce = |blob: &SealedBlob| {
@@ -389,11 +543,11 @@ mod tests {
             blob.as_bytes()[at..at + 24].to_vec()
         };
         let b = s
-            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 2")
+            .seal_synthetic(SealPurpose::ValidatorRecord, 0, b"record 2")
             .unwrap();
         assert_ne!(nonce(&a), nonce(&b), "another plaintext, another nonce");
         let c = s
-            .seal_synthetic(SealPurpose::ClusterKey, b"record 1")
+            .seal_synthetic(SealPurpose::ClusterKey, 0, b"record 1")
             .unwrap();
         assert_ne!(
             nonce(&a),
@@ -402,11 +556,11 @@ mod tests {
         );
         let (_, other) = sealer(8, "devnet");
         let d = other
-            .seal_synthetic(SealPurpose::ValidatorRecord, b"record 1")
+            .seal_synthetic(SealPurpose::ValidatorRecord, 0, b"record 1")
             .unwrap();
         assert_ne!(nonce(&a), nonce(&d), "another sealing key, another nonce");
         assert_eq!(
-            other.open(SealPurpose::ValidatorRecord, &a).unwrap_err(),
+            other.open(SealPurpose::ValidatorRecord, &a, 0).unwrap_err(),
             SealError::Tampered
         );
     }
@@ -415,15 +569,19 @@ mod tests {
     fn invalid_chain_label_is_tampering_not_echoed() {
         let (mut rng, s) = sealer(6, "devnet");
         let mut bytes = s
-            .seal(SealPurpose::ValidatorRecord, b"k", &mut rng)
+            .seal(SealPurpose::ValidatorRecord, 0, b"k", &mut rng)
             .unwrap()
             .as_bytes()
             .to_vec();
         let at = bytes.windows(6).position(|w| w == b"devnet").unwrap();
         bytes[at..at + 6].copy_from_slice(b"dev\net");
         assert_eq!(
-            s.open(SealPurpose::ValidatorRecord, &SealedBlob::from_bytes(bytes))
-                .unwrap_err(),
+            s.open(
+                SealPurpose::ValidatorRecord,
+                &SealedBlob::from_bytes(bytes),
+                0
+            )
+            .unwrap_err(),
             SealError::Tampered
         );
     }
@@ -432,14 +590,16 @@ mod tests {
     fn relabelled_blob_is_tampered() {
         // Rewriting the clear header to another purpose of the same length still fails the AEAD.
         let (mut rng, s) = sealer(3, "devnet");
-        let blob = s.seal(SealPurpose::ClusterKey, b"seed", &mut rng).unwrap();
+        let blob = s
+            .seal(SealPurpose::ClusterKey, 0, b"seed", &mut rng)
+            .unwrap();
         let relabelled = String::from_utf8_lossy(blob.as_bytes()).contains("cluster-key");
         assert!(relabelled);
         let mut bytes = blob.as_bytes().to_vec();
         let at = bytes.windows(11).position(|w| w == b"cluster-key").unwrap();
         bytes[at..at + 11].copy_from_slice(b"channel-key");
         assert_eq!(
-            s.open(SealPurpose::ChannelKey, &SealedBlob::from_bytes(bytes))
+            s.open(SealPurpose::ChannelKey, &SealedBlob::from_bytes(bytes), 0)
                 .unwrap_err(),
             SealError::Tampered
         );
@@ -450,21 +610,21 @@ mod tests {
         #[test]
         fn any_bit_flip_is_refused(pt in proptest::collection::vec(any::<u8>(), 0..100), pos in any::<usize>(), bit in 0u8..8) {
             let (mut rng, s) = sealer(4, "devnet");
-            let blob = s.seal(SealPurpose::EpochSecret, &pt, &mut rng).unwrap();
-            prop_assert_eq!(&s.open(SealPurpose::EpochSecret, &blob).unwrap()[..], &pt[..]);
+            let blob = s.seal(SealPurpose::EpochSecret, 0, &pt, &mut rng).unwrap();
+            prop_assert_eq!(&s.open(SealPurpose::EpochSecret, &blob, 0).unwrap().plaintext[..], &pt[..]);
             let mut bytes = blob.as_bytes().to_vec();
             let i = pos % bytes.len();
             bytes[i] ^= 1 << bit;
-            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes)).is_err());
+            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes), 0).is_err());
         }
 
         #[test]
         fn truncation_and_garbage_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), cut in any::<usize>()) {
             let (mut rng, s) = sealer(5, "devnet");
-            let _ = s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes));
-            let blob = s.seal(SealPurpose::EpochSecret, b"x", &mut rng).unwrap();
+            let _ = s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(bytes), 0);
+            let blob = s.seal(SealPurpose::EpochSecret, 0, b"x", &mut rng).unwrap();
             let cut = cut % blob.as_bytes().len();
-            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(blob.as_bytes()[..cut].to_vec())).is_err());
+            prop_assert!(s.open(SealPurpose::EpochSecret, &SealedBlob::from_bytes(blob.as_bytes()[..cut].to_vec()), 0).is_err());
         }
     }
 }

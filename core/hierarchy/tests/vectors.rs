@@ -111,18 +111,23 @@ fn generate() -> Value {
     let c0 = genesis.next(&record);
 
     // Sealed blob with a fixed nonce (the first 24 bytes drawn).
-    let sealer = Sealer::new(&SoftSealingKey::from_bytes(seed(0x77)), chain.clone());
+    let sealer = Sealer::new(
+        &SoftSealingKey::from_bytes(seed(0x77)),
+        chain.clone(),
+        [0x4d; 32],
+    );
     let mut nonce = [0u8; 32];
     nonce[..24].copy_from_slice(&[0x99; 24]);
     let blob = sealer
         .seal(
             SealPurpose::ClusterKey,
+            7,
             cluster_key.seed().expose(),
             &mut prefix_rng(nonce),
         )
         .unwrap();
     let synthetic = sealer
-        .seal_synthetic(SealPurpose::ValidatorRecord, b"keyward validator record")
+        .seal_synthetic(SealPurpose::ValidatorRecord, 8, b"keyward validator record")
         .unwrap();
 
     // Dev evidence report data.
@@ -175,6 +180,8 @@ fn generate() -> Value {
         "sealedBlob": {
             "sealingKey": to_0x(&[0x77; 32]),
             "chainId": chain.as_str(),
+            "measurement": to_0x(&[0x4d; 32]),
+            "counter": 7,
             "purpose": SealPurpose::ClusterKey.label(),
             "plaintext": "the clusterKey.clusterSeed above",
             "blob": to_0x(blob.as_bytes()),
@@ -182,6 +189,8 @@ fn generate() -> Value {
         "sealedBlobSynthetic": {
             "sealingKey": to_0x(&[0x77; 32]),
             "chainId": chain.as_str(),
+            "measurement": to_0x(&[0x4d; 32]),
+            "counter": 8,
             "purpose": SealPurpose::ValidatorRecord.label(),
             "plaintext": "keyward validator record",
             "blob": to_0x(synthetic.as_bytes()),

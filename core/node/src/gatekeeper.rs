@@ -214,11 +214,18 @@ impl Gatekeeper {
         self.bad.take_new()
     }
 
-    /// The whole key state, sealed.
-    pub fn seal(&self, sealer: &Sealer, rng: &mut impl keyward_crypto::Rng) -> SealedBlob {
+    /// The whole key state, sealed at monotonic counter value `counter` (the host advances its
+    /// counter to it once the blob is durable).
+    pub fn seal(
+        &self,
+        sealer: &Sealer,
+        counter: u64,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> SealedBlob {
         self.keys.seal(
             RoleTag::Gatekeeper,
             sealer,
+            counter,
             |w| {
                 w.u16(u16::try_from(self.secrets.len()).expect("bounded by MAX_SECRETS"));
                 for key in self.secrets.values() {
@@ -250,7 +257,8 @@ impl Gatekeeper {
         )
     }
 
-    /// Restores a gatekeeper from [`Gatekeeper::seal`]'s blob.
+    /// Restores a gatekeeper from [`Gatekeeper::seal`]'s blob, refusing one sealed below the
+    /// monotonic counter's value `minimum` (rolled back).
     ///
     /// # Errors
     /// A [`StateError`]; nothing is restored.
@@ -258,9 +266,10 @@ impl Gatekeeper {
         sealer: &Sealer,
         genesis: &EntryHash,
         blob: &SealedBlob,
+        minimum: u64,
     ) -> Result<Self, StateError> {
         let (keys, (secrets, candidate, shares, signing)) =
-            Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, |r| {
+            Keys::open(RoleTag::Gatekeeper, sealer, genesis, blob, minimum, |r| {
                 let n = count(r, "secret count", MAX_SECRETS)?;
                 let mut secrets = BTreeMap::new();
                 for _ in 0..n {

@@ -111,6 +111,7 @@ impl Keys {
         &self,
         role: RoleTag,
         sealer: &Sealer,
+        counter: u64,
         body: impl FnOnce(&mut Writer),
         rng: &mut impl keyward_crypto::Rng,
     ) -> SealedBlob {
@@ -122,7 +123,7 @@ impl Keys {
         body(&mut w);
         let plain = Zeroizing::new(w.finish());
         sealer
-            .seal(SealPurpose::NodeState, &plain, rng)
+            .seal(SealPurpose::NodeState, counter, &plain, rng)
             .expect("a node state is far below the sealing limit")
     }
 
@@ -133,9 +134,12 @@ impl Keys {
         sealer: &Sealer,
         genesis: &EntryHash,
         blob: &SealedBlob,
+        minimum: u64,
         body: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
     ) -> Result<(Self, T), StateError> {
-        let plain = sealer.open(SealPurpose::NodeState, blob)?;
+        let plain = sealer
+            .open(SealPurpose::NodeState, blob, minimum)?
+            .plaintext;
         let mut r = Reader::new(&plain);
         r.header(FORMAT, MAGIC, VERSION)?;
         let found = match r.u8("role")? {

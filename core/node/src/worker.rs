@@ -220,11 +220,18 @@ impl Worker {
     }
 
     /// The key state (identity, channel key, ClusterKeys), sealed. Contract states are sealed
-    /// separately, under their own keys ([`Worker::checkpoint`]).
-    pub fn seal(&self, sealer: &Sealer, rng: &mut impl keyward_crypto::Rng) -> SealedBlob {
+    /// separately, under their own keys ([`Worker::checkpoint`]). Sealed at monotonic counter
+    /// value `counter`.
+    pub fn seal(
+        &self,
+        sealer: &Sealer,
+        counter: u64,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> SealedBlob {
         self.keys.seal(
             RoleTag::Worker,
             sealer,
+            counter,
             |w| {
                 w.u16(u16::try_from(self.cluster_keys.len()).expect("bounded"));
                 for ((cluster, epoch, generation), key) in &self.cluster_keys {
@@ -238,7 +245,8 @@ impl Worker {
         )
     }
 
-    /// Restores a worker from [`Worker::seal`]'s blob.
+    /// Restores a worker from [`Worker::seal`]'s blob, refusing one sealed below the monotonic
+    /// counter's value `minimum` (rolled back).
     ///
     /// # Errors
     /// A [`StateError`]; nothing is restored.
@@ -246,20 +254,22 @@ impl Worker {
         sealer: &Sealer,
         genesis: &EntryHash,
         blob: &SealedBlob,
+        minimum: u64,
     ) -> Result<Self, StateError> {
-        let (keys, cluster_keys) = Keys::open(RoleTag::Worker, sealer, genesis, blob, |r| {
-            let n = count(r, "cluster key count", MAX_CLUSTER_KEYS)?;
-            let mut keys = BTreeMap::new();
-            for _ in 0..n {
-                let cluster = cluster_id(r)?;
-                let epoch = Epoch(r.u64("epoch")?);
-                let generation = Generation(r.u64("generation")?);
-                let seed = secret(r, "cluster seed")?;
-                let key = ClusterKey::from_seed(epoch, cluster.clone(), generation, seed);
-                keys.insert((cluster, epoch, generation), key);
-            }
-            Ok(keys)
-        })?;
+        let (keys, cluster_keys) =
+            Keys::open(RoleTag::Worker, sealer, genesis, blob, minimum, |r| {
+                let n = count(r, "cluster key count", MAX_CLUSTER_KEYS)?;
+                let mut keys = BTreeMap::new();
+                for _ in 0..n {
+                    let cluster = cluster_id(r)?;
+                    let epoch = Epoch(r.u64("epoch")?);
+                    let generation = Generation(r.u64("generation")?);
+                    let seed = secret(r, "cluster seed")?;
+                    let key = ClusterKey::from_seed(epoch, cluster.clone(), generation, seed);
+                    keys.insert((cluster, epoch, generation), key);
+                }
+                Ok(keys)
+            })?;
         Ok(Self {
             keys,
             cluster_keys,

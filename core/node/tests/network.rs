@@ -129,12 +129,12 @@ fn restarted_nodes_resume_from_sealed_state_without_a_new_entry_or_a_new_key() {
     let gatekeepers: Vec<_> = sim
         .gatekeepers
         .iter()
-        .map(|g| g.seal(&sim.sealer, &mut rand::thread_rng()))
+        .map(|g| g.seal(&sim.sealer, 0, &mut rand::thread_rng()))
         .collect();
     let workers: Vec<_> = sim
         .workers
         .iter()
-        .map(|w| w.seal(&sim.sealer, &mut rand::thread_rng()))
+        .map(|w| w.seal(&sim.sealer, 0, &mut rand::thread_rng()))
         .collect();
     let keys: Vec<_> = sim
         .workers
@@ -143,11 +143,11 @@ fn restarted_nodes_resume_from_sealed_state_without_a_new_entry_or_a_new_key() {
         .collect();
     sim.gatekeepers = gatekeepers
         .iter()
-        .map(|b| Gatekeeper::restore(&sim.sealer, &genesis, b).unwrap())
+        .map(|b| Gatekeeper::restore(&sim.sealer, &genesis, b, 0).unwrap())
         .collect();
     sim.workers = workers
         .iter()
-        .map(|b| Worker::restore(&sim.sealer, &genesis, b).unwrap())
+        .map(|b| Worker::restore(&sim.sealer, &genesis, b, 0).unwrap())
         .collect();
     let registry = sim.registry.clone();
     sim.workers[0]
@@ -227,7 +227,8 @@ fn provisioning_refuses_strangers_forgeries_and_other_gatekeepers_requests() {
     let mut fresh = Worker::restore(
         &sim.sealer,
         &genesis,
-        &sim.workers[1].seal(&sim.sealer, &mut rng),
+        &sim.workers[1].seal(&sim.sealer, 0, &mut rng),
+        0,
     )
     .unwrap();
     let err = fresh
@@ -306,7 +307,8 @@ fn a_batch_of_requests_gets_the_answers_each_would_get_alone() {
         let mut fresh = Worker::restore(
             &sim.sealer,
             &genesis,
-            &sim.workers[w].seal(&sim.sealer, &mut rng),
+            &sim.workers[w].seal(&sim.sealer, 0, &mut rng),
+            0,
         )
         .unwrap();
         fresh.provisioned(&registry, &request, &[answer]).unwrap();
@@ -362,22 +364,22 @@ fn sealed_state_refuses_tampering_another_role_and_another_ledger() {
     let mut sim = network(7);
     let genesis = sim.genesis();
     let mut rng = rand::thread_rng();
-    let blob = sim.gatekeepers[0].seal(&sim.sealer, &mut rng);
+    let blob = sim.gatekeepers[0].seal(&sim.sealer, 0, &mut rng);
     let mut bytes = blob.as_bytes().to_vec();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let tampered = keyward_enclave::SealedBlob::from_bytes(bytes);
     assert!(matches!(
-        Gatekeeper::restore(&sim.sealer, &genesis, &tampered),
+        Gatekeeper::restore(&sim.sealer, &genesis, &tampered, 0),
         Err(StateError::Sealed(_))
     ));
     assert!(matches!(
-        Worker::restore(&sim.sealer, &genesis, &blob),
+        Worker::restore(&sim.sealer, &genesis, &blob, 0),
         Err(StateError::WrongRole { .. })
     ));
     let other = keyward_ledger::EntryHash([9; 32]);
     assert!(matches!(
-        Gatekeeper::restore(&sim.sealer, &other, &blob),
+        Gatekeeper::restore(&sim.sealer, &other, &blob, 0),
         Err(StateError::WrongLedger { .. })
     ));
     let _ = &mut sim;
@@ -510,10 +512,10 @@ fn a_crash_between_seal_and_submit_reuses_the_sealed_master_key() {
     else {
         panic!("a new MasterKey must be sealed before its entry is submitted");
     };
-    let sealed = sim.gatekeepers[0].seal(&sim.sealer, &mut rand::thread_rng());
+    let sealed = sim.gatekeepers[0].seal(&sim.sealer, 0, &mut rand::thread_rng());
     let intended = master_of(&sim, &first);
     // The crash: the entry is never submitted, and the process is gone.
-    sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &genesis, &sealed).unwrap();
+    sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &genesis, &sealed, 0).unwrap();
 
     let Some(GatekeeperStep::Submit(retry)) =
         sim.gatekeepers[0].step(&sim.registry, &mut rand::thread_rng())
@@ -529,4 +531,29 @@ fn a_crash_between_seal_and_submit_reuses_the_sealed_master_key() {
         1,
         "it holds the epoch the ledger shows"
     );
+}
+
+#[test]
+fn a_state_sealed_below_the_counter_is_refused_as_rolled_back() {
+    let mut sim = network(2);
+    let genesis = sim.genesis();
+    let mut rng = rand::thread_rng();
+    let old = sim.gatekeepers[0].seal(&sim.sealer, 1, &mut rng);
+    let new = sim.gatekeepers[0].seal(&sim.sealer, 2, &mut rng);
+    assert!(Gatekeeper::restore(&sim.sealer, &genesis, &new, 2).is_ok());
+    assert!(matches!(
+        Gatekeeper::restore(&sim.sealer, &genesis, &old, 2),
+        Err(StateError::Sealed(keyward_enclave::SealError::RolledBack {
+            found: 1,
+            minimum: 2
+        }))
+    ));
+    let worker = sim.workers[0].seal(&sim.sealer, 1, &mut rng);
+    assert!(matches!(
+        Worker::restore(&sim.sealer, &genesis, &worker, 2),
+        Err(StateError::Sealed(
+            keyward_enclave::SealError::RolledBack { .. }
+        ))
+    ));
+    let _ = &mut sim;
 }

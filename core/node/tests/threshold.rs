@@ -311,8 +311,8 @@ fn answers_are_checked_as_they_arrive_and_the_key_needs_only_t() {
 #[test]
 fn a_restarted_gatekeeper_answers_from_its_sealed_share() {
     let mut sim = network(4);
-    let blob = sim.gatekeepers[1].seal(&sim.sealer, &mut sim.rng);
-    sim.gatekeepers[1] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &blob).unwrap();
+    let blob = sim.gatekeepers[1].seal(&sim.sealer, 0, &mut sim.rng);
+    sim.gatekeepers[1] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &blob, 0).unwrap();
     assert_eq!(sim.gatekeepers[1].held(), 1);
     // It proposes nothing new after the restart.
     let registry = sim.registry.clone();
@@ -415,8 +415,8 @@ fn a_gatekeeper_restarted_between_the_signing_rounds_signs_with_its_sealed_nonce
         else {
             panic!("gatekeeper 0 has a {round} to seal and submit");
         };
-        let blob = sim.gatekeepers[0].seal(&sim.sealer, &mut sim.rng);
-        sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &blob).unwrap();
+        let blob = sim.gatekeepers[0].seal(&sim.sealer, 0, &mut sim.rng);
+        sim.gatekeepers[0] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &blob, 0).unwrap();
         let again = sim.gatekeepers[0].step(&registry, &mut sim.rng);
         assert!(
             matches!(&again, Some(GatekeeperStep::Submit(b)) if *b == body),
@@ -529,7 +529,7 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
 
     // A refresh: same keys, new shares; the stale ones are dropped.
     sim.down.clear();
-    let stale = sim.gatekeepers[4].seal(&sim.sealer, &mut sim.rng);
+    let stale = sim.gatekeepers[4].seal(&sim.sealer, 0, &mut sim.rng);
     decide(&mut sim, keyward_ledger::Action::RefreshShares);
     sim.settle();
     assert!(sim.registry.reshares().is_empty());
@@ -537,7 +537,7 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
     assert_eq!(reprovision(&mut sim, 1, &request), before);
     // A gatekeeper restored from a state sealed before the refresh holds only stale shares: it
     // cannot answer, and with another gatekeeper down the worker cannot get the key.
-    sim.gatekeepers[4] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &stale).unwrap();
+    sim.gatekeepers[4] = Gatekeeper::restore(&sim.sealer, &sim.genesis(), &stale, 0).unwrap();
     let answers = sim.ask(1, &request);
     let registry = sim.registry.clone();
     assert!(

@@ -604,17 +604,24 @@ impl Signer {
         let plain = Zeroizing::new(w.finish());
         let sealed = self
             .sealer
-            .seal_synthetic(SealPurpose::ValidatorRecord, &plain)
+            // Counter 0: records are not yet pinned by the monotonic counter (that needs a sealed
+            // manifest of every record's version; PROTOCOL §18.3 says so), so an older record of
+            // the same validator still opens.
+            .seal_synthetic(SealPurpose::ValidatorRecord, 0, &plain)
             .expect("a record is far below the sealing limit");
         Some(sealed.into_bytes())
     }
 
     fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
         let policy = &self.config.lockout;
-        let plain = self.sealer.open(
-            SealPurpose::ValidatorRecord,
-            &SealedBlob::from_bytes(sealed.to_vec()),
-        )?;
+        let plain = self
+            .sealer
+            .open(
+                SealPurpose::ValidatorRecord,
+                &SealedBlob::from_bytes(sealed.to_vec()),
+                0,
+            )?
+            .plaintext;
         let mut r = Reader::new(&plain);
         r.header(RECORD_FORMAT, RECORD_MAGIC, RECORD_VERSION)?;
         let identity = SolanaPubkey(r.array("identity")?);

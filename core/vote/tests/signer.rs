@@ -974,14 +974,16 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
         .open(
             SealPurpose::ValidatorRecord,
             &SealedBlob::from_bytes(record.clone()),
+            0,
         )
-        .unwrap();
+        .unwrap()
+        .plaintext;
     assert_eq!(&plain[..4], b"KWVR");
     assert_eq!(&plain[PUBKEY_AT..PUBKEY_AT + 32], &vote_key.0);
     let mut forged = plain.to_vec();
     forged[PUBKEY_AT] ^= 0x01;
     let forged = sealer
-        .seal_synthetic(SealPurpose::ValidatorRecord, &forged)
+        .seal_synthetic(SealPurpose::ValidatorRecord, 0, &forged)
         .unwrap();
     assert!(matches!(
         restore(None, &sealing_key, [forged.as_bytes()]),
@@ -998,7 +1000,7 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     let mut forged = plain.to_vec();
     forged[tower_at + 8] = 4;
     let forged = sealer
-        .seal_synthetic(SealPurpose::ValidatorRecord, &forged)
+        .seal_synthetic(SealPurpose::ValidatorRecord, 0, &forged)
         .unwrap();
     assert!(matches!(
         restore(None, &sealing_key, [forged.as_bytes()]),

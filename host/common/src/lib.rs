@@ -2,6 +2,7 @@
 //! flag, the handle of a running JSON-RPC server, the client's error for a JSON-RPC call, and
 //! crash-safe file writes.
 
+pub mod counter;
 pub mod files;
 
 use std::net::SocketAddr;

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! sealing.key              the dev sealing key (0600; a TEE derives it instead)
+//! sealing.counter          the soft monotonic counter the sealed state must not fall behind
+//!                          (keyward_host::counter; a TPM NV counter replaces it)
 //! node.sealed              the core's whole key state, sealed (replaced atomically)
 //! contracts/<id>.state     a worker's contract checkpoint: u64 epoch, u64 generation,
 //!                          u64 version, then the state sealed under the contract's state key
@@ -10,12 +12,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, Envelope, SecretBytes};
 use keyward_enclave::{SealedBlob, Sealer, SoftSealingKey};
 use keyward_hierarchy::{ContractId, Epoch, Generation};
+use keyward_host::counter::{CounterError, FileCounter};
 use keyward_ledger::{EntryHash, KeyContext};
 use keyward_node::worker::Checkpoint;
 
@@ -43,6 +47,9 @@ pub enum DirError {
         /// What is wrong.
         reason: String,
     },
+    /// The monotonic counter could not be read or advanced.
+    #[error(transparent)]
+    Counter(#[from] CounterError),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DirError {
@@ -58,18 +65,20 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DirEr
 #[derive(Debug)]
 pub struct NodeDir {
     root: PathBuf,
-    /// Seals and opens the node's state for its ledger's chain.
+    /// Seals and opens the node's state for its ledger's chain and its core's measurement.
     pub sealer: Sealer,
+    counter: Mutex<FileCounter>,
 }
 
 impl NodeDir {
-    /// Opens (or creates) `root` for the chain `chain`. A sealing key is made only for a
-    /// directory with no sealed state: a state whose key is gone cannot be opened, and is not
-    /// silently replaced.
+    /// Opens (or creates) `root` for the chain `chain` and a core with `measurement`. A sealing
+    /// key and a counter are made only for a directory with no sealed state: a state whose key is
+    /// gone cannot be opened, and is not silently replaced, and a counter reset to zero would let
+    /// an older state back in.
     ///
     /// # Errors
     /// [`DirError`].
-    pub fn open(root: &Path, chain: ChainId) -> Result<Self, DirError> {
+    pub fn open(root: &Path, chain: ChainId, measurement: [u8; 32]) -> Result<Self, DirError> {
         for dir in [
             root.to_owned(),
             root.join("contracts"),
@@ -100,10 +109,30 @@ impl NodeDir {
             }
             Err(e) => return Err(io("read", &key_path)(e)),
         };
+        let has_state = root.join("node.sealed").exists();
+        let counter = FileCounter::open(&root.join("sealing.counter"), !has_state)?;
         Ok(Self {
             root: root.to_owned(),
-            sealer: Sealer::new(&SoftSealingKey::from_bytes(key), chain),
+            sealer: Sealer::new(&SoftSealingKey::from_bytes(key), chain, measurement),
+            counter: Mutex::new(counter),
         })
+    }
+
+    /// The monotonic counter's value: the least counter a sealed state must carry to be
+    /// restored.
+    pub fn counter(&self) -> u64 {
+        self.counter.lock().expect("counter lock").value()
+    }
+
+    /// Records that `blob` was restored: advances the counter to the blob's value if a crash
+    /// left it behind (the blob was stored, the counter not yet advanced).
+    ///
+    /// # Errors
+    /// [`DirError::Counter`].
+    pub fn restored(&self, blob: &SealedBlob) -> Result<(), DirError> {
+        let mut counter = self.counter.lock().expect("counter lock");
+        let at = blob.counter().unwrap_or(0).max(counter.value());
+        Ok(counter.advance(at)?)
     }
 
     fn state_path(&self) -> PathBuf {
@@ -131,13 +160,19 @@ impl NodeDir {
         Ok(Some(SealedBlob::from_bytes(bytes)))
     }
 
-    /// Replaces the sealed node state, durably.
+    /// Replaces the sealed node state, durably: `seal` seals it at the next counter value, the
+    /// blob is stored, then the counter advances to it, so no older state opens any more.
     ///
     /// # Errors
-    /// [`DirError`]; the old state is then still in place.
-    pub fn save_state(&self, blob: &SealedBlob) -> Result<(), DirError> {
+    /// [`DirError`]; if the blob could not be stored the old state is still in place (and still
+    /// the only one that opens).
+    pub fn save_state(&self, seal: impl FnOnce(u64) -> SealedBlob) -> Result<(), DirError> {
+        let mut counter = self.counter.lock().expect("counter lock");
+        let next = counter.value() + 1;
+        let blob = seal(next);
         let path = self.state_path();
-        keyward_host::files::replace(&path, blob.as_bytes()).map_err(io("write", &path))
+        keyward_host::files::replace(&path, blob.as_bytes()).map_err(io("write", &path))?;
+        Ok(counter.advance(next)?)
     }
 
     fn checkpoint_path(&self, contract: &ContractId) -> PathBuf {
@@ -228,5 +263,105 @@ impl NodeDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io("read", &path)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_enclave::{SealError, SealPurpose};
+    use rand_core::OsRng;
+
+    const M: [u8; 32] = [0x4d; 32];
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("keyward-dir-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn chain() -> ChainId {
+        ChainId::new("dir-test").unwrap()
+    }
+
+    fn save(dir: &NodeDir, plaintext: &[u8]) {
+        dir.save_state(|counter| {
+            dir.sealer
+                .seal(SealPurpose::NodeState, counter, plaintext, &mut OsRng)
+                .unwrap()
+        })
+        .unwrap();
+    }
+
+    fn open(dir: &NodeDir) -> Result<Vec<u8>, SealError> {
+        let blob = dir.load_state().unwrap().unwrap();
+        let opened = dir
+            .sealer
+            .open(SealPurpose::NodeState, &blob, dir.counter())?;
+        dir.restored(&blob).unwrap();
+        Ok(opened.plaintext.to_vec())
+    }
+
+    #[test]
+    fn an_older_state_put_back_is_refused_as_rolled_back() {
+        let root = temp("rollback");
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        save(&dir, b"one");
+        let old = fs::read(root.join("node.sealed")).unwrap();
+        save(&dir, b"two");
+        assert_eq!(dir.counter(), 2);
+        drop(dir);
+        fs::write(root.join("node.sealed"), &old).unwrap();
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        assert_eq!(
+            open(&dir),
+            Err(SealError::RolledBack {
+                found: 1,
+                minimum: 2
+            })
+        );
+        // Another measurement's core cannot open the current state either.
+        save(&dir, b"three");
+        let other = NodeDir::open(&root, chain(), [0x4e; 32]).unwrap();
+        assert!(matches!(
+            open(&other),
+            Err(SealError::WrongMeasurement { .. })
+        ));
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_state_stored_before_a_crash_advanced_the_counter_still_opens_and_catches_it_up() {
+        let root = temp("crash");
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        save(&dir, b"one");
+        // The blob of the next save is stored, then the process dies before the counter moves.
+        let ahead = dir
+            .sealer
+            .seal(SealPurpose::NodeState, 2, b"two", &mut OsRng)
+            .unwrap();
+        fs::write(root.join("node.sealed"), ahead.as_bytes()).unwrap();
+        drop(dir);
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        assert_eq!(dir.counter(), 1);
+        assert_eq!(open(&dir).as_deref(), Ok(&b"two"[..]));
+        assert_eq!(dir.counter(), 2, "restoring caught the counter up");
+        save(&dir, b"three");
+        assert_eq!(dir.counter(), 3);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_missing_counter_beside_a_sealed_state_is_not_reset() {
+        let root = temp("missing");
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        save(&dir, b"one");
+        drop(dir);
+        fs::remove_file(root.join("sealing.counter")).unwrap();
+        assert!(matches!(
+            NodeDir::open(&root, chain(), M),
+            Err(DirError::Counter(CounterError::Io { .. }))
+        ));
+        let _ = fs::remove_dir_all(&root);
     }
 }

@@ -153,10 +153,10 @@ impl Core {
         IdentityKeypair::from_seed(SecretBytes::new(*key.seed().expose()))
     }
 
-    fn seal(&self, dir: &NodeDir) -> keyward_enclave::SealedBlob {
+    fn seal(&self, dir: &NodeDir, counter: u64) -> keyward_enclave::SealedBlob {
         match self {
-            Self::Gatekeeper(g) => g.seal(&dir.sealer, &mut OsRng),
-            Self::Worker(w) => w.seal(&dir.sealer, &mut OsRng),
+            Self::Gatekeeper(g) => g.seal(&dir.sealer, counter, &mut OsRng),
+            Self::Worker(w) => w.seal(&dir.sealer, counter, &mut OsRng),
         }
     }
 
@@ -223,22 +223,30 @@ impl Node {
         let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
         let (follower, _) = Follower::start(client, config.genesis).await?;
         let chain = follower.registry().genesis().config().chain.clone();
-        let dir = NodeDir::open(&config.data_dir, chain)?;
+        let measurement = match config.role {
+            NodeRole::Gatekeeper => dev::GATEKEEPER_MEASUREMENT,
+            NodeRole::Worker => dev::WORKER_MEASUREMENT,
+        };
+        let dir = NodeDir::open(&config.data_dir, chain, measurement)?;
         let mut core = match dir.load_state()? {
             Some(blob) => {
+                let minimum = dir.counter();
                 let restored = match config.role {
                     NodeRole::Gatekeeper => {
-                        Gatekeeper::restore(&dir.sealer, &config.genesis, &blob)
+                        Gatekeeper::restore(&dir.sealer, &config.genesis, &blob, minimum)
                             .map(Core::Gatekeeper)
                     }
                     NodeRole::Worker => {
-                        Worker::restore(&dir.sealer, &config.genesis, &blob).map(Core::Worker)
+                        Worker::restore(&dir.sealer, &config.genesis, &blob, minimum)
+                            .map(Core::Worker)
                     }
                 };
-                restored.map_err(|source| NodeError::State {
+                let core = restored.map_err(|source| NodeError::State {
                     path: config.data_dir.join("node.sealed"),
                     source,
-                })?
+                })?;
+                dir.restored(&blob)?;
+                core
             }
             None => {
                 let core = match config.role {
@@ -247,7 +255,7 @@ impl Node {
                     }
                     NodeRole::Worker => Core::Worker(Worker::generate(config.genesis, &mut OsRng)),
                 };
-                dir.save_state(&core.seal(&dir))?;
+                dir.save_state(|counter| core.seal(&dir, counter))?;
                 core
             }
         };
@@ -516,13 +524,13 @@ impl Runner {
     }
 
     fn save_state(&self) -> Result<(), Pause> {
-        let blob = self
-            .shared
-            .core
-            .read()
-            .expect("core lock")
-            .seal(&self.shared.dir);
-        self.shared.dir.save_state(&blob).map_err(|e| {
+        let dir = &self.shared.dir;
+        // The core lock is held only while sealing, not while the blob is written.
+        dir.save_state(|counter| {
+            let core = self.shared.core.read().expect("core lock");
+            core.seal(dir, counter)
+        })
+        .map_err(|e| {
             tracing::error!(error = %e, "cannot store the sealed state; not acting on it");
             Pause
         })

@@ -46,6 +46,7 @@ fn core_path(c: &mut Criterion) {
     let sealer = Sealer::new(
         &SoftSealingKey::generate(&mut rng),
         ChainId::new("bench").unwrap(),
+        [0; 32],
     );
     let mut signer = Signer::restore(
         config.clone(),

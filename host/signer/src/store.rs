@@ -89,7 +89,7 @@ impl Store {
         // A new sealing key only for a new store: beside an existing store, a missing key file
         // means its sealed keys are lost, and a fresh key would only hide that.
         let sealing = sealing_key(&dir.join("sealing.key"), !path.exists())?;
-        let sealer = Sealer::new(&sealing, chain.clone());
+        let sealer = Sealer::new(&sealing, chain.clone(), crate::service::DEV_MEASUREMENT);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Self { db, path };
         let (service, platform) = store.meta(&sealer)?;
@@ -124,7 +124,8 @@ impl Store {
                     OsRng.fill_bytes(&mut id);
                     let seed = SecretBytes::<32>::random(&mut OsRng);
                     let sealed = sealer
-                        .seal(SealPurpose::PlatformKey, seed.expose(), &mut OsRng)
+                        // The platform key never changes, so it has nothing to roll back to.
+                        .seal(SealPurpose::PlatformKey, 0, seed.expose(), &mut OsRng)
                         .expect("32 bytes seal");
                     table
                         .insert("service-id", &id[..])
@@ -147,9 +148,13 @@ impl Store {
             .try_into()
             .map_err(|_| self.corrupt("service id is not 32 bytes"))?;
         let seed = sealer
-            .open(SealPurpose::PlatformKey, &SealedBlob::from_bytes(platform))
+            .open(
+                SealPurpose::PlatformKey,
+                &SealedBlob::from_bytes(platform),
+                0,
+            )
             .map_err(|e| self.corrupt(&format!("platform key: {e}")))?;
-        let seed = SecretBytes::<32>::from_slice(&seed)
+        let seed = SecretBytes::<32>::from_slice(&seed.plaintext)
             .ok_or_else(|| self.corrupt("platform key is not 32 bytes"))?;
         Ok((
             ServiceId(service),

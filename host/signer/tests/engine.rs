@@ -77,7 +77,7 @@ fn start(store: &FlakyStore, sealing_key: &SoftSealingKey) -> Engine {
         .collect();
     let signer = Signer::restore(
         config(),
-        Sealer::new(sealing_key, ChainId::new("test").unwrap()),
+        Sealer::new(sealing_key, ChainId::new("test").unwrap(), [0; 32]),
         DevPlatformKey::generate(&mut StdRng::seed_from_u64(9)),
         records.iter().map(|(id, r)| (*id, r.as_slice())),
     )

@@ -78,6 +78,7 @@ impl Sim {
         let sealer = Sealer::new(
             &SoftSealingKey::generate(&mut rng),
             ChainId::new("node-test").unwrap(),
+            [0x4d; 32],
         );
         Self {
             rng,
@@ -214,16 +215,16 @@ impl Sim {
                 let Some(step) = step else { continue };
                 let body = match step {
                     GatekeeperStep::Seal => {
-                        let blob = self.gatekeepers[g].seal(&self.sealer, &mut self.rng);
-                        Gatekeeper::restore(&self.sealer, &self.genesis(), &blob).unwrap();
+                        let blob = self.gatekeepers[g].seal(&self.sealer, 0, &mut self.rng);
+                        Gatekeeper::restore(&self.sealer, &self.genesis(), &blob, 0).unwrap();
                         progress = true;
                         continue;
                     }
                     GatekeeperStep::Submit(b) => b,
                     GatekeeperStep::SealThenSubmit(b) => {
                         // Durability first, as the host does: the sealed state must restore.
-                        let blob = self.gatekeepers[g].seal(&self.sealer, &mut self.rng);
-                        Gatekeeper::restore(&self.sealer, &self.genesis(), &blob).unwrap();
+                        let blob = self.gatekeepers[g].seal(&self.sealer, 0, &mut self.rng);
+                        Gatekeeper::restore(&self.sealer, &self.genesis(), &blob, 0).unwrap();
                         b
                     }
                 };

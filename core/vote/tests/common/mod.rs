@@ -199,6 +199,7 @@ pub fn sealer(sealing_key: &[u8; 32]) -> Sealer {
     Sealer::new(
         &SoftSealingKey::from_bytes(SecretBytes::new(*sealing_key)),
         ChainId::new(CHAIN).unwrap(),
+        MEASUREMENT,
     )
 }
 
@@ -208,7 +209,7 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
     let bytes = *key.expose();
     let signer = Signer::restore(
         config(ancestry),
-        Sealer::new(&key, ChainId::new(CHAIN).unwrap()),
+        Sealer::new(&key, ChainId::new(CHAIN).unwrap(), MEASUREMENT),
         platform(),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
     )
@@ -232,9 +233,10 @@ pub fn restore<'a>(
                 .open(
                     SealPurpose::ValidatorRecord,
                     &SealedBlob::from_bytes(record.to_vec()),
+                    0,
                 )
                 .ok()
-                .and_then(|plain| plain.get(5..37).map(|b| b.try_into().unwrap()))
+                .and_then(|o| o.plaintext.get(5..37).map(|b| b.try_into().unwrap()))
                 .unwrap_or([0; 32]);
             (SolanaPubkey(named), record)
         })

@@ -292,13 +292,15 @@ pub fn run() -> Result<()> {
     );
 
     s.chapter("Sealing: secrets at rest");
-    let sealer = Sealer::new(&SoftSealingKey::generate(rng), chain);
+    let measurement = [0x4d; 32];
+    let key = SoftSealingKey::generate(rng);
+    let sealer = Sealer::new(&key, chain.clone(), measurement);
     let blob = sealer
-        .seal(SealPurpose::ClusterKey, cluster_key.seed().expose(), rng)
+        .seal(SealPurpose::ClusterKey, 1, cluster_key.seed().expose(), rng)
         .map_err(CliError::refused)?;
     s.check(
         "the sealed ClusterKey seed reopens",
-        sealer.open(SealPurpose::ClusterKey, &blob).is_ok(),
+        sealer.open(SealPurpose::ClusterKey, &blob, 1).is_ok(),
     );
     let mut tampered = blob.as_bytes().to_vec();
     let last = tampered.len() - 1;
@@ -306,12 +308,29 @@ pub fn run() -> Result<()> {
     s.check(
         "a tampered blob is refused",
         sealer
-            .open(SealPurpose::ClusterKey, &SealedBlob::from_bytes(tampered))
+            .open(
+                SealPurpose::ClusterKey,
+                &SealedBlob::from_bytes(tampered),
+                1,
+            )
             .is_err(),
     );
     s.check(
         "a blob sealed as a ClusterKey does not open as an epoch secret",
-        sealer.open(SealPurpose::EpochSecret, &blob).is_err(),
+        sealer.open(SealPurpose::EpochSecret, &blob, 1).is_err(),
+    );
+    s.check(
+        "a core with another measurement cannot open it",
+        Sealer::new(&key, chain, [0x4e; 32])
+            .open(SealPurpose::ClusterKey, &blob, 1)
+            .is_err(),
+    );
+    s.check(
+        "once the monotonic counter has moved past it, it is refused as rolled back",
+        matches!(
+            sealer.open(SealPurpose::ClusterKey, &blob, 2),
+            Err(keyward_enclave::SealError::RolledBack { .. })
+        ),
     );
 
     let total = s.passed + s.failed;
