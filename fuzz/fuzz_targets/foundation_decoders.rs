@@ -20,10 +20,12 @@ fuzz_target!(|data: &[u8]| {
             let sealer = Sealer::new(
                 &SoftSealingKey::from_bytes(SecretBytes::new([3; 32])),
                 ChainId::new("fuzz").unwrap(),
+                [0; 32],
             );
             let _ = sealer.open(
                 SealPurpose::ClusterKey,
                 &SealedBlob::from_bytes(rest.to_vec()),
+                0,
             );
         }
         4 => {

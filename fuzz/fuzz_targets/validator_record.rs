@@ -15,6 +15,7 @@ fn sealer() -> Sealer {
     Sealer::new(
         &SoftSealingKey::from_bytes(SecretBytes::new([3; 32])),
         ChainId::new("fuzz").unwrap(),
+        [0; 32],
     )
 }
 
@@ -43,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let named = data.get(5..37).map_or([0; 32], |b| b.try_into().unwrap());
     let _ = restore(named, data);
     let sealed = sealer()
-        .seal_synthetic(SealPurpose::ValidatorRecord, data)
+        .seal_synthetic(SealPurpose::ValidatorRecord, 0, data)
         .unwrap();
     if let Some(signer) = restore(named, sealed.as_bytes()) {
         let again = signer.record(&SolanaPubkey(named)).unwrap();
