@@ -3,10 +3,11 @@
 //! Part of keyward's **trusted core**: deterministic, sans-IO, no `unsafe`. The host reads and
 //! writes sealed blobs and carries evidence; only this crate makes and opens them.
 //!
-//! - [`seal`]: sealed blobs: XChaCha20-Poly1305 under a sealing key, bound to a purpose and the
-//!   chain id, tamper-evident. The sealing key here is the *soft* source (bytes the host keeps in a
-//!   0600 file), which protects against nothing that can read that file; TPM-backed keys,
-//!   measurement binding and rollback counters come with the attestation work.
+//! - [`seal`]: sealed blobs: XChaCha20-Poly1305 under a sealing key, bound to a purpose, the chain
+//!   id and the core's measurement, tamper-evident, and refused when older than the host's
+//!   monotonic counter. The sealing key here is the *soft* source (bytes the host keeps in a 0600
+//!   file), which protects against nothing that can read that file; TPM-backed keys come with the
+//!   TPM sealing source.
 //! - [`evidence`]: attestation evidence binding an entity's public keys and a verifier's nonce.
 //!   The only kind so far is `dev`: signed by a local platform key, **insecure by construction**,
 //!   and refused by every verifier unless its policy explicitly accepts insecure evidence.

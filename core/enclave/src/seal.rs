@@ -509,10 +509,21 @@ mod tests {
             }
         );
         // Raising the old blob's clear counter breaks its tag.
+        let counter_at = |blob: &SealedBlob| blob.as_bytes().len() - 4 - (3 + 16) - 24 - 8;
         let mut bytes = old.as_bytes().to_vec();
-        let at = bytes.len() - 4 - (3 + 16) - 24 - 8;
+        let at = counter_at(&old);
         assert_eq!(bytes[at..at + 8], 6u64.to_be_bytes());
         bytes[at..at + 8].copy_from_slice(&7u64.to_be_bytes());
+        assert_eq!(
+            s.open(SealPurpose::NodeState, &SealedBlob::from_bytes(bytes), 7)
+                .unwrap_err(),
+            SealError::Tampered
+        );
+        // Lowering a current blob's counter below the minimum: still tampering, so the counter
+        // is checked only once the tag has vouched for it.
+        let mut bytes = new.as_bytes().to_vec();
+        let at = counter_at(&new);
+        bytes[at..at + 8].copy_from_slice(&6u64.to_be_bytes());
         assert_eq!(
             s.open(SealPurpose::NodeState, &SealedBlob::from_bytes(bytes), 7)
                 .unwrap_err(),

@@ -75,8 +75,9 @@ impl core::fmt::Debug for Answers {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // made and used one at a time, never stored in bulk
 pub enum WorkerStep {
-    /// Ask the gatekeepers for this ClusterKey and hand their answers to
-    /// [`Worker::provisioned`].
+    /// Ask the gatekeepers for this ClusterKey: [`Worker::collect`], [`Worker::check_answer`] on
+    /// each answer as it arrives, [`Worker::provisioned_from`] once `t` are valid, then
+    /// [`Worker::audited`] after the rest (or [`Worker::provisioned`] with all of them).
     Provision(ClusterKeyRequest),
     /// Submit this entry.
     Submit(Body),
@@ -315,14 +316,15 @@ impl Worker {
     /// Checks one answer as it arrives: opens it, checks the sender's signature, its share and
     /// its DLEQ proof, and keeps the partial if it is valid. A signed partial with a wrong proof
     /// is refused and becomes a report against its sender (threshold mode), queued by
-    /// [`Worker::audited`]. Only a sender's first answer counts. Returns whether `t` valid
+    /// [`Worker::audited`]. Only a sender's first authentic answer counts: one that does not
+    /// open, answers another request or is not signed by its claimed sender is refused without
+    /// using up that sender's turn, so a forgery cannot crowd out the real answer. Returns whether `t` valid
     /// partials are in: the host can then combine them ([`Worker::provisioned_from`]) and check
     /// the answers still on their way afterwards, so that every wrong partial is named without
     /// the key waiting for the slowest gatekeeper.
     pub fn check_answer(&self, answers: &mut Answers, answer: &Envelope) -> bool {
         let sender = answer.sender();
         if !answers.senders.contains(&sender) {
-            answers.senders.push(sender);
             match self.check_one(answers, answer) {
                 // One partial per member: a second answer from the same share adds nothing.
                 Ok(partial) if answers.valid.iter().all(|p| p.index() != partial.index()) => {
@@ -360,6 +362,8 @@ impl Worker {
             &answers.genesis,
             &answers.request,
         )?;
+        // Authentic from here on: this is the sender's answer, right or wrong.
+        answers.senders.push(sender);
         // The sender's index and verification share in the committee holding the epoch now
         // (classic mode: index 1, the master public key).
         let index = if answers.threshold {

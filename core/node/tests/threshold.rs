@@ -126,20 +126,8 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
     };
     let mut answers = sim.ask(0, &request);
     let (partial, signed) = wrong_partial(&mut sim, &request);
-    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
-    let seal = |sim: &mut Sim, plaintext: &[u8]| {
-        keyward_crypto::Envelope::seal(
-            sim.gatekeepers[0].signer(),
-            &sim.workers[0].channel(),
-            keyward_crypto::EnvelopePurpose::ClusterKey,
-            &aad,
-            plaintext,
-            &mut sim.rng,
-        )
-        .unwrap()
-    };
     // An unsigned partial is refused, but proves nothing.
-    answers[0] = seal(&mut sim, &partial.to_bytes());
+    answers[0] = from_gatekeeper_0(&mut sim, &request, &partial.to_bytes());
     let registry = sim.registry.clone();
     let refused = sim.workers[0]
         .provisioned(&registry, &request, &answers)
@@ -147,7 +135,7 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
     assert_eq!(refused[0].name(), "bad_answer");
     assert!(sim.workers[0].step(&registry, &mut sim.rng).is_none());
     // A signed wrong partial is refused, named, and reported on the ledger.
-    answers[0] = seal(&mut sim, signed.expose());
+    answers[0] = from_gatekeeper_0(&mut sim, &request, signed.expose());
     let refused = sim.workers[0]
         .provisioned(&registry, &request, &answers)
         .unwrap();
@@ -196,6 +184,24 @@ fn a_wrong_partial_from_a_gatekeeper_is_named_and_the_others_suffice() {
     assert!(sim.registry.node(&sim.gatekeepers[0].id()).unwrap().slashed);
     let again = sim.submit(&signer, &report).unwrap_err();
     assert_eq!(again.name(), "already_reported");
+}
+
+/// `plaintext` as gatekeeper 0's answer envelope to worker 0 for `request`.
+fn from_gatekeeper_0(
+    sim: &mut Sim,
+    request: &ClusterKeyRequest,
+    plaintext: &[u8],
+) -> keyward_crypto::Envelope {
+    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), request);
+    keyward_crypto::Envelope::seal(
+        sim.gatekeepers[0].signer(),
+        &sim.workers[0].channel(),
+        keyward_crypto::EnvelopePurpose::ClusterKey,
+        &aad,
+        plaintext,
+        &mut sim.rng,
+    )
+    .unwrap()
 }
 
 /// Gatekeeper 0's answer to `request` evaluated under a share it does not hold (with its own
@@ -253,20 +259,16 @@ fn answers_are_checked_as_they_arrive_and_the_key_needs_only_t() {
     let answers = sim.ask(0, &request);
     assert_eq!(answers.len(), 3);
     let (_, signed) = wrong_partial(&mut sim, &request);
-    let aad = keyward_node::answer_aad(&sim.genesis(), &sim.workers[0].id(), &request);
-    let wrong = keyward_crypto::Envelope::seal(
-        sim.gatekeepers[0].signer(),
-        &sim.workers[0].channel(),
-        keyward_crypto::EnvelopePurpose::ClusterKey,
-        &aad,
-        signed.expose(),
-        &mut sim.rng,
-    )
-    .unwrap();
+    let wrong = from_gatekeeper_0(&mut sim, &request, signed.expose());
+    let replayed = sim.ask(1, &request)[1].clone();
+    assert_eq!(replayed.sender(), answers[1].sender());
     let registry = sim.registry.clone();
     let published = *registry.cluster(&id("c1")).unwrap().key(CTX0).unwrap();
     let worker = &mut sim.workers[0];
     let mut collected = worker.collect(&registry, &request).unwrap();
+    // Gatekeeper 1's answer to another worker, replayed to this one, does not open: it is
+    // refused and does not use up gatekeeper 1's turn.
+    assert!(!worker.check_answer(&mut collected, &replayed));
     // A sender's second answer is not counted.
     assert!(!worker.check_answer(&mut collected, &answers[1]));
     assert!(!worker.check_answer(&mut collected, &answers[1]));
@@ -291,10 +293,16 @@ fn answers_are_checked_as_they_arrive_and_the_key_needs_only_t() {
     let refused = worker.audited(collected);
     assert_eq!(
         refused,
-        vec![ProvisionError::BadAnswer {
-            from: sim.gatekeepers[0].id().into(),
-            reason: "partial evaluation with an invalid proof",
-        }]
+        vec![
+            ProvisionError::BadAnswer {
+                from: sim.gatekeepers[1].id().into(),
+                reason: "does not open under this worker's channel key",
+            },
+            ProvisionError::BadAnswer {
+                from: sim.gatekeepers[0].id().into(),
+                reason: "partial evaluation with an invalid proof",
+            }
+        ]
     );
     let step = sim.workers[0].step(&registry, &mut sim.rng);
     assert!(

@@ -369,6 +369,7 @@ impl Committee {
                 evaluated: partial.evaluated,
                 blinded: *blinded,
                 key: self.public_key,
+                share: *share,
             })
         } else {
             Err(PartialFault::BadProof)
@@ -414,8 +415,8 @@ impl Committee {
 
     /// Interpolates `t` partials already checked by [`Committee::check_partial`] (lowest indices
     /// first) into `k·B`, without checking their proofs again. A partial checked for another
-    /// element or another committee's key does not count; nor does a second one from the same
-    /// member.
+    /// element, another key or another verification share (a committee before or after a
+    /// resharing, say) does not count; nor does a second one from the same member.
     ///
     /// # Errors
     /// [`CombineError::NotEnough`] when fewer than `t` members' partials count.
@@ -426,7 +427,8 @@ impl Committee {
     ) -> Result<Combined, CombineError> {
         let mut valid: BTreeMap<ShareIndex, Element> = BTreeMap::new();
         for p in partials {
-            if p.blinded == *blinded && p.key == self.public_key {
+            let same_share = self.shares.get(&p.index) == Some(&p.share);
+            if p.blinded == *blinded && p.key == self.public_key && same_share {
                 valid.entry(p.index).or_insert(p.evaluated);
             }
         }
@@ -491,8 +493,9 @@ impl Committee {
     }
 }
 
-/// A partial evaluation whose proof [`Committee::check_partial`] verified, for the element and
-/// committee key it was checked against (only [`Committee::check_partial`] makes one). `Z_i` may
+/// A partial evaluation whose proof [`Committee::check_partial`] verified, for the element, the
+/// committee key and the member's verification share it was checked against (only
+/// [`Committee::check_partial`] makes one). `Z_i` may
 /// be secret, so `Debug` shows only the index.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CheckedPartial {
@@ -500,6 +503,7 @@ pub struct CheckedPartial {
     evaluated: Element,
     blinded: Element,
     key: PublicKey,
+    share: Element,
 }
 
 impl CheckedPartial {

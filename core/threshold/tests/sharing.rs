@@ -587,3 +587,37 @@ mod decoders {
         }
     }
 }
+
+#[test]
+fn partials_checked_before_a_resharing_do_not_count_after_it() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let (old, old_shares) = run_dkg(2, &[1, 2, 3], &mut rng);
+    let refs: Vec<&KeyShare> = old_shares.iter().collect();
+    // The same indices, the same key, new shares.
+    let (new, new_shares) = reshare(&old, &refs, 2, &[1, 2, 3], &mut rng);
+    assert_eq!(new.public_key(), old.public_key());
+    let element = keyward_threshold::Element::from_input(INPUT).unwrap();
+    let checked: Vec<_> = old_shares[..2]
+        .iter()
+        .map(|s| {
+            old.check_partial(&element, &s.evaluate(&element, &mut rng))
+                .unwrap()
+        })
+        .collect();
+    assert!(old.combine_checked(&element, &checked).is_ok());
+    assert!(matches!(
+        new.combine_checked(&element, &checked),
+        Err(keyward_threshold::CombineError::NotEnough { valid: 0, .. })
+    ));
+    let fresh: Vec<_> = new_shares[..2]
+        .iter()
+        .map(|s| {
+            new.check_partial(&element, &s.evaluate(&element, &mut rng))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        new.combine_checked(&element, &fresh).unwrap().evaluated,
+        old.combine_checked(&element, &checked).unwrap().evaluated
+    );
+}

@@ -605,7 +605,7 @@ impl Signer {
         let sealed = self
             .sealer
             // Counter 0: records are not yet pinned by the monotonic counter (that needs a sealed
-            // manifest of every record's version; PROTOCOL §18.3 says so), so an older record of
+            // manifest of every record's version; PROTOCOL §12 says so), so an older record of
             // the same validator still opens.
             .seal_synthetic(SealPurpose::ValidatorRecord, 0, &plain)
             .expect("a record is far below the sealing limit");

@@ -3,7 +3,8 @@
 //! A sealed blob carries the counter value it was sealed at, and the core refuses a blob sealed
 //! below the counter's current value (`keyward_enclave::seal`). The host seals at `value() + 1`,
 //! stores the blob durably, then [`FileCounter::advance`]s; after a crash between the two, the
-//! blob is one ahead, still opens, and the host advances to it on restore.
+//! blob is one ahead, still opens (as would the one before it, until the host catches up), and
+//! the host advances to it on restore.
 //!
 //! **What the file protects against:** an older sealed blob put back on its own (from a backup,
 //! by an operator or a script). **What it does not:** a host that restores the counter file

@@ -145,7 +145,10 @@ impl Asks {
                 continue;
             };
             match answer.map(|bytes| keyward_crypto::Envelope::from_bytes(&bytes)) {
-                Ok(Ok(envelope)) => return Some(envelope),
+                Ok(Ok(envelope)) if envelope.sender() == gatekeeper => return Some(envelope),
+                Ok(Ok(_)) => {
+                    tracing::warn!(%gatekeeper, "provisioning answer claims another sender");
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(%gatekeeper, error = %e, "malformed provisioning answer");
                 }

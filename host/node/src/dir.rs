@@ -67,7 +67,15 @@ pub struct NodeDir {
     root: PathBuf,
     /// Seals and opens the node's state for its ledger's chain and its core's measurement.
     pub sealer: Sealer,
-    counter: Mutex<FileCounter>,
+    counter: Mutex<Counter>,
+}
+
+/// The monotonic counter and the highest value any blob was sealed at: a save that failed
+/// after sealing may have left its blob on disk, so its value is never used again.
+#[derive(Debug)]
+struct Counter {
+    file: FileCounter,
+    sealed_up_to: u64,
 }
 
 impl NodeDir {
@@ -87,13 +95,18 @@ impl NodeDir {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
         let key_path = root.join("sealing.key");
-        let key = match fs::read(&key_path) {
+        let counter_path = root.join("sealing.counter");
+        let (key, counter) = match fs::read(&key_path) {
             Ok(bytes) => {
                 let bytes = zeroize::Zeroizing::new(bytes);
-                SecretBytes::<32>::from_slice(&bytes).ok_or_else(|| DirError::Corrupt {
-                    path: key_path.clone(),
-                    reason: "the sealing key is not 32 bytes".into(),
-                })?
+                let key =
+                    SecretBytes::<32>::from_slice(&bytes).ok_or_else(|| DirError::Corrupt {
+                        path: key_path.clone(),
+                        reason: "the sealing key is not 32 bytes".into(),
+                    })?;
+                // Beside an existing key the counter must exist: made afresh at 0 it would let
+                // any older state back in.
+                (key, FileCounter::open(&counter_path, false)?)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if root.join("node.sealed").exists() {
@@ -102,26 +115,30 @@ impl NodeDir {
                         reason: "the sealing key is missing, but a sealed state exists".into(),
                     });
                 }
+                // The counter first: a crash before the key is written leaves a counter that the
+                // next start reuses, never a key without its counter.
+                let counter = FileCounter::open(&counter_path, true)?;
                 let key = SecretBytes::<32>::random(&mut rand_core::OsRng);
                 keyward_host::files::create_new(&key_path, key.expose())
                     .map_err(io("create", &key_path))?;
-                key
+                (key, counter)
             }
             Err(e) => return Err(io("read", &key_path)(e)),
         };
-        let has_state = root.join("node.sealed").exists();
-        let counter = FileCounter::open(&root.join("sealing.counter"), !has_state)?;
         Ok(Self {
             root: root.to_owned(),
             sealer: Sealer::new(&SoftSealingKey::from_bytes(key), chain, measurement),
-            counter: Mutex::new(counter),
+            counter: Mutex::new(Counter {
+                sealed_up_to: counter.value(),
+                file: counter,
+            }),
         })
     }
 
     /// The monotonic counter's value: the least counter a sealed state must carry to be
     /// restored.
     pub fn counter(&self) -> u64 {
-        self.counter.lock().expect("counter lock").value()
+        self.counter.lock().expect("counter lock").file.value()
     }
 
     /// Records that `blob` was restored: advances the counter to the blob's value if a crash
@@ -131,8 +148,9 @@ impl NodeDir {
     /// [`DirError::Counter`].
     pub fn restored(&self, blob: &SealedBlob) -> Result<(), DirError> {
         let mut counter = self.counter.lock().expect("counter lock");
-        let at = blob.counter().unwrap_or(0).max(counter.value());
-        Ok(counter.advance(at)?)
+        let at = blob.counter().unwrap_or(0).max(counter.file.value());
+        counter.sealed_up_to = counter.sealed_up_to.max(at);
+        Ok(counter.file.advance(at)?)
     }
 
     fn state_path(&self) -> PathBuf {
@@ -160,19 +178,29 @@ impl NodeDir {
         Ok(Some(SealedBlob::from_bytes(bytes)))
     }
 
-    /// Replaces the sealed node state, durably: `seal` seals it at the next counter value, the
-    /// blob is stored, then the counter advances to it, so no older state opens any more.
+    /// Replaces the sealed node state, durably: `seal` seals it at a counter value never used
+    /// before, the blob is stored, then the counter advances to it, so no older state opens any
+    /// more.
     ///
     /// # Errors
-    /// [`DirError`]; if the blob could not be stored the old state is still in place (and still
-    /// the only one that opens).
+    /// [`DirError`]. The stored state is then the old one or the new one; either may open until
+    /// the next successful save (the value sealed at is not reused, so the next save's blob
+    /// supersedes both).
     pub fn save_state(&self, seal: impl FnOnce(u64) -> SealedBlob) -> Result<(), DirError> {
         let mut counter = self.counter.lock().expect("counter lock");
-        let next = counter.value() + 1;
-        let blob = seal(next);
         let path = self.state_path();
+        let next = counter
+            .sealed_up_to
+            .max(counter.file.value())
+            .checked_add(1)
+            .ok_or_else(|| DirError::Corrupt {
+                path: path.clone(),
+                reason: "the monotonic counter is exhausted".into(),
+            })?;
+        counter.sealed_up_to = next;
+        let blob = seal(next);
         keyward_host::files::replace(&path, blob.as_bytes()).map_err(io("write", &path))?;
-        Ok(counter.advance(next)?)
+        Ok(counter.file.advance(next)?)
     }
 
     fn checkpoint_path(&self, contract: &ContractId) -> PathBuf {
@@ -352,16 +380,51 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_counter_beside_a_sealed_state_is_not_reset() {
+    fn a_missing_counter_beside_the_sealing_key_is_not_reset() {
         let root = temp("missing");
         let dir = NodeDir::open(&root, chain(), M).unwrap();
         save(&dir, b"one");
+        let old = fs::read(root.join("node.sealed")).unwrap();
+        save(&dir, b"two");
         drop(dir);
+        // Removing the counter, with or without the current state, does not reset it.
         fs::remove_file(root.join("sealing.counter")).unwrap();
+        fs::remove_file(root.join("node.sealed")).unwrap();
         assert!(matches!(
             NodeDir::open(&root, chain(), M),
             Err(DirError::Counter(CounterError::Io { .. }))
         ));
+        fs::write(root.join("node.sealed"), old).unwrap();
+        assert!(NodeDir::open(&root, chain(), M).is_err());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_failed_save_never_lets_its_counter_value_be_used_twice() {
+        let root = temp("failed");
+        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        save(&dir, b"one");
+        // The state file cannot be replaced (a directory stands in its way): the save fails
+        // after sealing at 2.
+        fs::remove_file(root.join("node.sealed")).unwrap();
+        fs::create_dir(root.join("node.sealed")).unwrap();
+        let mut sealed_at = 0;
+        let failed = dir.save_state(|counter| {
+            sealed_at = counter;
+            dir.sealer
+                .seal(SealPurpose::NodeState, counter, b"lost", &mut OsRng)
+                .unwrap()
+        });
+        assert!(failed.is_err());
+        assert_eq!((sealed_at, dir.counter()), (2, 1));
+        fs::remove_dir(root.join("node.sealed")).unwrap();
+        save(&dir, b"three");
+        assert_eq!(
+            dir.counter(),
+            3,
+            "the next save skips the value the failed one used"
+        );
+        assert_eq!(open(&dir).as_deref(), Ok(&b"three"[..]));
         let _ = fs::remove_dir_all(&root);
     }
 }
