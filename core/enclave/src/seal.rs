@@ -195,13 +195,43 @@ impl SealedBlob {
     /// authenticated until [`Sealer::open`] accepts the blob: a host uses it only after that, to
     /// advance its monotonic counter to a restored blob's value.
     pub fn counter(&self) -> Option<u64> {
-        let mut r = Reader::new(&self.0);
-        r.header(FORMAT, MAGIC, VERSION).ok()?;
-        r.var8("seal purpose", 255).ok()?;
-        r.var8("seal chain id", 255).ok()?;
-        r.array::<32>("seal measurement").ok()?;
-        r.u64("seal counter").ok()
+        self.parts().ok().map(|p| p.counter)
     }
+
+    /// The blob's fields, framing checked (see the module layout).
+    fn parts(&self) -> Result<Parts<'_>, DecodeError> {
+        let mut r = Reader::new(&self.0);
+        r.header(FORMAT, MAGIC, VERSION)?;
+        let purpose = r.var8("seal purpose", 255)?;
+        let chain = r.var8("seal chain id", 255)?;
+        let measurement = r.array("seal measurement")?;
+        let counter = r.u64("seal counter")?;
+        let aad = &self.0[..self.0.len() - r.remaining()];
+        let nonce = r.array("seal nonce")?;
+        let ciphertext = r.var32("sealed ciphertext", MAX_SEALED_LEN + 16)?;
+        r.finish()?;
+        Ok(Parts {
+            purpose,
+            chain,
+            measurement,
+            counter,
+            aad,
+            nonce,
+            ciphertext,
+        })
+    }
+}
+
+/// A sealed blob's fields, borrowed from its bytes.
+struct Parts<'a> {
+    purpose: &'a [u8],
+    chain: &'a [u8],
+    measurement: [u8; 32],
+    counter: u64,
+    /// Every byte before the nonce.
+    aad: &'a [u8],
+    nonce: [u8; 24],
+    ciphertext: &'a [u8],
 }
 
 /// A blob's plaintext, with the counter value it was sealed at. The plaintext is wiped on drop.
@@ -350,16 +380,15 @@ impl Sealer {
         blob: &SealedBlob,
         minimum: u64,
     ) -> Result<Unsealed, SealError> {
-        let mut r = Reader::new(&blob.0);
-        r.header(FORMAT, MAGIC, VERSION)?;
-        let found_purpose = r.var8("seal purpose", 255)?;
-        let found_chain = r.var8("seal chain id", 255)?;
-        let found_measurement: [u8; 32] = r.array("seal measurement")?;
-        let counter = r.u64("seal counter")?;
-        let aad_len = blob.0.len() - r.remaining();
-        let nonce: [u8; 24] = r.array("seal nonce")?;
-        let ct = r.var32("sealed ciphertext", MAX_SEALED_LEN + 16)?;
-        r.finish()?;
+        let Parts {
+            purpose: found_purpose,
+            chain: found_chain,
+            measurement: found_measurement,
+            counter,
+            aad,
+            nonce,
+            ciphertext,
+        } = blob.parts()?;
         if found_purpose != purpose.label().as_bytes() {
             if !SealPurpose::ALL
                 .iter()
@@ -394,8 +423,8 @@ impl Sealer {
             .decrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: ct,
-                    aad: &blob.0[..aad_len],
+                    msg: ciphertext,
+                    aad,
                 },
             )
             .map(Zeroizing::new)

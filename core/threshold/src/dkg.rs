@@ -35,7 +35,7 @@ use keyward_crypto::{DecodeError, Reader, SecretBytes, Writer};
 use crate::{
     group::{Element, scalar_from_bytes},
     poly::{commitment_at, decode_elements, encode_elements, points, sum_of_sharings},
-    threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex},
+    threshold::{Committee, CommitteeError, KeyShare, ShareIndex, check_shape},
     voprf::PublicKey,
 };
 
@@ -93,16 +93,7 @@ impl DkgParams {
     /// # Errors
     /// [`SharingError::ThresholdOne`] for `t = 1`; [`SharingError::Params`] for any other bad `t` or `n`.
     pub fn new(threshold: u16, members: BTreeSet<ShareIndex>) -> Result<Self, SharingError> {
-        if members.is_empty() || members.len() > MAX_MEMBERS {
-            return Err(CommitteeError::BadSize(members.len()).into());
-        }
-        if threshold == 0 || usize::from(threshold) > members.len() {
-            return Err(CommitteeError::BadThreshold {
-                threshold,
-                members: members.len(),
-            }
-            .into());
-        }
+        check_shape(threshold, members.len())?;
         if threshold == 1 {
             return Err(SharingError::ThresholdOne);
         }

@@ -23,7 +23,7 @@ use crate::{
     dkg::{SharePart, SharingError, check_parts},
     group::Element,
     poly::{Polynomial, commitment_at, decode_elements, encode_elements, points, sum_of_sharings},
-    threshold::{Committee, CommitteeError, KeyShare, MAX_MEMBERS, ShareIndex, lagrange},
+    threshold::{Committee, KeyShare, ShareIndex, check_shape, lagrange},
 };
 
 /// A dealer's public commitments `C_k` to its resharing polynomial; `C_0` must be its
@@ -81,16 +81,7 @@ impl Resharing {
         threshold: u16,
         members: BTreeSet<ShareIndex>,
     ) -> Result<Self, SharingError> {
-        if members.is_empty() || members.len() > MAX_MEMBERS {
-            return Err(CommitteeError::BadSize(members.len()).into());
-        }
-        if threshold == 0 || usize::from(threshold) > members.len() {
-            return Err(CommitteeError::BadThreshold {
-                threshold,
-                members: members.len(),
-            }
-            .into());
-        }
+        check_shape(threshold, members.len())?;
         Ok(Self {
             old,
             threshold,

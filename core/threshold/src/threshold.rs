@@ -239,15 +239,7 @@ impl Committee {
         public_key: PublicKey,
         shares: BTreeMap<ShareIndex, Element>,
     ) -> Result<Self, CommitteeError> {
-        if shares.is_empty() || shares.len() > MAX_MEMBERS {
-            return Err(CommitteeError::BadSize(shares.len()));
-        }
-        if threshold == 0 || usize::from(threshold) > shares.len() {
-            return Err(CommitteeError::BadThreshold {
-                threshold,
-                members: shares.len(),
-            });
-        }
+        check_shape(threshold, shares.len())?;
         let basis: Vec<ShareIndex> = shares.keys().copied().take(threshold.into()).collect();
         let interpolate = |x: Scalar| -> RistrettoPoint {
             basis
@@ -297,15 +289,7 @@ impl Committee {
         members: u16,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<(Self, Vec<KeyShare>), CommitteeError> {
-        if members == 0 || usize::from(members) > MAX_MEMBERS {
-            return Err(CommitteeError::BadSize(members.into()));
-        }
-        if threshold == 0 || threshold > members {
-            return Err(CommitteeError::BadThreshold {
-                threshold,
-                members: members.into(),
-            });
-        }
+        check_shape(threshold, members.into())?;
         let polynomial = Polynomial::random(secret_key.0, threshold, rng);
         let mut shares = Vec::with_capacity(members.into());
         for i in 1..=members {
@@ -519,6 +503,18 @@ impl fmt::Debug for CheckedPartial {
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
+}
+
+/// Checks a committee's shape: 1 to [`MAX_MEMBERS`] members and a threshold of 1 to their
+/// number.
+pub(crate) fn check_shape(threshold: u16, members: usize) -> Result<(), CommitteeError> {
+    if members == 0 || members > MAX_MEMBERS {
+        return Err(CommitteeError::BadSize(members));
+    }
+    if threshold == 0 || usize::from(threshold) > members {
+        return Err(CommitteeError::BadThreshold { threshold, members });
+    }
+    Ok(())
 }
 
 /// The Lagrange coefficient of member `i` within `set`, evaluated at `x`:

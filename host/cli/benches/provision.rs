@@ -21,7 +21,7 @@
 )]
 
 mod support;
-use support::{free_port, process_cpu, spawn};
+use support::{Chain, free_port, process_cpu, spawn};
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,7 @@ use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterId, ClusterKeyRequest};
 use keyward_ledger::{
-    Body, ClusterCreate, Entry, EntryHash, Position, Registration, Registry, Role,
-    registration_nonce,
+    Body, ClusterCreate, EntryHash, Registration, Registry, Role, registration_nonce,
 };
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
@@ -83,13 +82,9 @@ fn options() -> Options {
 
 /// A ledger of `n` registered workers in clusters of the maximum size, built in memory.
 struct Net {
-    rng: StdRng,
+    chain: Chain,
     council: Vec<IdentityKeypair>,
     platform: DevPlatformKey,
-    genesis: Entry,
-    registry: Registry,
-    /// Every entry after the genesis, in order.
-    entries: Vec<Entry>,
     /// The first [`SAMPLE`] workers, as cores (their answers are verified).
     sample: Vec<Worker>,
     /// Every worker's identity key and cluster, in registration order.
@@ -103,25 +98,28 @@ impl Net {
             .map(|_| IdentityKeypair::generate(&mut rng))
             .collect();
         let genesis = dev::genesis("bench", &council, &platform);
-        let registry = Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
         let mut net = Self {
-            rng,
+            chain: Chain::new(genesis, rng),
             council,
             platform,
-            genesis,
-            registry,
-            entries: Vec::new(),
             sample: Vec::new(),
             workers: Vec::new(),
         };
-        let size = usize::from(net.registry.genesis().config().params.max_cluster_size);
+        let size = usize::from(
+            net.chain
+                .registry
+                .genesis()
+                .config()
+                .params
+                .max_cluster_size,
+        );
         let mut members = Vec::new();
         for i in 0..n {
-            let core = Worker::generate(net.genesis.hash(), &mut net.rng);
+            let core = Worker::generate(net.chain.genesis.hash(), &mut net.chain.rng);
             let identity =
                 IdentityKeypair::from_seed(SecretBytes::new(*core.signer().seed().expose()));
-            let body = Body::WorkerRegister(net.registration(&core));
-            net.append(&identity, &body);
+            let body = Body::WorkerRegister(net.chain.worker_registration(&core, &net.platform));
+            net.chain.append(&identity, &body);
             members.push(identity.public());
             let cluster = ClusterId::new(&format!("c{}", i / size)).unwrap();
             net.workers.push((identity, cluster.clone()));
@@ -135,48 +133,16 @@ impl Net {
                 });
                 let council =
                     IdentityKeypair::from_seed(SecretBytes::new(*net.council[0].seed().expose()));
-                net.append(&council, &body);
+                net.chain.append(&council, &body);
             }
         }
         net
     }
 
-    fn registration(&mut self, core: &Worker) -> Registration {
-        let nonce = registration_nonce(&self.genesis.hash(), Role::Worker);
-        let evidence = self
-            .platform
-            .attest(
-                dev::WORKER_MEASUREMENT,
-                &core.bound_keys(),
-                &nonce,
-                &mut self.rng,
-            )
-            .unwrap();
-        Registration {
-            channel: core.channel(),
-            endpoint: "127.0.0.1:1".parse().unwrap(),
-            stake: self.registry.genesis().config().params.min_worker_stake,
-            evidence,
-        }
-    }
-
-    /// Signs `body` on the head, verifies and applies it, and keeps the entry.
-    fn append(&mut self, author: &IdentityKeypair, body: &Body) {
-        let position = Position {
-            height: self.registry.next_height(),
-            parent: self.registry.head(),
-            seq: self.registry.next_seq(&author.public()),
-        };
-        let entry = Entry::sign(author, position, body, &mut self.rng);
-        let verified = self.registry.genesis().verify(entry.clone()).unwrap();
-        self.registry.apply(verified).unwrap();
-        self.entries.push(entry);
-    }
-
     /// Every worker's request to `gatekeeper`, signed, for the cluster's current key context.
     fn requests(&mut self, registry: &Registry, gatekeeper: IdentityPublicKey) -> Vec<Vec<u8>> {
-        let genesis = self.genesis.hash();
-        let rng = &mut self.rng;
+        let genesis = self.chain.genesis.hash();
+        let rng = &mut self.chain.rng;
         self.workers
             .iter()
             .map(|(identity, cluster)| {
@@ -232,38 +198,47 @@ fn core_mode(n: usize, batch: usize) {
     let start = Instant::now();
     let mut net = Net::new(n, platform);
     // The gatekeeper registers, founds epoch 0 and publishes every cluster's key.
-    let mut gatekeeper = Gatekeeper::generate(net.genesis.hash(), &mut net.rng);
-    let nonce = registration_nonce(&net.genesis.hash(), Role::Gatekeeper { admitted: false });
+    let mut gatekeeper = Gatekeeper::generate(net.chain.genesis.hash(), &mut net.chain.rng);
+    let nonce = registration_nonce(
+        &net.chain.genesis.hash(),
+        Role::Gatekeeper { admitted: false },
+    );
     let evidence = net
         .platform
         .attest(
             dev::GATEKEEPER_MEASUREMENT,
             &gatekeeper.bound_keys(),
             &nonce,
-            &mut net.rng,
+            &mut net.chain.rng,
         )
         .unwrap();
     let body = Body::GatekeeperRegister(Registration {
         channel: gatekeeper.channel(),
         endpoint: "127.0.0.1:2".parse().unwrap(),
-        stake: net.registry.genesis().config().params.min_gatekeeper_stake,
+        stake: net
+            .chain
+            .registry
+            .genesis()
+            .config()
+            .params
+            .min_gatekeeper_stake,
         evidence,
     });
     let signer = IdentityKeypair::from_seed(SecretBytes::new(*gatekeeper.signer().seed().expose()));
-    net.append(&signer, &body);
+    net.chain.append(&signer, &body);
     // The gatekeeper's own steps (epoch 0, every cluster key, every cluster's partial
     // evaluation) are its CPU too: timed apart from the ledger's verification of their entries.
     let mut steps = Duration::ZERO;
     loop {
         let cpu = thread_cpu();
-        let step = gatekeeper.step(&net.registry, &mut OsRng);
+        let step = gatekeeper.step(&net.chain.registry, &mut OsRng);
         steps += thread_cpu() - cpu;
         let Some(GatekeeperStep::Submit(body) | GatekeeperStep::SealThenSubmit(body)) = step else {
             break;
         };
-        net.append(&signer, &body);
+        net.chain.append(&signer, &body);
     }
-    let registry = net.registry.clone();
+    let registry = net.chain.registry.clone();
     let requests = net.requests(&registry, gatekeeper.id());
     println!(
         "core: {n} workers in {} clusters set up in {:.1} s; RSS {:.0} MiB",
@@ -324,7 +299,7 @@ fn rpc_run(dir: &Path, n: usize, concurrency: usize) {
     let start = Instant::now();
     let mut net = Net::new(n, platform);
     let genesis_file = dir.join("genesis");
-    std::fs::write(&genesis_file, net.genesis.as_bytes()).unwrap();
+    std::fs::write(&genesis_file, net.chain.genesis.as_bytes()).unwrap();
     let port = free_port();
     let ledger_url = format!("http://127.0.0.1:{port}");
     let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
@@ -349,12 +324,16 @@ fn rpc_run(dir: &Path, n: usize, concurrency: usize) {
             assert!(Instant::now() < deadline, "the ledger did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for chunk in net.entries.chunks(keyward_ledger_service::wire::MAX_APPEND) {
+        for chunk in net
+            .chain
+            .entries
+            .chunks(keyward_ledger_service::wire::MAX_APPEND)
+        {
             client.append(chunk).await.unwrap();
         }
         client
     });
-    let genesis = net.genesis.hash();
+    let genesis = net.chain.genesis.hash();
     let mut gatekeeper = spawn(
         dir,
         "gatekeeper",

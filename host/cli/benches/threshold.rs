@@ -49,7 +49,7 @@
 )]
 
 mod support;
-use support::{Proc, clock_ticks, free_port, process_cpu, spawn};
+use support::{Chain, Proc, clock_ticks, free_port, process_cpu, spawn};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -59,10 +59,7 @@ use std::time::{Duration, Instant};
 use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterId, Epoch};
-use keyward_ledger::{
-    Body, ClusterCreate, Entry, EpochStatus, Params, Position, Registration, Registry, Role,
-    registration_nonce,
-};
+use keyward_ledger::{Body, ClusterCreate, Entry, EpochStatus, Params, Registry};
 use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
 use keyward_ledger_service::wire::MAX_APPEND;
@@ -153,11 +150,7 @@ fn params(t: u16, n: u16) -> Params {
 
 /// A ledger of `n` registered workers in clusters of the maximum size, built in memory.
 struct Net {
-    rng: StdRng,
-    genesis: Entry,
-    registry: Registry,
-    /// Every entry after the genesis, in order.
-    entries: Vec<Entry>,
+    chain: Chain,
     /// Every worker's core, in registration order.
     workers: Vec<Worker>,
 }
@@ -167,62 +160,25 @@ impl Net {
         let mut rng = StdRng::seed_from_u64(5);
         let council = [IdentityKeypair::generate(&mut rng)];
         let genesis = dev::genesis_with("bench", &council, platform, params);
-        let registry = Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
-        let mut net = Self {
-            rng,
-            genesis,
-            registry,
-            entries: Vec::new(),
-            workers: Vec::new(),
-        };
+        let mut chain = Chain::new(genesis, rng);
+        let mut workers = Vec::new();
         let size = usize::from(params.max_cluster_size);
         let mut members = BTreeSet::new();
         for i in 0..n {
-            let core = Worker::generate(net.genesis.hash(), &mut net.rng);
-            let body = Body::WorkerRegister(net.registration(&core, platform));
-            net.append(core.signer(), &body);
+            let core = Worker::generate(chain.genesis.hash(), &mut chain.rng);
+            let body = Body::WorkerRegister(chain.worker_registration(&core, platform));
+            chain.append(core.signer(), &body);
             members.insert(core.id());
-            net.workers.push(core);
+            workers.push(core);
             if members.len() == size || i + 1 == n {
                 let body = Body::ClusterCreate(ClusterCreate {
                     cluster: ClusterId::new(&format!("c{}", i / size)).unwrap(),
                     members: std::mem::take(&mut members),
                 });
-                net.append(&council[0], &body);
+                chain.append(&council[0], &body);
             }
         }
-        net
-    }
-
-    fn registration(&mut self, core: &Worker, platform: &DevPlatformKey) -> Registration {
-        let nonce = registration_nonce(&self.genesis.hash(), Role::Worker);
-        let evidence = platform
-            .attest(
-                dev::WORKER_MEASUREMENT,
-                &core.bound_keys(),
-                &nonce,
-                &mut self.rng,
-            )
-            .unwrap();
-        Registration {
-            channel: core.channel(),
-            endpoint: "127.0.0.1:1".parse().unwrap(),
-            stake: self.registry.genesis().config().params.min_worker_stake,
-            evidence,
-        }
-    }
-
-    /// Signs `body` on the head, verifies and applies it, and keeps the entry.
-    fn append(&mut self, author: &IdentityKeypair, body: &Body) {
-        let position = Position {
-            height: self.registry.next_height(),
-            parent: self.registry.head(),
-            seq: self.registry.next_seq(&author.public()),
-        };
-        let entry = Entry::sign(author, position, body, &mut self.rng);
-        let verified = self.registry.genesis().verify(entry.clone()).unwrap();
-        self.registry.apply(verified).unwrap();
-        self.entries.push(entry);
+        Self { chain, workers }
     }
 }
 
@@ -413,12 +369,10 @@ fn provisioning(dir: &Path, mode: &str, (t, n): (u16, u16), load_shape: Load) {
     let platform = dev::create_platform_key(&dir.join("platform.key")).unwrap();
     let setup = Instant::now();
     let Net {
-        genesis,
-        entries,
+        chain,
         workers: cores,
-        ..
     } = Net::new(workers, &platform, params(t, n));
-    let mut net = Network::start(dir, &genesis, &entries, n);
+    let mut net = Network::start(dir, &chain.genesis, &chain.entries, n);
     net.until("epoch 0 to be active", epoch_0_active);
     let (clusters, holders) = {
         let registry = net.follower.registry();

@@ -1,5 +1,5 @@
-//! What the loopback benchmarks share: child `keyward` processes, free ports, and CPU time read
-//! from `/proc`.
+//! What the loopback benchmarks share: child `keyward` processes, free ports, CPU time read
+//! from `/proc`, and a ledger built in memory.
 #![allow(dead_code, clippy::unwrap_used)] // each bench uses part of it
 
 use std::path::Path;
@@ -70,4 +70,68 @@ pub fn clock_ticks() -> f64 {
             .parse()
             .unwrap()
     })
+}
+
+/// A ledger built in memory for a bench: each entry signed on the head, verified and applied in
+/// order, and kept to be appended to a real ledger later.
+pub struct Chain {
+    pub rng: rand::rngs::StdRng,
+    pub genesis: keyward_ledger::Entry,
+    pub registry: keyward_ledger::Registry,
+    /// Every entry after the genesis, in order.
+    pub entries: Vec<keyward_ledger::Entry>,
+}
+
+impl Chain {
+    /// A chain holding only `genesis`.
+    pub fn new(genesis: keyward_ledger::Entry, rng: rand::rngs::StdRng) -> Self {
+        let registry = keyward_ledger::Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
+        Self {
+            rng,
+            genesis,
+            registry,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Signs `body` on the head, verifies and applies it, and keeps the entry.
+    pub fn append(
+        &mut self,
+        author: &keyward_crypto::IdentityKeypair,
+        body: &keyward_ledger::Body,
+    ) {
+        let position = keyward_ledger::Position {
+            height: self.registry.next_height(),
+            parent: self.registry.head(),
+            seq: self.registry.next_seq(&author.public()),
+        };
+        let entry = keyward_ledger::Entry::sign(author, position, body, &mut self.rng);
+        let verified = self.registry.genesis().verify(entry.clone()).unwrap();
+        self.registry.apply(verified).unwrap();
+        self.entries.push(entry);
+    }
+
+    /// `core`'s worker registration, with dev evidence from `platform`.
+    pub fn worker_registration(
+        &mut self,
+        core: &keyward_node::Worker,
+        platform: &keyward_enclave::DevPlatformKey,
+    ) -> keyward_ledger::Registration {
+        let nonce =
+            keyward_ledger::registration_nonce(&self.genesis.hash(), keyward_ledger::Role::Worker);
+        let evidence = platform
+            .attest(
+                keyward_node_service::dev::WORKER_MEASUREMENT,
+                &core.bound_keys(),
+                &nonce,
+                &mut self.rng,
+            )
+            .unwrap();
+        keyward_ledger::Registration {
+            channel: core.channel(),
+            endpoint: "127.0.0.1:1".parse().unwrap(),
+            stake: self.registry.genesis().config().params.min_worker_stake,
+            evidence,
+        }
+    }
 }
