@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use keyward_crypto::{ChainId, SecretBytes, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, SealPurpose, Sealer, SoftSealingKey};
+use keyward_enclave::{DevPlatformKey, SealPurpose, Sealer, SoftSealingKey, VersionSet};
 use keyward_vote::{LockoutPolicy, ServiceId, Signer, SignerConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,11 +30,18 @@ fn restore(stored_as: [u8; 32], record: &[u8]) -> Option<Signer> {
     let platform = DevPlatformKey::from_identity(keyward_crypto::IdentityKeypair::from_seed(
         SecretBytes::new([4; 32]),
     ));
+    // A manifest pinning this one record at counter 0, so a record that opens is restored.
+    let sealer = sealer();
+    let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
+    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &stored_as, 0));
+    let manifest = sealer.seal_manifest(&pinned, 0);
     Signer::restore(
         config,
-        sealer(),
+        sealer,
         platform,
         [(SolanaPubkey(stored_as), record)],
+        Some(manifest.as_bytes()),
+        0,
     )
     .ok()
 }

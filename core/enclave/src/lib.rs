@@ -8,6 +8,8 @@
 //!   monotonic counter. The sealing key here is the *soft* source (bytes the host keeps in a 0600
 //!   file), which protects against nothing that can read that file; TPM-backed keys come with the
 //!   TPM sealing source.
+//! - [`versions`]: one sealed manifest pinning the versions of many separately sealed blobs, so a
+//!   store that rewrites only what changed still has every item pinned by the counter.
 //! - [`evidence`]: attestation evidence binding an entity's public keys and a verifier's nonce.
 //!   The only kind so far is `dev`: signed by a local platform key, **insecure by construction**,
 //!   and refused by every verifier unless its policy explicitly accepts insecure evidence.
@@ -16,8 +18,10 @@
 
 pub mod evidence;
 pub mod seal;
+pub mod versions;
 
 pub use evidence::{
     BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
 };
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SoftSealingKey, Unsealed};
+pub use versions::{VersionSet, VersionTag};

@@ -60,10 +60,12 @@ pub enum SealPurpose {
     /// A gatekeeper's or worker's whole key state (identity, channel key, epoch secrets or
     /// ClusterKeys).
     NodeState,
+    /// A manifest pinning the versions of many blobs sealed one by one ([`crate::versions`]).
+    Manifest,
 }
 
 impl SealPurpose {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::IdentityKey,
         Self::ChannelKey,
         Self::EpochSecret,
@@ -71,6 +73,7 @@ impl SealPurpose {
         Self::ValidatorRecord,
         Self::PlatformKey,
         Self::NodeState,
+        Self::Manifest,
     ];
 
     /// The label written into the blob.
@@ -83,6 +86,7 @@ impl SealPurpose {
             Self::ValidatorRecord => "validator-record",
             Self::PlatformKey => "platform-key",
             Self::NodeState => "node-state",
+            Self::Manifest => "manifest",
         }
     }
 }
@@ -254,6 +258,7 @@ impl fmt::Debug for Unsealed {
 pub struct Sealer {
     key: Zeroizing<[u8; 32]>,
     nonce_key: Zeroizing<[u8; 32]>,
+    pub(crate) version_key: Zeroizing<[u8; 32]>,
     chain: ChainId,
     measurement: [u8; 32],
 }
@@ -285,6 +290,7 @@ impl Sealer {
         Self {
             key: derive(b"keyward/v2/seal"),
             nonce_key: derive(b"keyward/v2/seal-nonce"),
+            version_key: derive(b"keyward/v2/seal-version"),
             chain,
             measurement,
         }

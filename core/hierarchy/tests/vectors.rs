@@ -11,7 +11,9 @@ use keyward_crypto::{
     ChainId, ChannelKeypair, Envelope, EnvelopePurpose, IdentityKeypair, SecretBytes,
     hex::{from_hex, to_0x},
 };
-use keyward_enclave::{BoundKey, SealPurpose, Sealer, SoftSealingKey, evidence::report_data};
+use keyward_enclave::{
+    BoundKey, SealPurpose, Sealer, SoftSealingKey, VersionSet, evidence::report_data,
+};
 use keyward_hierarchy::*;
 use keyward_threshold::{SecretKey, ShareIndex};
 use rand::{SeedableRng, rngs::StdRng};
@@ -129,6 +131,11 @@ fn generate() -> Value {
     let synthetic = sealer
         .seal_synthetic(SealPurpose::ValidatorRecord, 8, b"keyward validator record")
         .unwrap();
+    // A manifest pinning two items, sealed at counter 9.
+    let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
+    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &[0xa1; 32], 8));
+    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &[0xa2; 32], 3));
+    let manifest = sealer.seal_manifest(&pinned, 9);
 
     // Dev evidence report data.
     let channel = ChannelKeypair::derive(&[0x66; 32]);
@@ -194,6 +201,18 @@ fn generate() -> Value {
             "purpose": SealPurpose::ValidatorRecord.label(),
             "plaintext": "keyward validator record",
             "blob": to_0x(synthetic.as_bytes()),
+        },
+        "sealedManifest": {
+            "sealingKey": to_0x(&[0x77; 32]),
+            "chainId": chain.as_str(),
+            "measurement": to_0x(&[0x4d; 32]),
+            "counter": 9,
+            "itemPurpose": SealPurpose::ValidatorRecord.label(),
+            "items": [
+                { "name": to_0x(&[0xa1; 32]), "counter": 8 },
+                { "name": to_0x(&[0xa2; 32]), "counter": 3 },
+            ],
+            "blob": to_0x(manifest.as_bytes()),
         },
         "devEvidence": {
             "boundKeys": ["the identity.sr25519Public above", format!("x25519 {}", channel.public())],

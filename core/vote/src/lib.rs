@@ -25,5 +25,7 @@ pub mod tower;
 
 pub use refusal::Refusal;
 pub use request::{Method, Payload, ServiceId, SignedRequest};
-pub use signer::{Answer, Applied, Prepared, Signer, SignerConfig, TowerExport, VoteKeyInfo};
+pub use signer::{
+    Answer, Applied, CommitManifest, Prepared, Signer, SignerConfig, TowerExport, VoteKeyInfo,
+};
 pub use tower::{Lockout, LockoutPolicy, Slot, Tower, TowerError};

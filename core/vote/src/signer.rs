@@ -10,6 +10,14 @@
 //! commit the records of many requests with one fsync before releasing their answers
 //! (group commit). A byte-identical retry of an answered request gets the stored answer, and so
 //! does a new request for the exact message last signed (Ed25519 is deterministic).
+//!
+//! **Rollback.** Each commit is one value of the host's monotonic counter. The records a commit
+//! changes are sealed at that value, and [`Signer::seal_commit`] seals the commit's manifest, a
+//! keyed set hash of every validator's `(identity, counter)` ([`keyward_enclave::versions`]),
+//! at the same value. The host stores the manifest in the same transaction as the records and
+//! then advances its counter. [`Signer::restore`] refuses a manifest below the counter and a set
+//! of records that is not the one the manifest pins, so neither an older record of one validator
+//! nor an older copy of the whole store brings back a tower the signer has moved past.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -22,7 +30,9 @@ use keyward_crypto::{
     DecodeError, Reader, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature, VerifierCache,
     Writer,
 };
-use keyward_enclave::{BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer};
+use keyward_enclave::{
+    BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet,
+};
 
 use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
 use crate::message::{MAX_MESSAGE_LEN, MessageError, VoteAction, check_vote_message};
@@ -200,6 +210,42 @@ pub enum RestoreError {
         /// Why it does not load.
         error: Box<RestoreError>,
     },
+    /// The manifest does not open: altered, or sealed below the monotonic counter (the whole
+    /// store was put back from an older copy).
+    #[error("the store's manifest does not open: {0}")]
+    Manifest(SealError),
+    /// There are records, or the monotonic counter has moved, but there is no manifest: the
+    /// store was replaced or emptied.
+    #[error(
+        "the store has no manifest, but the monotonic counter is at {counter} and {records} records are stored: the store was replaced or emptied"
+    )]
+    ManifestMissing {
+        /// The monotonic counter's value.
+        counter: u64,
+        /// How many records there are.
+        records: usize,
+    },
+    /// The records are not the ones the manifest pins: one was put back from an older commit,
+    /// removed, or added.
+    #[error(
+        "the stored records are not the ones the manifest of commit {counter} pins ({expected} records): a record was rolled back, removed or added"
+    )]
+    RolledBack {
+        /// The counter value of the manifest.
+        counter: u64,
+        /// How many records the manifest pins.
+        expected: u64,
+    },
+}
+
+/// The manifest of one commit: store it in the same transaction as the records returned since
+/// the previous one, then advance the monotonic counter to `counter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitManifest {
+    /// The counter value the commit's records and manifest are sealed at.
+    pub counter: u64,
+    /// The sealed manifest.
+    pub blob: Vec<u8>,
 }
 
 struct ActiveKey {
@@ -227,6 +273,8 @@ struct Validator {
     last_signed: Option<LastSigned>,
     nonce: u64,
     recent: VecDeque<Recent>,
+    /// The counter value of the commit that last changed this record; `None` until the first.
+    sealed_at: Option<u64>,
 }
 
 /// The signer: every validator's state, the sealer and the platform key.
@@ -235,6 +283,12 @@ pub struct Signer {
     sealer: Sealer,
     platform: DevPlatformKey,
     validators: BTreeMap<SolanaPubkey, Validator>,
+    /// The versions of every record, as the next manifest pins them.
+    versions: VersionSet,
+    /// The counter value of the last commit sealed or restored.
+    pinned: u64,
+    /// The counter value of the commit in progress.
+    commit: u64,
 }
 
 impl std::fmt::Debug for Signer {
@@ -248,22 +302,51 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// A signer with `config`, sealing records with `sealer` and attesting with `platform`, over
-    /// the stored `records`, each with the identity it is stored under.
+    /// the stored `records`, each with the identity it is stored under, and the store's
+    /// `manifest`, checked against the monotonic `counter`'s current value. A new store has
+    /// neither records nor manifest, and its counter is at 0.
+    ///
+    /// After a restore, [`Signer::pinned_at`] is the counter value of the manifest: the host
+    /// advances its counter to it (a crash may have come between storing a commit and advancing
+    /// the counter).
     ///
     /// # Errors
     /// [`RestoreError::Record`] naming the first record that does not load (a record that holds
-    /// another identity is [`RestoreError::Misplaced`]); nothing is half-loaded.
+    /// another identity is [`RestoreError::Misplaced`]); [`RestoreError::Manifest`],
+    /// [`RestoreError::ManifestMissing`] or [`RestoreError::RolledBack`] when the store is not
+    /// the latest one committed. Nothing is half-loaded.
     pub fn restore<'a>(
         config: SignerConfig,
         sealer: Sealer,
         platform: DevPlatformKey,
         records: impl IntoIterator<Item = (SolanaPubkey, &'a [u8])>,
+        manifest: Option<&[u8]>,
+        counter: u64,
     ) -> Result<Self, RestoreError> {
+        let pinned = match manifest {
+            Some(blob) => Some(
+                sealer
+                    .open_manifest(
+                        SealPurpose::ValidatorRecord,
+                        &SealedBlob::from_bytes(blob.to_vec()),
+                        counter,
+                    )
+                    .map_err(RestoreError::Manifest)?,
+            ),
+            None => None,
+        };
+        let pinned_at = pinned.as_ref().map_or(counter, |(_, at)| *at);
         let mut signer = Self {
             config,
             sealer,
             platform,
             validators: BTreeMap::new(),
+            versions: VersionSet::new(SealPurpose::ValidatorRecord),
+            // Two past the manifest: a commit that failed before this restart may have left its
+            // blobs, sealed at the value after the manifest, on disk; that value is never reused
+            // for other contents.
+            pinned: pinned_at,
+            commit: pinned_at + 2,
         };
         for (stored_as, bytes) in records {
             let in_record = |error| RestoreError::Record {
@@ -280,9 +363,67 @@ impl Signer {
             if signer.validators.contains_key(&v.identity) {
                 return Err(in_record(RestoreError::Duplicate(v.identity)));
             }
+            let at = v.sealed_at.expect("a decoded record has its counter");
+            signer.versions.insert(signer.sealer.version_tag(
+                SealPurpose::ValidatorRecord,
+                &v.identity.0,
+                at,
+            ));
             signer.validators.insert(v.identity, v);
         }
-        Ok(signer)
+        match pinned {
+            Some((set, at)) if !set.matches(&signer.versions) => Err(RestoreError::RolledBack {
+                counter: at,
+                expected: set.len(),
+            }),
+            Some(_) => Ok(signer),
+            None if signer.validators.is_empty() && counter == 0 => Ok(signer),
+            None => Err(RestoreError::ManifestMissing {
+                counter,
+                records: signer.validators.len(),
+            }),
+        }
+    }
+
+    /// The counter value of the last commit: the restored manifest's, or that of the last
+    /// [`Signer::seal_commit`].
+    pub fn pinned_at(&self) -> u64 {
+        self.pinned
+    }
+
+    /// Seals the manifest of the commit that makes durable every record returned since the last
+    /// call (by [`Signer::apply`] or [`Signer::import`]), and starts the next commit. The host
+    /// stores the manifest in the same transaction as those records, then advances its
+    /// monotonic counter to [`CommitManifest::counter`], and only then releases their answers.
+    pub fn seal_commit(&mut self) -> CommitManifest {
+        let counter = self.commit;
+        let blob = self.sealer.seal_manifest(&self.versions, counter);
+        self.pinned = counter;
+        self.commit += 1;
+        CommitManifest {
+            counter,
+            blob: blob.into_bytes(),
+        }
+    }
+
+    /// Puts `identity`'s record into the commit in progress and returns it.
+    fn commit_record(&mut self, identity: &SolanaPubkey) -> Vec<u8> {
+        let v = self
+            .validators
+            .get_mut(identity)
+            .expect("only an existing validator is committed");
+        let new = self
+            .sealer
+            .version_tag(SealPurpose::ValidatorRecord, &identity.0, self.commit);
+        match v.sealed_at.replace(self.commit) {
+            Some(old) => self.versions.replace(
+                self.sealer
+                    .version_tag(SealPurpose::ValidatorRecord, &identity.0, old),
+                new,
+            ),
+            None => self.versions.insert(new),
+        }
+        self.record(identity).expect("the validator exists")
     }
 
     /// The configuration.
@@ -369,10 +510,10 @@ impl Signer {
             digest,
             answer: answer.clone(),
         });
-        let record = self.record(&identity);
+        let record = self.commit_record(&identity);
         Ok(Applied {
             answer,
-            record: record.map(|r| (identity, r)),
+            record: Some((identity, record)),
         })
     }
 
@@ -536,7 +677,7 @@ impl Signer {
                 }
             }
         };
-        let record = self.record(&identity).expect("the validator exists");
+        let record = self.commit_record(&identity);
         Ok((outcome, record))
     }
 
@@ -560,12 +701,14 @@ impl Signer {
         ActiveKey { keypair, evidence }
     }
 
-    /// The durable record of `identity`: everything needed to restore it, sealed as one blob, so
-    /// the host can neither read the vote key nor alter the tower, nonce or answers undetected.
-    /// Sealing is tamper-evident, not fresh: an older record of the same validator still opens.
-    /// The same state always gives the same bytes. `None` for an unknown validator.
+    /// The durable record of `identity`: everything needed to restore it, sealed as one blob at
+    /// the counter value of the commit that last changed it, so the host can neither read the
+    /// vote key nor alter the tower, nonce or answers undetected, and the manifest pins which
+    /// version is current. The same state always gives the same bytes. `None` for an unknown
+    /// validator.
     pub fn record(&self, identity: &SolanaPubkey) -> Option<Vec<u8>> {
         let v = self.validators.get(identity)?;
+        let sealed_at = v.sealed_at?;
         let mut w = Writer::with_header(RECORD_MAGIC, RECORD_VERSION);
         w.raw(&v.identity.0).raw(&v.vote_account.0);
         match &v.key {
@@ -604,24 +747,20 @@ impl Signer {
         let plain = Zeroizing::new(w.finish());
         let sealed = self
             .sealer
-            // Counter 0: records are not yet pinned by the monotonic counter (that needs a sealed
-            // manifest of every record's version; PROTOCOL §12 says so), so an older record of
-            // the same validator still opens.
-            .seal_synthetic(SealPurpose::ValidatorRecord, 0, &plain)
+            .seal_synthetic(SealPurpose::ValidatorRecord, sealed_at, &plain)
             .expect("a record is far below the sealing limit");
         Some(sealed.into_bytes())
     }
 
     fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
         let policy = &self.config.lockout;
-        let plain = self
-            .sealer
-            .open(
-                SealPurpose::ValidatorRecord,
-                &SealedBlob::from_bytes(sealed.to_vec()),
-                0,
-            )?
-            .plaintext;
+        // Any counter value: the manifest, not the counter, says which version is current.
+        let opened = self.sealer.open(
+            SealPurpose::ValidatorRecord,
+            &SealedBlob::from_bytes(sealed.to_vec()),
+            0,
+        )?;
+        let plain = opened.plaintext;
         let mut r = Reader::new(&plain);
         r.header(RECORD_FORMAT, RECORD_MAGIC, RECORD_VERSION)?;
         let identity = SolanaPubkey(r.array("identity")?);
@@ -699,6 +838,7 @@ impl Signer {
             last_signed,
             nonce,
             recent,
+            sealed_at: Some(opened.counter),
         })
     }
 }
@@ -736,6 +876,7 @@ impl Validator {
             last_signed: None,
             nonce: 0,
             recent: VecDeque::new(),
+            sealed_at: None,
         }
     }
 

@@ -22,8 +22,8 @@ use keyward_vote::message::{MAX_MESSAGE_LEN, MessageError};
 use keyward_vote::request::RequestError;
 use keyward_vote::signer::{ImportError, ImportOutcome, RECENT_ANSWERS, RestoreError, key_binding};
 use keyward_vote::{
-    Applied, Lockout, LockoutPolicy, Payload, Refusal, ServiceId, SignedRequest, Signer, Tower,
-    TowerError, TowerExport,
+    Applied, CommitManifest, Lockout, LockoutPolicy, Payload, Refusal, ServiceId, SignedRequest,
+    Signer, Tower, TowerError, TowerExport,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -1019,12 +1019,15 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
         signer.record(&a.id()).unwrap(),
         signer.record(&b.id()).unwrap(),
     );
+    let manifest = signer.seal_commit();
     let load = |records: Vec<(SolanaPubkey, &[u8])>| {
         Signer::restore(
             common::config(None),
             common::sealer(&sealing_key),
             common::platform(),
             records,
+            Some(&manifest.blob),
+            manifest.counter,
         )
     };
     assert!(load(vec![(a.id(), &ra), (b.id(), &rb)]).is_ok());
@@ -1042,6 +1045,144 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
     let error = load(vec![(a.id(), &ra), (b.id(), &damaged)]).err().unwrap();
     assert!(matches!(&error, RestoreError::Record { identity, .. } if *identity == b.id()));
     assert!(error.to_string().contains(&b.id().to_string()), "{error}");
+}
+
+/// What a host keeps between runs: every record by identity, the last commit's manifest, and
+/// the monotonic counter.
+#[derive(Clone)]
+struct Disk {
+    records: BTreeMap<SolanaPubkey, Vec<u8>>,
+    manifest: Option<CommitManifest>,
+    counter: u64,
+}
+
+impl Disk {
+    /// Applies a request and commits what it changed, as the service's writer does.
+    fn send(
+        &mut self,
+        signer: &mut Signer,
+        v: &Validator,
+        nonce: u64,
+        payload: Payload,
+        rng: &mut StdRng,
+    ) -> Result<Applied, Refusal> {
+        let applied = send(signer, &v.identity, nonce, payload, rng)?;
+        keep(&mut self.records, &applied);
+        let manifest = signer.seal_commit();
+        self.counter = manifest.counter;
+        self.manifest = Some(manifest);
+        Ok(applied)
+    }
+
+    /// The signer this disk restores to, with the monotonic counter at `counter`.
+    fn load(&self, sealing_key: &[u8; 32], counter: u64) -> Result<Signer, RestoreError> {
+        Signer::restore(
+            common::config(None),
+            common::sealer(sealing_key),
+            common::platform(),
+            self.records.iter().map(|(id, r)| (*id, r.as_slice())),
+            self.manifest.as_ref().map(|m| m.blob.as_slice()),
+            counter,
+        )
+    }
+}
+
+#[test]
+fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let (v, w) = (Validator::new(&mut rng), Validator::new(&mut rng));
+    let mut disk = Disk {
+        records: BTreeMap::new(),
+        manifest: None,
+        counter: 0,
+    };
+    let key = vote_key_info(
+        &disk
+            .send(&mut signer, &v, 1, register(&v.vote_account), &mut rng)
+            .unwrap(),
+    )
+    .vote_pubkey;
+    disk.send(&mut signer, &w, 1, register(&w.vote_account), &mut rng)
+        .unwrap();
+    disk.send(
+        &mut signer,
+        &v,
+        2,
+        sign_vote(&v.vote(&key, &[1], 1)),
+        &mut rng,
+    )
+    .unwrap();
+    let old = disk.clone();
+    disk.send(
+        &mut signer,
+        &v,
+        3,
+        sign_vote(&v.vote(&key, &[1, 2], 2)),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(disk.counter > old.counter);
+    // Slot 3 on a fork without 2 breaks 2's lockout.
+    let conflicting = sign_vote(&v.vote(&key, &[1, 3], 3));
+    let is_lockout = |r: Result<Applied, Refusal>| matches!(r, Err(Refusal::Lockout(_)));
+
+    // The latest store restores, and keeps the lockout.
+    let mut current = disk.load(&sealing_key, disk.counter).unwrap();
+    assert_eq!(current.pinned_at(), disk.counter);
+    assert!(is_lockout(send(
+        &mut current,
+        &v.identity,
+        4,
+        conflicting.clone(),
+        &mut rng
+    )));
+
+    // The whole store put back from before the vote on 2: its manifest is below the counter.
+    assert!(matches!(
+        old.load(&sealing_key, disk.counter).err().unwrap(),
+        RestoreError::Manifest(SealError::RolledBack { found, minimum })
+            if found == old.counter && minimum == disk.counter
+    ));
+    // What that refusal prevents: with the counter put back too (beyond a soft counter's reach),
+    // the older store would sign the conflicting vote.
+    let mut unlocked = old.load(&sealing_key, old.counter).unwrap();
+    assert!(send(&mut unlocked, &v.identity, 4, conflicting, &mut rng).is_ok());
+
+    // One record put back from an older commit, under the current manifest and counter.
+    let mut partial = disk.clone();
+    partial.records.insert(v.id(), old.records[&v.id()].clone());
+    assert!(matches!(
+        partial.load(&sealing_key, disk.counter).err().unwrap(),
+        RestoreError::RolledBack { counter, expected: 2 } if counter == disk.counter
+    ));
+    // One record removed.
+    let mut removed = disk.clone();
+    removed.records.remove(&w.id());
+    assert!(matches!(
+        removed.load(&sealing_key, disk.counter),
+        Err(RestoreError::RolledBack { .. })
+    ));
+    // The manifest removed, with records or with only the counter left.
+    let mut bare = disk.clone();
+    bare.manifest = None;
+    assert!(matches!(
+        bare.load(&sealing_key, disk.counter),
+        Err(RestoreError::ManifestMissing { records: 2, .. })
+    ));
+    bare.records.clear();
+    assert!(matches!(
+        bare.load(&sealing_key, disk.counter),
+        Err(RestoreError::ManifestMissing { records: 0, .. })
+    ));
+
+    // A crash between storing a commit and advancing the counter: the store is one ahead, and
+    // restores; the host catches the counter up to `pinned_at`.
+    let restored = disk.load(&sealing_key, old.counter).unwrap();
+    assert_eq!(restored.pinned_at(), disk.counter);
+    // The next commit skips a value, which a commit that failed before the restart may have used.
+    let mut restored = restored;
+    assert_eq!(restored.seal_commit().counter, disk.counter + 2);
 }
 
 #[test]

@@ -272,7 +272,7 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             file,
         } => {
             let config = config(path.as_deref(), data_dir)?;
-            let (mut signer, store) = service::load(&config).map_err(CliError::refused)?;
+            let (mut signer, mut store) = service::load(&config).map_err(CliError::refused)?;
             let bytes = read_limited(&file, 64 * 1024 * 1024)?;
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| CliError::bad_file(&file, "not UTF-8 text"))?;
@@ -289,8 +289,9 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
                 outcomes.push((identity, outcome));
                 records.push((identity, record));
             }
+            let manifest = signer.seal_commit();
             store
-                .commit(records.iter().map(|(id, r)| (id, r.as_slice())))
+                .commit(records.iter().map(|(id, r)| (id, r.as_slice())), &manifest)
                 .map_err(CliError::refused)?;
             for (identity, outcome) in outcomes {
                 println!("{identity}: {outcome:?}");

@@ -53,6 +53,8 @@ fn core_path(c: &mut Criterion) {
         sealer,
         DevPlatformKey::generate(&mut rng),
         std::iter::empty::<(keyward_crypto::SolanaPubkey, &[u8])>(),
+        None,
+        0,
     )
     .unwrap();
     let identity = SolanaKeypair::generate(&mut rng);

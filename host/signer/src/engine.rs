@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use keyward_crypto::SolanaPubkey;
 pub use keyward_host::Failure;
-use keyward_vote::{Answer, Method, Prepared, Refusal, Signer};
+use keyward_vote::{Answer, CommitManifest, Method, Prepared, Refusal, Signer};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -39,17 +39,26 @@ pub enum ServiceError {
 
 /// Where the writer makes records durable: [`Store`] in service, a stand-in in tests.
 pub trait Durable: Send + 'static {
-    /// Writes every record in one transaction and returns once it is durable; on an error,
-    /// none of them may be assumed durable.
+    /// Writes every record and the commit's manifest in one transaction, then advances the
+    /// monotonic counter to the manifest's value, and returns once both are durable; on an
+    /// error, none of them may be assumed durable.
     ///
     /// # Errors
     /// What went wrong, for the log and the refusal.
-    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String>;
+    fn make_durable(
+        &mut self,
+        records: &[(SolanaPubkey, Vec<u8>)],
+        manifest: &CommitManifest,
+    ) -> Result<(), String>;
 }
 
 impl Durable for Store {
-    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
-        self.commit(records.iter().map(|(id, r)| (id, r.as_slice())))
+    fn make_durable(
+        &mut self,
+        records: &[(SolanaPubkey, Vec<u8>)],
+        manifest: &CommitManifest,
+    ) -> Result<(), String> {
+        self.commit(records.iter().map(|(id, r)| (id, r.as_slice())), manifest)
             .map_err(|e| e.to_string())
     }
 }
@@ -235,7 +244,8 @@ impl<D: Durable> Writer<D> {
             Ok(())
         } else {
             let started = Instant::now();
-            let result = self.store.make_durable(&records);
+            let manifest = self.signer.seal_commit();
+            let result = self.store.make_durable(&records, &manifest);
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());

@@ -53,7 +53,7 @@ pub struct Service {
 /// [`StartError`].
 pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
     config.check()?;
-    let (store, loaded) = Store::open(&config.data_dir, &config.chain()?)?;
+    let (mut store, loaded) = Store::open(&config.data_dir, &config.chain()?)?;
     let signer_config = SignerConfig {
         service: loaded.service,
         lockout: config.lockout_policy()?,
@@ -66,7 +66,10 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
         loaded.sealer,
         loaded.platform,
         loaded.records.iter().map(|(id, r)| (*id, r.as_slice())),
+        loaded.manifest.as_deref(),
+        loaded.counter,
     )?;
+    store.pin(signer.pinned_at())?;
     Ok((signer, store))
 }
 

@@ -2,10 +2,15 @@
 //!
 //! Layout of the data directory:
 //! - `signer.redb`: table `validators` (identity → record from [`keyward_vote::Signer::record`])
-//!   and table `meta` (`service-id`, `platform-key` sealed for `PlatformKey`).
+//!   and table `meta` (`service-id`, `platform-key` sealed for `PlatformKey`, and `manifest`,
+//!   the sealed manifest of the last commit).
 //! - `sealing.key`: the 32-byte soft sealing key, mode 0600. Vote keys are sealed under it by the
 //!   core; the store never holds a plaintext key. (A TPM-backed key replaces this file with the
 //!   attestation work.)
+//! - `sealing.counter`: the soft monotonic counter ([`keyward_host::counter`]). Each commit is
+//!   one value: its records and manifest are sealed at it, and the counter advances to it once
+//!   the commit is durable, so the core refuses the store if it is later put back from an older
+//!   copy without the counter.
 //!
 //! Every commit is `Durability::Immediate`: it returns after fsync. redb's single-writer lock
 //! also makes a second signer on the same directory fail to start.
@@ -19,7 +24,8 @@ use thiserror::Error;
 
 use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes, SolanaPubkey};
 use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
-use keyward_vote::ServiceId;
+use keyward_host::counter::{CounterError, FileCounter};
+use keyward_vote::{CommitManifest, ServiceId};
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -53,12 +59,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The monotonic counter could not be read or advanced.
+    #[error(transparent)]
+    Counter(#[from] CounterError),
 }
 
 /// The open store.
 pub struct Store {
     db: Database,
     path: PathBuf,
+    counter: FileCounter,
 }
 
 /// What the store holds besides validator records.
@@ -71,6 +81,10 @@ pub struct Loaded {
     pub platform: DevPlatformKey,
     /// Every validator record, with the identity it is stored under.
     pub records: Vec<(SolanaPubkey, Vec<u8>)>,
+    /// The sealed manifest of the last commit, if any commit was made.
+    pub manifest: Option<Vec<u8>>,
+    /// The monotonic counter's value.
+    pub counter: u64,
 }
 
 impl Store {
@@ -86,14 +100,31 @@ impl Store {
             source,
         })?;
         let path = dir.join("signer.redb");
-        // A new sealing key only for a new store: beside an existing store, a missing key file
-        // means its sealed keys are lost, and a fresh key would only hide that.
-        let sealing = sealing_key(&dir.join("sealing.key"), !path.exists())?;
+        let new = !path.exists();
+        // A new counter and sealing key only for a new store: beside an existing store, a
+        // missing counter would accept any older copy, and a missing key file means its sealed
+        // keys are lost; a fresh one would only hide either. The counter comes first, so a
+        // crash between the two leaves a key that is never without its counter.
+        let counter_path = dir.join("sealing.counter");
+        let counter = match FileCounter::open(&counter_path, new) {
+            Err(CounterError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(StoreError::Corrupt {
+                    path: counter_path,
+                    reason: "the monotonic counter is missing, but the store exists: without it an older copy of the store could not be told apart".into(),
+                });
+            }
+            other => other?,
+        };
+        let sealing = sealing_key(&dir.join("sealing.key"), new)?;
         let sealer = Sealer::new(&sealing, chain.clone(), crate::service::DEV_MEASUREMENT);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
-        let store = Self { db, path };
+        let store = Self { db, path, counter };
         let (service, platform) = store.meta(&sealer)?;
         let records = store.records()?;
+        let manifest = store.manifest()?;
+        let counter = store.counter.value();
         Ok((
             store,
             Loaded {
@@ -101,8 +132,27 @@ impl Store {
                 sealer,
                 platform,
                 records,
+                manifest,
+                counter,
             },
         ))
+    }
+
+    fn manifest(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let manifest = table.get("manifest").map_err(|e| self.err(e))?;
+        Ok(manifest.map(|g| g.value().to_vec()))
+    }
+
+    /// Advances the monotonic counter to `at`, the counter value of the manifest the core was
+    /// restored from ([`keyward_vote::Signer::pinned_at`]): a crash may have come between a
+    /// commit and its counter advance.
+    ///
+    /// # Errors
+    /// [`StoreError::Counter`].
+    pub fn pin(&mut self, at: u64) -> Result<(), StoreError> {
+        Ok(self.counter.advance(at)?)
     }
 
     fn meta(&self, sealer: &Sealer) -> Result<(ServiceId, DevPlatformKey), StoreError> {
@@ -179,13 +229,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes `records` in one transaction and returns after fsync.
+    /// Writes `records` and the commit's `manifest` in one transaction, then advances the
+    /// monotonic counter to the manifest's value, and returns once both are durable.
     ///
     /// # Errors
-    /// [`StoreError::Db`]; then nothing of this batch is durable.
+    /// [`StoreError::Db`], then nothing of this batch is durable; [`StoreError::Counter`], then
+    /// the batch is durable but its answers must not be released (a restart catches the counter
+    /// up).
     pub fn commit<'a>(
-        &self,
+        &mut self,
         records: impl IntoIterator<Item = (&'a SolanaPubkey, &'a [u8])>,
+        manifest: &CommitManifest,
     ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
         // redb's default today; said explicitly because the whole safety argument rests on it.
@@ -198,8 +252,13 @@ impl Store {
                     .insert(&identity.0[..], record)
                     .map_err(|e| self.err(e))?;
             }
+            txn.open_table(META)
+                .map_err(|e| self.err(e))?
+                .insert("manifest", manifest.blob.as_slice())
+                .map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(self.counter.advance(manifest.counter)?)
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {

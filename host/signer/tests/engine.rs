@@ -13,7 +13,8 @@ use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError};
 use keyward_signer::metrics::Metrics;
 use keyward_signer::votes::tower_sync_message;
 use keyward_vote::{
-    Answer, LockoutPolicy, Payload, ServiceId, SignedRequest, Signer, SignerConfig, Tower,
+    Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, Signer, SignerConfig,
+    Tower,
 };
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -25,17 +26,22 @@ type Gate = (
     std::sync::mpsc::Receiver<()>,
 );
 
-/// A store that keeps what it commits, and fails every commit once `allowed` have succeeded.
-/// With a gate set, the next commit first stops at it.
+/// A store that keeps what it commits (records, the manifest and the counter), and fails every
+/// commit once `allowed` have succeeded. With a gate set, the next commit first stops at it.
 #[derive(Clone, Default)]
 struct FlakyStore {
     durable: Arc<Mutex<BTreeMap<SolanaPubkey, Vec<u8>>>>,
+    manifest: Arc<Mutex<Option<CommitManifest>>>,
     allowed: Arc<AtomicUsize>,
     gate: Arc<Mutex<Option<Gate>>>,
 }
 
 impl Durable for FlakyStore {
-    fn make_durable(&self, records: &[(SolanaPubkey, Vec<u8>)]) -> Result<(), String> {
+    fn make_durable(
+        &mut self,
+        records: &[(SolanaPubkey, Vec<u8>)],
+        manifest: &CommitManifest,
+    ) -> Result<(), String> {
         let gate = self.gate.lock().unwrap().take();
         if let Some((arrived, open)) = gate {
             let _ = arrived.send(());
@@ -52,6 +58,7 @@ impl Durable for FlakyStore {
         for (identity, record) in records {
             durable.insert(*identity, record.clone());
         }
+        *self.manifest.lock().unwrap() = Some(manifest.clone());
         Ok(())
     }
 }
@@ -75,11 +82,14 @@ fn start(store: &FlakyStore, sealing_key: &SoftSealingKey) -> Engine {
         .iter()
         .map(|(id, r)| (*id, r.clone()))
         .collect();
+    let manifest = store.manifest.lock().unwrap().clone();
     let signer = Signer::restore(
         config(),
         Sealer::new(sealing_key, ChainId::new("test").unwrap(), [0; 32]),
         DevPlatformKey::generate(&mut StdRng::seed_from_u64(9)),
         records.iter().map(|(id, r)| (*id, r.as_slice())),
+        manifest.as_ref().map(|m| m.blob.as_slice()),
+        manifest.as_ref().map_or(0, |m| m.counter),
     )
     .unwrap();
     Engine::start(signer, store.clone(), Arc::new(Metrics::new()), 16, 64).0

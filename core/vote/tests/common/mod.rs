@@ -5,7 +5,9 @@
 use keyward_crypto::{
     ChainId, IdentityPublicKey, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature,
 };
-use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
+use keyward_enclave::{
+    DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey, VersionSet,
+};
 use keyward_vote::ancestry::AncestryPolicy;
 use keyward_vote::message::decode_vote_message;
 use keyward_vote::signer::RestoreError;
@@ -212,36 +214,50 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
         Sealer::new(&key, ChainId::new(CHAIN).unwrap(), MEASUREMENT),
         platform(),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        None,
+        0,
     )
     .unwrap();
     (signer, bytes)
 }
 
 /// A signer restored from `records` under the sealing key `sealing_key` and the same platform,
-/// each record stored under the identity it names (when it opens). The error is the record's
-/// own, unwrapped from [`RestoreError::Record`].
+/// each record stored under the identity it names (when it opens), with a manifest that pins
+/// exactly these records (as the signer's own would, had they been its last commit). The error is
+/// the record's own, unwrapped from [`RestoreError::Record`].
 pub fn restore<'a>(
     ancestry: Option<AncestryPolicy>,
     sealing_key: &[u8; 32],
     records: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Signer, RestoreError> {
     let sealer = sealer(sealing_key);
+    let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
+    let mut last = 0;
     let keyed: Vec<(SolanaPubkey, &[u8])> = records
         .into_iter()
         .map(|record| {
+            let blob = SealedBlob::from_bytes(record.to_vec());
+            let counter = blob.counter().unwrap_or(0);
             let named = sealer
-                .open(
-                    SealPurpose::ValidatorRecord,
-                    &SealedBlob::from_bytes(record.to_vec()),
-                    0,
-                )
+                .open(SealPurpose::ValidatorRecord, &blob, 0)
                 .ok()
                 .and_then(|o| o.plaintext.get(5..37).map(|b| b.try_into().unwrap()))
                 .unwrap_or([0; 32]);
+            pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &named, counter));
+            last = last.max(counter);
             (SolanaPubkey(named), record)
         })
         .collect();
-    Signer::restore(config(ancestry), sealer, platform(), keyed).map_err(|e| match e {
+    let manifest = sealer.seal_manifest(&pinned, last);
+    Signer::restore(
+        config(ancestry),
+        sealer,
+        platform(),
+        keyed,
+        Some(manifest.as_bytes()),
+        0,
+    )
+    .map_err(|e| match e {
         RestoreError::Record { error, .. } => *error,
         other => other,
     })

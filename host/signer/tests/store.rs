@@ -1,0 +1,185 @@
+//! The store on disk: after a commit, an older copy of `signer.redb` put back beside the
+//! monotonic counter is refused at start, so a vote the signer has refused stays refused; a
+//! crash between a commit and its counter advance is caught up; a missing counter is an error.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use keyward_crypto::{SolanaKeypair, SolanaPubkey};
+use keyward_host::counter::FileCounter;
+use keyward_signer::config::Config;
+use keyward_signer::service::{self, StartError};
+use keyward_signer::store::Store;
+use keyward_signer::votes::tower_sync_message;
+use keyward_vote::{Answer, LockoutPolicy, Payload, Refusal, SignedRequest, Signer, Tower};
+use rand::{SeedableRng, rngs::StdRng};
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyward-store-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+struct Validator {
+    identity: SolanaKeypair,
+    vote_account: SolanaPubkey,
+}
+
+impl Validator {
+    /// Signs `payload` with `nonce` for `signer`, applies it and commits it as the writer does.
+    fn send(
+        &self,
+        signer: &mut Signer,
+        store: &mut Store,
+        nonce: u64,
+        payload: Payload,
+    ) -> Result<Answer, Refusal> {
+        let request = SignedRequest::sign(payload, signer.config().service, &self.identity, nonce);
+        let prepared = signer.config().prepare(request).unwrap();
+        let applied = signer.apply(&prepared, &mut StdRng::seed_from_u64(nonce))?;
+        let manifest = signer.seal_commit();
+        store
+            .commit(
+                applied.record.iter().map(|(id, r)| (id, r.as_slice())),
+                &manifest,
+            )
+            .unwrap();
+        Ok(applied.answer)
+    }
+
+    fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
+        let tower = Tower::new()
+            .apply_slots(slots, &LockoutPolicy::SOLANA)
+            .unwrap();
+        let last = u8::try_from(*slots.last().unwrap()).unwrap();
+        Payload::SignVote {
+            message: tower_sync_message(
+                &self.identity.pubkey(),
+                &self.vote_account,
+                vote_key,
+                &tower,
+                [last; 32],
+                [9; 32],
+            ),
+            evidence: Vec::new(),
+        }
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
+    let dir = data_dir("rollback");
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let backup = dir.with_extension("backup.redb");
+    {
+        let (mut signer, mut store) = service::load(&config).unwrap();
+        let Answer::VoteKey(info) = v
+            .send(
+                &mut signer,
+                &mut store,
+                1,
+                Payload::RegisterNode {
+                    vote_account: v.vote_account,
+                },
+            )
+            .unwrap()
+        else {
+            panic!("registered")
+        };
+        let key = info.vote_pubkey;
+        v.send(&mut signer, &mut store, 2, v.vote(&key, &[1]))
+            .unwrap();
+        // The operator (or an attacker) keeps a copy of the database here.
+        copy(&dir.join("signer.redb"), &backup);
+        v.send(&mut signer, &mut store, 3, v.vote(&key, &[1, 2]))
+            .unwrap();
+        // Slot 3 on a fork without 2 breaks 2's lockout.
+        assert!(matches!(
+            v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])),
+            Err(Refusal::Lockout(_))
+        ));
+    }
+
+    // The copy is put back: the signer does not start, and says why.
+    let current = dir.join("signer.redb").with_extension("current");
+    copy(&dir.join("signer.redb"), &current);
+    copy(&backup, &dir.join("signer.redb"));
+    let error = service::load(&config).err().unwrap();
+    assert!(
+        matches!(&error, StartError::Restore(_)) && error.to_string().contains("rolled back"),
+        "{error}"
+    );
+
+    // The current database starts, and the vote is still refused.
+    copy(&current, &dir.join("signer.redb"));
+    let (mut signer, mut store) = service::load(&config).unwrap();
+    let key = signer.vote_key(&v.identity.pubkey()).unwrap().vote_pubkey;
+    assert!(matches!(
+        v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])),
+        Err(Refusal::Lockout(_))
+    ));
+    drop((signer, store));
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(&backup);
+}
+
+#[test]
+fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
+    let dir = data_dir("counter");
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let counter = dir.join("sealing.counter");
+    let mut rng = StdRng::seed_from_u64(8);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let before = {
+        let (mut signer, mut store) = service::load(&config).unwrap();
+        let before = fs::read(&counter).unwrap();
+        v.send(
+            &mut signer,
+            &mut store,
+            1,
+            Payload::RegisterNode {
+                vote_account: v.vote_account,
+            },
+        )
+        .unwrap();
+        before
+    };
+    let committed = FileCounter::open(&counter, false).unwrap().value();
+    assert!(committed > 0);
+
+    // As if the signer crashed after the commit, before advancing the counter.
+    fs::write(&counter, &before).unwrap();
+    let (signer, _store) = service::load(&config).unwrap();
+    assert_eq!(signer.pinned_at(), committed);
+    drop(signer);
+    assert_eq!(
+        FileCounter::open(&counter, false).unwrap().value(),
+        committed
+    );
+
+    // Without the counter, the store does not start, and no counter is made up.
+    fs::remove_file(&counter).unwrap();
+    let error = service::load(&config).err().unwrap();
+    assert!(error.to_string().contains("counter is missing"), "{error}");
+    assert!(!counter.exists());
+    let _ = fs::remove_dir_all(&dir);
+}
