@@ -362,13 +362,7 @@ impl Evidence {
                 }
             }
         }
-        self.platform
-            .verify(
-                SigningPurpose::Evidence,
-                &signed(self.kind, &self.measurement, &self.report_data),
-                &self.signature,
-            )
-            .map_err(|_| EvidenceError::BadSignature)?;
+        self.check_signature()?;
         if report_data(keys, nonce).ok() != Some(self.report_data) {
             return Err(EvidenceError::ReportDataMismatch);
         }
@@ -382,6 +376,27 @@ impl Evidence {
             measurement: self.measurement,
             insecure: matches!(self.kind, EvidenceKind::Dev),
         })
+    }
+
+    /// The platform key that signed the evidence.
+    pub fn platform(&self) -> IdentityPublicKey {
+        self.platform
+    }
+
+    /// Checks only the platform key's signature over the kind, measurement and report data: what
+    /// a verifier can check without a policy, the bound keys or the nonce (`keyward attest
+    /// verify`). For `dev` evidence this proves nothing about the hardware.
+    ///
+    /// # Errors
+    /// [`EvidenceError::BadSignature`].
+    pub fn check_signature(&self) -> Result<(), EvidenceError> {
+        self.platform
+            .verify(
+                SigningPurpose::Evidence,
+                &signed(self.kind, &self.measurement, &self.report_data),
+                &self.signature,
+            )
+            .map_err(|_| EvidenceError::BadSignature)
     }
 
     /// The wire encoding.

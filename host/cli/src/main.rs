@@ -2,6 +2,7 @@
 //! everything secret to the trusted core crates under `core/`.
 #![forbid(unsafe_code)]
 
+mod attest;
 mod devnet;
 mod error;
 mod keyfile;
@@ -46,6 +47,9 @@ enum Command {
     /// Export or import a stopped signer's towers (interchange JSON).
     #[command(subcommand)]
     SignerTower(signer::TowerCommand),
+    /// Verify attestation evidence offline: keyward's own, or Intel DCAP, AWS Nitro, AMD SEV-SNP.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Signer(args) => signer::run_signer(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),
+        Command::Attest(cmd) => attest::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

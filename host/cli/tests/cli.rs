@@ -376,3 +376,110 @@ fn demo_checks_every_claim() {
     assert_eq!(numbers[0], numbers[1], "{summary}");
     assert!(numbers[1] >= 22, "checks were dropped: {summary}");
 }
+
+#[test]
+fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
+    let d = tempdir("attest");
+    let data = |name: &str| {
+        format!(
+            "{}/../../core/attest/tests/data/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let (quote, collateral) = (data("tdx_quote"), data("tdx_quote_collateral.json"));
+    let dcap = |now: &str| {
+        keyward(
+            &d,
+            &[
+                "attest",
+                "verify",
+                "--dcap-quote",
+                &quote,
+                "--collateral",
+                &collateral,
+                "--now",
+                now,
+            ],
+        )
+    };
+    let verified = ok(&dcap("1750332747"));
+    assert_eq!(verified["verdict"], "verified");
+    assert_eq!(verified["platform"], "tdx");
+    assert_eq!(verified["tcbStatus"], "UpToDate");
+    assert_eq!(verified["measurement"].as_str().unwrap().len(), 96);
+    assert_eq!(verified["reportData"].as_str().unwrap().len(), 128);
+    // At today's date the collateral has expired: the verdict is still JSON on stdout.
+    let expired = dcap("1795219200");
+    fails(&expired, "CrlExpired");
+    let rejected: serde_json::Value = serde_json::from_str(&expired.stdout).unwrap();
+    assert_eq!(rejected["verdict"], "rejected");
+
+    let nitro = ok(&keyward(
+        &d,
+        &[
+            "attest",
+            "verify",
+            "--nitro-doc",
+            &data("nitro_attestation.cose"),
+            "--now",
+            "1736179625",
+        ],
+    ));
+    assert_eq!(nitro["platform"], "nitro");
+    assert_eq!(nitro["issuedAt"], 1736179625);
+    let snp = ok(&keyward(
+        &d,
+        &[
+            "attest",
+            "verify",
+            "--snp-report",
+            &data("report_milan.hex"),
+            "--vcek",
+            &data("vcek_milan.der"),
+        ],
+    ));
+    assert_eq!(snp["platform"], "sev-snp");
+    let mut report = std::fs::read(data("report_milan.hex")).unwrap();
+    report[200] = if report[200] == b'0' { b'1' } else { b'0' };
+    std::fs::write(d.join("tampered.hex"), report).unwrap();
+    fails(
+        &keyward(
+            &d,
+            &[
+                "attest",
+                "verify",
+                "--snp-report",
+                "tampered.hex",
+                "--vcek",
+                &data("vcek_milan.der"),
+            ],
+        ),
+        "does not verify",
+    );
+
+    // keyward's own dev evidence: the signature is checked and it is labelled insecure.
+    let platform = keyward_enclave::DevPlatformKey::from_identity(
+        keyward_crypto::IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new([3; 32])),
+    );
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let evidence = platform
+        .attest([5; 32], &[], b"nonce", &mut rng)
+        .unwrap()
+        .to_bytes();
+    std::fs::write(d.join("evidence.bin"), &evidence).unwrap();
+    let dev = ok(&keyward(
+        &d,
+        &["attest", "verify", "--evidence", "evidence.bin"],
+    ));
+    assert_eq!(dev["platform"], "dev-insecure");
+    assert_eq!(dev["insecure"], true);
+    assert_eq!(dev["measurement"], "05".repeat(32));
+    let mut forged = evidence.clone();
+    forged[40] ^= 1;
+    std::fs::write(d.join("forged.bin"), &forged).unwrap();
+    fails(
+        &keyward(&d, &["attest", "verify", "--evidence", "forged.bin"]),
+        "signature",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

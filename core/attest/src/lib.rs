@@ -1,0 +1,187 @@
+//! # keyward-attest: vendor attestation evidence, verified offline, and attestation policy
+//!
+//! Part of keyward's **trusted core**: no I/O, no clock, no `unsafe`. Every verifier takes the
+//! evidence as bytes, the endorsements it needs as bytes, and the time to verify at, so a
+//! verdict can be reproduced later from the same inputs.
+//!
+//! - [`dcap`]: Intel SGX and TDX DCAP quotes with their collateral (dcap-qvl), chained to
+//!   Intel's SGX root CA; debug enclaves and TDs are refused.
+//! - [`nitro`]: AWS Nitro Enclaves attestation documents (nitro_attest), chained to the pinned
+//!   AWS Nitro root, every certificate valid at the given time.
+//! - [`snp`]: AMD SEV-SNP attestation reports with the chip's VCEK, chained to AMD's built-in
+//!   ARK and ASK (sev); debug-enabled guests are refused. A report carries no time: freshness
+//!   comes from a verifier nonce in its report data.
+//! - [`policy`]: which platforms, measurements and TCB statuses a verifier accepts, how old
+//!   evidence may be, and what its report data must be.
+//!
+//! Each verifier returns the same [`Claims`], so a policy is written once for every platform.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dcap;
+pub mod nitro;
+pub mod policy;
+pub mod snp;
+
+use core::fmt;
+
+use thiserror::Error;
+
+pub use policy::{AttestationPolicy, PolicyError};
+
+/// The trusted execution environment a piece of evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    /// An Intel SGX enclave (DCAP quote).
+    Sgx,
+    /// An Intel TDX trust domain (DCAP quote).
+    Tdx,
+    /// An AWS Nitro enclave (attestation document).
+    Nitro,
+    /// An AMD SEV-SNP guest (attestation report).
+    SevSnp,
+}
+
+impl Platform {
+    /// The platform's name in JSON output and configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sgx => "sgx",
+            Self::Tdx => "tdx",
+            Self::Nitro => "nitro",
+            Self::SevSnp => "sev-snp",
+        }
+    }
+
+    /// The platform named `name` ([`Platform::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Sgx, Self::Tdx, Self::Nitro, Self::SevSnp]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How current the platform's trusted computing base is, best first (Intel's DCAP statuses).
+/// Evidence whose verifier computes no status is [`TcbStatus::Unrated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TcbStatus {
+    /// Fully up to date.
+    UpToDate,
+    /// Up to date, but software hardening (for an advisory) is needed.
+    SwHardeningNeeded,
+    /// Up to date, but the platform's configuration needs changing.
+    ConfigurationNeeded,
+    /// Both of the above.
+    ConfigurationAndSwHardeningNeeded,
+    /// An older TCB with known vulnerabilities.
+    OutOfDate,
+    /// Out of date, and the configuration needs changing.
+    OutOfDateConfigurationNeeded,
+    /// The TCB's keys are revoked.
+    Revoked,
+    /// No status computed: Nitro has no TCB levels, and SEV-SNP's are not yet compared with
+    /// the VCEK's.
+    Unrated,
+}
+
+impl TcbStatus {
+    /// The status's name, as Intel spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::UpToDate => "UpToDate",
+            Self::SwHardeningNeeded => "SWHardeningNeeded",
+            Self::ConfigurationNeeded => "ConfigurationNeeded",
+            Self::ConfigurationAndSwHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+            Self::OutOfDate => "OutOfDate",
+            Self::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+            Self::Revoked => "Revoked",
+            Self::Unrated => "Unrated",
+        }
+    }
+
+    /// The status named `name` ([`TcbStatus::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::UpToDate,
+            Self::SwHardeningNeeded,
+            Self::ConfigurationNeeded,
+            Self::ConfigurationAndSwHardeningNeeded,
+            Self::OutOfDate,
+            Self::OutOfDateConfigurationNeeded,
+            Self::Revoked,
+            Self::Unrated,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for TcbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What verified evidence says. Every field is covered by the vendor's signature chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Where the evidence comes from.
+    pub platform: Platform,
+    /// The code identity: SGX MRENCLAVE (32 bytes), TDX MRTD (48), Nitro PCR0 (48), SEV-SNP
+    /// MEASUREMENT (48).
+    pub measurement: Vec<u8>,
+    /// The data the enclave bound into the evidence: SGX, TDX and SEV-SNP report data (64
+    /// bytes), Nitro `user_data` (empty when absent).
+    pub report_data: Vec<u8>,
+    /// The TCB status.
+    pub tcb_status: TcbStatus,
+    /// Security advisories that apply to the platform (DCAP).
+    pub advisories: Vec<String>,
+    /// When the evidence was made, UNIX seconds, if it says (Nitro).
+    pub issued_at: Option<u64>,
+}
+
+impl Claims {
+    /// The claims as JSON: byte strings as lowercase hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "platform": self.platform.name(),
+            "measurement": hex::encode(&self.measurement),
+            "reportData": hex::encode(&self.report_data),
+            "tcbStatus": self.tcb_status.name(),
+            "advisories": self.advisories,
+            "issuedAt": self.issued_at,
+        })
+    }
+}
+
+/// Why evidence was not verified.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AttestError {
+    /// The evidence or an endorsement is not in the expected format.
+    #[error("{what} is malformed: {reason}")]
+    Malformed {
+        /// Which input.
+        what: &'static str,
+        /// What is wrong, as the parser says.
+        reason: String,
+    },
+    /// The evidence parsed but does not verify: a broken signature or chain, an expired or
+    /// revoked certificate or collateral, an unknown TCB.
+    #[error("{platform} evidence does not verify: {reason}")]
+    Rejected {
+        /// The platform.
+        platform: Platform,
+        /// What failed, as the vendor's verifier says.
+        reason: String,
+    },
+    /// The evidence comes from a debug enclave or guest, whose memory the host can read.
+    #[error("{0} evidence is from a debug enclave or guest")]
+    Debug(Platform),
+}

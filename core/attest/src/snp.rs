@@ -1,0 +1,68 @@
+//! AMD SEV-SNP attestation reports, verified with sev against AMD's built-in roots.
+//!
+//! The report is signed by the chip's VCEK, which AMD's KDS serves per chip and TCB; the VCEK
+//! must chain to the ASK and ARK of a product generation (Milan, Genoa or Turin; the ones sev
+//! embeds). Neither the report nor the signature check involves time: a report is fresh only if
+//! its report data holds a verifier's nonce. The reported TCB is not yet compared with the
+//! VCEK's, so the TCB status is [`TcbStatus::Unrated`].
+
+use sev::certs::snp::{Certificate, Chain, Verifiable, builtin, ca};
+use sev::firmware::guest::AttestationReport;
+use sev::parser::ByteParser;
+
+use crate::{AttestError, Claims, Platform, TcbStatus};
+
+/// Verifies an SEV-SNP attestation report (raw, or as hex text) signed by the VCEK `vcek`
+/// (DER) and returns what it claims. Debug-enabled guests are refused.
+///
+/// # Errors
+/// [`AttestError::Malformed`] for a report or VCEK that does not parse;
+/// [`AttestError::Rejected`] when the VCEK does not chain to a built-in ARK and ASK, or does not
+/// sign the report; [`AttestError::Debug`] for a guest whose policy allows debugging.
+pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
+    let malformed = |what, reason: String| AttestError::Malformed { what, reason };
+    let rejected = |reason: String| AttestError::Rejected {
+        platform: Platform::SevSnp,
+        reason,
+    };
+    let raw = unhex(report).unwrap_or_else(|| report.to_vec());
+    let parsed = AttestationReport::from_bytes(&raw)
+        .map_err(|e| malformed("SEV-SNP report", e.to_string()))?;
+    let vek = Certificate::from_der(vcek).map_err(|e| malformed("VCEK", e.to_string()))?;
+    let generations = [
+        (builtin::milan::ark(), builtin::milan::ask()),
+        (builtin::genoa::ark(), builtin::genoa::ask()),
+        (builtin::turin::ark(), builtin::turin::ask()),
+    ];
+    let chain = generations
+        .into_iter()
+        .filter_map(|(ark, ask)| Some((ark.ok()?, ask.ok()?)))
+        .map(|(ark, ask)| Chain {
+            ca: ca::Chain { ark, ask },
+            vek: vek.clone(),
+        })
+        .find(|chain| chain.verify().is_ok())
+        .ok_or_else(|| {
+            rejected("the VCEK does not chain to AMD's Milan, Genoa or Turin roots".into())
+        })?;
+    (&chain, &parsed)
+        .verify()
+        .map_err(|e| rejected(e.to_string()))?;
+    if parsed.policy.debug_allowed() {
+        return Err(AttestError::Debug(Platform::SevSnp));
+    }
+    Ok(Claims {
+        platform: Platform::SevSnp,
+        measurement: parsed.measurement.to_vec(),
+        report_data: parsed.report_data.to_vec(),
+        tcb_status: TcbStatus::Unrated,
+        advisories: Vec::new(),
+        issued_at: None,
+    })
+}
+
+/// `bytes` decoded as hex text (surrounding whitespace allowed), if it is that.
+fn unhex(bytes: &[u8]) -> Option<Vec<u8>> {
+    let text = core::str::from_utf8(bytes).ok()?.trim();
+    hex::decode(text).ok()
+}

@@ -1,0 +1,177 @@
+//! Every verifier on the vendor sample evidence (tests/data/README.md): it verifies at a fixed
+//! time with the claims it holds; a tampered copy fails; and, for evidence whose endorsements
+//! expire, it fails at today's date.
+#![allow(clippy::unwrap_used)]
+
+use keyward_attest::{AttestError, Platform, TcbStatus, dcap, nitro, snp};
+
+/// 2026-11-21T00:00:00Z, when these tests were written: every sample's collateral or
+/// certificates have expired by then.
+const TODAY: u64 = 1_795_219_200;
+
+fn data(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The sample `name`, its collateral, and the time it verifies at.
+fn dcap_sample(name: &str) -> (Vec<u8>, Vec<u8>) {
+    (data(name), data(&format!("{name}_collateral.json")))
+}
+
+#[test]
+fn sgx_and_tdx_quotes_verify_at_their_time_and_report_their_claims() {
+    let (quote, collateral) = dcap_sample("sgx_quote");
+    let claims = dcap::verify(&quote, &collateral, 1_750_334_171).unwrap();
+    assert_eq!(claims.platform, Platform::Sgx);
+    assert_eq!(claims.measurement.len(), 32);
+    assert_eq!(claims.report_data.len(), 64);
+    assert_eq!(
+        claims.tcb_status,
+        TcbStatus::ConfigurationAndSwHardeningNeeded
+    );
+    assert_eq!(claims.advisories, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+
+    for (name, at) in [
+        ("tdx_quote", 1_750_332_747),
+        ("tdx_quote_td15ex", 1_791_421_786),
+    ] {
+        let (quote, collateral) = dcap_sample(name);
+        let claims = dcap::verify(&quote, &collateral, at).unwrap();
+        assert_eq!(claims.platform, Platform::Tdx, "{name}");
+        assert_eq!(claims.measurement.len(), 48, "{name}");
+        assert_eq!(claims.tcb_status, TcbStatus::UpToDate, "{name}");
+        // The report data is the quote's own bytes, at the TD report's offset.
+        assert!(
+            quote
+                .windows(64)
+                .any(|w| w == claims.report_data.as_slice()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_or_expired_dcap_quote_is_rejected() {
+    for (name, at) in [
+        ("sgx_quote", 1_750_334_171),
+        ("tdx_quote", 1_750_332_747),
+        ("tdx_quote_td15ex", 1_791_421_786),
+    ] {
+        let (quote, collateral) = dcap_sample(name);
+        // One bit of the signed report body (the measurement region).
+        let mut tampered = quote.clone();
+        tampered[200] ^= 0x01;
+        assert!(
+            matches!(
+                dcap::verify(&tampered, &collateral, at),
+                Err(AttestError::Rejected { .. })
+            ),
+            "{name} tampered"
+        );
+        let error = dcap::verify(&quote, &collateral, TODAY).unwrap_err();
+        assert!(
+            matches!(&error, AttestError::Rejected { reason, .. } if reason.to_lowercase().contains("expired")),
+            "{name} today: {error}"
+        );
+    }
+    let (quote, _) = dcap_sample("sgx_quote");
+    assert!(matches!(
+        dcap::verify(&quote, b"{}", 1_750_334_171),
+        Err(AttestError::Malformed { .. })
+    ));
+    // Another quote's collateral does not vouch for this one.
+    let (_, tdx_collateral) = dcap_sample("tdx_quote");
+    assert!(dcap::verify(&quote, &tdx_collateral, 1_750_334_171).is_err());
+}
+
+#[test]
+fn a_nitro_document_verifies_at_its_time_and_not_tampered_or_today() {
+    let doc = data("nitro_attestation.cose");
+    let at = 1_736_179_625;
+    let claims = nitro::verify(&doc, at).unwrap();
+    assert_eq!(claims.platform, Platform::Nitro);
+    assert_eq!(claims.measurement.len(), 48);
+    assert_eq!(claims.tcb_status, TcbStatus::Unrated);
+    let issued = claims.issued_at.unwrap();
+    assert!(issued <= at && at - issued < 3600, "{issued}");
+
+    let mut tampered = doc.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert!(matches!(
+        nitro::verify(&tampered, at),
+        Err(AttestError::Rejected { .. })
+    ));
+    let error = nitro::verify(&doc, TODAY).unwrap_err();
+    assert!(error.to_string().contains("expired"), "{error}");
+}
+
+#[test]
+fn an_sev_snp_report_verifies_against_its_vcek_and_not_tampered() {
+    let (report, vcek) = (data("report_milan.hex"), data("vcek_milan.der"));
+    let claims = snp::verify(&report, &vcek).unwrap();
+    assert_eq!(claims.platform, Platform::SevSnp);
+    assert_eq!(claims.measurement.len(), 48);
+    assert!(hex::encode(&claims.measurement).starts_with("7a1e5c26"));
+    assert_eq!(claims.report_data.len(), 64);
+    assert_eq!(claims.tcb_status, TcbStatus::Unrated);
+    // Raw bytes verify the same as hex text.
+    let raw = hex::decode(std::str::from_utf8(&report).unwrap().trim()).unwrap();
+    assert_eq!(snp::verify(&raw, &vcek).unwrap(), claims);
+
+    // A flipped bit in the report data; a damaged VCEK.
+    let mut tampered = raw.clone();
+    tampered[0x50] ^= 0x01;
+    assert!(matches!(
+        snp::verify(&tampered, &vcek),
+        Err(AttestError::Rejected { .. })
+    ));
+    let mut bad_vcek = vcek.clone();
+    bad_vcek[40] ^= 0xff;
+    assert!(snp::verify(&raw, &bad_vcek).is_err());
+    assert!(matches!(
+        snp::verify(&raw[..100], &vcek),
+        Err(AttestError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn truncated_evidence_is_an_error_never_a_panic() {
+    let (quote, collateral) = dcap_sample("tdx_quote");
+    let doc = data("nitro_attestation.cose");
+    let (report, vcek) = (data("report_milan.hex"), data("vcek_milan.der"));
+    let report = hex::decode(std::str::from_utf8(&report).unwrap().trim()).unwrap();
+    // The sample ends in zero padding after the PCK chain's PEM, which dcap-qvl ignores (so
+    // those bytes are malleable; the claims are not). Every cut inside the signed structures and
+    // the chain is refused.
+    let end = quote.iter().rposition(|b| *b != 0).unwrap() - "-----END CERTIFICATE-----".len();
+    for len in (0..end).step_by(7) {
+        assert!(
+            dcap::verify(&quote[..len], &collateral, 1_750_332_747).is_err(),
+            "{len}"
+        );
+    }
+    for len in (0..collateral.len()).step_by(97) {
+        assert!(dcap::verify(&quote, &collateral[..len], 1_750_332_747).is_err());
+    }
+    for len in (0..doc.len()).step_by(7) {
+        assert!(nitro::verify(&doc[..len], 1_736_179_625).is_err());
+    }
+    for len in (0..report.len()).step_by(3) {
+        assert!(snp::verify(&report[..len], &vcek).is_err());
+    }
+    for len in (0..vcek.len()).step_by(5) {
+        assert!(snp::verify(&report, &vcek[..len]).is_err());
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_bytes_are_an_error_never_a_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+        let (_, collateral) = dcap_sample("tdx_quote");
+        proptest::prop_assert!(dcap::verify(&bytes, &collateral, 1_750_332_747).is_err());
+        proptest::prop_assert!(dcap::verify(&bytes, &bytes, 1_750_332_747).is_err());
+        proptest::prop_assert!(nitro::verify(&bytes, 1_736_179_625).is_err());
+        proptest::prop_assert!(snp::verify(&bytes, &bytes).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! `keyward attest verify`: verifies attestation evidence offline and prints what it claims.
+//!
+//! One kind of input per call: keyward's own evidence envelope (`--evidence`), or vendor
+//! evidence as the platform produced it: a DCAP quote with its collateral, a Nitro attestation
+//! document, or an SEV-SNP report with its VCEK. The verdict goes to stdout as one JSON object,
+//! and the exit status is non-zero when verification fails.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use keyward_attest::{Claims, dcap, nitro, snp};
+use keyward_enclave::Evidence;
+
+use crate::error::{CliError, Result};
+use crate::keyfile::read_limited;
+
+/// Largest evidence or endorsement file read (collateral JSON is the largest, tens of KiB).
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// `keyward attest`.
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Verify evidence offline; print the verdict, measurement and report data as JSON.
+    Verify(VerifyArgs),
+}
+
+/// `keyward attest verify`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["evidence", "dcap_quote", "nitro_doc", "snp_report"])))]
+pub struct VerifyArgs {
+    /// keyward evidence (`KWAT`): only its signature is checked; `dev` evidence is insecure.
+    #[arg(long, value_name = "FILE")]
+    evidence: Option<PathBuf>,
+    /// An Intel SGX or TDX DCAP quote (binary); needs --collateral.
+    #[arg(long, value_name = "FILE", requires = "collateral")]
+    dcap_quote: Option<PathBuf>,
+    /// The quote's collateral, as PCCS JSON (dcap-qvl's QuoteCollateralV3).
+    #[arg(long, value_name = "FILE", requires = "dcap_quote")]
+    collateral: Option<PathBuf>,
+    /// An AWS Nitro Enclaves attestation document (COSE_Sign1).
+    #[arg(long, value_name = "FILE")]
+    nitro_doc: Option<PathBuf>,
+    /// An AMD SEV-SNP attestation report (binary or hex text); needs --vcek.
+    #[arg(long, value_name = "FILE", requires = "vcek")]
+    snp_report: Option<PathBuf>,
+    /// The VCEK certificate (DER) of the chip that signed the report.
+    #[arg(long, value_name = "FILE", requires = "snp_report")]
+    vcek: Option<PathBuf>,
+    /// Verify as of this time (UNIX seconds) instead of now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+}
+
+/// Runs `keyward attest`.
+pub fn run(cmd: AttestCommand) -> Result<()> {
+    let AttestCommand::Verify(args) = cmd;
+    let now = args.now.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    let read = |path: &Path| read_limited(path, MAX_FILE).map(|bytes| bytes.to_vec());
+    let verdict: std::result::Result<Value, String> = if let Some(path) = &args.evidence {
+        own_evidence(&read(path)?)
+    } else if let (Some(quote), Some(collateral)) = (&args.dcap_quote, &args.collateral) {
+        vendor(dcap::verify(&read(quote)?, &read(collateral)?, now))
+    } else if let Some(doc) = &args.nitro_doc {
+        vendor(nitro::verify(&read(doc)?, now))
+    } else if let (Some(report), Some(vcek)) = (&args.snp_report, &args.vcek) {
+        vendor(snp::verify(&read(report)?, &read(vcek)?))
+    } else {
+        unreachable!("clap requires one input and its companion")
+    };
+    match verdict {
+        Ok(mut claims) => {
+            claims["verdict"] = json!("verified");
+            claims["verifiedAt"] = json!(now);
+            println!("{claims}");
+            Ok(())
+        }
+        Err(reason) => {
+            println!(
+                "{}",
+                json!({ "verdict": "rejected", "reason": reason, "verifiedAt": now })
+            );
+            Err(CliError::Refused(format!("evidence rejected: {reason}")))
+        }
+    }
+}
+
+fn vendor(
+    result: std::result::Result<Claims, keyward_attest::AttestError>,
+) -> std::result::Result<Value, String> {
+    result
+        .map(|claims| claims.to_json())
+        .map_err(|e| e.to_string())
+}
+
+fn own_evidence(bytes: &[u8]) -> std::result::Result<Value, String> {
+    let evidence = Evidence::from_bytes(bytes).map_err(|e| e.to_string())?;
+    evidence.check_signature().map_err(|e| e.to_string())?;
+    Ok(json!({
+        "platform": evidence.kind().name(),
+        "insecure": true,
+        "platformKey": evidence.platform().to_string(),
+        "measurement": hex::encode(evidence.measurement()),
+        "reportData": hex::encode(evidence.report_data()),
+    }))
+}
