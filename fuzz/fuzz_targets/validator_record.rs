@@ -30,10 +30,10 @@ fn restore(stored_as: [u8; 32], record: &[u8]) -> Option<Signer> {
     let platform = DevPlatformKey::from_identity(keyward_crypto::IdentityKeypair::from_seed(
         SecretBytes::new([4; 32]),
     ));
-    // A manifest pinning this one record at counter 0, so a record that opens is restored.
+    // A manifest pinning this one record, so a record that opens is restored.
     let sealer = sealer();
     let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
-    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &stored_as, 0));
+    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &stored_as, record));
     let manifest = sealer.seal_manifest(&pinned, 0);
     Signer::restore(
         config,

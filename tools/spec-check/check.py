@@ -209,13 +209,13 @@ ikm = hkdf_extract(b'', h(mf['sealingKey']))
 kseal, knonce = (hkdf_expand(ikm, var16(label) + m, 32) for label in (b'keyward/v2/seal', b'keyward/v2/seal-nonce'))
 kver = hkdf_expand(ikm, var16(b'keyward/v2/seal-version') + m, 32)
 digest = bytes(32)
-for item in mf['items']:
-    tag = hmac.new(kver, var8(mf['itemPurpose'].encode()) + var16(h(item['name'])) + u64(item['counter']), hashlib.sha256).digest()
+for item, blob in zip(mf['items'], (h(sy['blob']), h(mf['items'][1]['blob']))):
+    tag = hmac.new(kver, var8(mf['itemPurpose'].encode()) + var16(h(item['name'])) + var32(blob), hashlib.sha256).digest()
     digest = bytes(a ^ b for a, b in zip(digest, tag))
 pt = b'KWMF\x01' + var8(mf['itemPurpose'].encode()) + u64(len(mf['items'])) + digest
 hdr = b'KWSB\x02' + var8(b'manifest') + var8(mf['chainId'].encode()) + m + u64(mf['counter'])
 n24 = hmac.new(knonce, var32(hdr) + pt, hashlib.sha256).digest()[:24]
-ok('sealedManifest.blob (§12.1: XOR of keyed version tags, sealed synthetic)', h(mf['blob']) == hdr + n24 + var32(xseal(kseal, n24, pt, hdr)))
+ok('sealedManifest.blob (§12.1: XOR of keyed tags of the items\' sealed bytes, sealed synthetic)', h(mf['blob']) == hdr + n24 + var32(xseal(kseal, n24, pt, hdr)))
 
 # ---- §13 report data ---------------------------------------------------------------------------------
 ev = V['devEvidence']

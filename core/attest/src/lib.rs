@@ -67,8 +67,9 @@ impl fmt::Display for Platform {
     }
 }
 
-/// How current the platform's trusted computing base is, best first (Intel's DCAP statuses).
-/// Evidence whose verifier computes no status is [`TcbStatus::Unrated`].
+/// How current the platform's trusted computing base is: Intel's DCAP statuses, in keyward's
+/// order, best first (Intel ranks some of them only partly). Evidence whose verifier computes no
+/// status is [`TcbStatus::Unrated`], which is not part of that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TcbStatus {
     /// Fully up to date.
@@ -79,6 +80,10 @@ pub enum TcbStatus {
     ConfigurationNeeded,
     /// Both of the above.
     ConfigurationAndSwHardeningNeeded,
+    /// TDX: the TD runs on an up-to-date platform but was launched on an older TCB; relaunch it.
+    TdRelaunchAdvised,
+    /// TDX: as above, and the platform's configuration needs changing.
+    TdRelaunchAdvisedConfigurationNeeded,
     /// An older TCB with known vulnerabilities.
     OutOfDate,
     /// Out of date, and the configuration needs changing.
@@ -98,6 +103,8 @@ impl TcbStatus {
             Self::SwHardeningNeeded => "SWHardeningNeeded",
             Self::ConfigurationNeeded => "ConfigurationNeeded",
             Self::ConfigurationAndSwHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
+            Self::TdRelaunchAdvised => "TDRelaunchAdvised",
+            Self::TdRelaunchAdvisedConfigurationNeeded => "TDRelaunchAdvisedConfigurationNeeded",
             Self::OutOfDate => "OutOfDate",
             Self::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
             Self::Revoked => "Revoked",
@@ -112,6 +119,8 @@ impl TcbStatus {
             Self::SwHardeningNeeded,
             Self::ConfigurationNeeded,
             Self::ConfigurationAndSwHardeningNeeded,
+            Self::TdRelaunchAdvised,
+            Self::TdRelaunchAdvisedConfigurationNeeded,
             Self::OutOfDate,
             Self::OutOfDateConfigurationNeeded,
             Self::Revoked,

@@ -17,7 +17,8 @@ pub struct AttestationPolicy {
     pub platforms: Vec<Platform>,
     /// The measurements accepted; evidence with any other is refused.
     pub measurements: Vec<Vec<u8>>,
-    /// The worst TCB status accepted (statuses are ordered best first).
+    /// The worst TCB status accepted (statuses are ordered best first). `Unrated` here accepts
+    /// every rated status; unrated evidence is governed by `accept_unrated` alone.
     pub minimum_tcb: TcbStatus,
     /// Whether evidence whose verifier computes no TCB status (Nitro, SEV-SNP) is accepted.
     pub accept_unrated: bool,
@@ -65,7 +66,7 @@ const SKEW_SECS: u64 = 60;
 
 impl AttestationPolicy {
     /// The strictest policy: `platforms` and `measurements` only, TCB status `UpToDate` only,
-    /// no unrated evidence, at most 10 minutes old.
+    /// no unrated evidence, and evidence that carries its own time at most 10 minutes old.
     pub fn strict(platforms: Vec<Platform>, measurements: Vec<Vec<u8>>) -> Self {
         Self {
             platforms,
@@ -76,17 +77,13 @@ impl AttestationPolicy {
         }
     }
 
-    /// Checks verified `claims` at `now` (UNIX seconds); with `report_data`, the evidence must
-    /// carry exactly it.
+    /// Checks verified `claims` at `now` (UNIX seconds). The evidence must carry exactly
+    /// `report_data` (the hash of the bound keys and the verifier's nonce): for evidence that
+    /// carries no time (DCAP quotes, SEV-SNP reports) that nonce is the only freshness there is.
     ///
     /// # Errors
     /// The first [`PolicyError`], in the order of the fields above, then report data.
-    pub fn check(
-        &self,
-        claims: &Claims,
-        now: u64,
-        report_data: Option<&[u8]>,
-    ) -> Result<(), PolicyError> {
+    pub fn check(&self, claims: &Claims, now: u64, report_data: &[u8]) -> Result<(), PolicyError> {
         if !self.platforms.contains(&claims.platform) {
             return Err(PolicyError::Platform(claims.platform));
         }
@@ -117,7 +114,7 @@ impl AttestationPolicy {
                 });
             }
         }
-        if report_data.is_some_and(|expected| expected != claims.report_data.as_slice()) {
+        if report_data != claims.report_data.as_slice() {
             return Err(PolicyError::ReportData);
         }
         Ok(())
@@ -144,7 +141,7 @@ mod tests {
         let policy = AttestationPolicy::strict(vec![Platform::Tdx], vec![vec![7; 48]]);
         let now = 1_000_000;
         assert_eq!(
-            policy.check(&claims(TcbStatus::UpToDate, None), now, Some(&[1; 64])),
+            policy.check(&claims(TcbStatus::UpToDate, None), now, &[1; 64]),
             Ok(())
         );
         for worse in [
@@ -154,7 +151,7 @@ mod tests {
             TcbStatus::Revoked,
         ] {
             assert_eq!(
-                policy.check(&claims(worse, None), now, None),
+                policy.check(&claims(worse, None), now, &[1; 64]),
                 Err(PolicyError::Tcb {
                     found: worse,
                     minimum: TcbStatus::UpToDate
@@ -162,22 +159,22 @@ mod tests {
             );
         }
         assert_eq!(
-            policy.check(&claims(TcbStatus::Unrated, None), now, None),
+            policy.check(&claims(TcbStatus::Unrated, None), now, &[1; 64]),
             Err(PolicyError::Unrated(Platform::Tdx))
         );
         let mut other = claims(TcbStatus::UpToDate, None);
         other.measurement = vec![8; 48];
         assert!(matches!(
-            policy.check(&other, now, None),
+            policy.check(&other, now, &[1; 64]),
             Err(PolicyError::Measurement(_))
         ));
         other.platform = Platform::Sgx;
         assert_eq!(
-            policy.check(&other, now, None),
+            policy.check(&other, now, &[1; 64]),
             Err(PolicyError::Platform(Platform::Sgx))
         );
         assert_eq!(
-            policy.check(&claims(TcbStatus::UpToDate, None), now, Some(&[2; 64])),
+            policy.check(&claims(TcbStatus::UpToDate, None), now, &[2; 64]),
             Err(PolicyError::ReportData)
         );
     }
@@ -195,20 +192,20 @@ mod tests {
             TcbStatus::ConfigurationAndSwHardeningNeeded,
             TcbStatus::Unrated,
         ] {
-            assert_eq!(policy.check(&claims(ok, None), now, None), Ok(()));
+            assert_eq!(policy.check(&claims(ok, None), now, &[1; 64]), Ok(()));
         }
         assert!(
             policy
-                .check(&claims(TcbStatus::OutOfDate, None), now, None)
+                .check(&claims(TcbStatus::OutOfDate, None), now, &[1; 64])
                 .is_err()
         );
         assert_eq!(
-            policy.check(&claims(TcbStatus::UpToDate, Some(now - 600)), now, None),
+            policy.check(&claims(TcbStatus::UpToDate, Some(now - 600)), now, &[1; 64]),
             Ok(())
         );
         for stale in [now - 601, now + SKEW_SECS + 1] {
             assert!(matches!(
-                policy.check(&claims(TcbStatus::UpToDate, Some(stale)), now, None),
+                policy.check(&claims(TcbStatus::UpToDate, Some(stale)), now, &[1; 64]),
                 Err(PolicyError::Stale { .. })
             ));
         }

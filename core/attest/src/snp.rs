@@ -17,8 +17,9 @@ use crate::{AttestError, Claims, Platform, TcbStatus};
 ///
 /// # Errors
 /// [`AttestError::Malformed`] for a report or VCEK that does not parse;
-/// [`AttestError::Rejected`] when the VCEK does not chain to a built-in ARK and ASK, or does not
-/// sign the report; [`AttestError::Debug`] for a guest whose policy allows debugging.
+/// [`AttestError::Rejected`] when the VCEK does not chain to a built-in ARK and ASK, does not
+/// sign the report, or the report comes from a VMPL other than 0; [`AttestError::Debug`] for a
+/// guest whose policy allows debugging.
 pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
     let malformed = |what, reason: String| AttestError::Malformed { what, reason };
     let rejected = |reason: String| AttestError::Rejected {
@@ -50,6 +51,14 @@ pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
         .map_err(|e| rejected(e.to_string()))?;
     if parsed.policy.debug_allowed() {
         return Err(AttestError::Debug(Platform::SevSnp));
+    }
+    // Only VMPL 0 is the measured guest itself; a report requested from a higher VMPL carries
+    // report data the measured code never vouched for.
+    if parsed.vmpl != 0 {
+        return Err(rejected(format!(
+            "the report was requested from VMPL {}, not 0",
+            parsed.vmpl
+        )));
     }
     Ok(Claims {
         platform: Platform::SevSnp,

@@ -1,19 +1,18 @@
 //! Pinning many separately sealed blobs with one: a sealed manifest of their versions.
 //!
 //! A store that seals many items one by one (the vote signer's validator records) rewrites only
-//! the items a commit changed, so an older copy of an unchanged-since item is indistinguishable
-//! from the current one by its counter alone. Each item is therefore sealed at the counter value
-//! of the commit that last changed it, and every commit also writes one manifest, sealed at that
-//! commit's counter value, holding a keyed set hash of `(name, counter)` over all items. The
-//! monotonic counter pins the manifest; the manifest pins every item: an item put back from an
-//! older commit, an item removed or an item added changes the set hash, and the restore is
-//! refused.
+//! the items a commit changed, so no counter value can say which version of an item is current.
+//! Instead every commit also writes one manifest, sealed at that commit's counter value, holding
+//! a keyed set hash over every item's name and sealed bytes. The monotonic counter pins the
+//! manifest; the manifest pins every item by content: an item put back from an older commit
+//! (even one made at the same counter value), an item removed or an item added changes the set
+//! hash, and the restore is refused.
 //!
 //! ```text
-//! tag(name, counter) = HMAC-SHA256(version key, var8(purpose) || var16(name) || u64(counter))
-//! version key        = HKDF-SHA256(salt = "", ikm = sealing key,
-//!                                  info = var16("keyward/v2/seal-version") || measurement)
-//! digest             = XOR of the tags of every item (all zeros for none)
+//! tag(name, blob) = HMAC-SHA256(version key, var8(purpose) || var16(name) || var32(sealed blob))
+//! version key     = HKDF-SHA256(salt = "", ikm = sealing key,
+//!                               info = var16("keyward/v2/seal-version") || measurement)
+//! digest          = XOR of the tags of every item (all zeros for none)
 //! manifest plaintext = "KWMF" || 0x01 || var8(purpose of the items) || u64(count) || digest(32)
 //! manifest           = sealed blob, purpose "manifest", counter = the commit's counter value
 //! ```
@@ -49,8 +48,8 @@ impl fmt::Debug for VersionTag {
 }
 
 /// The versions of a set of items sealed for one purpose: how many there are and the XOR of their
-/// [`VersionTag`]s. Two sets are equal only if they hold the same `(name, counter)` pairs (up to a
-/// 2^-256 chance, for anyone without the sealing key).
+/// [`VersionTag`]s. Two sets are equal only if they hold the same `(name, sealed blob)` pairs (up
+/// to a 2^-256 chance, for anyone without the sealing key).
 #[derive(Clone)]
 pub struct VersionSet {
     purpose: SealPurpose,
@@ -114,16 +113,16 @@ impl VersionSet {
 }
 
 impl Sealer {
-    /// The tag of item `name`, sealed for `purpose` at counter value `counter`.
-    pub fn version_tag(&self, purpose: SealPurpose, name: &[u8], counter: u64) -> VersionTag {
+    /// The tag of item `name` whose sealed blob (for `purpose`) is `blob`.
+    pub fn version_tag(&self, purpose: SealPurpose, name: &[u8], blob: &[u8]) -> VersionTag {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.version_key.as_ref())
             .expect("HMAC takes any key length");
         let mut input = Writer::new();
-        input
-            .var8(purpose.label().as_bytes())
-            .var16(name)
-            .u64(counter);
+        input.var8(purpose.label().as_bytes()).var16(name);
         mac.update(input.as_slice());
+        let len = u32::try_from(blob.len()).expect("a sealed blob is below 4 GiB");
+        mac.update(&len.to_be_bytes());
+        mac.update(blob);
         VersionTag(mac.finalize().into_bytes().into())
     }
 
@@ -185,10 +184,10 @@ mod tests {
         Sealer::new(&key, ChainId::new("test").unwrap(), [7; 32])
     }
 
-    fn set_of(sealer: &Sealer, items: &[(&[u8], u64)]) -> VersionSet {
+    fn set_of(sealer: &Sealer, items: &[(&[u8], &[u8])]) -> VersionSet {
         let mut set = VersionSet::new(SealPurpose::ValidatorRecord);
-        for (name, counter) in items {
-            set.insert(sealer.version_tag(SealPurpose::ValidatorRecord, name, *counter));
+        for (name, blob) in items {
+            set.insert(sealer.version_tag(SealPurpose::ValidatorRecord, name, blob));
         }
         set
     }
@@ -196,36 +195,42 @@ mod tests {
     #[test]
     fn a_set_matches_only_the_same_versions_in_any_order() {
         let s = sealer(1);
-        let current = set_of(&s, &[(b"a", 3), (b"b", 5), (b"c", 5)]);
-        assert!(current.matches(&set_of(&s, &[(b"c", 5), (b"a", 3), (b"b", 5)])));
+        let current = set_of(&s, &[(b"a", b"v3"), (b"b", b"v5"), (b"c", b"v5")]);
+        assert!(current.matches(&set_of(&s, &[(b"c", b"v5"), (b"a", b"v3"), (b"b", b"v5")])));
         // One item from an older commit, one missing, one added, names swapped.
         for other in [
-            set_of(&s, &[(b"a", 2), (b"b", 5), (b"c", 5)]),
-            set_of(&s, &[(b"a", 3), (b"b", 5)]),
-            set_of(&s, &[(b"a", 3), (b"b", 5), (b"c", 5), (b"d", 1)]),
-            set_of(&s, &[(b"a", 5), (b"b", 3), (b"c", 5)]),
+            set_of(&s, &[(b"a", b"v2"), (b"b", b"v5"), (b"c", b"v5")]),
+            set_of(&s, &[(b"a", b"v3"), (b"b", b"v5")]),
+            set_of(
+                &s,
+                &[(b"a", b"v3"), (b"b", b"v5"), (b"c", b"v5"), (b"d", b"v1")],
+            ),
+            set_of(&s, &[(b"a", b"v5"), (b"b", b"v3"), (b"c", b"v5")]),
         ] {
             assert!(!current.matches(&other));
         }
         // Another sealing key tags differently.
-        assert!(!current.matches(&set_of(&sealer(2), &[(b"a", 3), (b"b", 5), (b"c", 5)])));
+        assert!(!current.matches(&set_of(
+            &sealer(2),
+            &[(b"a", b"v3"), (b"b", b"v5"), (b"c", b"v5")]
+        )));
     }
 
     #[test]
     fn replace_is_the_same_as_building_the_new_set() {
         let s = sealer(1);
-        let mut set = set_of(&s, &[(b"a", 3), (b"b", 5)]);
+        let mut set = set_of(&s, &[(b"a", b"v3"), (b"b", b"v5")]);
         set.replace(
-            s.version_tag(SealPurpose::ValidatorRecord, b"a", 3),
-            s.version_tag(SealPurpose::ValidatorRecord, b"a", 6),
+            s.version_tag(SealPurpose::ValidatorRecord, b"a", b"v3"),
+            s.version_tag(SealPurpose::ValidatorRecord, b"a", b"v6"),
         );
-        assert!(set.matches(&set_of(&s, &[(b"a", 6), (b"b", 5)])));
+        assert!(set.matches(&set_of(&s, &[(b"a", b"v6"), (b"b", b"v5")])));
     }
 
     #[test]
     fn a_manifest_round_trips_and_is_pinned_by_the_counter() {
         let s = sealer(1);
-        let set = set_of(&s, &[(b"a", 3), (b"b", 9)]);
+        let set = set_of(&s, &[(b"a", b"v3"), (b"b", b"v9")]);
         let blob = s.seal_manifest(&set, 9);
         assert_eq!(blob.as_bytes(), s.seal_manifest(&set, 9).as_bytes());
         let (opened, counter) = s

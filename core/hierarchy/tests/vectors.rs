@@ -133,8 +133,12 @@ fn generate() -> Value {
         .unwrap();
     // A manifest pinning two items, sealed at counter 9.
     let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
-    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &[0xa1; 32], 8));
-    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &[0xa2; 32], 3));
+    pinned.insert(sealer.version_tag(
+        SealPurpose::ValidatorRecord,
+        &[0xa1; 32],
+        synthetic.as_bytes(),
+    ));
+    pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &[0xa2; 32], b"another blob"));
     let manifest = sealer.seal_manifest(&pinned, 9);
 
     // Dev evidence report data.
@@ -209,8 +213,8 @@ fn generate() -> Value {
             "counter": 9,
             "itemPurpose": SealPurpose::ValidatorRecord.label(),
             "items": [
-                { "name": to_0x(&[0xa1; 32]), "counter": 8 },
-                { "name": to_0x(&[0xa2; 32]), "counter": 3 },
+                { "name": to_0x(&[0xa1; 32]), "blob": "the sealedBlobSynthetic.blob above" },
+                { "name": to_0x(&[0xa2; 32]), "blob": to_0x(b"another blob") },
             ],
             "blob": to_0x(manifest.as_bytes()),
         },

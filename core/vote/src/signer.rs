@@ -11,13 +11,18 @@
 //! (group commit). A byte-identical retry of an answered request gets the stored answer, and so
 //! does a new request for the exact message last signed (Ed25519 is deterministic).
 //!
-//! **Rollback.** Each commit is one value of the host's monotonic counter. The records a commit
-//! changes are sealed at that value, and [`Signer::seal_commit`] seals the commit's manifest, a
-//! keyed set hash of every validator's `(identity, counter)` ([`keyward_enclave::versions`]),
-//! at the same value. The host stores the manifest in the same transaction as the records and
-//! then advances its counter. [`Signer::restore`] refuses a manifest below the counter and a set
-//! of records that is not the one the manifest pins, so neither an older record of one validator
-//! nor an older copy of the whole store brings back a tower the signer has moved past.
+//! **Rollback.** Each commit is one value of the host's monotonic counter: [`Signer::seal_commit`]
+//! seals the commit's manifest at that value, a keyed set hash of every validator's identity and
+//! current record bytes ([`keyward_enclave::versions`]). The host stores the manifest in the same
+//! transaction as the records and then advances its counter. [`Signer::restore`] refuses a
+//! manifest below the counter and a set of records that is not the one the manifest pins, so
+//! neither an older record of one validator (even one returned earlier in the same commit) nor
+//! an older copy of the whole store brings back a tower the signer has moved past.
+//!
+//! A restored signer's first commit is at the manifest's value plus 2 and changes no record,
+//! so its manifest is the same bytes whichever process makes it; the host makes it durable before
+//! taking requests. A process that fails a commit stops committing, so it used at most one value
+//! past the durable manifest (plus 1); no counter value is ever sealed with two contents.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -31,7 +36,7 @@ use keyward_crypto::{
     Writer,
 };
 use keyward_enclave::{
-    BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet,
+    BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet, VersionTag,
 };
 
 use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
@@ -273,8 +278,8 @@ struct Validator {
     last_signed: Option<LastSigned>,
     nonce: u64,
     recent: VecDeque<Recent>,
-    /// The counter value of the commit that last changed this record; `None` until the first.
-    sealed_at: Option<u64>,
+    /// The version tag of this validator's current record; `None` until it is first committed.
+    version: Option<VersionTag>,
 }
 
 /// The signer: every validator's state, the sealer and the platform key.
@@ -306,9 +311,9 @@ impl Signer {
     /// `manifest`, checked against the monotonic `counter`'s current value. A new store has
     /// neither records nor manifest, and its counter is at 0.
     ///
-    /// After a restore, [`Signer::pinned_at`] is the counter value of the manifest: the host
-    /// advances its counter to it (a crash may have come between storing a commit and advancing
-    /// the counter).
+    /// After a restore, the host makes the first [`Signer::seal_commit`] (which changes no
+    /// record) durable and advances its counter to it before taking requests (a crash may have
+    /// come between storing a commit and advancing the counter, and see the module docs).
     ///
     /// # Errors
     /// [`RestoreError::Record`] naming the first record that does not load (a record that holds
@@ -342,10 +347,9 @@ impl Signer {
             platform,
             validators: BTreeMap::new(),
             versions: VersionSet::new(SealPurpose::ValidatorRecord),
-            // Two past the manifest: a commit that failed before this restart may have left its
-            // blobs, sealed at the value after the manifest, on disk; that value is never reused
-            // for other contents.
             pinned: pinned_at,
+            // Two past the manifest: the process before this one may have sealed other contents
+            // at the value after it, in a commit that failed (module docs).
             commit: pinned_at + 2,
         };
         for (stored_as, bytes) in records {
@@ -363,12 +367,12 @@ impl Signer {
             if signer.validators.contains_key(&v.identity) {
                 return Err(in_record(RestoreError::Duplicate(v.identity)));
             }
-            let at = v.sealed_at.expect("a decoded record has its counter");
-            signer.versions.insert(signer.sealer.version_tag(
-                SealPurpose::ValidatorRecord,
-                &v.identity.0,
-                at,
-            ));
+            let mut v = v;
+            let tag = signer
+                .sealer
+                .version_tag(SealPurpose::ValidatorRecord, &v.identity.0, bytes);
+            v.version = Some(tag);
+            signer.versions.insert(tag);
             signer.validators.insert(v.identity, v);
         }
         match pinned {
@@ -406,24 +410,21 @@ impl Signer {
         }
     }
 
-    /// Puts `identity`'s record into the commit in progress and returns it.
+    /// Puts `identity`'s current record into the commit in progress and returns it.
     fn commit_record(&mut self, identity: &SolanaPubkey) -> Vec<u8> {
+        let record = self.record(identity).expect("the validator exists");
+        let new = self
+            .sealer
+            .version_tag(SealPurpose::ValidatorRecord, &identity.0, &record);
         let v = self
             .validators
             .get_mut(identity)
-            .expect("only an existing validator is committed");
-        let new = self
-            .sealer
-            .version_tag(SealPurpose::ValidatorRecord, &identity.0, self.commit);
-        match v.sealed_at.replace(self.commit) {
-            Some(old) => self.versions.replace(
-                self.sealer
-                    .version_tag(SealPurpose::ValidatorRecord, &identity.0, old),
-                new,
-            ),
+            .expect("the validator exists");
+        match v.version.replace(new) {
+            Some(old) => self.versions.replace(old, new),
             None => self.versions.insert(new),
         }
-        self.record(identity).expect("the validator exists")
+        record
     }
 
     /// The configuration.
@@ -701,14 +702,12 @@ impl Signer {
         ActiveKey { keypair, evidence }
     }
 
-    /// The durable record of `identity`: everything needed to restore it, sealed as one blob at
-    /// the counter value of the commit that last changed it, so the host can neither read the
-    /// vote key nor alter the tower, nonce or answers undetected, and the manifest pins which
-    /// version is current. The same state always gives the same bytes. `None` for an unknown
-    /// validator.
+    /// The durable record of `identity`: everything needed to restore it, sealed as one blob, so
+    /// the host can neither read the vote key nor alter the tower, nonce or answers undetected;
+    /// the manifest pins which record is current. The same state always gives the same bytes.
+    /// `None` for an unknown validator.
     pub fn record(&self, identity: &SolanaPubkey) -> Option<Vec<u8>> {
         let v = self.validators.get(identity)?;
-        let sealed_at = v.sealed_at?;
         let mut w = Writer::with_header(RECORD_MAGIC, RECORD_VERSION);
         w.raw(&v.identity.0).raw(&v.vote_account.0);
         match &v.key {
@@ -747,20 +746,23 @@ impl Signer {
         let plain = Zeroizing::new(w.finish());
         let sealed = self
             .sealer
-            .seal_synthetic(SealPurpose::ValidatorRecord, sealed_at, &plain)
+            // Counter 0: the manifest, sealed at the commit's counter value, pins records by
+            // their bytes.
+            .seal_synthetic(SealPurpose::ValidatorRecord, 0, &plain)
             .expect("a record is far below the sealing limit");
         Some(sealed.into_bytes())
     }
 
     fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
         let policy = &self.config.lockout;
-        // Any counter value: the manifest, not the counter, says which version is current.
-        let opened = self.sealer.open(
-            SealPurpose::ValidatorRecord,
-            &SealedBlob::from_bytes(sealed.to_vec()),
-            0,
-        )?;
-        let plain = opened.plaintext;
+        let plain = self
+            .sealer
+            .open(
+                SealPurpose::ValidatorRecord,
+                &SealedBlob::from_bytes(sealed.to_vec()),
+                0,
+            )?
+            .plaintext;
         let mut r = Reader::new(&plain);
         r.header(RECORD_FORMAT, RECORD_MAGIC, RECORD_VERSION)?;
         let identity = SolanaPubkey(r.array("identity")?);
@@ -838,7 +840,7 @@ impl Signer {
             last_signed,
             nonce,
             recent,
-            sealed_at: Some(opened.counter),
+            version: None,
         })
     }
 }
@@ -876,7 +878,7 @@ impl Validator {
             last_signed: None,
             nonce: 0,
             recent: VecDeque::new(),
-            sealed_at: None,
+            version: None,
         }
     }
 

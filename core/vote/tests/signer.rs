@@ -1186,6 +1186,111 @@ fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked(
 }
 
 #[test]
+fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
+    let mut rng = StdRng::seed_from_u64(32);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let mut disk = Disk {
+        records: BTreeMap::new(),
+        manifest: None,
+        counter: 0,
+    };
+    let key = vote_key_info(
+        &disk
+            .send(&mut signer, &v, 1, register(&v.vote_account), &mut rng)
+            .unwrap(),
+    )
+    .vote_pubkey;
+    // Two votes in one batch: both records are returned before the one commit.
+    let first = send(
+        &mut signer,
+        &v.identity,
+        2,
+        sign_vote(&v.vote(&key, &[1], 1)),
+        &mut rng,
+    )
+    .unwrap();
+    keep(&mut disk.records, &first);
+    let earlier = disk.records[&v.id()].clone();
+    let second = send(
+        &mut signer,
+        &v.identity,
+        3,
+        sign_vote(&v.vote(&key, &[1, 2], 2)),
+        &mut rng,
+    )
+    .unwrap();
+    keep(&mut disk.records, &second);
+    let manifest = signer.seal_commit();
+    disk.counter = manifest.counter;
+    disk.manifest = Some(manifest);
+    assert!(disk.load(&sealing_key, disk.counter).is_ok());
+    // The host keeps the first record of the batch instead of the second.
+    let mut swapped = disk.clone();
+    swapped.records.insert(v.id(), earlier);
+    assert!(matches!(
+        swapped.load(&sealing_key, disk.counter),
+        Err(RestoreError::RolledBack { .. })
+    ));
+}
+
+#[test]
+fn a_failed_commit_s_counter_value_is_never_sealed_again_with_other_contents() {
+    let mut rng = StdRng::seed_from_u64(33);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let mut disk = Disk {
+        records: BTreeMap::new(),
+        manifest: None,
+        counter: 0,
+    };
+    let key = vote_key_info(
+        &disk
+            .send(&mut signer, &v, 1, register(&v.vote_account), &mut rng)
+            .unwrap(),
+    )
+    .vote_pubkey;
+    // A process restores, makes its startup commit, and its first real commit (a vote on 2)
+    // fails to become durable; the host keeps what it wrote.
+    let restore_and_start = |disk: &mut Disk, rng: &mut StdRng| {
+        let mut signer = disk.load(&sealing_key, disk.counter).unwrap();
+        let startup = signer.seal_commit();
+        assert_eq!(startup.counter, disk.counter + 2);
+        disk.counter = startup.counter;
+        disk.manifest = Some(startup);
+        let _ = rng;
+        signer
+    };
+    let mut first = restore_and_start(&mut disk, &mut rng);
+    let mut failed = disk.clone();
+    failed
+        .send(
+            &mut first,
+            &v,
+            2,
+            sign_vote(&v.vote(&key, &[2], 2)),
+            &mut rng,
+        )
+        .unwrap();
+    // The next process restores the durable state and signs a conflicting vote on 3.
+    let mut second = restore_and_start(&mut disk, &mut rng);
+    disk.send(
+        &mut second,
+        &v,
+        2,
+        sign_vote(&v.vote(&key, &[3], 3)),
+        &mut rng,
+    )
+    .unwrap();
+    assert!(disk.counter > failed.counter, "no value is used twice");
+    // The failed commit's store, put back, is below the counter: the vote on 2 stays unsignable.
+    assert!(matches!(
+        failed.load(&sealing_key, disk.counter),
+        Err(RestoreError::Manifest(SealError::RolledBack { .. }))
+    ));
+}
+
+#[test]
 fn the_same_state_gives_the_same_record_bytes() {
     let mut rng = StdRng::seed_from_u64(21);
     let (mut signer, sealing_key) = new_signer(&mut rng, None);

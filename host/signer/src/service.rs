@@ -47,7 +47,7 @@ pub struct Service {
     writer: std::thread::JoinHandle<()>,
 }
 
-/// Opens the store in `config.data_dir` and loads the core over it.
+/// Opens the store in `config.data_dir`, loads the core over it, and makes the startup commit.
 ///
 /// # Errors
 /// [`StartError`].
@@ -61,7 +61,7 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
         measurement: DEV_MEASUREMENT,
         identity_keys: Default::default(),
     };
-    let signer = Signer::restore(
+    let mut signer = Signer::restore(
         signer_config,
         loaded.sealer,
         loaded.platform,
@@ -69,7 +69,10 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
         loaded.manifest.as_deref(),
         loaded.counter,
     )?;
-    store.pin(signer.pinned_at())?;
+    // The startup commit (no record, the same bytes whichever process makes it; keyward_vote's
+    // signer docs): after it, no commit this process makes can reuse a counter value.
+    let startup = signer.seal_commit();
+    store.commit(std::iter::empty(), &startup)?;
     Ok((signer, store))
 }
 

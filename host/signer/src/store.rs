@@ -145,16 +145,6 @@ impl Store {
         Ok(manifest.map(|g| g.value().to_vec()))
     }
 
-    /// Advances the monotonic counter to `at`, the counter value of the manifest the core was
-    /// restored from ([`keyward_vote::Signer::pinned_at`]): a crash may have come between a
-    /// commit and its counter advance.
-    ///
-    /// # Errors
-    /// [`StoreError::Counter`].
-    pub fn pin(&mut self, at: u64) -> Result<(), StoreError> {
-        Ok(self.counter.advance(at)?)
-    }
-
     fn meta(&self, sealer: &Sealer) -> Result<(ServiceId, DevPlatformKey), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let found = {

@@ -232,23 +232,20 @@ pub fn restore<'a>(
 ) -> Result<Signer, RestoreError> {
     let sealer = sealer(sealing_key);
     let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
-    let mut last = 0;
     let keyed: Vec<(SolanaPubkey, &[u8])> = records
         .into_iter()
         .map(|record| {
             let blob = SealedBlob::from_bytes(record.to_vec());
-            let counter = blob.counter().unwrap_or(0);
             let named = sealer
                 .open(SealPurpose::ValidatorRecord, &blob, 0)
                 .ok()
                 .and_then(|o| o.plaintext.get(5..37).map(|b| b.try_into().unwrap()))
                 .unwrap_or([0; 32]);
-            pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &named, counter));
-            last = last.max(counter);
+            pinned.insert(sealer.version_tag(SealPurpose::ValidatorRecord, &named, record));
             (SolanaPubkey(named), record)
         })
         .collect();
-    let manifest = sealer.seal_manifest(&pinned, last);
+    let manifest = sealer.seal_manifest(&pinned, 1);
     Signer::restore(
         config(ancestry),
         sealer,
