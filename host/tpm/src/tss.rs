@@ -1,0 +1,331 @@
+//! The TPM through tpm2-tss (tss-esapi): built with the `tpm` feature.
+
+use std::str::FromStr;
+
+use tss_esapi::attributes::{NvIndexAttributesBuilder, ObjectAttributesBuilder};
+use tss_esapi::constants::SessionType;
+use tss_esapi::constants::nv_index_type::NvIndexType;
+use tss_esapi::handles::{KeyHandle, NvIndexHandle, NvIndexTpmHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
+use tss_esapi::interface_types::session_handles::PolicySession;
+use tss_esapi::structures::{
+    Digest, KeyedHashScheme, NvPublicBuilder, PcrSelectionList, PcrSelectionListBuilder, PcrSlot,
+    Private, Public, PublicBuilder, PublicKeyedHashParameters, RsaExponent, SensitiveData,
+    SymmetricDefinition, SymmetricDefinitionObject,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::{Context, utils};
+use zeroize::Zeroizing;
+
+use keyward_crypto::{DecodeError, SecretBytes};
+
+use crate::{TpmError, TpmSealedKey};
+
+fn command(command: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+    move |e| TpmError::Command {
+        command,
+        reason: e.to_string(),
+    }
+}
+
+fn unseal(e: tss_esapi::Error) -> TpmError {
+    TpmError::Unseal(e.to_string())
+}
+
+/// A connection to a TPM.
+pub struct Tpm {
+    ctx: Context,
+}
+
+impl std::fmt::Debug for Tpm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tpm(..)")
+    }
+}
+
+impl Tpm {
+    /// Connects through the TCTI `tcti` (tpm2-tss syntax, for example
+    /// `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`).
+    ///
+    /// # Errors
+    /// [`TpmError::Connect`].
+    pub fn connect(tcti: &str) -> Result<Self, TpmError> {
+        let connect = |reason: String| TpmError::Connect {
+            tcti: tcti.to_owned(),
+            reason,
+        };
+        let conf = TctiNameConf::from_str(tcti).map_err(|e| connect(e.to_string()))?;
+        let ctx = Context::new(conf).map_err(|e| connect(e.to_string()))?;
+        Ok(Self { ctx })
+    }
+
+    /// Seals the 32-byte sealing key `key` under a policy on the current values of `pcrs`
+    /// (SHA-256 bank), below the owner hierarchy's storage root key.
+    ///
+    /// # Errors
+    /// [`TpmError::NoSuchPcr`] or [`TpmError::Command`].
+    pub fn seal_key(
+        &mut self,
+        key: &SecretBytes<32>,
+        pcrs: &[u8],
+    ) -> Result<TpmSealedKey, TpmError> {
+        let selection = selection(pcrs)?;
+        let policy = self.pcr_policy(SessionType::Trial, &selection)?;
+        let digest = self
+            .ctx
+            .policy_get_digest(policy)
+            .map_err(command("PolicyGetDigest"))?;
+        self.flush(session_object(policy))?;
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_no_da(true)
+            .with_admin_with_policy(true)
+            .with_user_with_auth(false)
+            .build()
+            .map_err(command("object attributes"))?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::KeyedHash)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_auth_policy(digest)
+            .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+            .with_keyed_hash_unique_identifier(Default::default())
+            .build()
+            .map_err(command("sealed object template"))?;
+        let sensitive =
+            SensitiveData::try_from(key.expose().to_vec()).map_err(command("sensitive data"))?;
+        let srk = self.storage_root_key()?;
+        let created = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create(srk, public, None, Some(sensitive), None, None)
+            })
+            .map_err(command("Create"));
+        self.flush(srk.into())?;
+        let created = created?;
+        Ok(TpmSealedKey {
+            pcrs: pcrs.to_vec(),
+            public: created
+                .out_public
+                .marshall()
+                .map_err(command("marshal public"))?,
+            private: created.out_private.value().to_vec(),
+        })
+    }
+
+    /// Has the TPM unseal `sealed`, which it does only if the PCRs hold the values they held at
+    /// sealing and `sealed` was made by this TPM.
+    ///
+    /// # Errors
+    /// [`TpmError::Unseal`] when the TPM refuses; [`TpmError::Command`] for the steps before.
+    pub fn unseal_key(&mut self, sealed: &TpmSealedKey) -> Result<SecretBytes<32>, TpmError> {
+        let selection = selection(&sealed.pcrs)?;
+        let public = Public::unmarshall(&sealed.public).map_err(unseal)?;
+        let private = Private::try_from(sealed.private.clone()).map_err(unseal)?;
+        let srk = self.storage_root_key()?;
+        let loaded = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| ctx.load(srk, private, public))
+            .map_err(unseal);
+        self.flush(srk.into())?;
+        let object = loaded?;
+        let policy = self.pcr_policy(SessionType::Policy, &selection);
+        let unsealed = policy.and_then(|policy| {
+            let result = self
+                .ctx
+                .execute_with_session(Some(policy.into()), |ctx| ctx.unseal(object.into()))
+                .map_err(unseal);
+            self.flush(session_object(policy))?;
+            result
+        });
+        self.flush(object.into())?;
+        let data = Zeroizing::new(unsealed?.value().to_vec());
+        SecretBytes::<32>::from_slice(&data).ok_or(TpmError::Malformed(DecodeError::Invalid {
+            field: "sealed key",
+            reason: "not 32 bytes",
+        }))
+    }
+
+    /// The NV counter at `index` (owner range `0x0100_0000`–`0x01FF_FFFF`), defined and
+    /// initialized if the TPM has none there yet.
+    ///
+    /// # Errors
+    /// [`TpmError::NvIndex`] for an index outside the range or one that is not a counter;
+    /// [`TpmError::Command`].
+    pub fn counter(&mut self, index: u32) -> Result<NvCounter, TpmError> {
+        let tpm_index = NvIndexTpmHandle::new(index).map_err(|_| TpmError::NvIndex {
+            index,
+            reason: "not an NV index",
+        })?;
+        let handle = match self.ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_index)) {
+            Ok(object) => {
+                let handle = NvIndexHandle::from(object);
+                let (public, _) = self
+                    .ctx
+                    .execute_without_session(|ctx| ctx.nv_read_public(handle))
+                    .map_err(command("NV_ReadPublic"))?;
+                if public.attributes().index_type().ok() != Some(NvIndexType::Counter) {
+                    return Err(TpmError::NvIndex {
+                        index,
+                        reason: "it holds something other than a counter",
+                    });
+                }
+                handle
+            }
+            Err(_) => {
+                let attributes = NvIndexAttributesBuilder::new()
+                    .with_owner_write(true)
+                    .with_owner_read(true)
+                    .with_nv_index_type(NvIndexType::Counter)
+                    .build()
+                    .map_err(command("NV attributes"))?;
+                let public = NvPublicBuilder::new()
+                    .with_nv_index(tpm_index)
+                    .with_index_name_algorithm(HashingAlgorithm::Sha256)
+                    .with_index_attributes(attributes)
+                    .with_data_area_size(8)
+                    .build()
+                    .map_err(command("NV public"))?;
+                let handle = self
+                    .ctx
+                    .execute_with_nullauth_session(|ctx| {
+                        ctx.nv_define_space(Provision::Owner, None, public)
+                    })
+                    .map_err(command("NV_DefineSpace"))?;
+                // A counter reads only once incremented; its first value is at least the
+                // highest any counter on this TPM has had.
+                self.ctx
+                    .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
+                    .map_err(command("NV_Increment"))?;
+                handle
+            }
+        };
+        Ok(NvCounter { index, handle })
+    }
+
+    /// A policy session (or trial session) with PolicyPCR over `selection`'s current values.
+    fn pcr_policy(
+        &mut self,
+        kind: SessionType,
+        selection: &PcrSelectionList,
+    ) -> Result<PolicySession, TpmError> {
+        let session = self
+            .ctx
+            .start_auth_session(
+                None,
+                None,
+                None,
+                kind,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(command("StartAuthSession"))?
+            .ok_or(TpmError::NoSession)?;
+        let policy = PolicySession::try_from(session).map_err(command("policy session"))?;
+        // An empty digest: the TPM uses the PCRs' current values.
+        let result = self
+            .ctx
+            .policy_pcr(policy, Digest::default(), selection.clone())
+            .map_err(command("PolicyPCR"));
+        if let Err(e) = result {
+            self.flush(session_object(policy))?;
+            return Err(e);
+        }
+        Ok(policy)
+    }
+
+    /// The owner hierarchy's storage root key: the same key every time for the same TPM.
+    fn storage_root_key(&mut self) -> Result<KeyHandle, TpmError> {
+        let template = utils::create_restricted_decryption_rsa_public(
+            SymmetricDefinitionObject::AES_128_CFB,
+            RsaKeyBits::Rsa2048,
+            RsaExponent::default(),
+        )
+        .map_err(command("storage root key template"))?;
+        self.ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+            })
+            .map(|created| created.key_handle)
+            .map_err(command("CreatePrimary"))
+    }
+
+    fn flush(&mut self, handle: tss_esapi::handles::ObjectHandle) -> Result<(), TpmError> {
+        self.ctx
+            .flush_context(handle)
+            .map_err(command("FlushContext"))
+    }
+}
+
+/// A TPM NV counter: it only goes up, by one per increment, and lives in the TPM.
+#[derive(Debug)]
+pub struct NvCounter {
+    index: u32,
+    handle: NvIndexHandle,
+}
+
+impl NvCounter {
+    /// The NV index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The counter's value.
+    ///
+    /// # Errors
+    /// [`TpmError::Command`].
+    pub fn value(&self, tpm: &mut Tpm) -> Result<u64, TpmError> {
+        let handle = self.handle;
+        let bytes = tpm
+            .ctx
+            .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::Owner, handle, 8, 0))
+            .map_err(command("NV_Read"))?;
+        let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| TpmError::NvIndex {
+            index: self.index,
+            reason: "it did not read as 8 bytes",
+        })?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// Raises the counter to at least `to`, one increment at a time; nothing to do if it is
+    /// there already. Returns the new value.
+    ///
+    /// # Errors
+    /// [`TpmError::Command`].
+    pub fn advance(&self, tpm: &mut Tpm, to: u64) -> Result<u64, TpmError> {
+        let handle = self.handle;
+        loop {
+            let value = self.value(tpm)?;
+            if value >= to {
+                return Ok(value);
+            }
+            tpm.ctx
+                .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
+                .map_err(command("NV_Increment"))?;
+        }
+    }
+}
+
+fn session_object(policy: PolicySession) -> tss_esapi::handles::ObjectHandle {
+    tss_esapi::handles::SessionHandle::from(policy).into()
+}
+
+fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, TpmError> {
+    let slots = pcrs
+        .iter()
+        .map(|&i| {
+            if i > 23 {
+                return Err(TpmError::NoSuchPcr(i));
+            }
+            PcrSlot::try_from(1u32 << i).map_err(|_| TpmError::NoSuchPcr(i))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(command("PCR selection"))
+}
