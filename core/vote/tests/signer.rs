@@ -1089,20 +1089,9 @@ impl Disk {
 
 #[test]
 fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked() {
+    let (mut signer, sealing_key, v, key, mut disk) = registered_on_disk(31);
     let mut rng = StdRng::seed_from_u64(31);
-    let (mut signer, sealing_key) = new_signer(&mut rng, None);
-    let (v, w) = (Validator::new(&mut rng), Validator::new(&mut rng));
-    let mut disk = Disk {
-        records: BTreeMap::new(),
-        manifest: None,
-        counter: 0,
-    };
-    let key = vote_key_info(
-        &disk
-            .send(&mut signer, &v, 1, register(&v.vote_account), &mut rng)
-            .unwrap(),
-    )
-    .vote_pubkey;
+    let w = Validator::new(&mut rng);
     disk.send(&mut signer, &w, 1, register(&w.vote_account), &mut rng)
         .unwrap();
     disk.send(
@@ -1177,17 +1166,19 @@ fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked(
     ));
 
     // A crash between storing a commit and advancing the counter: the store is one ahead, and
-    // restores; the host catches the counter up to `pinned_at`.
+    // restores, and its startup commit moves the counter past both.
     let restored = disk.load(&sealing_key, old.counter).unwrap();
     assert_eq!(restored.pinned_at(), disk.counter);
-    // The next commit skips a value, which a commit that failed before the restart may have used.
+    // The startup commit skips a value, which a commit that failed before the restart may have
+    // used.
     let mut restored = restored;
     assert_eq!(restored.seal_commit().counter, disk.counter + 2);
 }
 
-#[test]
-fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
-    let mut rng = StdRng::seed_from_u64(32);
+/// A new signer with one registered validator, its record committed to a [`Disk`]; returns the
+/// signer, its sealing key, the validator, its vote key and the disk.
+fn registered_on_disk(seed: u64) -> (Signer, [u8; 32], Validator, SolanaPubkey, Disk) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let (mut signer, sealing_key) = new_signer(&mut rng, None);
     let v = Validator::new(&mut rng);
     let mut disk = Disk {
@@ -1201,6 +1192,13 @@ fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
             .unwrap(),
     )
     .vote_pubkey;
+    (signer, sealing_key, v, key, disk)
+}
+
+#[test]
+fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
+    let (mut signer, sealing_key, v, key, mut disk) = registered_on_disk(32);
+    let mut rng = StdRng::seed_from_u64(32);
     // Two votes in one batch: both records are returned before the one commit.
     let first = send(
         &mut signer,
@@ -1236,32 +1234,19 @@ fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
 
 #[test]
 fn a_failed_commit_s_counter_value_is_never_sealed_again_with_other_contents() {
+    let (_, sealing_key, v, key, mut disk) = registered_on_disk(33);
     let mut rng = StdRng::seed_from_u64(33);
-    let (mut signer, sealing_key) = new_signer(&mut rng, None);
-    let v = Validator::new(&mut rng);
-    let mut disk = Disk {
-        records: BTreeMap::new(),
-        manifest: None,
-        counter: 0,
-    };
-    let key = vote_key_info(
-        &disk
-            .send(&mut signer, &v, 1, register(&v.vote_account), &mut rng)
-            .unwrap(),
-    )
-    .vote_pubkey;
     // A process restores, makes its startup commit, and its first real commit (a vote on 2)
     // fails to become durable; the host keeps what it wrote.
-    let restore_and_start = |disk: &mut Disk, rng: &mut StdRng| {
+    let restore_and_start = |disk: &mut Disk| {
         let mut signer = disk.load(&sealing_key, disk.counter).unwrap();
         let startup = signer.seal_commit();
         assert_eq!(startup.counter, disk.counter + 2);
         disk.counter = startup.counter;
         disk.manifest = Some(startup);
-        let _ = rng;
         signer
     };
-    let mut first = restore_and_start(&mut disk, &mut rng);
+    let mut first = restore_and_start(&mut disk);
     let mut failed = disk.clone();
     failed
         .send(
@@ -1273,7 +1258,7 @@ fn a_failed_commit_s_counter_value_is_never_sealed_again_with_other_contents() {
         )
         .unwrap();
     // The next process restores the durable state and signs a conflicting vote on 3.
-    let mut second = restore_and_start(&mut disk, &mut rng);
+    let mut second = restore_and_start(&mut disk);
     disk.send(
         &mut second,
         &v,
