@@ -142,7 +142,7 @@ impl Sealer {
     /// (the monotonic counter's), and returns the set it pins and the counter it was sealed at.
     ///
     /// # Errors
-    /// Those of [`Sealer::open`]; [`SealError::Malformed`] for a manifest of other items.
+    /// Those of [`Sealer::open`]; [`SealError::WrongPurpose`] for a manifest of other items.
     pub fn open_manifest(
         &self,
         purpose: SealPurpose,

@@ -4,7 +4,7 @@
 
 mod support;
 
-use keyward_hierarchy::{ClusterId, ClusterKeyRequest, Epoch, Generation, MasterKey, verify_chain};
+use keyward_hierarchy::{ClusterId, ClusterKeyRequest, Epoch, Generation, MasterKey};
 use keyward_ledger::*;
 use support::*;
 
@@ -359,15 +359,7 @@ fn a_rotation_replaces_the_master_key_and_the_gatekeeper_set() {
         let holders = s.net.registry.epoch(Epoch(e)).unwrap().holders().clone();
         assert_eq!(holders, committee.iter().copied().collect());
     }
-    let records: Vec<_> = s
-        .net
-        .registry
-        .epochs()
-        .iter()
-        .map(|e| e.record().clone())
-        .collect();
-    let chain = s.net.registry.genesis().config().chain.clone();
-    verify_chain(&chain, &records, &s.net.registry.checksum()).unwrap();
+    chain_verifies(&s.net);
     // Clusters move to the new epoch's keys; old data stays readable through epoch 0.
     let c1 = ClusterId::new("c1").unwrap();
     let context = s.net.registry.key_context(&c1).unwrap();

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use keyward_crypto::{Envelope, SecretBytes};
-use keyward_hierarchy::{Epoch, MasterKey, verify_chain};
+use keyward_hierarchy::{Epoch, MasterKey};
 use keyward_ledger::dkg::{Member as Recipient, open_part, seal_part};
 use keyward_ledger::*;
 use keyward_threshold::{Dealer, KeyShare, ShareIndex, SharePart, sign};
@@ -119,18 +119,6 @@ fn finish(net: &Net, gk: &Member, dealer: &Dealer) -> Result<KeyShare, (ShareInd
         registry.epoch(run.id().epoch).unwrap().record().committee()
     );
     Ok(share)
-}
-
-/// The epoch checksum chain verifies over every epoch's founding record.
-fn chain_verifies(net: &Net) {
-    let records: Vec<_> = net
-        .registry
-        .epochs()
-        .iter()
-        .map(|s| s.record().clone())
-        .collect();
-    let chain = net.registry.genesis().config().chain.clone();
-    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
 }
 
 fn commit_all(net: &mut Net, gks: &[Member]) -> Vec<Dealer> {

@@ -357,13 +357,20 @@ impl Gatekeeper {
     /// again, so that a stolen copy of it holds nothing the ledger uses.
     fn drop_dead_shares(&mut self, registry: &Registry) -> bool {
         let before = self.held();
-        let live: Vec<&Committee> = registry
+        // Live committees by master public key, as the shares are kept.
+        let mut live: BTreeMap<[u8; 32], Vec<&Committee>> = BTreeMap::new();
+        for committee in registry
             .epochs()
             .iter()
             .map(|s| s.current().committee())
             .chain(registry.reshares().values().filter_map(|r| r.committee()))
-            .collect();
-        for shares in self.shares.values_mut() {
+        {
+            live.entry(committee.public_key().to_bytes())
+                .or_default()
+                .push(committee);
+        }
+        for (key, shares) in &mut self.shares {
+            let live = live.get(key).map_or(&[][..], Vec::as_slice);
             shares.retain(|h| live.iter().any(|c| h.in_committee(c)));
         }
         self.shares.retain(|_, shares| !shares.is_empty());

@@ -7,7 +7,7 @@ mod support;
 
 use keyward_contracts::kv;
 use keyward_hierarchy::{ClusterId, ClusterKeyRequest, Epoch, Generation};
-use keyward_ledger::{Certified, EpochStatus, KeyContext, Statement};
+use keyward_ledger::{Certified, EpochStatus, KeyContext, Params, Statement};
 use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionError};
 use support::Sim;
 
@@ -22,7 +22,15 @@ fn id(name: &str) -> ClusterId {
 
 /// Three gatekeepers with a 2-of-3 MasterKey, three workers in cluster `c1`, settled.
 fn network(seed: u64) -> Sim {
-    let mut sim = Sim::with_params(seed, |p| p.key_threshold = 2);
+    network_with(seed, |_| {})
+}
+
+/// As [`network`], with `edit` applied to the genesis parameters after the 2-of-3 threshold.
+fn network_with(seed: u64, edit: impl FnOnce(&mut Params)) -> Sim {
+    let mut sim = Sim::with_params(seed, |p| {
+        p.key_threshold = 2;
+        edit(p);
+    });
     for _ in 0..3 {
         sim.add_gatekeeper();
     }
@@ -563,18 +571,9 @@ fn a_threshold_rotation_moves_old_epochs_to_the_new_gatekeepers_and_old_shares_d
 
 #[test]
 fn the_gatekeepers_refresh_their_shares_on_the_genesis_schedule() {
-    let mut sim = Sim::with_params(8, |p| {
-        p.key_threshold = 2;
-        p.refresh_interval = keyward_ledger::MIN_REFRESH_INTERVAL;
+    let mut sim = network_with(8, |p| {
+        p.refresh_interval = keyward_ledger::MIN_REFRESH_INTERVAL
     });
-    for _ in 0..3 {
-        sim.add_gatekeeper();
-    }
-    for _ in 0..3 {
-        sim.add_worker();
-    }
-    sim.cluster("c1", &[0, 1, 2]);
-    sim.settle();
     let before = sim.registry.epoch(Epoch(0)).unwrap().current().clone();
     let key = *sim.registry.cluster(&id("c1")).unwrap().key(CTX0).unwrap();
     // Registrations fill the ledger until the refresh is due; the gatekeepers then run it on

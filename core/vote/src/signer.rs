@@ -357,7 +357,7 @@ impl Signer {
                 identity: stored_as,
                 error: Box::new(error),
             };
-            let v = signer.decode_record(bytes).map_err(in_record)?;
+            let mut v = signer.decode_record(bytes).map_err(in_record)?;
             if v.identity != stored_as {
                 return Err(in_record(RestoreError::Misplaced {
                     stored_as,
@@ -367,7 +367,6 @@ impl Signer {
             if signer.validators.contains_key(&v.identity) {
                 return Err(in_record(RestoreError::Duplicate(v.identity)));
             }
-            let mut v = v;
             let tag = signer
                 .sealer
                 .version_tag(SealPurpose::ValidatorRecord, &v.identity.0, bytes);

@@ -661,7 +661,9 @@ impl Runner {
                     epoch = request.epoch.0, cluster = %request.cluster,
                     generation = request.generation.0, "ClusterKey provisioned and verified"
                 );
-                self.save_state()
+                // Retried on the next step if it fails: the core will not provision this key
+                // again, so only `unsaved` gets it to disk.
+                self.save_unsaved()
             }
             Err(e @ keyward_node::ProvisionError::PublishedKeyMismatch) => {
                 tracing::error!(error = %e, "ALARM: ClusterKey refused");

@@ -8,7 +8,7 @@
 //!   core; the store never holds a plaintext key. (A TPM-backed key replaces this file with the
 //!   attestation work.)
 //! - `sealing.counter`: the soft monotonic counter ([`keyward_host::counter`]). Each commit is
-//!   one value: its records and manifest are sealed at it, and the counter advances to it once
+//!   one value: its manifest is sealed at it (records at counter 0, pinned by the manifest), and the counter advances to it once
 //!   the commit is durable, so the core refuses the store if it is later put back from an older
 //!   copy without the counter.
 //!

@@ -114,14 +114,13 @@ impl Registry {
         self.genesis.config().params.key_threshold
     }
 
-    /// Refuses `kind`'s entries unless the ledger is in threshold mode.
-    pub(super) fn check_threshold_mode(&self) -> Result<(), Rejected> {
+    /// Refuses an entry unless the ledger is in threshold mode; `needs` says why the entry
+    /// cannot exist in classic mode.
+    pub(super) fn check_threshold_mode(&self, needs: &'static str) -> Result<(), Rejected> {
         if self.key_threshold() >= 2 {
             Ok(())
         } else {
-            Err(Rejected::WrongKeyMode {
-                needs: "classic mode creates epochs with epoch_create and epoch_handoff",
-            })
+            Err(Rejected::WrongKeyMode { needs })
         }
     }
 
@@ -142,7 +141,9 @@ impl Registry {
         author: &IdentityPublicKey,
         run: RunId,
     ) -> Result<(&DkgRun, ShareIndex), Rejected> {
-        self.check_threshold_mode()?;
+        self.check_threshold_mode(
+            "classic mode creates epochs with epoch_create and epoch_handoff",
+        )?;
         let current = self
             .dkg
             .as_ref()

@@ -15,12 +15,8 @@ impl Registry {
         report: &PartialReport,
     ) -> Result<Effect, Rejected> {
         let bad = |reason| Err(Rejected::BadPartialReport(reason));
-        if self.key_threshold() == 1 {
-            // A classic-mode partial is the whole evaluation: revealing it reveals the key.
-            return Err(Rejected::WrongKeyMode {
-                needs: "classic mode never reveals a partial evaluation",
-            });
-        }
+        // A classic-mode partial is the whole evaluation: revealing it reveals the key.
+        self.check_threshold_mode("classic mode never reveals a partial evaluation")?;
         if !self
             .nodes
             .get(&author)

@@ -214,7 +214,9 @@ impl Registry {
 
     /// The run `id` names (threshold mode).
     fn reshare_run(&self, id: RunId) -> Result<&ReshareRun, Rejected> {
-        self.check_threshold_mode()?;
+        self.check_threshold_mode(
+            "classic mode hands epochs over with epoch_handoff, not resharing",
+        )?;
         self.reshares
             .get(&id.epoch)
             .filter(|r| r.id == id)

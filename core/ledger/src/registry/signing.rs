@@ -148,11 +148,7 @@ impl Registry {
         statement: &Statement,
         attempt: u16,
     ) -> Result<(&SigningRun, ShareIndex), Rejected> {
-        if self.key_threshold() == 1 {
-            return Err(Rejected::WrongKeyMode {
-                needs: "committee signatures are made in threshold mode",
-            });
-        }
+        self.check_threshold_mode("committee signatures are made in threshold mode")?;
         let run = self
             .signing
             .get(statement)

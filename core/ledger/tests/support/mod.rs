@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use keyward_crypto::{ChainId, ChannelKeypair, ChannelPublicKey, IdentityKeypair};
 use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy};
-use keyward_hierarchy::{Epoch, MasterKey};
+use keyward_hierarchy::{Epoch, MasterKey, verify_chain};
 use keyward_ledger::*;
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -296,4 +296,16 @@ pub fn accept(epochs: &[u64]) -> Body {
     Body::EpochAccept(EpochAccept {
         epochs: epochs.iter().map(|&e| Epoch(e)).collect(),
     })
+}
+
+/// The epoch checksum chain verifies over every epoch's founding record.
+pub fn chain_verifies(net: &Net) {
+    let records: Vec<_> = net
+        .registry
+        .epochs()
+        .iter()
+        .map(|s| s.record().clone())
+        .collect();
+    let chain = net.registry.genesis().config().chain.clone();
+    verify_chain(&chain, &records, &net.registry.checksum()).unwrap();
 }
