@@ -5,9 +5,9 @@
 //!
 //! - [`seal`]: sealed blobs: XChaCha20-Poly1305 under a sealing key, bound to a purpose, the chain
 //!   id and the core's measurement, tamper-evident, and refused when older than the host's
-//!   monotonic counter. The sealing key here is the *soft* source (bytes the host keeps in a 0600
-//!   file), which protects against nothing that can read that file; TPM-backed keys come with the
-//!   TPM sealing source.
+//!   monotonic counter. The sealing key comes from the host's platform source: the soft source
+//!   (bytes in a 0600 file, which protects against nothing that can read that file) or a TPM
+//!   that releases it only under a PCR policy (`keyward_tpm::source`).
 //! - [`versions`]: one sealed manifest pinning the versions of many separately sealed blobs, so a
 //!   store that rewrites only what changed still has every item pinned by the counter.
 //! - [`evidence`]: attestation evidence binding an entity's public keys and a verifier's nonce.
@@ -23,5 +23,5 @@ pub mod versions;
 pub use evidence::{
     BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
 };
-pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SoftSealingKey, Unsealed};
+pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SealingKey, Unsealed};
 pub use versions::{VersionSet, VersionTag};

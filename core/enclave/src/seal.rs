@@ -148,11 +148,13 @@ pub enum SealError {
     },
 }
 
-/// A soft sealing key: 32 bytes the host keeps in a 0600 file. **Insecure**: anyone who can read
-/// that file can open every blob. Zeroized on drop, never printed.
-pub struct SoftSealingKey(SecretBytes<32>);
+/// The sealing key: 32 bytes the host hands the core from its platform source, either the soft
+/// source (a 0600 file: **insecure**, anyone who can read that file can open every blob) or a
+/// TPM that releases the key only under its PCR policy (`keyward_tpm::source`). Zeroized on
+/// drop, never printed.
+pub struct SealingKey(SecretBytes<32>);
 
-impl SoftSealingKey {
+impl SealingKey {
     /// A fresh random key.
     pub fn generate(rng: &mut impl keyward_crypto::Rng) -> Self {
         Self(SecretBytes::random(rng))
@@ -169,9 +171,9 @@ impl SoftSealingKey {
     }
 }
 
-impl fmt::Debug for SoftSealingKey {
+impl fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SoftSealingKey(redacted)")
+        f.write_str("SealingKey(redacted)")
     }
 }
 
@@ -277,7 +279,7 @@ impl fmt::Debug for Sealer {
 
 impl Sealer {
     /// A sealer for `chain` and the core `measurement` under `key`.
-    pub fn new(key: &SoftSealingKey, chain: ChainId, measurement: [u8; 32]) -> Self {
+    pub fn new(key: &SealingKey, chain: ChainId, measurement: [u8; 32]) -> Self {
         let hkdf = Hkdf::<Sha256>::new(None, key.expose());
         let derive = |label: &[u8]| {
             let mut info = Writer::new();
@@ -456,7 +458,7 @@ mod tests {
 
     fn sealer(seed: u64, chain: &str) -> (StdRng, Sealer) {
         let mut rng = StdRng::seed_from_u64(seed);
-        let key = SoftSealingKey::generate(&mut rng);
+        let key = SealingKey::generate(&mut rng);
         (rng, Sealer::new(&key, ChainId::new(chain).unwrap(), M))
     }
 
@@ -482,7 +484,7 @@ mod tests {
         let same_key_other_chain = {
             let mut rng = StdRng::seed_from_u64(1);
             Sealer::new(
-                &SoftSealingKey::generate(&mut rng),
+                &SealingKey::generate(&mut rng),
                 ChainId::new("mainnet").unwrap(),
                 M,
             )
@@ -508,7 +510,7 @@ mod tests {
             .unwrap();
         let key = {
             let mut rng = StdRng::seed_from_u64(9);
-            SoftSealingKey::generate(&mut rng)
+            SealingKey::generate(&mut rng)
         };
         let other = Sealer::new(&key, ChainId::new("devnet").unwrap(), [0x4e; 32]);
         assert!(matches!(

@@ -175,12 +175,12 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SoftSealingKey;
+    use crate::SealingKey;
     use keyward_crypto::ChainId;
     use rand::{SeedableRng, rngs::StdRng};
 
     fn sealer(seed: u64) -> Sealer {
-        let key = SoftSealingKey::generate(&mut StdRng::seed_from_u64(seed));
+        let key = SealingKey::generate(&mut StdRng::seed_from_u64(seed));
         Sealer::new(&key, ChainId::new("test").unwrap(), [7; 32])
     }
 

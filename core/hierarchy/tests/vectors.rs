@@ -12,7 +12,7 @@ use keyward_crypto::{
     hex::{from_hex, to_0x},
 };
 use keyward_enclave::{
-    BoundKey, SealPurpose, Sealer, SoftSealingKey, VersionSet, evidence::report_data,
+    BoundKey, SealPurpose, Sealer, SealingKey, VersionSet, evidence::report_data,
 };
 use keyward_hierarchy::*;
 use keyward_threshold::{SecretKey, ShareIndex};
@@ -114,7 +114,7 @@ fn generate() -> Value {
 
     // Sealed blob with a fixed nonce (the first 24 bytes drawn).
     let sealer = Sealer::new(
-        &SoftSealingKey::from_bytes(seed(0x77)),
+        &SealingKey::from_bytes(seed(0x77)),
         chain.clone(),
         [0x4d; 32],
     );

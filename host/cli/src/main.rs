@@ -9,6 +9,7 @@ mod keyfile;
 mod keys;
 mod ledger;
 mod node;
+mod sealing;
 mod signer;
 mod user;
 

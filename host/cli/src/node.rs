@@ -9,6 +9,7 @@ use keyward_ledger::EntryHash;
 use keyward_node_service::{Node, NodeConfig, NodeRole};
 
 use crate::error::{CliError, Result};
+use crate::sealing::SealingArgs;
 use crate::signer::{init_logs, runtime, shutdown_signal};
 
 /// Options shared by `keyward gatekeeper` and `keyward worker`.
@@ -33,6 +34,8 @@ pub struct NodeArgs {
     /// Stake to declare (default: the genesis minimum for the role).
     #[arg(long, value_name = "AMOUNT")]
     stake: Option<u64>,
+    #[command(flatten)]
+    sealing: SealingArgs,
     /// Dev fault injection (workers, dev networks only): publish a wrong digest of every
     /// command's result, so the network reports and slashes this worker.
     #[arg(long, hide = true)]
@@ -57,6 +60,7 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     config.listen = args.listen;
     config.platform_key = args.platform_key;
     config.stake = args.stake;
+    config.sealing = args.sealing.source();
     config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
     config.dev_wrong_partials = args.dev_wrong_partials && role == NodeRole::Gatekeeper;
     init_logs();

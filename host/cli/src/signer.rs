@@ -132,7 +132,8 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
         let service = Service::start(&config).await.map_err(CliError::refused)?;
         tracing::info!(
             listen = %service.running.addr, data_dir = %config.data_dir.display(),
-            service_id = %service.service, "keyward signer started"
+            service_id = %service.service, sealing = config.sealing.name(),
+            "keyward signer started"
         );
         shutdown_signal().await?;
         tracing::info!("keyward signer stopping");

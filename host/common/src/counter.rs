@@ -43,16 +43,38 @@ pub enum CounterError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A counter kept in a device (a TPM) failed.
+    #[error("monotonic counter {counter}: {reason}")]
+    Device {
+        /// The counter, for example `TPM NV index 0x01504b57`.
+        counter: String,
+        /// What failed.
+        reason: String,
+    },
     /// Asked to go down.
-    #[error("monotonic counter {path} is at {current}; it cannot go back to {requested}")]
+    #[error("monotonic counter {counter} is at {current}; it cannot go back to {requested}")]
     Backwards {
-        /// The counter file.
-        path: PathBuf,
+        /// The counter (its file, or its device and index).
+        counter: String,
         /// Its value.
         current: u64,
         /// The value asked for.
         requested: u64,
     },
+}
+
+/// A counter that only goes up, kept where the sealed state's host cannot wind it back: the soft
+/// [`FileCounter`], or a TPM NV counter (`keyward_tpm`).
+pub trait MonotonicCounter: std::fmt::Debug + Send {
+    /// The counter's value.
+    fn value(&self) -> u64;
+
+    /// Raises the counter to `to`, durably; nothing to do if it is there already.
+    ///
+    /// # Errors
+    /// [`CounterError::Backwards`] below the current value; any other error leaves the value
+    /// where it was.
+    fn advance(&mut self, to: u64) -> Result<(), CounterError>;
 }
 
 /// A monotonic counter kept in a 0600 file, written atomically and durably.
@@ -103,21 +125,19 @@ impl FileCounter {
             Err(e) => Err(io(e)),
         }
     }
+}
 
-    /// The counter's value.
-    pub fn value(&self) -> u64 {
+impl MonotonicCounter for FileCounter {
+    fn value(&self) -> u64 {
         self.value
     }
 
-    /// Raises the counter to `to`, durably; nothing to do if it is there already.
-    ///
-    /// # Errors
-    /// [`CounterError::Backwards`] below the current value; [`CounterError::Io`], after which
-    /// the counter keeps its old value (in memory and, but for a failed directory sync, on disk).
-    pub fn advance(&mut self, to: u64) -> Result<(), CounterError> {
+    /// [`CounterError::Io`] leaves the counter at its old value (in memory and, but for a failed
+    /// directory sync, on disk).
+    fn advance(&mut self, to: u64) -> Result<(), CounterError> {
         if to < self.value {
             return Err(CounterError::Backwards {
-                path: self.path.clone(),
+                counter: self.path.display().to_string(),
                 current: self.value,
                 requested: to,
             });

@@ -1,9 +1,10 @@
 //! A node's data directory. Everything in it is either sealed or public:
 //!
 //! ```text
-//! sealing.key              the dev sealing key (0600; a TEE derives it instead)
-//! sealing.counter          the soft monotonic counter the sealed state must not fall behind
-//!                          (keyward_host::counter; a TPM NV counter replaces it)
+//! sealing.key              the soft source's sealing key (0600; insecure) and its
+//! sealing.counter          monotonic counter the sealed state must not fall behind,
+//! sealing.tpm              or the TPM source's sealed key (its counter is in the TPM);
+//!                          keyward_tpm::source
 //! node.sealed              the core's whole key state, sealed (replaced atomically)
 //! contracts/<id>.state     a worker's contract checkpoint: u64 epoch, u64 generation,
 //!                          u64 version, then the state sealed under the contract's state key
@@ -16,12 +17,13 @@ use std::sync::Mutex;
 
 use thiserror::Error;
 
-use keyward_crypto::{ChainId, Envelope, SecretBytes};
-use keyward_enclave::{SealedBlob, Sealer, SoftSealingKey};
+use keyward_crypto::{ChainId, Envelope};
+use keyward_enclave::{SealedBlob, Sealer};
 use keyward_hierarchy::{ContractId, Epoch, Generation};
-use keyward_host::counter::{CounterError, FileCounter};
+use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_ledger::{EntryHash, KeyContext};
 use keyward_node::worker::Checkpoint;
+use keyward_tpm::source::{SealingSource, SourceError};
 
 /// Largest sealed node state read.
 const MAX_STATE_FILE: u64 = 16 << 20;
@@ -47,9 +49,12 @@ pub enum DirError {
         /// What is wrong.
         reason: String,
     },
-    /// The monotonic counter could not be read or advanced.
+    /// The monotonic counter could not be advanced.
     #[error(transparent)]
     Counter(#[from] CounterError),
+    /// The sealing source could not give the sealing key or the counter.
+    #[error(transparent)]
+    Sealing(#[from] SourceError),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DirError {
@@ -74,19 +79,24 @@ pub struct NodeDir {
 /// after sealing may have left its blob on disk, so its value is never used again.
 #[derive(Debug)]
 struct Counter {
-    file: FileCounter,
+    file: Box<dyn MonotonicCounter>,
     sealed_up_to: u64,
 }
 
 impl NodeDir {
-    /// Opens (or creates) `root` for the chain `chain` and a core with `measurement`. A sealing
-    /// key and a counter are made only for a directory with no sealed state: a state whose key is
-    /// gone cannot be opened, and is not silently replaced, and a counter reset to zero would let
-    /// an older state back in.
+    /// Opens (or creates) `root` for the chain `chain` and a core with `measurement`, with its
+    /// sealing key and counter from `source`. A sealing key and a counter are made only for a
+    /// directory with no sealed state: a state whose key is gone cannot be opened, and is not
+    /// silently replaced, and a counter reset to zero would let an older state back in.
     ///
     /// # Errors
     /// [`DirError`].
-    pub fn open(root: &Path, chain: ChainId, measurement: [u8; 32]) -> Result<Self, DirError> {
+    pub fn open(
+        root: &Path,
+        chain: ChainId,
+        measurement: [u8; 32],
+        source: &SealingSource,
+    ) -> Result<Self, DirError> {
         for dir in [
             root.to_owned(),
             root.join("contracts"),
@@ -94,40 +104,11 @@ impl NodeDir {
         ] {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
-        let key_path = root.join("sealing.key");
-        let counter_path = root.join("sealing.counter");
-        let (key, counter) = match fs::read(&key_path) {
-            Ok(bytes) => {
-                let bytes = zeroize::Zeroizing::new(bytes);
-                let key =
-                    SecretBytes::<32>::from_slice(&bytes).ok_or_else(|| DirError::Corrupt {
-                        path: key_path.clone(),
-                        reason: "the sealing key is not 32 bytes".into(),
-                    })?;
-                // Beside an existing key the counter must exist: made afresh at 0 it would let
-                // any older state back in.
-                (key, FileCounter::open(&counter_path, false)?)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if root.join("node.sealed").exists() {
-                    return Err(DirError::Corrupt {
-                        path: key_path,
-                        reason: "the sealing key is missing, but a sealed state exists".into(),
-                    });
-                }
-                // The counter first: a crash before the key is written leaves a counter that the
-                // next start reuses, never a key without its counter.
-                let counter = FileCounter::open(&counter_path, true)?;
-                let key = SecretBytes::<32>::random(&mut rand_core::OsRng);
-                keyward_host::files::create_new(&key_path, key.expose())
-                    .map_err(io("create", &key_path))?;
-                (key, counter)
-            }
-            Err(e) => return Err(io("read", &key_path)(e)),
-        };
+        let sealing = source.open(root, !root.join("node.sealed").exists())?;
+        let counter = sealing.counter;
         Ok(Self {
             root: root.to_owned(),
-            sealer: Sealer::new(&SoftSealingKey::from_bytes(key), chain, measurement),
+            sealer: Sealer::new(&sealing.key, chain, measurement),
             counter: Mutex::new(Counter {
                 sealed_up_to: counter.value(),
                 file: counter,
@@ -333,14 +314,14 @@ mod tests {
     #[test]
     fn an_older_state_put_back_is_refused_as_rolled_back() {
         let root = temp("rollback");
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         save(&dir, b"one");
         let old = fs::read(root.join("node.sealed")).unwrap();
         save(&dir, b"two");
         assert_eq!(dir.counter(), 2);
         drop(dir);
         fs::write(root.join("node.sealed"), &old).unwrap();
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         assert_eq!(
             open(&dir),
             Err(SealError::RolledBack {
@@ -350,7 +331,7 @@ mod tests {
         );
         // Another measurement's core cannot open the current state either.
         save(&dir, b"three");
-        let other = NodeDir::open(&root, chain(), [0x4e; 32]).unwrap();
+        let other = NodeDir::open(&root, chain(), [0x4e; 32], &SealingSource::Soft).unwrap();
         assert!(matches!(
             open(&other),
             Err(SealError::WrongMeasurement { .. })
@@ -361,7 +342,7 @@ mod tests {
     #[test]
     fn a_state_stored_before_a_crash_advanced_the_counter_still_opens_and_catches_it_up() {
         let root = temp("crash");
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         save(&dir, b"one");
         // The blob of the next save is stored, then the process dies before the counter moves.
         let ahead = dir
@@ -370,7 +351,7 @@ mod tests {
             .unwrap();
         fs::write(root.join("node.sealed"), ahead.as_bytes()).unwrap();
         drop(dir);
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         assert_eq!(dir.counter(), 1);
         assert_eq!(open(&dir).as_deref(), Ok(&b"two"[..]));
         assert_eq!(dir.counter(), 2, "restoring caught the counter up");
@@ -379,10 +360,49 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
     }
 
+    /// With a TPM, the counter is not in the directory: the whole directory put back from a
+    /// copy (what the soft source cannot refuse) is refused.
+    #[cfg(feature = "tpm")]
+    #[test]
+    fn with_a_tpm_a_whole_directory_put_back_is_refused() {
+        use keyward_tpm::source::TpmSource;
+        use keyward_tpm::swtpm::Swtpm;
+
+        let state = temp("swtpm");
+        let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+            return;
+        };
+        let source = SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs: vec![16],
+            nv_index: 0x0150_0020,
+        });
+        let root = temp("tpm");
+        let dir = NodeDir::open(&root, chain(), M, &source).unwrap();
+        save(&dir, b"one");
+        drop(dir);
+        let copy = temp("tpm-copy");
+        fs::create_dir_all(&copy).unwrap();
+        for file in ["node.sealed", "sealing.tpm"] {
+            fs::copy(root.join(file), copy.join(file)).unwrap();
+        }
+        let dir = NodeDir::open(&root, chain(), M, &source).unwrap();
+        save(&dir, b"two");
+        drop(dir);
+        fs::remove_dir_all(&root).unwrap();
+        fs::rename(&copy, &root).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &source).unwrap();
+        assert!(matches!(open(&dir), Err(SealError::RolledBack { .. })));
+        drop(dir);
+        drop(swtpm);
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&state);
+    }
+
     #[test]
     fn a_missing_counter_beside_the_sealing_key_is_not_reset() {
         let root = temp("missing");
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         save(&dir, b"one");
         let old = fs::read(root.join("node.sealed")).unwrap();
         save(&dir, b"two");
@@ -390,19 +410,17 @@ mod tests {
         // Removing the counter, with or without the current state, does not reset it.
         fs::remove_file(root.join("sealing.counter")).unwrap();
         fs::remove_file(root.join("node.sealed")).unwrap();
-        assert!(matches!(
-            NodeDir::open(&root, chain(), M),
-            Err(DirError::Counter(CounterError::Io { .. }))
-        ));
+        let e = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap_err();
+        assert!(e.to_string().contains("counter is missing"), "{e}");
         fs::write(root.join("node.sealed"), old).unwrap();
-        assert!(NodeDir::open(&root, chain(), M).is_err());
+        assert!(NodeDir::open(&root, chain(), M, &SealingSource::Soft).is_err());
         let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
     fn a_failed_save_never_lets_its_counter_value_be_used_twice() {
         let root = temp("failed");
-        let dir = NodeDir::open(&root, chain(), M).unwrap();
+        let dir = NodeDir::open(&root, chain(), M, &SealingSource::Soft).unwrap();
         save(&dir, b"one");
         // The state file cannot be replaced (a directory stands in its way): the save fails
         // after sealing at 2.

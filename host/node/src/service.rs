@@ -1,6 +1,7 @@
 //! Starting and running a node: follow the ledger, restore or create the core, register, then
 //! drive the core's steps until stopped.
 
+use keyward_tpm::source::SealingSource;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -63,6 +64,8 @@ pub struct NodeConfig {
     pub platform_key: PathBuf,
     /// Stake to declare (default: the genesis minimum for the role).
     pub stake: Option<u64>,
+    /// Where the sealing key and the monotonic counter come from (default: soft, insecure).
+    pub sealing: SealingSource,
     /// How long one long-poll of the ledger waits, in milliseconds (also the retry pace).
     pub poll_ms: u64,
     /// Fault injection for `keyward devnet`: a worker that publishes a wrong digest of every
@@ -86,6 +89,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             platform_key: PathBuf::from("platform.key"),
             stake: None,
+            sealing: SealingSource::Soft,
             poll_ms: 1000,
             dev_wrong_digests: false,
             dev_wrong_partials: false,
@@ -227,7 +231,7 @@ impl Node {
             NodeRole::Gatekeeper => dev::GATEKEEPER_MEASUREMENT,
             NodeRole::Worker => dev::WORKER_MEASUREMENT,
         };
-        let dir = NodeDir::open(&config.data_dir, chain, measurement)?;
+        let dir = NodeDir::open(&config.data_dir, chain, measurement, &config.sealing)?;
         let mut core = match dir.load_state()? {
             Some(blob) => {
                 let minimum = dir.counter();
@@ -298,7 +302,7 @@ impl Node {
             clients: Clients::default(),
         };
         let task = tokio::spawn(runner.run(stopped));
-        tracing::info!(role = config.role.name(), %id, addr = %running.addr, "node started");
+        tracing::info!(role = config.role.name(), %id, addr = %running.addr, sealing = config.sealing.name(), "node started");
         Ok(Self {
             id,
             addr: running.addr,

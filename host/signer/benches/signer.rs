@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keyward_crypto::{ChainId, SolanaKeypair};
-use keyward_enclave::{DevPlatformKey, Sealer, SoftSealingKey};
+use keyward_enclave::{DevPlatformKey, Sealer, SealingKey};
 use keyward_signer::votes::tower_sync_message;
 use keyward_vote::{
     Answer, LockoutPolicy, Payload, ServiceId, SignedRequest, Signer, SignerConfig, Tower,
@@ -44,7 +44,7 @@ fn core_path(c: &mut Criterion) {
         identity_keys: Default::default(),
     };
     let sealer = Sealer::new(
-        &SoftSealingKey::generate(&mut rng),
+        &SealingKey::generate(&mut rng),
         ChainId::new("bench").unwrap(),
         [0; 32],
     );

@@ -9,6 +9,12 @@
 //! max_batch = 512                 # most requests sharing one commit (fsync)
 //! queue_depth = 8192              # requests waiting for the writer; more are refused as busy
 //!
+//! [sealing]                       # where the sealing key and monotonic counter come from
+//! source = "soft"                 # "soft" (key and counter files: insecure) or "tpm"
+//! # tcti = "device:/dev/tpmrm0"   # the TPM's fields (keyward_tpm::source), read only with "tpm"
+//! # pcrs = [7]
+//! # nv_index = 0x01504b57
+//!
 //! [lockout]                       # the RFC's N, F and cap (Solana's values)
 //! initial_lockout = 2
 //! factor = 2
@@ -30,6 +36,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, SolanaPubkey};
+use keyward_tpm::source::SealingSource;
 use keyward_vote::LockoutPolicy;
 use keyward_vote::ancestry::{AncestryPolicy, Fraction, Member, Threshold};
 
@@ -75,6 +82,8 @@ pub struct Config {
     pub queue_depth: usize,
     /// The lockout rules.
     pub lockout: LockoutConfig,
+    /// The sealing key's and monotonic counter's source.
+    pub sealing: SealingSource,
     /// Ancestor verification, when configured.
     pub ancestry: Option<AncestryConfig>,
 }
@@ -135,6 +144,7 @@ impl Default for Config {
             max_batch: 512,
             queue_depth: 8192,
             lockout: LockoutConfig::default(),
+            sealing: SealingSource::default(),
             ancestry: None,
         }
     }

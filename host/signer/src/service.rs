@@ -53,7 +53,7 @@ pub struct Service {
 /// [`StartError`].
 pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
     config.check()?;
-    let (mut store, loaded) = Store::open(&config.data_dir, &config.chain()?)?;
+    let (mut store, loaded) = Store::open(&config.data_dir, &config.chain()?, &config.sealing)?;
     let signer_config = SignerConfig {
         service: loaded.service,
         lockout: config.lockout_policy()?,

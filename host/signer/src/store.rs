@@ -1,16 +1,17 @@
-//! The durable store: one redb file of validator records, plus the soft sealing key.
+//! The durable store: one redb file of validator records, beside the sealing source's files.
 //!
 //! Layout of the data directory:
 //! - `signer.redb`: table `validators` (identity → record from [`keyward_vote::Signer::record`])
 //!   and table `meta` (`service-id`, `platform-key` sealed for `PlatformKey`, and `manifest`,
 //!   the sealed manifest of the last commit).
-//! - `sealing.key`: the 32-byte soft sealing key, mode 0600. Vote keys are sealed under it by the
-//!   core; the store never holds a plaintext key. (A TPM-backed key replaces this file with the
-//!   attestation work.)
-//! - `sealing.counter`: the soft monotonic counter ([`keyward_host::counter`]). Each commit is
-//!   one value: its manifest is sealed at it (records at counter 0, pinned by the manifest), and the counter advances to it once
-//!   the commit is durable, so the core refuses the store if it is later put back from an older
-//!   copy without the counter.
+//! - the sealing source's files ([`keyward_tpm::source`]): `sealing.key` and `sealing.counter`
+//!   for the soft source, `sealing.tpm` for a TPM (whose counter lives in the TPM). Vote keys are
+//!   sealed by the core under the sealing key; the store never holds a plaintext key.
+//!
+//! Each commit is one value of the monotonic counter: its manifest is sealed at it (records at
+//! counter 0, pinned by the manifest), and the counter advances to it once the commit is
+//! durable, so the core refuses the store if it is later put back from an older copy (with the
+//! soft source: an older copy without `sealing.counter`; with a TPM: any older copy).
 //!
 //! Every commit is `Durability::Immediate`: it returns after fsync. redb's single-writer lock
 //! also makes a second signer on the same directory fail to start.
@@ -23,8 +24,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
-use keyward_host::counter::{CounterError, FileCounter};
+use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer};
+use keyward_host::counter::{CounterError, MonotonicCounter};
+use keyward_tpm::source::{SealingSource, SourceError};
 use keyward_vote::{CommitManifest, ServiceId};
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
@@ -59,16 +61,19 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The monotonic counter could not be read or advanced.
+    /// The monotonic counter could not be advanced.
     #[error(transparent)]
     Counter(#[from] CounterError),
+    /// The sealing source could not give the sealing key or the counter.
+    #[error(transparent)]
+    Sealing(#[from] SourceError),
 }
 
 /// The open store.
 pub struct Store {
     db: Database,
     path: PathBuf,
-    counter: FileCounter,
+    counter: Box<dyn MonotonicCounter>,
 }
 
 /// What the store holds besides validator records.
@@ -88,12 +93,16 @@ pub struct Loaded {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` for `chain`, creating the service id, the sealing
-    /// key and the platform key on first use.
+    /// Opens (or creates) the store in `dir` for `chain`, with its sealing key and counter from
+    /// `source`, creating the service id, the sealing key and the platform key on first use.
     ///
     /// # Errors
     /// [`StoreError`]; a damaged store is never overwritten.
-    pub fn open(dir: &Path, chain: &ChainId) -> Result<(Self, Loaded), StoreError> {
+    pub fn open(
+        dir: &Path,
+        chain: &ChainId,
+        source: &SealingSource,
+    ) -> Result<(Self, Loaded), StoreError> {
         fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             action: "create",
             path: dir.to_owned(),
@@ -102,22 +111,11 @@ impl Store {
         let path = dir.join("signer.redb");
         let new = !path.exists();
         // A new counter and sealing key only for a new store: beside an existing store, a
-        // missing counter would accept any older copy, and a missing key file means its sealed
-        // keys are lost; a fresh one would only hide either. The counter comes first, so a
-        // crash between the two leaves a key that is never without its counter.
-        let counter_path = dir.join("sealing.counter");
-        let counter = match FileCounter::open(&counter_path, new) {
-            Err(CounterError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Err(StoreError::Corrupt {
-                    path: counter_path,
-                    reason: "the monotonic counter is missing, but the store exists: without it an older copy of the store could not be told apart".into(),
-                });
-            }
-            other => other?,
-        };
-        let sealing = sealing_key(&dir.join("sealing.key"), new)?;
+        // missing counter would accept any older copy, and a missing key means its sealed keys
+        // are lost; a fresh one would only hide either.
+        let sealing = source.open(dir, new)?;
+        let counter = sealing.counter;
+        let sealing = sealing.key;
         let sealer = Sealer::new(&sealing, chain.clone(), crate::service::DEV_MEASUREMENT);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Self { db, path, counter };
@@ -270,37 +268,6 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-/// Reads the sealing key, or, when `create` is set and there is none, creates it
-/// ([`keyward_host::files::create_new`]: never a half-written or replaced key file, mode 0600).
-fn sealing_key(path: &Path, create: bool) -> Result<SoftSealingKey, StoreError> {
-    let io = |action, source| StoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    match fs::read(path) {
-        Ok(bytes) => {
-            let bytes = zeroize::Zeroizing::new(bytes);
-            SecretBytes::<32>::from_slice(&bytes)
-                .map(SoftSealingKey::from_bytes)
-                .ok_or_else(|| StoreError::Corrupt {
-                    path: path.to_owned(),
-                    reason: "the sealing key is not 32 bytes".into(),
-                })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Err(StoreError::Corrupt {
-            path: path.to_owned(),
-            reason: "the sealing key is missing, but the store exists: its sealed keys cannot be opened without it".into(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SoftSealingKey::generate(&mut OsRng);
-            keyward_host::files::create_new(path, key.expose()).map_err(|e| io("create", e))?;
-            Ok(key)
-        }
-        Err(source) => Err(io("read", source)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,15 +278,17 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let chain = ChainId::new("solana").expect("valid");
         let service = {
-            let (_, loaded) = Store::open(&dir, &chain).expect("creates");
+            let (_, loaded) = Store::open(&dir, &chain, &SealingSource::Soft).expect("creates");
             loaded.service
         };
-        let (_, loaded) = Store::open(&dir, &chain).expect("reopens");
+        let (_, loaded) = Store::open(&dir, &chain, &SealingSource::Soft).expect("reopens");
         assert_eq!(loaded.service, service);
         drop(loaded);
 
         fs::remove_file(dir.join("sealing.key")).expect("exists");
-        let err = Store::open(&dir, &chain).err().expect("refused");
+        let err = Store::open(&dir, &chain, &SealingSource::Soft)
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("sealing key is missing"), "{err}");
         assert!(!dir.join("sealing.key").exists(), "no new key was made");
         let _ = fs::remove_dir_all(&dir);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keyward_crypto::{ChainId, SolanaKeypair, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, Sealer, SoftSealingKey};
+use keyward_enclave::{DevPlatformKey, Sealer, SealingKey};
 use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError};
 use keyward_signer::metrics::Metrics;
 use keyward_signer::votes::tower_sync_message;
@@ -74,7 +74,7 @@ fn config() -> SignerConfig {
 }
 
 /// A signer restored from what `store` holds, behind a writer committing to `store`.
-fn start(store: &FlakyStore, sealing_key: &SoftSealingKey) -> Engine {
+fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
     let records: Vec<(SolanaPubkey, Vec<u8>)> = store
         .durable
         .lock()
@@ -102,7 +102,7 @@ async fn apply(engine: &Engine, request: SignedRequest) -> Result<Answer, Servic
 #[tokio::test]
 async fn after_a_failed_commit_nothing_is_answered_until_a_restart() {
     let mut rng = StdRng::seed_from_u64(1);
-    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let sealing_key = SealingKey::generate(&mut rng);
     let identity = SolanaKeypair::generate(&mut rng);
     let vote_account = SolanaKeypair::generate(&mut rng).pubkey();
     let store = FlakyStore::default();
@@ -204,7 +204,7 @@ async fn after_a_failed_commit_nothing_is_answered_until_a_restart() {
 #[tokio::test]
 async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durable() {
     let mut rng = StdRng::seed_from_u64(2);
-    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let sealing_key = SealingKey::generate(&mut rng);
     let (a, b) = (
         SolanaKeypair::generate(&mut rng),
         SolanaKeypair::generate(&mut rng),
@@ -270,7 +270,7 @@ async fn a_query_batched_with_a_failed_commit_reveals_nothing_that_is_not_durabl
 async fn health_reports_a_failed_commit_over_json_rpc_and_http() {
     use std::io::{Read, Write};
     let mut rng = StdRng::seed_from_u64(3);
-    let sealing_key = SoftSealingKey::generate(&mut rng);
+    let sealing_key = SealingKey::generate(&mut rng);
     let store = FlakyStore::default();
     let engine = start(&store, &sealing_key);
     let running = keyward_signer::rpc::serve(

@@ -1,13 +1,15 @@
 //! The store on disk: after a commit, an older copy of `signer.redb` put back beside the
 //! monotonic counter is refused at start, so a vote the signer has refused stays refused; a
 //! crash between a commit and its counter advance is caught up; a missing counter is an error.
+//! With a TPM as sealing source (built with the `tpm` feature, run against swtpm), restoring the
+//! whole data directory is refused too; with the soft source it is not (its documented limit).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
-use keyward_host::counter::FileCounter;
+use keyward_host::counter::{FileCounter, MonotonicCounter};
 use keyward_signer::config::Config;
 use keyward_signer::service::{self, StartError};
 use keyward_signer::store::Store;
@@ -183,4 +185,88 @@ fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
     assert!(error.to_string().contains("counter is missing"), "{error}");
     assert!(!counter.exists());
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// Registers a validator and votes on slot 1, copies the whole data directory away, votes on
+/// slot 2, then puts the copy back and starts the signer on it. If it starts, the vote on slot 3
+/// (a fork without 2, which 2's lockout forbids) is sent to it and its answer returned.
+fn restore_whole_directory(config: &Config) -> Result<Result<Answer, Refusal>, StartError> {
+    let dir = &config.data_dir;
+    let backup = dir.with_extension("backup");
+    let _ = fs::remove_dir_all(&backup);
+    let mut rng = StdRng::seed_from_u64(9);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let key = {
+        let (mut signer, mut store) = service::load(config).unwrap();
+        let register = Payload::RegisterNode {
+            vote_account: v.vote_account,
+        };
+        let Answer::VoteKey(info) = v.send(&mut signer, &mut store, 1, register).unwrap() else {
+            panic!("registered")
+        };
+        let key = info.vote_pubkey;
+        v.send(&mut signer, &mut store, 2, v.vote(&key, &[1]))
+            .unwrap();
+        drop((signer, store));
+        fs::create_dir_all(&backup).unwrap();
+        for file in fs::read_dir(dir).unwrap() {
+            let file = file.unwrap().path();
+            copy(&file, &backup.join(file.file_name().unwrap()));
+        }
+        let (mut signer, mut store) = service::load(config).unwrap();
+        v.send(&mut signer, &mut store, 3, v.vote(&key, &[1, 2]))
+            .unwrap();
+        key
+    };
+    fs::remove_dir_all(dir).unwrap();
+    fs::rename(&backup, dir).unwrap();
+    let (mut signer, mut store) = service::load(config)?;
+    Ok(v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])))
+}
+
+#[test]
+fn with_the_soft_source_a_whole_directory_restored_signs_the_conflicting_vote() {
+    let config = Config {
+        data_dir: data_dir("whole-soft"),
+        ..Config::default()
+    };
+    // What the soft counter cannot stop, and why the README sends validators to a TPM.
+    assert!(matches!(
+        restore_whole_directory(&config),
+        Ok(Ok(Answer::Signature(_)))
+    ));
+    let _ = fs::remove_dir_all(&config.data_dir);
+}
+
+#[cfg(feature = "tpm")]
+#[test]
+fn with_a_tpm_a_whole_directory_restored_is_refused() {
+    use keyward_tpm::source::{SealingSource, TpmSource};
+    use keyward_tpm::swtpm::Swtpm;
+
+    let state = data_dir("swtpm");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let config = Config {
+        data_dir: data_dir("whole-tpm"),
+        sealing: SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs: vec![16],
+            nv_index: 0x0150_0010,
+        }),
+        ..Config::default()
+    };
+    let error = restore_whole_directory(&config).err().unwrap();
+    assert!(
+        matches!(&error, StartError::Restore(_)) && error.to_string().contains("rolled back"),
+        "{error}"
+    );
+    assert!(!config.data_dir.join("sealing.key").exists());
+    drop(swtpm);
+    let _ = fs::remove_dir_all(&config.data_dir);
+    let _ = fs::remove_dir_all(&state);
 }

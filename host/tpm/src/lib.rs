@@ -14,6 +14,10 @@
 //!   again starts at the highest value any counter on that TPM has had (TPM 2.0 Part 1 §37.7.3),
 //!   so deleting it does not wind it back either.
 //!
+//! - [`source`]: the sealing source every keyward service is configured with, `soft` (key and
+//!   counter files) or `tpm` (the two above), and what each protects against.
+//! - [`swtpm`]: a software TPM process for tests and dev networks.
+//!
 //! What a TPM does not protect against: anyone who can run commands on it (the host's root user)
 //! can unseal the key while the PCRs are unchanged; PCRs measure the boot chain, not keyward's
 //! process. swtpm keeps its state in a file, so under swtpm all of this is API parity, not
@@ -32,6 +36,9 @@
 use thiserror::Error;
 
 use keyward_crypto::{DecodeError, Reader, Writer};
+
+pub mod source;
+pub mod swtpm;
 
 #[cfg(feature = "tpm")]
 mod tss;

@@ -62,14 +62,14 @@ impl Tpm {
         Ok(Self { ctx })
     }
 
-    /// Seals the 32-byte sealing key `key` under a policy on the current values of `pcrs`
-    /// (SHA-256 bank), below the owner hierarchy's storage root key.
+    /// Seals the `N`-byte secret `key` (at most 128 bytes) under a policy on the current values
+    /// of `pcrs` (SHA-256 bank), below the owner hierarchy's storage root key.
     ///
     /// # Errors
     /// [`TpmError::NoSuchPcr`] or [`TpmError::Command`].
-    pub fn seal_key(
+    pub fn seal_key<const N: usize>(
         &mut self,
-        key: &SecretBytes<32>,
+        key: &SecretBytes<N>,
         pcrs: &[u8],
     ) -> Result<TpmSealedKey, TpmError> {
         let selection = selection(pcrs)?;
@@ -121,8 +121,12 @@ impl Tpm {
     /// sealing and `sealed` was made by this TPM.
     ///
     /// # Errors
-    /// [`TpmError::Unseal`] when the TPM refuses; [`TpmError::Command`] for the steps before.
-    pub fn unseal_key(&mut self, sealed: &TpmSealedKey) -> Result<SecretBytes<32>, TpmError> {
+    /// [`TpmError::Unseal`] when the TPM refuses; [`TpmError::Command`] for the steps before;
+    /// [`TpmError::Malformed`] if the secret is not `N` bytes.
+    pub fn unseal_key<const N: usize>(
+        &mut self,
+        sealed: &TpmSealedKey,
+    ) -> Result<SecretBytes<N>, TpmError> {
         let selection = selection(&sealed.pcrs)?;
         let public = Public::unmarshall(&sealed.public).map_err(unseal)?;
         let private = Private::try_from(sealed.private.clone()).map_err(unseal)?;
@@ -144,66 +148,83 @@ impl Tpm {
         });
         self.flush(object.into())?;
         let data = Zeroizing::new(unsealed?.value().to_vec());
-        SecretBytes::<32>::from_slice(&data).ok_or(TpmError::Malformed(DecodeError::Invalid {
+        SecretBytes::<N>::from_slice(&data).ok_or(TpmError::Malformed(DecodeError::Invalid {
             field: "sealed key",
-            reason: "not 32 bytes",
+            reason: "not the expected length",
         }))
     }
 
-    /// The NV counter at `index` (owner range `0x0100_0000`–`0x01FF_FFFF`), defined and
-    /// initialized if the TPM has none there yet.
+    /// The existing NV counter at `index` (owner range `0x0100_0000`–`0x01FF_FFFF`).
     ///
     /// # Errors
-    /// [`TpmError::NvIndex`] for an index outside the range or one that is not a counter;
+    /// [`TpmError::NvIndex`] for an index outside the range, not defined, or not a counter;
     /// [`TpmError::Command`].
     pub fn counter(&mut self, index: u32) -> Result<NvCounter, TpmError> {
-        let tpm_index = NvIndexTpmHandle::new(index).map_err(|_| TpmError::NvIndex {
-            index,
-            reason: "not an NV index",
-        })?;
-        let handle = match self.ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_index)) {
-            Ok(object) => {
-                let handle = NvIndexHandle::from(object);
-                let (public, _) = self
-                    .ctx
-                    .execute_without_session(|ctx| ctx.nv_read_public(handle))
-                    .map_err(command("NV_ReadPublic"))?;
-                if public.attributes().index_type().ok() != Some(NvIndexType::Counter) {
-                    return Err(TpmError::NvIndex {
-                        index,
-                        reason: "it holds something other than a counter",
-                    });
-                }
-                handle
-            }
-            Err(_) => {
-                let attributes = NvIndexAttributesBuilder::new()
-                    .with_owner_write(true)
-                    .with_owner_read(true)
-                    .with_nv_index_type(NvIndexType::Counter)
-                    .build()
-                    .map_err(command("NV attributes"))?;
-                let public = NvPublicBuilder::new()
-                    .with_nv_index(tpm_index)
-                    .with_index_name_algorithm(HashingAlgorithm::Sha256)
-                    .with_index_attributes(attributes)
-                    .with_data_area_size(8)
-                    .build()
-                    .map_err(command("NV public"))?;
-                let handle = self
-                    .ctx
-                    .execute_with_nullauth_session(|ctx| {
-                        ctx.nv_define_space(Provision::Owner, None, public)
-                    })
-                    .map_err(command("NV_DefineSpace"))?;
-                // A counter reads only once incremented; its first value is at least the
-                // highest any counter on this TPM has had.
-                self.ctx
-                    .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
-                    .map_err(command("NV_Increment"))?;
-                handle
-            }
-        };
+        let tpm_index = nv_index(index)?;
+        let object = self
+            .ctx
+            .tr_from_tpm_public(TpmHandle::NvIndex(tpm_index))
+            .map_err(|_| TpmError::NvIndex {
+                index,
+                reason: "the TPM has no NV index there",
+            })?;
+        let handle = NvIndexHandle::from(object);
+        let (public, _) = self
+            .ctx
+            .execute_without_session(|ctx| ctx.nv_read_public(handle))
+            .map_err(command("NV_ReadPublic"))?;
+        if public.attributes().index_type().ok() != Some(NvIndexType::Counter) {
+            return Err(TpmError::NvIndex {
+                index,
+                reason: "it holds something other than a counter",
+            });
+        }
+        Ok(NvCounter { index, handle })
+    }
+
+    /// Defines a new NV counter at `index` (owner range) and initializes it. Its first value is
+    /// at least the highest any counter on this TPM has had, never 0 again.
+    ///
+    /// # Errors
+    /// [`TpmError::NvIndex`] for an index outside the range or already defined (by anyone: two
+    /// users of one counter would each see the other's increments);
+    /// [`TpmError::Command`].
+    pub fn define_counter(&mut self, index: u32) -> Result<NvCounter, TpmError> {
+        let tpm_index = nv_index(index)?;
+        if self
+            .ctx
+            .tr_from_tpm_public(TpmHandle::NvIndex(tpm_index))
+            .is_ok()
+        {
+            return Err(TpmError::NvIndex {
+                index,
+                reason: "it is already defined; choose another index, or remove it (tpm2_nvundefine) if nothing uses it",
+            });
+        }
+        let attributes = NvIndexAttributesBuilder::new()
+            .with_owner_write(true)
+            .with_owner_read(true)
+            .with_nv_index_type(NvIndexType::Counter)
+            .build()
+            .map_err(command("NV attributes"))?;
+        let public = NvPublicBuilder::new()
+            .with_nv_index(tpm_index)
+            .with_index_name_algorithm(HashingAlgorithm::Sha256)
+            .with_index_attributes(attributes)
+            .with_data_area_size(8)
+            .build()
+            .map_err(command("NV public"))?;
+        let handle = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.nv_define_space(Provision::Owner, None, public)
+            })
+            .map_err(command("NV_DefineSpace"))?;
+        // A counter reads only once incremented; its first value is at least the highest any
+        // counter on this TPM has had.
+        self.ctx
+            .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
+            .map_err(command("NV_Increment"))?;
         Ok(NvCounter { index, handle })
     }
 
@@ -308,6 +329,13 @@ impl NvCounter {
                 .map_err(command("NV_Increment"))?;
         }
     }
+}
+
+fn nv_index(index: u32) -> Result<NvIndexTpmHandle, TpmError> {
+    NvIndexTpmHandle::new(index).map_err(|_| TpmError::NvIndex {
+        index,
+        reason: "not an NV index",
+    })
 }
 
 fn session_object(policy: PolicySession) -> tss_esapi::handles::ObjectHandle {

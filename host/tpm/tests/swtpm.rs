@@ -8,103 +8,25 @@
 #![cfg(feature = "tpm")]
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
 
 use keyward_crypto::{ChainId, SecretBytes};
-use keyward_enclave::{SealError, SealPurpose, Sealer, SoftSealingKey};
-use keyward_tpm::{Tpm, TpmError, TpmSealedKey};
+use keyward_enclave::{SealError, SealPurpose, Sealer, SealingKey};
+use keyward_host::counter::CounterError;
+use keyward_tpm::source::{SealingSource, SourceError, TpmSource};
+use keyward_tpm::swtpm::Swtpm;
+use keyward_tpm::{TpmError, TpmSealedKey};
 use rand::{SeedableRng, rngs::StdRng};
 
-/// A running swtpm, stopped on drop; its state directory outlives it (for restarts).
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    /// Starts swtpm on `state`, or returns `None` (skip) when swtpm is not installed outside CI.
-    fn start(state: &Path) -> Option<Self> {
-        if Command::new("swtpm").arg("--version").output().is_err() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "swtpm is not installed, and CI=true: .ci/run must install it"
-            );
-            eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
-            return None;
-        }
-        std::fs::create_dir_all(state).unwrap();
-        let port = free_port_pair();
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", state.display()))
-            .args([
-                "--server",
-                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-            ])
-            .args([
-                "--ctrl",
-                &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-            ])
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "swtpm did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Self { child, port })
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    fn connect(&self) -> Tpm {
-        Tpm::connect(&self.tcti()).unwrap()
-    }
-
-    /// Extends PCR `pcr` (SHA-256 bank), as a changed boot component would.
-    fn extend(&self, pcr: u8) {
-        let status = Command::new("tpm2_pcrextend")
-            .args(["-T", &self.tcti()])
-            .arg(format!("{pcr}:sha256={}", "01".repeat(32)))
-            .status()
-            .expect("tpm2_pcrextend (Debian package tpm2-tools)");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        // SIGTERM lets swtpm write its state out.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Two consecutive free loopback ports (server and control).
-fn free_port_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
+/// Extends PCR `pcr` (SHA-256 bank) of `swtpm`, as a changed boot component would.
+fn extend(swtpm: &Swtpm, pcr: u8) {
+    let status = Command::new("tpm2_pcrextend")
+        .args(["-T", &swtpm.tcti()])
+        .arg(format!("{pcr}:sha256={}", "01".repeat(32)))
+        .status()
+        .expect("tpm2_pcrextend (Debian package tpm2-tools)");
+    assert!(status.success());
 }
 
 fn state_dir(name: &str) -> PathBuf {
@@ -116,15 +38,15 @@ fn state_dir(name: &str) -> PathBuf {
 #[test]
 fn a_sealed_key_comes_back_only_with_the_same_pcrs_on_the_same_tpm() {
     let state = state_dir("seal");
-    let Some(swtpm) = Swtpm::start(&state) else {
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
         return;
     };
     let key = SecretBytes::<32>::random(&mut StdRng::seed_from_u64(1));
     let sealed = {
-        let mut tpm = swtpm.connect();
+        let mut tpm = swtpm.connect().unwrap();
         let sealed = tpm.seal_key(&key, &[16, 23]).unwrap();
         assert_eq!(
-            tpm.unseal_key(&sealed).unwrap().expose(),
+            tpm.unseal_key::<32>(&sealed).unwrap().expose(),
             key.expose(),
             "round trip"
         );
@@ -144,7 +66,7 @@ fn a_sealed_key_comes_back_only_with_the_same_pcrs_on_the_same_tpm() {
     altered[last] ^= 0x01;
     let altered = TpmSealedKey::from_bytes(&altered).unwrap();
     assert!(matches!(
-        swtpm.connect().unseal_key(&altered),
+        swtpm.connect().unwrap().unseal_key::<32>(&altered),
         Err(TpmError::Unseal(_))
     ));
 
@@ -152,19 +74,19 @@ fn a_sealed_key_comes_back_only_with_the_same_pcrs_on_the_same_tpm() {
     let other_state = state_dir("seal-other");
     let other = Swtpm::start(&other_state).unwrap();
     assert!(matches!(
-        other.connect().unseal_key(&sealed),
+        other.connect().unwrap().unseal_key::<32>(&sealed),
         Err(TpmError::Unseal(_))
     ));
     drop(other);
 
     // A changed PCR: the key stays sealed.
-    swtpm.extend(23);
+    extend(&swtpm, 23);
     assert!(matches!(
-        swtpm.connect().unseal_key(&sealed),
+        swtpm.connect().unwrap().unseal_key::<32>(&sealed),
         Err(TpmError::Unseal(_))
     ));
     assert!(matches!(
-        swtpm.connect().seal_key(&key, &[24]),
+        swtpm.connect().unwrap().seal_key(&key, &[24]),
         Err(TpmError::NoSuchPcr(24))
     ));
     drop(swtpm);
@@ -175,18 +97,18 @@ fn a_sealed_key_comes_back_only_with_the_same_pcrs_on_the_same_tpm() {
 #[test]
 fn the_nv_counter_only_goes_up_survives_a_restart_and_refuses_an_older_blob() {
     let state = state_dir("counter");
-    let Some(swtpm) = Swtpm::start(&state) else {
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
         return;
     };
     const INDEX: u32 = 0x0150_4b57;
     let sealer = Sealer::new(
-        &SoftSealingKey::generate(&mut StdRng::seed_from_u64(2)),
+        &SealingKey::generate(&mut StdRng::seed_from_u64(2)),
         ChainId::new("test").unwrap(),
         [7; 32],
     );
     let (first, old_blob) = {
-        let mut tpm = swtpm.connect();
-        let counter = tpm.counter(INDEX).unwrap();
+        let mut tpm = swtpm.connect().unwrap();
+        let counter = tpm.define_counter(INDEX).unwrap();
         let first = counter.value(&mut tpm).unwrap();
         // Seal at the next value, store, advance: the host's order.
         let old_blob = sealer
@@ -205,7 +127,7 @@ fn the_nv_counter_only_goes_up_survives_a_restart_and_refuses_an_older_blob() {
     // again does not reset it.
     drop(swtpm);
     let swtpm = Swtpm::start(&state).unwrap();
-    let mut tpm = swtpm.connect();
+    let mut tpm = swtpm.connect().unwrap();
     let counter = tpm.counter(INDEX).unwrap();
     assert_eq!(counter.value(&mut tpm).unwrap(), first + 1);
     counter.advance(&mut tpm, first + 2).unwrap();
@@ -230,4 +152,87 @@ fn the_nv_counter_only_goes_up_survives_a_restart_and_refuses_an_older_blob() {
     drop(tpm);
     drop(swtpm);
     let _ = std::fs::remove_dir_all(&state);
+}
+
+fn tpm_source(swtpm: &Swtpm, nv_index: u32) -> SealingSource {
+    SealingSource::Tpm(TpmSource {
+        tcti: swtpm.tcti(),
+        pcrs: vec![16],
+        nv_index,
+    })
+}
+
+#[test]
+fn the_tpm_source_keeps_its_key_and_counter_in_the_tpm() {
+    let state = state_dir("source");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let dir = state_dir("source-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = tpm_source(&swtpm, 0x0150_0001);
+    assert!(
+        source.open(&dir, false).is_err(),
+        "nothing is made for a directory that should have sealed state"
+    );
+    let key = {
+        let mut sealing = source.open(&dir, true).unwrap();
+        assert_eq!(sealing.counter.value(), 0, "counted from its creation");
+        sealing.counter.advance(2).unwrap();
+        *sealing.key.expose()
+    };
+    let stored = std::fs::read(dir.join("sealing.tpm")).unwrap();
+    assert!(!stored.windows(32).any(|w| w == key), "no key on disk");
+    assert!(!dir.join("sealing.key").exists());
+
+    // A restart of the service and of the TPM: the same key, the counter where it was; another
+    // index or PCR selection in the configuration changes nothing (both are sealed).
+    drop(swtpm);
+    let swtpm = Swtpm::start(&state).unwrap();
+    let source = tpm_source(&swtpm, 0x0150_0001);
+    let mut reopened = tpm_source(&swtpm, 0x0150_0099).open(&dir, false).unwrap();
+    assert_eq!(reopened.key.expose(), &key);
+    assert_eq!(reopened.counter.value(), 2);
+    assert!(matches!(
+        reopened.counter.advance(1),
+        Err(CounterError::Backwards { .. })
+    ));
+
+    drop(reopened);
+
+    // Someone else increments the index (swtpm takes one client at a time): the counter as the
+    // core sees it moved too, so every state sealed before is refused as older.
+    let mut tpm = swtpm.connect().unwrap();
+    let nv = tpm.counter(0x0150_0001).unwrap();
+    let raw = nv.value(&mut tpm).unwrap();
+    nv.advance(&mut tpm, raw + 2).unwrap();
+    drop(tpm);
+    assert_eq!(source.open(&dir, false).unwrap().counter.value(), 4);
+
+    // A second directory cannot share the index; with its own index it gets its own key.
+    let second = state_dir("source-second");
+    std::fs::create_dir_all(&second).unwrap();
+    let e = source.open(&second, true).unwrap_err();
+    assert!(e.to_string().contains("already defined"), "{e}");
+    let other = tpm_source(&swtpm, 0x0150_0002).open(&second, true).unwrap();
+    assert_ne!(other.key.expose(), &key);
+    drop(other);
+
+    // The directory under another TPM, or after a PCR change: the key is not released.
+    let other_state = state_dir("source-other");
+    let other_tpm = Swtpm::start(&other_state).unwrap();
+    assert!(matches!(
+        tpm_source(&other_tpm, 0x0150_0001).open(&dir, false),
+        Err(SourceError::Tpm(TpmError::Unseal(_)))
+    ));
+    drop(other_tpm);
+    extend(&swtpm, 16);
+    assert!(matches!(
+        source.open(&dir, false),
+        Err(SourceError::Tpm(TpmError::Unseal(_)))
+    ));
+    drop(swtpm);
+    for d in [&state, &dir, &second, &other_state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

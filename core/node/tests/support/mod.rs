@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_crypto::{ChainId, ChannelKeypair, Envelope, IdentityKeypair};
-use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy, Sealer, SoftSealingKey};
+use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy, Sealer, SealingKey};
 use keyward_hierarchy::{ClusterId, ContractId};
 use keyward_ledger::*;
 use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, User, Worker, WorkerStep};
@@ -76,7 +76,7 @@ impl Sim {
         );
         let registry = Registry::from_genesis(&genesis, &genesis.hash()).unwrap();
         let sealer = Sealer::new(
-            &SoftSealingKey::generate(&mut rng),
+            &SealingKey::generate(&mut rng),
             ChainId::new("node-test").unwrap(),
             [0x4d; 32],
         );

@@ -5,9 +5,7 @@
 use keyward_crypto::{
     ChainId, IdentityPublicKey, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature,
 };
-use keyward_enclave::{
-    DevPlatformKey, SealPurpose, SealedBlob, Sealer, SoftSealingKey, VersionSet,
-};
+use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer, SealingKey, VersionSet};
 use keyward_vote::ancestry::AncestryPolicy;
 use keyward_vote::message::decode_vote_message;
 use keyward_vote::signer::RestoreError;
@@ -199,7 +197,7 @@ pub fn platform_public() -> IdentityPublicKey {
 /// A sealer for the test chain under the soft sealing key `sealing_key`.
 pub fn sealer(sealing_key: &[u8; 32]) -> Sealer {
     Sealer::new(
-        &SoftSealingKey::from_bytes(SecretBytes::new(*sealing_key)),
+        &SealingKey::from_bytes(SecretBytes::new(*sealing_key)),
         ChainId::new(CHAIN).unwrap(),
         MEASUREMENT,
     )
@@ -207,7 +205,7 @@ pub fn sealer(sealing_key: &[u8; 32]) -> Sealer {
 
 /// A fresh signer with no records, and its sealing key's bytes (to restore it later).
 pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer, [u8; 32]) {
-    let key = SoftSealingKey::generate(rng);
+    let key = SealingKey::generate(rng);
     let bytes = *key.expose();
     let signer = Signer::restore(
         config(ancestry),

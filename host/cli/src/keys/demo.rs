@@ -8,7 +8,7 @@ use rand_core::OsRng;
 use crate::error::{CliError, Result};
 use keyward_crypto::{ChainId, Envelope, EnvelopePurpose, IdentityKeypair};
 use keyward_enclave::{
-    BoundKey, DevPlatformKey, EvidencePolicy, SealPurpose, SealedBlob, Sealer, SoftSealingKey,
+    BoundKey, DevPlatformKey, EvidencePolicy, SealPurpose, SealedBlob, Sealer, SealingKey,
 };
 use keyward_hierarchy::{
     ClusterId, ClusterKey, ClusterKeyRequest, ContractId, ContractKey, ContractPublicKeys, Epoch,
@@ -293,7 +293,7 @@ pub fn run() -> Result<()> {
 
     s.chapter("Sealing: secrets at rest");
     let measurement = [0x4d; 32];
-    let key = SoftSealingKey::generate(rng);
+    let key = SealingKey::generate(rng);
     let sealer = Sealer::new(&key, chain.clone(), measurement);
     let blob = sealer
         .seal(SealPurpose::ClusterKey, 1, cluster_key.seed().expose(), rng)
