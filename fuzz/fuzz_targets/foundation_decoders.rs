@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use keyward_crypto::{ChainId, Envelope, IdentityPublicKey, IdentitySignature, SecretBytes};
-use keyward_enclave::{Evidence, SealPurpose, SealedBlob, Sealer, SoftSealingKey};
+use keyward_enclave::{Evidence, SealPurpose, SealedBlob, Sealer, SealingKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         2 => drop(keyward_hierarchy::ContractContext::from_bytes(rest)),
         3 => {
             let sealer = Sealer::new(
-                &SoftSealingKey::from_bytes(SecretBytes::new([3; 32])),
+                &SealingKey::from_bytes(SecretBytes::new([3; 32])),
                 ChainId::new("fuzz").unwrap(),
                 [0; 32],
             );

@@ -7,13 +7,13 @@
 #![allow(clippy::unwrap_used)]
 
 use keyward_crypto::{ChainId, SecretBytes, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, SealPurpose, Sealer, SoftSealingKey, VersionSet};
+use keyward_enclave::{DevPlatformKey, SealPurpose, Sealer, SealingKey, VersionSet};
 use keyward_vote::{LockoutPolicy, ServiceId, Signer, SignerConfig};
 use libfuzzer_sys::fuzz_target;
 
 fn sealer() -> Sealer {
     Sealer::new(
-        &SoftSealingKey::from_bytes(SecretBytes::new([3; 32])),
+        &SealingKey::from_bytes(SecretBytes::new([3; 32])),
         ChainId::new("fuzz").unwrap(),
         [0; 32],
     )

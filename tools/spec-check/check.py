@@ -16,7 +16,10 @@ import json, hashlib, hmac, os, struct, sys
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives import serialization
-from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ec as p256
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidTag, InvalidSignature
 
 import r255, sr25519, ledger
 
@@ -224,6 +227,44 @@ ok('devEvidence bound x25519 key = DeriveKeyPair(0x66*32)', chpk == h(ev['boundK
 rd = hashlib.sha512(var16(b'keyward/v1/report-data') + var16(ev['nonce'].encode()) + u16(2)
                     + var8(b'sr25519') + var16(user_pub) + var8(b'x25519') + var16(chpk)).digest()
 ok('devEvidence.reportData', rd == h(ev['reportData']))
+
+# ---- §13.4 tpm-quote evidence: an ECDSA P-256 quote of the report data ---------------------------
+tq = V['tpmQuoteEvidence']
+ak_pub = p256.derive_private_key(int.from_bytes(h(tq['akScalar']), 'big'), p256.SECP256R1()).public_key()
+ak_sec1 = ak_pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+ok('tpmQuoteEvidence.akSec1 = the scalar times the P-256 base point', ak_sec1 == h(tq['akSec1']))
+ok('tpmQuoteEvidence.akFingerprint = SHA-256(SEC1 point)', hashlib.sha256(ak_sec1).digest() == h(tq['akFingerprint']))
+evb = h(tq['evidence'])
+er = ledger.Reader(evb)
+head_ok = er.take(4) == b'KWAT' and er.u8() == 1 and er.u8() == 2
+ev_key, ev_rd = er.take(65), er.take(64)
+ev_attest = er.take(er.u16())
+ev_r, ev_s = er.take(32), er.take(32)
+er.end()
+ok('tpmQuoteEvidence.evidence framing: KWAT 1, kind 2, AK, report data, var16(attest), r, s',
+   head_ok and ev_key == ak_sec1 and ev_rd == rd and ev_attest == h(tq['attest']))
+try:
+    ak_pub.verify(encode_dss_signature(int.from_bytes(ev_r, 'big'), int.from_bytes(ev_s, 'big')),
+                  ev_attest, p256.ECDSA(hashes.SHA256()))
+    sig_ok = True
+except InvalidSignature:
+    sig_ok = False
+ok('tpmQuoteEvidence signature: ECDSA P-256 / SHA-256 over TPMS_ATTEST', sig_ok)
+ar = ledger.Reader(ev_attest)
+magic, st = ar.u32(), ar.u16()
+ar.take(ar.u16())                         # qualifiedSigner
+extra = ar.take(ar.u16())
+ar.take(8 + 4 + 4 + 1 + 8)                # clockInfo, firmwareVersion
+sel_start = len(ev_attest) - ar.remaining()
+for _ in range(ar.u32()):
+    ar.u16(); ar.take(ar.u8())
+selection = ev_attest[sel_start:len(ev_attest) - ar.remaining()]
+pcr_digest = ar.take(ar.u16())
+ar.end()
+ok('tpmQuoteEvidence attest is a TPM-generated quote whose extraData = SHA-256(report data)',
+   magic == 0xff544347 and st == 0x8018 and extra == hashlib.sha256(rd).digest())
+ok('tpmQuoteEvidence.measurement = SHA-256(var16(label) || TPML_PCR_SELECTION || pcrDigest)',
+   hashlib.sha256(var16(b'keyward/v1/tpm-measurement') + selection + pcr_digest).digest() == h(tq['measurement']))
 
 # ---- §18.4 a user's reply channel key (the constant is asserted by core/node/src/user.rs too) -----
 _, user_channel = derive_kp(var16(b'keyward/v1/user-channel') + b'\x07' * 32)

@@ -36,6 +36,7 @@ class Reader:
     def u16(self): return struct.unpack('>H', self.take(2))[0]
     def u32(self): return struct.unpack('>I', self.take(4))[0]
     def u64(self): return struct.unpack('>Q', self.take(8))[0]
+    def remaining(self): return len(self.b) - self.i
     def var(self, width, maximum):
         n = {1: self.u8, 2: self.u16, 4: self.u32}[width]()
         if n > maximum:
@@ -179,15 +180,16 @@ MAX_POLICY_ENTRIES = 64
 def policy_from_json(p):
     return dict(accept_insecure_dev=p['acceptInsecureDev'],
                 measurements=[h(x) for x in p['allowedMeasurements']],
-                platforms=[h(x) for x in p['trustedDevPlatforms']])
+                platforms=[h(x) for x in p['trustedDevPlatforms']],
+                tpm_keys=[h(x) for x in p['trustedTpmKeys']])
 
 
 def encode_policy(p):
     """§13.3: the encoder sorts and removes duplicates."""
-    ms = sorted(set(p['measurements'])); ps = sorted(set(p['platforms']))
-    assert len(ms) <= MAX_POLICY_ENTRIES and len(ps) <= MAX_POLICY_ENTRIES
+    ms = sorted(set(p['measurements'])); ps = sorted(set(p['platforms'])); ts = sorted(set(p['tpm_keys']))
+    assert max(len(ms), len(ps), len(ts)) <= MAX_POLICY_ENTRIES
     return (u8(1 if p['accept_insecure_dev'] else 0) + u16(len(ms)) + b''.join(ms)
-            + u16(len(ps)) + b''.join(ps))
+            + u16(len(ps)) + b''.join(ps) + u16(len(ts)) + b''.join(ts))
 
 
 def decode_policy(r):
@@ -196,7 +198,7 @@ def decode_policy(r):
     if flag not in (0, 1):
         raise Malformed('policy flag')
     lists = []
-    for _ in range(2):
+    for _ in range(3):
         n = r.u16()
         if n > MAX_POLICY_ENTRIES:
             raise Malformed('policy list too long')
@@ -204,12 +206,15 @@ def decode_policy(r):
         if any(a >= b for a, b in zip(items, items[1:])):
             raise Malformed('policy list not strictly ascending')
         lists.append(items)
-    return dict(accept_insecure_dev=bool(flag), measurements=lists[0], platforms=lists[1])
+    return dict(accept_insecure_dev=bool(flag), measurements=lists[0], platforms=lists[1], tpm_keys=lists[2])
 
 
 def at_least_as_strict(a, b):
-    """§13.3: A accepts dev only if B does; per list, B's is empty or A's is non-empty and ⊆ B's."""
+    """§13.3: A accepts dev only if B does; per allow-list, B's is empty or A's is non-empty and
+    ⊆ B's; A trusts only TPM keys B trusts (an empty TPM list trusts none)."""
     if a['accept_insecure_dev'] and not b['accept_insecure_dev']:
+        return False
+    if not set(a['tpm_keys']) <= set(b['tpm_keys']):
         return False
     for key in ('measurements', 'platforms'):
         if b[key] and not (a[key] and set(a[key]) <= set(b[key])):

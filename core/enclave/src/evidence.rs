@@ -4,16 +4,23 @@
 //! ```text
 //! report data = SHA-512(var16("keyward/v1/report-data") || var16(nonce)
 //!                       || u16(count) || for each bound key: var8(kind) || var16(key bytes))
-//! evidence    = "KWAT" || 0x01 || u8(kind) || platform key(32) || measurement(32)
-//!               || report data(64) || signature(64)
-//! signature   = sr25519 by the platform key, purpose "keyward/v1/evidence", over
-//!               u8(kind) || measurement || report data
+//! evidence    = "KWAT" || 0x01 || u8(kind) || proof
+//! dev (1)       proof = platform key(32) || measurement(32) || report data(64) || signature(64)
+//!               signature = sr25519 by the platform key, purpose "keyward/v1/evidence", over
+//!                           u8(kind) || measurement || report data
+//! tpm-quote (2) proof = AK(65, SEC1) || report data(64) || var16(TPMS_ATTEST) || r(32) || s(32)
+//!               the quote's qualifying data is SHA-256(report data), its measurement is
+//!               derived from the quoted PCRs ([`crate::tpm_quote`])
 //! ```
 //!
 //! Kind 1 is `dev`: the "platform" is a key the host generated, so the evidence proves nothing
 //! about the hardware. It exists so every flow that needs evidence runs today; it is marked
 //! insecure in its kind, its name (`dev-insecure`) and in [`Verified::insecure`], and
 //! [`Evidence::verify`] refuses it unless the policy says `accept_insecure_dev`.
+//!
+//! Kind 2 is `tpm-quote`: a TPM 2.0 quote of PCRs by its attestation key. A policy accepts it
+//! only from attestation keys it pins (`trusted_tpm_keys`): the quote proves the PCR values and
+//! the report data to whoever knows the key is a real TPM's.
 
 use core::fmt;
 use sha2::{Digest, Sha512};
@@ -23,6 +30,8 @@ use keyward_crypto::{
     ChannelPublicKey, DecodeError, IdentityKeypair, IdentityPublicKey, IdentitySignature, Reader,
     SigningPurpose, SolanaPubkey, Writer,
 };
+
+use crate::tpm_quote::{self, MAX_ATTEST_LEN, TpmAttestationKey};
 
 const MAGIC: &[u8; 4] = b"KWAT";
 const VERSION: u8 = 1;
@@ -36,12 +45,15 @@ pub const MAX_NONCE_LEN: usize = 1024;
 pub enum EvidenceKind {
     /// Signed by a local, host-generated platform key. Insecure.
     Dev,
+    /// A TPM 2.0 quote by a pinned attestation key.
+    TpmQuote,
 }
 
 impl EvidenceKind {
     fn code(self) -> u8 {
         match self {
             Self::Dev => 1,
+            Self::TpmQuote => 2,
         }
     }
 
@@ -49,6 +61,7 @@ impl EvidenceKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Dev => "dev-insecure",
+            Self::TpmQuote => "tpm-quote",
         }
     }
 }
@@ -146,11 +159,12 @@ impl DevPlatformKey {
             rng,
         );
         Ok(Evidence {
-            kind: EvidenceKind::Dev,
-            platform: self.public(),
             measurement,
             report_data,
-            signature,
+            proof: Proof::Dev {
+                platform: self.public(),
+                signature,
+            },
         })
     }
 }
@@ -176,6 +190,9 @@ pub struct EvidencePolicy {
     pub allowed_measurements: Vec<[u8; 32]>,
     /// If non-empty, only `dev` evidence signed by these platform keys.
     pub trusted_dev_platforms: Vec<IdentityPublicKey>,
+    /// The TPM attestation keys (their fingerprints, [`TpmAttestationKey::fingerprint`]) whose
+    /// `tpm-quote` evidence is accepted. Empty: none (an unpinned AK proves nothing).
+    pub trusted_tpm_keys: Vec<[u8; 32]>,
 }
 
 /// Most measurements or platform keys one encoded policy lists.
@@ -183,8 +200,9 @@ pub const MAX_POLICY_ENTRIES: usize = 64;
 
 impl EvidencePolicy {
     /// Appends the canonical encoding (PROTOCOL §13.3): `u8(accept_insecure_dev) ||
-    /// u16(m) || m × measurement(32) || u16(p) || p × platform key(32)`, both lists sorted and
-    /// without duplicates, so equal policies encode to equal bytes.
+    /// u16(m) || m × measurement(32) || u16(p) || p × platform key(32) || u16(t) || t × TPM key
+    /// fingerprint(32)`, every list sorted and without duplicates, so equal policies encode to
+    /// equal bytes.
     ///
     /// # Panics
     /// If a list holds more than [`MAX_POLICY_ENTRIES`] distinct items.
@@ -195,9 +213,14 @@ impl EvidencePolicy {
         let mut platforms = self.trusted_dev_platforms.clone();
         platforms.sort_unstable();
         platforms.dedup();
+        let mut tpm_keys = self.trusted_tpm_keys.clone();
+        tpm_keys.sort_unstable();
+        tpm_keys.dedup();
         assert!(
-            measurements.len() <= MAX_POLICY_ENTRIES && platforms.len() <= MAX_POLICY_ENTRIES,
-            "a policy lists at most {MAX_POLICY_ENTRIES} measurements and platform keys"
+            measurements.len() <= MAX_POLICY_ENTRIES
+                && platforms.len() <= MAX_POLICY_ENTRIES
+                && tpm_keys.len() <= MAX_POLICY_ENTRIES,
+            "a policy lists at most {MAX_POLICY_ENTRIES} measurements, platform keys and TPM keys"
         );
         w.u8(u8::from(self.accept_insecure_dev));
         w.u16(u16::try_from(measurements.len()).expect("bounded above"));
@@ -207,6 +230,10 @@ impl EvidencePolicy {
         w.u16(u16::try_from(platforms.len()).expect("bounded above"));
         for p in &platforms {
             w.raw(&p.to_bytes());
+        }
+        w.u16(u16::try_from(tpm_keys.len()).expect("bounded above"));
+        for k in &tpm_keys {
+            w.raw(k);
         }
     }
 
@@ -230,16 +257,18 @@ impl EvidencePolicy {
         let trusted_dev_platforms = read_set(r, "trusted dev platforms", |bytes| {
             IdentityPublicKey::from_bytes(&bytes)
         })?;
+        let trusted_tpm_keys = read_set(r, "trusted TPM keys", Ok)?;
         Ok(Self {
             accept_insecure_dev,
             allowed_measurements,
             trusted_dev_platforms,
+            trusted_tpm_keys,
         })
     }
 
     /// Whether everything this policy accepts, `weaker` accepts too: it accepts `dev` evidence
-    /// only if `weaker` does, and each non-empty allow-list of `weaker` is matched by a
-    /// non-empty subset here.
+    /// only if `weaker` does, each non-empty allow-list of `weaker` is matched by a non-empty
+    /// subset here, and it trusts only TPM keys that `weaker` trusts.
     pub fn is_at_least_as_strict_as(&self, weaker: &Self) -> bool {
         fn subset<T: PartialEq>(strict: &[T], weak: &[T]) -> bool {
             weak.is_empty() || (!strict.is_empty() && strict.iter().all(|x| weak.contains(x)))
@@ -247,6 +276,10 @@ impl EvidencePolicy {
         (!self.accept_insecure_dev || weaker.accept_insecure_dev)
             && subset(&self.allowed_measurements, &weaker.allowed_measurements)
             && subset(&self.trusted_dev_platforms, &weaker.trusted_dev_platforms)
+            && self
+                .trusted_tpm_keys
+                .iter()
+                .all(|k| weaker.trusted_tpm_keys.contains(k))
     }
 }
 
@@ -292,6 +325,9 @@ pub enum EvidenceError {
     /// Signed by a platform key the policy does not trust.
     #[error("evidence is signed by an untrusted platform key {}", keyward_crypto::hex::to_0x(.0))]
     UntrustedPlatform([u8; 32]),
+    /// A TPM quote by an attestation key the policy does not pin (its fingerprint).
+    #[error("TPM quote by an untrusted attestation key {}", keyward_crypto::hex::to_0x(.0))]
+    UntrustedTpmKey([u8; 32]),
     /// The platform's signature does not verify.
     #[error("evidence signature does not verify")]
     BadSignature,
@@ -303,14 +339,27 @@ pub enum EvidenceError {
     MeasurementNotAllowed([u8; 32]),
 }
 
-/// Attestation evidence. Construct with [`DevPlatformKey::attest`] or [`Evidence::from_bytes`].
+/// Attestation evidence. Construct with [`DevPlatformKey::attest`], [`Evidence::tpm_quote`] or
+/// [`Evidence::from_bytes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
-    kind: EvidenceKind,
-    platform: IdentityPublicKey,
     measurement: [u8; 32],
     report_data: [u8; 64],
-    signature: IdentitySignature,
+    proof: Proof,
+}
+
+/// What vouches for the measurement and report data, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Proof {
+    Dev {
+        platform: IdentityPublicKey,
+        signature: IdentitySignature,
+    },
+    TpmQuote {
+        key: TpmAttestationKey,
+        attest: Vec<u8>,
+        signature: [u8; 64],
+    },
 }
 
 /// Evidence that passed [`Evidence::verify`].
@@ -325,9 +374,46 @@ pub struct Verified {
 }
 
 impl Evidence {
+    /// `tpm-quote` evidence from what a TPM returned for a quote of `report_data`'s qualifying
+    /// data ([`tpm_quote::qualifying_data`]) by the attestation key `key` (SEC1): the marshalled
+    /// `TPMS_ATTEST` and the signature's `r || s`. The measurement is read from the quote.
+    ///
+    /// # Errors
+    /// [`EvidenceError::Malformed`] for a key that is not a P-256 point or a quote that does not
+    /// parse; [`Evidence::check_signature`] checks the rest.
+    pub fn tpm_quote(
+        key: [u8; 65],
+        report_data: [u8; 64],
+        attest: Vec<u8>,
+        signature: [u8; 64],
+    ) -> Result<Self, EvidenceError> {
+        let key = TpmAttestationKey::from_sec1(key)?;
+        if attest.len() > MAX_ATTEST_LEN {
+            return Err(DecodeError::TooLong {
+                field: "TPMS_ATTEST",
+                len: attest.len(),
+                max: MAX_ATTEST_LEN,
+            }
+            .into());
+        }
+        let quote = tpm_quote::parse(&attest)?;
+        Ok(Self {
+            measurement: quote.measurement,
+            report_data,
+            proof: Proof::TpmQuote {
+                key,
+                attest,
+                signature,
+            },
+        })
+    }
+
     /// The kind.
     pub fn kind(&self) -> EvidenceKind {
-        self.kind
+        match self.proof {
+            Proof::Dev { .. } => EvidenceKind::Dev,
+            Proof::TpmQuote { .. } => EvidenceKind::TpmQuote,
+        }
     }
 
     /// The attested measurement.
@@ -340,6 +426,22 @@ impl Evidence {
         self.report_data
     }
 
+    /// The platform key that signed `dev` evidence.
+    pub fn platform(&self) -> Option<IdentityPublicKey> {
+        match &self.proof {
+            Proof::Dev { platform, .. } => Some(*platform),
+            Proof::TpmQuote { .. } => None,
+        }
+    }
+
+    /// The attestation key of `tpm-quote` evidence.
+    pub fn tpm_key(&self) -> Option<TpmAttestationKey> {
+        match &self.proof {
+            Proof::TpmQuote { key, .. } => Some(*key),
+            Proof::Dev { .. } => None,
+        }
+    }
+
     /// Checks the evidence against `policy`, and that it binds exactly `keys` and `nonce`.
     ///
     /// # Errors
@@ -350,15 +452,20 @@ impl Evidence {
         keys: &[BoundKey],
         nonce: &[u8],
     ) -> Result<Verified, EvidenceError> {
-        match self.kind {
-            EvidenceKind::Dev => {
+        match &self.proof {
+            Proof::Dev { platform, .. } => {
                 if !policy.accept_insecure_dev {
                     return Err(EvidenceError::InsecureNotAccepted);
                 }
                 if !policy.trusted_dev_platforms.is_empty()
-                    && !policy.trusted_dev_platforms.contains(&self.platform)
+                    && !policy.trusted_dev_platforms.contains(platform)
                 {
-                    return Err(EvidenceError::UntrustedPlatform(self.platform.to_bytes()));
+                    return Err(EvidenceError::UntrustedPlatform(platform.to_bytes()));
+                }
+            }
+            Proof::TpmQuote { key, .. } => {
+                if !policy.trusted_tpm_keys.contains(&key.fingerprint()) {
+                    return Err(EvidenceError::UntrustedTpmKey(key.fingerprint()));
                 }
             }
         }
@@ -372,53 +479,106 @@ impl Evidence {
             return Err(EvidenceError::MeasurementNotAllowed(self.measurement));
         }
         Ok(Verified {
-            kind: self.kind,
+            kind: self.kind(),
             measurement: self.measurement,
-            insecure: matches!(self.kind, EvidenceKind::Dev),
+            insecure: matches!(self.proof, Proof::Dev { .. }),
         })
     }
 
-    /// The platform key that signed the evidence.
-    pub fn platform(&self) -> IdentityPublicKey {
-        self.platform
-    }
-
-    /// Checks only the platform key's signature over the kind, measurement and report data: what
-    /// a verifier can check without a policy, the bound keys or the nonce (`keyward attest
-    /// verify`). For `dev` evidence this proves nothing about the hardware.
+    /// Checks only what vouches for the measurement and report data: the platform key's
+    /// signature (`dev`), or the attestation key's signature over the quote and the quote's
+    /// qualifying data (`tpm-quote`). That is what a verifier can check without a policy, the
+    /// bound keys or the nonce (`keyward attest verify`); it says nothing about whether the key
+    /// deserves trust.
     ///
     /// # Errors
-    /// [`EvidenceError::BadSignature`].
+    /// [`EvidenceError::BadSignature`]; [`EvidenceError::ReportDataMismatch`] for a quote of
+    /// other qualifying data.
     pub fn check_signature(&self) -> Result<(), EvidenceError> {
-        self.platform
-            .verify(
-                SigningPurpose::Evidence,
-                &signed(self.kind, &self.measurement, &self.report_data),
-                &self.signature,
-            )
-            .map_err(|_| EvidenceError::BadSignature)
+        match &self.proof {
+            Proof::Dev {
+                platform,
+                signature,
+            } => platform
+                .verify(
+                    SigningPurpose::Evidence,
+                    &signed(EvidenceKind::Dev, &self.measurement, &self.report_data),
+                    signature,
+                )
+                .map_err(|_| EvidenceError::BadSignature),
+            Proof::TpmQuote {
+                key,
+                attest,
+                signature,
+            } => {
+                if !tpm_quote::signature_verifies(key, attest, signature) {
+                    return Err(EvidenceError::BadSignature);
+                }
+                let quote = tpm_quote::parse(attest)?;
+                if quote.extra_data != tpm_quote::qualifying_data(&self.report_data) {
+                    return Err(EvidenceError::ReportDataMismatch);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The wire encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_header(MAGIC, VERSION);
-        w.u8(self.kind.code())
-            .raw(&self.platform.to_bytes())
-            .raw(&self.measurement)
-            .raw(&self.report_data)
-            .raw(&self.signature.to_bytes());
+        w.u8(self.kind().code());
+        match &self.proof {
+            Proof::Dev {
+                platform,
+                signature,
+            } => w
+                .raw(&platform.to_bytes())
+                .raw(&self.measurement)
+                .raw(&self.report_data)
+                .raw(&signature.to_bytes()),
+            Proof::TpmQuote {
+                key,
+                attest,
+                signature,
+            } => w
+                .raw(&key.to_sec1())
+                .raw(&self.report_data)
+                .var16(attest)
+                .raw(signature),
+        };
         w.finish()
     }
 
-    /// Decodes the wire encoding (framing only; [`Evidence::verify`] checks the rest).
+    /// Decodes the wire encoding (framing, and a quote's structure; [`Evidence::verify`] checks
+    /// the rest).
     ///
     /// # Errors
     /// [`EvidenceError::Malformed`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let mut r = Reader::new(bytes);
         r.header(FORMAT, MAGIC, VERSION)?;
-        let kind = match r.u8("evidence kind")? {
-            1 => EvidenceKind::Dev,
+        let evidence = match r.u8("evidence kind")? {
+            1 => {
+                let platform = IdentityPublicKey::from_bytes(&r.array("platform key")?)?;
+                let measurement = r.array("measurement")?;
+                let report_data = r.array("report data")?;
+                let signature = IdentitySignature::from_bytes(&r.array("evidence signature")?)?;
+                Self {
+                    measurement,
+                    report_data,
+                    proof: Proof::Dev {
+                        platform,
+                        signature,
+                    },
+                }
+            }
+            2 => {
+                let key = r.array("TPM attestation key")?;
+                let report_data = r.array("report data")?;
+                let attest = r.var16("TPMS_ATTEST", MAX_ATTEST_LEN)?.to_vec();
+                let signature = r.array("TPM quote signature")?;
+                Self::tpm_quote(key, report_data, attest, signature)?
+            }
             _ => {
                 return Err(DecodeError::Invalid {
                     field: "evidence kind",
@@ -427,18 +587,8 @@ impl Evidence {
                 .into());
             }
         };
-        let platform = IdentityPublicKey::from_bytes(&r.array("platform key")?)?;
-        let measurement = r.array("measurement")?;
-        let report_data = r.array("report data")?;
-        let signature = IdentitySignature::from_bytes(&r.array("evidence signature")?)?;
         r.finish()?;
-        Ok(Self {
-            kind,
-            platform,
-            measurement,
-            report_data,
-            signature,
-        })
+        Ok(evidence)
     }
 }
 
@@ -464,6 +614,7 @@ mod tests {
             accept_insecure_dev: dev,
             allowed_measurements: measurements.iter().map(|m| [*m; 32]).collect(),
             trusted_dev_platforms: platforms.iter().map(|p| p.public()).collect(),
+            trusted_tpm_keys: Vec::new(),
         }
     }
 

@@ -11,17 +11,20 @@
 //! - [`versions`]: one sealed manifest pinning the versions of many separately sealed blobs, so a
 //!   store that rewrites only what changed still has every item pinned by the counter.
 //! - [`evidence`]: attestation evidence binding an entity's public keys and a verifier's nonce.
-//!   The only kind so far is `dev`: signed by a local platform key, **insecure by construction**,
-//!   and refused by every verifier unless its policy explicitly accepts insecure evidence.
+//!   Kinds: `dev`, signed by a local platform key, **insecure by construction** and refused by
+//!   every verifier unless its policy explicitly accepts insecure evidence; and `tpm-quote`, a
+//!   TPM 2.0 quote ([`tpm_quote`]) by an attestation key the verifier's policy pins.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod evidence;
 pub mod seal;
+pub mod tpm_quote;
 pub mod versions;
 
 pub use evidence::{
     BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
 };
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SealingKey, Unsealed};
+pub use tpm_quote::TpmAttestationKey;
 pub use versions::{VersionSet, VersionTag};

@@ -12,7 +12,8 @@ use keyward_crypto::{
     hex::{from_hex, to_0x},
 };
 use keyward_enclave::{
-    BoundKey, SealPurpose, Sealer, SealingKey, VersionSet, evidence::report_data,
+    BoundKey, Evidence, SealPurpose, Sealer, SealingKey, VersionSet, evidence::report_data,
+    tpm_quote,
 };
 use keyward_hierarchy::*;
 use keyward_threshold::{SecretKey, ShareIndex};
@@ -148,6 +149,37 @@ fn generate() -> Value {
         BoundKey::Channel(channel.public()),
     ];
 
+    // tpm-quote evidence: a quote as a TPM marshals one, of the dev evidence's report data, by an
+    // attestation key from a fixed scalar (ECDSA with RFC 6979 nonces, so deterministic).
+    let ak = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).expect("scalar");
+    let ak_sec1: [u8; 65] = ak
+        .verifying_key()
+        .to_sec1_point(false)
+        .as_bytes()
+        .try_into()
+        .expect("65 bytes");
+    let quoted_report = report_data(&bound, b"nonce-1").unwrap();
+    let mut attest = keyward_crypto::Writer::new();
+    attest
+        .u32(0xff54_4347)
+        .u16(0x8018)
+        .var16(&[0x00, 0x0b, 0x11, 0x22])
+        .var16(&tpm_quote::qualifying_data(&quoted_report))
+        .u64(81_000)
+        .u32(3)
+        .u32(0)
+        .u8(1)
+        .u64(0x2023_0415)
+        .raw(&tpm_quote::sha256_selection(&[0, 7]))
+        .var16(&[0x5a; 32]);
+    let attest = attest.finish();
+    let quote_signature: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&ak, &attest);
+    let quote_signature: [u8; 64] = quote_signature.to_bytes().into();
+    let tpm_evidence =
+        Evidence::tpm_quote(ak_sec1, quoted_report, attest.clone(), quote_signature).unwrap();
+    tpm_evidence.check_signature().unwrap();
+
     json!({
         "about": "keyward v1 test vectors; see docs/PROTOCOL.md. Regenerated and compared by `cargo test -p keyward-hierarchy --test vectors`.",
         "identity": {
@@ -222,6 +254,15 @@ fn generate() -> Value {
             "boundKeys": ["the identity.sr25519Public above", format!("x25519 {}", channel.public())],
             "nonce": "nonce-1",
             "reportData": to_0x(&report_data(&bound, b"nonce-1").unwrap()),
+        },
+        "tpmQuoteEvidence": {
+            "about": "the devEvidence report data, quoted by a TPM attestation key (PROTOCOL §13.4)",
+            "akScalar": to_0x(&[0x42; 32]),
+            "akSec1": to_0x(&ak_sec1),
+            "akFingerprint": to_0x(&tpm_evidence.tpm_key().unwrap().fingerprint()),
+            "attest": to_0x(&attest),
+            "measurement": to_0x(&tpm_evidence.measurement()),
+            "evidence": to_0x(&tpm_evidence.to_bytes()),
         },
     })
 }

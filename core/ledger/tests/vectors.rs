@@ -29,6 +29,7 @@ fn policy_json(p: &EvidencePolicy) -> Value {
         "acceptInsecureDev": p.accept_insecure_dev,
         "allowedMeasurements": p.allowed_measurements.iter().map(|m| to_0x(m)).collect::<Vec<_>>(),
         "trustedDevPlatforms": p.trusted_dev_platforms.iter().map(|k| to_0x(&k.to_bytes())).collect::<Vec<_>>(),
+        "trustedTpmKeys": p.trusted_tpm_keys.iter().map(|k| to_0x(k)).collect::<Vec<_>>(),
     })
 }
 
@@ -41,6 +42,7 @@ fn generate() -> Value {
         accept_insecure_dev: true,
         allowed_measurements: vec![measurement],
         trusted_dev_platforms: vec![platform.public()],
+        trusted_tpm_keys: Vec::new(),
     };
     let config = GenesisConfig {
         chain: ChainId::new("vector-net").unwrap(),

@@ -96,6 +96,7 @@ fn dev_policy() -> EvidencePolicy {
         accept_insecure_dev: true,
         allowed_measurements: vec![MEASUREMENT],
         trusted_dev_platforms: vec![platform_public()],
+        trusted_tpm_keys: Vec::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use keyward_attest::{Claims, dcap, nitro, snp};
-use keyward_enclave::Evidence;
+use keyward_enclave::{Evidence, EvidenceKind};
 
 use crate::error::{CliError, Result};
 use crate::keyfile::read_limited;
@@ -102,11 +102,18 @@ fn vendor(
 fn own_evidence(bytes: &[u8]) -> std::result::Result<Value, String> {
     let evidence = Evidence::from_bytes(bytes).map_err(|e| e.to_string())?;
     evidence.check_signature().map_err(|e| e.to_string())?;
-    Ok(json!({
+    let mut out = json!({
         "platform": evidence.kind().name(),
-        "insecure": true,
-        "platformKey": evidence.platform().to_string(),
+        "insecure": evidence.kind() == EvidenceKind::Dev,
         "measurement": hex::encode(evidence.measurement()),
         "reportData": hex::encode(evidence.report_data()),
-    }))
+    });
+    // Who vouches for it: trust in that key is the verifier's policy, not this command's.
+    if let Some(platform) = evidence.platform() {
+        out["platformKey"] = json!(platform.to_string());
+    }
+    if let Some(key) = evidence.tpm_key() {
+        out["tpmKeyFingerprint"] = json!(hex::encode(key.fingerprint()));
+    }
+    Ok(out)
 }

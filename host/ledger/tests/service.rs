@@ -29,6 +29,7 @@ impl Cast {
             accept_insecure_dev: true,
             allowed_measurements: vec![],
             trusted_dev_platforms: vec![platform.public()],
+            trusted_tpm_keys: Vec::new(),
         };
         let config = GenesisConfig {
             chain: ChainId::new("svc-test").unwrap(),

@@ -2,6 +2,7 @@
 //! nothing else can be called.
 
 use keyward_crypto::SecretBytes;
+use keyward_enclave::{BoundKey, Evidence, TpmAttestationKey};
 
 use crate::{TpmError, TpmSealedKey};
 
@@ -53,6 +54,27 @@ impl Tpm {
     /// # Errors
     /// None.
     pub fn counter(&mut self, _index: u32) -> Result<NvCounter, TpmError> {
+        match self.0 {}
+    }
+
+    /// Never called: no [`Tpm`] exists in this build.
+    ///
+    /// # Errors
+    /// None.
+    pub fn attestation_key(&mut self) -> Result<TpmAttestationKey, TpmError> {
+        match self.0 {}
+    }
+
+    /// Never called: no [`Tpm`] exists in this build.
+    ///
+    /// # Errors
+    /// None.
+    pub fn quote(
+        &mut self,
+        _keys: &[BoundKey],
+        _nonce: &[u8],
+        _pcrs: &[u8],
+    ) -> Result<Evidence, TpmError> {
         match self.0 {}
     }
 

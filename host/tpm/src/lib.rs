@@ -87,6 +87,10 @@ pub enum TpmError {
     /// A stored sealed key does not decode.
     #[error("TPM-sealed key is malformed: {0}")]
     Malformed(#[from] DecodeError),
+    /// The quote could not be made into evidence (keys or nonce over the report data's limits,
+    /// or a quote keyward cannot read).
+    #[error("TPM quote: {0}")]
+    Evidence(#[from] keyward_enclave::EvidenceError),
     /// A PCR index outside 0–23.
     #[error("PCR {0} does not exist (0-23)")]
     NoSuchPcr(u8),

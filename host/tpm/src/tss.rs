@@ -7,13 +7,15 @@ use tss_esapi::constants::SessionType;
 use tss_esapi::constants::nv_index_type::NvIndexType;
 use tss_esapi::handles::{KeyHandle, NvIndexHandle, NvIndexTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::PolicySession;
 use tss_esapi::structures::{
-    Digest, KeyedHashScheme, NvPublicBuilder, PcrSelectionList, PcrSelectionListBuilder, PcrSlot,
-    Private, Public, PublicBuilder, PublicKeyedHashParameters, RsaExponent, SensitiveData,
-    SymmetricDefinition, SymmetricDefinitionObject,
+    Data, Digest, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme, KeyedHashScheme,
+    NvPublicBuilder, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private, Public,
+    PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, RsaExponent,
+    SensitiveData, Signature, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -21,6 +23,8 @@ use tss_esapi::{Context, utils};
 use zeroize::Zeroizing;
 
 use keyward_crypto::{DecodeError, SecretBytes};
+use keyward_enclave::evidence::report_data;
+use keyward_enclave::{BoundKey, Evidence, TpmAttestationKey, tpm_quote};
 
 use crate::{TpmError, TpmSealedKey};
 
@@ -228,6 +232,114 @@ impl Tpm {
         Ok(NvCounter { index, handle })
     }
 
+    /// The TPM's attestation key: an ECDSA P-256 restricted signing key, the primary of the
+    /// endorsement hierarchy for a fixed template, so the same key on every call until the TPM
+    /// is cleared. Its [`TpmAttestationKey::fingerprint`] is what verifiers pin.
+    ///
+    /// # Errors
+    /// [`TpmError::Command`].
+    pub fn attestation_key(&mut self) -> Result<TpmAttestationKey, TpmError> {
+        let (handle, key) = self.load_attestation_key()?;
+        self.flush(handle.into())?;
+        Ok(key)
+    }
+
+    /// `tpm-quote` evidence that this machine's PCRs `pcrs` (SHA-256 bank) hold their current
+    /// values and that it holds `keys`, fresh for `nonce`: a quote by the attestation key of the
+    /// qualifying data of `report_data(keys, nonce)`.
+    ///
+    /// # Errors
+    /// [`TpmError::NoSuchPcr`], [`TpmError::Command`], or [`TpmError::Evidence`] for keys or a
+    /// nonce over the report data's limits.
+    pub fn quote(
+        &mut self,
+        keys: &[BoundKey],
+        nonce: &[u8],
+        pcrs: &[u8],
+    ) -> Result<Evidence, TpmError> {
+        let report_data = report_data(keys, nonce)?;
+        let selection = selection(pcrs)?;
+        let qualifying = Data::try_from(tpm_quote::qualifying_data(&report_data).to_vec())
+            .map_err(command("qualifying data"))?;
+        let (handle, key) = self.load_attestation_key()?;
+        let quoted = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.quote(handle, qualifying, SignatureScheme::Null, selection)
+            })
+            .map_err(command("Quote"));
+        self.flush(handle.into())?;
+        let (attest, signature) = quoted?;
+        let Signature::EcDsa(signature) = signature else {
+            return Err(TpmError::Command {
+                command: "Quote",
+                reason: "the signature is not ECDSA".into(),
+            });
+        };
+        let mut rs = [0u8; 64];
+        rs[..32].copy_from_slice(&left_pad::<32>(signature.signature_r().value())?);
+        rs[32..].copy_from_slice(&left_pad::<32>(signature.signature_s().value())?);
+        let attest = attest.marshall().map_err(command("marshal TPMS_ATTEST"))?;
+        Ok(Evidence::tpm_quote(key.to_sec1(), report_data, attest, rs)?)
+    }
+
+    fn load_attestation_key(&mut self) -> Result<(KeyHandle, TpmAttestationKey), TpmError> {
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_restricted(true)
+            .with_sign_encrypt(true)
+            .with_decrypt(false)
+            .build()
+            .map_err(command("attestation key attributes"))?;
+        let parameters = PublicEccParametersBuilder::new()
+            .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
+            .with_curve(EccCurve::NistP256)
+            .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+            .with_is_signing_key(true)
+            .with_is_decryption_key(false)
+            .with_restricted(true)
+            .build()
+            .map_err(command("attestation key parameters"))?;
+        let template = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_ecc_parameters(parameters)
+            .with_ecc_unique_identifier(EccPoint::default())
+            .build()
+            .map_err(command("attestation key template"))?;
+        let created = self
+            .ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Endorsement, template, None, None, None, None)
+            })
+            .map_err(command("CreatePrimary (attestation key)"))?;
+        let handle = created.key_handle;
+        let point = match created.out_public {
+            Public::Ecc { unique, .. } => {
+                let mut sec1 = [0u8; 65];
+                sec1[0] = 0x04;
+                sec1[1..33].copy_from_slice(&left_pad::<32>(unique.x().value())?);
+                sec1[33..].copy_from_slice(&left_pad::<32>(unique.y().value())?);
+                TpmAttestationKey::from_sec1(sec1).map_err(TpmError::Malformed)
+            }
+            _ => Err(TpmError::Command {
+                command: "CreatePrimary (attestation key)",
+                reason: "the TPM returned no ECC point".into(),
+            }),
+        };
+        match point {
+            Ok(key) => Ok((handle, key)),
+            Err(e) => {
+                self.flush(handle.into())?;
+                Err(e)
+            }
+        }
+    }
+
     /// A policy session (or trial session) with PolicyPCR over `selection`'s current values.
     fn pcr_policy(
         &mut self,
@@ -329,6 +441,17 @@ impl NvCounter {
                 .map_err(command("NV_Increment"))?;
         }
     }
+}
+
+/// A big-endian number the TPM may return without its leading zeros, at its full width.
+fn left_pad<const N: usize>(bytes: &[u8]) -> Result<[u8; N], TpmError> {
+    let start = N.checked_sub(bytes.len()).ok_or(TpmError::Command {
+        command: "Quote",
+        reason: "an ECC value is longer than the curve".into(),
+    })?;
+    let mut out = [0u8; N];
+    out[start..].copy_from_slice(bytes);
+    Ok(out)
 }
 
 fn nv_index(index: u32) -> Result<NvIndexTpmHandle, TpmError> {

@@ -1,6 +1,8 @@
 //! The TPM source against a real TPM 2.0 implementation, swtpm: a sealing key sealed under a PCR
 //! policy comes back only while the PCRs are unchanged and only from the same TPM; the NV
-//! counter only goes up and survives a TPM restart; a sealed blob below it is refused.
+//! counter only goes up and survives a TPM restart; a sealed blob below it is refused; the
+//! sealing source keeps key and counter in the TPM; a quote is evidence only under its pinned
+//! attestation key, for its nonce, keys and PCRs.
 //!
 //! These tests need `swtpm` and `tpm2_pcrextend` (Debian: swtpm, tpm2-tools; `.ci/run` installs
 //! them), and are built only with the `tpm` feature (`.ci/run` runs them with it). Without
@@ -11,8 +13,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use keyward_crypto::{ChainId, SecretBytes};
-use keyward_enclave::{SealError, SealPurpose, Sealer, SealingKey};
+use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes};
+use keyward_enclave::{
+    BoundKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, SealError, SealPurpose,
+    Sealer, SealingKey,
+};
 use keyward_host::counter::CounterError;
 use keyward_tpm::source::{SealingSource, SourceError, TpmSource};
 use keyward_tpm::swtpm::Swtpm;
@@ -235,4 +240,79 @@ fn the_tpm_source_keeps_its_key_and_counter_in_the_tpm() {
     for d in [&state, &dir, &second, &other_state] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+#[test]
+fn a_quote_binds_keys_nonce_and_pcrs_under_the_pinned_attestation_key() {
+    let state = state_dir("quote");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(5);
+    let keys = [BoundKey::Identity(
+        IdentityKeypair::generate(&mut rng).public(),
+    )];
+    let mut tpm = swtpm.connect().unwrap();
+    let ak = tpm.attestation_key().unwrap();
+    assert_eq!(
+        tpm.attestation_key().unwrap(),
+        ak,
+        "the same key every time"
+    );
+    let evidence = tpm.quote(&keys, b"nonce-1", &[7, 16]).unwrap();
+    assert_eq!(evidence.kind(), EvidenceKind::TpmQuote);
+    assert_eq!(evidence.tpm_key(), Some(ak));
+    // Through the wire encoding, as a verifier receives it.
+    let evidence = Evidence::from_bytes(&evidence.to_bytes()).unwrap();
+    let pinned = EvidencePolicy {
+        trusted_tpm_keys: vec![ak.fingerprint()],
+        ..Default::default()
+    };
+    let verified = evidence.verify(&pinned, &keys, b"nonce-1").unwrap();
+    assert!(!verified.insecure);
+
+    // Another nonce or key set, an unpinned key, an altered byte: refused.
+    assert_eq!(
+        evidence.verify(&pinned, &keys, b"nonce-2"),
+        Err(EvidenceError::ReportDataMismatch)
+    );
+    assert_eq!(
+        evidence.verify(&pinned, &[], b"nonce-1"),
+        Err(EvidenceError::ReportDataMismatch)
+    );
+    assert_eq!(
+        evidence.verify(&EvidencePolicy::default(), &keys, b"nonce-1"),
+        Err(EvidenceError::UntrustedTpmKey(ak.fingerprint()))
+    );
+    let bytes = evidence.to_bytes();
+    for i in [10, 80, 150, bytes.len() - 40, bytes.len() - 1] {
+        let mut altered = bytes.clone();
+        altered[i] ^= 0x01;
+        assert!(
+            Evidence::from_bytes(&altered)
+                .and_then(|e| e.verify(&pinned, &keys, b"nonce-1"))
+                .is_err(),
+            "byte {i}"
+        );
+    }
+
+    // The measurement is the PCRs': pinned, it refuses the machine once a PCR changes.
+    let measured = EvidencePolicy {
+        allowed_measurements: vec![evidence.measurement()],
+        ..pinned.clone()
+    };
+    assert!(evidence.verify(&measured, &keys, b"nonce-1").is_ok());
+    drop(tpm);
+    extend(&swtpm, 16);
+    let after = swtpm
+        .connect()
+        .unwrap()
+        .quote(&keys, b"nonce-1", &[7, 16])
+        .unwrap();
+    assert!(matches!(
+        after.verify(&measured, &keys, b"nonce-1"),
+        Err(EvidenceError::MeasurementNotAllowed(_))
+    ));
+    drop(swtpm);
+    let _ = std::fs::remove_dir_all(&state);
 }

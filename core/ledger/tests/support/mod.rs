@@ -27,6 +27,7 @@ pub fn dev_policy(platform: &DevPlatformKey) -> EvidencePolicy {
         accept_insecure_dev: true,
         allowed_measurements: vec![MEASUREMENT],
         trusted_dev_platforms: vec![platform.public()],
+        trusted_tpm_keys: Vec::new(),
     }
 }
 

@@ -1,0 +1,252 @@
+//! TPM 2.0 quotes, the proof inside `tpm-quote` evidence: a TPM's attestation key (AK) signs a
+//! `TPMS_ATTEST` that holds the digest of selected PCRs and the verifier's qualifying data.
+//!
+//! ```text
+//! qualifying data = SHA-256(report data)          (32 bytes: every TPM takes a SHA-256 digest)
+//! measurement     = SHA-256(var16("keyward/v1/tpm-measurement") || TPML_PCR_SELECTION
+//!                           || pcrDigest)
+//! AK fingerprint  = SHA-256(AK as an uncompressed SEC1 P-256 point, 65 bytes)
+//! ```
+//!
+//! The measurement covers which PCRs were quoted, not only their digest: otherwise a host could
+//! replay the boot event log into a resettable PCR and quote that instead. The AK is an ECDSA
+//! P-256 restricted signing key (ECDSA with SHA-256), so it signs only quotes the TPM itself
+//! made (TPM_GENERATED_VALUE). Nothing here says the AK belongs to a real TPM: a verifier trusts
+//! only AKs it has pinned (`EvidencePolicy::trusted_tpm_keys`), enrolled out of band (or by EK
+//! credential activation, which keyward does not do yet).
+
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use keyward_crypto::{DecodeError, Reader, Writer};
+
+/// `TPM_GENERATED_VALUE`: the TPM made this structure.
+const TPM_GENERATED: u32 = 0xff54_4347;
+/// `TPM_ST_ATTEST_QUOTE`.
+const ST_ATTEST_QUOTE: u16 = 0x8018;
+/// `TPM_ALG_SHA256`.
+const ALG_SHA256: u16 = 0x000b;
+/// Longest `TPMS_ATTEST` accepted.
+pub const MAX_ATTEST_LEN: usize = 1024;
+
+/// An attestation key: an uncompressed SEC1 P-256 point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TpmAttestationKey([u8; 65]);
+
+impl TpmAttestationKey {
+    /// The key from its 65-byte SEC1 form (`0x04 || x || y`).
+    ///
+    /// # Errors
+    /// [`DecodeError::Invalid`] if it is not a point on P-256.
+    pub fn from_sec1(bytes: [u8; 65]) -> Result<Self, DecodeError> {
+        VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| DecodeError::Invalid {
+            field: "TPM attestation key",
+            reason: "not an uncompressed P-256 point",
+        })?;
+        if bytes[0] != 0x04 {
+            return Err(DecodeError::Invalid {
+                field: "TPM attestation key",
+                reason: "not an uncompressed P-256 point",
+            });
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The 65-byte SEC1 form.
+    pub fn to_sec1(&self) -> [u8; 65] {
+        self.0
+    }
+
+    /// SHA-256 of the SEC1 form: how a policy pins the key.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.0).into()
+    }
+}
+
+impl core::fmt::Debug for TpmAttestationKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "TpmAttestationKey({})",
+            keyward_crypto::hex::to_0x(&self.fingerprint())
+        )
+    }
+}
+
+/// The qualifying data a quote for `report_data` carries.
+pub fn qualifying_data(report_data: &[u8; 64]) -> [u8; 32] {
+    Sha256::digest(report_data).into()
+}
+
+/// What keyward reads from a quote's `TPMS_ATTEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The qualifying data (`extraData`).
+    pub extra_data: Vec<u8>,
+    /// The measurement: the quoted PCR selection and their digest (module docs).
+    pub measurement: [u8; 32],
+    /// The TPM's reset count (boots since the TPM was cleared).
+    pub reset_count: u32,
+}
+
+/// Parses a marshalled quote `TPMS_ATTEST` (TPM 2.0 Part 2 §10.12.12), all of it.
+///
+/// # Errors
+/// A [`DecodeError`] naming the field: not TPM-generated, not a quote, a PCR digest that is not
+/// SHA-256, or bytes missing or left over.
+pub fn parse(attest: &[u8]) -> Result<Quote, DecodeError> {
+    let invalid = |field, reason| DecodeError::Invalid { field, reason };
+    let mut r = Reader::new(attest);
+    if r.u32("TPMS_ATTEST magic")? != TPM_GENERATED {
+        return Err(invalid("TPMS_ATTEST magic", "not TPM_GENERATED_VALUE"));
+    }
+    if r.u16("TPMS_ATTEST type")? != ST_ATTEST_QUOTE {
+        return Err(invalid("TPMS_ATTEST type", "not a quote"));
+    }
+    r.var16("qualifiedSigner", 128)?;
+    let extra_data = r.var16("extraData", 64)?.to_vec();
+    r.u64("clock")?;
+    let reset_count = r.u32("resetCount")?;
+    r.u32("restartCount")?;
+    r.u8("safe")?;
+    r.u64("firmwareVersion")?;
+    // TPML_PCR_SELECTION, kept as bytes for the measurement.
+    let selection_start = attest.len() - r.remaining();
+    let count = r.u32("PCR selection count")?;
+    if count > 16 {
+        return Err(DecodeError::TooLong {
+            field: "PCR selection count",
+            len: usize::try_from(count).unwrap_or(usize::MAX),
+            max: 16,
+        });
+    }
+    for _ in 0..count {
+        r.u16("PCR selection hash")?;
+        r.var8("PCR selection bitmap", 32)?;
+    }
+    let selection = &attest[selection_start..attest.len() - r.remaining()];
+    let digest = r.var16("pcrDigest", 64)?;
+    let digest: [u8; 32] = digest
+        .try_into()
+        .map_err(|_| invalid("pcrDigest", "not a SHA-256 digest"))?;
+    r.finish()?;
+    Ok(Quote {
+        extra_data,
+        measurement: measurement(selection, &digest),
+        reset_count,
+    })
+}
+
+fn measurement(selection: &[u8], pcr_digest: &[u8; 32]) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.var16(b"keyward/v1/tpm-measurement")
+        .raw(selection)
+        .raw(pcr_digest);
+    Sha256::digest(w.as_slice()).into()
+}
+
+/// Whether `signature` (`r || s`, 32 bytes each) is `key`'s ECDSA P-256 / SHA-256 signature
+/// over `attest`.
+pub fn signature_verifies(key: &TpmAttestationKey, attest: &[u8], signature: &[u8; 64]) -> bool {
+    let Ok(key) = VerifyingKey::from_sec1_bytes(&key.0) else {
+        return false;
+    };
+    let Ok(signature) = Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify(attest, &signature).is_ok()
+}
+
+/// The `TPML_PCR_SELECTION` of `pcrs` in the SHA-256 bank, as a TPM marshals it: what a host
+/// asks the TPM to quote, and what [`parse`] finds again.
+pub fn sha256_selection(pcrs: &[u8]) -> Vec<u8> {
+    let mut bitmap = [0u8; 3];
+    for &pcr in pcrs.iter().filter(|&&p| p < 24) {
+        bitmap[usize::from(pcr / 8)] |= 1 << (pcr % 8);
+    }
+    let mut w = Writer::new();
+    w.u32(1).u16(ALG_SHA256).var8(&bitmap);
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::signature::Signer;
+    use proptest::prelude::*;
+
+    /// A quote as a TPM marshals one.
+    fn attest(extra: &[u8], selection: &[u8], digest: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(TPM_GENERATED)
+            .u16(ST_ATTEST_QUOTE)
+            .var16(&[0x00, 0x0b, 1, 2, 3])
+            .var16(extra)
+            .u64(1234)
+            .u32(7)
+            .u32(0)
+            .u8(1)
+            .u64(0x2019_1023)
+            .raw(selection)
+            .var16(digest);
+        w.finish()
+    }
+
+    #[test]
+    fn a_quote_parses_and_its_measurement_covers_the_selection() {
+        let bytes = attest(&[9; 32], &sha256_selection(&[7]), &[5; 32]);
+        let q = parse(&bytes).unwrap();
+        assert_eq!(q.extra_data, vec![9; 32]);
+        assert_eq!(q.reset_count, 7);
+        let other = parse(&attest(&[9; 32], &sha256_selection(&[16]), &[5; 32])).unwrap();
+        assert_ne!(q.measurement, other.measurement, "same digest, other PCRs");
+        for len in 0..bytes.len() {
+            assert!(parse(&bytes[..len]).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(parse(&longer).is_err());
+        let mut not_tpm = bytes.clone();
+        not_tpm[0] = 0;
+        assert!(parse(&not_tpm).is_err());
+        assert!(parse(&attest(&[9; 32], &sha256_selection(&[7]), &[5; 20])).is_err());
+    }
+
+    #[test]
+    fn only_the_attestation_key_s_signature_over_these_bytes_verifies() {
+        let signing = SigningKey::from_slice(&[0x42; 32]).unwrap();
+        let sec1: [u8; 65] = signing
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .try_into()
+            .unwrap();
+        let key = TpmAttestationKey::from_sec1(sec1).unwrap();
+        let bytes = attest(&[1; 32], &sha256_selection(&[7]), &[2; 32]);
+        let signature: Signature = signing.sign(&bytes);
+        let signature: [u8; 64] = signature.to_bytes().into();
+        assert!(signature_verifies(&key, &bytes, &signature));
+        let mut altered = bytes.clone();
+        altered[40] ^= 1;
+        assert!(!signature_verifies(&key, &altered, &signature));
+        let other = SigningKey::from_slice(&[0x43; 32]).unwrap();
+        let other: [u8; 65] = other
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .try_into()
+            .unwrap();
+        let other = TpmAttestationKey::from_sec1(other).unwrap();
+        assert!(!signature_verifies(&other, &bytes, &signature));
+        assert!(TpmAttestationKey::from_sec1([4; 65]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn the_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse(&bytes);
+        }
+    }
+}
