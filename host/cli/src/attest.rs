@@ -1,4 +1,6 @@
-//! `keyward attest verify`: verifies attestation evidence offline and prints what it claims.
+//! `keyward attest`: `verify` verifies attestation evidence offline and prints what it claims;
+//! `tpm-key` and `tpm-quote` read this machine's TPM (built with the `tpm` feature): the
+//! attestation key's fingerprint, which verifiers pin, and a quote of its PCRs.
 //!
 //! One kind of input per call: keyward's own evidence envelope (`--evidence`), or vendor
 //! evidence as the platform produced it: a DCAP quote with its collateral, a Nitro attestation
@@ -25,6 +27,35 @@ const MAX_FILE: u64 = 4 * 1024 * 1024;
 pub enum AttestCommand {
     /// Verify evidence offline; print the verdict, measurement and report data as JSON.
     Verify(VerifyArgs),
+    /// Print this machine's TPM attestation key and its fingerprint (what a policy's
+    /// `trusted_tpm_keys` pins) as JSON.
+    TpmKey(TpmArgs),
+    /// Write `tpm-quote` evidence of this machine's PCRs, fresh for a nonce, to a file.
+    TpmQuote(QuoteArgs),
+}
+
+/// Which TPM.
+#[derive(Debug, Args)]
+pub struct TpmArgs {
+    /// The TPM's TCTI.
+    #[arg(long, value_name = "TCTI", default_value = "device:/dev/tpmrm0")]
+    tcti: String,
+}
+
+/// `keyward attest tpm-quote`.
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    tpm: TpmArgs,
+    /// The PCRs (SHA-256 bank) to quote, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "7")]
+    pcrs: Vec<u8>,
+    /// The verifier's nonce (its UTF-8 bytes).
+    #[arg(long, value_name = "TEXT")]
+    nonce: String,
+    /// Where to write the evidence.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 /// `keyward attest verify`.
@@ -56,7 +87,41 @@ pub struct VerifyArgs {
 
 /// Runs `keyward attest`.
 pub fn run(cmd: AttestCommand) -> Result<()> {
-    let AttestCommand::Verify(args) = cmd;
+    match cmd {
+        AttestCommand::Verify(args) => verify(&args),
+        AttestCommand::TpmKey(args) => {
+            let key = keyward_tpm::Tpm::connect(&args.tcti)
+                .and_then(|mut tpm| tpm.attestation_key())
+                .map_err(CliError::refused)?;
+            println!(
+                "{}",
+                json!({
+                    "fingerprint": hex::encode(key.fingerprint()),
+                    "sec1": hex::encode(key.to_sec1()),
+                })
+            );
+            Ok(())
+        }
+        AttestCommand::TpmQuote(args) => {
+            let evidence = keyward_tpm::Tpm::connect(&args.tpm.tcti)
+                .and_then(|mut tpm| tpm.quote(&[], args.nonce.as_bytes(), &args.pcrs))
+                .map_err(CliError::refused)?;
+            std::fs::write(&args.out, evidence.to_bytes()).map_err(|e| {
+                CliError::refused(format!("cannot write {}: {e}", args.out.display()))
+            })?;
+            println!(
+                "{}",
+                json!({
+                    "measurement": hex::encode(evidence.measurement()),
+                    "out": args.out.display().to_string(),
+                })
+            );
+            Ok(())
+        }
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<()> {
     let now = args.now.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

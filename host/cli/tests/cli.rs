@@ -481,5 +481,43 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
         &keyward(&d, &["attest", "verify", "--evidence", "forged.bin"]),
         "signature",
     );
+
+    // A TPM quote (the test vector's): verified, not insecure, with its attestation key's
+    // fingerprint for the verifier to pin; altered, refused.
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/test-vectors/keyward-v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let tq = &vectors["tpmQuoteEvidence"];
+    let hex_field =
+        |name: &str| hex::decode(tq[name].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let quote = hex_field("evidence");
+    std::fs::write(d.join("quote.bin"), &quote).unwrap();
+    let verified = ok(&keyward(
+        &d,
+        &["attest", "verify", "--evidence", "quote.bin"],
+    ));
+    assert_eq!(verified["platform"], "tpm-quote");
+    assert_eq!(verified["insecure"], false);
+    assert_eq!(
+        verified["measurement"],
+        hex::encode(hex_field("measurement"))
+    );
+    assert_eq!(
+        verified["tpmKeyFingerprint"],
+        hex::encode(hex_field("akFingerprint"))
+    );
+    let mut forged = quote.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    std::fs::write(d.join("forged-quote.bin"), &forged).unwrap();
+    fails(
+        &keyward(&d, &["attest", "verify", "--evidence", "forged-quote.bin"]),
+        "signature",
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
