@@ -38,7 +38,7 @@ fn restore(stored_as: [u8; 32], record: &[u8]) -> Option<Signer> {
     Signer::restore(
         config,
         sealer,
-        platform,
+        Box::new(platform),
         [(SolanaPubkey(stored_as), record)],
         Some(manifest.as_bytes()),
         0,

@@ -169,6 +169,42 @@ impl DevPlatformKey {
     }
 }
 
+/// The platform's half of attestation: it makes evidence that an enclave with a measurement
+/// holds keys the core generated. The core calls it when it makes a key; the host hands in what
+/// its platform has: a [`DevPlatformKey`], a TPM (`keyward_tpm`), later a TEE's report function.
+pub trait Attester: Send {
+    /// Evidence that an enclave with `measurement` holds `keys`, fresh for `nonce`. A platform
+    /// that measures the software itself (a TPM's PCRs) reports its own measurement instead.
+    ///
+    /// # Errors
+    /// [`AttestFailed`] when the platform cannot attest (a TPM unreachable, or limits exceeded).
+    fn attest(
+        &mut self,
+        measurement: [u8; 32],
+        keys: &[BoundKey],
+        nonce: &[u8],
+        rng: &mut dyn keyward_crypto::Rng,
+    ) -> Result<Evidence, AttestFailed>;
+}
+
+/// Why a platform could not attest.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("the platform could not attest: {0}")]
+pub struct AttestFailed(pub String);
+
+impl Attester for DevPlatformKey {
+    fn attest(
+        &mut self,
+        measurement: [u8; 32],
+        keys: &[BoundKey],
+        nonce: &[u8],
+        mut rng: &mut dyn keyward_crypto::Rng,
+    ) -> Result<Evidence, AttestFailed> {
+        DevPlatformKey::attest(self, measurement, keys, nonce, &mut rng)
+            .map_err(|e| AttestFailed(e.to_string()))
+    }
+}
+
 impl fmt::Debug for DevPlatformKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DevPlatformKey({})", self.public())

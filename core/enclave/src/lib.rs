@@ -23,7 +23,8 @@ pub mod tpm_quote;
 pub mod versions;
 
 pub use evidence::{
-    BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy, Verified,
+    AttestFailed, Attester, BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind,
+    EvidencePolicy, Verified,
 };
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SealingKey, Unsealed};
 pub use tpm_quote::TpmAttestationKey;

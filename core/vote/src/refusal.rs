@@ -45,6 +45,10 @@ pub enum Refusal {
         /// The one requested.
         requested: SolanaPubkey,
     },
+    /// The platform could not attest a new vote key (`registerNode`, `rotateVoteKey`): no key is
+    /// made, nothing changes, and a retry with a new nonce may succeed.
+    #[error(transparent)]
+    Attestation(#[from] keyward_enclave::AttestFailed),
     /// The message is not a vote this validator may have signed.
     #[error(transparent)]
     Message(#[from] MessageError),
@@ -87,6 +91,7 @@ impl Refusal {
             Self::UnknownValidator(_) => (1101, "unknown_validator"),
             Self::NotRegistered(_) => (1102, "not_registered"),
             Self::VoteAccountMismatch { .. } => (1103, "vote_account_mismatch"),
+            Self::Attestation(_) => (1104, "attestation_failed"),
             Self::Message(e) => match e {
                 MessageError::TooLong { .. } => (1201, "message_too_long"),
                 MessageError::Malformed(_) => (1202, "malformed_message"),

@@ -36,7 +36,7 @@ use keyward_crypto::{
     Writer,
 };
 use keyward_enclave::{
-    BoundKey, DevPlatformKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet, VersionTag,
+    Attester, BoundKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet, VersionTag,
 };
 
 use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
@@ -282,11 +282,11 @@ struct Validator {
     version: Option<VersionTag>,
 }
 
-/// The signer: every validator's state, the sealer and the platform key.
+/// The signer: every validator's state, the sealer and the platform's attester.
 pub struct Signer {
     config: SignerConfig,
     sealer: Sealer,
-    platform: DevPlatformKey,
+    platform: Box<dyn Attester>,
     validators: BTreeMap<SolanaPubkey, Validator>,
     /// The versions of every record, as the next manifest pins them.
     versions: VersionSet,
@@ -306,10 +306,10 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A signer with `config`, sealing records with `sealer` and attesting with `platform`, over
-    /// the stored `records`, each with the identity it is stored under, and the store's
-    /// `manifest`, checked against the monotonic `counter`'s current value. A new store has
-    /// neither records nor manifest, and its counter is at 0.
+    /// A signer with `config`, sealing records with `sealer` and attesting new vote keys with
+    /// `platform` (a dev platform key, a TPM), over the stored `records`, each with the identity
+    /// it is stored under, and the store's `manifest`, checked against the monotonic `counter`'s
+    /// current value. A new store has neither records nor manifest, and its counter is at 0.
     ///
     /// After a restore, the host makes the first [`Signer::seal_commit`] (which changes no
     /// record) durable and advances its counter to it before taking requests (a crash may have
@@ -323,7 +323,7 @@ impl Signer {
     pub fn restore<'a>(
         config: SignerConfig,
         sealer: Sealer,
-        platform: DevPlatformKey,
+        platform: Box<dyn Attester>,
         records: impl IntoIterator<Item = (SolanaPubkey, &'a [u8])>,
         manifest: Option<&[u8]>,
         counter: u64,
@@ -537,7 +537,7 @@ impl Signer {
                 }));
             }
         }
-        let key = self.new_key(identity, vote_account, rng);
+        let key = self.new_key(identity, vote_account, rng)?;
         let info = key.info();
         let v = self
             .validators
@@ -553,7 +553,7 @@ impl Signer {
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Answer, Refusal> {
         let vote_account = active_in(&mut self.validators, identity)?.vote_account;
-        let key = self.new_key(identity, vote_account, rng);
+        let key = self.new_key(identity, vote_account, rng)?;
         let info = key.info();
         active_in(&mut self.validators, identity)?.key = Some(key);
         Ok(Answer::VoteKey(info))
@@ -682,11 +682,11 @@ impl Signer {
     }
 
     fn new_key(
-        &self,
+        &mut self,
         identity: SolanaPubkey,
         vote_account: SolanaPubkey,
-        rng: &mut impl keyward_crypto::Rng,
-    ) -> ActiveKey {
+        mut rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<ActiveKey, Refusal> {
         let keypair = SolanaKeypair::generate(rng);
         let evidence = self
             .platform
@@ -694,11 +694,10 @@ impl Signer {
                 self.config.measurement,
                 &[BoundKey::Ed25519(keypair.pubkey())],
                 &key_binding(&identity, &vote_account),
-                rng,
-            )
-            .expect("one key and an 85-byte nonce are within the evidence limits")
+                &mut rng,
+            )?
             .to_bytes();
-        ActiveKey { keypair, evidence }
+        Ok(ActiveKey { keypair, evidence })
     }
 
     /// The durable record of `identity`: everything needed to restore it, sealed as one blob, so

@@ -1025,7 +1025,7 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
         Signer::restore(
             common::config(None),
             common::sealer(&sealing_key),
-            common::platform(),
+            Box::new(common::platform()),
             records,
             Some(&manifest.blob),
             manifest.counter,
@@ -1080,7 +1080,7 @@ impl Disk {
         Signer::restore(
             common::config(None),
             common::sealer(sealing_key),
-            common::platform(),
+            Box::new(common::platform()),
             self.records.iter().map(|(id, r)| (*id, r.as_slice())),
             self.manifest.as_ref().map(|m| m.blob.as_slice()),
             counter,
@@ -1801,4 +1801,46 @@ fn a_refreshed_vote_with_a_new_blockhash_is_signed_without_moving_the_tower() {
         .unwrap_err(),
         Refusal::Lockout(TowerError::VoteTooOld { .. })
     ));
+}
+
+/// A platform that cannot attest (a TPM unreachable): no vote key is made, nothing changes, and
+/// the validator can retry.
+struct Unreachable;
+
+impl keyward_enclave::Attester for Unreachable {
+    fn attest(
+        &mut self,
+        _measurement: [u8; 32],
+        _keys: &[BoundKey],
+        _nonce: &[u8],
+        _rng: &mut dyn keyward_crypto::Rng,
+    ) -> Result<Evidence, keyward_enclave::AttestFailed> {
+        Err(keyward_enclave::AttestFailed(
+            "the TPM is unreachable".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_platform_that_cannot_attest_makes_no_vote_key_and_changes_nothing() {
+    let mut rng = StdRng::seed_from_u64(77);
+    let mut signer = Signer::restore(
+        common::config(None),
+        common::sealer(&[5; 32]),
+        Box::new(Unreachable),
+        std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        None,
+        0,
+    )
+    .unwrap();
+    let identity = SolanaKeypair::generate(&mut rng);
+    let account = random_key(&mut rng);
+    let refused = send(&mut signer, &identity, 1, register(&account), &mut rng).unwrap_err();
+    assert!(matches!(refused, Refusal::Attestation(_)), "{refused}");
+    assert_eq!(
+        (refused.code(), refused.name()),
+        (1104, "attestation_failed")
+    );
+    assert_eq!(signer.registered(), 0);
+    assert!(signer.vote_key(&identity.pubkey()).is_none());
 }

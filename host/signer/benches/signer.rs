@@ -51,7 +51,7 @@ fn core_path(c: &mut Criterion) {
     let mut signer = Signer::restore(
         config.clone(),
         sealer,
-        DevPlatformKey::generate(&mut rng),
+        Box::new(DevPlatformKey::generate(&mut rng)),
         std::iter::empty::<(keyward_crypto::SolanaPubkey, &[u8])>(),
         None,
         0,

@@ -24,7 +24,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, SealPurpose, SealedBlob, Sealer};
+use keyward_enclave::{Attester, DevPlatformKey, SealPurpose, SealedBlob, Sealer};
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_tpm::source::{SealingSource, SourceError};
 use keyward_vote::{CommitManifest, ServiceId};
@@ -84,6 +84,9 @@ pub struct Loaded {
     pub sealer: Sealer,
     /// The dev platform key.
     pub platform: DevPlatformKey,
+    /// The sealing source's attester (a TPM's quotes), if it has one; otherwise the signer
+    /// attests with `platform`.
+    pub attester: Option<Box<dyn Attester>>,
     /// Every validator record, with the identity it is stored under.
     pub records: Vec<(SolanaPubkey, Vec<u8>)>,
     /// The sealed manifest of the last commit, if any commit was made.
@@ -113,9 +116,9 @@ impl Store {
         // A new counter and sealing key only for a new store: beside an existing store, a
         // missing counter would accept any older copy, and a missing key means its sealed keys
         // are lost; a fresh one would only hide either.
-        let sealing = source.open(dir, new)?;
-        let counter = sealing.counter;
-        let sealing = sealing.key;
+        let opened = source.open(dir, new)?;
+        let (counter, attester) = (opened.counter, opened.attester);
+        let sealing = opened.key;
         let sealer = Sealer::new(&sealing, chain.clone(), crate::service::DEV_MEASUREMENT);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Self { db, path, counter };
@@ -129,6 +132,7 @@ impl Store {
                 service,
                 sealer,
                 platform,
+                attester,
                 records,
                 manifest,
                 counter,

@@ -86,7 +86,7 @@ fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
     let signer = Signer::restore(
         config(),
         Sealer::new(sealing_key, ChainId::new("test").unwrap(), [0; 32]),
-        DevPlatformKey::generate(&mut StdRng::seed_from_u64(9)),
+        Box::new(DevPlatformKey::generate(&mut StdRng::seed_from_u64(9))),
         records.iter().map(|(id, r)| (*id, r.as_slice())),
         manifest.as_ref().map(|m| m.blob.as_slice()),
         manifest.as_ref().map_or(0, |m| m.counter),

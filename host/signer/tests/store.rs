@@ -270,3 +270,63 @@ fn with_a_tpm_a_whole_directory_restored_is_refused() {
     let _ = fs::remove_dir_all(&config.data_dir);
     let _ = fs::remove_dir_all(&state);
 }
+
+#[cfg(feature = "tpm")]
+#[test]
+fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
+    use keyward_enclave::{BoundKey, Evidence, EvidenceKind, EvidencePolicy};
+    use keyward_tpm::source::{SealingSource, TpmSource};
+    use keyward_tpm::swtpm::Swtpm;
+    use keyward_vote::signer::key_binding;
+
+    let state = data_dir("swtpm-quote");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let config = Config {
+        data_dir: data_dir("tpm-quote"),
+        sealing: SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs: vec![16],
+            nv_index: 0x0150_0011,
+        }),
+        ..Config::default()
+    };
+    let mut rng = StdRng::seed_from_u64(10);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let info = {
+        let (mut signer, mut store) = service::load(&config).unwrap();
+        let register = Payload::RegisterNode {
+            vote_account: v.vote_account,
+        };
+        let Answer::VoteKey(info) = v.send(&mut signer, &mut store, 1, register).unwrap() else {
+            panic!("registered")
+        };
+        info
+    };
+    // The signer has let go of the TPM (swtpm serves one client): ask it for its key directly.
+    let ak = swtpm.connect().unwrap().attestation_key().unwrap();
+    let evidence = Evidence::from_bytes(&info.evidence).unwrap();
+    assert_eq!(evidence.kind(), EvidenceKind::TpmQuote);
+    let policy = EvidencePolicy {
+        trusted_tpm_keys: vec![ak.fingerprint()],
+        ..EvidencePolicy::default()
+    };
+    let bound = [BoundKey::Ed25519(info.vote_pubkey)];
+    let binding = key_binding(&v.identity.pubkey(), &v.vote_account);
+    let verified = evidence.verify(&policy, &bound, &binding).unwrap();
+    assert!(!verified.insecure);
+    let other = SolanaKeypair::generate(&mut rng).pubkey();
+    assert!(
+        evidence
+            .verify(&policy, &bound, &key_binding(&v.identity.pubkey(), &other))
+            .is_err(),
+        "bound to its vote account"
+    );
+    drop(swtpm);
+    let _ = fs::remove_dir_all(&config.data_dir);
+    let _ = fs::remove_dir_all(&state);
+}

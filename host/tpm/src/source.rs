@@ -21,12 +21,13 @@
 //! numbers are sealed, so an edited file cannot point the core at another counter or shift it.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use keyward_crypto::SecretBytes;
-use keyward_enclave::SealingKey;
+use keyward_enclave::{AttestFailed, Attester, BoundKey, Evidence, SealingKey};
 use keyward_host::counter::{CounterError, FileCounter, MonotonicCounter};
 
 use crate::{NvCounter, Tpm, TpmError, TpmSealedKey};
@@ -104,14 +105,24 @@ pub enum SourceError {
     Tpm(#[from] TpmError),
 }
 
-/// An opened source: the sealing key for the core, and the counter the sealed state must not
-/// fall behind.
-#[derive(Debug)]
+/// An opened source: the sealing key for the core, the counter the sealed state must not fall
+/// behind, and the platform's attester if it has one.
 pub struct Sealing {
     /// The sealing key.
     pub key: SealingKey,
     /// The monotonic counter.
     pub counter: Box<dyn MonotonicCounter>,
+    /// `tpm-quote` evidence of the PCRs the key is sealed to (TPM source); `None` for the soft
+    /// source, whose services attest with their `dev` platform key.
+    pub attester: Option<Box<dyn Attester>>,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealing")
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SealingSource {
@@ -217,6 +228,7 @@ fn open_soft(dir: &Path, create: bool) -> Result<Sealing, SourceError> {
     Ok(Sealing {
         key,
         counter: Box::new(counter),
+        attester: None,
     })
 }
 
@@ -226,10 +238,13 @@ const TPM_SECRET: usize = 32 + 8 + 4;
 fn open_tpm(config: &TpmSource, dir: &Path, create: bool) -> Result<Sealing, SourceError> {
     let path = dir.join(TPM_KEY);
     let mut tpm = Tpm::connect(&config.tcti)?;
-    let secret = match read(&path)? {
+    let (secret, pcrs) = match read(&path)? {
         Some(bytes) => {
             let sealed = TpmSealedKey::from_bytes(&bytes)?;
-            tpm.unseal_key::<TPM_SECRET>(&sealed)?
+            (
+                tpm.unseal_key::<TPM_SECRET>(&sealed)?,
+                sealed.pcrs().to_vec(),
+            )
         }
         None if !create => return Err(missing(path)),
         None => {
@@ -242,7 +257,7 @@ fn open_tpm(config: &TpmSource, dir: &Path, create: bool) -> Result<Sealing, Sou
             let secret = SecretBytes::new(*secret);
             let sealed = tpm.seal_key(&secret, &config.pcrs)?;
             create_file(&path, &sealed.to_bytes())?;
-            secret
+            (secret, config.pcrs.clone())
         }
     };
     let bytes = secret.expose();
@@ -250,25 +265,55 @@ fn open_tpm(config: &TpmSource, dir: &Path, create: bool) -> Result<Sealing, Sou
     let base = u64::from_be_bytes(bytes[32..40].try_into().expect("8 bytes"));
     let index = u32::from_be_bytes(bytes[40..].try_into().expect("4 bytes"));
     let nv = tpm.counter(index)?;
-    let counter = TpmCounter::new(tpm, nv, base)?;
+    // One connection for the counter and the quotes: a TPM reached directly (swtpm) serves one
+    // client at a time.
+    let tpm = Arc::new(Mutex::new(tpm));
+    let counter = TpmCounter::new(tpm.clone(), nv, base)?;
     Ok(Sealing {
         key: SealingKey::from_bytes(key),
         counter: Box::new(counter),
+        attester: Some(Box::new(TpmAttester { tpm, pcrs })),
     })
+}
+
+fn lock(tpm: &Mutex<Tpm>) -> std::sync::MutexGuard<'_, Tpm> {
+    // A panic while holding the TPM leaves nothing half-done on our side that matters.
+    tpm.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `tpm-quote` evidence of the PCRs the sealing key is sealed to.
+struct TpmAttester {
+    tpm: Arc<Mutex<Tpm>>,
+    pcrs: Vec<u8>,
+}
+
+impl Attester for TpmAttester {
+    fn attest(
+        &mut self,
+        _measurement: [u8; 32],
+        keys: &[BoundKey],
+        nonce: &[u8],
+        _rng: &mut dyn keyward_crypto::Rng,
+    ) -> Result<Evidence, AttestFailed> {
+        lock(&self.tpm)
+            .quote(keys, nonce, &self.pcrs)
+            .map_err(|e| AttestFailed(e.to_string()))
+    }
 }
 
 /// A TPM NV counter, counted from the value it had when its directory was created.
 #[derive(Debug)]
 struct TpmCounter {
-    tpm: Tpm,
+    tpm: Arc<Mutex<Tpm>>,
     nv: NvCounter,
     base: u64,
     value: u64,
 }
 
 impl TpmCounter {
-    fn new(mut tpm: Tpm, nv: NvCounter, base: u64) -> Result<Self, SourceError> {
-        let raw = nv.value(&mut tpm)?;
+    fn new(tpm: Arc<Mutex<Tpm>>, nv: NvCounter, base: u64) -> Result<Self, SourceError> {
+        let raw = nv.value(&mut lock(&tpm))?;
         let value = raw.checked_sub(base).ok_or_else(|| {
             CounterError::Device {
                 counter: name(&nv),
@@ -316,7 +361,7 @@ impl MonotonicCounter for TpmCounter {
             .ok_or_else(|| device("the counter is exhausted".into()))?;
         let raw = self
             .nv
-            .advance(&mut self.tpm, target)
+            .advance(&mut lock(&self.tpm), target)
             .map_err(|e| device(e.to_string()))?;
         if raw != target {
             return Err(device(format!(

@@ -210,7 +210,7 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
     let signer = Signer::restore(
         config(ancestry),
         Sealer::new(&key, ChainId::new(CHAIN).unwrap(), MEASUREMENT),
-        platform(),
+        Box::new(platform()),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
         None,
         0,
@@ -247,7 +247,7 @@ pub fn restore<'a>(
     Signer::restore(
         config(ancestry),
         sealer,
-        platform(),
+        Box::new(platform()),
         keyed,
         Some(manifest.as_bytes()),
         0,
