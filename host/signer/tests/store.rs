@@ -242,24 +242,31 @@ fn with_the_soft_source_a_whole_directory_restored_signs_the_conflicting_vote() 
 }
 
 #[cfg(feature = "tpm")]
+use keyward_tpm::swtpm::Swtpm;
+
+/// A signer configuration sealing with the TPM `swtpm` and its counter at `nv_index`.
+#[cfg(feature = "tpm")]
+fn tpm_config(name: &str, swtpm: &Swtpm, nv_index: u32) -> Config {
+    use keyward_tpm::source::{SealingSource, TpmSource};
+    Config {
+        data_dir: data_dir(name),
+        sealing: SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs: vec![16],
+            nv_index,
+        }),
+        ..Config::default()
+    }
+}
+
+#[cfg(feature = "tpm")]
 #[test]
 fn with_a_tpm_a_whole_directory_restored_is_refused() {
-    use keyward_tpm::source::{SealingSource, TpmSource};
-    use keyward_tpm::swtpm::Swtpm;
-
     let state = data_dir("swtpm");
     let Some(swtpm) = Swtpm::start_for_tests(&state) else {
         return;
     };
-    let config = Config {
-        data_dir: data_dir("whole-tpm"),
-        sealing: SealingSource::Tpm(TpmSource {
-            tcti: swtpm.tcti(),
-            pcrs: vec![16],
-            nv_index: 0x0150_0010,
-        }),
-        ..Config::default()
-    };
+    let config = tpm_config("whole-tpm", &swtpm, 0x0150_0010);
     let error = restore_whole_directory(&config).err().unwrap();
     assert!(
         matches!(&error, StartError::Restore(_)) && error.to_string().contains("rolled back"),
@@ -275,23 +282,13 @@ fn with_a_tpm_a_whole_directory_restored_is_refused() {
 #[test]
 fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
     use keyward_enclave::{BoundKey, Evidence, EvidenceKind, EvidencePolicy};
-    use keyward_tpm::source::{SealingSource, TpmSource};
-    use keyward_tpm::swtpm::Swtpm;
     use keyward_vote::signer::key_binding;
 
     let state = data_dir("swtpm-quote");
     let Some(swtpm) = Swtpm::start_for_tests(&state) else {
         return;
     };
-    let config = Config {
-        data_dir: data_dir("tpm-quote"),
-        sealing: SealingSource::Tpm(TpmSource {
-            tcti: swtpm.tcti(),
-            pcrs: vec![16],
-            nv_index: 0x0150_0011,
-        }),
-        ..Config::default()
-    };
+    let config = tpm_config("tpm-quote", &swtpm, 0x0150_0011);
     let mut rng = StdRng::seed_from_u64(10);
     let v = Validator {
         identity: SolanaKeypair::generate(&mut rng),
