@@ -250,6 +250,8 @@ try:
 except InvalidSignature:
     sig_ok = False
 ok('tpmQuoteEvidence signature: ECDSA P-256 / SHA-256 over TPMS_ATTEST', sig_ok)
+P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551
+ok('tpmQuoteEvidence signature is low-S (s <= n/2: one encoding per quote)', int.from_bytes(ev_s, 'big') <= P256_N // 2)
 ar = ledger.Reader(ev_attest)
 magic, st = ar.u32(), ar.u16()
 ar.take(ar.u16())                         # qualifiedSigner

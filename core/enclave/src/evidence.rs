@@ -169,9 +169,11 @@ impl DevPlatformKey {
     }
 }
 
-/// The platform's half of attestation: it makes evidence that an enclave with a measurement
-/// holds keys the core generated. The core calls it when it makes a key; the host hands in what
-/// its platform has: a [`DevPlatformKey`], a TPM (`keyward_tpm`), later a TEE's report function.
+/// The platform's half of attestation: it makes evidence binding keys the core generated to the
+/// platform's state. The core calls it when it makes a key; the host hands in what its platform
+/// has. What the evidence proves depends on it: a [`DevPlatformKey`] proves nothing; a TPM
+/// (`keyward_tpm`) proves the machine's boot state, not which process asked; a TEE's report
+/// function (later) proves the enclave's measurement.
 pub trait Attester: Send {
     /// Evidence that an enclave with `measurement` holds `keys`, fresh for `nonce`. A platform
     /// that measures the software itself (a TPM's PCRs) reports its own measurement instead.

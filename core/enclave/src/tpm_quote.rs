@@ -90,11 +90,14 @@ pub struct Quote {
     pub reset_count: u32,
 }
 
-/// Parses a marshalled quote `TPMS_ATTEST` (TPM 2.0 Part 2 §10.12.12), all of it.
+/// Parses a marshalled quote `TPMS_ATTEST` (TPM 2.0 Part 2 §10.12.12), all of it. The quote must
+/// cover at least one PCR, all in the SHA-256 bank: a TPM leaves out banks it has not allocated,
+/// and a quote of nothing proves nothing.
 ///
 /// # Errors
-/// A [`DecodeError`] naming the field: not TPM-generated, not a quote, a PCR digest that is not
-/// SHA-256, or bytes missing or left over.
+/// A [`DecodeError`] naming the field: not TPM-generated, not a quote, a PCR selection that is not
+/// exactly one non-empty SHA-256 bitmap, a PCR digest that is not SHA-256, or bytes missing or
+/// left over.
 pub fn parse(attest: &[u8]) -> Result<Quote, DecodeError> {
     let invalid = |field, reason| DecodeError::Invalid { field, reason };
     let mut r = Reader::new(attest);
@@ -113,17 +116,14 @@ pub fn parse(attest: &[u8]) -> Result<Quote, DecodeError> {
     r.u64("firmwareVersion")?;
     // TPML_PCR_SELECTION, kept as bytes for the measurement.
     let selection_start = attest.len() - r.remaining();
-    let count = r.u32("PCR selection count")?;
-    if count > 16 {
-        return Err(DecodeError::TooLong {
-            field: "PCR selection count",
-            len: usize::try_from(count).unwrap_or(usize::MAX),
-            max: 16,
-        });
+    if r.u32("PCR selection count")? != 1 {
+        return Err(invalid("PCR selection count", "not exactly one bank"));
     }
-    for _ in 0..count {
-        r.u16("PCR selection hash")?;
-        r.var8("PCR selection bitmap", 32)?;
+    if r.u16("PCR selection hash")? != ALG_SHA256 {
+        return Err(invalid("PCR selection hash", "not the SHA-256 bank"));
+    }
+    if r.var8("PCR selection bitmap", 32)?.iter().all(|&b| b == 0) {
+        return Err(invalid("PCR selection bitmap", "no PCR selected"));
     }
     let selection = &attest[selection_start..attest.len() - r.remaining()];
     let digest = r.var16("pcrDigest", 64)?;
@@ -146,16 +146,24 @@ fn measurement(selection: &[u8], pcr_digest: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(w.as_slice()).into()
 }
 
-/// Whether `signature` (`r || s`, 32 bytes each) is `key`'s ECDSA P-256 / SHA-256 signature
-/// over `attest`.
+/// Whether `signature` (`r || s`, 32 bytes each, `s` in the lower half of the group order) is
+/// `key`'s ECDSA P-256 / SHA-256 signature over `attest`. A high `s` is refused, so each quote
+/// has one encoding (a TPM's signature is made low-S by [`low_s`] before it goes into evidence).
 pub fn signature_verifies(key: &TpmAttestationKey, attest: &[u8], signature: &[u8; 64]) -> bool {
     let Ok(key) = VerifyingKey::from_sec1_bytes(&key.0) else {
         return false;
     };
-    let Ok(signature) = Signature::from_slice(signature) else {
+    let Ok(parsed) = Signature::from_slice(signature) else {
         return false;
     };
-    key.verify(attest, &signature).is_ok()
+    parsed.normalize_s() == parsed && key.verify(attest, &parsed).is_ok()
+}
+
+/// `signature` (`r || s`) with `s` replaced by `n - s` if it is in the upper half: the same
+/// signature in its one accepted encoding. `None` if it is not a signature at all.
+pub fn low_s(signature: &[u8; 64]) -> Option<[u8; 64]> {
+    let normalized = Signature::from_slice(signature).ok()?.normalize_s();
+    Some(normalized.to_bytes().into())
 }
 
 /// The `TPML_PCR_SELECTION` of `pcrs` in the SHA-256 bank, as a TPM marshals it: what a host
@@ -177,7 +185,16 @@ mod tests {
     use p256::ecdsa::signature::Signer;
     use proptest::prelude::*;
 
-    /// A quote as a TPM marshals one.
+    impl TpmAttestationKey {
+        /// Plain ECDSA verification, with no low-S rule.
+        fn verifies_raw(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+            let key = VerifyingKey::from_sec1_bytes(&self.0).unwrap();
+            key.verify(message, &Signature::from_slice(signature).unwrap())
+                .is_ok()
+        }
+    }
+
+    /// A quote as a TPM marshals one (`selection` is the whole `TPML_PCR_SELECTION`).
     fn attest(extra: &[u8], selection: &[u8], digest: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(TPM_GENERATED)
@@ -212,6 +229,23 @@ mod tests {
         not_tpm[0] = 0;
         assert!(parse(&not_tpm).is_err());
         assert!(parse(&attest(&[9; 32], &sha256_selection(&[7]), &[5; 20])).is_err());
+        // A quote of nothing, of another bank, or of two banks proves nothing keyward reads.
+        for selection in [
+            sha256_selection(&[]),
+            [0, 0, 0, 0].to_vec(),
+            [0, 0, 0, 1, 0x00, 0x04, 3, 0x80, 0, 0].to_vec(),
+            [
+                [0, 0, 0, 2].as_slice(),
+                &sha256_selection(&[7])[4..],
+                &sha256_selection(&[8])[4..],
+            ]
+            .concat(),
+        ] {
+            assert!(
+                parse(&attest(&[9; 32], &selection, &[5; 32])).is_err(),
+                "{selection:?}"
+            );
+        }
     }
 
     #[test]
@@ -227,7 +261,19 @@ mod tests {
         let bytes = attest(&[1; 32], &sha256_selection(&[7]), &[2; 32]);
         let signature: Signature = signing.sign(&bytes);
         let signature: [u8; 64] = signature.to_bytes().into();
+        let signature = low_s(&signature).unwrap();
         assert!(signature_verifies(&key, &bytes, &signature));
+        // The same signature with s and n - s swapped: refused, so a quote has one encoding.
+        let high = Signature::from_slice(&signature).unwrap();
+        let high = Signature::from_scalars(high.r(), -*high.s()).unwrap();
+        let high: [u8; 64] = high.to_bytes().into();
+        assert_ne!(high, signature);
+        assert!(
+            key.verifies_raw(&bytes, &high),
+            "it is a valid ECDSA signature"
+        );
+        assert!(!signature_verifies(&key, &bytes, &high));
+        assert_eq!(low_s(&high), Some(signature));
         let mut altered = bytes.clone();
         altered[40] ^= 1;
         assert!(!signature_verifies(&key, &altered, &signature));

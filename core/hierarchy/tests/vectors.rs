@@ -175,7 +175,7 @@ fn generate() -> Value {
     let attest = attest.finish();
     let quote_signature: p256::ecdsa::Signature =
         p256::ecdsa::signature::Signer::sign(&ak, &attest);
-    let quote_signature: [u8; 64] = quote_signature.to_bytes().into();
+    let quote_signature = tpm_quote::low_s(&quote_signature.to_bytes().into()).unwrap();
     let tpm_evidence =
         Evidence::tpm_quote(ak_sec1, quoted_report, attest.clone(), quote_signature).unwrap();
     tpm_evidence.check_signature().unwrap();

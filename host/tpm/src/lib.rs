@@ -94,6 +94,15 @@ pub enum TpmError {
     /// A PCR index outside 0–23.
     #[error("PCR {0} does not exist (0-23)")]
     NoSuchPcr(u8),
+    /// A PCR selection keyward does not seal to or quote: empty, repeated or more than 8 PCRs,
+    /// or one the TPM leaves out (its SHA-256 bank not allocated for them).
+    #[error("PCR selection {pcrs:?}: {reason}")]
+    PcrSelection {
+        /// The PCRs asked for.
+        pcrs: Vec<u8>,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The TPM started no session.
     #[error("the TPM started no session")]
     NoSession,
@@ -147,6 +156,37 @@ impl TpmSealedKey {
     }
 }
 
+/// Most PCRs one selection holds: what one PCR_Read returns, so the TPM's answer can be checked.
+pub const MAX_PCRS: usize = 8;
+
+/// Checks a PCR selection before anything is made from it: 1 to [`MAX_PCRS`] distinct PCRs,
+/// each 0–23. An empty selection would seal to nothing and quote nothing.
+///
+/// # Errors
+/// [`TpmError::NoSuchPcr`] or [`TpmError::PcrSelection`].
+pub fn check_pcrs(pcrs: &[u8]) -> Result<(), TpmError> {
+    let bad = |reason| TpmError::PcrSelection {
+        pcrs: pcrs.to_vec(),
+        reason,
+    };
+    if pcrs.is_empty() {
+        return Err(bad("it is empty: the key would open in any boot state"));
+    }
+    if pcrs.len() > MAX_PCRS {
+        return Err(bad("more than 8 PCRs"));
+    }
+    if let Some(&pcr) = pcrs.iter().find(|&&p| p > 23) {
+        return Err(TpmError::NoSuchPcr(pcr));
+    }
+    let mut sorted = pcrs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != pcrs.len() {
+        return Err(bad("a PCR is listed twice"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +206,25 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(TpmSealedKey::from_bytes(&longer).is_err());
+    }
+
+    #[test]
+    fn a_pcr_selection_is_one_to_eight_distinct_pcrs() {
+        check_pcrs(&[7]).unwrap();
+        check_pcrs(&[0, 2, 4, 7, 8, 9, 14, 23]).unwrap();
+        assert!(matches!(
+            check_pcrs(&[]),
+            Err(TpmError::PcrSelection { .. })
+        ));
+        assert!(matches!(
+            check_pcrs(&[7, 7]),
+            Err(TpmError::PcrSelection { .. })
+        ));
+        assert!(matches!(check_pcrs(&[24]), Err(TpmError::NoSuchPcr(24))));
+        assert!(matches!(
+            check_pcrs(&[0, 1, 2, 3, 4, 5, 6, 7, 8]),
+            Err(TpmError::PcrSelection { .. })
+        ));
     }
 
     #[cfg(not(feature = "tpm"))]

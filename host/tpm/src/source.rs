@@ -11,14 +11,17 @@
 //! restored together with `sealing.counter`. The TPM source keeps the key useless off this
 //! machine and after a change of the measured boot chain (the PCRs), and its counter lives in
 //! the TPM, so restoring the **whole** directory from a backup is refused too. Neither protects
-//! against the host's root user on a running machine: root can have the TPM unseal the key while
-//! the PCRs are unchanged.
+//! against anyone on the running machine who can use the TPM and read `sealing.tpm` (the
+//! service's own user included): they can have the TPM unseal the key while the PCRs are
+//! unchanged, seal it again with another counter base, or advance the counter (which makes the
+//! service refuse to start).
 //!
 //! `sealing.tpm` is a [`TpmSealedKey`] whose secret is
 //! `sealing key(32) || u64 base || u32 NV index` (big-endian). The counter's value as the core
 //! sees it is the NV counter's value minus `base`, its value when the directory was created:
 //! a new counter starts at the highest value any counter on that TPM has had, not at 0. Both
-//! numbers are sealed, so an edited file cannot point the core at another counter or shift it.
+//! numbers are sealed, so a file edited without the TPM's help cannot point the core at another
+//! counter or shift it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -248,16 +251,18 @@ fn open_tpm(config: &TpmSource, dir: &Path, create: bool) -> Result<Sealing, Sou
         }
         None if !create => return Err(missing(path)),
         None => {
+            // Everything that can be checked is checked first: a counter defined for a
+            // directory that is then not made blocks its index.
+            crate::check_pcrs(&config.pcrs)?;
             let counter = tpm.define_counter(config.nv_index)?;
-            let base = counter.value(&mut tpm)?;
-            let mut secret = zeroize::Zeroizing::new([0u8; TPM_SECRET]);
-            secret[..32].copy_from_slice(SecretBytes::<32>::random(&mut rand_core::OsRng).expose());
-            secret[32..40].copy_from_slice(&base.to_be_bytes());
-            secret[40..].copy_from_slice(&config.nv_index.to_be_bytes());
-            let secret = SecretBytes::new(*secret);
-            let sealed = tpm.seal_key(&secret, &config.pcrs)?;
-            create_file(&path, &sealed.to_bytes())?;
-            (secret, config.pcrs.clone())
+            match seal_new(&mut tpm, &counter, config, &path) {
+                Ok(secret) => (secret, config.pcrs.clone()),
+                Err(e) => {
+                    // Nothing sealed refers to the counter: free its index for the next attempt.
+                    let _ = tpm.undefine_counter(counter);
+                    return Err(e);
+                }
+            }
         }
     };
     let bytes = secret.expose();
@@ -274,6 +279,24 @@ fn open_tpm(config: &TpmSource, dir: &Path, create: bool) -> Result<Sealing, Sou
         counter: Box::new(counter),
         attester: Some(Box::new(TpmAttester { tpm, pcrs })),
     })
+}
+
+/// Seals a new sealing key with `counter`'s current value as its base, and stores it at `path`.
+fn seal_new(
+    tpm: &mut Tpm,
+    counter: &NvCounter,
+    config: &TpmSource,
+    path: &Path,
+) -> Result<SecretBytes<TPM_SECRET>, SourceError> {
+    let base = counter.value(tpm)?;
+    let mut secret = zeroize::Zeroizing::new([0u8; TPM_SECRET]);
+    secret[..32].copy_from_slice(SecretBytes::<32>::random(&mut rand_core::OsRng).expose());
+    secret[32..40].copy_from_slice(&base.to_be_bytes());
+    secret[40..].copy_from_slice(&config.nv_index.to_be_bytes());
+    let secret = SecretBytes::new(*secret);
+    let sealed = tpm.seal_key(&secret, &config.pcrs)?;
+    create_file(path, &sealed.to_bytes())?;
+    Ok(secret)
 }
 
 fn lock(tpm: &Mutex<Tpm>) -> std::sync::MutexGuard<'_, Tpm> {

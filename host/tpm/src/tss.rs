@@ -77,6 +77,18 @@ impl Tpm {
         pcrs: &[u8],
     ) -> Result<TpmSealedKey, TpmError> {
         let selection = selection(pcrs)?;
+        // A TPM leaves PCRs of a bank it has not allocated out of a policy: read them first, so
+        // a key is never sealed to fewer PCRs than asked for.
+        let (_, read, _) = self
+            .ctx
+            .pcr_read(selection.clone())
+            .map_err(command("PCR_Read"))?;
+        if read != selection {
+            return Err(TpmError::PcrSelection {
+                pcrs: pcrs.to_vec(),
+                reason: "the TPM does not have them in its SHA-256 bank",
+            });
+        }
         let policy = self.pcr_policy(SessionType::Trial, &selection)?;
         let digest = self
             .ctx
@@ -279,6 +291,11 @@ impl Tpm {
         let mut rs = [0u8; 64];
         rs[..32].copy_from_slice(&left_pad::<32>(signature.signature_r().value())?);
         rs[32..].copy_from_slice(&left_pad::<32>(signature.signature_s().value())?);
+        // One accepted encoding per signature (tpm_quote::signature_verifies).
+        let rs = tpm_quote::low_s(&rs).ok_or(TpmError::Command {
+            command: "Quote",
+            reason: "the signature is not a P-256 signature".into(),
+        })?;
         let attest = attest.marshall().map_err(command("marshal TPMS_ATTEST"))?;
         Ok(Evidence::tpm_quote(key.to_sec1(), report_data, attest, rs)?)
     }
@@ -338,6 +355,19 @@ impl Tpm {
                 Err(e)
             }
         }
+    }
+
+    /// Removes the NV counter `counter` from the TPM: only for one that nothing has used yet (a
+    /// data directory whose creation failed after defining it).
+    ///
+    /// # Errors
+    /// [`TpmError::Command`].
+    pub fn undefine_counter(&mut self, counter: NvCounter) -> Result<(), TpmError> {
+        self.ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.nv_undefine_space(Provision::Owner, counter.handle)
+            })
+            .map_err(command("NV_UndefineSpace"))
     }
 
     /// A policy session (or trial session) with PolicyPCR over `selection`'s current values.
@@ -466,14 +496,10 @@ fn session_object(policy: PolicySession) -> tss_esapi::handles::ObjectHandle {
 }
 
 fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, TpmError> {
+    crate::check_pcrs(pcrs)?;
     let slots = pcrs
         .iter()
-        .map(|&i| {
-            if i > 23 {
-                return Err(TpmError::NoSuchPcr(i));
-            }
-            PcrSlot::try_from(1u32 << i).map_err(|_| TpmError::NoSuchPcr(i))
-        })
+        .map(|&i| PcrSlot::try_from(1u32 << i).map_err(|_| TpmError::NoSuchPcr(i)))
         .collect::<Result<Vec<_>, _>>()?;
     PcrSelectionListBuilder::new()
         .with_selection(HashingAlgorithm::Sha256, &slots)

@@ -180,6 +180,17 @@ fn the_tpm_source_keeps_its_key_and_counter_in_the_tpm() {
         source.open(&dir, false).is_err(),
         "nothing is made for a directory that should have sealed state"
     );
+    // A selection that seals to nothing, or to a PCR that does not exist, is refused before
+    // the counter's index is taken.
+    for pcrs in [vec![], vec![24], vec![7, 7]] {
+        let bad = SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs,
+            nv_index: 0x0150_0001,
+        });
+        assert!(bad.open(&dir, true).is_err());
+        assert!(!dir.join("sealing.tpm").exists());
+    }
     let key = {
         let mut sealing = source.open(&dir, true).unwrap();
         assert_eq!(sealing.counter.value(), 0, "counted from its creation");
