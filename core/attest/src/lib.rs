@@ -52,13 +52,6 @@ impl Platform {
             Self::SevSnp => "sev-snp",
         }
     }
-
-    /// The platform named `name` ([`Platform::name`]).
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Sgx, Self::Tdx, Self::Nitro, Self::SevSnp]
-            .into_iter()
-            .find(|p| p.name() == name)
-    }
 }
 
 impl fmt::Display for Platform {

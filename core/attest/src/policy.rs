@@ -3,8 +3,9 @@
 //! A policy names the platforms and measurements it trusts, the worst TCB status it accepts,
 //! whether it accepts evidence with no TCB status at all, how old evidence that carries its own
 //! time may be, and (per check) the report data the evidence must carry, which binds the keys
-//! and the verifier's nonce. Gatekeepers, which hold the MasterKey, use
-//! [`AttestationPolicy::strict`]: Intel's top confidence level, `UpToDate` only.
+//! and the verifier's nonce. [`AttestationPolicy::strict`] is meant for gatekeepers, which hold
+//! the MasterKey: Intel's top confidence level, `UpToDate` only. (No service enforces a policy
+//! yet.)
 
 use thiserror::Error;
 

@@ -86,8 +86,6 @@ pub struct Quote {
     pub extra_data: Vec<u8>,
     /// The measurement: the quoted PCR selection and their digest (module docs).
     pub measurement: [u8; 32],
-    /// The TPM's reset count (boots since the TPM was cleared).
-    pub reset_count: u32,
 }
 
 /// Parses a marshalled quote `TPMS_ATTEST` (TPM 2.0 Part 2 §10.12.12), all of it. The quote must
@@ -110,7 +108,7 @@ pub fn parse(attest: &[u8]) -> Result<Quote, DecodeError> {
     r.var16("qualifiedSigner", 128)?;
     let extra_data = r.var16("extraData", 64)?.to_vec();
     r.u64("clock")?;
-    let reset_count = r.u32("resetCount")?;
+    r.u32("resetCount")?;
     r.u32("restartCount")?;
     r.u8("safe")?;
     r.u64("firmwareVersion")?;
@@ -134,7 +132,6 @@ pub fn parse(attest: &[u8]) -> Result<Quote, DecodeError> {
     Ok(Quote {
         extra_data,
         measurement: measurement(selection, &digest),
-        reset_count,
     })
 }
 
@@ -216,7 +213,6 @@ mod tests {
         let bytes = attest(&[9; 32], &sha256_selection(&[7]), &[5; 32]);
         let q = parse(&bytes).unwrap();
         assert_eq!(q.extra_data, vec![9; 32]);
-        assert_eq!(q.reset_count, 7);
         let other = parse(&attest(&[9; 32], &sha256_selection(&[16]), &[5; 32])).unwrap();
         assert_ne!(q.measurement, other.measurement, "same digest, other PCRs");
         for len in 0..bytes.len() {

@@ -383,7 +383,7 @@ impl Worker {
         checked.ok_or_else(|| {
             // Signed, checkable and wrong: evidence anyone can verify (threshold mode only: a
             // classic partial is the whole evaluation).
-            if answers.threshold && answers.reports.iter().all(|r| r.gatekeeper != sender) {
+            if answers.threshold {
                 answers.reports.push(PartialReport {
                     gatekeeper: sender,
                     request: answers.request.clone(),

@@ -241,6 +241,9 @@ pub enum RestoreError {
         /// How many records the manifest pins.
         expected: u64,
     },
+    /// The monotonic counter is too close to its end for another commit.
+    #[error("the monotonic counter ({0}) is exhausted")]
+    CounterExhausted(u64),
 }
 
 /// The manifest of one commit: store it in the same transaction as the records returned since
@@ -341,6 +344,11 @@ impl Signer {
             None => None,
         };
         let pinned_at = pinned.as_ref().map_or(counter, |(_, at)| *at);
+        // Two past the manifest: the process before this one may have sealed other contents
+        // at the value after it, in a commit that failed (module docs).
+        let commit = pinned_at
+            .checked_add(2)
+            .ok_or(RestoreError::CounterExhausted(pinned_at))?;
         let mut signer = Self {
             config,
             sealer,
@@ -348,9 +356,7 @@ impl Signer {
             validators: BTreeMap::new(),
             versions: VersionSet::new(SealPurpose::ValidatorRecord),
             pinned: pinned_at,
-            // Two past the manifest: the process before this one may have sealed other contents
-            // at the value after it, in a commit that failed (module docs).
-            commit: pinned_at + 2,
+            commit,
         };
         for (stored_as, bytes) in records {
             let in_record = |error| RestoreError::Record {

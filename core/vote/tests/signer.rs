@@ -1844,3 +1844,19 @@ fn a_platform_that_cannot_attest_makes_no_vote_key_and_changes_nothing() {
     assert_eq!(signer.registered(), 0);
     assert!(signer.vote_key(&identity.pubkey()).is_none());
 }
+
+#[test]
+fn a_counter_at_its_end_is_an_error_not_an_overflow() {
+    let restored = Signer::restore(
+        common::config(None),
+        common::sealer(&[6; 32]),
+        Box::new(common::platform()),
+        std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        None,
+        u64::MAX - 1,
+    );
+    assert!(matches!(
+        restored.err(),
+        Some(RestoreError::CounterExhausted(at)) if at == u64::MAX - 1
+    ));
+}

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use keyward_attest::{Claims, dcap, nitro, snp};
 use keyward_enclave::{Evidence, EvidenceKind};
+use keyward_tpm::source::TpmSource;
 
 use crate::error::{CliError, Result};
 use crate::keyfile::read_limited;
@@ -37,9 +38,16 @@ pub enum AttestCommand {
 /// Which TPM.
 #[derive(Debug, Args)]
 pub struct TpmArgs {
-    /// The TPM's TCTI.
-    #[arg(long, value_name = "TCTI", default_value = "device:/dev/tpmrm0")]
-    tcti: String,
+    /// The TPM's TCTI [default: device:/dev/tpmrm0].
+    #[arg(long, value_name = "TCTI")]
+    tcti: Option<String>,
+}
+
+impl TpmArgs {
+    fn connect(&self) -> std::result::Result<keyward_tpm::Tpm, keyward_tpm::TpmError> {
+        let default = TpmSource::default().tcti;
+        keyward_tpm::Tpm::connect(self.tcti.as_deref().unwrap_or(&default))
+    }
 }
 
 /// `keyward attest tpm-quote`.
@@ -47,9 +55,10 @@ pub struct TpmArgs {
 pub struct QuoteArgs {
     #[command(flatten)]
     tpm: TpmArgs,
-    /// The PCRs (SHA-256 bank) to quote, comma-separated.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "7")]
-    pcrs: Vec<u8>,
+    /// The PCRs (SHA-256 bank) to quote, comma-separated [default: 7, as the TPM sealing
+    /// source seals to].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pcrs: Option<Vec<u8>>,
     /// The verifier's nonce (its UTF-8 bytes).
     #[arg(long, value_name = "TEXT")]
     nonce: String,
@@ -90,7 +99,8 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
     match cmd {
         AttestCommand::Verify(args) => verify(&args),
         AttestCommand::TpmKey(args) => {
-            let key = keyward_tpm::Tpm::connect(&args.tcti)
+            let key = args
+                .connect()
                 .and_then(|mut tpm| tpm.attestation_key())
                 .map_err(CliError::refused)?;
             println!(
@@ -103,10 +113,13 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
             Ok(())
         }
         AttestCommand::TpmQuote(args) => {
-            let evidence = keyward_tpm::Tpm::connect(&args.tpm.tcti)
-                .and_then(|mut tpm| tpm.quote(&[], args.nonce.as_bytes(), &args.pcrs))
+            let pcrs = args.pcrs.unwrap_or_else(|| TpmSource::default().pcrs);
+            let evidence = args
+                .tpm
+                .connect()
+                .and_then(|mut tpm| tpm.quote(&[], args.nonce.as_bytes(), &pcrs))
                 .map_err(CliError::refused)?;
-            std::fs::write(&args.out, evidence.to_bytes()).map_err(|e| {
+            keyward_host::files::replace(&args.out, &evidence.to_bytes()).map_err(|e| {
                 CliError::refused(format!("cannot write {}: {e}", args.out.display()))
             })?;
             println!(

@@ -48,7 +48,8 @@ enum Command {
     /// Export or import a stopped signer's towers (interchange JSON).
     #[command(subcommand)]
     SignerTower(signer::TowerCommand),
-    /// Verify attestation evidence offline: keyward's own, or Intel DCAP, AWS Nitro, AMD SEV-SNP.
+    /// Attestation: verify evidence offline (keyward's own, Intel DCAP, AWS Nitro, AMD SEV-SNP),
+    /// or read this machine's TPM attestation key and quote its PCRs.
     #[command(subcommand)]
     Attest(attest::AttestCommand),
 }

@@ -60,7 +60,7 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     config.listen = args.listen;
     config.platform_key = args.platform_key;
     config.stake = args.stake;
-    config.sealing = args.sealing.source();
+    config.sealing = args.sealing.source()?;
     config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
     config.dev_wrong_partials = args.dev_wrong_partials && role == NodeRole::Gatekeeper;
     init_logs();

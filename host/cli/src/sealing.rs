@@ -4,6 +4,8 @@ use clap::{Args, ValueEnum};
 
 use keyward_tpm::source::{SealingSource, TpmSource};
 
+use crate::error::CliError;
+
 /// Where the sealing key and the monotonic counter come from.
 #[derive(Debug, Args)]
 pub struct SealingArgs {
@@ -32,9 +34,21 @@ enum Source {
 
 impl SealingArgs {
     /// The source these options describe.
-    pub fn source(self) -> SealingSource {
-        match self.sealing {
-            Source::Soft => SealingSource::Soft,
+    ///
+    /// # Errors
+    /// A TPM option without `--sealing tpm`: it would otherwise be ignored, and the node would
+    /// seal with the insecure soft source while its operator thinks it uses the TPM.
+    pub fn source(self) -> Result<SealingSource, CliError> {
+        Ok(match self.sealing {
+            Source::Soft => {
+                if self.tpm_tcti.is_some() || self.tpm_pcrs.is_some() || self.tpm_nv_index.is_some()
+                {
+                    return Err(CliError::refused(
+                        "--tpm-tcti, --tpm-pcrs and --tpm-nv-index need --sealing tpm",
+                    ));
+                }
+                SealingSource::Soft
+            }
             Source::Tpm => {
                 let default = TpmSource::default();
                 SealingSource::Tpm(TpmSource {
@@ -43,7 +57,7 @@ impl SealingArgs {
                     nv_index: self.tpm_nv_index.unwrap_or(default.nv_index),
                 })
             }
-        }
+        })
     }
 }
 

@@ -521,3 +521,28 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn tpm_options_without_tpm_sealing_are_refused_not_ignored() {
+    let d = tempdir("sealing");
+    let genesis = format!("0x{}", "00".repeat(32));
+    fails(
+        &keyward(
+            &d,
+            &[
+                "gatekeeper",
+                "--genesis-hash",
+                &genesis,
+                "--data-dir",
+                "gk",
+                "--platform-key",
+                "platform.key",
+                "--tpm-pcrs",
+                "0,7",
+            ],
+        ),
+        "need --sealing tpm",
+    );
+    assert!(!d.join("gk").exists(), "nothing was made");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -612,22 +612,22 @@ impl Runner {
 
     /// Asks every holder of the request's epoch and hands the answers to the core.
     async fn provision(&mut self, request: &ClusterKeyRequest) -> Result<(), Pause> {
-        let (signed, collected) = {
+        let (signed, mut answers) = {
             let registry = self.shared.registry.read().expect("registry lock");
             let core = self.shared.core.read().expect("core lock");
             let Core::Worker(worker) = &*core else {
                 return Err(Pause);
             };
-            let collected = worker.collect(&registry, request);
+            // Nothing is signed for a request the core cannot collect answers for yet.
+            let answers = worker.collect(&registry, request).map_err(|e| {
+                tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
+                Pause
+            })?;
             (
                 provision_requests(&registry, &self.signer, request),
-                collected,
+                answers,
             )
         };
-        let mut answers = collected.map_err(|e| {
-            tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
-            Pause
-        })?;
         // Each answer is checked as it arrives, while the others are on their way; the key is
         // combined as soon as t are valid.
         let mut asks = ask_holders(&mut self.clients, signed);

@@ -64,7 +64,7 @@ pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
     let mut signer = Signer::restore(
         signer_config,
         loaded.sealer,
-        loaded.attester.unwrap_or_else(|| Box::new(loaded.platform)),
+        loaded.attester,
         loaded.records.iter().map(|(id, r)| (*id, r.as_slice())),
         loaded.manifest.as_deref(),
         loaded.counter,

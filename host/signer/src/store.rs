@@ -82,11 +82,9 @@ pub struct Loaded {
     pub service: ServiceId,
     /// The sealer for vote keys.
     pub sealer: Sealer,
-    /// The dev platform key.
-    pub platform: DevPlatformKey,
-    /// The sealing source's attester (a TPM's quotes), if it has one; otherwise the signer
-    /// attests with `platform`.
-    pub attester: Option<Box<dyn Attester>>,
+    /// What attests new vote keys: the sealing source's attester (a TPM's quotes), or else the
+    /// store's `dev` platform key.
+    pub attester: Box<dyn Attester>,
     /// Every validator record, with the identity it is stored under.
     pub records: Vec<(SolanaPubkey, Vec<u8>)>,
     /// The sealed manifest of the last commit, if any commit was made.
@@ -118,8 +116,17 @@ impl Store {
         // are lost; a fresh one would only hide either.
         let opened = source.open(dir, new)?;
         let (counter, attester) = (opened.counter, opened.attester);
-        let sealing = opened.key;
-        let sealer = Sealer::new(&sealing, chain.clone(), crate::service::DEV_MEASUREMENT);
+        if new && counter.value() != 0 {
+            // Commits were made, and their store is gone: refuse before making a new one.
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "the store is missing, but the monotonic counter is at {}: commits were made to a store that is gone",
+                    counter.value()
+                ),
+            });
+        }
+        let sealer = Sealer::new(&opened.key, chain.clone(), crate::service::DEV_MEASUREMENT);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Self { db, path, counter };
         let (service, platform) = store.meta(&sealer)?;
@@ -131,8 +138,7 @@ impl Store {
             Loaded {
                 service,
                 sealer,
-                platform,
-                attester,
+                attester: attester.unwrap_or_else(|| Box::new(platform)),
                 records,
                 manifest,
                 counter,

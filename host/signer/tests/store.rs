@@ -327,3 +327,32 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
     let _ = fs::remove_dir_all(&config.data_dir);
     let _ = fs::remove_dir_all(&state);
 }
+
+#[test]
+fn a_deleted_store_beside_a_moved_counter_is_refused_and_not_remade() {
+    let dir = data_dir("deleted");
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    {
+        let (mut signer, mut store) = service::load(&config).unwrap();
+        let register = Payload::RegisterNode {
+            vote_account: v.vote_account,
+        };
+        v.send(&mut signer, &mut store, 1, register).unwrap();
+    }
+    fs::remove_file(dir.join("signer.redb")).unwrap();
+    let error = service::load(&config).err().unwrap();
+    assert!(
+        error.to_string().contains("the store is missing"),
+        "{error}"
+    );
+    assert!(!dir.join("signer.redb").exists(), "no new store was made");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -382,14 +382,15 @@ impl MonotonicCounter for TpmCounter {
             .base
             .checked_add(to)
             .ok_or_else(|| device("the counter is exhausted".into()))?;
+        // The value is known: increments and one read, no read before.
         let raw = self
             .nv
-            .advance(&mut lock(&self.tpm), target)
+            .increment(&mut lock(&self.tpm), to - self.value)
             .map_err(|e| device(e.to_string()))?;
         if raw != target {
             return Err(device(format!(
                 "it moved to {} behind this process's back (expected {to}): another user of this index?",
-                raw - self.base
+                raw.saturating_sub(self.base)
             )));
         }
         self.value = to;

@@ -3,7 +3,7 @@
 //! what it seals protects nothing; it is API parity, not security.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,7 +16,6 @@ use crate::{Tpm, TpmError};
 pub struct Swtpm {
     child: Child,
     port: u16,
-    state: PathBuf,
 }
 
 impl Swtpm {
@@ -55,11 +54,7 @@ impl Swtpm {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| fail(format!("cannot run swtpm (Debian package swtpm): {e}")))?;
-        let swtpm = Self {
-            child,
-            port,
-            state: state.to_owned(),
-        };
+        let swtpm = Self { child, port };
         let started = Instant::now();
         while [port, port + 1]
             .iter()
@@ -93,11 +88,6 @@ impl Swtpm {
     /// The TCTI string that reaches this TPM.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    /// The state directory.
-    pub fn state(&self) -> &Path {
-        &self.state
     }
 
     /// A connection to this TPM.

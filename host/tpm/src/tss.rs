@@ -460,16 +460,26 @@ impl NvCounter {
     /// # Errors
     /// [`TpmError::Command`].
     pub fn advance(&self, tpm: &mut Tpm, to: u64) -> Result<u64, TpmError> {
+        let value = self.value(tpm)?;
+        if value >= to {
+            return Ok(value);
+        }
+        self.increment(tpm, to - value)
+    }
+
+    /// Increments the counter `times` times, then reads it once: for a caller that knows the
+    /// value already. Returns the new value (more than expected if someone else incremented it).
+    ///
+    /// # Errors
+    /// [`TpmError::Command`].
+    pub fn increment(&self, tpm: &mut Tpm, times: u64) -> Result<u64, TpmError> {
         let handle = self.handle;
-        loop {
-            let value = self.value(tpm)?;
-            if value >= to {
-                return Ok(value);
-            }
+        for _ in 0..times {
             tpm.ctx
                 .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
                 .map_err(command("NV_Increment"))?;
         }
+        self.value(tpm)
     }
 }
 

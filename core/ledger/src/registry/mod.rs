@@ -404,8 +404,8 @@ pub struct Registry {
     reshares: BTreeMap<Epoch, ReshareRun>,
     /// The change whose resharing runs (threshold mode).
     resharing: Option<Change>,
-    /// The height at which the shares last changed (an epoch activated or a resharing ended):
-    /// a scheduled refresh counts from it.
+    /// The height at which the shares last changed (an epoch activated, or a resharing ended or
+    /// was abandoned): a scheduled refresh counts from it.
     shares_changed_at: u64,
     /// Wrong partial evaluations reported.
     partial_reports: BTreeSet<PartialReportKey>,
