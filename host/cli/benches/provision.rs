@@ -21,7 +21,7 @@
 )]
 
 mod support;
-use support::{Chain, free_port, process_cpu, spawn};
+use support::{Chain, process_cpu, spawn};
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -289,50 +289,14 @@ fn rpc_mode(n: usize, concurrency: usize) {
 }
 
 fn rpc_run(dir: &Path, n: usize, concurrency: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let platform_key = dir.join("platform.key");
     let platform = dev::create_platform_key(&platform_key).unwrap();
     let start = Instant::now();
     let mut net = Net::new(n, platform);
-    let genesis_file = dir.join("genesis");
-    std::fs::write(&genesis_file, net.chain.genesis.as_bytes()).unwrap();
-    let port = free_port();
-    let ledger_url = format!("http://127.0.0.1:{port}");
+    let ledger = support::start_ledger(&runtime, dir, &net.chain.genesis, &net.chain.entries);
+    let (ledger_url, client, _ledger) = (ledger.url, ledger.client, ledger.proc);
     let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
-    let _ledger = spawn(
-        dir,
-        "ledger",
-        &[
-            "ledger",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            &path(&dir.join("ledger")),
-            "--genesis",
-            &path(&genesis_file),
-        ],
-        true,
-    );
-    let client = runtime.block_on(async {
-        let client = LedgerClient::new(&ledger_url).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client.head().await.is_err() {
-            assert!(Instant::now() < deadline, "the ledger did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        for chunk in net
-            .chain
-            .entries
-            .chunks(keyward_ledger_service::wire::MAX_APPEND)
-        {
-            client.append(chunk).await.unwrap();
-        }
-        client
-    });
     let genesis = net.chain.genesis.hash();
     let mut gatekeeper = spawn(
         dir,

@@ -49,7 +49,7 @@
 )]
 
 mod support;
-use support::{Chain, Proc, clock_ticks, free_port, process_cpu, spawn};
+use support::{Chain, Proc, clock_ticks, process_cpu, spawn};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -60,9 +60,7 @@ use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
 use keyward_enclave::DevPlatformKey;
 use keyward_hierarchy::{ClusterId, Epoch};
 use keyward_ledger::{Body, ClusterCreate, Entry, EpochStatus, Params, Registry};
-use keyward_ledger_service::client::LedgerClient;
 use keyward_ledger_service::follow::Follower;
-use keyward_ledger_service::wire::MAX_APPEND;
 use keyward_node::{Worker, WorkerStep};
 use keyward_node_service::client::{Clients, ask_holders};
 use keyward_node_service::dev;
@@ -213,42 +211,11 @@ impl Network {
     /// Starts a ledger from `genesis`, appends `entries`, then starts `n` gatekeepers with the
     /// platform key in `dir`.
     fn start(dir: &Path, genesis: &Entry, entries: &[Entry], n: u16) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let genesis_file = dir.join("genesis");
-        std::fs::write(&genesis_file, genesis.as_bytes()).unwrap();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let runtime = support::runtime();
+        let ledger = support::start_ledger(&runtime, dir, genesis, entries);
+        let (url, client) = (ledger.url, ledger.client);
         let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
-        let mut procs = vec![spawn(
-            dir,
-            "ledger",
-            &[
-                "ledger",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-                &path(&dir.join("ledger")),
-                "--genesis",
-                &path(&genesis_file),
-            ],
-            false,
-        )];
-        let client = runtime.block_on(async {
-            let client = LedgerClient::new(&url).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while client.head().await.is_err() {
-                assert!(Instant::now() < deadline, "the ledger did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            for chunk in entries.chunks(MAX_APPEND) {
-                client.append(chunk).await.unwrap();
-            }
-            client
-        });
+        let mut procs = vec![ledger.proc];
         // Following before any gatekeeper starts, so that the bench sees their registrations land.
         let (follower, _) = runtime
             .block_on(Follower::start(client, genesis.hash()))

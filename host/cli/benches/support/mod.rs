@@ -36,6 +36,68 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str], piped: bool) -> Proc {
     Proc(child)
 }
 
+/// The runtime the benches drive their clients with.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A running `keyward ledger` on a free loopback port, its data in `dir/ledger`.
+pub struct Ledger {
+    /// The process.
+    pub proc: Proc,
+    /// Its URL.
+    pub url: String,
+    /// A client of it.
+    pub client: keyward_ledger_service::client::LedgerClient,
+}
+
+/// Starts `keyward ledger` from `genesis`, waits until it answers, and appends `entries`.
+pub fn start_ledger(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    genesis: &keyward_ledger::Entry,
+    entries: &[keyward_ledger::Entry],
+) -> Ledger {
+    let genesis_file = dir.join("genesis");
+    std::fs::write(&genesis_file, genesis.as_bytes()).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let proc = spawn(
+        dir,
+        "ledger",
+        &[
+            "ledger",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            dir.join("ledger").to_str().unwrap(),
+            "--genesis",
+            genesis_file.to_str().unwrap(),
+        ],
+        false,
+    );
+    let client = runtime.block_on(async {
+        let client = keyward_ledger_service::client::LedgerClient::new(&url).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while client.head().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the ledger did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for chunk in entries.chunks(keyward_ledger_service::wire::MAX_APPEND) {
+            client.append(chunk).await.unwrap();
+        }
+        client
+    });
+    Ledger { proc, url, client }
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
