@@ -22,6 +22,7 @@ pub mod refusal;
 pub mod request;
 pub mod signer;
 pub mod tower;
+pub mod wire;
 
 pub use refusal::Refusal;
 pub use request::{Method, Payload, ServiceId, SignedRequest};
@@ -29,3 +30,4 @@ pub use signer::{
     Answer, Applied, CommitManifest, Prepared, Signer, SignerConfig, TowerExport, VoteKeyInfo,
 };
 pub use tower::{Lockout, LockoutPolicy, Slot, Tower, TowerError};
+pub use wire::Rejection;

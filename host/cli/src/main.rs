@@ -43,6 +43,9 @@ enum Command {
     User(user::UserCommand),
     /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
     Signer(signer::SignerArgs),
+    /// Run the isolated enclave runner: a signer's trusted core in its own hardened process,
+    /// reached over a Unix socket (`[runner] kind = "isolated"`).
+    Enclave(signer::EnclaveArgs),
     /// Talk to a vote signer: the reference client.
     SignerClient(signer::ClientArgs),
     /// Export or import a stopped signer's towers (interchange JSON).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => node::run(keyward_node_service::NodeRole::Worker, args),
         Command::User(cmd) => user::run(cmd),
         Command::Signer(args) => signer::run_signer(args),
+        Command::Enclave(args) => signer::run_enclave(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),
         Command::Attest(cmd) => attest::run(cmd),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
+use keyward_signer::runner::Runner;
 use keyward_signer::client::{Client, ClientError};
 use keyward_signer::config::Config;
 use keyward_signer::interchange;
@@ -26,6 +27,19 @@ pub struct SignerArgs {
     /// TOML configuration file (every field optional).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+/// `keyward enclave`: the isolated runner's enclave process for a signer.
+#[derive(Debug, Args)]
+pub struct EnclaveArgs {
+    /// The signer's TOML configuration, with `[runner] kind = "isolated"`: the enclave takes its
+    /// socket, state directory, sealing source, chain and policies from it.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The signer's data directory, as `keyward signer --data-dir` (the default socket and
+    /// state directory are inside it).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// `keyward signer-client`: the reference client.
@@ -140,6 +154,22 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
         service.stop().await;
         Ok(())
     })
+}
+
+/// Runs the isolated enclave for a signer until it is killed.
+pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
+    let config = config(Some(&args.config), args.data_dir)?;
+    init_logs();
+    let process = service::EnclaveProcess::start(&config).map_err(CliError::refused)?;
+    let h = &process.hardening;
+    tracing::info!(
+        socket = %process.socket.display(), sealing = config.sealing.name(),
+        undumpable = h.undumpable, memory_locked = h.memory_locked, landlock = h.landlock,
+        seccomp = h.seccomp, "keyward enclave started"
+    );
+    process
+        .serve()
+        .map_err(|e| CliError::refused(format!("the enclave socket failed: {e}")))
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -258,7 +288,8 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             out,
         } => {
             let config = config(path.as_deref(), data_dir)?;
-            let (signer, _store) = service::load(&config).map_err(CliError::refused)?;
+            let (mut enclave, _store) = service::load(&config).map_err(CliError::refused)?;
+            let signer = enclave.signer().expect("load opens the store");
             let doc = interchange::document(&signer.export_all());
             let mut text = serde_json::to_string_pretty(&doc).expect("plain struct");
             text.push('\n');
@@ -273,7 +304,8 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             file,
         } => {
             let config = config(path.as_deref(), data_dir)?;
-            let (mut signer, mut store) = service::load(&config).map_err(CliError::refused)?;
+            let (mut enclave, mut store) = service::load(&config).map_err(CliError::refused)?;
+            let signer = enclave.signer().expect("load opens the store");
             let bytes = read_limited(&file, 64 * 1024 * 1024)?;
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| CliError::bad_file(&file, "not UTF-8 text"))?;
@@ -290,10 +322,15 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
                 outcomes.push((identity, outcome));
                 records.push((identity, record));
             }
-            let manifest = signer.seal_commit();
+            let manifest = enclave.seal().map_err(CliError::refused)?;
             store
-                .commit(records.iter().map(|(id, r)| (id, r.as_slice())), &manifest)
+                .commit(
+                    records.iter().map(|(id, r)| (id, r.as_slice())),
+                    &manifest,
+                    None,
+                )
                 .map_err(CliError::refused)?;
+            enclave.release().map_err(CliError::refused)?;
             for (identity, outcome) in outcomes {
                 println!("{identity}: {outcome:?}");
             }

@@ -15,6 +15,14 @@
 //! # pcrs = [7]
 //! # nv_index = 0x01504b57
 //!
+//! [runner]                        # where the trusted core runs (docs/SIGNER.md, "Enclave runners")
+//! kind = "in-process"             # or "isolated": in `keyward enclave --config FILE`
+//! # socket = "/run/keyward/enclave.sock"  # isolated: default <data_dir>/enclave.sock
+//! # state_dir = "/var/lib/keyward-enclave" # isolated: the enclave's sealing files;
+//! #                                        # default <data_dir>/enclave
+//! # allow_weaker_isolation = false # isolated: start even if memory cannot be locked or the
+//! #                                # kernel has no Landlock (logged)
+//!
 //! [lockout]                       # the RFC's N, F and cap (Solana's values)
 //! initial_lockout = 2
 //! factor = 2
@@ -84,8 +92,37 @@ pub struct Config {
     pub lockout: LockoutConfig,
     /// The sealing key's and monotonic counter's source.
     pub sealing: SealingSource,
+    /// Where the trusted core runs.
+    pub runner: RunnerConfig,
     /// Ancestor verification, when configured.
     pub ancestry: Option<AncestryConfig>,
+}
+
+/// `[runner]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// In-process or isolated.
+    pub kind: RunnerKind,
+    /// The isolated enclave's socket; default `<data_dir>/enclave.sock`.
+    pub socket: Option<PathBuf>,
+    /// The isolated enclave's state directory (its sealing files); default
+    /// `<data_dir>/enclave`.
+    pub state_dir: Option<PathBuf>,
+    /// Start the isolated enclave even when its memory cannot be locked or the kernel does not
+    /// enforce Landlock.
+    pub allow_weaker_isolation: bool,
+}
+
+/// Where the core runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunnerKind {
+    /// In the signer's own process.
+    #[default]
+    InProcess,
+    /// In a separate, hardened `keyward enclave` process.
+    Isolated,
 }
 
 /// `[lockout]`.
@@ -145,6 +182,7 @@ impl Default for Config {
             queue_depth: 8192,
             lockout: LockoutConfig::default(),
             sealing: SealingSource::default(),
+            runner: RunnerConfig::default(),
             ancestry: None,
         }
     }
@@ -204,12 +242,48 @@ impl Config {
                 "max_batch and queue_depth must be at least 1".into(),
             ));
         }
+        let r = &self.runner;
+        if r.kind == RunnerKind::InProcess
+            && (r.socket.is_some() || r.state_dir.is_some() || r.allow_weaker_isolation)
+        {
+            return Err(ConfigError::Invalid(
+                "[runner]: socket, state_dir and allow_weaker_isolation are for kind = \"isolated\""
+                    .into(),
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The isolated enclave's socket.
+    pub fn enclave_socket(&self) -> PathBuf {
+        self.runner
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("enclave.sock"))
+    }
+
+    /// The isolated enclave's state directory.
+    pub fn enclave_state_dir(&self) -> PathBuf {
+        self.runner
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("enclave"))
+    }
+
+    /// The rules the enclave enforces.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`].
+    pub fn policy(&self) -> Result<crate::runner::Policy, ConfigError> {
+        Ok(crate::runner::Policy {
+            lockout: self.lockout_policy()?,
+            ancestry: self.ancestry_policy()?,
+        })
     }
 
     /// The chain id.
@@ -301,6 +375,13 @@ mod tests {
         )
         .expect("parses");
         assert!(c.check().is_err());
+        let c: Config = toml::from_str("[runner]\nsocket = \"/tmp/s\"").expect("parses");
+        assert!(c.check().is_err(), "isolated-only fields need kind = isolated");
+        let c: Config =
+            toml::from_str("[runner]\nkind = \"isolated\"\nsocket = \"/tmp/s\"").expect("parses");
+        c.check().expect("valid");
+        assert_eq!(c.enclave_socket(), PathBuf::from("/tmp/s"));
+        assert!(toml::from_str::<Config>("[runner]\nkind = \"sgx\"").is_err());
     }
 
     #[test]

@@ -1,23 +1,24 @@
-//! The writer: one thread owns the core [`Signer`] and the store, applies requests in arrival
+//! The writer: one thread owns the enclave runner and the store, applies requests in arrival
 //! order, commits the records of everything it applied with one fsync (group commit), and only
-//! then releases the answers.
+//! then has the enclave release the answers.
 //!
 //! Signature checks happen before a request reaches this queue ([`keyward_vote::SignerConfig::prepare`]
 //! on the RPC worker threads), so the thread spends its time on the tower rules, one Ed25519
-//! signature per vote and the commit.
+//! signature per vote and the commit. An isolated enclave checks each request again.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
-use rand_core::OsRng;
 use tokio::sync::oneshot;
 
 use keyward_crypto::SolanaPubkey;
 pub use keyward_host::Failure;
-use keyward_vote::{Answer, CommitManifest, Method, Prepared, Refusal, Signer};
+use keyward_vote::{Answer, CommitManifest, Method, Prepared, Rejection, ServiceId};
 
 use crate::metrics::Metrics;
+pub use crate::runner::{Query, QueryAnswer};
+use crate::runner::{Record, Runner, RunnerError, Stored};
 use crate::store::Store;
 
 /// Why a request got no answer from the core.
@@ -25,10 +26,14 @@ use crate::store::Store;
 pub enum ServiceError {
     /// The core refused it.
     #[error(transparent)]
-    Refused(#[from] Refusal),
+    Refused(#[from] Rejection),
     /// The store could not commit; nothing was released.
     #[error("the store could not commit: {0}")]
     Storage(String),
+    /// The enclave could not be reached or lost its session; nothing was released, and a retry
+    /// may succeed once it is back.
+    #[error("{0}")]
+    Unavailable(RunnerError),
     /// Too many requests are waiting.
     #[error("the signer is busy: {0} requests are waiting")]
     Busy(usize),
@@ -39,44 +44,79 @@ pub enum ServiceError {
 
 /// Where the writer makes records durable: [`Store`] in service, a stand-in in tests.
 pub trait Durable: Send + 'static {
-    /// Writes every record and the commit's manifest in one transaction, then advances the
-    /// monotonic counter to the manifest's value, and returns once both are durable; on an
-    /// error, none of them may be assumed durable.
+    /// The signer service's id.
+    fn service(&self) -> ServiceId;
+
+    /// What the enclave opens.
+    ///
+    /// # Errors
+    /// What went wrong.
+    fn stored(&self) -> Result<Stored, String>;
+
+    /// Writes every record, the commit's manifest and, if given, a new sealed platform key in
+    /// one transaction, and returns once it is durable; on an error, none of it may be assumed
+    /// durable.
     ///
     /// # Errors
     /// What went wrong, for the log and the refusal.
     fn make_durable(
         &mut self,
-        records: &[(SolanaPubkey, Vec<u8>)],
+        records: &[Record],
         manifest: &CommitManifest,
+        platform: Option<&[u8]>,
     ) -> Result<(), String>;
 }
 
 impl Durable for Store {
+    fn service(&self) -> ServiceId {
+        Store::service(self)
+    }
+
+    fn stored(&self) -> Result<Stored, String> {
+        Store::stored(self).map_err(|e| e.to_string())
+    }
+
     fn make_durable(
         &mut self,
-        records: &[(SolanaPubkey, Vec<u8>)],
+        records: &[Record],
         manifest: &CommitManifest,
+        platform: Option<&[u8]>,
     ) -> Result<(), String> {
-        self.commit(records.iter().map(|(id, r)| (id, r.as_slice())), manifest)
-            .map_err(|e| e.to_string())
+        self.commit(
+            records.iter().map(|(id, r)| (id, r.as_slice())),
+            manifest,
+            platform,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
-/// A query: answered from state that is durable (after the commit of its batch).
-pub enum Query {
-    /// The current vote key of an identity.
-    VoteKey(SolanaPubkey),
-    /// How many validators are registered.
-    Registered,
+/// Why a session could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenFailure {
+    /// The enclave refused the store, or could not be reached.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// The store could not be read or could not commit.
+    #[error("the store: {0}")]
+    Store(String),
 }
 
-/// A query's answer.
-pub enum QueryAnswer {
-    /// The vote key, if any.
-    VoteKey(Option<keyward_vote::VoteKeyInfo>),
-    /// Registered validators.
-    Registered(usize),
+/// Opens a session over what `store` holds: the enclave opens it, the startup commit (and a new
+/// platform key) is made durable, and the enclave advances its counter to it. Done at start-up,
+/// and again by the writer after an isolated enclave was lost.
+///
+/// # Errors
+/// [`OpenFailure`]; then no request may be applied.
+pub fn open_session(runner: &mut impl Runner, store: &mut impl Durable) -> Result<(), OpenFailure> {
+    let stored = store.stored().map_err(OpenFailure::Store)?;
+    let opening = runner.open(store.service(), &stored)?;
+    if let Err(e) = store.make_durable(&[], &opening.startup, opening.platform.as_deref()) {
+        runner.close();
+        return Err(OpenFailure::Store(e));
+    }
+    runner.release()?;
+    Ok(())
 }
 
 enum Job {
@@ -90,6 +130,15 @@ enum Job {
     },
 }
 
+impl Job {
+    fn fail(self, error: ServiceError) {
+        match self {
+            Self::Apply { reply, .. } => drop(reply.send(Err(error))),
+            Self::Query { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+}
+
 /// The handle the RPC layer sends requests through. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -99,9 +148,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the writer thread over `signer` and `store`.
+    /// Starts the writer thread over `runner`, whose session is open over `store`
+    /// ([`open_session`]).
     pub fn start(
-        signer: Signer,
+        runner: impl Runner,
         store: impl Durable,
         metrics: Arc<Metrics>,
         max_batch: usize,
@@ -110,8 +160,9 @@ impl Engine {
         let (queue, rx) = sync_channel(queue_depth);
         let failure = Failure::default();
         let writer = Writer {
-            signer,
+            runner,
             store,
+            open: true,
             metrics,
             failure: failure.clone(),
         };
@@ -154,8 +205,8 @@ impl Engine {
     /// Answers `query` from durable state: after the commit of the batch it joins.
     ///
     /// # Errors
-    /// [`ServiceError::Busy`], [`ServiceError::Stopped`], or [`ServiceError::Storage`] once a
-    /// commit has failed.
+    /// [`ServiceError::Busy`], [`ServiceError::Stopped`], [`ServiceError::Unavailable`], or
+    /// [`ServiceError::Storage`] once a commit has failed.
     pub async fn query(&self, query: Query) -> Result<QueryAnswer, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Query { query, reply })?;
@@ -172,61 +223,89 @@ impl Engine {
 
 struct Pending {
     reply: oneshot::Sender<Result<Answer, ServiceError>>,
-    result: Result<Answer, Refusal>,
     method: Method,
     identity: SolanaPubkey,
 }
 
-struct Writer<D> {
-    signer: Signer,
+struct Writer<R, D> {
+    runner: R,
     store: D,
+    /// Whether the runner holds a session over the store (an isolated enclave may lose it).
+    open: bool,
     metrics: Arc<Metrics>,
     failure: Failure,
 }
 
-impl<D: Durable> Writer<D> {
+impl<R: Runner, D: Durable> Writer<R, D> {
     fn run(mut self, rx: Receiver<Job>, max_batch: usize) {
-        self.metrics.validators.set(self.signer.registered() as i64);
+        self.count_validators();
         while let Ok(first) = rx.recv() {
-            // After a failed commit the core's state is ahead of the disk, and a retry could be
-            // answered from memory without ever being durable: fail closed until a restart
-            // reloads the state from the store.
+            // After a failed commit the store may be behind what was applied, and a retry
+            // could be answered from memory without ever being durable: fail closed until a
+            // restart reloads the state from the store.
             if let Some(e) = self.failure.get() {
-                let refusal = ServiceError::Storage(e.to_owned());
-                match first {
-                    Job::Apply { reply, .. } => drop(reply.send(Err(refusal))),
-                    Job::Query { reply, .. } => drop(reply.send(Err(refusal))),
-                }
+                first.fail(ServiceError::Storage(e.to_owned()));
                 continue;
+            }
+            if !self.open {
+                match open_session(&mut self.runner, &mut self.store) {
+                    Ok(()) => {
+                        tracing::info!("the enclave session is open again");
+                        self.open = true;
+                        self.count_validators();
+                    }
+                    Err(e) => {
+                        first.fail(ServiceError::Unavailable(RunnerError::Unavailable(
+                            e.to_string(),
+                        )));
+                        continue;
+                    }
+                }
             }
             self.batch(first, &rx, max_batch);
         }
     }
 
+    fn count_validators(&mut self) {
+        if let Ok(QueryAnswer::Registered(n)) = self.runner.query(&Query::Registered) {
+            self.metrics.validators.set(n as i64);
+        }
+    }
+
+    /// The session is gone: everything in flight is answered `Unavailable`, and the next batch
+    /// opens a new one.
+    fn lost(&mut self, error: &RunnerError) {
+        tracing::error!(error = %error, "the enclave session is lost; nothing held was released");
+        self.runner.close();
+        self.open = false;
+    }
+
     /// Applies `first` and whatever else is queued, in order, up to `max_batch` jobs; commits
-    /// their records with one fsync; then answers. Jobs that arrive while earlier ones are being
-    /// applied join the batch, so the batch grows with the load.
+    /// their records with one fsync; then releases the answers. Jobs that arrive while earlier
+    /// ones are being applied join the batch, so the batch grows with the load.
     fn batch(&mut self, first: Job, rx: &Receiver<Job>, max_batch: usize) {
         let mut pending = Vec::new();
         let mut queries = Vec::new();
-        let mut records: Vec<(SolanaPubkey, Vec<u8>)> = Vec::new();
+        let mut records: Vec<Record> = Vec::new();
         let mut taken = 0;
         let mut next = Some(first);
+        let mut failed: Option<RunnerError> = None;
         while let Some(job) = next.take() {
             taken += 1;
             match job {
                 Job::Apply { prepared, reply } => {
                     let request = prepared.request();
                     let (method, identity) = (request.payload.method(), request.identity);
-                    let result = self.signer.apply(&prepared, &mut OsRng).map(|applied| {
-                        if let Some(record) = applied.record {
-                            records.push(record);
+                    match self.runner.apply(&prepared) {
+                        Ok(record) => records.extend(record),
+                        Err(e) => {
+                            let _ = reply.send(Err(ServiceError::Unavailable(e.clone())));
+                            failed = Some(e);
+                            break;
                         }
-                        applied.answer
-                    });
+                    }
                     pending.push(Pending {
                         reply,
-                        result,
                         method,
                         identity,
                     });
@@ -240,62 +319,94 @@ impl<D: Durable> Writer<D> {
                 next = rx.try_recv().ok();
             }
         }
-        let committed = if records.is_empty() {
-            Ok(())
-        } else {
-            let started = Instant::now();
-            let manifest = self.signer.seal_commit();
-            let result = self.store.make_durable(&records, &manifest);
-            self.metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics.batch_size.observe(pending.len() as f64);
-            result
+        let released = match failed {
+            Some(e) => Err(ServiceError::Unavailable(e)),
+            None => self.commit(&records, pending.len()),
         };
-        if let Err(e) = &committed {
-            tracing::error!(
-                target: "keyward::audit", event = "commit_failed", error = %e,
-                requests = pending.len(), "refusing every request until restarted"
-            );
-            self.failure.set(e.clone());
-        }
+        let outcomes = match released {
+            Ok(outcomes) if outcomes.len() == pending.len() => outcomes,
+            Ok(outcomes) => {
+                let e = RunnerError::Protocol(format!(
+                    "{} outcomes released for {} requests",
+                    outcomes.len(),
+                    pending.len()
+                ));
+                self.lost(&e);
+                return fail_all(pending, queries, &ServiceError::Unavailable(e));
+            }
+            Err(e) => {
+                if let ServiceError::Unavailable(lost) = &e {
+                    self.lost(lost);
+                }
+                return fail_all(pending, queries, &e);
+            }
+        };
         // Counting validators walks them all: only when a registration may have changed.
         if pending
             .iter()
             .any(|p| matches!(p.method, Method::RegisterNode | Method::DeregisterNode))
         {
-            self.metrics.validators.set(self.signer.registered() as i64);
+            self.count_validators();
         }
-        for p in pending {
-            let outcome = match (&committed, p.result) {
-                (Ok(()), Ok(answer)) => {
+        for (p, outcome) in pending.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Ok(answer) => {
                     audit_answer(p.method, &p.identity, &answer);
                     Ok(answer)
                 }
-                (Err(e), Ok(_)) => Err(ServiceError::Storage(e.clone())),
-                (_, Err(refusal)) => {
-                    self.metrics.refused(p.method, &refusal);
-                    audit_refusal(p.method, &p.identity, &refusal);
-                    Err(ServiceError::Refused(refusal))
+                Err(rejection) => {
+                    self.metrics.refused(p.method, &rejection);
+                    audit_refusal(p.method, &p.identity, &rejection);
+                    Err(ServiceError::Refused(rejection))
                 }
             };
             let _ = p.reply.send(outcome);
         }
         for (query, reply) in queries {
-            let answer = match &committed {
-                Ok(()) => Ok(answer_query(&self.signer, query)),
-                Err(e) => Err(ServiceError::Storage(e.clone())),
-            };
+            let answer = self.runner.query(&query).map_err(ServiceError::Unavailable);
             let _ = reply.send(answer);
         }
     }
+
+    /// Makes `records` durable under a sealed manifest (if any), then has the enclave release
+    /// the outcomes of the batch.
+    fn commit(
+        &mut self,
+        records: &[Record],
+        requests: usize,
+    ) -> Result<Vec<crate::runner::Outcome>, ServiceError> {
+        if !records.is_empty() {
+            let started = Instant::now();
+            let manifest = self.runner.seal().map_err(ServiceError::Unavailable)?;
+            let result = self.store.make_durable(records, &manifest, None);
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.batch_size.observe(requests as f64);
+            if let Err(e) = result {
+                tracing::error!(
+                    target: "keyward::audit", event = "commit_failed", error = %e,
+                    requests, "refusing every request until restarted"
+                );
+                self.failure.set(e.clone());
+                self.runner.close();
+                return Err(ServiceError::Storage(e));
+            }
+        }
+        self.runner.release().map_err(ServiceError::Unavailable)
+    }
 }
 
-/// A query sees applied state; it reveals only public keys and counts.
-fn answer_query(signer: &Signer, query: Query) -> QueryAnswer {
-    match query {
-        Query::VoteKey(identity) => QueryAnswer::VoteKey(signer.vote_key(&identity)),
-        Query::Registered => QueryAnswer::Registered(signer.registered()),
+fn fail_all(
+    pending: Vec<Pending>,
+    queries: Vec<(Query, oneshot::Sender<Result<QueryAnswer, ServiceError>>)>,
+    error: &ServiceError,
+) {
+    for p in pending {
+        let _ = p.reply.send(Err(error.clone()));
+    }
+    for (_, reply) in queries {
+        let _ = reply.send(Err(error.clone()));
     }
 }
 
@@ -316,16 +427,16 @@ fn audit_answer(method: Method, identity: &SolanaPubkey, answer: &Answer) {
     }
 }
 
-fn audit_refusal(method: Method, identity: &SolanaPubkey, refusal: &Refusal) {
-    if refusal.is_alarm() {
+fn audit_refusal(method: Method, identity: &SolanaPubkey, refusal: &Rejection) {
+    if refusal.alarm {
         tracing::warn!(
             target: "keyward::audit", event = "alarm", method = method.name(),
-            identity = %identity, reason = refusal.name(), detail = %refusal
+            identity = %identity, reason = %refusal.name, detail = %refusal
         );
     } else {
         tracing::info!(
             target: "keyward::audit", event = "refused", method = method.name(),
-            identity = %identity, reason = refusal.name(), detail = %refusal
+            identity = %identity, reason = %refusal.name, detail = %refusal
         );
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: TOML configuration with working defaults.
 //! - [`store`]: redb store of sealed validator records; every commit is fsync'd.
+//! - [`runner`]: where the trusted core runs: in-process, or isolated in `keyward enclave`.
 //! - [`engine`]: the single writer thread, with group commit: answers leave only after their
 //!   records are durable.
 //! - [`rpc`]: the JSON-RPC server, `/metrics` and `/health`.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod interchange;
 pub mod metrics;
 pub mod rpc;
+pub mod runner;
 pub mod service;
 pub mod store;
 pub mod votes;

@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use keyward_vote::{Method, Refusal};
+use keyward_vote::{Method, Rejection};
 
 /// `method` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,14 +32,14 @@ pub struct RefusalLabels {
     /// The JSON-RPC method.
     pub method: &'static str,
     /// The refusal's stable name.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// `reason` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     /// The refusal's stable name.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// Every metric the signer exports.
@@ -110,17 +110,17 @@ impl Metrics {
     }
 
     /// Counts a refusal (and its alarm).
-    pub fn refused(&self, method: Method, refusal: &Refusal) {
+    pub fn refused(&self, method: Method, refusal: &Rejection) {
         self.refusals
             .get_or_create(&RefusalLabels {
                 method: method.name(),
-                reason: refusal.name(),
+                reason: refusal.name.clone(),
             })
             .inc();
-        if refusal.is_alarm() {
+        if refusal.alarm {
             self.alarms
                 .get_or_create(&ReasonLabel {
-                    reason: refusal.name(),
+                    reason: refusal.name.clone(),
                 })
                 .inc();
         }

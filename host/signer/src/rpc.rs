@@ -21,7 +21,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 pub use keyward_host::Running;
 use tower::{Layer, Service};
 
-use keyward_vote::{Answer, Method, Refusal, SignerConfig};
+use keyward_vote::{Answer, Method, Refusal, Rejection, SignerConfig};
 
 use crate::engine::{Engine, Failure, Query, QueryAnswer, ServiceError};
 use crate::interchange;
@@ -39,6 +39,8 @@ pub const BUSY: i32 = 1502;
 pub const STOPPED: i32 = 1503;
 /// Error code: `getVotePubkey` for an identity with no vote key.
 pub const NO_VOTE_KEY: i32 = 1504;
+/// Error code: the enclave (isolated runner) cannot be reached; nothing was signed.
+pub const ENCLAVE_UNAVAILABLE: i32 = 1505;
 
 struct RpcContext {
     engine: Engine,
@@ -49,8 +51,9 @@ struct RpcContext {
 /// The JSON-RPC error for a service error.
 pub fn error_object(e: &ServiceError) -> ErrorObjectOwned {
     let (code, reason) = match e {
-        ServiceError::Refused(r) => (r.code(), r.name()),
+        ServiceError::Refused(r) => (r.code, r.name.as_str()),
         ServiceError::Storage(_) => (STORAGE_UNAVAILABLE, "storage_unavailable"),
+        ServiceError::Unavailable(_) => (ENCLAVE_UNAVAILABLE, "enclave_unavailable"),
         ServiceError::Busy(_) => (BUSY, "busy"),
         ServiceError::Stopped => (STOPPED, "stopped"),
     };
@@ -119,13 +122,14 @@ fn prepare_refused(
     identity: Option<keyward_crypto::SolanaPubkey>,
     refusal: Refusal,
 ) -> ErrorObjectOwned {
-    ctx.metrics.refused(method, &refusal);
+    let rejection = Rejection::from(&refusal);
+    ctx.metrics.refused(method, &rejection);
     tracing::info!(
         target: "keyward::audit", event = "refused", method = method.name(),
         identity = %identity.map(|i| i.to_string()).unwrap_or_default(),
         reason = refusal.name(), detail = %refusal
     );
-    error_object(&ServiceError::Refused(refusal))
+    error_object(&ServiceError::Refused(rejection))
 }
 
 /// Starts the server on `listen`, refusing bodies over `max_body_bytes` before parsing.
@@ -158,9 +162,9 @@ pub async fn serve(
         .register_async_method("getVotePubkey", |params, ctx, _| async move {
             let p: IdentityParams = params.parse()?;
             let identity = p.identity.parse().map_err(|_| {
-                error_object(&ServiceError::Refused(Refusal::Request(
+                error_object(&ServiceError::Refused(Rejection::from(Refusal::Request(
                     keyward_vote::request::RequestError::Malformed("identity"),
-                )))
+                ))))
             })?;
             match ctx.engine.query(Query::VoteKey(identity)).await {
                 Ok(QueryAnswer::VoteKey(Some(info))) => Ok(VoteKeyResult {

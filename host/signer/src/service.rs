@@ -1,22 +1,27 @@
-//! Starting the signer: configuration → store → core → writer → JSON-RPC server.
+//! Starting the signer: configuration → store → enclave runner → writer → JSON-RPC server; and
+//! starting the isolated runner's `keyward enclave` process.
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use thiserror::Error;
 
-use keyward_vote::signer::RestoreError;
-use keyward_vote::{Signer, SignerConfig};
+use keyward_isolation::{HardenError, Hardening};
+use keyward_tpm::source::SourceError;
+use keyward_vote::SignerConfig;
 
-use crate::config::{Config, ConfigError};
-use crate::engine::Engine;
+use crate::config::{Config, ConfigError, RunnerKind};
+use crate::engine::{Engine, OpenFailure, open_session};
 use crate::metrics::Metrics;
 use crate::rpc::{self, Running};
+use crate::runner::{Enclave, Isolated, Runner};
 use crate::store::{Store, StoreError};
 
-/// The measurement dev evidence reports until the enclave runners exist: all zeros.
-pub const DEV_MEASUREMENT: [u8; 32] = [0; 32];
+pub use crate::runner::enclave::DEV_MEASUREMENT;
 
-/// Why the signer did not start.
+/// Why the signer (or its enclave) did not start.
 #[derive(Debug, Error)]
 pub enum StartError {
     /// Bad configuration.
@@ -25,9 +30,30 @@ pub enum StartError {
     /// The store did not open.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored record did not load.
-    #[error("cannot load the stored validators: {0}")]
-    Restore(#[from] RestoreError),
+    /// The sealing source could not give the sealing key or the counter.
+    #[error(transparent)]
+    Sealing(#[from] SourceError),
+    /// The enclave did not open the store: it does not load, or it is older than the counter.
+    #[error(transparent)]
+    Open(#[from] OpenFailure),
+    /// The store is gone but commits were made: a new one would accept any older copy.
+    #[error(
+        "the store is missing, but the monotonic counter is at {0}: commits were made to a store that is gone"
+    )]
+    StoreMissing(u64),
+    /// The enclave process could not harden itself.
+    #[error(transparent)]
+    Harden(#[from] HardenError),
+    /// A file or socket operation failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -47,47 +73,76 @@ pub struct Service {
     writer: std::thread::JoinHandle<()>,
 }
 
-/// Opens the store in `config.data_dir`, loads the core over it, and makes the startup commit.
+/// An enclave over the sealing source in `dir`, which is made (key and counter) only when
+/// `create`; refused when there is no store but the counter has moved.
+fn enclave(config: &Config, dir: &std::path::Path, create: bool) -> Result<Enclave, StartError> {
+    std::fs::create_dir_all(dir).map_err(|source| StartError::Io {
+        action: "create",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let sealing = config.sealing.open(dir, create)?;
+    if create && sealing.counter.value() != 0 {
+        return Err(StartError::StoreMissing(sealing.counter.value()));
+    }
+    Ok(Enclave::new(sealing, config.chain()?, config.policy()?))
+}
+
+/// Opens the store in `config.data_dir` with the in-process runner and makes the startup
+/// commit: what the tower export and import commands use on a stopped signer (for an isolated
+/// configuration, run as the enclave's user: the sealing files are in its state directory).
 ///
 /// # Errors
 /// [`StartError`].
-pub fn load(config: &Config) -> Result<(Signer, Store), StartError> {
+pub fn load(config: &Config) -> Result<(Enclave, Store), StartError> {
     config.check()?;
-    let (mut store, loaded) = Store::open(&config.data_dir, &config.chain()?, &config.sealing)?;
-    let signer_config = SignerConfig {
-        service: loaded.service,
-        lockout: config.lockout_policy()?,
-        ancestry: config.ancestry_policy()?,
-        measurement: DEV_MEASUREMENT,
-        identity_keys: Default::default(),
+    let create = !config.data_dir.join("signer.redb").exists();
+    // The isolated enclave keeps its sealing files in its own directory.
+    let sealing_dir = match config.runner.kind {
+        RunnerKind::InProcess => config.data_dir.clone(),
+        RunnerKind::Isolated => config.enclave_state_dir(),
     };
-    let mut signer = Signer::restore(
-        signer_config,
-        loaded.sealer,
-        loaded.attester,
-        loaded.records.iter().map(|(id, r)| (*id, r.as_slice())),
-        loaded.manifest.as_deref(),
-        loaded.counter,
-    )?;
-    // The startup commit (no record, the same bytes whichever process makes it; keyward_vote's
-    // signer docs): after it, no commit this process makes can reuse a counter value.
-    let startup = signer.seal_commit();
-    store.commit(std::iter::empty(), &startup)?;
-    Ok((signer, store))
+    // The sealing source first: a store that is gone beside a moved counter is refused before a
+    // new one is made.
+    let mut enclave = enclave(config, &sealing_dir, create)?;
+    let mut store = Store::open(&config.data_dir)?;
+    open_session(&mut enclave, &mut store)?;
+    Ok((enclave, store))
 }
 
 impl Service {
-    /// Starts the signer described by `config`.
+    /// Starts the signer described by `config`, with the runner it names.
     ///
     /// # Errors
     /// [`StartError`].
     pub async fn start(config: &Config) -> Result<Self, StartError> {
-        let (signer, store) = load(config)?;
-        let signer_config = Arc::new(signer.config().clone());
+        match config.runner.kind {
+            RunnerKind::InProcess => {
+                let (enclave, store) = load(config)?;
+                Self::serve(config, enclave, store).await
+            }
+            RunnerKind::Isolated => {
+                config.check()?;
+                let mut store = Store::open(&config.data_dir)?;
+                let mut runner = Isolated::new(config.enclave_socket(), config.lockout_policy()?);
+                open_session(&mut runner, &mut store)?;
+                Self::serve(config, runner, store).await
+            }
+        }
+    }
+
+    async fn serve(config: &Config, runner: impl Runner, store: Store) -> Result<Self, StartError> {
+        let signer_config = Arc::new(SignerConfig {
+            service: store.service(),
+            lockout: config.lockout_policy()?,
+            ancestry: config.ancestry_policy()?,
+            measurement: DEV_MEASUREMENT,
+            identity_keys: Default::default(),
+        });
         let service = signer_config.service;
         let metrics = Arc::new(Metrics::new());
         let (engine, writer) = Engine::start(
-            signer,
+            runner,
             store,
             metrics.clone(),
             config.max_batch,
@@ -118,5 +173,84 @@ impl Service {
         self.running.handle.stopped().await;
         // The RPC module (and with it the last queue sender) is gone: the writer drains and ends.
         let _ = tokio::task::spawn_blocking(move || self.writer.join()).await;
+    }
+}
+
+/// The isolated runner's enclave process, ready to serve: hardened, its sealing source open,
+/// its socket bound, and confined to its state directory.
+pub struct EnclaveProcess {
+    /// The core's side.
+    pub enclave: Enclave,
+    /// The socket hosts connect to.
+    pub listener: UnixListener,
+    /// Where the socket is.
+    pub socket: PathBuf,
+    /// What hardening is in force.
+    pub hardening: Hardening,
+}
+
+impl EnclaveProcess {
+    /// Prepares `keyward enclave` for `config` (`[runner] kind = "isolated"`): hardens the
+    /// process, opens the sealing source in the state directory (made, with a new key and
+    /// counter, only if the directory holds no sealing files), binds the socket (0600), and
+    /// confines the process to the state directory.
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub fn start(config: &Config) -> Result<Self, StartError> {
+        config.check()?;
+        if config.runner.kind != RunnerKind::Isolated {
+            return Err(ConfigError::Invalid(
+                "keyward enclave serves a signer configured with [runner] kind = \"isolated\""
+                    .into(),
+            )
+            .into());
+        }
+        let weaker = config.runner.allow_weaker_isolation;
+        let hardening = keyward_isolation::harden(weaker)?;
+        let dir = config.enclave_state_dir();
+        let io = |action, path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| StartError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("restrict", &dir))?;
+        let fresh = std::fs::read_dir(&dir)
+            .map_err(io("read", &dir))?
+            .next()
+            .is_none();
+        let sealing = config.sealing.open(&dir, fresh)?;
+        let enclave = Enclave::new(sealing, config.chain()?, config.policy()?);
+        let socket = config.enclave_socket();
+        // A socket file left by an earlier enclave is replaced; any other file is not.
+        match std::fs::symlink_metadata(&socket) {
+            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+                std::fs::remove_file(&socket).map_err(io("replace", &socket))?;
+            }
+            _ => {}
+        }
+        let listener = UnixListener::bind(&socket).map_err(io("bind", &socket))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("restrict", &socket))?;
+        let hardening = keyward_isolation::confine(&[dir], weaker, hardening)?;
+        Ok(Self {
+            enclave,
+            listener,
+            socket,
+            hardening,
+        })
+    }
+
+    /// Serves hosts until accepting fails.
+    ///
+    /// # Errors
+    /// The listener's error.
+    pub fn serve(mut self) -> std::io::Result<()> {
+        crate::runner::server::serve(&self.listener, &mut self.enclave)
     }
 }

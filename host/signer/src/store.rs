@@ -1,17 +1,19 @@
-//! The durable store: one redb file of validator records, beside the sealing source's files.
+//! The durable store: one redb file of validator records.
 //!
 //! Layout of the data directory:
-//! - `signer.redb`: table `validators` (identity → record from [`keyward_vote::Signer::record`])
-//!   and table `meta` (`service-id`, `platform-key` sealed for `PlatformKey`, and `manifest`,
-//!   the sealed manifest of the last commit).
-//! - the sealing source's files ([`keyward_tpm::source`]): `sealing.key` and `sealing.counter`
-//!   for the soft source, `sealing.tpm` for a TPM (whose counter lives in the TPM). Vote keys are
-//!   sealed by the core under the sealing key; the store never holds a plaintext key.
+//! - `signer.redb`: table `validators` (identity → sealed record from
+//!   [`keyward_vote::Signer::record`]) and table `meta` (`service-id`; `platform-key`, the dev
+//!   platform key sealed by the enclave; and `manifest`, the sealed manifest of the last commit).
+//! - with the in-process runner, the sealing source's files ([`keyward_tpm::source`]):
+//!   `sealing.key` and `sealing.counter` for the soft source, `sealing.tpm` for a TPM (whose
+//!   counter lives in the TPM). With the isolated runner they are in the enclave's own state
+//!   directory, out of the host's reach. The store never holds a plaintext key.
 //!
 //! Each commit is one value of the monotonic counter: its manifest is sealed at it (records at
-//! counter 0, pinned by the manifest), and the counter advances to it once the commit is
-//! durable, so the core refuses the store if it is later put back from an older copy (with the
-//! soft source: an older copy without `sealing.counter`; with a TPM: any older copy).
+//! counter 0, pinned by the manifest), and the enclave advances the counter to it once the
+//! commit is durable ([`crate::runner`]), so the core refuses the store if it is later put back
+//! from an older copy (with the soft source: an older copy without `sealing.counter`; with a
+//! TPM: any older copy).
 //!
 //! Every commit is `Durability::Immediate`: it returns after fsync. redb's single-writer lock
 //! also makes a second signer on the same directory fail to start.
@@ -23,11 +25,10 @@ use rand_core::{OsRng, RngCore};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
-use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes, SolanaPubkey};
-use keyward_enclave::{Attester, DevPlatformKey, SealPurpose, SealedBlob, Sealer};
-use keyward_host::counter::{CounterError, MonotonicCounter};
-use keyward_tpm::source::{SealingSource, SourceError};
+use keyward_crypto::SolanaPubkey;
 use keyward_vote::{CommitManifest, ServiceId};
+
+use crate::runner::Stored;
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -53,7 +54,7 @@ pub enum StoreError {
         /// redb's error.
         source: Box<redb::Error>,
     },
-    /// Stored data is damaged or belongs to another key.
+    /// Stored data is damaged.
     #[error("store {path}: {reason}")]
     Corrupt {
         /// The file.
@@ -61,183 +62,122 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The monotonic counter could not be advanced.
-    #[error(transparent)]
-    Counter(#[from] CounterError),
-    /// The sealing source could not give the sealing key or the counter.
-    #[error(transparent)]
-    Sealing(#[from] SourceError),
 }
 
 /// The open store.
 pub struct Store {
     db: Database,
     path: PathBuf,
-    counter: Box<dyn MonotonicCounter>,
-}
-
-/// What the store holds besides validator records.
-pub struct Loaded {
-    /// The service id.
-    pub service: ServiceId,
-    /// The sealer for vote keys.
-    pub sealer: Sealer,
-    /// What attests new vote keys: the sealing source's attester (a TPM's quotes), or else the
-    /// store's `dev` platform key.
-    pub attester: Box<dyn Attester>,
-    /// Every validator record, with the identity it is stored under.
-    pub records: Vec<(SolanaPubkey, Vec<u8>)>,
-    /// The sealed manifest of the last commit, if any commit was made.
-    pub manifest: Option<Vec<u8>>,
-    /// The monotonic counter's value.
-    pub counter: u64,
+    service: ServiceId,
+    /// Whether `signer.redb` was made by this open.
+    created: bool,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` for `chain`, with its sealing key and counter from
-    /// `source`, creating the service id, the sealing key and the platform key on first use.
+    /// Opens (or creates) the store in `dir`, creating the service id on first use.
     ///
     /// # Errors
     /// [`StoreError`]; a damaged store is never overwritten.
-    pub fn open(
-        dir: &Path,
-        chain: &ChainId,
-        source: &SealingSource,
-    ) -> Result<(Self, Loaded), StoreError> {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             action: "create",
             path: dir.to_owned(),
             source,
         })?;
         let path = dir.join("signer.redb");
-        let new = !path.exists();
-        // A new counter and sealing key only for a new store: beside an existing store, a
-        // missing counter would accept any older copy, and a missing key means its sealed keys
-        // are lost; a fresh one would only hide either.
-        let opened = source.open(dir, new)?;
-        let (counter, attester) = (opened.counter, opened.attester);
-        if new && counter.value() != 0 {
-            // Commits were made, and their store is gone: refuse before making a new one.
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!(
-                    "the store is missing, but the monotonic counter is at {}: commits were made to a store that is gone",
-                    counter.value()
-                ),
-            });
-        }
-        let sealer = Sealer::new(&opened.key, chain.clone(), crate::service::DEV_MEASUREMENT);
+        let created = !path.exists();
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
-        let store = Self { db, path, counter };
-        let (service, platform) = store.meta(&sealer)?;
-        let records = store.records()?;
-        let manifest = store.manifest()?;
-        let counter = store.counter.value();
-        Ok((
-            store,
-            Loaded {
-                service,
-                sealer,
-                attester: attester.unwrap_or_else(|| Box::new(platform)),
-                records,
-                manifest,
-                counter,
-            },
-        ))
+        let mut store = Self {
+            db,
+            path,
+            service: ServiceId([0; 32]),
+            created,
+        };
+        store.service = store.service_id()?;
+        Ok(store)
     }
 
-    fn manifest(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(META).map_err(|e| self.err(e))?;
-        let manifest = table.get("manifest").map_err(|e| self.err(e))?;
-        Ok(manifest.map(|g| g.value().to_vec()))
+    /// The signer service's id.
+    pub fn service(&self) -> ServiceId {
+        self.service
     }
 
-    fn meta(&self, sealer: &Sealer) -> Result<(ServiceId, DevPlatformKey), StoreError> {
+    /// Whether this open made the store (so there is no sealed state anywhere yet).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    fn service_id(&self) -> Result<ServiceId, StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let found = {
+        let id = {
             let mut table = txn.open_table(META).map_err(|e| self.err(e))?;
-            let service = table
+            let found = table
                 .get("service-id")
                 .map_err(|e| self.err(e))?
                 .map(|g| g.value().to_vec());
-            let platform = table
-                .get("platform-key")
-                .map_err(|e| self.err(e))?
-                .map(|g| g.value().to_vec());
-            match (service, platform) {
-                (Some(s), Some(p)) => Some((s, p)),
-                (None, None) => {
+            match found {
+                Some(id) => id,
+                None => {
                     let mut id = [0u8; 32];
                     OsRng.fill_bytes(&mut id);
-                    let seed = SecretBytes::<32>::random(&mut OsRng);
-                    let sealed = sealer
-                        // The platform key never changes, so it has nothing to roll back to.
-                        .seal(SealPurpose::PlatformKey, 0, seed.expose(), &mut OsRng)
-                        .expect("32 bytes seal");
                     table
                         .insert("service-id", &id[..])
                         .map_err(|e| self.err(e))?;
-                    table
-                        .insert("platform-key", sealed.as_bytes())
-                        .map_err(|e| self.err(e))?;
-                    None
+                    id.to_vec()
                 }
-                _ => return Err(self.corrupt("service id or platform key missing")),
             }
         };
         txn.commit().map_err(|e| self.err(e))?;
-        let (service, platform) = match found {
-            Some(found) => found,
-            // Freshly written: read back through the same path as an existing store.
-            None => return self.meta(sealer),
-        };
-        let service: [u8; 32] = service
+        let id: [u8; 32] = id
             .try_into()
             .map_err(|_| self.corrupt("service id is not 32 bytes"))?;
-        let seed = sealer
-            .open(
-                SealPurpose::PlatformKey,
-                &SealedBlob::from_bytes(platform),
-                0,
-            )
-            .map_err(|e| self.corrupt(&format!("platform key: {e}")))?;
-        let seed = SecretBytes::<32>::from_slice(&seed.plaintext)
-            .ok_or_else(|| self.corrupt("platform key is not 32 bytes"))?;
-        Ok((
-            ServiceId(service),
-            DevPlatformKey::from_identity(IdentityKeypair::from_seed(seed)),
-        ))
+        Ok(ServiceId(id))
     }
 
-    fn records(&self) -> Result<Vec<(SolanaPubkey, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = match txn.open_table(VALIDATORS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(self.err(e)),
-        };
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (key, value) = entry.map_err(|e| self.err(e))?;
-            let identity = <[u8; 32]>::try_from(key.value())
-                .map_err(|_| self.corrupt("a validator key is not 32 bytes"))?;
-            out.push((SolanaPubkey(identity), value.value().to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Writes `records` and the commit's `manifest` in one transaction, then advances the
-    /// monotonic counter to the manifest's value, and returns once both are durable.
+    /// Everything the enclave needs to open the store.
     ///
     /// # Errors
-    /// [`StoreError::Db`], then nothing of this batch is durable; [`StoreError::Counter`], then
-    /// the batch is durable but its answers must not be released (a restart catches the counter
-    /// up).
+    /// [`StoreError`].
+    pub fn stored(&self) -> Result<Stored, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let get = |key| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| self.err(e))?
+                .map(|g| g.value().to_vec()))
+        };
+        let (platform, manifest) = (get("platform-key")?, get("manifest")?);
+        let mut records = Vec::new();
+        match txn.open_table(VALIDATORS) {
+            Ok(table) => {
+                for entry in table.iter().map_err(|e| self.err(e))? {
+                    let (key, value) = entry.map_err(|e| self.err(e))?;
+                    let identity = <[u8; 32]>::try_from(key.value())
+                        .map_err(|_| self.corrupt("a validator key is not 32 bytes"))?;
+                    records.push((SolanaPubkey(identity), value.value().to_vec()));
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        Ok(Stored {
+            platform,
+            records,
+            manifest,
+        })
+    }
+
+    /// Writes `records`, the commit's `manifest` and, when the enclave made one, the sealed
+    /// `platform` key, in one transaction, and returns once it is durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`]; then nothing of this commit is durable.
     pub fn commit<'a>(
         &mut self,
         records: impl IntoIterator<Item = (&'a SolanaPubkey, &'a [u8])>,
         manifest: &CommitManifest,
+        platform: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
         // redb's default today; said explicitly because the whole safety argument rests on it.
@@ -250,13 +190,15 @@ impl Store {
                     .insert(&identity.0[..], record)
                     .map_err(|e| self.err(e))?;
             }
-            txn.open_table(META)
-                .map_err(|e| self.err(e))?
-                .insert("manifest", manifest.blob.as_slice())
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            meta.insert("manifest", manifest.blob.as_slice())
                 .map_err(|e| self.err(e))?;
+            if let Some(platform) = platform {
+                meta.insert("platform-key", platform)
+                    .map_err(|e| self.err(e))?;
+            }
         }
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(self.counter.advance(manifest.counter)?)
+        txn.commit().map_err(|e| self.err(e))
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -278,29 +220,3 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_store_reopens_with_its_ids_and_refuses_to_run_without_its_sealing_key() {
-        let dir = std::env::temp_dir().join(format!("keyward-store-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let chain = ChainId::new("solana").expect("valid");
-        let service = {
-            let (_, loaded) = Store::open(&dir, &chain, &SealingSource::Soft).expect("creates");
-            loaded.service
-        };
-        let (_, loaded) = Store::open(&dir, &chain, &SealingSource::Soft).expect("reopens");
-        assert_eq!(loaded.service, service);
-        drop(loaded);
-
-        fs::remove_file(dir.join("sealing.key")).expect("exists");
-        let err = Store::open(&dir, &chain, &SealingSource::Soft)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("sealing key is missing"), "{err}");
-        assert!(!dir.join("sealing.key").exists(), "no new key was made");
-        let _ = fs::remove_dir_all(&dir);
-    }
-}

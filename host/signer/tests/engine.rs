@@ -4,17 +4,19 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keyward_crypto::{ChainId, SolanaKeypair, SolanaPubkey};
-use keyward_enclave::{DevPlatformKey, Sealer, SealingKey};
-use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError};
+use keyward_crypto::{ChainId, SecretBytes, SolanaKeypair, SolanaPubkey};
+use keyward_enclave::SealingKey;
+use keyward_host::counter::{CounterError, MonotonicCounter};
+use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError, open_session};
+use keyward_signer::runner::{Enclave, Policy, Stored};
+use keyward_tpm::source::Sealing;
 use keyward_signer::metrics::Metrics;
 use keyward_signer::votes::tower_sync_message;
 use keyward_vote::{
-    Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, Signer, SignerConfig,
-    Tower,
+    Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, SignerConfig, Tower,
 };
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -32,15 +34,51 @@ type Gate = (
 struct FlakyStore {
     durable: Arc<Mutex<BTreeMap<SolanaPubkey, Vec<u8>>>>,
     manifest: Arc<Mutex<Option<CommitManifest>>>,
+    platform: Arc<Mutex<Option<Vec<u8>>>>,
+    counter: MemoryCounter,
     allowed: Arc<AtomicUsize>,
     gate: Arc<Mutex<Option<Gate>>>,
 }
 
+/// The enclave's monotonic counter, kept across restarts like a file or a TPM's.
+#[derive(Debug, Clone, Default)]
+struct MemoryCounter(Arc<AtomicU64>);
+
+impl MonotonicCounter for MemoryCounter {
+    fn value(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn advance(&mut self, to: u64) -> Result<(), CounterError> {
+        self.0.fetch_max(to, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 impl Durable for FlakyStore {
+    fn service(&self) -> ServiceId {
+        SERVICE
+    }
+
+    fn stored(&self) -> Result<Stored, String> {
+        Ok(Stored {
+            platform: self.platform.lock().unwrap().clone(),
+            records: self
+                .durable
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, r)| (*id, r.clone()))
+                .collect(),
+            manifest: self.manifest.lock().unwrap().as_ref().map(|m| m.blob.clone()),
+        })
+    }
+
     fn make_durable(
         &mut self,
         records: &[(SolanaPubkey, Vec<u8>)],
         manifest: &CommitManifest,
+        platform: Option<&[u8]>,
     ) -> Result<(), String> {
         let gate = self.gate.lock().unwrap().take();
         if let Some((arrived, open)) = gate {
@@ -59,6 +97,9 @@ impl Durable for FlakyStore {
             durable.insert(*identity, record.clone());
         }
         *self.manifest.lock().unwrap() = Some(manifest.clone());
+        if let Some(platform) = platform {
+            *self.platform.lock().unwrap() = Some(platform.to_vec());
+        }
         Ok(())
     }
 }
@@ -73,26 +114,25 @@ fn config() -> SignerConfig {
     }
 }
 
-/// A signer restored from what `store` holds, behind a writer committing to `store`.
+/// A signer restored from what `store` holds, behind a writer committing to `store`. Its
+/// startup commit is always let through: the tests count the commits of requests.
 fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
-    let records: Vec<(SolanaPubkey, Vec<u8>)> = store
-        .durable
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, r)| (*id, r.clone()))
-        .collect();
-    let manifest = store.manifest.lock().unwrap().clone();
-    let signer = Signer::restore(
-        config(),
-        Sealer::new(sealing_key, ChainId::new("test").unwrap(), [0; 32]),
-        Box::new(DevPlatformKey::generate(&mut StdRng::seed_from_u64(9))),
-        records.iter().map(|(id, r)| (*id, r.as_slice())),
-        manifest.as_ref().map(|m| m.blob.as_slice()),
-        manifest.as_ref().map_or(0, |m| m.counter),
-    )
-    .unwrap();
-    Engine::start(signer, store.clone(), Arc::new(Metrics::new()), 16, 64).0
+    let _ = store
+        .allowed
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(1)));
+    let sealing = Sealing {
+        key: SealingKey::from_bytes(SecretBytes::new(*sealing_key.expose())),
+        counter: Box::new(store.counter.clone()),
+        attester: None,
+    };
+    let policy = Policy {
+        lockout: LockoutPolicy::SOLANA,
+        ancestry: None,
+    };
+    let mut enclave = Enclave::new(sealing, ChainId::new("test").unwrap(), policy);
+    let mut store = store.clone();
+    open_session(&mut enclave, &mut store).unwrap();
+    Engine::start(enclave, store, Arc::new(Metrics::new()), 16, 64).0
 }
 
 async fn apply(engine: &Engine, request: SignedRequest) -> Result<Answer, ServiceError> {

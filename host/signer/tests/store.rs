@@ -14,7 +14,8 @@ use keyward_signer::config::Config;
 use keyward_signer::service::{self, StartError};
 use keyward_signer::store::Store;
 use keyward_signer::votes::tower_sync_message;
-use keyward_vote::{Answer, LockoutPolicy, Payload, Refusal, SignedRequest, Signer, Tower};
+use keyward_signer::runner::{Enclave, Runner};
+use keyward_vote::{Answer, LockoutPolicy, Payload, Rejection, SignedRequest, Tower};
 use rand::{SeedableRng, rngs::StdRng};
 
 fn data_dir(name: &str) -> PathBuf {
@@ -29,25 +30,26 @@ struct Validator {
 }
 
 impl Validator {
-    /// Signs `payload` with `nonce` for `signer`, applies it and commits it as the writer does.
+    /// Signs `payload` with `nonce`, applies it and commits it as the writer does.
     fn send(
         &self,
-        signer: &mut Signer,
+        enclave: &mut Enclave,
         store: &mut Store,
         nonce: u64,
         payload: Payload,
-    ) -> Result<Answer, Refusal> {
-        let request = SignedRequest::sign(payload, signer.config().service, &self.identity, nonce);
-        let prepared = signer.config().prepare(request).unwrap();
-        let applied = signer.apply(&prepared, &mut StdRng::seed_from_u64(nonce))?;
-        let manifest = signer.seal_commit();
+    ) -> Result<Answer, Rejection> {
+        let config = enclave.signer().unwrap().config().clone();
+        let request = SignedRequest::sign(payload, config.service, &self.identity, nonce);
+        let record = enclave.apply(&config.prepare(request).unwrap()).unwrap();
+        let manifest = enclave.seal().unwrap();
         store
             .commit(
-                applied.record.iter().map(|(id, r)| (id, r.as_slice())),
+                record.iter().map(|(id, r)| (id, r.as_slice())),
                 &manifest,
+                None,
             )
             .unwrap();
-        Ok(applied.answer)
+        enclave.release().unwrap().pop().unwrap()
     }
 
     fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
@@ -69,6 +71,11 @@ impl Validator {
     }
 }
 
+/// A refusal under the lockout rules (codes 1301–1313, docs/SIGNER.md).
+fn is_lockout(r: &Rejection) -> bool {
+    (1301..1400).contains(&r.code)
+}
+
 fn copy(from: &Path, to: &Path) {
     fs::copy(from, to).unwrap();
 }
@@ -87,10 +94,10 @@ fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
     };
     let backup = dir.with_extension("backup.redb");
     {
-        let (mut signer, mut store) = service::load(&config).unwrap();
+        let (mut enclave, mut store) = service::load(&config).unwrap();
         let Answer::VoteKey(info) = v
             .send(
-                &mut signer,
+                &mut enclave,
                 &mut store,
                 1,
                 Payload::RegisterNode {
@@ -102,16 +109,16 @@ fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
             panic!("registered")
         };
         let key = info.vote_pubkey;
-        v.send(&mut signer, &mut store, 2, v.vote(&key, &[1]))
+        v.send(&mut enclave, &mut store, 2, v.vote(&key, &[1]))
             .unwrap();
         // The operator (or an attacker) keeps a copy of the database here.
         copy(&dir.join("signer.redb"), &backup);
-        v.send(&mut signer, &mut store, 3, v.vote(&key, &[1, 2]))
+        v.send(&mut enclave, &mut store, 3, v.vote(&key, &[1, 2]))
             .unwrap();
         // Slot 3 on a fork without 2 breaks 2's lockout.
         assert!(matches!(
-            v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])),
-            Err(Refusal::Lockout(_))
+            v.send(&mut enclave, &mut store, 4, v.vote(&key, &[1, 3])),
+            Err(r) if is_lockout(&r)
         ));
     }
 
@@ -121,19 +128,19 @@ fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
     copy(&backup, &dir.join("signer.redb"));
     let error = service::load(&config).err().unwrap();
     assert!(
-        matches!(&error, StartError::Restore(_)) && error.to_string().contains("rolled back"),
+        matches!(&error, StartError::Open(_)) && error.to_string().contains("rolled back"),
         "{error}"
     );
 
     // The current database starts, and the vote is still refused.
     copy(&current, &dir.join("signer.redb"));
-    let (mut signer, mut store) = service::load(&config).unwrap();
-    let key = signer.vote_key(&v.identity.pubkey()).unwrap().vote_pubkey;
+    let (mut enclave, mut store) = service::load(&config).unwrap();
+    let key = enclave.signer().unwrap().vote_key(&v.identity.pubkey()).unwrap().vote_pubkey;
     assert!(matches!(
-        v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])),
-        Err(Refusal::Lockout(_))
+        v.send(&mut enclave, &mut store, 4, v.vote(&key, &[1, 3])),
+        Err(r) if is_lockout(&r)
     ));
-    drop((signer, store));
+    drop((enclave, store));
     let _ = fs::remove_dir_all(&dir);
     let _ = fs::remove_file(&backup);
 }
@@ -152,10 +159,10 @@ fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
         vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
     };
     let before = {
-        let (mut signer, mut store) = service::load(&config).unwrap();
+        let (mut enclave, mut store) = service::load(&config).unwrap();
         let before = fs::read(&counter).unwrap();
         v.send(
-            &mut signer,
+            &mut enclave,
             &mut store,
             1,
             Payload::RegisterNode {
@@ -170,10 +177,10 @@ fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
 
     // As if the signer crashed after the commit, before advancing the counter.
     fs::write(&counter, &before).unwrap();
-    let (signer, _store) = service::load(&config).unwrap();
+    let (mut enclave, _store) = service::load(&config).unwrap();
     // The store loads, and the startup commit (two past it) moves the counter on.
-    assert_eq!(signer.pinned_at(), committed + 2);
-    drop(signer);
+    assert_eq!(enclave.signer().unwrap().pinned_at(), committed + 2);
+    drop(enclave);
     assert_eq!(
         FileCounter::open(&counter, false).unwrap().value(),
         committed + 2
@@ -190,7 +197,7 @@ fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
 /// Registers a validator and votes on slot 1, copies the whole data directory away, votes on
 /// slot 2, then puts the copy back and starts the signer on it. If it starts, the vote on slot 3
 /// (a fork without 2, which 2's lockout forbids) is sent to it and its answer returned.
-fn restore_whole_directory(config: &Config) -> Result<Result<Answer, Refusal>, StartError> {
+fn restore_whole_directory(config: &Config) -> Result<Result<Answer, Rejection>, StartError> {
     let dir = &config.data_dir;
     let backup = dir.with_extension("backup");
     let _ = fs::remove_dir_all(&backup);
@@ -200,31 +207,31 @@ fn restore_whole_directory(config: &Config) -> Result<Result<Answer, Refusal>, S
         vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
     };
     let key = {
-        let (mut signer, mut store) = service::load(config).unwrap();
+        let (mut enclave, mut store) = service::load(config).unwrap();
         let register = Payload::RegisterNode {
             vote_account: v.vote_account,
         };
-        let Answer::VoteKey(info) = v.send(&mut signer, &mut store, 1, register).unwrap() else {
+        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
             panic!("registered")
         };
         let key = info.vote_pubkey;
-        v.send(&mut signer, &mut store, 2, v.vote(&key, &[1]))
+        v.send(&mut enclave, &mut store, 2, v.vote(&key, &[1]))
             .unwrap();
-        drop((signer, store));
+        drop((enclave, store));
         fs::create_dir_all(&backup).unwrap();
         for file in fs::read_dir(dir).unwrap() {
             let file = file.unwrap().path();
             copy(&file, &backup.join(file.file_name().unwrap()));
         }
-        let (mut signer, mut store) = service::load(config).unwrap();
-        v.send(&mut signer, &mut store, 3, v.vote(&key, &[1, 2]))
+        let (mut enclave, mut store) = service::load(config).unwrap();
+        v.send(&mut enclave, &mut store, 3, v.vote(&key, &[1, 2]))
             .unwrap();
         key
     };
     fs::remove_dir_all(dir).unwrap();
     fs::rename(&backup, dir).unwrap();
-    let (mut signer, mut store) = service::load(config)?;
-    Ok(v.send(&mut signer, &mut store, 4, v.vote(&key, &[1, 3])))
+    let (mut enclave, mut store) = service::load(config)?;
+    Ok(v.send(&mut enclave, &mut store, 4, v.vote(&key, &[1, 3])))
 }
 
 #[test]
@@ -269,7 +276,7 @@ fn with_a_tpm_a_whole_directory_restored_is_refused() {
     let config = tpm_config("whole-tpm", &swtpm, 0x0150_0010);
     let error = restore_whole_directory(&config).err().unwrap();
     assert!(
-        matches!(&error, StartError::Restore(_)) && error.to_string().contains("rolled back"),
+        matches!(&error, StartError::Open(_)) && error.to_string().contains("rolled back"),
         "{error}"
     );
     assert!(!config.data_dir.join("sealing.key").exists());
@@ -295,11 +302,11 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
         vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
     };
     let info = {
-        let (mut signer, mut store) = service::load(&config).unwrap();
+        let (mut enclave, mut store) = service::load(&config).unwrap();
         let register = Payload::RegisterNode {
             vote_account: v.vote_account,
         };
-        let Answer::VoteKey(info) = v.send(&mut signer, &mut store, 1, register).unwrap() else {
+        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
             panic!("registered")
         };
         info
@@ -341,11 +348,11 @@ fn a_deleted_store_beside_a_moved_counter_is_refused_and_not_remade() {
         vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
     };
     {
-        let (mut signer, mut store) = service::load(&config).unwrap();
+        let (mut enclave, mut store) = service::load(&config).unwrap();
         let register = Payload::RegisterNode {
             vote_account: v.vote_account,
         };
-        v.send(&mut signer, &mut store, 1, register).unwrap();
+        v.send(&mut enclave, &mut store, 1, register).unwrap();
     }
     fs::remove_file(dir.join("signer.redb")).unwrap();
     let error = service::load(&config).err().unwrap();

@@ -1,0 +1,356 @@
+//! The isolated runner as processes: `keyward enclave` hardens and confines itself, the signer
+//! reaches it over its socket, either side can be SIGKILLed and restarted without losing a vote
+//! or signing a conflicting one, and no secret key ever appears in the host process's memory or
+//! in either process's log (while, as a control, the in-process runner's host does hold them).
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use keyward_crypto::{ChainId, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSignature};
+use keyward_enclave::{SealPurpose, SealedBlob, Sealer, SealingKey};
+use keyward_signer::client::{Client, ClientError};
+use keyward_signer::store::Store;
+use keyward_signer::votes::tower_sync_message;
+use keyward_vote::{LockoutPolicy, Payload, Tower};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+/// A `keyward` process whose stderr is collected.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `keyward args…` and waits for a log line containing `ready`; returns the process
+    /// and that line.
+    fn start(args: &[&str], ready: &str) -> (Self, String) {
+        let mut child = Command::new(BIN)
+            .args(args)
+            // Everything either process logs is searched for secrets: log all of it.
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ready = ready.to_owned();
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains(&ready) {
+                        let _ = tx.send(line.clone());
+                    }
+                    log.lock().unwrap().push_str(&line);
+                    log.lock().unwrap().push('\n');
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("{args:?} did not start: {}", log.lock().unwrap())
+        });
+        (Self { child, log }, line)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // The reader thread sees the pipe close.
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keyward-enclave-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A signer configuration in `dir` with the given runner kind.
+fn config(dir: &Path, runner: &str) -> PathBuf {
+    let path = dir.join("signer.toml");
+    fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[runner]\nkind = \"{runner}\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_enclave(config: &Path) -> Proc {
+    Proc::start(
+        &["enclave", "--config", config.to_str().unwrap()],
+        "keyward enclave started",
+    )
+    .0
+}
+
+fn start_signer(config: &Path) -> (Proc, String) {
+    let (proc, line) = Proc::start(
+        &["signer", "--config", config.to_str().unwrap()],
+        "keyward signer started",
+    );
+    let addr = line
+        .split("listen=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    (proc, format!("http://{addr}"))
+}
+
+/// Every readable byte of process `pid`'s memory.
+fn memory(pid: u32) -> Vec<u8> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut region = vec![0u8; usize::try_from(end - start).unwrap()];
+        // Some special mappings ([vvar], guard pages) do not read: skip them.
+        if mem.read_exact_at(&mut region, start).is_ok() {
+            out.extend_from_slice(&region);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The secrets a signer's store and sealing key hold: every vote key seed and the platform key
+/// seed, opened with the sealing key in `sealing_dir`.
+fn secrets(data_dir: &Path, sealing_dir: &Path) -> (Vec<[u8; 32]>, [u8; 32]) {
+    let key = fs::read(sealing_dir.join("sealing.key")).unwrap();
+    let key = SealingKey::from_bytes(SecretBytes::from_slice(&key).unwrap());
+    let sealer = Sealer::new(&key, ChainId::new("solana").unwrap(), [0; 32]);
+    let stored = Store::open(data_dir).unwrap().stored().unwrap();
+    let seeds = stored
+        .records
+        .iter()
+        .map(|(_, record)| {
+            let opened = sealer
+                .open(
+                    SealPurpose::ValidatorRecord,
+                    &SealedBlob::from_bytes(record.clone()),
+                    0,
+                )
+                .unwrap();
+            // A registered validator's record ends with its vote key's seed.
+            opened.plaintext[opened.plaintext.len() - 32..].try_into().unwrap()
+        })
+        .collect();
+    let platform = sealer
+        .open(
+            SealPurpose::PlatformKey,
+            &SealedBlob::from_bytes(stored.platform.unwrap()),
+            0,
+        )
+        .unwrap();
+    (seeds, platform.plaintext[..].try_into().unwrap())
+}
+
+/// The forms a 32-byte secret could take in a log.
+fn printed(secret: &[u8; 32]) -> Vec<String> {
+    vec![
+        secret.iter().map(|b| format!("{b:02x}")).collect(),
+        SolanaPubkey(*secret).to_string(),
+        keyward_host::to_base64(secret),
+        format!("{secret:?}"),
+    ]
+}
+
+struct Validator {
+    identity: SolanaKeypair,
+    vote_account: SolanaPubkey,
+}
+
+impl Validator {
+    fn new(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        Self {
+            identity: SolanaKeypair::generate(&mut rng),
+            vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+        }
+    }
+
+    async fn client(&self, url: &str) -> Client {
+        Client::connect(url, SolanaKeypair::from_seed(&self.identity.seed()))
+            .await
+            .unwrap()
+    }
+
+    fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
+        let tower = Tower::new()
+            .apply_slots(slots, &LockoutPolicy::SOLANA)
+            .unwrap();
+        let last = u8::try_from(*slots.last().unwrap()).unwrap();
+        Payload::SignVote {
+            message: tower_sync_message(
+                &self.identity.pubkey(),
+                &self.vote_account,
+                vote_key,
+                &tower,
+                [last; 32],
+                [9; 32],
+            ),
+            evidence: Vec::new(),
+        }
+    }
+}
+
+/// Sends `payload`, retrying while the enclave is being reconnected (code 1505).
+async fn send_retrying(client: &Client, payload: Payload) -> Result<SolanaSignature, ClientError> {
+    for _ in 0..50 {
+        let request = client.sign(payload.clone());
+        let result: Result<keyward_signer::wire::SignatureResult, _> = client.send(&request).await;
+        match result {
+            Err(ClientError::Refused { code: 1505, .. }) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.map(|r| r.signature.parse().unwrap()),
+        }
+    }
+    panic!("the enclave never came back")
+}
+
+fn status(pid: u32, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key_out_of_the_host() {
+    let dir = tempdir("isolated");
+    let config = config(&dir, "isolated");
+    let enclave = start_enclave(&config);
+    // Hardened: no new privileges, a seccomp filter, locked memory.
+    assert_eq!(status(enclave.pid(), "NoNewPrivs:"), "1");
+    assert_eq!(status(enclave.pid(), "Seccomp:"), "2");
+    assert_ne!(status(enclave.pid(), "VmLck:"), "0 kB");
+    let (signer, url) = start_signer(&config);
+
+    let v = Validator::new(1);
+    let client = v.client(&url).await;
+    let vote_key: SolanaPubkey = client
+        .register(v.vote_account)
+        .await
+        .unwrap()
+        .vote_pubkey
+        .parse()
+        .unwrap();
+    client.sign_vote(message(&v, &vote_key, &[1]), Vec::new()).await.unwrap();
+    let slot2 = client.sign(v.vote(&vote_key, &[1, 2]));
+    let sig2: keyward_signer::wire::SignatureResult = client.send(&slot2).await.unwrap();
+
+    // The enclave dies and comes back: the host reconnects, and nothing was lost.
+    let enclave_log = enclave.kill();
+    let enclave = start_enclave(&config);
+    send_retrying(&client, v.vote(&vote_key, &[1, 2, 3])).await.unwrap();
+    let again: keyward_signer::wire::SignatureResult = client.send(&slot2).await.unwrap();
+    assert_eq!(again.signature, sig2.signature, "a retry gets the same answer");
+    // Slot 4 on a fork without 3 breaks 3's lockout.
+    let conflicting = send_retrying(&client, v.vote(&vote_key, &[1, 2, 4])).await;
+    assert_eq!(conflicting.unwrap_err().reason(), Some("lockout_conflict"));
+
+    // The host's memory, while it runs: taken now, searched once the keys are known.
+    let host_memory = memory(signer.pid());
+
+    // The host dies and comes back: it reconnects to the same enclave.
+    let signer_log = signer.kill();
+    let (signer, url) = start_signer(&config);
+    let client = v.client(&url).await;
+    let refused = client.sign_vote(message(&v, &vote_key, &[1, 2, 4]), Vec::new()).await;
+    assert_eq!(refused.unwrap_err().reason(), Some("lockout_conflict"));
+    client
+        .sign_vote(message(&v, &vote_key, &[1, 2, 3, 5]), Vec::new())
+        .await
+        .unwrap();
+    let logs = [enclave_log, signer_log, signer.kill(), enclave.kill()].concat();
+
+    let (seeds, platform) = secrets(&dir.join("data"), &dir.join("data/enclave"));
+    assert_eq!(seeds.len(), 1);
+    let sealing_key: [u8; 32] = fs::read(dir.join("data/enclave/sealing.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    // The scan sees the host's heap: the public vote key it answered with is there.
+    assert!(contains(&host_memory, &vote_key.0));
+    for secret in seeds.iter().chain([&platform, &sealing_key]) {
+        assert!(!contains(&host_memory, secret), "a secret is in the host's memory");
+        for form in printed(secret) {
+            assert!(!logs.contains(&form), "a secret is in a log");
+        }
+    }
+    assert!(logs.contains("a host connected"), "the logs were read");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The control: with the in-process runner the host holds the vote keys, and the scan finds
+/// them, so the isolated runner's clean scan means something.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_in_process_runner_the_scan_finds_the_vote_key_in_the_host() {
+    let dir = tempdir("in-process");
+    let config = config(&dir, "in-process");
+    let (signer, url) = start_signer(&config);
+    let v = Validator::new(2);
+    v.client(&url).await.register(v.vote_account).await.unwrap();
+    let host_memory = memory(signer.pid());
+    drop(signer.kill());
+    let (seeds, _) = secrets(&dir.join("data"), &dir.join("data"));
+    assert!(contains(&host_memory, &seeds[0]));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn message(v: &Validator, vote_key: &SolanaPubkey, slots: &[u64]) -> Vec<u8> {
+    match v.vote(vote_key, slots) {
+        Payload::SignVote { message, .. } => message,
+        _ => unreachable!(),
+    }
+}

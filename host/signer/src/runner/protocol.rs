@@ -1,0 +1,506 @@
+//! The isolated runner's protocol: one frame per message ([`keyward_isolation::frame`]), one
+//! session per connection, the host asking and the enclave answering in order.
+//!
+//! ```text
+//! host → enclave                                   enclave → host
+//! 1 Open     version u8 || service[32]             0x81 Opened   opt(platform) || manifest
+//!            || opt(platform) || opt(manifest)
+//!            || u32 record count
+//! 2 Records  u32 n || n × (identity[32] || var32(record))   (until the count is reached;
+//!                                                   the enclave answers the last with Opened)
+//! 3 Apply    signed request (keyward_vote::wire)   0x83 Applied  opt(identity[32] || var32(record))
+//! 4 Seal                                           0x84 Sealed   manifest
+//! 5 Release                                        0x85 Released u32 n || n × outcome
+//! 6 Query    1 || identity[32]  |  2               0x86 Answered 1 || opt(vote_pubkey[32] || var16(evidence))
+//!                                                                | 2 || u64 count
+//!                                                  0xff Failed   u8 kind || var16(message)
+//! opt(x)   = 0 | 1 || var32(x)
+//! manifest = u64 counter || var32(blob)
+//! outcome  = 0 || var32(answer) | 1 || var32(rejection)       (keyward_vote::wire)
+//! ```
+//!
+//! After `Failed` the enclave closes the connection and drops the session; the host reconnects
+//! and opens the store again.
+
+use keyward_crypto::{DecodeError, Reader, SolanaPubkey, Writer};
+use keyward_vote::{
+    Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, VoteKeyInfo,
+};
+
+use super::{Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
+
+/// The protocol version `Open` names.
+pub const VERSION: u8 = 1;
+
+/// Most bytes of records one `Records` frame carries.
+pub const RECORDS_PER_FRAME: usize = 16 * 1024 * 1024;
+
+/// Frame tags.
+pub mod tag {
+    /// `Open`.
+    pub const OPEN: u8 = 1;
+    /// `Records`.
+    pub const RECORDS: u8 = 2;
+    /// `Apply`.
+    pub const APPLY: u8 = 3;
+    /// `Seal`.
+    pub const SEAL: u8 = 4;
+    /// `Release`.
+    pub const RELEASE: u8 = 5;
+    /// `Query`.
+    pub const QUERY: u8 = 6;
+    /// `Opened`.
+    pub const OPENED: u8 = 0x81;
+    /// `Applied`.
+    pub const APPLIED: u8 = 0x83;
+    /// `Sealed`.
+    pub const SEALED: u8 = 0x84;
+    /// `Released`.
+    pub const RELEASED: u8 = 0x85;
+    /// `Answered`.
+    pub const ANSWERED: u8 = 0x86;
+    /// `Failed`.
+    pub const FAILED: u8 = 0xff;
+}
+
+const MAX_BLOB: usize = 1 << 20;
+
+/// The header of `Open`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenHeader {
+    /// The signer service's id.
+    pub service: ServiceId,
+    /// The sealed platform key, if the store has one.
+    pub platform: Option<Vec<u8>>,
+    /// The sealed manifest, if the store has one.
+    pub manifest: Option<Vec<u8>>,
+    /// How many records follow in `Records` frames.
+    pub records: u32,
+}
+
+fn opt(w: &mut Writer, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            w.u8(1).var32(b);
+        }
+        None => {
+            w.u8(0);
+        }
+    }
+}
+
+fn read_opt(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<Option<Vec<u8>>, DecodeError> {
+    match r.u8(field)? {
+        0 => Ok(None),
+        1 => Ok(Some(r.var32(field, max)?.to_vec())),
+        _ => Err(DecodeError::Invalid {
+            field,
+            reason: "not 0 or 1",
+        }),
+    }
+}
+
+fn manifest(w: &mut Writer, m: &CommitManifest) {
+    w.u64(m.counter).var32(&m.blob);
+}
+
+fn read_manifest(r: &mut Reader<'_>) -> Result<CommitManifest, DecodeError> {
+    Ok(CommitManifest {
+        counter: r.u64("manifest counter")?,
+        blob: r.var32("manifest", MAX_BLOB)?.to_vec(),
+    })
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 items in one frame")
+}
+
+impl OpenHeader {
+    /// Its encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(VERSION).raw(&self.service.0);
+        opt(&mut w, self.platform.as_deref());
+        opt(&mut w, self.manifest.as_deref());
+        w.u32(self.records);
+        w.finish()
+    }
+
+    /// Reads it.
+    ///
+    /// # Errors
+    /// [`DecodeError`], also for another protocol version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        if r.u8("version")? != VERSION {
+            return Err(DecodeError::Invalid {
+                field: "version",
+                reason: "another protocol version",
+            });
+        }
+        let header = Self {
+            service: ServiceId(r.array("service id")?),
+            platform: read_opt(&mut r, "platform key", MAX_BLOB)?,
+            manifest: read_opt(&mut r, "manifest", MAX_BLOB)?,
+            records: r.u32("record count")?,
+        };
+        r.finish()?;
+        Ok(header)
+    }
+}
+
+/// Encodes `Records` frames for `records`, each under [`RECORDS_PER_FRAME`] bytes (one record
+/// alone may exceed it).
+pub fn encode_records(records: &[Record]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut chunk: Vec<&Record> = Vec::new();
+    let mut size = 0;
+    let flush = |chunk: &mut Vec<&Record>, frames: &mut Vec<Vec<u8>>| {
+        let mut w = Writer::new();
+        w.u32(count(chunk.len()));
+        for (identity, record) in chunk.drain(..) {
+            w.raw(&identity.0).var32(record);
+        }
+        frames.push(w.finish());
+    };
+    for record in records {
+        if !chunk.is_empty() && size + record.1.len() + 36 > RECORDS_PER_FRAME {
+            flush(&mut chunk, &mut frames);
+            size = 0;
+        }
+        size += record.1.len() + 36;
+        chunk.push(record);
+    }
+    if !chunk.is_empty() {
+        flush(&mut chunk, &mut frames);
+    }
+    frames
+}
+
+/// Reads one `Records` frame.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.u32("record count")?;
+    let mut records = Vec::new();
+    for _ in 0..n {
+        let identity = SolanaPubkey(r.array("identity")?);
+        records.push((identity, r.var32("record", MAX_BLOB)?.to_vec()));
+    }
+    r.finish()?;
+    Ok(records)
+}
+
+/// `Opened`.
+pub fn encode_opened(opening: &Opening) -> Vec<u8> {
+    let mut w = Writer::new();
+    opt(&mut w, opening.platform.as_deref());
+    manifest(&mut w, &opening.startup);
+    w.finish()
+}
+
+/// Reads `Opened`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_opened(bytes: &[u8]) -> Result<Opening, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let opening = Opening {
+        platform: read_opt(&mut r, "platform key", MAX_BLOB)?,
+        startup: read_manifest(&mut r)?,
+    };
+    r.finish()?;
+    Ok(opening)
+}
+
+
+/// `Applied`.
+pub fn encode_applied(record: Option<&Record>) -> Vec<u8> {
+    let mut w = Writer::new();
+    match record {
+        Some((identity, blob)) => {
+            w.u8(1).raw(&identity.0).var32(blob);
+        }
+        None => {
+            w.u8(0);
+        }
+    }
+    w.finish()
+}
+
+/// Reads `Applied`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_applied(bytes: &[u8]) -> Result<Option<Record>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let record = match r.u8("record flag")? {
+        0 => None,
+        1 => Some((
+            SolanaPubkey(r.array("identity")?),
+            r.var32("record", MAX_BLOB)?.to_vec(),
+        )),
+        _ => {
+            return Err(DecodeError::Invalid {
+                field: "record flag",
+                reason: "not 0 or 1",
+            });
+        }
+    };
+    r.finish()?;
+    Ok(record)
+}
+
+/// `Sealed`.
+pub fn encode_sealed(m: &CommitManifest) -> Vec<u8> {
+    let mut w = Writer::new();
+    manifest(&mut w, m);
+    w.finish()
+}
+
+/// Reads `Sealed`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_sealed(bytes: &[u8]) -> Result<CommitManifest, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let m = read_manifest(&mut r)?;
+    r.finish()?;
+    Ok(m)
+}
+
+/// `Released`.
+pub fn encode_released(outcomes: &[Outcome]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(count(outcomes.len()));
+    for outcome in outcomes {
+        match outcome {
+            Ok(answer) => w.u8(0).var32(&answer.to_bytes()),
+            Err(rejection) => w.u8(1).var32(&rejection.to_bytes()),
+        };
+    }
+    w.finish()
+}
+
+/// Reads `Released`; towers are checked against `policy`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_released(bytes: &[u8], policy: &LockoutPolicy) -> Result<Vec<Outcome>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.u32("outcome count")?;
+    let mut outcomes = Vec::new();
+    for _ in 0..n {
+        outcomes.push(match r.u8("outcome kind")? {
+            0 => Ok(Answer::from_bytes(r.var32("answer", MAX_BLOB)?, policy)?),
+            1 => Err(Rejection::from_bytes(r.var32("rejection", MAX_BLOB)?)?),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "outcome kind",
+                    reason: "not 0 or 1",
+                });
+            }
+        });
+    }
+    r.finish()?;
+    Ok(outcomes)
+}
+
+/// `Query`.
+pub fn encode_query(query: &Query) -> Vec<u8> {
+    let mut w = Writer::new();
+    match query {
+        Query::VoteKey(identity) => {
+            w.u8(1).raw(&identity.0);
+        }
+        Query::Registered => {
+            w.u8(2);
+        }
+    }
+    w.finish()
+}
+
+/// Reads `Query`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_query(bytes: &[u8]) -> Result<Query, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let query = match r.u8("query kind")? {
+        1 => Query::VoteKey(SolanaPubkey(r.array("identity")?)),
+        2 => Query::Registered,
+        _ => {
+            return Err(DecodeError::Invalid {
+                field: "query kind",
+                reason: "unknown kind",
+            });
+        }
+    };
+    r.finish()?;
+    Ok(query)
+}
+
+/// `Answered`.
+pub fn encode_answered(answer: &QueryAnswer) -> Vec<u8> {
+    let mut w = Writer::new();
+    match answer {
+        QueryAnswer::VoteKey(info) => {
+            w.u8(1);
+            match info {
+                Some(info) => {
+                    w.u8(1).raw(&info.vote_pubkey.0).var16(&info.evidence);
+                }
+                None => {
+                    w.u8(0);
+                }
+            }
+        }
+        QueryAnswer::Registered(n) => {
+            w.u8(2).u64(*n as u64);
+        }
+    }
+    w.finish()
+}
+
+/// Reads `Answered`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_answered(bytes: &[u8]) -> Result<QueryAnswer, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let answer = match r.u8("answer kind")? {
+        1 => QueryAnswer::VoteKey(match r.u8("vote key flag")? {
+            0 => None,
+            1 => Some(VoteKeyInfo {
+                vote_pubkey: SolanaPubkey(r.array("vote pubkey")?),
+                evidence: r.var16("evidence", 4096)?.to_vec(),
+            }),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "vote key flag",
+                    reason: "not 0 or 1",
+                });
+            }
+        }),
+        2 => QueryAnswer::Registered(
+            usize::try_from(r.u64("count")?).map_err(|_| DecodeError::Invalid {
+                field: "count",
+                reason: "too large",
+            })?,
+        ),
+        _ => {
+            return Err(DecodeError::Invalid {
+                field: "answer kind",
+                reason: "unknown kind",
+            });
+        }
+    };
+    r.finish()?;
+    Ok(answer)
+}
+
+/// `Failed`: the error's kind and message.
+pub fn encode_failed(error: &RunnerError) -> Vec<u8> {
+    let (kind, message) = match error {
+        RunnerError::NotOpen => (1, String::new()),
+        RunnerError::Open(m) => (2, m.clone()),
+        RunnerError::Counter(m) => (3, m.clone()),
+        RunnerError::Unavailable(m) => (4, m.clone()),
+        RunnerError::Protocol(m) => (5, m.clone()),
+    };
+    let mut end = message.len().min(4096);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut w = Writer::new();
+    w.u8(kind).var16(&message.as_bytes()[..end]);
+    w.finish()
+}
+
+/// Reads `Failed`.
+pub fn decode_failed(bytes: &[u8]) -> RunnerError {
+    let mut r = Reader::new(bytes);
+    let (Ok(kind), Ok(message)) = (r.u8("kind"), r.var16("message", 4096)) else {
+        return RunnerError::Protocol("a malformed failure".into());
+    };
+    let message = String::from_utf8_lossy(message).into_owned();
+    match kind {
+        1 => RunnerError::NotOpen,
+        2 => RunnerError::Open(message),
+        3 => RunnerError::Counter(message),
+        4 => RunnerError::Unavailable(message),
+        _ => RunnerError::Protocol(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use keyward_crypto::SolanaSignature;
+
+    #[test]
+    fn messages_round_trip() {
+        let header = OpenHeader {
+            service: ServiceId([1; 32]),
+            platform: Some(vec![2; 80]),
+            manifest: None,
+            records: 3,
+        };
+        assert_eq!(OpenHeader::decode(&header.encode()).unwrap(), header);
+        let mut other = header.encode();
+        other[0] = VERSION + 1;
+        assert!(OpenHeader::decode(&other).is_err());
+
+        let records: Vec<Record> = (0..3u8).map(|i| (SolanaPubkey([i; 32]), vec![i; 100])).collect();
+        let frames = encode_records(&records);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(decode_records(&frames[0]).unwrap(), records);
+
+        let opening = Opening {
+            platform: None,
+            startup: CommitManifest {
+                counter: 9,
+                blob: vec![4; 60],
+            },
+        };
+        let back = decode_opened(&encode_opened(&opening)).unwrap();
+        assert_eq!((back.platform, back.startup), (None, opening.startup));
+
+        for record in [None, Some(&records[1])] {
+            assert_eq!(decode_applied(&encode_applied(record)).unwrap().as_ref(), record);
+        }
+        let outcomes: Vec<Outcome> = vec![
+            Ok(Answer::Signature(SolanaSignature([5; 64]))),
+            Err(Rejection::from(keyward_vote::Refusal::UnknownValidator(SolanaPubkey([6; 32])))),
+        ];
+        assert_eq!(
+            decode_released(&encode_released(&outcomes), &LockoutPolicy::SOLANA).unwrap(),
+            outcomes
+        );
+        for query in [Query::VoteKey(SolanaPubkey([7; 32])), Query::Registered] {
+            let back = decode_query(&encode_query(&query)).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{query:?}"));
+        }
+        for answer in [
+            QueryAnswer::Registered(12),
+            QueryAnswer::VoteKey(None),
+            QueryAnswer::VoteKey(Some(VoteKeyInfo {
+                vote_pubkey: SolanaPubkey([8; 32]),
+                evidence: vec![9; 10],
+            })),
+        ] {
+            assert_eq!(decode_answered(&encode_answered(&answer)).unwrap(), answer);
+        }
+        for error in [
+            RunnerError::NotOpen,
+            RunnerError::Open("rolled back".into()),
+            RunnerError::Counter("disk".into()),
+        ] {
+            assert_eq!(decode_failed(&encode_failed(&error)), error);
+        }
+    }
+}

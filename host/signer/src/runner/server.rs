@@ -1,0 +1,128 @@
+//! The isolated runner's enclave side: `keyward enclave` serves one host connection at a time
+//! over its Unix socket ([`super::protocol`]), with the [`Enclave`] behind it.
+//!
+//! One session per connection, and one connection at a time: a host that connects again (after
+//! its own crash, or after a failure) starts a new session from its store, and the old one's
+//! held answers are dropped unreleased. Two hosts can never hold sessions over the same counter
+//! at once, so neither can sign from a state the other has moved past.
+
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use keyward_crypto::DecodeError;
+use keyward_isolation::{Frame, read_frame, write_frame};
+use keyward_vote::SignedRequest;
+
+use super::protocol::{self, OpenHeader, tag};
+use super::{Enclave, Runner, RunnerError, Stored};
+
+/// Serves host connections on `listener`, one after another, until accepting fails.
+///
+/// # Errors
+/// The listener's error.
+pub fn serve(listener: &UnixListener, enclave: &mut Enclave) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept()?;
+        tracing::info!("a host connected");
+        match session(stream, enclave) {
+            Ok(()) => tracing::info!("the host disconnected"),
+            Err(e) => tracing::warn!(error = %e, "the host connection ended"),
+        }
+        // Whatever the session held unreleased is dropped.
+        enclave.close();
+    }
+}
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Failed(RunnerError),
+}
+
+fn session(mut stream: UnixStream, enclave: &mut Enclave) -> Result<(), SessionError> {
+    let mut opening: Option<(OpenHeader, Vec<super::Record>)> = None;
+    while let Some(Frame { tag, body }) = read_frame(&mut stream)? {
+        let reply = match handle(tag, &body, enclave, &mut opening) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => continue,
+            Err(e) => {
+                write_frame(&mut stream, tag::FAILED, &protocol::encode_failed(&e))?;
+                return Err(SessionError::Failed(e));
+            }
+        };
+        write_frame(&mut stream, reply.0, &reply.1)?;
+    }
+    Ok(())
+}
+
+fn malformed(e: DecodeError) -> RunnerError {
+    RunnerError::Protocol(e.to_string())
+}
+
+/// One message's reply, or `None` for a `Records` frame that is not the last.
+fn handle(
+    tag: u8,
+    body: &[u8],
+    enclave: &mut Enclave,
+    opening: &mut Option<(OpenHeader, Vec<super::Record>)>,
+) -> Result<Option<(u8, Vec<u8>)>, RunnerError> {
+    let reply = match tag {
+        tag::OPEN => {
+            let header = OpenHeader::decode(body).map_err(malformed)?;
+            *opening = Some((header, Vec::new()));
+            return open_if_complete(enclave, opening);
+        }
+        tag::RECORDS => {
+            let Some((header, records)) = opening.as_mut() else {
+                return Err(RunnerError::Protocol("records without an open".into()));
+            };
+            records.extend(protocol::decode_records(body).map_err(malformed)?);
+            if records.len() > header.records as usize {
+                return Err(RunnerError::Protocol("more records than announced".into()));
+            }
+            return open_if_complete(enclave, opening);
+        }
+        tag::APPLY => {
+            let request = SignedRequest::from_bytes(body).map_err(malformed)?;
+            let record = enclave.apply_signed(request)?;
+            (tag::APPLIED, protocol::encode_applied(record.as_ref()))
+        }
+        tag::SEAL => (tag::SEALED, protocol::encode_sealed(&enclave.seal()?)),
+        tag::RELEASE => (tag::RELEASED, protocol::encode_released(&enclave.release()?)),
+        tag::QUERY => {
+            let query = protocol::decode_query(body).map_err(malformed)?;
+            (tag::ANSWERED, protocol::encode_answered(&enclave.query(&query)?))
+        }
+        other => return Err(RunnerError::Protocol(format!("unknown message {other:#04x}"))),
+    };
+    Ok(Some(reply))
+}
+
+/// Opens the store once every announced record is in.
+fn open_if_complete(
+    enclave: &mut Enclave,
+    opening: &mut Option<(OpenHeader, Vec<super::Record>)>,
+) -> Result<Option<(u8, Vec<u8>)>, RunnerError> {
+    let complete = opening
+        .as_ref()
+        .is_some_and(|(header, records)| records.len() == header.records as usize);
+    if !complete {
+        return Ok(None);
+    }
+    let (header, records) = opening.take().expect("complete");
+    let stored = Stored {
+        platform: header.platform,
+        records,
+        manifest: header.manifest,
+    };
+    let opened = enclave.open(header.service, &stored)?;
+    tracing::info!(
+        validators = stored.records.len(),
+        counter = opened.startup.counter,
+        "store opened"
+    );
+    Ok(Some((tag::OPENED, protocol::encode_opened(&opened))))
+}
