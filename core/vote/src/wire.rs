@@ -20,7 +20,9 @@ use keyward_crypto::{DecodeError, Reader, SolanaPubkey, SolanaSignature, Writer}
 
 use crate::request::{MAX_EVIDENCE, MAX_TRANSACTION_LEN};
 use crate::signer::{decode_tower, encode_tower};
-use crate::{Answer, LockoutPolicy, Method, Payload, Refusal, SignedRequest, TowerExport, VoteKeyInfo};
+use crate::{
+    Answer, LockoutPolicy, Method, Payload, Refusal, SignedRequest, TowerExport, VoteKeyInfo,
+};
 
 /// Longest message a `signVote` payload may carry on the wire: a transaction's size.
 const MAX_MESSAGE: usize = MAX_TRANSACTION_LEN;
@@ -92,7 +94,10 @@ fn decode_payload(method: Method, bytes: &[u8]) -> Result<Payload, DecodeError> 
             }
             let mut evidence = Vec::with_capacity(count);
             for _ in 0..count {
-                evidence.push(r.var32("evidence transaction", MAX_TRANSACTION_LEN)?.to_vec());
+                evidence.push(
+                    r.var32("evidence transaction", MAX_TRANSACTION_LEN)?
+                        .to_vec(),
+                );
             }
             Payload::SignVote { message, evidence }
         }
@@ -115,9 +120,7 @@ impl Answer {
                 w.u8(2).raw(&signature.0);
             }
             Self::FinalTower(export) => {
-                w.u8(3)
-                    .raw(&export.identity.0)
-                    .raw(&export.vote_account.0);
+                w.u8(3).raw(&export.identity.0).raw(&export.vote_account.0);
                 encode_tower(&mut w, &export.tower);
             }
         }
@@ -309,11 +312,20 @@ mod tests {
                 tower,
             }),
         ] {
-            assert_eq!(Answer::from_bytes(&answer.to_bytes(), &policy).unwrap(), answer);
+            assert_eq!(
+                Answer::from_bytes(&answer.to_bytes(), &policy).unwrap(),
+                answer
+            );
         }
         let rejection = Rejection::from(Refusal::StaleNonce { nonce: 3, last: 9 });
-        assert_eq!((rejection.code, rejection.name.as_str()), (1006, "stale_nonce"));
-        assert_eq!(Rejection::from_bytes(&rejection.to_bytes()).unwrap(), rejection);
+        assert_eq!(
+            (rejection.code, rejection.name.as_str()),
+            (1006, "stale_nonce")
+        );
+        assert_eq!(
+            Rejection::from_bytes(&rejection.to_bytes()).unwrap(),
+            rejection
+        );
         // A long message is cut at a character boundary, and still decodes.
         let long = Rejection {
             detail: "é".repeat(700),

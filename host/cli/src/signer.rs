@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
-use keyward_signer::runner::Runner;
 use keyward_signer::client::{Client, ClientError};
 use keyward_signer::config::Config;
 use keyward_signer::interchange;
+use keyward_signer::runner::Runner;
 use keyward_signer::service::{self, Service};
 
 use crate::error::{CliError, Result};
@@ -146,8 +146,8 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
         let service = Service::start(&config).await.map_err(CliError::refused)?;
         tracing::info!(
             listen = %service.running.addr, data_dir = %config.data_dir.display(),
-            service_id = %service.service, sealing = config.sealing.name(),
-            "keyward signer started"
+            service_id = %service.service, runner = ?config.runner.kind,
+            sealing = config.sealing.name(), "keyward signer started"
         );
         shutdown_signal().await?;
         tracing::info!("keyward signer stopping");

@@ -59,9 +59,9 @@ impl Proc {
                 }
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("{args:?} did not start: {}", log.lock().unwrap())
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{args:?} did not start: {}", log.lock().unwrap()));
         (Self { child, log }, line)
     }
 
@@ -92,18 +92,22 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-/// A signer configuration in `dir` with the given runner kind.
-fn config(dir: &Path, runner: &str) -> PathBuf {
+/// A signer configuration in `dir` with the given runner kind (and more TOML after it).
+fn config_with(dir: &Path, runner: &str, more: &str) -> PathBuf {
     let path = dir.join("signer.toml");
     fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[runner]\nkind = \"{runner}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[runner]\nkind = \"{runner}\"\n{more}",
             dir.join("data").display()
         ),
     )
     .unwrap();
     path
+}
+
+fn config(dir: &Path, runner: &str) -> PathBuf {
+    config_with(dir, runner, "")
 }
 
 fn start_enclave(config: &Path) -> Proc {
@@ -178,7 +182,9 @@ fn secrets(data_dir: &Path, sealing_dir: &Path) -> (Vec<[u8; 32]>, [u8; 32]) {
                 )
                 .unwrap();
             // A registered validator's record ends with its vote key's seed.
-            opened.plaintext[opened.plaintext.len() - 32..].try_into().unwrap()
+            opened.plaintext[opened.plaintext.len() - 32..]
+                .try_into()
+                .unwrap()
         })
         .collect();
     let platform = sealer
@@ -285,16 +291,24 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
         .vote_pubkey
         .parse()
         .unwrap();
-    client.sign_vote(message(&v, &vote_key, &[1]), Vec::new()).await.unwrap();
+    client
+        .sign_vote(message(&v, &vote_key, &[1]), Vec::new())
+        .await
+        .unwrap();
     let slot2 = client.sign(v.vote(&vote_key, &[1, 2]));
     let sig2: keyward_signer::wire::SignatureResult = client.send(&slot2).await.unwrap();
 
     // The enclave dies and comes back: the host reconnects, and nothing was lost.
     let enclave_log = enclave.kill();
     let enclave = start_enclave(&config);
-    send_retrying(&client, v.vote(&vote_key, &[1, 2, 3])).await.unwrap();
+    send_retrying(&client, v.vote(&vote_key, &[1, 2, 3]))
+        .await
+        .unwrap();
     let again: keyward_signer::wire::SignatureResult = client.send(&slot2).await.unwrap();
-    assert_eq!(again.signature, sig2.signature, "a retry gets the same answer");
+    assert_eq!(
+        again.signature, sig2.signature,
+        "a retry gets the same answer"
+    );
     // Slot 4 on a fork without 3 breaks 3's lockout.
     let conflicting = send_retrying(&client, v.vote(&vote_key, &[1, 2, 4])).await;
     assert_eq!(conflicting.unwrap_err().reason(), Some("lockout_conflict"));
@@ -306,7 +320,9 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
     let signer_log = signer.kill();
     let (signer, url) = start_signer(&config);
     let client = v.client(&url).await;
-    let refused = client.sign_vote(message(&v, &vote_key, &[1, 2, 4]), Vec::new()).await;
+    let refused = client
+        .sign_vote(message(&v, &vote_key, &[1, 2, 4]), Vec::new())
+        .await;
     assert_eq!(refused.unwrap_err().reason(), Some("lockout_conflict"));
     client
         .sign_vote(message(&v, &vote_key, &[1, 2, 3, 5]), Vec::new())
@@ -323,7 +339,10 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
     // The scan sees the host's heap: the public vote key it answered with is there.
     assert!(contains(&host_memory, &vote_key.0));
     for secret in seeds.iter().chain([&platform, &sealing_key]) {
-        assert!(!contains(&host_memory, secret), "a secret is in the host's memory");
+        assert!(
+            !contains(&host_memory, secret),
+            "a secret is in the host's memory"
+        );
         for form in printed(secret) {
             assert!(!logs.contains(&form), "a secret is in a log");
         }
@@ -353,4 +372,49 @@ fn message(v: &Validator, vote_key: &SolanaPubkey, slots: &[u64]) -> Vec<u8> {
         Payload::SignVote { message, .. } => message,
         _ => unreachable!(),
     }
+}
+
+/// The recommended deployment, isolated with a TPM (swtpm): the confined enclave still reaches
+/// its TPM (opened before confinement) to quote each vote key and advance the NV counter, and
+/// a restarted enclave opens the same state.
+#[cfg(feature = "tpm")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_isolated_runner_seals_counts_and_attests_with_a_tpm() {
+    use keyward_enclave::{Evidence, EvidenceKind};
+    let dir = tempdir("isolated-tpm");
+    let Some(swtpm) = keyward_tpm::swtpm::Swtpm::start_for_tests(&dir.join("swtpm")) else {
+        return;
+    };
+    let config = config_with(
+        &dir,
+        "isolated",
+        &format!(
+            "[sealing]\nsource = \"tpm\"\ntcti = \"{}\"\npcrs = [16]\nnv_index = 0x01500020\n",
+            swtpm.tcti()
+        ),
+    );
+    let enclave = start_enclave(&config);
+    let (signer, url) = start_signer(&config);
+    let v = Validator::new(3);
+    let client = v.client(&url).await;
+    let registered = client.register(v.vote_account).await.unwrap();
+    let evidence =
+        Evidence::from_bytes(&keyward_host::from_base64(&registered.evidence).unwrap()).unwrap();
+    assert_eq!(evidence.kind(), EvidenceKind::TpmQuote);
+    let vote_key: SolanaPubkey = registered.vote_pubkey.parse().unwrap();
+    client
+        .sign_vote(message(&v, &vote_key, &[1]), Vec::new())
+        .await
+        .unwrap();
+
+    // swtpm serves one client: the old enclave's connection closes with it.
+    drop(enclave.kill());
+    let enclave = start_enclave(&config);
+    send_retrying(&client, v.vote(&vote_key, &[1, 2]))
+        .await
+        .unwrap();
+    assert!(dir.join("data/enclave/sealing.tpm").exists());
+    assert!(!dir.join("data/enclave/sealing.key").exists());
+    drop((signer.kill(), enclave.kill(), swtpm));
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 //! 1. [`harden`], first thing at start-up: no core dumps and no ptrace attach by same-user
 //!    processes (`PR_SET_DUMPABLE = 0`, `RLIMIT_CORE = 0`), and every page locked in memory
 //!    (`mlockall`), so keys never reach swap.
-//! 2. [`confine`], once the socket is bound and the sealing source is open: Landlock limits the
+//! 2. [`Confinement::apply`], once the socket is bound and the sealing source is open: Landlock limits the
 //!    file system to the enclave's own state directory, and a seccomp filter refuses (`EPERM`)
 //!    the system calls an enclave never needs: running programs, tracing or reading other
 //!    processes, opening network sockets, mounting, loading kernel code.
@@ -105,50 +105,59 @@ fn has_ipc_lock() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }
 
-/// Step 2: confines the file system to `dirs` (everything beneath them) and installs the
-/// seccomp filter, for every thread. With `allow_weaker`, a kernel without Landlock is reported
-/// instead of refused. `done` is what [`harden`] achieved; the result adds to it.
-///
-/// # Errors
-/// [`HardenError`].
-pub fn confine(
-    dirs: &[PathBuf],
-    allow_weaker: bool,
-    mut done: Hardening,
-) -> Result<Hardening, HardenError> {
-    let abi = ABI::V5;
-    let landlock = || -> Result<RulesetStatus, String> {
-        let status = Ruleset::default()
-            .handle_access(AccessFs::from_all(abi))
-            .map_err(|e| e.to_string())?
-            .create()
-            .map_err(|e| e.to_string())?
-            .add_rules(path_beneath_rules(dirs, AccessFs::from_all(abi)))
-            .map_err(|e| e.to_string())?
-            .restrict_self()
-            .map_err(|e| e.to_string())?;
-        Ok(status.ruleset)
-    };
-    match landlock() {
-        Ok(RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced) => {
-            done.landlock = true;
+/// Step 2: what to confine the process to.
+#[derive(Debug, Clone, Default)]
+pub struct Confinement {
+    /// The directories it may use (everything beneath them); nothing else on disk.
+    pub dirs: Vec<PathBuf>,
+    /// Whether it may still open network connections: only for a TPM reached over TCP (swtpm,
+    /// the simulator), whose TCTI connects again for control commands.
+    pub sockets: bool,
+    /// Report, instead of refusing, a kernel that does not enforce Landlock.
+    pub allow_weaker: bool,
+}
+
+impl Confinement {
+    /// Confines the file system to [`Confinement::dirs`] and installs the seccomp filter, for
+    /// every thread. `done` is what [`harden`] achieved; the result adds to it.
+    ///
+    /// # Errors
+    /// [`HardenError`].
+    pub fn apply(&self, mut done: Hardening) -> Result<Hardening, HardenError> {
+        let abi = ABI::V5;
+        let landlock = || -> Result<RulesetStatus, String> {
+            let status = Ruleset::default()
+                .handle_access(AccessFs::from_all(abi))
+                .map_err(|e| e.to_string())?
+                .create()
+                .map_err(|e| e.to_string())?
+                .add_rules(path_beneath_rules(&self.dirs, AccessFs::from_all(abi)))
+                .map_err(|e| e.to_string())?
+                .restrict_self()
+                .map_err(|e| e.to_string())?;
+            Ok(status.ruleset)
+        };
+        match landlock() {
+            Ok(RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced) => {
+                done.landlock = true;
+            }
+            Ok(status) if self.allow_weaker => {
+                tracing::warn!(?status, "Landlock is not enforced");
+            }
+            Ok(status) => return Err(HardenError::Landlock(format!("{status:?}"))),
+            Err(e) if self.allow_weaker => tracing::warn!(error = %e, "Landlock is not enforced"),
+            Err(e) => return Err(HardenError::Landlock(e)),
         }
-        Ok(status) if allow_weaker => {
-            tracing::warn!(?status, "Landlock is not enforced");
-        }
-        Ok(status) => return Err(HardenError::Landlock(format!("{status:?}"))),
-        Err(e) if allow_weaker => tracing::warn!(error = %e, "Landlock is not enforced"),
-        Err(e) => return Err(HardenError::Landlock(e)),
+        install_seccomp(self.sockets).map_err(HardenError::Seccomp)?;
+        done.seccomp = true;
+        Ok(done)
     }
-    install_seccomp().map_err(HardenError::Seccomp)?;
-    done.seccomp = true;
-    Ok(done)
 }
 
 /// The system calls refused with `EPERM`. Everything else is allowed: the enclave's own work
 /// (reading and writing its socket and state files, allocating, fsync, randomness) needs no
 /// list, and an allow-list would break on the next libc or kernel that picks another call.
-fn refused() -> Vec<libc::c_long> {
+fn refused(sockets: bool) -> Vec<libc::c_long> {
     let mut calls = vec![
         // Running another program.
         libc::SYS_execve,
@@ -158,10 +167,7 @@ fn refused() -> Vec<libc::c_long> {
         libc::SYS_process_vm_readv,
         libc::SYS_process_vm_writev,
         libc::SYS_pidfd_getfd,
-        // New sockets: the enclave talks only over the socket it has.
-        libc::SYS_socket,
-        libc::SYS_socketpair,
-        libc::SYS_connect,
+        // Listening: the enclave serves only the socket it has.
         libc::SYS_bind,
         libc::SYS_listen,
         // io_uring runs operations outside this filter.
@@ -187,15 +193,19 @@ fn refused() -> Vec<libc::c_long> {
         libc::SYS_request_key,
         libc::SYS_personality,
     ];
+    // New connections, unless a TPM over TCP needs them.
+    if !sockets {
+        calls.extend([libc::SYS_socket, libc::SYS_socketpair, libc::SYS_connect]);
+    }
     #[cfg(target_arch = "x86_64")]
     calls.extend([libc::SYS_fork, libc::SYS_vfork]);
     calls
 }
 
-fn install_seccomp() -> Result<(), String> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused()
+fn install_seccomp(sockets: bool) -> Result<(), String> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused(sockets)
         .into_iter()
-        .map(|call| (i64::from(call), Vec::new()))
+        .map(|call| (call, Vec::new()))
         .collect();
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
     let filter = SeccompFilter::new(
@@ -205,6 +215,8 @@ fn install_seccomp() -> Result<(), String> {
         arch,
     )
     .map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let program: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())
 }

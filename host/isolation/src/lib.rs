@@ -13,4 +13,4 @@ pub mod frame;
 pub mod harden;
 
 pub use frame::{Frame, MAX_FRAME, read_frame, write_frame};
-pub use harden::{HardenError, Hardening, confine, harden};
+pub use harden::{Confinement, HardenError, Hardening, harden};

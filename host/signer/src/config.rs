@@ -376,7 +376,10 @@ mod tests {
         .expect("parses");
         assert!(c.check().is_err());
         let c: Config = toml::from_str("[runner]\nsocket = \"/tmp/s\"").expect("parses");
-        assert!(c.check().is_err(), "isolated-only fields need kind = isolated");
+        assert!(
+            c.check().is_err(),
+            "isolated-only fields need kind = isolated"
+        );
         let c: Config =
             toml::from_str("[runner]\nkind = \"isolated\"\nsocket = \"/tmp/s\"").expect("parses");
         c.check().expect("valid");

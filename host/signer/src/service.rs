@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use keyward_isolation::{HardenError, Hardening};
+use keyward_isolation::{Confinement, HardenError, Hardening};
 use keyward_tpm::source::SourceError;
 use keyward_vote::SignerConfig;
 
@@ -192,7 +192,7 @@ pub struct EnclaveProcess {
 impl EnclaveProcess {
     /// Prepares `keyward enclave` for `config` (`[runner] kind = "isolated"`): hardens the
     /// process, opens the sealing source in the state directory (made, with a new key and
-    /// counter, only if the directory holds no sealing files), binds the socket (0600), and
+    /// counter, only if the directory holds no files), binds the socket (0660), and
     /// confines the process to the state directory.
     ///
     /// # Errors
@@ -235,9 +235,20 @@ impl EnclaveProcess {
             _ => {}
         }
         let listener = UnixListener::bind(&socket).map_err(io("bind", &socket))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        // Its group may connect: the signer's user, when it runs as another user (SIGNER §10.5).
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
             .map_err(io("restrict", &socket))?;
-        let hardening = keyward_isolation::confine(&[dir], weaker, hardening)?;
+        let confinement = Confinement {
+            dirs: vec![dir],
+            sockets: config.sealing.reached_over_tcp(),
+            allow_weaker: weaker,
+        };
+        if confinement.sockets {
+            tracing::warn!(
+                "the TPM is reached over TCP (a simulator): the enclave may still open connections"
+            );
+        }
+        let hardening = confinement.apply(hardening)?;
         Ok(Self {
             enclave,
             listener,

@@ -219,4 +219,3 @@ fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
         source: Box::new(e.into()),
     }
 }
-

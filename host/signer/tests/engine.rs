@@ -11,10 +11,10 @@ use keyward_crypto::{ChainId, SecretBytes, SolanaKeypair, SolanaPubkey};
 use keyward_enclave::SealingKey;
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError, open_session};
-use keyward_signer::runner::{Enclave, Policy, Stored};
-use keyward_tpm::source::Sealing;
 use keyward_signer::metrics::Metrics;
+use keyward_signer::runner::{Enclave, Policy, Stored};
 use keyward_signer::votes::tower_sync_message;
+use keyward_tpm::source::Sealing;
 use keyward_vote::{
     Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, SignerConfig, Tower,
 };
@@ -70,7 +70,12 @@ impl Durable for FlakyStore {
                 .iter()
                 .map(|(id, r)| (*id, r.clone()))
                 .collect(),
-            manifest: self.manifest.lock().unwrap().as_ref().map(|m| m.blob.clone()),
+            manifest: self
+                .manifest
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|m| m.blob.clone()),
         })
     }
 
@@ -119,7 +124,9 @@ fn config() -> SignerConfig {
 fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
     let _ = store
         .allowed
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(1)));
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            Some(n.saturating_add(1))
+        });
     let sealing = Sealing {
         key: SealingKey::from_bytes(SecretBytes::new(*sealing_key.expose())),
         counter: Box::new(store.counter.clone()),

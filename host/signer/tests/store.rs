@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
 use keyward_host::counter::{FileCounter, MonotonicCounter};
 use keyward_signer::config::Config;
+use keyward_signer::runner::{Enclave, Runner};
 use keyward_signer::service::{self, StartError};
 use keyward_signer::store::Store;
 use keyward_signer::votes::tower_sync_message;
-use keyward_signer::runner::{Enclave, Runner};
 use keyward_vote::{Answer, LockoutPolicy, Payload, Rejection, SignedRequest, Tower};
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -135,7 +135,12 @@ fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
     // The current database starts, and the vote is still refused.
     copy(&current, &dir.join("signer.redb"));
     let (mut enclave, mut store) = service::load(&config).unwrap();
-    let key = enclave.signer().unwrap().vote_key(&v.identity.pubkey()).unwrap().vote_pubkey;
+    let key = enclave
+        .signer()
+        .unwrap()
+        .vote_key(&v.identity.pubkey())
+        .unwrap()
+        .vote_pubkey;
     assert!(matches!(
         v.send(&mut enclave, &mut store, 4, v.vote(&key, &[1, 3])),
         Err(r) if is_lockout(&r)

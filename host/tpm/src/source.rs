@@ -137,6 +137,12 @@ impl SealingSource {
         }
     }
 
+    /// Whether the source is a TPM reached over TCP (the `swtpm` and `mssim` TCTIs of simulators),
+    /// whose connection opens new sockets for control commands.
+    pub fn reached_over_tcp(&self) -> bool {
+        matches!(self, Self::Tpm(tpm) if tpm.tcti.starts_with("swtpm") || tpm.tcti.starts_with("mssim"))
+    }
+
     /// Opens the sealing key and counter of the data directory `dir`. When `create` is true
     /// (the directory holds no sealed state yet), missing ones are made; otherwise a missing key
     /// or counter is an error, never replaced: a new key cannot open the old state, and a new

@@ -131,7 +131,11 @@ impl Enclave {
         let (seed, new) = match stored {
             Some(blob) => {
                 let opened = sealer
-                    .open(SealPurpose::PlatformKey, &SealedBlob::from_bytes(blob.to_vec()), 0)
+                    .open(
+                        SealPurpose::PlatformKey,
+                        &SealedBlob::from_bytes(blob.to_vec()),
+                        0,
+                    )
                     .map_err(|e| OpenError::PlatformKey(e.to_string()))?;
                 let seed = SecretBytes::<32>::from_slice(&opened.plaintext)
                     .ok_or_else(|| OpenError::PlatformKey("not 32 bytes".into()))?;

@@ -56,7 +56,10 @@ impl Isolated {
         let stream = self.stream.as_mut().ok_or(RunnerError::NotOpen)?;
         match read_frame(stream) {
             Ok(Some(Frame { tag, body })) if tag == expect => Ok(body),
-            Ok(Some(Frame { tag: tag::FAILED, body })) => {
+            Ok(Some(Frame {
+                tag: tag::FAILED,
+                body,
+            })) => {
                 self.stream = None;
                 Err(protocol::decode_failed(&body))
             }

@@ -23,9 +23,7 @@
 //! and opens the store again.
 
 use keyward_crypto::{DecodeError, Reader, SolanaPubkey, Writer};
-use keyward_vote::{
-    Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, VoteKeyInfo,
-};
+use keyward_vote::{Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, VoteKeyInfo};
 
 use super::{Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
 
@@ -89,7 +87,11 @@ fn opt(w: &mut Writer, bytes: Option<&[u8]>) {
     }
 }
 
-fn read_opt(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<Option<Vec<u8>>, DecodeError> {
+fn read_opt(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<Vec<u8>>, DecodeError> {
     match r.u8(field)? {
         0 => Ok(None),
         1 => Ok(Some(r.var32(field, max)?.to_vec())),
@@ -214,7 +216,6 @@ pub fn decode_opened(bytes: &[u8]) -> Result<Opening, DecodeError> {
     r.finish()?;
     Ok(opening)
 }
-
 
 /// `Applied`.
 pub fn encode_applied(record: Option<&Record>) -> Vec<u8> {
@@ -384,12 +385,12 @@ pub fn decode_answered(bytes: &[u8]) -> Result<QueryAnswer, DecodeError> {
                 });
             }
         }),
-        2 => QueryAnswer::Registered(
-            usize::try_from(r.u64("count")?).map_err(|_| DecodeError::Invalid {
+        2 => QueryAnswer::Registered(usize::try_from(r.u64("count")?).map_err(|_| {
+            DecodeError::Invalid {
                 field: "count",
                 reason: "too large",
-            })?,
-        ),
+            }
+        })?),
         _ => {
             return Err(DecodeError::Invalid {
                 field: "answer kind",
@@ -455,7 +456,9 @@ mod tests {
         other[0] = VERSION + 1;
         assert!(OpenHeader::decode(&other).is_err());
 
-        let records: Vec<Record> = (0..3u8).map(|i| (SolanaPubkey([i; 32]), vec![i; 100])).collect();
+        let records: Vec<Record> = (0..3u8)
+            .map(|i| (SolanaPubkey([i; 32]), vec![i; 100]))
+            .collect();
         let frames = encode_records(&records);
         assert_eq!(frames.len(), 1);
         assert_eq!(decode_records(&frames[0]).unwrap(), records);
@@ -471,11 +474,16 @@ mod tests {
         assert_eq!((back.platform, back.startup), (None, opening.startup));
 
         for record in [None, Some(&records[1])] {
-            assert_eq!(decode_applied(&encode_applied(record)).unwrap().as_ref(), record);
+            assert_eq!(
+                decode_applied(&encode_applied(record)).unwrap().as_ref(),
+                record
+            );
         }
         let outcomes: Vec<Outcome> = vec![
             Ok(Answer::Signature(SolanaSignature([5; 64]))),
-            Err(Rejection::from(keyward_vote::Refusal::UnknownValidator(SolanaPubkey([6; 32])))),
+            Err(Rejection::from(keyward_vote::Refusal::UnknownValidator(
+                SolanaPubkey([6; 32]),
+            ))),
         ];
         assert_eq!(
             decode_released(&encode_released(&outcomes), &LockoutPolicy::SOLANA).unwrap(),

@@ -91,12 +91,22 @@ fn handle(
             (tag::APPLIED, protocol::encode_applied(record.as_ref()))
         }
         tag::SEAL => (tag::SEALED, protocol::encode_sealed(&enclave.seal()?)),
-        tag::RELEASE => (tag::RELEASED, protocol::encode_released(&enclave.release()?)),
+        tag::RELEASE => (
+            tag::RELEASED,
+            protocol::encode_released(&enclave.release()?),
+        ),
         tag::QUERY => {
             let query = protocol::decode_query(body).map_err(malformed)?;
-            (tag::ANSWERED, protocol::encode_answered(&enclave.query(&query)?))
+            (
+                tag::ANSWERED,
+                protocol::encode_answered(&enclave.query(&query)?),
+            )
         }
-        other => return Err(RunnerError::Protocol(format!("unknown message {other:#04x}"))),
+        other => {
+            return Err(RunnerError::Protocol(format!(
+                "unknown message {other:#04x}"
+            )));
+        }
     };
     Ok(Some(reply))
 }
