@@ -36,7 +36,8 @@ use keyward_crypto::{
     Writer,
 };
 use keyward_enclave::{
-    Attester, BoundKey, SealError, SealPurpose, SealedBlob, Sealer, VersionSet, VersionTag,
+    AttestFailed, Attester, BoundKey, EvidencePolicy, SealError, SealPurpose, SealedBlob, Sealer,
+    VersionSet, VersionTag,
 };
 
 use crate::ancestry::{AncestryPolicy, Evidence, PreviousVote};
@@ -64,6 +65,9 @@ pub struct SignerConfig {
     pub ancestry: Option<AncestryPolicy>,
     /// The measurement the evidence reports (the enclave image's, once there is one).
     pub measurement: [u8; 32],
+    /// The attestation policy every new vote key's evidence must meet before the key is made
+    /// (the signer's own evidence, checked as a verifier would); `None`: not checked.
+    pub evidence_policy: Option<EvidencePolicy>,
     /// Decoded identity keys, kept between requests (a memo: it changes no outcome).
     pub identity_keys: Arc<VerifierCache>,
 }
@@ -694,16 +698,22 @@ impl Signer {
         mut rng: &mut impl keyward_crypto::Rng,
     ) -> Result<ActiveKey, Refusal> {
         let keypair = SolanaKeypair::generate(rng);
+        let bound = [BoundKey::Ed25519(keypair.pubkey())];
+        let binding = key_binding(&identity, &vote_account);
         let evidence = self
             .platform
-            .attest(
-                self.config.measurement,
-                &[BoundKey::Ed25519(keypair.pubkey())],
-                &key_binding(&identity, &vote_account),
-                &mut rng,
-            )?
-            .to_bytes();
-        Ok(ActiveKey { keypair, evidence })
+            .attest(self.config.measurement, &bound, &binding, &mut rng)?;
+        if let Some(policy) = &self.config.evidence_policy {
+            evidence.verify(policy, &bound, &binding).map_err(|e| {
+                AttestFailed(format!(
+                    "the evidence fails this signer's attestation policy: {e}"
+                ))
+            })?;
+        }
+        Ok(ActiveKey {
+            keypair,
+            evidence: evidence.to_bytes(),
+        })
     }
 
     /// The durable record of `identity`: everything needed to restore it, sealed as one blob, so

@@ -1860,3 +1860,55 @@ fn a_counter_at_its_end_is_an_error_not_an_overflow() {
         Some(RestoreError::CounterExhausted(at)) if at == u64::MAX - 1
     ));
 }
+
+/// With an attestation policy, a vote key is made only if its evidence passes the policy: `dev`
+/// evidence under a policy that refuses it is `attestation_failed` and changes nothing, and
+/// passes once the policy accepts this platform and measurement.
+#[test]
+fn a_vote_key_whose_evidence_fails_the_signer_s_policy_is_not_made() {
+    use keyward_enclave::EvidencePolicy;
+    let with_policy = |policy: EvidencePolicy| {
+        Signer::restore(
+            keyward_vote::SignerConfig {
+                evidence_policy: Some(policy),
+                ..common::config(None)
+            },
+            common::sealer(&[8; 32]),
+            Box::new(common::platform()),
+            std::iter::empty::<(SolanaPubkey, &[u8])>(),
+            None,
+            0,
+        )
+        .unwrap()
+    };
+    let mut rng = StdRng::seed_from_u64(78);
+    let identity = SolanaKeypair::generate(&mut rng);
+    let account = random_key(&mut rng);
+
+    for refusing in [
+        EvidencePolicy::default(),
+        EvidencePolicy {
+            accept_insecure_dev: true,
+            allowed_measurements: vec![[9; 32]],
+            ..EvidencePolicy::default()
+        },
+    ] {
+        let mut signer = with_policy(refusing);
+        let refused = send(&mut signer, &identity, 1, register(&account), &mut rng).unwrap_err();
+        assert_eq!(refused.name(), "attestation_failed", "{refused}");
+        assert!(
+            refused.to_string().contains("attestation policy"),
+            "{refused}"
+        );
+        assert_eq!(signer.registered(), 0);
+    }
+
+    let mut signer = with_policy(EvidencePolicy {
+        accept_insecure_dev: true,
+        allowed_measurements: vec![common::MEASUREMENT],
+        trusted_dev_platforms: vec![common::platform_public()],
+        ..EvidencePolicy::default()
+    });
+    assert!(send(&mut signer, &identity, 1, register(&account), &mut rng).is_ok());
+    assert_eq!(signer.registered(), 1);
+}

@@ -41,6 +41,7 @@ fn core_path(c: &mut Criterion) {
         lockout: LockoutPolicy::SOLANA,
         ancestry: None,
         measurement: [0; 32],
+        evidence_policy: None,
         identity_keys: Default::default(),
     };
     let sealer = Sealer::new(

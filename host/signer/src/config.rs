@@ -23,6 +23,11 @@
 //! # allow_weaker_isolation = false # isolated: start even if memory cannot be locked or the
 //! #                                # kernel has no Landlock (logged)
 //!
+//! [attestation]                   # optional: the policy the signer's own evidence must meet;
+//! accept_insecure_dev = false     # without it, nothing is checked
+//! trusted_tpm_keys = ["…hex…"]    # TPM attestation key fingerprints (keyward attest tpm-key)
+//! measurements = ["…hex…"]        # if non-empty, only these measurements
+//!
 //! [lockout]                       # the RFC's N, F and cap (Solana's values)
 //! initial_lockout = 2
 //! factor = 2
@@ -44,6 +49,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, SolanaPubkey};
+use keyward_enclave::EvidencePolicy;
+use keyward_enclave::evidence::MAX_POLICY_ENTRIES;
 use keyward_tpm::source::SealingSource;
 use keyward_vote::LockoutPolicy;
 use keyward_vote::ancestry::{AncestryPolicy, Fraction, Member, Threshold};
@@ -94,6 +101,8 @@ pub struct Config {
     pub sealing: SealingSource,
     /// Where the trusted core runs.
     pub runner: RunnerConfig,
+    /// The policy the signer's own evidence must meet, when configured.
+    pub attestation: Option<AttestationConfig>,
     /// Ancestor verification, when configured.
     pub ancestry: Option<AncestryConfig>,
 }
@@ -123,6 +132,19 @@ pub enum RunnerKind {
     InProcess,
     /// In a separate, hardened `keyward enclave` process.
     Isolated,
+}
+
+/// `[attestation]`: what the signer's own evidence must prove. Checked when the store opens
+/// (the signer does not start otherwise) and for every new vote key (`attestation_failed`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// Accept `dev` evidence (insecure by construction).
+    pub accept_insecure_dev: bool,
+    /// The TPM attestation keys (SHA-256 fingerprints, hex) whose quotes are accepted.
+    pub trusted_tpm_keys: Vec<String>,
+    /// If non-empty, only these measurements (hex).
+    pub measurements: Vec<String>,
 }
 
 /// `[lockout]`.
@@ -183,6 +205,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             sealing: SealingSource::default(),
             runner: RunnerConfig::default(),
+            attestation: None,
             ancestry: None,
         }
     }
@@ -237,6 +260,7 @@ impl Config {
         self.chain()?;
         self.lockout_policy()?;
         self.ancestry_policy()?;
+        self.evidence_policy()?;
         if self.max_batch == 0 || self.queue_depth == 0 {
             return Err(ConfigError::Invalid(
                 "max_batch and queue_depth must be at least 1".into(),
@@ -283,7 +307,38 @@ impl Config {
         Ok(crate::runner::Policy {
             lockout: self.lockout_policy()?,
             ancestry: self.ancestry_policy()?,
+            evidence: self.evidence_policy()?,
         })
+    }
+
+    /// The attestation policy, if configured.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a value that is not 32 bytes of hex, or a list over 64.
+    pub fn evidence_policy(&self) -> Result<Option<EvidencePolicy>, ConfigError> {
+        let Some(a) = &self.attestation else {
+            return Ok(None);
+        };
+        let list = |field: &'static str, items: &[String]| {
+            if items.len() > MAX_POLICY_ENTRIES {
+                return Err(ConfigError::Invalid(format!(
+                    "[attestation] {field}: at most {MAX_POLICY_ENTRIES} entries"
+                )));
+            }
+            items
+                .iter()
+                .map(|item| {
+                    keyward_crypto::hex::from_hex::<32>(field, item)
+                        .map_err(|e| ConfigError::Invalid(format!("[attestation] {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Some(EvidencePolicy {
+            accept_insecure_dev: a.accept_insecure_dev,
+            allowed_measurements: list("measurements", &a.measurements)?,
+            trusted_dev_platforms: Vec::new(),
+            trusted_tpm_keys: list("trusted_tpm_keys", &a.trusted_tpm_keys)?,
+        }))
     }
 
     /// The chain id.
@@ -385,6 +440,17 @@ mod tests {
         c.check().expect("valid");
         assert_eq!(c.enclave_socket(), PathBuf::from("/tmp/s"));
         assert!(toml::from_str::<Config>("[runner]\nkind = \"sgx\"").is_err());
+        let c: Config =
+            toml::from_str("[attestation]\ntrusted_tpm_keys = [\"00ff\"]").expect("parses");
+        assert!(c.check().is_err(), "a fingerprint is 32 bytes");
+        let c: Config = toml::from_str(&format!(
+            "[attestation]\ntrusted_tpm_keys = [\"{}\"]",
+            "ab".repeat(32)
+        ))
+        .expect("parses");
+        let policy = c.evidence_policy().expect("valid").expect("configured");
+        assert_eq!(policy.trusted_tpm_keys, vec![[0xab; 32]]);
+        assert!(!policy.accept_insecure_dev);
     }
 
     #[test]

@@ -137,6 +137,8 @@ impl Service {
             lockout: config.lockout_policy()?,
             ancestry: config.ancestry_policy()?,
             measurement: DEV_MEASUREMENT,
+            // The host makes no vote key: the enclave checks evidence against the policy.
+            evidence_policy: None,
             identity_keys: Default::default(),
         });
         let service = signer_config.service;

@@ -115,6 +115,7 @@ fn config() -> SignerConfig {
         lockout: LockoutPolicy::SOLANA,
         ancestry: None,
         measurement: [0; 32],
+        evidence_policy: None,
         identity_keys: Default::default(),
     }
 }
@@ -135,6 +136,7 @@ fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
     let policy = Policy {
         lockout: LockoutPolicy::SOLANA,
         ancestry: None,
+        evidence: None,
     };
     let mut enclave = Enclave::new(sealing, ChainId::new("test").unwrap(), policy);
     let mut store = store.clone();

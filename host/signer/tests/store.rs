@@ -368,3 +368,59 @@ fn a_deleted_store_beside_a_moved_counter_is_refused_and_not_remade() {
     assert!(!dir.join("signer.redb").exists(), "no new store was made");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_signer_whose_own_evidence_fails_its_attestation_policy_does_not_start() {
+    use keyward_signer::config::AttestationConfig;
+    let dir = data_dir("policy");
+    let mut config = Config {
+        data_dir: dir.clone(),
+        attestation: Some(AttestationConfig::default()),
+        ..Config::default()
+    };
+    // The soft source attests with `dev` evidence, which a policy refuses unless told.
+    let error = service::load(&config).err().unwrap();
+    assert!(
+        error.to_string().contains("fails its attestation policy"),
+        "{error}"
+    );
+    config.attestation = Some(AttestationConfig {
+        accept_insecure_dev: true,
+        ..AttestationConfig::default()
+    });
+    assert!(service::load(&config).is_ok());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "tpm")]
+#[test]
+fn with_a_tpm_the_signer_starts_only_under_a_policy_that_pins_its_attestation_key() {
+    use keyward_signer::config::AttestationConfig;
+    let state = data_dir("swtpm-policy");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let ak = swtpm.connect().unwrap().attestation_key().unwrap();
+    let mut config = tpm_config("tpm-policy", &swtpm, 0x0150_0012);
+    let pinned = |fingerprint: [u8; 32]| AttestationConfig {
+        trusted_tpm_keys: vec![fingerprint.iter().map(|b| format!("{b:02x}")).collect()],
+        ..AttestationConfig::default()
+    };
+    config.attestation = Some(pinned([0x11; 32]));
+    let error = service::load(&config).err().unwrap();
+    assert!(error.to_string().contains("attestation policy"), "{error}");
+    config.attestation = Some(pinned(ak.fingerprint()));
+    let (mut enclave, mut store) = service::load(&config).unwrap();
+    let mut rng = StdRng::seed_from_u64(12);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let register = Payload::RegisterNode {
+        vote_account: v.vote_account,
+    };
+    assert!(v.send(&mut enclave, &mut store, 1, register).is_ok());
+    drop((enclave, store, swtpm));
+    let _ = fs::remove_dir_all(&config.data_dir);
+    let _ = fs::remove_dir_all(&state);
+}

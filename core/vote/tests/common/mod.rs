@@ -180,6 +180,7 @@ pub fn config(ancestry: Option<AncestryPolicy>) -> SignerConfig {
         lockout: LockoutPolicy::SOLANA,
         ancestry,
         measurement: MEASUREMENT,
+        evidence_policy: None,
         identity_keys: Default::default(),
     }
 }

@@ -16,7 +16,8 @@ use thiserror::Error;
 use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes};
 use keyward_enclave::SealingKey;
 use keyward_enclave::{
-    AttestFailed, Attester, BoundKey, DevPlatformKey, Evidence, SealPurpose, SealedBlob, Sealer,
+    AttestFailed, Attester, BoundKey, DevPlatformKey, Evidence, EvidencePolicy, SealPurpose,
+    SealedBlob, Sealer,
 };
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_tpm::source::Sealing;
@@ -41,6 +42,9 @@ pub enum OpenError {
     /// The stored platform key does not open.
     #[error("the stored platform key does not open: {0}")]
     PlatformKey(String),
+    /// The platform's evidence fails the configured attestation policy.
+    #[error("this signer's own evidence fails its attestation policy: {0}")]
+    Attestation(String),
 }
 
 /// The lockout and ancestry rules the enclave enforces: its own configuration, not the host's.
@@ -50,6 +54,8 @@ pub struct Policy {
     pub lockout: LockoutPolicy,
     /// Ancestor verification and the threshold rule, when configured.
     pub ancestry: Option<AncestryPolicy>,
+    /// The attestation policy the enclave's own evidence must meet, when configured.
+    pub evidence: Option<EvidencePolicy>,
 }
 
 /// The signer's enclave: sealing material and, while a host is attached, the core.
@@ -155,6 +161,24 @@ impl Enclave {
     }
 }
 
+/// Refuses to serve on a platform whose evidence fails `policy`: attests a probe (the service
+/// id, under a fixed nonce) and verifies it as a client would.
+fn self_check(
+    attester: &mut dyn Attester,
+    policy: &EvidencePolicy,
+    service: ServiceId,
+) -> Result<(), OpenError> {
+    let probe = [BoundKey::Ed25519(keyward_crypto::SolanaPubkey(service.0))];
+    let nonce = b"keyward/v1/signer-self-check";
+    let evidence = attester
+        .attest(DEV_MEASUREMENT, &probe, nonce, &mut OsRng)
+        .map_err(|e| OpenError::Attestation(e.to_string()))?;
+    evidence
+        .verify(policy, &probe, nonce)
+        .map_err(|e| OpenError::Attestation(e.to_string()))?;
+    Ok(())
+}
+
 /// Lends the shared attester to one [`Signer`] at a time.
 struct SharedAttester(Arc<Mutex<Box<dyn Attester>>>);
 
@@ -180,15 +204,19 @@ impl Runner for Enclave {
         self.live = None;
         let sealer = self.sealer();
         let (platform, new_platform) = Self::platform(&sealer, stored.platform.as_deref())?;
-        let attester: Box<dyn Attester> = match &self.attester {
+        let mut attester: Box<dyn Attester> = match &self.attester {
             Some(shared) => Box::new(SharedAttester(shared.clone())),
             None => Box::new(platform),
         };
+        if let Some(policy) = &self.policy.evidence {
+            self_check(attester.as_mut(), policy, service)?;
+        }
         let config = SignerConfig {
             service,
             lockout: self.policy.lockout,
             ancestry: self.policy.ancestry.clone(),
             measurement: DEV_MEASUREMENT,
+            evidence_policy: self.policy.evidence.clone(),
             identity_keys: Default::default(),
         };
         let mut signer = Signer::restore(
