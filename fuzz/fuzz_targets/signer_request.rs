@@ -36,6 +36,7 @@ fn config(ancestry: Option<AncestryPolicy>) -> SignerConfig {
         lockout: LockoutPolicy::SOLANA,
         ancestry,
         measurement: [0; 32],
+        evidence_policy: None,
         identity_keys: Default::default(),
     }
 }

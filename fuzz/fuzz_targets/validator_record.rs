@@ -25,6 +25,7 @@ fn restore(stored_as: [u8; 32], record: &[u8]) -> Option<Signer> {
         lockout: LockoutPolicy::SOLANA,
         ancestry: None,
         measurement: [0; 32],
+        evidence_policy: None,
         identity_keys: Default::default(),
     };
     let platform = DevPlatformKey::from_identity(keyward_crypto::IdentityKeypair::from_seed(
