@@ -194,10 +194,7 @@ impl std::error::Error for Rejection {}
 impl Rejection {
     /// The rejection's wire form (module docs); a message over 1024 bytes is cut.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut end = self.detail.len().min(MAX_DETAIL);
-        while !self.detail.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = self.detail.floor_char_boundary(MAX_DETAIL);
         let mut w = Writer::new();
         w.raw(&self.code.to_be_bytes())
             .var8(self.name.as_bytes())

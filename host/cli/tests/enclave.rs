@@ -227,20 +227,25 @@ impl Validator {
             .unwrap()
     }
 
-    fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
+    /// A `TowerSync` vote message for the tower `slots` make.
+    fn message(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Vec<u8> {
         let tower = Tower::new()
             .apply_slots(slots, &LockoutPolicy::SOLANA)
             .unwrap();
         let last = u8::try_from(*slots.last().unwrap()).unwrap();
+        tower_sync_message(
+            &self.identity.pubkey(),
+            &self.vote_account,
+            vote_key,
+            &tower,
+            [last; 32],
+            [9; 32],
+        )
+    }
+
+    fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
         Payload::SignVote {
-            message: tower_sync_message(
-                &self.identity.pubkey(),
-                &self.vote_account,
-                vote_key,
-                &tower,
-                [last; 32],
-                [9; 32],
-            ),
+            message: self.message(vote_key, slots),
             evidence: Vec::new(),
         }
     }
@@ -280,6 +285,19 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
     assert_eq!(status(enclave.pid(), "NoNewPrivs:"), "1");
     assert_eq!(status(enclave.pid(), "Seccomp:"), "2");
     assert_ne!(status(enclave.pid(), "VmLck:"), "0 kB");
+    // A second enclave on the same state directory is refused (two would keep two counters).
+    let second = Command::new(BIN)
+        .args(["enclave", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another keyward enclave"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (signer, url) = start_signer(&config);
 
     let v = Validator::new(1);
@@ -292,7 +310,7 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
         .parse()
         .unwrap();
     client
-        .sign_vote(message(&v, &vote_key, &[1]), Vec::new())
+        .sign_vote(v.message(&vote_key, &[1]), Vec::new())
         .await
         .unwrap();
     let slot2 = client.sign(v.vote(&vote_key, &[1, 2]));
@@ -321,11 +339,11 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
     let (signer, url) = start_signer(&config);
     let client = v.client(&url).await;
     let refused = client
-        .sign_vote(message(&v, &vote_key, &[1, 2, 4]), Vec::new())
+        .sign_vote(v.message(&vote_key, &[1, 2, 4]), Vec::new())
         .await;
     assert_eq!(refused.unwrap_err().reason(), Some("lockout_conflict"));
     client
-        .sign_vote(message(&v, &vote_key, &[1, 2, 3, 5]), Vec::new())
+        .sign_vote(v.message(&vote_key, &[1, 2, 3, 5]), Vec::new())
         .await
         .unwrap();
     let logs = [enclave_log, signer_log, signer.kill(), enclave.kill()].concat();
@@ -364,57 +382,5 @@ async fn with_the_in_process_runner_the_scan_finds_the_vote_key_in_the_host() {
     drop(signer.kill());
     let (seeds, _) = secrets(&dir.join("data"), &dir.join("data"));
     assert!(contains(&host_memory, &seeds[0]));
-    let _ = fs::remove_dir_all(&dir);
-}
-
-fn message(v: &Validator, vote_key: &SolanaPubkey, slots: &[u64]) -> Vec<u8> {
-    match v.vote(vote_key, slots) {
-        Payload::SignVote { message, .. } => message,
-        _ => unreachable!(),
-    }
-}
-
-/// The recommended deployment, isolated with a TPM (swtpm): the confined enclave still reaches
-/// its TPM (opened before confinement) to quote each vote key and advance the NV counter, and
-/// a restarted enclave opens the same state.
-#[cfg(feature = "tpm")]
-#[tokio::test(flavor = "multi_thread")]
-async fn the_isolated_runner_seals_counts_and_attests_with_a_tpm() {
-    use keyward_enclave::{Evidence, EvidenceKind};
-    let dir = tempdir("isolated-tpm");
-    let Some(swtpm) = keyward_tpm::swtpm::Swtpm::start_for_tests(&dir.join("swtpm")) else {
-        return;
-    };
-    let config = config_with(
-        &dir,
-        "isolated",
-        &format!(
-            "[sealing]\nsource = \"tpm\"\ntcti = \"{}\"\npcrs = [16]\nnv_index = 0x01500020\n",
-            swtpm.tcti()
-        ),
-    );
-    let enclave = start_enclave(&config);
-    let (signer, url) = start_signer(&config);
-    let v = Validator::new(3);
-    let client = v.client(&url).await;
-    let registered = client.register(v.vote_account).await.unwrap();
-    let evidence =
-        Evidence::from_bytes(&keyward_host::from_base64(&registered.evidence).unwrap()).unwrap();
-    assert_eq!(evidence.kind(), EvidenceKind::TpmQuote);
-    let vote_key: SolanaPubkey = registered.vote_pubkey.parse().unwrap();
-    client
-        .sign_vote(message(&v, &vote_key, &[1]), Vec::new())
-        .await
-        .unwrap();
-
-    // swtpm serves one client: the old enclave's connection closes with it.
-    drop(enclave.kill());
-    let enclave = start_enclave(&config);
-    send_retrying(&client, v.vote(&vote_key, &[1, 2]))
-        .await
-        .unwrap();
-    assert!(dir.join("data/enclave/sealing.tpm").exists());
-    assert!(!dir.join("data/enclave/sealing.key").exists());
-    drop((signer.kill(), enclave.kill(), swtpm));
     let _ = fs::remove_dir_all(&dir);
 }

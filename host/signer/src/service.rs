@@ -189,12 +189,17 @@ pub struct EnclaveProcess {
     pub socket: PathBuf,
     /// What hardening is in force.
     pub hardening: Hardening,
+    /// Held for the process's life: the state directory's lock.
+    _lock: std::fs::File,
 }
+
+/// The lock file in the enclave's state directory.
+const LOCK_FILE: &str = "enclave.lock";
 
 impl EnclaveProcess {
     /// Prepares `keyward enclave` for `config` (`[runner] kind = "isolated"`): hardens the
     /// process, opens the sealing source in the state directory (made, with a new key and
-    /// counter, only if the directory holds no files), binds the socket (0660), and
+    /// counter, only if the directory holds no files but its lock), binds the socket (0660), and
     /// confines the process to the state directory.
     ///
     /// # Errors
@@ -222,10 +227,16 @@ impl EnclaveProcess {
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("restrict", &dir))?;
-        let fresh = std::fs::read_dir(&dir)
-            .map_err(io("read", &dir))?
-            .next()
-            .is_none();
+        // One enclave per state directory: two would each keep their own view of the counter.
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+        lock.try_lock().map_err(|e| StartError::Io {
+            action: "lock (is another keyward enclave running on it?)",
+            path: lock_path.clone(),
+            source: e.into(),
+        })?;
+        let mut files = std::fs::read_dir(&dir).map_err(io("read", &dir))?;
+        let fresh = !files.any(|f| f.is_ok_and(|f| f.file_name() != LOCK_FILE));
         let sealing = config.sealing.open(&dir, fresh)?;
         let enclave = Enclave::new(sealing, config.chain()?, config.policy()?);
         let socket = config.enclave_socket();
@@ -256,6 +267,7 @@ impl EnclaveProcess {
             listener,
             socket,
             hardening,
+            _lock: lock,
         })
     }
 

@@ -411,10 +411,7 @@ pub fn encode_failed(error: &RunnerError) -> Vec<u8> {
         RunnerError::Unavailable(m) => (4, m.clone()),
         RunnerError::Protocol(m) => (5, m.clone()),
     };
-    let mut end = message.len().min(4096);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = message.floor_char_boundary(4096);
     let mut w = Writer::new();
     w.u8(kind).var16(&message.as_bytes()[..end]);
     w.finish()
