@@ -72,8 +72,11 @@ pub trait MonotonicCounter: std::fmt::Debug + Send {
     /// Raises the counter to `to`, durably; nothing to do if it is there already.
     ///
     /// # Errors
-    /// [`CounterError::Backwards`] below the current value; any other error leaves the value
-    /// where it was.
+    /// [`CounterError::Backwards`] below the current value. After any other error, [`value`]
+    /// says where the counter is (a device may have taken some increments before failing), so a
+    /// retry counts from there.
+    ///
+    /// [`value`]: MonotonicCounter::value
     fn advance(&mut self, to: u64) -> Result<(), CounterError>;
 }
 

@@ -299,7 +299,7 @@ fn seal_new(
     secret[..32].copy_from_slice(SecretBytes::<32>::random(&mut rand_core::OsRng).expose());
     secret[32..40].copy_from_slice(&base.to_be_bytes());
     secret[40..].copy_from_slice(&config.nv_index.to_be_bytes());
-    let secret = SecretBytes::new(*secret);
+    let secret = SecretBytes::<TPM_SECRET>::from_slice(&secret[..]).expect("TPM_SECRET bytes");
     let sealed = tpm.seal_key(&secret, &config.pcrs)?;
     create_file(path, &sealed.to_bytes())?;
     Ok(secret)
@@ -388,19 +388,32 @@ impl MonotonicCounter for TpmCounter {
             .base
             .checked_add(to)
             .ok_or_else(|| device("the counter is exhausted".into()))?;
+        if to == self.value {
+            return Ok(());
+        }
         // The value is known: increments and one read, no read before.
-        let raw = self
-            .nv
-            .increment(&mut lock(&self.tpm), to - self.value)
-            .map_err(|e| device(e.to_string()))?;
-        if raw != target {
-            return Err(device(format!(
+        let error = match self.nv.increment(&mut lock(&self.tpm), to - self.value) {
+            Ok(raw) if raw == target => {
+                self.value = to;
+                return Ok(());
+            }
+            Ok(raw) => device(format!(
                 "it moved to {} behind this process's back (expected {to}): another user of this index?",
                 raw.saturating_sub(self.base)
-            )));
+            )),
+            Err(e) => device(e.to_string()),
+        };
+        // Some increments may have landed (or their answer was lost): learn where the counter
+        // is, so a retry does not overshoot past the state it is meant to pin.
+        if let Some(value) = self
+            .nv
+            .value(&mut lock(&self.tpm))
+            .ok()
+            .and_then(|raw| raw.checked_sub(self.base))
+        {
+            self.value = value;
         }
-        self.value = to;
-        Ok(())
+        Err(error)
     }
 }
 

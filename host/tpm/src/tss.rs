@@ -238,10 +238,16 @@ impl Tpm {
             .map_err(command("NV_DefineSpace"))?;
         // A counter reads only once incremented; its first value is at least the highest any
         // counter on this TPM has had.
-        self.ctx
+        let counter = NvCounter { index, handle };
+        if let Err(e) = self
+            .ctx
             .execute_with_nullauth_session(|ctx| ctx.nv_increment(NvAuth::Owner, handle))
-            .map_err(command("NV_Increment"))?;
-        Ok(NvCounter { index, handle })
+        {
+            // Not left defined: the next first start would find the index taken.
+            let _ = self.undefine_counter(counter);
+            return Err(command("NV_Increment")(e));
+        }
+        Ok(counter)
     }
 
     /// The TPM's attestation key: an ECDSA P-256 restricted signing key, the primary of the
