@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use keyward_crypto::{SolanaKeypair, SolanaPubkey};
 use keyward_signer::client::{Client, ClientError};
 use keyward_signer::config::Config;
+use keyward_signer::engine::Durable;
 use keyward_signer::interchange;
 use keyward_signer::runner::Runner;
 use keyward_signer::service::{self, Service};
@@ -288,8 +289,8 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             out,
         } => {
             let config = config(path.as_deref(), data_dir)?;
-            let (mut enclave, _store) = service::load(&config).map_err(CliError::refused)?;
-            let signer = enclave.signer().expect("load opens the store");
+            let mut enclave = service::inspect(&config).map_err(CliError::refused)?;
+            let signer = enclave.signer().expect("inspect opens the store");
             let doc = interchange::document(&signer.export_all());
             let mut text = serde_json::to_string_pretty(&doc).expect("plain struct");
             text.push('\n');
@@ -324,11 +325,7 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             }
             let manifest = enclave.seal().map_err(CliError::refused)?;
             store
-                .commit(
-                    records.iter().map(|(id, r)| (id, r.as_slice())),
-                    &manifest,
-                    None,
-                )
+                .make_durable(&records, &manifest, None)
                 .map_err(CliError::refused)?;
             enclave.release().map_err(CliError::refused)?;
             for (identity, outcome) in outcomes {

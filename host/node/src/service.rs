@@ -336,7 +336,7 @@ struct Runner {
     /// Digests whose submission failed for a reason other than a refusal: retried first.
     pending: Vec<Body>,
     /// A sealed-state save failed: the core holds a key the disk may not. The core asks to seal
-    /// only once per change, so every later gatekeeper entry waits for a save that succeeds.
+    /// only once per change, so every later step waits for a save that succeeds.
     unsaved: bool,
     /// A worker's kept-alive clients to the gatekeepers.
     clients: Clients,
@@ -477,6 +477,12 @@ impl Runner {
             self.submit(&body).await?;
             return Ok(false);
         }
+        // A failed save is retried before anything else, for both roles: every entry may depend
+        // on the state it would store (a ClusterKey, dropped shares), and the core will not
+        // produce that state again.
+        if self.unsaved {
+            self.save_unsaved()?;
+        }
         let step = {
             let registry = self.shared.registry.read().expect("registry lock");
             let mut core = self.shared.core.write().expect("core lock");
@@ -501,17 +507,12 @@ impl Runner {
             }
         };
         match step {
-            // A failed save is retried even when the core has nothing else to do: a `Seal` that
-            // did not land leaves dropped shares in the stored state.
-            None if self.unsaved => self.save_unsaved().map(|()| true),
             None => Ok(true),
-            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) if !self.unsaved => {
+            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) => {
                 self.submit(&body).await.map(|()| false)
             }
             Some(Step::Gatekeeper(GatekeeperStep::Seal)) => self.save_unsaved().map(|()| false),
-            Some(Step::Gatekeeper(
-                GatekeeperStep::Submit(body) | GatekeeperStep::SealThenSubmit(body),
-            )) => {
+            Some(Step::Gatekeeper(GatekeeperStep::SealThenSubmit(body))) => {
                 self.save_unsaved()?;
                 self.submit(&body).await.map(|()| false)
             }

@@ -88,13 +88,8 @@ fn enclave(config: &Config, dir: &std::path::Path, create: bool) -> Result<Encla
     Ok(Enclave::new(sealing, config.chain()?, config.policy()?))
 }
 
-/// Opens the store in `config.data_dir` with the in-process runner and makes the startup
-/// commit: what the tower export and import commands use on a stopped signer (for an isolated
-/// configuration, run as the enclave's user: the sealing files are in its state directory).
-///
-/// # Errors
-/// [`StartError`].
-pub fn load(config: &Config) -> Result<(Enclave, Store), StartError> {
+/// The in-process enclave and the store of a stopped signer, nothing opened yet.
+fn stopped(config: &Config) -> Result<(Enclave, Store), StartError> {
     config.check()?;
     let create = !config.data_dir.join("signer.redb").exists();
     // The isolated enclave keeps its sealing files in its own directory.
@@ -104,10 +99,34 @@ pub fn load(config: &Config) -> Result<(Enclave, Store), StartError> {
     };
     // The sealing source first: a store that is gone beside a moved counter is refused before a
     // new one is made.
-    let mut enclave = enclave(config, &sealing_dir, create)?;
-    let mut store = Store::open(&config.data_dir)?;
+    let enclave = enclave(config, &sealing_dir, create)?;
+    Ok((enclave, Store::open(&config.data_dir)?))
+}
+
+/// Opens the store in `config.data_dir` with the in-process runner and makes the startup
+/// commit: what the tower import command uses on a stopped signer (for an isolated
+/// configuration, run as the enclave's user: the sealing files are in its state directory).
+///
+/// # Errors
+/// [`StartError`].
+pub fn load(config: &Config) -> Result<(Enclave, Store), StartError> {
+    let (mut enclave, mut store) = stopped(config)?;
     open_session(&mut enclave, &mut store)?;
     Ok((enclave, store))
+}
+
+/// Opens a stopped signer's store for reading (the tower export command): the core loads and
+/// checks it against the counter, and nothing is written or advanced.
+///
+/// # Errors
+/// [`StartError`].
+pub fn inspect(config: &Config) -> Result<Enclave, StartError> {
+    let (mut enclave, store) = stopped(config)?;
+    let stored = store.stored()?;
+    enclave
+        .open(store.service(), &stored)
+        .map_err(OpenFailure::from)?;
+    Ok(enclave)
 }
 
 impl Service {
