@@ -11,18 +11,34 @@
 //! along with the blob, or edits it. That takes a counter outside the host's reach: a TPM NV
 //! counter.
 //!
+//! An advance is one in-place write and one `fdatasync` (the vote signer advances once per
+//! commit, so this is on its hot path): the file has two slots, each in its own 512-byte sector,
+//! and an advance overwrites the slot that does not hold the current value. A write torn by a
+//! crash leaves that slot failing its check and the other slot intact, so the counter reads as
+//! the last value whose advance completed.
+//!
 //! ```text
-//! file = "KWCN" || 0x01 || u64(value)      13 bytes, big-endian
+//! file  = slot(A) || zeros(512 - 21) || slot(B) || zeros(512 - 21)           1024 bytes
+//! slot  = "KWCN" || 0x02 || u64(value) || SHA-256(the 13 bytes before)[..8]  21 bytes
+//! value = the larger value of the slots that pass their check
 //! ```
+//!
+//! Version 1 files (`"KWCN" || 0x01 || u64(value)`, 13 bytes) are read, and rewritten as
+//! version 2 by their first advance.
 
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 const MAGIC: &[u8; 4] = b"KWCN";
-const VERSION: u8 = 1;
-const LEN: usize = 13;
+const VERSION: u8 = 2;
+const SLOT: usize = 21;
+const SECTOR: usize = 512;
+const LEN: usize = 2 * SECTOR;
+const V1_LEN: usize = 13;
 
 /// Why the counter could not be read or advanced.
 #[derive(Debug, Error)]
@@ -80,11 +96,15 @@ pub trait MonotonicCounter: std::fmt::Debug + Send {
     fn advance(&mut self, to: u64) -> Result<(), CounterError>;
 }
 
-/// A monotonic counter kept in a 0600 file, written atomically and durably.
+/// A monotonic counter kept in a 0600 file (module docs: two slots, advanced in place).
 #[derive(Debug)]
 pub struct FileCounter {
     path: PathBuf,
+    /// The open file, or `None` while it is still a version 1 file.
+    file: Option<fs::File>,
     value: u64,
+    /// The slot (0 or 1) the next advance overwrites: the one not holding `value`.
+    next: usize,
 }
 
 impl FileCounter {
@@ -104,29 +124,61 @@ impl FileCounter {
             path: path.to_owned(),
             reason,
         };
-        match fs::read(path) {
-            Ok(bytes) => {
-                if bytes.len() != LEN {
-                    return Err(corrupt("not 13 bytes"));
-                }
-                if &bytes[..4] != MAGIC || bytes[4] != VERSION {
-                    return Err(corrupt("not a keyward counter file of version 1"));
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                crate::files::create_new(path, &image(0)).map_err(io)?;
+                image(0).to_vec()
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let (value, next, file) = match bytes.len() {
+            V1_LEN => {
+                if &bytes[..4] != MAGIC || bytes[4] != 1 {
+                    return Err(corrupt("not a keyward counter file"));
                 }
                 let value = u64::from_be_bytes(bytes[5..].try_into().expect("8 bytes"));
-                Ok(Self {
-                    path: path.to_owned(),
-                    value,
-                })
+                (value, 0, None)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                crate::files::create_new(path, &encode(0)).map_err(io)?;
-                Ok(Self {
-                    path: path.to_owned(),
-                    value: 0,
-                })
+            LEN => {
+                let slots = [
+                    decode_slot(&bytes[..SLOT]),
+                    decode_slot(&bytes[SECTOR..][..SLOT]),
+                ];
+                let (value, next) = match slots {
+                    [Some(a), Some(b)] if b > a => (b, 0),
+                    [Some(a), _] => (a, 1),
+                    [None, Some(b)] => (b, 0),
+                    [None, None] => return Err(corrupt("neither slot holds a counter value")),
+                };
+                let file = fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+                (value, next, Some(file))
             }
-            Err(e) => Err(io(e)),
+            _ => return Err(corrupt("not a keyward counter file (wrong length)")),
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            value,
+            next,
+        })
+    }
+
+    /// Writes `to` durably: into the free slot, or (for a version 1 file) as a new file.
+    fn write(&mut self, to: u64) -> std::io::Result<()> {
+        match &self.file {
+            Some(file) => {
+                file.write_all_at(&slot(to), (self.next * SECTOR) as u64)?;
+                file.sync_data()?;
+                self.next = 1 - self.next;
+            }
+            None => {
+                crate::files::replace(&self.path, &image(to))?;
+                self.file = Some(fs::OpenOptions::new().write(true).open(&self.path)?);
+                self.next = 1;
+            }
         }
+        Ok(())
     }
 }
 
@@ -135,8 +187,8 @@ impl MonotonicCounter for FileCounter {
         self.value
     }
 
-    /// [`CounterError::Io`] leaves the counter at its old value (in memory and, but for a failed
-    /// directory sync, on disk).
+    /// [`CounterError::Io`] leaves the counter at its old value: in memory, and on disk but for
+    /// a write that completed and then failed to sync (the next advance writes the same slot).
     fn advance(&mut self, to: u64) -> Result<(), CounterError> {
         if to < self.value {
             return Err(CounterError::Backwards {
@@ -146,7 +198,7 @@ impl MonotonicCounter for FileCounter {
             });
         }
         if to > self.value {
-            crate::files::replace(&self.path, &encode(to)).map_err(|source| CounterError::Io {
+            self.write(to).map_err(|source| CounterError::Io {
                 path: self.path.clone(),
                 source,
             })?;
@@ -156,11 +208,26 @@ impl MonotonicCounter for FileCounter {
     }
 }
 
-fn encode(value: u64) -> [u8; LEN] {
-    let mut bytes = [0u8; LEN];
+fn slot(value: u64) -> [u8; SLOT] {
+    let mut bytes = [0u8; SLOT];
     bytes[..4].copy_from_slice(MAGIC);
     bytes[4] = VERSION;
-    bytes[5..].copy_from_slice(&value.to_be_bytes());
+    bytes[5..13].copy_from_slice(&value.to_be_bytes());
+    let check = Sha256::digest(&bytes[..13]);
+    bytes[13..].copy_from_slice(&check[..8]);
+    bytes
+}
+
+fn decode_slot(bytes: &[u8]) -> Option<u64> {
+    let value = u64::from_be_bytes(bytes.get(5..13)?.try_into().ok()?);
+    (bytes == slot(value).as_slice()).then_some(value)
+}
+
+/// A whole file with both slots at `value`.
+fn image(value: u64) -> [u8; LEN] {
+    let mut bytes = [0u8; LEN];
+    bytes[..SLOT].copy_from_slice(&slot(value));
+    bytes[SECTOR..][..SLOT].copy_from_slice(&slot(value));
     bytes
 }
 
@@ -200,12 +267,54 @@ mod tests {
     }
 
     #[test]
+    fn advances_alternate_slots_and_a_torn_slot_falls_back() {
+        let path = dir("slots").join("counter");
+        let mut c = FileCounter::open(&path, true).unwrap();
+        for to in 1..=4 {
+            c.advance(to).unwrap();
+            assert_eq!(FileCounter::open(&path, false).unwrap().value(), to);
+        }
+        // A new file holds 0 in both slots; 1 went to slot B, 2 to A, 3 to B, 4 to A. Tear
+        // slot A, and the counter reads 3.
+        let mut bytes = fs::read(&path).unwrap();
+        assert_eq!(decode_slot(&bytes[..SLOT]), Some(4));
+        bytes[7] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let mut c = FileCounter::open(&path, false).unwrap();
+        assert_eq!(c.value(), 3);
+        // The next advance overwrites the torn slot, never the good one.
+        c.advance(9).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(decode_slot(&bytes[SECTOR..][..SLOT]), Some(3));
+        assert_eq!(FileCounter::open(&path, false).unwrap().value(), 9);
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_and_rewritten_by_its_first_advance() {
+        let path = dir("v1").join("counter");
+        fs::write(&path, b"KWCN\x01\0\0\0\0\0\0\0\x07").unwrap();
+        let mut c = FileCounter::open(&path, false).unwrap();
+        assert_eq!(c.value(), 7);
+        c.advance(8).unwrap();
+        c.advance(9).unwrap();
+        assert_eq!(fs::read(&path).unwrap().len(), LEN);
+        assert_eq!(FileCounter::open(&path, false).unwrap().value(), 9);
+    }
+
+    #[test]
     fn a_damaged_file_is_corrupt_not_zero() {
         let d = dir("bad");
         for (name, bytes) in [
             ("short", b"KWCN\x01".to_vec()),
             ("magic", b"XXXX\x01\0\0\0\0\0\0\0\x07".to_vec()),
             ("version", b"KWCN\x02\0\0\0\0\0\0\0\x07".to_vec()),
+            ("both slots torn", {
+                let mut bytes = image(7).to_vec();
+                bytes[20] ^= 1;
+                bytes[SECTOR + 20] ^= 1;
+                bytes
+            }),
+            ("long", [image(7).as_slice(), &[0]].concat()),
         ] {
             let path = d.join(name);
             fs::write(&path, bytes).unwrap();
