@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(request) = SignedRequest::from_bytes(body) {
                 assert_eq!(request.to_bytes(), body);
             }
+            if let Ok(requests) = protocol::decode_apply(body) {
+                let encoded: Vec<Vec<u8>> = requests.iter().map(SignedRequest::to_bytes).collect();
+                assert_eq!(protocol::encode_apply(&encoded), body);
+            }
         }
         1 => {
             if let Ok(header) = OpenHeader::decode(body) {
@@ -53,8 +57,8 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let _ = protocol::decode_failed(body);
-            if let Ok(record) = protocol::decode_applied(body) {
-                assert_eq!(protocol::encode_applied(record.as_ref()), body);
+            if let Ok(records) = protocol::decode_applied(body) {
+                assert_eq!(protocol::encode_applied(&records), body);
             }
         }
     }

@@ -233,6 +233,41 @@ fn is_canonical_point_encoding(bytes: &[u8; 32]) -> bool {
     !y_at_least_p && !(sign && (y == one || y == minus_one))
 }
 
+/// The y-coordinates (sign bit clear) of the eight points of small order: 1 (the identity),
+/// p - 1 (order 2), 0 (order 4, both signs of x) and two of order 8 (both signs each). With
+/// [`is_canonical_point_encoding`], a point's encoding is one of these exactly when the point
+/// has small order (checked against curve25519-dalek in the tests).
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [0; 32],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
+
+/// Whether a canonical encoding is that of a point of small order (a byte comparison, no
+/// decoding).
+fn is_small_order_encoding(bytes: &[u8; 32]) -> bool {
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    SMALL_ORDER_Y.contains(&y)
+}
+
 /// An ed25519 public key, shown in base58 as Solana does.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SolanaPubkey(pub [u8; 32]);
@@ -339,6 +374,83 @@ impl VerifierCache {
             }
         };
         verifier.verify(message, signature)
+    }
+
+    /// Verifies many signatures at once, each as [`VerifierCache::verify`] would, and returns
+    /// each one's verdict in order. A batch that holds together is checked with one
+    /// multi-scalar multiplication (ed25519-dalek's deterministic batch equation, about half the
+    /// cost of checking each); if it does not, each signature is checked on its own, so one bad
+    /// signature costs its batch a second pass but changes no other verdict.
+    ///
+    /// **What differs from one-by-one checks:** the batch equation is a random combination of
+    /// the single ones, and accepts a signature whose single check fails only if its residue is
+    /// of small order. Making such a signature takes the key's private scalar (it is how an
+    /// honest signer would place a torsion component in R); nobody else can, so a signature the
+    /// batch accepts was still made by the key's holder. Small-order keys and R, non-canonical R
+    /// and s are refused before the batch, as [`SolanaVerifier::verify`] refuses them.
+    pub fn verify_batch(
+        &self,
+        items: &[(SolanaPubkey, &[u8], SolanaSignature)],
+    ) -> Vec<Result<(), crate::SignatureError>> {
+        if items.len() < 2 {
+            return items
+                .iter()
+                .map(|(key, message, signature)| self.verify(key, message, signature))
+                .collect();
+        }
+        let known: Vec<Option<SolanaVerifier>> = {
+            let keys = self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            items
+                .iter()
+                .map(|(key, ..)| keys.get(&key.0).copied())
+                .collect()
+        };
+        // What the batch cannot refuse on its own is refused here; the rest go to the batch.
+        let mut verdicts: Vec<Result<(), crate::SignatureError>> = Vec::with_capacity(items.len());
+        let mut batch: Vec<(usize, VerifyingKey)> = Vec::with_capacity(items.len());
+        for (i, ((key, _, signature), cached)) in items.iter().zip(known).enumerate() {
+            let r: &[u8; 32] = signature.0[..32].try_into().expect("64-byte signature");
+            let verifier = match cached {
+                Some(v) => Some(v),
+                None => key.verifier().ok().filter(|v| !v.0.is_weak()),
+            };
+            match verifier {
+                Some(v) if is_canonical_point_encoding(r) && !is_small_order_encoding(r) => {
+                    batch.push((i, v.0));
+                    verdicts.push(Ok(()));
+                }
+                _ => verdicts.push(Err(crate::SignatureError)),
+            }
+        }
+        let messages: Vec<&[u8]> = batch.iter().map(|(i, _)| items[*i].1).collect();
+        let signatures: Vec<ed25519_dalek::Signature> = batch
+            .iter()
+            .map(|(i, _)| ed25519_dalek::Signature::from_bytes(&items[*i].2.0))
+            .collect();
+        let keys: Vec<VerifyingKey> = batch.iter().map(|(_, k)| *k).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+            for (i, _) in &batch {
+                let (key, message, signature) = &items[*i];
+                verdicts[*i] = self.verify(key, message, signature);
+            }
+        } else {
+            let mut cache = self
+                .keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (i, key) in &batch {
+                if !cache.contains_key(&items[*i].0.0) {
+                    if cache.len() >= Self::CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(items[*i].0.0, SolanaVerifier(*key));
+                }
+            }
+        }
+        verdicts
     }
 
     /// How many keys are held.
@@ -505,24 +617,18 @@ mod tests {
         assert!(!format!("{kp:?}").contains(&text[1..10]));
     }
 
-    #[test]
-    fn strict_verification_refuses_malleable_forms() {
+    const SEED: [u8; 32] = [0x5a; 32];
+    const MESSAGE: &[u8] = b"vote";
+
+    /// Signatures over [`MESSAGE`] that strict verification refuses, by the key of [`SEED`]
+    /// unless the form needs another key; each but the non-point key satisfies the cofactorless
+    /// equation or is a re-encoding of one that does.
+    fn refused_forms() -> Vec<(&'static str, SolanaPubkey, SolanaSignature)> {
         use curve25519_dalek::{EdwardsPoint, Scalar};
-        use ed25519_dalek::Verifier as _;
         use sha2::{Digest, Sha512};
-        let seed = [0x5a; 32];
-        let kp = SolanaKeypair::from_seed(&SecretBytes::new(seed));
-        let message = b"vote";
-        let verdicts = |key: &SolanaPubkey, sig: &SolanaSignature| {
-            let cache = VerifierCache::default();
-            [
-                key.verify(message, sig).is_ok(),
-                cache.verify(key, message, sig).is_ok(),
-                cache.verify(key, message, sig).is_ok(), // now from the cache, if it was kept
-            ]
-        };
-        let good = kp.sign(message);
-        assert_eq!(verdicts(&kp.pubkey(), &good), [true; 3]);
+        let kp = SolanaKeypair::from_seed(&SecretBytes::new(SEED));
+        let good = kp.sign(MESSAGE);
+        let mut forms = Vec::new();
 
         // s + ℓ: the same equation holds, but s is not below ℓ.
         const ELL: [u8; 32] = [
@@ -537,7 +643,7 @@ mod tests {
             carry = sum >> 8;
         }
         assert_eq!(carry, 0);
-        assert_eq!(verdicts(&kp.pubkey(), &malleated), [false; 3]);
+        forms.push(("s + ℓ", kp.pubkey(), malleated));
 
         // A small-order key (the identity point): [s]B = R + [k]A holds for R = [s]B.
         let s_any = Scalar::from(7u64);
@@ -546,41 +652,25 @@ mod tests {
         forged[32..].copy_from_slice(&s_any.to_bytes());
         let mut identity_point = [0u8; 32];
         identity_point[0] = 1;
-        let lax = |key: [u8; 32], sig: [u8; 64]| {
-            ed25519_dalek::VerifyingKey::from_bytes(&key)
-                .unwrap()
-                .verify(message, &ed25519_dalek::Signature::from_bytes(&sig))
-                .is_ok()
-        };
-        assert!(
-            lax(identity_point, forged),
-            "the forgery satisfies the equation"
-        );
-        assert_eq!(
-            verdicts(&SolanaPubkey(identity_point), &SolanaSignature(forged)),
-            [false; 3]
-        );
+        forms.push((
+            "small-order key",
+            SolanaPubkey(identity_point),
+            SolanaSignature(forged),
+        ));
 
         // A small-order R (the identity) on a real key: s = k·a satisfies the equation.
-        let a = ed25519_dalek::SigningKey::from_bytes(&seed).to_scalar();
+        let a = ed25519_dalek::SigningKey::from_bytes(&SEED).to_scalar();
         let challenge = |r: &[u8; 32]| {
             let mut h = Sha512::new();
             h.update(r);
             h.update(kp.pubkey().0);
-            h.update(message);
+            h.update(MESSAGE);
             Scalar::from_hash(h)
         };
         let mut small_r = [0u8; 64];
         small_r[..32].copy_from_slice(&identity_point);
         small_r[32..].copy_from_slice(&(challenge(&identity_point) * a).to_bytes());
-        assert!(
-            lax(kp.pubkey().0, small_r),
-            "the forgery satisfies the equation"
-        );
-        assert_eq!(
-            verdicts(&kp.pubkey(), &SolanaSignature(small_r)),
-            [false; 3]
-        );
+        forms.push(("small-order R", kp.pubkey(), SolanaSignature(small_r)));
 
         // The same R non-canonically encoded (sign bit set on x = 0).
         let mut non_canonical = identity_point;
@@ -588,7 +678,109 @@ mod tests {
         let mut sig = [0u8; 64];
         sig[..32].copy_from_slice(&non_canonical);
         sig[32..].copy_from_slice(&(challenge(&non_canonical) * a).to_bytes());
-        assert_eq!(verdicts(&kp.pubkey(), &SolanaSignature(sig)), [false; 3]);
+        forms.push(("non-canonical R", kp.pubkey(), SolanaSignature(sig)));
+
+        // A key that is not a point (y = 2 has no x).
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        forms.push(("key not a point", SolanaPubkey(not_a_point), good));
+        forms
+    }
+
+    #[test]
+    fn strict_verification_refuses_malleable_forms() {
+        use ed25519_dalek::Verifier as _;
+        let kp = SolanaKeypair::from_seed(&SecretBytes::new(SEED));
+        let verdicts = |key: &SolanaPubkey, sig: &SolanaSignature| {
+            let cache = VerifierCache::default();
+            [
+                key.verify(MESSAGE, sig).is_ok(),
+                cache.verify(key, MESSAGE, sig).is_ok(),
+                cache.verify(key, MESSAGE, sig).is_ok(), // now from the cache, if it was kept
+            ]
+        };
+        assert_eq!(verdicts(&kp.pubkey(), &kp.sign(MESSAGE)), [true; 3]);
+        for (name, key, sig) in refused_forms() {
+            if matches!(name, "small-order key" | "small-order R") {
+                let lax = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                    .unwrap()
+                    .verify(MESSAGE, &ed25519_dalek::Signature::from_bytes(&sig.0));
+                assert!(lax.is_ok(), "{name}: the forgery satisfies the equation");
+            }
+            assert_eq!(verdicts(&key, &sig), [false; 3], "{name}");
+        }
+    }
+
+    #[test]
+    fn small_order_encodings_are_exactly_the_eight_torsion_points() {
+        use curve25519_dalek::Scalar;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        use sha2::{Digest, Sha256};
+        // The torsion part of random points: Q - [8]([8⁻¹ mod ℓ]Q).
+        let eighth = Scalar::from(8u64).invert();
+        let mut torsion = std::collections::BTreeSet::new();
+        for i in 0u32..400 {
+            let bytes: [u8; 32] = Sha256::digest(i.to_be_bytes()).into();
+            if let Some(q) = CompressedEdwardsY(bytes).decompress() {
+                torsion.insert((q - (q * eighth).mul_by_cofactor()).compress().0);
+            }
+        }
+        assert_eq!(torsion.len(), 8, "all eight found");
+        for t in &torsion {
+            assert!(is_canonical_point_encoding(t) && is_small_order_encoding(t));
+        }
+        // And no canonical encoding outside them is of small order: each listed y with either
+        // sign is one of the eight, or not canonical.
+        for y in SMALL_ORDER_Y {
+            for sign in [0, 0x80] {
+                let mut e = y;
+                e[31] |= sign;
+                assert_eq!(
+                    torsion.contains(&e),
+                    is_canonical_point_encoding(&e),
+                    "{e:02x?}"
+                );
+            }
+        }
+        let kp = SolanaKeypair::from_seed(&SecretBytes::new(SEED));
+        assert!(!is_small_order_encoding(&kp.pubkey().0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The batch gives each signature the verdict a one-by-one check gives it, whatever the
+        /// mix: good ones, wrong messages, other keys, and every refused form.
+        #[test]
+        fn batch_verdicts_match_single_ones(picks in prop::collection::vec(0usize..12, 0..24)) {
+            let keys: Vec<SolanaKeypair> =
+                (0u8..3).map(|i| SolanaKeypair::from_seed(&SecretBytes::new([i; 32]))).collect();
+            let refused = refused_forms();
+            let items: Vec<(SolanaPubkey, &[u8], SolanaSignature)> = picks
+                .iter()
+                .map(|&p| match p {
+                    0..=3 => (keys[p % 3].pubkey(), MESSAGE, keys[p % 3].sign(MESSAGE)),
+                    4..=5 => (keys[0].pubkey(), b"other".as_slice(), keys[0].sign(MESSAGE)),
+                    6 => (keys[1].pubkey(), MESSAGE, keys[2].sign(MESSAGE)),
+                    _ => {
+                        let (_, key, sig) = refused[p - 7];
+                        (key, MESSAGE, sig)
+                    }
+                })
+                .collect();
+            let single = VerifierCache::default();
+            let expected: Vec<bool> = items
+                .iter()
+                .map(|(k, m, s)| single.verify(k, m, s).is_ok())
+                .collect();
+            let cache = VerifierCache::default();
+            for _ in 0..2 {
+                // The second pass runs with the keys the first one kept.
+                let got: Vec<bool> =
+                    cache.verify_batch(&items).iter().map(Result::is_ok).collect();
+                prop_assert_eq!(&got, &expected);
+            }
+        }
     }
 
     #[test]

@@ -213,18 +213,51 @@ impl SignedRequest {
         }
     }
 
-    /// Checks the service id and the signature. Costs one Ed25519 verification; needs no state,
-    /// so hosts run it before taking any lock.
+    /// Checks the service id and the signature of each request, and returns each one's verdict
+    /// in order. Needs no state. The signatures are checked together
+    /// ([`VerifierCache::verify_batch`]: about half the cost of one-by-one checks, and a
+    /// signature the batch accepts was made by its identity's key).
     ///
     /// # Errors
+    /// Per request: [`RequestError::Malformed`] (evidence over its limits),
     /// [`RequestError::WrongService`] or [`RequestError::BadSignature`].
     ///
     /// `keys` keeps decoded identity keys between requests; it changes no outcome.
-    pub fn authenticate(
-        self,
+    pub fn authenticate_all(
+        requests: Vec<Self>,
         service: &ServiceId,
         keys: &VerifierCache,
-    ) -> Result<Authenticated, RequestError> {
+    ) -> Vec<Result<Authenticated, RequestError>> {
+        let checked: Vec<Result<(Self, Vec<u8>), RequestError>> = requests
+            .into_iter()
+            .map(|request| {
+                let bytes = request.check(service)?;
+                Ok((request, bytes))
+            })
+            .collect();
+        let items: Vec<(SolanaPubkey, &[u8], SolanaSignature)> = checked
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .map(|(request, bytes)| (request.identity, bytes.as_slice(), request.signature))
+            .collect();
+        let mut verdicts = keys.verify_batch(&items).into_iter();
+        checked
+            .into_iter()
+            .map(|c| {
+                let (request, bytes) = c?;
+                match verdicts.next() {
+                    Some(Ok(())) => Ok(Authenticated {
+                        digest: Sha256::digest(&bytes).into(),
+                        request,
+                    }),
+                    _ => Err(RequestError::BadSignature(request.identity)),
+                }
+            })
+            .collect()
+    }
+
+    /// The checks before the signature's, and the bytes it signs.
+    fn check(&self, service: &ServiceId) -> Result<Vec<u8>, RequestError> {
         if let Payload::SignVote { evidence, .. } = &self.payload
             && (evidence.len() > MAX_EVIDENCE
                 || evidence.iter().any(|tx| tx.len() > MAX_TRANSACTION_LEN))
@@ -239,13 +272,12 @@ impl SignedRequest {
                 expected: *service,
             });
         }
-        let bytes = signing_bytes(&self.payload, &self.service, &self.identity, self.nonce);
-        keys.verify(&self.identity, &bytes, &self.signature)
-            .map_err(|_| RequestError::BadSignature(self.identity))?;
-        Ok(Authenticated {
-            digest: Sha256::digest(&bytes).into(),
-            request: self,
-        })
+        Ok(signing_bytes(
+            &self.payload,
+            &self.service,
+            &self.identity,
+            self.nonce,
+        ))
     }
 }
 

@@ -74,17 +74,45 @@ pub struct SignerConfig {
 
 impl SignerConfig {
     /// Everything about a request that needs no state: the service id, the identity's signature
-    /// and the evidence's signatures. Hosts call it before taking the signer's lock.
+    /// and the evidence's signatures.
     ///
     /// # Errors
     /// The refusal; nothing has changed.
     pub fn prepare(&self, request: SignedRequest) -> Result<Prepared, Refusal> {
-        if let Payload::SignVote { message, .. } = &request.payload
-            && message.len() > MAX_MESSAGE_LEN
-        {
-            return Err(MessageError::TooLong { len: message.len() }.into());
+        self.prepare_all(vec![request])
+            .pop()
+            .expect("one verdict per request")
+    }
+
+    /// [`SignerConfig::prepare`] for many requests, with their identity signatures checked
+    /// together ([`SignedRequest::authenticate_all`]); returns each one's verdict in order.
+    pub fn prepare_all(&self, requests: Vec<SignedRequest>) -> Vec<Result<Prepared, Refusal>> {
+        let mut refused: Vec<Option<Refusal>> = Vec::with_capacity(requests.len());
+        let mut sized = Vec::with_capacity(requests.len());
+        for request in requests {
+            match &request.payload {
+                Payload::SignVote { message, .. } if message.len() > MAX_MESSAGE_LEN => {
+                    refused.push(Some(MessageError::TooLong { len: message.len() }.into()));
+                }
+                _ => {
+                    refused.push(None);
+                    sized.push(request);
+                }
+            }
         }
-        let authenticated = request.authenticate(&self.service, &self.identity_keys)?;
+        let mut authenticated =
+            SignedRequest::authenticate_all(sized, &self.service, &self.identity_keys).into_iter();
+        refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(refusal) => Err(refusal),
+                None => self.with_evidence(authenticated.next().expect("one verdict per request")?),
+            })
+            .collect()
+    }
+
+    /// Checks an authenticated request's ancestry evidence, if any.
+    fn with_evidence(&self, authenticated: Authenticated) -> Result<Prepared, Refusal> {
         let evidence = match (&authenticated.request().payload, &self.ancestry) {
             (Payload::SignVote { evidence, .. }, Some(policy)) => {
                 policy.verify_evidence(evidence)?

@@ -98,6 +98,17 @@ fn core_path(c: &mut Criterion) {
     c.bench_function("core/prepare signVote (request signature check)", |b| {
         b.iter(|| config.prepare(black_box(sample.clone())).unwrap())
     });
+    // A writer's batch: 32 validators' votes, their signatures checked together.
+    let batch: Vec<SignedRequest> = (0..32u64)
+        .map(|i| {
+            let identity = SolanaKeypair::generate(&mut rng);
+            SignedRequest::sign(sample.payload.clone(), service, &identity, i + 1)
+        })
+        .collect();
+    c.bench_function(
+        "core/prepare_all 32 signVotes (signatures checked together)",
+        |b| b.iter(|| config.prepare_all(black_box(batch.clone()))),
+    );
     c.bench_function("core/apply signVote (rules, sign, record)", |b| {
         b.iter_batched(
             || config.prepare(request(&next)).unwrap(),

@@ -2,9 +2,10 @@
 //! order, commits the records of everything it applied with one fsync (group commit), and only
 //! then has the enclave release the answers.
 //!
-//! Signature checks happen before a request reaches this queue ([`keyward_vote::SignerConfig::prepare`]
-//! on the RPC worker threads), so the thread spends its time on the tower rules, one Ed25519
-//! signature per vote and the commit. An isolated enclave checks each request again.
+//! The enclave checks each batch's signatures together ([`keyward_vote::SignerConfig::prepare_all`]:
+//! about half the CPU of checking them one by one), then applies the tower rules and signs; the
+//! RPC threads only parse. A request with a bad signature is refused like any other, with its
+//! batch's answers.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -14,7 +15,7 @@ use tokio::sync::oneshot;
 
 use keyward_crypto::SolanaPubkey;
 pub use keyward_host::Failure;
-use keyward_vote::{Answer, CommitManifest, Method, Prepared, Rejection, ServiceId};
+use keyward_vote::{Answer, CommitManifest, Method, Rejection, ServiceId, SignedRequest};
 
 use crate::metrics::Metrics;
 pub use crate::runner::{Query, QueryAnswer};
@@ -121,7 +122,7 @@ pub fn open_session(runner: &mut impl Runner, store: &mut impl Durable) -> Resul
 
 enum Job {
     Apply {
-        prepared: Box<Prepared>,
+        request: Box<SignedRequest>,
         reply: oneshot::Sender<Result<Answer, ServiceError>>,
     },
     Query {
@@ -189,14 +190,15 @@ impl Engine {
         &self.failure
     }
 
-    /// Applies `prepared` and returns its answer once its record is durable.
+    /// Has the enclave check and apply `request`, and returns its answer once its record is
+    /// durable.
     ///
     /// # Errors
     /// [`ServiceError`].
-    pub async fn apply(&self, prepared: Prepared) -> Result<Answer, ServiceError> {
+    pub async fn apply(&self, request: SignedRequest) -> Result<Answer, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Apply {
-            prepared: Box::new(prepared),
+            request: Box::new(request),
             reply,
         })?;
         answer.await.map_err(|_| ServiceError::Stopped)?
@@ -281,8 +283,9 @@ impl<R: Runner, D: Durable> Writer<R, D> {
     }
 
     /// Applies `first` and whatever else is queued, in order, up to `max_batch` jobs; commits
-    /// their records with one fsync; then releases the answers. Jobs that arrive while earlier
-    /// ones are being applied join the batch, so the batch grows with the load.
+    /// their records with one fsync; then releases the answers. The enclave takes what is
+    /// queued as one call (its signatures checked together); what arrives while it works is
+    /// applied next and joins the commit, so the commit grows with the load.
     fn batch(&mut self, first: Job, rx: &Receiver<Job>, max_batch: usize) {
         let mut pending = Vec::new();
         let mut queries = Vec::new();
@@ -290,32 +293,35 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         let mut taken = 0;
         let mut next = Some(first);
         let mut failed: Option<RunnerError> = None;
-        while let Some(job) = next.take() {
-            taken += 1;
-            match job {
-                Job::Apply { prepared, reply } => {
-                    let request = prepared.request();
-                    let (method, identity) = (request.payload.method(), request.identity);
-                    match self.runner.apply(&prepared) {
-                        Ok(record) => records.extend(record),
-                        Err(e) => {
-                            let _ = reply.send(Err(ServiceError::Unavailable(e.clone())));
-                            failed = Some(e);
-                            break;
-                        }
+        while next.is_some() && failed.is_none() {
+            let mut requests = Vec::new();
+            while let Some(job) = next.take() {
+                taken += 1;
+                match job {
+                    Job::Apply { request, reply } => {
+                        pending.push(Pending {
+                            reply,
+                            method: request.payload.method(),
+                            identity: request.identity,
+                        });
+                        requests.push(*request);
                     }
-                    pending.push(Pending {
-                        reply,
-                        method,
-                        identity,
-                    });
+                    // Answered after the commit: a query must not see a key or count that is
+                    // not durable yet.
+                    Job::Query { query, reply } => queries.push((query, reply)),
                 }
-                // Answered after the commit: a query must not see a key or count that is not
-                // durable yet.
-                Job::Query { query, reply } => queries.push((query, reply)),
+                if taken < max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !requests.is_empty() {
+                match self.runner.apply(requests) {
+                    Ok(changed) => records.extend(changed),
+                    Err(e) => failed = Some(e),
+                }
             }
             // Only after applying: what arrived meanwhile shares this commit.
-            if taken < max_batch {
+            if taken < max_batch && failed.is_none() {
                 next = rx.try_recv().ok();
             }
         }

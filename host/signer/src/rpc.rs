@@ -21,7 +21,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 pub use keyward_host::Running;
 use tower::{Layer, Service};
 
-use keyward_vote::{Answer, Method, Refusal, Rejection, SignerConfig};
+use keyward_vote::{Answer, Method, Refusal, Rejection, ServiceId};
 
 use crate::engine::{Engine, Failure, Query, QueryAnswer, ServiceError};
 use crate::interchange;
@@ -44,7 +44,6 @@ pub const ENCLAVE_UNAVAILABLE: i32 = 1505;
 
 struct RpcContext {
     engine: Engine,
-    config: Arc<SignerConfig>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,17 +92,11 @@ async fn handle(
         let params: SignedParams = params.parse()?;
         let request = params
             .into_request(method)
-            .map_err(|e| prepare_refused(ctx, method, None, Refusal::from(e)))?;
-        let identity = request.identity;
-        // The signature checks are the expensive, stateless part: they run here, on the RPC
-        // workers, in parallel across requests, before the single writer sees the request.
-        let prepared = ctx
-            .config
-            .prepare(request)
-            .map_err(|r| prepare_refused(ctx, method, Some(identity), r))?;
+            .map_err(|e| malformed(ctx, method, Refusal::from(e)))?;
+        // The enclave checks the signature, with the rest of its batch (engine docs).
         let answer = ctx
             .engine
-            .apply(prepared)
+            .apply(request)
             .await
             .map_err(|e| error_object(&e))?;
         Ok(answer_json(answer))
@@ -116,17 +109,12 @@ async fn handle(
     result
 }
 
-fn prepare_refused(
-    ctx: &RpcContext,
-    method: Method,
-    identity: Option<keyward_crypto::SolanaPubkey>,
-    refusal: Refusal,
-) -> ErrorObjectOwned {
+/// A request refused before it reaches the enclave: its parameters do not parse.
+fn malformed(ctx: &RpcContext, method: Method, refusal: Refusal) -> ErrorObjectOwned {
     let rejection = Rejection::from(&refusal);
     ctx.metrics.refused(method, &rejection);
     tracing::info!(
         target: "keyward::audit", event = "refused", method = method.name(),
-        identity = %identity.map(|i| i.to_string()).unwrap_or_default(),
         reason = refusal.name(), detail = %refusal
     );
     error_object(&ServiceError::Refused(rejection))
@@ -140,14 +128,13 @@ pub async fn serve(
     listen: SocketAddr,
     max_body_bytes: u32,
     engine: Engine,
-    config: Arc<SignerConfig>,
+    service: ServiceId,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<Running> {
-    let service_id = config.service.to_string();
+    let service_id = service.to_string();
     let failure = engine.failure().clone();
     let ctx = RpcContext {
         engine,
-        config,
         metrics: metrics.clone(),
     };
     let mut module = RpcModule::new(ctx);

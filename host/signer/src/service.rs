@@ -10,7 +10,6 @@ use thiserror::Error;
 
 use keyward_isolation::{Confinement, HardenError, Hardening};
 use keyward_tpm::source::SourceError;
-use keyward_vote::SignerConfig;
 
 use crate::config::{Config, ConfigError, RunnerKind};
 use crate::engine::{Engine, OpenFailure, open_session};
@@ -151,16 +150,7 @@ impl Service {
     }
 
     async fn serve(config: &Config, runner: impl Runner, store: Store) -> Result<Self, StartError> {
-        let signer_config = Arc::new(SignerConfig {
-            service: store.service(),
-            lockout: config.lockout_policy()?,
-            ancestry: config.ancestry_policy()?,
-            measurement: DEV_MEASUREMENT,
-            // The host makes no vote key: the enclave checks evidence against the policy.
-            evidence_policy: None,
-            identity_keys: Default::default(),
-        });
-        let service = signer_config.service;
+        let service = store.service();
         let metrics = Arc::new(Metrics::new());
         let (engine, writer) = Engine::start(
             runner,
@@ -173,7 +163,7 @@ impl Service {
             config.listen,
             config.max_body_bytes,
             engine,
-            signer_config,
+            service,
             metrics,
         )
         .await

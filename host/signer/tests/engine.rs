@@ -16,7 +16,7 @@ use keyward_signer::runner::{Enclave, Policy, Stored};
 use keyward_signer::votes::tower_sync_message;
 use keyward_tpm::source::Sealing;
 use keyward_vote::{
-    Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, SignerConfig, Tower,
+    Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, Tower,
 };
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -109,17 +109,6 @@ impl Durable for FlakyStore {
     }
 }
 
-fn config() -> SignerConfig {
-    SignerConfig {
-        service: SERVICE,
-        lockout: LockoutPolicy::SOLANA,
-        ancestry: None,
-        measurement: [0; 32],
-        evidence_policy: None,
-        identity_keys: Default::default(),
-    }
-}
-
 /// A signer restored from what `store` holds, behind a writer committing to `store`. Its
 /// startup commit is always let through: the tests count the commits of requests.
 fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
@@ -145,7 +134,7 @@ fn start(store: &FlakyStore, sealing_key: &SealingKey) -> Engine {
 }
 
 async fn apply(engine: &Engine, request: SignedRequest) -> Result<Answer, ServiceError> {
-    engine.apply(config().prepare(request).unwrap()).await
+    engine.apply(request).await
 }
 
 #[tokio::test]
@@ -326,7 +315,7 @@ async fn health_reports_a_failed_commit_over_json_rpc_and_http() {
         "127.0.0.1:0".parse().unwrap(),
         1 << 16,
         engine.clone(),
-        Arc::new(config()),
+        SERVICE,
         Arc::new(Metrics::new()),
     )
     .await
@@ -368,4 +357,58 @@ async fn health_reports_a_failed_commit_over_json_rpc_and_http() {
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.contains("disk full"), "{response}");
     let _ = running.handle.stop();
+}
+
+#[tokio::test]
+async fn a_bad_signature_in_a_batch_refuses_only_its_own_request() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let sealing_key = SealingKey::generate(&mut rng);
+    let store = FlakyStore::default();
+    store.allowed.store(usize::MAX, Ordering::SeqCst);
+    let engine = start(&store, &sealing_key);
+    let identities: Vec<SolanaKeypair> =
+        (0..8).map(|_| SolanaKeypair::generate(&mut rng)).collect();
+    // Registrations sent together share the writer's batches; every third is forged.
+    let requests: Vec<SignedRequest> = identities
+        .iter()
+        .enumerate()
+        .map(|(i, identity)| {
+            let mut request = SignedRequest::sign(
+                Payload::RegisterNode {
+                    vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+                },
+                SERVICE,
+                identity,
+                1,
+            );
+            if i % 3 == 1 {
+                request.signature.0[40] ^= 1;
+            }
+            request
+        })
+        .collect();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.apply(r).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(Answer::VoteKey(_)) => assert_ne!(i % 3, 1, "request {i}"),
+            Err(ServiceError::Refused(r)) => {
+                assert_eq!(
+                    (i % 3, r.name.as_str()),
+                    (1, "bad_signature"),
+                    "request {i}"
+                );
+            }
+            other => panic!("request {i}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        engine.query(Query::Registered).await,
+        Ok(QueryAnswer::Registered(5))
+    ));
 }

@@ -38,9 +38,9 @@ impl Validator {
         nonce: u64,
         payload: Payload,
     ) -> Result<Answer, Rejection> {
-        let config = enclave.signer().unwrap().config().clone();
-        let request = SignedRequest::sign(payload, config.service, &self.identity, nonce);
-        let record = enclave.apply(&config.prepare(request).unwrap()).unwrap();
+        let service = enclave.signer().unwrap().config().service;
+        let request = SignedRequest::sign(payload, service, &self.identity, nonce);
+        let record = enclave.apply(vec![request]).unwrap();
         let manifest = enclave.seal().unwrap();
         store
             .commit(

@@ -24,8 +24,7 @@ use keyward_tpm::source::Sealing;
 use keyward_vote::ancestry::AncestryPolicy;
 use keyward_vote::signer::RestoreError;
 use keyward_vote::{
-    CommitManifest, LockoutPolicy, Prepared, Rejection, ServiceId, SignedRequest, Signer,
-    SignerConfig,
+    CommitManifest, LockoutPolicy, Rejection, ServiceId, SignedRequest, Signer, SignerConfig,
 };
 
 use super::{Opening, Outcome, Query, QueryAnswer, Record, Runner, RunnerError, Stored};
@@ -104,22 +103,6 @@ impl Enclave {
     /// The core, while a store is open (the tower export and import commands use it).
     pub fn signer(&mut self) -> Option<&mut Signer> {
         self.live.as_mut().map(|l| &mut l.signer)
-    }
-
-    /// Applies a request exactly as the validator signed it: checks it again (signature,
-    /// service, evidence) and applies it, holding its outcome like [`Runner::apply`].
-    ///
-    /// # Errors
-    /// [`RunnerError::NotOpen`].
-    pub fn apply_signed(&mut self, request: SignedRequest) -> Result<Option<Record>, RunnerError> {
-        let live = self.live.as_mut().ok_or(RunnerError::NotOpen)?;
-        match live.signer.config().prepare(request) {
-            Ok(prepared) => self.apply(&prepared),
-            Err(refusal) => {
-                live.held.push(Err(Rejection::from(&refusal)));
-                Ok(None)
-            }
-        }
     }
 
     fn live(&mut self) -> Result<&mut Live, RunnerError> {
@@ -242,14 +225,20 @@ impl Runner for Enclave {
         })
     }
 
-    fn apply(&mut self, request: &Prepared) -> Result<Option<Record>, RunnerError> {
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError> {
         let live = self.live()?;
-        let (outcome, record) = match live.signer.apply(request, &mut OsRng) {
-            Ok(applied) => (Ok(applied.answer), applied.record),
-            Err(refusal) => (Err(Rejection::from(&refusal)), None),
-        };
-        live.held.push(outcome);
-        Ok(record)
+        let mut records = Vec::new();
+        for prepared in live.signer.config().prepare_all(requests) {
+            let outcome = prepared.and_then(|p| live.signer.apply(&p, &mut OsRng));
+            live.held.push(match outcome {
+                Ok(applied) => {
+                    records.extend(applied.record);
+                    Ok(applied.answer)
+                }
+                Err(refusal) => Err(Rejection::from(&refusal)),
+            });
+        }
+        Ok(records)
     }
 
     fn seal(&mut self) -> Result<CommitManifest, RunnerError> {

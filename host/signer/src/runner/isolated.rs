@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use keyward_crypto::DecodeError;
 use keyward_isolation::{Frame, read_frame, write_frame};
-use keyward_vote::{CommitManifest, LockoutPolicy, Prepared, ServiceId};
+use keyward_vote::{CommitManifest, LockoutPolicy, ServiceId, SignedRequest};
 
 use super::protocol::{self, OpenHeader, tag};
 use super::{Opening, Outcome, Query, QueryAnswer, Record, Runner, RunnerError, Stored};
@@ -111,9 +111,14 @@ impl Runner for Isolated {
         self.decoded(protocol::decode_opened(&body))
     }
 
-    fn apply(&mut self, request: &Prepared) -> Result<Option<Record>, RunnerError> {
-        let body = self.call(tag::APPLY, &request.request().to_bytes(), tag::APPLIED)?;
-        self.decoded(protocol::decode_applied(&body))
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError> {
+        let mut records = Vec::new();
+        let encoded: Vec<Vec<u8>> = requests.iter().map(SignedRequest::to_bytes).collect();
+        for chunk in protocol::chunks(&encoded, |request| request.len() + 4) {
+            let body = self.call(tag::APPLY, &protocol::encode_apply(chunk), tag::APPLIED)?;
+            records.extend(self.decoded(protocol::decode_applied(&body))?);
+        }
+        Ok(records)
     }
 
     fn seal(&mut self) -> Result<CommitManifest, RunnerError> {

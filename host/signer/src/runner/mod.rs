@@ -20,7 +20,7 @@ pub mod server;
 use thiserror::Error;
 
 use keyward_crypto::SolanaPubkey;
-use keyward_vote::{Answer, CommitManifest, Prepared, Rejection, ServiceId, VoteKeyInfo};
+use keyward_vote::{Answer, CommitManifest, Rejection, ServiceId, SignedRequest, VoteKeyInfo};
 
 pub use enclave::{Enclave, OpenError, Policy};
 pub use isolated::Isolated;
@@ -98,12 +98,14 @@ pub trait Runner: Send + 'static {
     /// [`RunnerError::Open`] when the store does not load or is older than the counter.
     fn open(&mut self, service: ServiceId, stored: &Stored) -> Result<Opening, RunnerError>;
 
-    /// Applies one checked request. Its outcome is held until [`Runner::release`]; a changed
-    /// validator's new record is returned to be made durable.
+    /// Checks `requests` as the validators signed them ([`keyward_vote::SignerConfig::prepare_all`]:
+    /// service id, signatures together, evidence) and applies them in order. Their outcomes
+    /// are held until [`Runner::release`]; the changed validators' new records are returned, in
+    /// order, to be made durable.
     ///
     /// # Errors
     /// [`RunnerError`]; after one the session is gone.
-    fn apply(&mut self, request: &Prepared) -> Result<Option<Record>, RunnerError>;
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError>;
 
     /// Seals the manifest of every record returned since the last seal.
     ///

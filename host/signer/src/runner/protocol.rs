@@ -8,7 +8,9 @@
 //!            || u32 record count
 //! 2 Records  u32 n || n × (identity[32] || var32(record))   (until the count is reached;
 //!                                                   the enclave answers the last with Opened)
-//! 3 Apply    signed request (keyward_vote::wire)   0x83 Applied  opt(identity[32] || var32(record))
+//! 3 Apply    u32 n || n × var32(signed request)    0x83 Applied  u32 n || n × (identity[32] || var32(record))
+//!            (keyward_vote::wire; a batch, checked  (the changed validators' records, in order)
+//!            and applied in order)
 //! 4 Seal                                           0x84 Sealed   manifest
 //! 5 Release                                        0x85 Released u32 n || n × outcome
 //! 6 Query    1 || identity[32]  |  2               0x86 Answered 1 || opt(vote_pubkey[32] || var16(evidence))
@@ -23,15 +25,18 @@
 //! and opens the store again.
 
 use keyward_crypto::{DecodeError, Reader, SolanaPubkey, Writer};
-use keyward_vote::{Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, VoteKeyInfo};
+use keyward_vote::{
+    Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, SignedRequest, VoteKeyInfo,
+};
 
 use super::{Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
 
 /// The protocol version `Open` names.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
-/// Most bytes of records one `Records` frame carries.
-pub const RECORDS_PER_FRAME: usize = 16 * 1024 * 1024;
+/// Most bytes of records or requests one `Records`, `Apply` or `Applied` frame carries (one
+/// item alone may exceed it).
+pub const BYTES_PER_FRAME: usize = 16 * 1024 * 1024;
 
 /// Frame tags.
 pub mod tag {
@@ -151,32 +156,57 @@ impl OpenHeader {
     }
 }
 
-/// Encodes `Records` frames for `records`, each under [`RECORDS_PER_FRAME`] bytes (one record
+/// Encodes `Records` frames for `records`, each under [`BYTES_PER_FRAME`] bytes (one record
 /// alone may exceed it).
 pub fn encode_records(records: &[Record]) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut chunk: Vec<&Record> = Vec::new();
-    let mut size = 0;
-    let flush = |chunk: &mut Vec<&Record>, frames: &mut Vec<Vec<u8>>| {
-        let mut w = Writer::new();
-        w.u32(count(chunk.len()));
-        for (identity, record) in chunk.drain(..) {
-            w.raw(&identity.0).var32(record);
+    chunks(records, |(_, record)| record.len() + 36)
+        .into_iter()
+        .map(encode_applied)
+        .collect()
+}
+
+/// Splits `items` into runs of at most [`BYTES_PER_FRAME`] bytes by `size` (one item alone
+/// may exceed it).
+pub fn chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        if i > start && bytes + size(item) > BYTES_PER_FRAME {
+            runs.push(&items[start..i]);
+            (start, bytes) = (i, 0);
         }
-        frames.push(w.finish());
-    };
-    for record in records {
-        if !chunk.is_empty() && size + record.1.len() + 36 > RECORDS_PER_FRAME {
-            flush(&mut chunk, &mut frames);
-            size = 0;
-        }
-        size += record.1.len() + 36;
-        chunk.push(record);
+        bytes += size(item);
     }
-    if !chunk.is_empty() {
-        flush(&mut chunk, &mut frames);
+    if start < items.len() {
+        runs.push(&items[start..]);
     }
-    frames
+    runs
+}
+
+/// `Apply`: a batch of requests as the validators signed them, each in its wire form
+/// ([`SignedRequest::to_bytes`]).
+pub fn encode_apply(requests: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(count(requests.len()));
+    for request in requests {
+        w.var32(request);
+    }
+    w.finish()
+}
+
+/// Reads `Apply`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_apply(bytes: &[u8]) -> Result<Vec<SignedRequest>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.u32("request count")?;
+    let mut requests = Vec::new();
+    for _ in 0..n {
+        requests.push(SignedRequest::from_bytes(r.var32("request", MAX_BLOB)?)?);
+    }
+    r.finish()?;
+    Ok(requests)
 }
 
 /// Reads one `Records` frame.
@@ -217,41 +247,22 @@ pub fn decode_opened(bytes: &[u8]) -> Result<Opening, DecodeError> {
     Ok(opening)
 }
 
-/// `Applied`.
-pub fn encode_applied(record: Option<&Record>) -> Vec<u8> {
+/// `Applied`, and one `Records` frame: records in one frame.
+pub fn encode_applied(records: &[Record]) -> Vec<u8> {
     let mut w = Writer::new();
-    match record {
-        Some((identity, blob)) => {
-            w.u8(1).raw(&identity.0).var32(blob);
-        }
-        None => {
-            w.u8(0);
-        }
+    w.u32(count(records.len()));
+    for (identity, record) in records {
+        w.raw(&identity.0).var32(record);
     }
     w.finish()
 }
 
-/// Reads `Applied`.
+/// Reads `Applied`: the same layout as a `Records` frame.
 ///
 /// # Errors
 /// [`DecodeError`].
-pub fn decode_applied(bytes: &[u8]) -> Result<Option<Record>, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let record = match r.u8("record flag")? {
-        0 => None,
-        1 => Some((
-            SolanaPubkey(r.array("identity")?),
-            r.var32("record", MAX_BLOB)?.to_vec(),
-        )),
-        _ => {
-            return Err(DecodeError::Invalid {
-                field: "record flag",
-                reason: "not 0 or 1",
-            });
-        }
-    };
-    r.finish()?;
-    Ok(record)
+pub fn decode_applied(bytes: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    decode_records(bytes)
 }
 
 /// `Sealed`.
@@ -470,12 +481,19 @@ mod tests {
         let back = decode_opened(&encode_opened(&opening)).unwrap();
         assert_eq!((back.platform, back.startup), (None, opening.startup));
 
-        for record in [None, Some(&records[1])] {
-            assert_eq!(
-                decode_applied(&encode_applied(record)).unwrap().as_ref(),
-                record
-            );
+        for some in [&records[..0], &records[1..]] {
+            assert_eq!(decode_applied(&encode_applied(some)).unwrap(), some);
         }
+        let many: Vec<Record> = (0..48u8)
+            .map(|i| (SolanaPubkey([i; 32]), vec![i; 1 << 19]))
+            .collect();
+        let frames = encode_records(&many);
+        assert!(frames.len() > 1 && frames.iter().all(|f| f.len() <= BYTES_PER_FRAME));
+        let back: Vec<Record> = frames
+            .iter()
+            .flat_map(|f| decode_records(f).unwrap())
+            .collect();
+        assert_eq!(back, many);
         let outcomes: Vec<Outcome> = vec![
             Ok(Answer::Signature(SolanaSignature([5; 64]))),
             Err(Rejection::from(keyward_vote::Refusal::UnknownValidator(

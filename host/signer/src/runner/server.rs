@@ -11,7 +11,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 
 use keyward_crypto::DecodeError;
 use keyward_isolation::{Frame, read_frame, write_frame};
-use keyward_vote::SignedRequest;
 
 use super::protocol::{self, OpenHeader, tag};
 use super::{Enclave, Runner, RunnerError, Stored};
@@ -98,9 +97,11 @@ fn handle(
             return open_if_complete(enclave, opening);
         }
         tag::APPLY => {
-            let request = SignedRequest::from_bytes(body).map_err(malformed)?;
-            let record = enclave.apply_signed(request)?;
-            (tag::APPLIED, protocol::encode_applied(record.as_ref()))
+            let requests = protocol::decode_apply(body).map_err(malformed)?;
+            (
+                tag::APPLIED,
+                protocol::encode_applied(&enclave.apply(requests)?),
+            )
         }
         tag::SEAL => (tag::SEALED, protocol::encode_sealed(&enclave.seal()?)),
         tag::RELEASE => (
