@@ -169,6 +169,8 @@ async fn main() {
         .rate
         .map(|rate| Duration::from_secs_f64(a.validators as f64 / rate));
     let start = Instant::now() + Duration::from_millis(100);
+    // For profiling: the setup (registering, signing every request) ends here.
+    eprintln!("load starts");
     let validators = a.validators;
     let load = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
