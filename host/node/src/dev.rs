@@ -129,6 +129,27 @@ pub fn genesis_with(
     platform: &DevPlatformKey,
     params: keyward_ledger::Params,
 ) -> keyward_ledger::Entry {
+    genesis_with_policies(
+        chain,
+        council,
+        params,
+        gatekeeper_policy(platform),
+        worker_policy(platform),
+    )
+}
+
+/// As [`genesis_with`], with the evidence policies given: a network whose nodes attest with a
+/// TPM pins their attestation keys (`trusted_tpm_keys`) here.
+///
+/// # Panics
+/// As [`genesis`], and if the gatekeeper policy is weaker than the worker policy.
+pub fn genesis_with_policies(
+    chain: &str,
+    council: &[keyward_crypto::IdentityKeypair],
+    params: keyward_ledger::Params,
+    gatekeeper_policy: EvidencePolicy,
+    worker_policy: EvidencePolicy,
+) -> keyward_ledger::Entry {
     use keyward_ledger::{Body, CodeId, Entry, EntryHash, GenesisConfig, Position};
     let config = GenesisConfig {
         chain: keyward_crypto::ChainId::new(chain).expect("a valid chain id"),
@@ -139,9 +160,12 @@ pub fn genesis_with(
             .into_iter()
             .map(|c| CodeId::new(c).expect("valid"))
             .collect(),
-        gatekeeper_policy: gatekeeper_policy(platform),
-        worker_policy: worker_policy(platform),
+        gatekeeper_policy,
+        worker_policy,
     };
+    config
+        .validate(&council[0].public())
+        .expect("a valid genesis configuration");
     let position = Position {
         height: 0,
         parent: EntryHash::ZERO,

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use thiserror::Error;
 
 use keyward_crypto::{ChainId, Envelope};
-use keyward_enclave::{SealedBlob, Sealer};
+use keyward_enclave::{Attester, SealedBlob, Sealer};
 use keyward_hierarchy::{ContractId, Epoch, Generation};
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_ledger::{EntryHash, KeyContext};
@@ -73,6 +73,18 @@ pub struct NodeDir {
     /// Seals and opens the node's state for its ledger's chain and its core's measurement.
     pub sealer: Sealer,
     counter: Mutex<Counter>,
+    attester: TpmAttester,
+}
+
+/// The sealing source's attester, until the node takes it ([`NodeDir::take_attester`]).
+/// (In a mutex only so the directory can be shared between threads.)
+struct TpmAttester(Mutex<Option<Box<dyn Attester>>>);
+
+impl std::fmt::Debug for TpmAttester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().is_ok_and(|a| a.is_some());
+        f.write_str(if held { "Some(tpm)" } else { "None" })
+    }
 }
 
 /// The monotonic counter and the highest value any blob was sealed at: a save that failed
@@ -113,7 +125,18 @@ impl NodeDir {
                 sealed_up_to: counter.value(),
                 file: counter,
             }),
+            attester: TpmAttester(Mutex::new(sealing.attester)),
         })
+    }
+
+    /// The sealing source's attester (a TPM's `tpm-quote` evidence), once; `None` for the soft
+    /// source, whose node attests with its `dev` platform key.
+    pub fn take_attester(&mut self) -> Option<Box<dyn Attester>> {
+        self.attester
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// The monotonic counter's value: the least counter a sealed state must carry to be

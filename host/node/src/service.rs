@@ -4,7 +4,7 @@
 use keyward_tpm::source::SealingSource;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand_core::OsRng;
@@ -12,7 +12,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
-use keyward_enclave::DevPlatformKey;
+use keyward_enclave::Attester;
 use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
 use keyward_host::Running;
 use keyward_ledger::{
@@ -184,6 +184,9 @@ pub(crate) struct Shared {
     pub(crate) dir: NodeDir,
     /// [`NodeConfig::dev_wrong_partials`].
     pub(crate) dev_wrong_partials: bool,
+    /// Why the node's last registration attempt failed (the ledger's refusal, or the platform
+    /// could not attest); `None` once one is accepted.
+    pub(crate) refused: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -218,12 +221,6 @@ impl Node {
         if config.role == NodeRole::Gatekeeper && !keyward_ledger::is_private(&config.listen) {
             return Err(NodeError::PublicListen(config.listen));
         }
-        let platform = dev::read_platform_key(&config.platform_key).map_err(|source| {
-            NodeError::PlatformKey {
-                path: config.platform_key.clone(),
-                source,
-            }
-        })?;
         let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
         let (follower, _) = Follower::start(client, config.genesis).await?;
         let chain = follower.registry().genesis().config().chain.clone();
@@ -231,7 +228,18 @@ impl Node {
             NodeRole::Gatekeeper => dev::GATEKEEPER_MEASUREMENT,
             NodeRole::Worker => dev::WORKER_MEASUREMENT,
         };
-        let dir = NodeDir::open(&config.data_dir, chain, measurement, &config.sealing)?;
+        let mut dir = NodeDir::open(&config.data_dir, chain, measurement, &config.sealing)?;
+        // A TPM sealing source attests with quotes of its PCRs; the soft one with the dev key.
+        let platform: Box<dyn Attester> =
+            match dir.take_attester() {
+                Some(tpm) => tpm,
+                None => Box::new(dev::read_platform_key(&config.platform_key).map_err(
+                    |source| NodeError::PlatformKey {
+                        path: config.platform_key.clone(),
+                        source,
+                    },
+                )?),
+            };
         let mut core = match dir.load_state()? {
             Some(blob) => {
                 let minimum = dir.counter();
@@ -280,6 +288,7 @@ impl Node {
             core: RwLock::new(core),
             dir,
             dev_wrong_partials: config.dev_wrong_partials,
+            refused: Mutex::new(None),
         });
         let running = crate::rpc::serve(config.listen, shared.clone())
             .await
@@ -328,7 +337,8 @@ struct Runner {
     shared: Arc<Shared>,
     follower: Follower,
     signer: IdentityKeypair,
-    platform: DevPlatformKey,
+    /// Makes the registration's evidence: the TPM's attester or the dev platform key.
+    platform: Box<dyn Attester>,
     endpoint: SocketAddr,
     stake: Option<u64>,
     poll_ms: u64,
@@ -409,6 +419,32 @@ impl Runner {
         }
     }
 
+    /// Submits the node's registration; a refusal (evidence the genesis policy does not accept,
+    /// too little stake) is logged as an error and shown by `getHealth` until one is accepted.
+    async fn register(&mut self, body: &Body) -> Result<(), Pause> {
+        let refusal = match self.follower.submit(&self.signer, body, &mut OsRng).await {
+            Ok(applied) => {
+                tracing::info!(
+                    kind = applied.kind.name(),
+                    height = applied.height,
+                    "registered"
+                );
+                None
+            }
+            Err(FollowError::Refused(reason)) => {
+                tracing::error!(kind = body.kind().name(), %reason, "the ledger refuses this node's registration");
+                Some(reason.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(kind = body.kind().name(), error = %e, "cannot submit");
+                return Err(Pause);
+            }
+        };
+        let refused = refusal.is_some();
+        *self.shared.refused.lock().expect("refused lock") = refusal;
+        if refused { Err(Pause) } else { Ok(()) }
+    }
+
     async fn round(&mut self) {
         while let Some(body) = self.pending.pop() {
             match self.follower.submit(&self.signer, &body, &mut OsRng).await {
@@ -431,10 +467,11 @@ impl Runner {
         }
     }
 
-    fn registration(&self) -> Option<Body> {
+    /// The node's registration, while it has none on the ledger.
+    fn registration(&mut self) -> Result<Option<Body>, Pause> {
         let registry = self.shared.registry.read().expect("registry lock");
         if registry.node(&self.shared.id).is_some() {
-            return None;
+            return Ok(None);
         }
         let params = &registry.genesis().config().params;
         let (role, measurement, stake) = match self.shared.role {
@@ -455,26 +492,30 @@ impl Runner {
             Core::Worker(w) => (w.bound_keys(), w.channel()),
         };
         let nonce = registration_nonce(&registry.genesis().hash(), role);
-        let evidence = self
-            .platform
-            .attest(measurement, &keys, &nonce, &mut OsRng)
-            .expect("two keys and a short nonce are within the evidence limits");
+        let evidence = match self.platform.attest(measurement, &keys, &nonce, &mut OsRng) {
+            Ok(evidence) => evidence,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot attest this node's keys; registration waits");
+                *self.shared.refused.lock().expect("refused lock") = Some(e.to_string());
+                return Err(Pause);
+            }
+        };
         let body = Registration {
             channel,
             endpoint: self.endpoint,
             stake: self.stake.unwrap_or(stake),
             evidence,
         };
-        Some(match self.shared.role {
+        Ok(Some(match self.shared.role {
             NodeRole::Gatekeeper => Body::GatekeeperRegister(body),
             NodeRole::Worker => Body::WorkerRegister(body),
-        })
+        }))
     }
 
     /// One step; `Ok(true)` when there is nothing left to do.
     async fn step(&mut self) -> Result<bool, Pause> {
-        if let Some(body) = self.registration() {
-            self.submit(&body).await?;
+        if let Some(body) = self.registration()? {
+            self.register(&body).await?;
             return Ok(false);
         }
         // A failed save is retried before anything else, for both roles: every entry may depend

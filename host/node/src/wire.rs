@@ -62,4 +62,8 @@ pub struct NodeHealth {
     pub head: String,
     /// A gatekeeper: epochs held. A worker: ClusterKeys held.
     pub keys: usize,
+    /// While unregistered: why the last registration failed (the ledger's refusal, such as
+    /// evidence its genesis policy does not accept, or the platform could not attest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }

@@ -433,3 +433,110 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     net.ledger.stop().await;
     remove(&net.dir);
 }
+
+/// With a TPM sealing source a node registers with `tpm-quote` evidence, which the ledger takes
+/// only from attestation keys its genesis pins for the node's role: the same TPM registers as a
+/// worker and is refused as a gatekeeper, whose stricter policy does not pin it; the refusal
+/// shows in the gatekeeper's `getHealth`.
+#[cfg(feature = "tpm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpm_nodes_register_with_quotes_only_where_the_genesis_pins_their_key() {
+    use keyward_enclave::EvidencePolicy;
+    use keyward_tpm::source::{SealingSource, TpmSource};
+    use keyward_tpm::swtpm::Swtpm;
+
+    let state = temp("tpm-swtpm");
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let fingerprint = swtpm
+        .connect()
+        .and_then(|mut tpm| tpm.attestation_key())
+        .unwrap()
+        .fingerprint();
+    let dir = temp("tpm-net");
+    let council = IdentityKeypair::generate(&mut rand::thread_rng());
+    let worker_policy = EvidencePolicy {
+        trusted_tpm_keys: vec![fingerprint],
+        ..EvidencePolicy::default()
+    };
+    // Pins no attestation key, so it is stricter than the worker policy and accepts nothing.
+    let gatekeeper_policy = EvidencePolicy::default();
+    let genesis = dev::genesis_with_policies(
+        "node-tpm",
+        std::slice::from_ref(&council),
+        keyward_ledger::Params::default(),
+        gatekeeper_policy,
+        worker_policy,
+    );
+    let mut config = LedgerConfig::new(dir.join("ledger"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.genesis = Some(genesis.as_bytes().to_vec());
+    let ledger = Service::start(&config).await.unwrap();
+    let url = format!("http://{}", ledger.running.addr);
+    let (mut follower, _) = Follower::start(LedgerClient::new(&url).unwrap(), genesis.hash())
+        .await
+        .unwrap();
+    let node_config = |role, name: &str, nv_index| {
+        let mut c = NodeConfig::new(role, url.clone(), genesis.hash(), dir.join(name));
+        // No dev platform key: a TPM node attests with the TPM.
+        c.platform_key = dir.join("no-such-platform.key");
+        c.sealing = SealingSource::Tpm(TpmSource {
+            tcti: swtpm.tcti(),
+            pcrs: vec![16],
+            nv_index,
+        });
+        c.poll_ms = 100;
+        c
+    };
+
+    // swtpm serves one client at a time: the gatekeeper first, then the worker.
+    let gatekeeper = Node::start(node_config(NodeRole::Gatekeeper, "g", 0x0150_0030))
+        .await
+        .unwrap();
+    let client = NodeClient::new(&format!("http://{}", gatekeeper.addr)).unwrap();
+    let start = Instant::now();
+    let refused = loop {
+        let health = client.health().await.unwrap();
+        assert_eq!(health.status, "unregistered");
+        if let Some(reason) = health.refused {
+            break reason;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no refusal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused.contains("evidence refused"), "{refused}");
+    assert!(follower.registry().node(&gatekeeper.id).is_none());
+    gatekeeper.stop().await;
+
+    let worker = Node::start(node_config(NodeRole::Worker, "w", 0x0150_0031))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while follower.registry().node(&worker.id).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the worker never registered"
+        );
+        follower.wait(200).await.unwrap();
+    }
+    let registered = follower.registry().node(&worker.id).unwrap().measurement;
+    // The quote's measurement, derived from the PCRs, not the dev constant.
+    assert_ne!(registered, dev::WORKER_MEASUREMENT);
+    let client = NodeClient::new(&format!("http://{}", worker.addr)).unwrap();
+    let start = Instant::now();
+    loop {
+        let health = client.health().await.unwrap();
+        assert_eq!(health.refused, None);
+        if health.status == "active" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{health:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.stop().await;
+    ledger.stop().await;
+    drop(swtpm);
+    remove(&dir);
+    remove(&state);
+}
