@@ -5,6 +5,7 @@
 mod attest;
 mod devnet;
 mod error;
+mod genesis;
 mod keyfile;
 mod keys;
 mod ledger;
@@ -32,6 +33,9 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Run a whole key-hierarchy network on loopback and walk through its story.
     Devnet(devnet::DevnetArgs),
+    /// Write a network's genesis entry from a TOML description (council, parameters, and the
+    /// evidence gatekeepers and workers must show), signed by a council member.
+    Genesis(genesis::GenesisArgs),
     /// Run the ledger server (JSON-RPC on 127.0.0.1:8990 by default).
     Ledger(ledger::LedgerArgs),
     /// Run a gatekeeper: holds epoch secrets and provisions workers with ClusterKeys.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),
         Command::Attest(cmd) => attest::run(cmd),
+        Command::Genesis(args) => genesis::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -546,3 +546,67 @@ fn tpm_options_without_tpm_sealing_are_refused_not_ignored() {
     assert!(!d.join("gk").exists(), "nothing was made");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `keyward genesis` writes a genesis the ledger accepts, with the policies its description
+/// gives; a signer outside the council, a gatekeeper policy weaker than the worker policy and an
+/// existing output file are each refused with one line, and nothing is written.
+#[test]
+fn genesis_writes_a_verified_genesis_with_the_described_policies() {
+    let d = tempdir("genesis");
+    let member = ok(&keyward(&d, &["keys", "new", "--out", "member.json"]));
+    ok(&keyward(&d, &["keys", "new", "--out", "outsider.json"]));
+    let member = member["public"].as_str().unwrap().to_owned();
+    let ak = "ab".repeat(32);
+    let description = |gatekeeper: &str| {
+        format!(
+            "chain = \"tpm-net\"\ncouncil = [\"{member}\"]\n[params]\nmin_worker_stake = 5\n\
+             [gatekeeper_policy]\n{gatekeeper}\n[worker_policy]\ntpm_keys = [\"{ak}\"]\n"
+        )
+    };
+    std::fs::write(
+        d.join("genesis.toml"),
+        description(&format!("tpm_keys = [\"{ak}\"]")),
+    )
+    .unwrap();
+    let args = |key: &'static str, out: &'static str| {
+        [
+            "genesis",
+            "--config",
+            "genesis.toml",
+            "--sign-with",
+            key,
+            "--out",
+            out,
+        ]
+    };
+    let written = ok(&keyward(&d, &args("member.json", "genesis.bin")));
+    let hash = written["genesis"].as_str().unwrap();
+    let entry =
+        keyward_ledger::Entry::from_bytes(std::fs::read(d.join("genesis.bin")).unwrap()).unwrap();
+    let pinned = keyward_ledger::EntryHash(keyward_crypto::hex::from_hex("hash", hash).unwrap());
+    let genesis = keyward_ledger::Genesis::from_entry(&entry, &pinned).unwrap();
+    let config = genesis.config();
+    assert_eq!(config.params.min_worker_stake, 5);
+    assert_eq!(config.worker_policy.trusted_tpm_keys, vec![[0xab; 32]]);
+    assert!(!config.worker_policy.accept_insecure_dev);
+
+    fails(
+        &keyward(&d, &args("member.json", "genesis.bin")),
+        "genesis.bin",
+    );
+    fails(
+        &keyward(&d, &args("outsider.json", "other.bin")),
+        "not a council member",
+    );
+    // Accepting `dev` evidence the worker policy refuses makes the gatekeeper policy weaker.
+    std::fs::write(
+        d.join("genesis.toml"),
+        description("accept_insecure_dev = true"),
+    )
+    .unwrap();
+    fails(
+        &keyward(&d, &args("member.json", "weak.bin")),
+        "at least as strict",
+    );
+    assert!(!d.join("other.bin").exists() && !d.join("weak.bin").exists());
+}
