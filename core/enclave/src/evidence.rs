@@ -245,6 +245,10 @@ impl EvidencePolicy {
     /// # Panics
     /// If a list holds more than [`MAX_POLICY_ENTRIES`] distinct items.
     pub fn encode(&self, w: &mut Writer) {
+        assert!(
+            self.within_limits(),
+            "a policy lists at most {MAX_POLICY_ENTRIES} measurements, platform keys and TPM keys"
+        );
         let mut measurements = self.allowed_measurements.clone();
         measurements.sort_unstable();
         measurements.dedup();
@@ -254,12 +258,6 @@ impl EvidencePolicy {
         let mut tpm_keys = self.trusted_tpm_keys.clone();
         tpm_keys.sort_unstable();
         tpm_keys.dedup();
-        assert!(
-            measurements.len() <= MAX_POLICY_ENTRIES
-                && platforms.len() <= MAX_POLICY_ENTRIES
-                && tpm_keys.len() <= MAX_POLICY_ENTRIES,
-            "a policy lists at most {MAX_POLICY_ENTRIES} measurements, platform keys and TPM keys"
-        );
         w.u8(u8::from(self.accept_insecure_dev));
         w.u16(u16::try_from(measurements.len()).expect("bounded above"));
         for m in &measurements {
@@ -302,6 +300,21 @@ impl EvidencePolicy {
             trusted_dev_platforms,
             trusted_tpm_keys,
         })
+    }
+
+    /// Whether every list holds at most [`MAX_POLICY_ENTRIES`] distinct items, as
+    /// [`EvidencePolicy::encode`] requires.
+    pub fn within_limits(&self) -> bool {
+        fn distinct<T: Ord + Clone>(items: &[T]) -> usize {
+            items
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        }
+        distinct(&self.allowed_measurements) <= MAX_POLICY_ENTRIES
+            && distinct(&self.trusted_dev_platforms) <= MAX_POLICY_ENTRIES
+            && distinct(&self.trusted_tpm_keys) <= MAX_POLICY_ENTRIES
     }
 
     /// Whether everything this policy accepts, `weaker` accepts too: it accepts `dev` evidence

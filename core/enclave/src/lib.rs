@@ -24,7 +24,7 @@ pub mod versions;
 
 pub use evidence::{
     AttestFailed, Attester, BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind,
-    EvidencePolicy, Verified,
+    EvidencePolicy, MAX_POLICY_ENTRIES, Verified,
 };
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SealingKey, Unsealed};
 pub use tpm_quote::TpmAttestationKey;

@@ -129,6 +129,13 @@ pub enum GenesisError {
     /// The gatekeeper policy accepts evidence the worker policy refuses.
     #[error("the gatekeeper evidence policy must be at least as strict as the worker policy")]
     WeakGatekeeperPolicy,
+    /// A policy lists more than [`keyward_enclave::MAX_POLICY_ENTRIES`] distinct measurements,
+    /// platform keys or TPM keys.
+    #[error(
+        "the {0} evidence policy lists more than {max} measurements, platform keys or TPM keys",
+        max = keyward_enclave::MAX_POLICY_ENTRIES
+    )]
+    PolicyTooLong(&'static str),
 }
 
 impl GenesisConfig {
@@ -280,6 +287,14 @@ impl GenesisConfig {
         }
         if self.contract_codes.is_empty() || self.contract_codes.len() > MAX_CODES {
             return Err(GenesisError::Codes);
+        }
+        for (role, policy) in [
+            ("gatekeeper", &self.gatekeeper_policy),
+            ("worker", &self.worker_policy),
+        ] {
+            if !policy.within_limits() {
+                return Err(GenesisError::PolicyTooLong(role));
+            }
         }
         if !self
             .gatekeeper_policy

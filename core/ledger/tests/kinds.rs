@@ -286,6 +286,24 @@ mod genesis {
         }
     }
 
+    /// `validate` catches what `EvidencePolicy::encode` would panic on, so a genesis tool
+    /// checks before it signs.
+    #[test]
+    fn a_policy_over_the_entry_limit_is_refused_before_it_is_encoded() {
+        let net = Net::new(13);
+        let mut cfg = config(&net.council, &net.platform);
+        cfg.worker_policy.trusted_tpm_keys = (0..=keyward_enclave::MAX_POLICY_ENTRIES)
+            .map(|i| [u8::try_from(i).unwrap(); 32])
+            .collect();
+        assert_eq!(
+            cfg.validate(&net.council[0].public()),
+            Err(GenesisError::PolicyTooLong("worker"))
+        );
+        // Duplicates do not count: the encoding lists each entry once.
+        cfg.worker_policy.trusted_tpm_keys = vec![[1; 32]; 100];
+        cfg.validate(&net.council[0].public()).unwrap();
+    }
+
     #[test]
     fn a_genesis_off_height_zero_or_of_another_kind_is_refused() {
         let mut net = Net::new(13);

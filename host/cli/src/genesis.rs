@@ -139,29 +139,51 @@ impl PolicyTable {
     }
 }
 
+/// A TOML error as one line, with where it is but not the line itself (which, for a file
+/// passed by mistake, could be a secret key).
+fn toml_error(text: &str, e: &toml::de::Error) -> CliError {
+    let message = e.message().lines().next().unwrap_or("invalid TOML");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            CliError::refused(format!("line {line}, column {column}: {message}"))
+        }
+        None => CliError::refused(message),
+    }
+}
+
 fn identity_key(field: &str, bytes: &[u8; 32]) -> Result<IdentityPublicKey> {
     IdentityPublicKey::from_bytes(bytes).map_err(|e| CliError::refused(format!("{field}: {e}")))
 }
 
 /// Builds the genesis configuration `text` describes.
 fn config(text: &str) -> Result<GenesisConfig> {
-    let d: Description =
-        toml::from_str(text).map_err(|e| CliError::refused(format!("the description: {e}")))?;
+    let d: Description = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
     let chain = ChainId::new(&d.chain).map_err(|e| CliError::refused(format!("chain: {e}")))?;
-    let council = d
-        .council
-        .iter()
-        .map(|text| {
-            let bytes =
-                from_hex::<32>("council", text).map_err(|e| CliError::refused(e.to_string()))?;
-            identity_key("council", &bytes)
-        })
-        .collect::<Result<BTreeSet<_>>>()?;
+    let mut council = BTreeSet::new();
+    for text in &d.council {
+        let bytes =
+            from_hex::<32>("council", text).map_err(|e| CliError::refused(e.to_string()))?;
+        // A repeated member would silently shrink the council and its default threshold.
+        if !council.insert(identity_key("council", &bytes)?) {
+            return Err(CliError::refused(format!(
+                "council: {text} is listed twice"
+            )));
+        }
+    }
     let contract_codes = d
         .contract_codes
         .unwrap_or_else(|| vec!["kv-store".into(), "sealed-auction".into()])
         .iter()
         .map(|code| {
+            // The ledger takes any well-formed name, but no worker could run an unknown one.
+            if keyward_contracts::Builtin::from_code(code).is_none() {
+                return Err(CliError::refused(format!(
+                    "contract_codes: {code:?} is not a built-in contract"
+                )));
+            }
             CodeId::new(code).map_err(|e| CliError::refused(format!("contract_codes: {e}")))
         })
         .collect::<Result<BTreeSet<_>>>()?;
@@ -241,9 +263,35 @@ mod tests {
                 "chain = \"c\"\ncouncil = []\n[worker_policy]\ntpm_keys = [\"zz\"]\n",
                 "[worker_policy] tpm_keys",
             ),
+            (
+                "chain = \"c\"\ncouncil = []\ncontract_codes = [\"kvstore\"]\n",
+                "not a built-in contract",
+            ),
         ] {
             let e = config(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
+        let key = keyward_crypto::hex::to_0x(
+            &keyward_crypto::IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new([7; 32]))
+                .public()
+                .to_bytes(),
+        );
+        let e = config(&format!(
+            "chain = \"c\"\ncouncil = [\"{key}\", \"{key}\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("listed twice"), "{e}");
+    }
+
+    /// A file passed as the description by mistake (a Solana keypair is one line of numbers)
+    /// gets a one-line error that does not echo it.
+    #[test]
+    fn a_toml_error_is_one_line_and_does_not_echo_the_file() {
+        let secret = "[12,34,56,78,90,12,34,56]";
+        let e = config(secret).unwrap_err().to_string();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(!e.contains("12,34"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ use clap::Args;
 
 use keyward_ledger::EntryHash;
 use keyward_node_service::{Node, NodeConfig, NodeRole};
+use keyward_tpm::source::SealingSource;
 
 use crate::error::{CliError, Result};
 use crate::sealing::SealingArgs;
@@ -28,9 +29,10 @@ pub struct NodeArgs {
     /// a free port. The ledger records it at registration.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The dev platform key file that signs this node's attestation evidence.
+    /// The dev platform key file that signs this node's attestation evidence: required with the
+    /// soft sealing source, refused with `--sealing tpm` (the TPM attests).
     #[arg(long, value_name = "FILE")]
-    platform_key: PathBuf,
+    platform_key: Option<PathBuf>,
     /// Stake to declare (default: the genesis minimum for the role).
     #[arg(long, value_name = "AMOUNT")]
     stake: Option<u64>,
@@ -58,9 +60,22 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     };
     let mut config = NodeConfig::new(role, args.ledger, EntryHash(genesis), data_dir);
     config.listen = args.listen;
-    config.platform_key = args.platform_key;
     config.stake = args.stake;
     config.sealing = args.sealing.source()?;
+    config.platform_key = match (&config.sealing, args.platform_key) {
+        (SealingSource::Soft, Some(path)) => path,
+        (SealingSource::Soft, None) => {
+            return Err(CliError::refused(
+                "--platform-key is required with the soft sealing source",
+            ));
+        }
+        (SealingSource::Tpm(_), Some(_)) => {
+            return Err(CliError::refused(
+                "--platform-key is for the soft sealing source; with --sealing tpm the TPM attests",
+            ));
+        }
+        (SealingSource::Tpm(_), None) => config.platform_key,
+    };
     config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
     config.dev_wrong_partials = args.dev_wrong_partials && role == NodeRole::Gatekeeper;
     init_logs();

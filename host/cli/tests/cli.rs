@@ -544,6 +544,19 @@ fn tpm_options_without_tpm_sealing_are_refused_not_ignored() {
         "need --sealing tpm",
     );
     assert!(!d.join("gk").exists(), "nothing was made");
+    // The dev platform key is the soft source's: required with it, refused with a TPM (which
+    // attests itself), never silently ignored.
+    let node = |extra: &[&'static str]| {
+        let mut args = vec!["worker", "--genesis-hash", &genesis, "--data-dir", "w"];
+        args.extend_from_slice(extra);
+        keyward(&d, &args)
+    };
+    fails(&node(&[]), "--platform-key is required");
+    fails(
+        &node(&["--sealing", "tpm", "--platform-key", "platform.key"]),
+        "with --sealing tpm the TPM attests",
+    );
+    assert!(!d.join("w").exists(), "nothing was made");
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -123,6 +123,9 @@ pub fn genesis(
 }
 
 /// As [`genesis`], with the given parameters (threshold mode, for instance).
+///
+/// # Panics
+/// As [`genesis_with_policies`]: `params` that break a genesis rule.
 pub fn genesis_with(
     chain: &str,
     council: &[keyward_crypto::IdentityKeypair],
@@ -142,7 +145,9 @@ pub fn genesis_with(
 /// TPM pins their attestation keys (`trusted_tpm_keys`) here.
 ///
 /// # Panics
-/// As [`genesis`], and if the gatekeeper policy is weaker than the worker policy.
+/// As [`genesis`], and if the configuration breaks any genesis rule
+/// ([`keyward_ledger::GenesisConfig::validate`]: `params` out of range, a gatekeeper policy
+/// weaker than the worker policy, too many policy entries).
 pub fn genesis_with_policies(
     chain: &str,
     council: &[keyward_crypto::IdentityKeypair],

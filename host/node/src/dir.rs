@@ -73,14 +73,14 @@ pub struct NodeDir {
     /// Seals and opens the node's state for its ledger's chain and its core's measurement.
     pub sealer: Sealer,
     counter: Mutex<Counter>,
-    attester: TpmAttester,
+    attester: SourceAttester,
 }
 
 /// The sealing source's attester, until the node takes it ([`NodeDir::take_attester`]).
 /// (In a mutex only so the directory can be shared between threads.)
-struct TpmAttester(Mutex<Option<Box<dyn Attester>>>);
+struct SourceAttester(Mutex<Option<Box<dyn Attester>>>);
 
-impl std::fmt::Debug for TpmAttester {
+impl std::fmt::Debug for SourceAttester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let held = self.0.lock().is_ok_and(|a| a.is_some());
         f.write_str(if held { "Some(tpm)" } else { "None" })
@@ -125,7 +125,7 @@ impl NodeDir {
                 sealed_up_to: counter.value(),
                 file: counter,
             }),
-            attester: TpmAttester(Mutex::new(sealing.attester)),
+            attester: SourceAttester(Mutex::new(sealing.attester)),
         })
     }
 

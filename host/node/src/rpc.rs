@@ -111,7 +111,11 @@ fn health(shared: &Shared) -> NodeHealth {
         height: registry.next_height() - 1,
         head: hash_text(&registry.head()),
         keys,
-        refused: shared.refused.lock().expect("refused lock").clone(),
+        refused: if status == "unregistered" {
+            shared.refused.lock().expect("refused lock").clone()
+        } else {
+            None
+        },
     }
 }
 

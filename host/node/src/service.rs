@@ -16,7 +16,7 @@ use keyward_enclave::Attester;
 use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
 use keyward_host::Running;
 use keyward_ledger::{
-    Body, EntryHash, KeyContext, Registration, Registry, ResultDigest, Role, Subject,
+    Body, EntryHash, KeyContext, Registration, Registry, Rejected, ResultDigest, Role, Subject,
     registration_nonce,
 };
 use keyward_ledger_service::client::LedgerClient;
@@ -60,7 +60,8 @@ pub struct NodeConfig {
     /// Where its JSON-RPC listens; a gatekeeper refuses any address but loopback, RFC 1918 and
     /// IPv6 unique-local (the ledger registers no other).
     pub listen: SocketAddr,
-    /// The dev platform key file that signs its evidence.
+    /// The dev platform key file that signs its evidence with the soft sealing source (a TPM
+    /// source attests with the TPM, and this is not read).
     pub platform_key: PathBuf,
     /// Stake to declare (default: the genesis minimum for the role).
     pub stake: Option<u64>,
@@ -111,6 +112,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TPM sealing source gave no attester to make registration evidence with.
+    #[error("the TPM sealing source gave no attester")]
+    NoAttester,
     /// The ledger could not be followed.
     #[error("ledger: {0}")]
     Follow(#[from] FollowError),
@@ -221,6 +225,17 @@ impl Node {
         if config.role == NodeRole::Gatekeeper && !keyward_ledger::is_private(&config.listen) {
             return Err(NodeError::PublicListen(config.listen));
         }
+        // The soft source's node attests with the dev platform key: read it before anything else,
+        // so a wrong path fails before the data directory is made.
+        let dev_platform = match config.sealing {
+            SealingSource::Soft => Some(dev::read_platform_key(&config.platform_key).map_err(
+                |source| NodeError::PlatformKey {
+                    path: config.platform_key.clone(),
+                    source,
+                },
+            )?),
+            SealingSource::Tpm(_) => None,
+        };
         let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
         let (follower, _) = Follower::start(client, config.genesis).await?;
         let chain = follower.registry().genesis().config().chain.clone();
@@ -230,16 +245,13 @@ impl Node {
         };
         let mut dir = NodeDir::open(&config.data_dir, chain, measurement, &config.sealing)?;
         // A TPM sealing source attests with quotes of its PCRs; the soft one with the dev key.
-        let platform: Box<dyn Attester> =
-            match dir.take_attester() {
-                Some(tpm) => tpm,
-                None => Box::new(dev::read_platform_key(&config.platform_key).map_err(
-                    |source| NodeError::PlatformKey {
-                        path: config.platform_key.clone(),
-                        source,
-                    },
-                )?),
-            };
+        let platform: Box<dyn Attester> = match (dir.take_attester(), dev_platform) {
+            (Some(tpm), _) => tpm,
+            (None, Some(key)) => Box::new(key),
+            (None, None) => {
+                return Err(NodeError::NoAttester);
+            }
+        };
         let mut core = match dir.load_state()? {
             Some(blob) => {
                 let minimum = dir.counter();
@@ -419,30 +431,43 @@ impl Runner {
         }
     }
 
-    /// Submits the node's registration; a refusal (evidence the genesis policy does not accept,
-    /// too little stake) is logged as an error and shown by `getHealth` until one is accepted.
+    /// Submits the node's registration. A refusal (evidence the genesis policy does not accept,
+    /// too little stake) is shown by `getHealth` until the node is registered.
     async fn register(&mut self, body: &Body) -> Result<(), Pause> {
-        let refusal = match self.follower.submit(&self.signer, body, &mut OsRng).await {
+        match self.follower.submit(&self.signer, body, &mut OsRng).await {
             Ok(applied) => {
                 tracing::info!(
                     kind = applied.kind.name(),
                     height = applied.height,
                     "registered"
                 );
-                None
+                Ok(())
             }
+            // An earlier attempt went through; the next round sees it on the ledger.
+            Err(FollowError::Refused(Rejected::AlreadyRegistered { .. })) => Ok(()),
             Err(FollowError::Refused(reason)) => {
-                tracing::error!(kind = body.kind().name(), %reason, "the ledger refuses this node's registration");
-                Some(reason.to_string())
+                self.refused(format!(
+                    "the ledger refuses this node's registration: {reason}"
+                ));
+                Err(Pause)
             }
             Err(e) => {
                 tracing::warn!(kind = body.kind().name(), error = %e, "cannot submit");
-                return Err(Pause);
+                Err(Pause)
             }
-        };
-        let refused = refusal.is_some();
-        *self.shared.refused.lock().expect("refused lock") = refusal;
-        if refused { Err(Pause) } else { Ok(()) }
+        }
+    }
+
+    /// Records why registering failed, for `getHealth`; logged as an error when the reason is
+    /// new (the node retries every round), at debug level when it repeats.
+    fn refused(&self, reason: String) {
+        let mut refused = self.shared.refused.lock().expect("refused lock");
+        if refused.as_deref() == Some(reason.as_str()) {
+            tracing::debug!(%reason, "registration still refused");
+        } else {
+            tracing::error!(%reason, "registration failed; retrying");
+            *refused = Some(reason);
+        }
     }
 
     async fn round(&mut self) {
@@ -471,6 +496,7 @@ impl Runner {
     fn registration(&mut self) -> Result<Option<Body>, Pause> {
         let registry = self.shared.registry.read().expect("registry lock");
         if registry.node(&self.shared.id).is_some() {
+            *self.shared.refused.lock().expect("refused lock") = None;
             return Ok(None);
         }
         let params = &registry.genesis().config().params;
@@ -486,17 +512,17 @@ impl Runner {
                 params.min_worker_stake,
             ),
         };
-        let core = self.shared.core.read().expect("core lock");
-        let (keys, channel) = match &*core {
+        let (keys, channel) = match &*self.shared.core.read().expect("core lock") {
             Core::Gatekeeper(g) => (g.bound_keys(), g.channel()),
             Core::Worker(w) => (w.bound_keys(), w.channel()),
         };
         let nonce = registration_nonce(&registry.genesis().hash(), role);
+        // A TPM quote is slow I/O: not under the locks.
+        drop(registry);
         let evidence = match self.platform.attest(measurement, &keys, &nonce, &mut OsRng) {
             Ok(evidence) => evidence,
             Err(e) => {
-                tracing::error!(error = %e, "cannot attest this node's keys; registration waits");
-                *self.shared.refused.lock().expect("refused lock") = Some(e.to_string());
+                self.refused(format!("cannot attest this node's keys: {e}"));
                 return Err(Pause);
             }
         };
