@@ -413,12 +413,21 @@ impl VerifierCache {
         let mut batch: Vec<(usize, VerifyingKey)> = Vec::with_capacity(items.len());
         for (i, ((key, _, signature), cached)) in items.iter().zip(known).enumerate() {
             let r: &[u8; 32] = signature.0[..32].try_into().expect("64-byte signature");
+            let s: [u8; 32] = signature.0[32..].try_into().expect("64-byte signature");
+            // A non-canonical s would fail the whole batch (ed25519-dalek refuses it there) and
+            // send every other signature through the one-by-one pass.
+            let canonical_s =
+                bool::from(curve25519_dalek::Scalar::from_canonical_bytes(s).is_some());
             let verifier = match cached {
                 Some(v) => Some(v),
                 None => key.verifier().ok().filter(|v| !v.0.is_weak()),
             };
             match verifier {
-                Some(v) if is_canonical_point_encoding(r) && !is_small_order_encoding(r) => {
+                Some(v)
+                    if canonical_s
+                        && is_canonical_point_encoding(r)
+                        && !is_small_order_encoding(r) =>
+                {
                     batch.push((i, v.0));
                     verdicts.push(Ok(()));
                 }

@@ -49,6 +49,9 @@ use crate::tower::{Lockout, LockoutPolicy, Tower, TowerError};
 /// How many answered requests per validator are kept for byte-identical retries.
 pub const RECENT_ANSWERS: usize = 4;
 
+/// Longest vote key evidence a record or an answer carries.
+pub(crate) const MAX_VOTE_KEY_EVIDENCE: usize = 4096;
+
 const RECORD_MAGIC: &[u8; 4] = b"KWVR";
 const RECORD_VERSION: u8 = 2;
 const RECORD_FORMAT: &str = "keyward validator record";
@@ -813,7 +816,8 @@ impl Signer {
             0 => None,
             1 => Some((
                 SolanaPubkey(r.array("vote pubkey")?),
-                r.var16("vote key evidence", 4096)?.to_vec(),
+                r.var16("vote key evidence", MAX_VOTE_KEY_EVIDENCE)?
+                    .to_vec(),
             )),
             _ => {
                 return Err(DecodeError::Invalid {
@@ -1010,7 +1014,7 @@ fn decode_answer(
     Ok(match r.u8("answer kind")? {
         1 => Answer::VoteKey(VoteKeyInfo {
             vote_pubkey: SolanaPubkey(r.array("answer vote pubkey")?),
-            evidence: r.var16("answer evidence", 4096)?.to_vec(),
+            evidence: r.var16("answer evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec(),
         }),
         2 => Answer::Signature(SolanaSignature(r.array("answer signature")?)),
         3 => Answer::FinalTower(TowerExport {

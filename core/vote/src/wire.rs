@@ -18,16 +18,11 @@ use std::fmt;
 
 use keyward_crypto::{DecodeError, Reader, SolanaPubkey, SolanaSignature, Writer};
 
-use crate::request::{MAX_EVIDENCE, MAX_TRANSACTION_LEN};
-use crate::signer::{decode_tower, encode_tower};
+use crate::signer::{MAX_VOTE_KEY_EVIDENCE, decode_tower, encode_tower};
 use crate::{
     Answer, LockoutPolicy, Method, Payload, Refusal, SignedRequest, TowerExport, VoteKeyInfo,
 };
 
-/// Longest message a `signVote` payload may carry on the wire: a transaction's size.
-const MAX_MESSAGE: usize = MAX_TRANSACTION_LEN;
-/// Longest evidence a vote key answer carries (as the stored record allows).
-const MAX_EVIDENCE_BYTES: usize = 4096;
 /// Longest refusal message carried; longer ones are cut.
 const MAX_DETAIL: usize = 1024;
 
@@ -82,22 +77,19 @@ fn decode_payload(method: Method, bytes: &[u8]) -> Result<Payload, DecodeError> 
         Method::RegisterNode => Payload::RegisterNode {
             vote_account: SolanaPubkey(r.array("vote account")?),
         },
+        // Sizes are bounded here only by the frame: a message or evidence too long is the
+        // core's refusal of that one request (`SignerConfig::prepare_all`), as in process, not a
+        // frame the enclave cannot read, which would fail the whole batch.
         Method::SignVote => {
-            let message = r.var32("message", MAX_MESSAGE)?.to_vec();
+            let message = r.var32("message", usize::MAX)?.to_vec();
             let count = r.u32("evidence count")? as usize;
-            if count > MAX_EVIDENCE {
-                return Err(DecodeError::TooLong {
-                    field: "evidence",
-                    len: count,
-                    max: MAX_EVIDENCE,
-                });
+            // Each item takes at least its 4-byte length.
+            if count > r.remaining() / 4 {
+                return Err(DecodeError::Truncated { field: "evidence" });
             }
             let mut evidence = Vec::with_capacity(count);
             for _ in 0..count {
-                evidence.push(
-                    r.var32("evidence transaction", MAX_TRANSACTION_LEN)?
-                        .to_vec(),
-                );
+                evidence.push(r.var32("evidence transaction", usize::MAX)?.to_vec());
             }
             Payload::SignVote { message, evidence }
         }
@@ -136,7 +128,7 @@ impl Answer {
         let answer = match r.u8("answer kind")? {
             1 => Self::VoteKey(VoteKeyInfo {
                 vote_pubkey: SolanaPubkey(r.array("vote pubkey")?),
-                evidence: r.var16("evidence", MAX_EVIDENCE_BYTES)?.to_vec(),
+                evidence: r.var16("evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec(),
             }),
             2 => Self::Signature(SolanaSignature(r.array("signature")?)),
             3 => Self::FinalTower(TowerExport {
@@ -246,7 +238,7 @@ mod tests {
                 vote_account: SolanaPubkey(k)
             }),
             (
-                proptest::collection::vec(any::<u8>(), 0..MAX_MESSAGE),
+                proptest::collection::vec(any::<u8>(), 0..crate::request::MAX_TRANSACTION_LEN),
                 proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..4)
             )
                 .prop_map(|(message, evidence)| Payload::SignVote { message, evidence }),
@@ -277,6 +269,23 @@ mod tests {
             let _ = Answer::from_bytes(&bytes, &LockoutPolicy::SOLANA);
             let _ = Rejection::from_bytes(&bytes);
         }
+    }
+
+    /// A request over the core's size limits still crosses the wire, so the enclave refuses it
+    /// alone (`message_too_long`, malformed evidence), as the in-process runner does, instead of
+    /// failing to read the frame and with it the batch.
+    #[test]
+    fn oversized_requests_cross_the_wire_for_the_core_to_refuse() {
+        let identity = SolanaKeypair::generate(&mut StdRng::seed_from_u64(5));
+        let payload = Payload::SignVote {
+            message: vec![7; crate::request::MAX_TRANSACTION_LEN + 1],
+            evidence: vec![vec![1; 4]; crate::request::MAX_EVIDENCE + 1],
+        };
+        let request = SignedRequest::sign(payload, ServiceId([3; 32]), &identity, 1);
+        assert_eq!(
+            SignedRequest::from_bytes(&request.to_bytes()).unwrap(),
+            request
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ use keyward_crypto::{ChainId, SecretBytes, SolanaKeypair, SolanaPubkey, SolanaSi
 use keyward_enclave::{SealPurpose, SealedBlob, Sealer, SealingKey};
 use keyward_signer::client::{Client, ClientError};
 use keyward_signer::store::Store;
-use keyward_signer::votes::tower_sync_message;
-use keyward_vote::{LockoutPolicy, Payload, Tower};
+use keyward_signer::votes::slots_message;
+use keyward_vote::Payload;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 
@@ -229,18 +229,7 @@ impl Validator {
 
     /// A `TowerSync` vote message for the tower `slots` make.
     fn message(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Vec<u8> {
-        let tower = Tower::new()
-            .apply_slots(slots, &LockoutPolicy::SOLANA)
-            .unwrap();
-        let last = u8::try_from(*slots.last().unwrap()).unwrap();
-        tower_sync_message(
-            &self.identity.pubkey(),
-            &self.vote_account,
-            vote_key,
-            &tower,
-            [last; 32],
-            [9; 32],
-        )
+        slots_message(&self.identity.pubkey(), &self.vote_account, vote_key, slots).unwrap()
     }
 
     fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {

@@ -12,19 +12,21 @@
 //! counter.
 //!
 //! An advance is one in-place write and one `fdatasync` (the vote signer advances once per
-//! commit, so this is on its hot path): the file has two slots, each in its own 512-byte sector,
-//! and an advance overwrites the slot that does not hold the current value. A write torn by a
-//! crash leaves that slot failing its check and the other slot intact, so the counter reads as
-//! the last value whose advance completed.
+//! commit, so this is on its hot path): the file has two slots, each in its own 4 KiB page (so
+//! neither page cache writeback nor a 4 KiB-sector disk rewrites one slot with the other), and
+//! an advance overwrites the slot that does not hold the current value. A write torn by a crash
+//! leaves that slot failing its check and the other slot intact, so the counter reads as the
+//! last value whose advance completed.
 //!
 //! ```text
-//! file  = slot(A) || zeros(512 - 21) || slot(B) || zeros(512 - 21)           1024 bytes
+//! file  = slot(A) || zeros(4096 - 21) || slot(B) || zeros(4096 - 21)         8192 bytes
 //! slot  = "KWCN" || 0x02 || u64(value) || SHA-256(the 13 bytes before)[..8]  21 bytes
 //! value = the larger value of the slots that pass their check
 //! ```
 //!
-//! Version 1 files (`"KWCN" || 0x01 || u64(value)`, 13 bytes) are read, and rewritten as
-//! version 2 by their first advance.
+//! Earlier files are read as they are: version 2 files of 1024 bytes (slots 512 bytes apart,
+//! kept in that layout), and version 1 files (`"KWCN" || 0x01 || u64(value)`, 13 bytes),
+//! rewritten in the current layout by their first advance.
 
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -36,8 +38,11 @@ use thiserror::Error;
 const MAGIC: &[u8; 4] = b"KWCN";
 const VERSION: u8 = 2;
 const SLOT: usize = 21;
-const SECTOR: usize = 512;
-const LEN: usize = 2 * SECTOR;
+/// How far apart the slots are.
+const PAGE: usize = 4096;
+const LEN: usize = 2 * PAGE;
+/// The first version 2 files' length: slots 512 bytes apart.
+const NARROW_LEN: usize = 1024;
 const V1_LEN: usize = 13;
 
 /// Why the counter could not be read or advanced.
@@ -105,6 +110,8 @@ pub struct FileCounter {
     value: u64,
     /// The slot (0 or 1) the next advance overwrites: the one not holding `value`.
     next: usize,
+    /// How far apart the slots are: half the file's length.
+    stride: usize,
 }
 
 impl FileCounter {
@@ -132,6 +139,7 @@ impl FileCounter {
             }
             Err(e) => return Err(io(e)),
         };
+        let stride = bytes.len() / 2;
         let (value, next, file) = match bytes.len() {
             V1_LEN => {
                 if &bytes[..4] != MAGIC || bytes[4] != 1 {
@@ -140,10 +148,10 @@ impl FileCounter {
                 let value = u64::from_be_bytes(bytes[5..].try_into().expect("8 bytes"));
                 (value, 0, None)
             }
-            LEN => {
+            LEN | NARROW_LEN => {
                 let slots = [
                     decode_slot(&bytes[..SLOT]),
-                    decode_slot(&bytes[SECTOR..][..SLOT]),
+                    decode_slot(&bytes[stride..][..SLOT]),
                 ];
                 let (value, next) = match slots {
                     [Some(a), Some(b)] if b > a => (b, 0),
@@ -161,6 +169,7 @@ impl FileCounter {
             file,
             value,
             next,
+            stride,
         })
     }
 
@@ -168,7 +177,7 @@ impl FileCounter {
     fn write(&mut self, to: u64) -> std::io::Result<()> {
         match &self.file {
             Some(file) => {
-                file.write_all_at(&slot(to), (self.next * SECTOR) as u64)?;
+                file.write_all_at(&slot(to), (self.next * self.stride) as u64)?;
                 file.sync_data()?;
                 self.next = 1 - self.next;
             }
@@ -176,6 +185,7 @@ impl FileCounter {
                 crate::files::replace(&self.path, &image(to))?;
                 self.file = Some(fs::OpenOptions::new().write(true).open(&self.path)?);
                 self.next = 1;
+                self.stride = PAGE;
             }
         }
         Ok(())
@@ -227,7 +237,7 @@ fn decode_slot(bytes: &[u8]) -> Option<u64> {
 fn image(value: u64) -> [u8; LEN] {
     let mut bytes = [0u8; LEN];
     bytes[..SLOT].copy_from_slice(&slot(value));
-    bytes[SECTOR..][..SLOT].copy_from_slice(&slot(value));
+    bytes[PAGE..][..SLOT].copy_from_slice(&slot(value));
     bytes
 }
 
@@ -285,7 +295,7 @@ mod tests {
         // The next advance overwrites the torn slot, never the good one.
         c.advance(9).unwrap();
         let bytes = fs::read(&path).unwrap();
-        assert_eq!(decode_slot(&bytes[SECTOR..][..SLOT]), Some(3));
+        assert_eq!(decode_slot(&bytes[PAGE..][..SLOT]), Some(3));
         assert_eq!(FileCounter::open(&path, false).unwrap().value(), 9);
     }
 
@@ -302,6 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_version_2_file_is_read_and_advanced_in_its_own_layout() {
+        let path = dir("narrow").join("counter");
+        let mut bytes = [0u8; NARROW_LEN];
+        bytes[..SLOT].copy_from_slice(&slot(5));
+        bytes[NARROW_LEN / 2..][..SLOT].copy_from_slice(&slot(6));
+        fs::write(&path, bytes).unwrap();
+        let mut c = FileCounter::open(&path, false).unwrap();
+        assert_eq!(c.value(), 6);
+        c.advance(7).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), NARROW_LEN);
+        assert_eq!(decode_slot(&bytes[..SLOT]), Some(7));
+        assert_eq!(FileCounter::open(&path, false).unwrap().value(), 7);
+    }
+
+    #[test]
     fn a_damaged_file_is_corrupt_not_zero() {
         let d = dir("bad");
         for (name, bytes) in [
@@ -311,7 +337,7 @@ mod tests {
             ("both slots torn", {
                 let mut bytes = image(7).to_vec();
                 bytes[20] ^= 1;
-                bytes[SECTOR + 20] ^= 1;
+                bytes[PAGE + 20] ^= 1;
                 bytes
             }),
             ("long", [image(7).as_slice(), &[0]].concat()),

@@ -58,10 +58,11 @@ pub fn read_frame(stream: &mut impl Read) -> io::Result<Option<Frame>> {
             format!("frame length {len} is outside 1..={MAX_FRAME}"),
         ));
     }
-    let mut body = vec![0u8; len];
+    let mut tag = [0u8; 1];
+    stream.read_exact(&mut tag)?;
+    let mut body = vec![0u8; len - 1];
     stream.read_exact(&mut body)?;
-    let tag = body.remove(0);
-    Ok(Some(Frame { tag, body }))
+    Ok(Some(Frame { tag: tag[0], body }))
 }
 
 #[cfg(test)]

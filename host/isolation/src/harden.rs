@@ -47,7 +47,7 @@ pub enum HardenError {
     Seccomp(String),
 }
 
-/// What [`harden`] and [`confine`] achieved, for the log.
+/// What [`harden`] and [`Confinement::apply`] achieved, for the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hardening {
     /// Core dumps and same-user ptrace are off.
@@ -198,7 +198,19 @@ fn refused(sockets: bool) -> Vec<libc::c_long> {
         calls.extend([libc::SYS_socket, libc::SYS_socketpair, libc::SYS_connect]);
     }
     #[cfg(target_arch = "x86_64")]
-    calls.extend([libc::SYS_fork, libc::SYS_vfork]);
+    {
+        calls.extend([libc::SYS_fork, libc::SYS_vfork]);
+        // The x32 ABI passes the same architecture check with the x32 bit set in the number:
+        // every call above by its x32 number too, and all of x32's own entries (512..=547, its
+        // execve, ptrace and process_vm_* among them), which the enclave never makes.
+        const X32: libc::c_long = 0x4000_0000;
+        let x32: Vec<libc::c_long> = calls
+            .iter()
+            .map(|call| call | X32)
+            .chain((512..=547).map(|call| call | X32))
+            .collect();
+        calls.extend(x32);
+    }
     calls
 }
 

@@ -1,6 +1,6 @@
-//! `harden` and `confine` cannot be undone, so they run in a child process (this test binary,
-//! run again): afterwards it uses its state directory but nothing else on disk, and cannot open
-//! a socket or run a program; it is not dumpable, and (where the process may lock memory, and
+//! `harden` and `Confinement::apply` cannot be undone, so they run in a child process (this
+//! test binary, run again): afterwards it uses its state directory but nothing else on disk, and
+//! cannot open a socket or run a program; it is not dumpable, and (where the process may lock memory, and
 //! always in CI) its memory is locked.
 #![allow(missing_docs, clippy::unwrap_used)]
 

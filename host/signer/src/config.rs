@@ -107,6 +107,11 @@ pub struct Config {
     pub ancestry: Option<AncestryConfig>,
 }
 
+/// The largest `max_batch`: the isolated enclave answers a batch's records, and releases its
+/// answers, in one frame each, which must stay under the frame limit (64 MiB) with room to spare
+/// (a record is a few KiB).
+pub const MAX_BATCH: usize = 8192;
+
 /// `[runner]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -265,6 +270,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "max_batch and queue_depth must be at least 1".into(),
             ));
+        }
+        if self.max_batch > MAX_BATCH {
+            return Err(ConfigError::Invalid(format!(
+                "max_batch is at most {MAX_BATCH}"
+            )));
         }
         let r = &self.runner;
         if r.kind == RunnerKind::InProcess
@@ -451,6 +461,8 @@ mod tests {
         let policy = c.evidence_policy().expect("valid").expect("configured");
         assert_eq!(policy.trusted_tpm_keys, vec![[0xab; 32]]);
         assert!(!policy.accept_insecure_dev);
+        let c: Config = toml::from_str(&format!("max_batch = {}", MAX_BATCH + 1)).expect("parses");
+        assert!(c.check().is_err(), "a batch must fit one enclave frame");
     }
 
     #[test]

@@ -83,12 +83,8 @@ impl Durable for Store {
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), String> {
-        self.commit(
-            records.iter().map(|(id, r)| (id, r.as_slice())),
-            manifest,
-            platform,
-        )
-        .map_err(|e| e.to_string())
+        self.commit(records, manifest, platform)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -257,9 +253,16 @@ impl<R: Runner, D: Durable> Writer<R, D> {
                         self.count_validators();
                     }
                     Err(e) => {
-                        first.fail(ServiceError::Unavailable(RunnerError::Unavailable(
-                            e.to_string(),
-                        )));
+                        let error = match e {
+                            OpenFailure::Runner(e) => ServiceError::Unavailable(e),
+                            OpenFailure::Store(e) => ServiceError::Storage(e),
+                        };
+                        // Everything already waiting gets the same answer: one reopen attempt
+                        // per burst, not one (a full read of the store) per request.
+                        first.fail(error.clone());
+                        while let Ok(job) = rx.try_recv() {
+                            job.fail(error.clone());
+                        }
                         continue;
                     }
                 }
@@ -269,8 +272,12 @@ impl<R: Runner, D: Durable> Writer<R, D> {
     }
 
     fn count_validators(&mut self) {
-        if let Ok(QueryAnswer::Registered(n)) = self.runner.query(&Query::Registered) {
-            self.metrics.validators.set(n as i64);
+        match self.runner.query(&Query::Registered) {
+            Ok(QueryAnswer::Registered(n)) => {
+                self.metrics.validators.set(n as i64);
+            }
+            Ok(_) => {}
+            Err(e) => self.lost(&e),
         }
     }
 
@@ -369,8 +376,12 @@ impl<R: Runner, D: Durable> Writer<R, D> {
             let _ = p.reply.send(outcome);
         }
         for (query, reply) in queries {
-            let answer = self.runner.query(&query).map_err(ServiceError::Unavailable);
-            let _ = reply.send(answer);
+            let answer = self.runner.query(&query);
+            if let Err(e) = &answer {
+                // The session is gone with it (an isolated enclave dropped the connection).
+                self.lost(e);
+            }
+            let _ = reply.send(answer.map_err(ServiceError::Unavailable));
         }
     }
 

@@ -39,7 +39,8 @@ pub const BUSY: i32 = 1502;
 pub const STOPPED: i32 = 1503;
 /// Error code: `getVotePubkey` for an identity with no vote key.
 pub const NO_VOTE_KEY: i32 = 1504;
-/// Error code: the enclave (isolated runner) cannot be reached; nothing was signed.
+/// Error code: the enclave cannot be reached or lost its session, or its counter could not
+/// advance; nothing of the batch was released.
 pub const ENCLAVE_UNAVAILABLE: i32 = 1505;
 
 struct RpcContext {

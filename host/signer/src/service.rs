@@ -40,6 +40,9 @@ pub enum StartError {
         "the store is missing, but the monotonic counter is at {0}: commits were made to a store that is gone"
     )]
     StoreMissing(u64),
+    /// There is no store to read.
+    #[error("there is no signer store at {0}")]
+    NoStore(PathBuf),
     /// The enclave process could not harden itself.
     #[error(transparent)]
     Harden(#[from] HardenError),
@@ -74,23 +77,33 @@ pub struct Service {
 
 /// An enclave over the sealing source in `dir`, which is made (key and counter) only when
 /// `create`; refused when there is no store but the counter has moved.
+/// With the isolated runner the directory is the enclave's, and is locked while the enclave
+/// lives ([`lock_state_dir`]).
 fn enclave(config: &Config, dir: &std::path::Path, create: bool) -> Result<Enclave, StartError> {
     std::fs::create_dir_all(dir).map_err(|source| StartError::Io {
         action: "create",
         path: dir.to_owned(),
         source,
     })?;
+    let lock = match config.runner.kind {
+        RunnerKind::InProcess => None,
+        RunnerKind::Isolated => Some(lock_state_dir(dir)?),
+    };
     let sealing = config.sealing.open(dir, create)?;
     if create && sealing.counter.value() != 0 {
         return Err(StartError::StoreMissing(sealing.counter.value()));
     }
-    Ok(Enclave::new(sealing, config.chain()?, config.policy()?))
+    let enclave = Enclave::new(sealing, config.chain()?, config.policy()?);
+    Ok(match lock {
+        Some(lock) => enclave.holding(lock),
+        None => enclave,
+    })
 }
 
 /// The in-process enclave and the store of a stopped signer, nothing opened yet.
 fn stopped(config: &Config) -> Result<(Enclave, Store), StartError> {
     config.check()?;
-    let create = !config.data_dir.join("signer.redb").exists();
+    let create = !Store::path(&config.data_dir).exists();
     // The isolated enclave keeps its sealing files in its own directory.
     let sealing_dir = match config.runner.kind {
         RunnerKind::InProcess => config.data_dir.clone(),
@@ -115,11 +128,16 @@ pub fn load(config: &Config) -> Result<(Enclave, Store), StartError> {
 }
 
 /// Opens a stopped signer's store for reading (the tower export command): the core loads and
-/// checks it against the counter, and nothing is written or advanced.
+/// checks it against the counter, and no commit is made nor the counter advanced.
 ///
 /// # Errors
-/// [`StartError`].
+/// [`StartError`]; [`StartError::NoStore`] when the data directory holds no store (nothing is
+/// made).
 pub fn inspect(config: &Config) -> Result<Enclave, StartError> {
+    let path = Store::path(&config.data_dir);
+    if !path.exists() {
+        return Err(StartError::NoStore(path));
+    }
     let (mut enclave, store) = stopped(config)?;
     let stored = store.stored()?;
     enclave
@@ -198,12 +216,27 @@ pub struct EnclaveProcess {
     pub socket: PathBuf,
     /// What hardening is in force.
     pub hardening: Hardening,
-    /// Held for the process's life: the state directory's lock.
-    _lock: std::fs::File,
 }
 
 /// The lock file in the enclave's state directory.
 const LOCK_FILE: &str = "enclave.lock";
+
+/// Locks the isolated enclave's state directory `dir` (which exists): one enclave, or one tower
+/// command, at a time; two would each keep their own view of the counter.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = dir.join(LOCK_FILE);
+    let lock = std::fs::File::create(&path).map_err(|source| StartError::Io {
+        action: "create",
+        path: path.clone(),
+        source,
+    })?;
+    lock.try_lock().map_err(|e| StartError::Io {
+        action: "lock (is a keyward enclave running on it?)",
+        path,
+        source: e.into(),
+    })?;
+    Ok(lock)
+}
 
 impl EnclaveProcess {
     /// Prepares `keyward enclave` for `config` (`[runner] kind = "isolated"`): hardens the
@@ -236,18 +269,11 @@ impl EnclaveProcess {
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("restrict", &dir))?;
-        // One enclave per state directory: two would each keep their own view of the counter.
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
-        lock.try_lock().map_err(|e| StartError::Io {
-            action: "lock (is another keyward enclave running on it?)",
-            path: lock_path.clone(),
-            source: e.into(),
-        })?;
+        let lock = lock_state_dir(&dir)?;
         let mut files = std::fs::read_dir(&dir).map_err(io("read", &dir))?;
         let fresh = !files.any(|f| f.is_ok_and(|f| f.file_name() != LOCK_FILE));
         let sealing = config.sealing.open(&dir, fresh)?;
-        let enclave = Enclave::new(sealing, config.chain()?, config.policy()?);
+        let enclave = Enclave::new(sealing, config.chain()?, config.policy()?).holding(lock);
         let socket = config.enclave_socket();
         // A socket file left by an earlier enclave is replaced; any other file is not.
         match std::fs::symlink_metadata(&socket) {
@@ -276,7 +302,6 @@ impl EnclaveProcess {
             listener,
             socket,
             hardening,
-            _lock: lock,
         })
     }
 

@@ -28,7 +28,7 @@ use thiserror::Error;
 use keyward_crypto::SolanaPubkey;
 use keyward_vote::{CommitManifest, ServiceId};
 
-use crate::runner::Stored;
+use crate::runner::{Record, Stored};
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -69,8 +69,6 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     service: ServiceId,
-    /// Whether `signer.redb` was made by this open.
-    created: bool,
 }
 
 impl Store {
@@ -84,14 +82,12 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let path = dir.join("signer.redb");
-        let created = !path.exists();
+        let path = Self::path(dir);
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let mut store = Self {
             db,
             path,
             service: ServiceId([0; 32]),
-            created,
         };
         store.service = store.service_id()?;
         Ok(store)
@@ -102,9 +98,9 @@ impl Store {
         self.service
     }
 
-    /// Whether this open made the store (so there is no sealed state anywhere yet).
-    pub fn created(&self) -> bool {
-        self.created
+    /// Where the store of the data directory `dir` is (`signer.redb`).
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("signer.redb")
     }
 
     fn service_id(&self) -> Result<ServiceId, StoreError> {
@@ -173,9 +169,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Db`]; then nothing of this commit is durable.
-    pub fn commit<'a>(
+    pub fn commit(
         &mut self,
-        records: impl IntoIterator<Item = (&'a SolanaPubkey, &'a [u8])>,
+        records: &[Record],
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), StoreError> {
@@ -187,7 +183,7 @@ impl Store {
             let mut table = txn.open_table(VALIDATORS).map_err(|e| self.err(e))?;
             for (identity, record) in records {
                 table
-                    .insert(&identity.0[..], record)
+                    .insert(&identity.0[..], record.as_slice())
                     .map_err(|e| self.err(e))?;
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;

@@ -2,7 +2,7 @@
 //! hands the signer. Used by the load generator, the service tests and `signer-client`.
 
 use keyward_crypto::SolanaPubkey;
-use keyward_vote::Tower;
+use keyward_vote::{LockoutPolicy, Tower, TowerError};
 use solana_address::Address;
 use solana_hash::Hash;
 use solana_message::{Message, VersionedMessage};
@@ -41,4 +41,28 @@ pub fn tower_sync_message(
         &Hash::new_from_array(blockhash),
     );
     bincode::serialize(&VersionedMessage::Legacy(message)).expect("a message serializes")
+}
+
+/// The [`tower_sync_message`] of the tower that voting on `slots` in order makes from an empty
+/// one under Solana's lockout rules, claiming bank hash `[last slot as u8; 32]` (a test and
+/// bench convention: distinct slots, distinct hashes).
+///
+/// # Errors
+/// [`TowerError`] if `slots` is empty or not increasing.
+pub fn slots_message(
+    identity: &SolanaPubkey,
+    vote_account: &SolanaPubkey,
+    authority: &SolanaPubkey,
+    slots: &[u64],
+) -> Result<Vec<u8>, TowerError> {
+    let tower = Tower::new().apply_slots(slots, &LockoutPolicy::SOLANA)?;
+    let last = tower.last_voted_slot().unwrap_or_default().to_le_bytes()[0];
+    Ok(tower_sync_message(
+        identity,
+        vote_account,
+        authority,
+        &tower,
+        [last; 32],
+        [9; 32],
+    ))
 }

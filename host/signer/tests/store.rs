@@ -14,8 +14,8 @@ use keyward_signer::config::Config;
 use keyward_signer::runner::{Enclave, Runner};
 use keyward_signer::service::{self, StartError};
 use keyward_signer::store::Store;
-use keyward_signer::votes::tower_sync_message;
-use keyward_vote::{Answer, LockoutPolicy, Payload, Rejection, SignedRequest, Tower};
+use keyward_signer::votes::slots_message;
+use keyward_vote::{Answer, Payload, Rejection, SignedRequest};
 use rand::{SeedableRng, rngs::StdRng};
 
 fn data_dir(name: &str) -> PathBuf {
@@ -42,30 +42,14 @@ impl Validator {
         let request = SignedRequest::sign(payload, service, &self.identity, nonce);
         let record = enclave.apply(vec![request]).unwrap();
         let manifest = enclave.seal().unwrap();
-        store
-            .commit(
-                record.iter().map(|(id, r)| (id, r.as_slice())),
-                &manifest,
-                None,
-            )
-            .unwrap();
+        store.commit(&record, &manifest, None).unwrap();
         enclave.release().unwrap().pop().unwrap()
     }
 
     fn vote(&self, vote_key: &SolanaPubkey, slots: &[u64]) -> Payload {
-        let tower = Tower::new()
-            .apply_slots(slots, &LockoutPolicy::SOLANA)
-            .unwrap();
-        let last = u8::try_from(*slots.last().unwrap()).unwrap();
         Payload::SignVote {
-            message: tower_sync_message(
-                &self.identity.pubkey(),
-                &self.vote_account,
-                vote_key,
-                &tower,
-                [last; 32],
-                [9; 32],
-            ),
+            message: slots_message(&self.identity.pubkey(), &self.vote_account, vote_key, slots)
+                .unwrap(),
             evidence: Vec::new(),
         }
     }
@@ -423,4 +407,33 @@ fn with_a_tpm_the_signer_starts_only_under_a_policy_that_pins_its_attestation_ke
     drop((enclave, store, swtpm));
     let _ = fs::remove_dir_all(&config.data_dir);
     let _ = fs::remove_dir_all(&state);
+}
+
+/// An isolated configuration's sealing directory is locked while a core runs over it: a tower
+/// command on a stopped signer is refused while its `keyward enclave` (here, a first command)
+/// holds the directory, since the two would keep separate views of the counter.
+#[test]
+fn a_tower_command_is_refused_while_the_enclave_holds_its_state_directory() {
+    use keyward_signer::config::{RunnerConfig, RunnerKind};
+    let dir = data_dir("locked");
+    let config = Config {
+        data_dir: dir.clone(),
+        runner: RunnerConfig {
+            kind: RunnerKind::Isolated,
+            ..RunnerConfig::default()
+        },
+        ..Config::default()
+    };
+    // Nothing to read yet: refused, and nothing is made.
+    assert!(matches!(
+        service::inspect(&config),
+        Err(StartError::NoStore(_))
+    ));
+    assert!(!config.enclave_state_dir().exists());
+    let held = service::load(&config).unwrap();
+    let error = service::inspect(&config).err().unwrap();
+    assert!(error.to_string().contains("lock"), "{error}");
+    drop(held);
+    service::inspect(&config).unwrap();
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -67,6 +67,10 @@ pub struct Enclave {
     /// platform key attests.
     attester: Option<Arc<Mutex<Box<dyn Attester>>>>,
     live: Option<Live>,
+    /// The sealing directory's lock, when it is the isolated enclave's: held while this enclave
+    /// lives, so no second one (a `keyward enclave`, a tower command) keeps its own view of the
+    /// counter beside it.
+    state_lock: Option<std::fs::File>,
 }
 
 struct Live {
@@ -97,7 +101,15 @@ impl Enclave {
             counter: sealing.counter,
             attester: sealing.attester.map(|a| Arc::new(Mutex::new(a))),
             live: None,
+            state_lock: None,
         }
+    }
+
+    /// Holds `lock` (the sealing directory's) for as long as this enclave lives.
+    #[must_use]
+    pub fn holding(mut self, lock: std::fs::File) -> Self {
+        self.state_lock = Some(lock);
+        self
     }
 
     /// The core, while a store is open (the tower export and import commands use it).

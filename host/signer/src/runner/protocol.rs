@@ -34,8 +34,10 @@ use super::{Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
 /// The protocol version `Open` names.
 pub const VERSION: u8 = 2;
 
-/// Most bytes of records or requests one `Records`, `Apply` or `Applied` frame carries (one
-/// item alone may exceed it).
+/// Most bytes of records or requests one `Records` or `Apply` frame carries (one item alone may
+/// exceed it). An `Applied` or `Released` frame answers one `Apply` or batch whole: the
+/// configuration's `max_batch` limit ([`crate::config::MAX_BATCH`]) keeps it under the frame
+/// limit.
 pub const BYTES_PER_FRAME: usize = 16 * 1024 * 1024;
 
 /// Frame tags.
