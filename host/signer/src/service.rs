@@ -231,7 +231,7 @@ fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
         source,
     })?;
     lock.try_lock().map_err(|e| StartError::Io {
-        action: "lock (is a keyward enclave running on it?)",
+        action: "lock (is another keyward enclave, or a tower command, using it?)",
         path,
         source: e.into(),
     })?;
