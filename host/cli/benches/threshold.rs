@@ -17,7 +17,7 @@
 //!   CPU over that window (utime + stime from `/proc/<pid>/stat`, in clock ticks, usually 10 ms).
 //! - **clusterkey**: for each t-of-n of `--configs`, `--requests` workers, each getting its key
 //!   once, **one at a time**. Timed per worker, exactly as a worker node does it (host/node,
-//!   `service::provision_requests` and `client::ask_holders`): its core asks for the key
+//!   `runner::signed_requests` and `client::ask_holders`): its core asks for the key
 //!   (`Worker::step`); the host signs a request to **every holder** of the epoch and asks them
 //!   **all at once**, over a new worker's fresh connections (kept ones with
 //!   `--kept-connections`); the core checks each answer as it arrives (opens it, checks the
@@ -64,7 +64,7 @@ use keyward_ledger_service::follow::Follower;
 use keyward_node::{Worker, WorkerStep};
 use keyward_node_service::client::{Clients, ask_holders};
 use keyward_node_service::dev;
-use keyward_node_service::service::provision_requests;
+use keyward_node_service::runner::signed_requests;
 use rand::{SeedableRng, rngs::StdRng};
 use rand_core::OsRng;
 
@@ -438,7 +438,10 @@ async fn provision(worker: &mut Worker, registry: &Registry, clients: &mut Clien
         panic!("the worker's core asks for no ClusterKey");
     };
     // Exactly the worker node's path, with a new worker's fresh connections.
-    let signed = provision_requests(registry, worker.signer(), &request);
+    let signed = signed_requests(registry, worker.signer(), &request)
+        .into_iter()
+        .filter_map(|(id, bytes)| Some((id, registry.node(&id)?.endpoint, bytes)))
+        .collect();
     let mut answers = worker.collect(registry, &request).unwrap();
     let mut asks = ask_holders(clients, signed);
     while let Some(answer) = asks.next().await {

@@ -42,6 +42,9 @@ enum Command {
     Gatekeeper(node::NodeArgs),
     /// Run a worker: obtains its ClusterKey and runs its cluster's contracts.
     Worker(node::NodeArgs),
+    /// Run the isolated enclave runner of a gatekeeper or worker: its core in its own hardened
+    /// process, reached over a Unix socket (the node's `--enclave-socket`).
+    NodeEnclave(node::NodeEnclaveArgs),
     /// A user's client: deploy contracts, send encrypted commands, read replies, check keys.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Ledger(args) => ledger::run(args),
         Command::Gatekeeper(args) => node::run(keyward_node_service::NodeRole::Gatekeeper, args),
         Command::Worker(args) => node::run(keyward_node_service::NodeRole::Worker, args),
+        Command::NodeEnclave(args) => node::run_enclave(args),
         Command::User(cmd) => user::run(cmd),
         Command::Signer(args) => signer::run_signer(args),
         Command::Enclave(args) => signer::run_enclave(args),

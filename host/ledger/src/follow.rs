@@ -7,11 +7,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use thiserror::Error;
 
-use keyward_crypto::IdentityKeypair;
+use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
 use keyward_ledger::{Applied, Body, Entry, EntryHash, Genesis, Position, Registry, Rejected};
 
 use crate::client::{ClientError, LedgerClient};
-use crate::wire::{EntriesResult, parse_hash};
+use crate::wire::{EntriesResult, MAX_READ, parse_hash};
 
 /// How many times [`Follower::submit`] re-signs an entry that lost a race for the head.
 pub const SUBMIT_ATTEMPTS: usize = 32;
@@ -56,6 +56,41 @@ pub enum FollowError {
     /// The entry kept losing the race for the head.
     #[error("gave up after {SUBMIT_ATTEMPTS} attempts: the head kept moving")]
     Contended,
+    /// The author's key (in an enclave) did not sign the entry.
+    #[error("the entry was not signed: {0}")]
+    Sign(String),
+}
+
+/// Who signs a submitted entry: a key in this process, or a core that holds it elsewhere.
+pub trait EntrySigner {
+    /// The author's identity.
+    fn author(&self) -> IdentityPublicKey;
+
+    /// The entry of `body` at `position`, signed by the author.
+    ///
+    /// # Errors
+    /// Why the signer would not sign, in words.
+    fn sign_entry(
+        &self,
+        position: Position,
+        body: &Body,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Entry, String>;
+}
+
+impl EntrySigner for IdentityKeypair {
+    fn author(&self) -> IdentityPublicKey {
+        self.public()
+    }
+
+    fn sign_entry(
+        &self,
+        position: Position,
+        body: &Body,
+        rng: &mut impl keyward_crypto::Rng,
+    ) -> Result<Entry, String> {
+        Ok(Entry::sign(self, position, body, rng))
+    }
 }
 
 /// A node's verified view of the ledger.
@@ -163,6 +198,36 @@ impl Follower {
         self.sync().await
     }
 
+    /// One page of the server's entries from height `from`, framed but not verified, and none
+    /// at or beyond this node's next height: for a core that keeps its own registry (an isolated
+    /// enclave) and verifies them itself, so it catches up with this node's view and no further.
+    ///
+    /// # Errors
+    /// [`FollowError`]: the call failed, or the server's answer is malformed.
+    pub async fn entries_from(&self, from: u64) -> Result<Vec<Entry>, FollowError> {
+        let end = self.next_height();
+        if from >= end {
+            return Ok(Vec::new());
+        }
+        let limit = usize::try_from(end - from).map_or(MAX_READ, |n| n.min(MAX_READ));
+        let answer = self.client.entries(from, Some(limit)).await?;
+        let mut entries = Vec::with_capacity(answer.entries.len());
+        for (served, height) in answer.entries.into_iter().zip(from..end) {
+            if served.height != height {
+                return Err(FollowError::BadAnswer(format!(
+                    "expected height {height}, got {}",
+                    served.height
+                )));
+            }
+            let bytes = from_base64(&served.entry)
+                .ok_or_else(|| FollowError::BadAnswer("entry is not base64".into()))?;
+            let entry = Entry::from_bytes(bytes)
+                .map_err(|reason| FollowError::LedgerFault { height, reason })?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
     async fn catch_up(&mut self) -> Result<(), FollowError> {
         loop {
             let answer = self.client.entries(self.next_height(), None).await?;
@@ -260,12 +325,12 @@ impl Follower {
     /// [`Follower::sync`] tells.
     pub async fn submit(
         &mut self,
-        author: &IdentityKeypair,
+        author: &impl EntrySigner,
         body: &Body,
         rng: &mut impl keyward_crypto::Rng,
     ) -> Result<Applied, FollowError> {
         self.catch_up().await?;
-        let seq = self.registry().next_seq(&author.public());
+        let seq = self.registry().next_seq(&author.author());
         for attempt in 0..SUBMIT_ATTEMPTS {
             let position = {
                 let registry = self.registry();
@@ -275,7 +340,9 @@ impl Follower {
                     seq,
                 }
             };
-            let entry = Entry::sign(author, position, body, rng);
+            let entry = author
+                .sign_entry(position, body, rng)
+                .map_err(FollowError::Sign)?;
             let hash = entry.hash();
             match self.client.append(std::slice::from_ref(&entry)).await {
                 Ok(_) => {}
@@ -300,7 +367,7 @@ impl Follower {
             if let Some(mine) = self.events.iter().find(|a| a.hash == hash) {
                 return Ok(mine.clone());
             }
-            if self.registry().next_seq(&author.public()) > seq {
+            if self.registry().next_seq(&author.author()) > seq {
                 return Err(FollowError::SeqTaken { seq });
             }
         }

@@ -1,4 +1,6 @@
-//! A node's data directory. Everything in it is either sealed or public:
+//! A node's data directories. Everything in them is either sealed or public. The core's side
+//! ([`NodeDir`]: the node's own data directory in-process, the enclave's state directory with the
+//! isolated runner) holds
 //!
 //! ```text
 //! sealing.key              the soft source's sealing key (0600; insecure) and its
@@ -8,6 +10,11 @@
 //! node.sealed              the core's whole key state, sealed (replaced atomically)
 //! contracts/<id>.state     a worker's contract checkpoint: u64 epoch, u64 generation,
 //!                          u64 version, then the state sealed under the contract's state key
+//! ```
+//!
+//! and the host's side ([`Replies`], in the node's data directory) holds
+//!
+//! ```text
 //! replies/<command>.reply  a worker's reply envelope to a command's sender
 //! ```
 
@@ -23,7 +30,7 @@ use keyward_hierarchy::{ContractId, Epoch, Generation};
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_ledger::{EntryHash, KeyContext};
 use keyward_node::worker::Checkpoint;
-use keyward_tpm::source::{SealingSource, SourceError};
+use keyward_tpm::source::{Sealing, SealingSource, SourceError};
 
 /// Largest sealed node state read.
 const MAX_STATE_FILE: u64 = 16 << 20;
@@ -109,16 +116,39 @@ impl NodeDir {
         measurement: [u8; 32],
         source: &SealingSource,
     ) -> Result<Self, DirError> {
-        for dir in [
-            root.to_owned(),
-            root.join("contracts"),
-            root.join("replies"),
-        ] {
+        Self::create(root)?;
+        let sealing = source.open(root, Self::fresh(root))?;
+        Ok(Self::with_sealing(root, chain, measurement, sealing))
+    }
+
+    /// Makes `root` and its `contracts` directory if they are missing.
+    ///
+    /// # Errors
+    /// [`DirError::Io`].
+    pub fn create(root: &Path) -> Result<(), DirError> {
+        for dir in [root.to_owned(), root.join("contracts")] {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
-        let sealing = source.open(root, !root.join("node.sealed").exists())?;
+        Ok(())
+    }
+
+    /// Whether `root` holds no sealed state, so its sealing source may make a new key and
+    /// counter.
+    pub fn fresh(root: &Path) -> bool {
+        !root.join("node.sealed").exists()
+    }
+
+    /// As [`NodeDir::open`], with the sealing source already opened on `root` (made by
+    /// [`NodeDir::create`]): the enclave process opens it before it confines itself, and learns
+    /// the chain only when its host connects.
+    pub fn with_sealing(
+        root: &Path,
+        chain: ChainId,
+        measurement: [u8; 32],
+        sealing: Sealing,
+    ) -> Self {
         let counter = sealing.counter;
-        Ok(Self {
+        Self {
             root: root.to_owned(),
             sealer: Sealer::new(&sealing.key, chain, measurement),
             counter: Mutex::new(Counter {
@@ -126,7 +156,7 @@ impl NodeDir {
                 file: counter,
             }),
             attester: SourceAttester(Mutex::new(sealing.attester)),
-        })
+        }
     }
 
     /// The sealing source's attester (a TPM's `tpm-quote` evidence), once; `None` for the soft
@@ -157,7 +187,8 @@ impl NodeDir {
         Ok(counter.file.advance(at)?)
     }
 
-    fn state_path(&self) -> PathBuf {
+    /// The sealed state's file.
+    pub fn state_file(&self) -> PathBuf {
         self.root.join("node.sealed")
     }
 
@@ -166,7 +197,7 @@ impl NodeDir {
     /// # Errors
     /// [`DirError`].
     pub fn load_state(&self) -> Result<Option<SealedBlob>, DirError> {
-        let path = self.state_path();
+        let path = self.state_file();
         match fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io("read", &path)(e)),
@@ -192,7 +223,7 @@ impl NodeDir {
     /// supersedes both).
     pub fn save_state(&self, seal: impl FnOnce(u64) -> SealedBlob) -> Result<(), DirError> {
         let mut counter = self.counter.lock().expect("counter lock");
-        let path = self.state_path();
+        let path = self.state_file();
         let next = counter
             .sealed_up_to
             .max(counter.file.value())
@@ -268,10 +299,27 @@ impl NodeDir {
         }
         found
     }
+}
+
+/// A worker's replies to users' commands, stored for `getReply`.
+#[derive(Debug)]
+pub struct Replies {
+    dir: PathBuf,
+}
+
+impl Replies {
+    /// Opens (or creates) `root/replies`.
+    ///
+    /// # Errors
+    /// [`DirError::Io`].
+    pub fn open(root: &Path) -> Result<Self, DirError> {
+        let dir = root.join("replies");
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        Ok(Self { dir })
+    }
 
     fn reply_path(&self, command: &EntryHash) -> PathBuf {
-        self.root
-            .join("replies")
+        self.dir
             .join(format!("{}.reply", keyward_crypto::hex::to_0x(&command.0)))
     }
 

@@ -2,23 +2,23 @@
 //!
 //! RPC handlers queue each `provisionClusterKey` request; a pool of answering threads (one per
 //! core but one) each take whatever is queued, up to [`MAX_BATCH`] requests, and answer them together
-//! with the core's [`Gatekeeper::answer_all`](keyward_node::Gatekeeper::answer_all). Requests
+//! with the core ([`NodeRunner::answer_all`]). Requests
 //! that arrive together share one batch signature check, and the core's public-key work stays off
 //! the async runtime's threads. A lone request is answered at once, as a batch of one.
 //!
-//! A batch that panics (a bug) is logged and its requests get no answer (`unavailable`); the
-//! thread carries on with the next batch.
+//! A batch that panics (a bug) or that the core does not answer (an isolated enclave that is
+//! restarting) is logged and its requests get no answer (`unavailable`); the thread carries on
+//! with the next batch.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
 use keyward_crypto::Envelope;
-use keyward_node::ProvisionError;
 
-use crate::service::{Core, Shared};
+use crate::runner::Refused;
+use crate::service::Shared;
 
 /// The most requests answered together: past 64 the batch check saves little more per
 /// signature, and a batch holds the registry's read lock while it is answered.
@@ -28,7 +28,7 @@ pub const MAX_BATCH: usize = 64;
 const QUEUE: usize = 1024;
 
 /// What a queued request gets back: the answer, or why not.
-type Answer = Result<Envelope, ProvisionError>;
+type Answer = Result<Envelope, Refused>;
 
 struct Job {
     request: Vec<u8>,
@@ -88,30 +88,20 @@ fn answer_queue(shared: &Shared, queue: &Mutex<mpsc::Receiver<Job>>) {
             }
         }
         let requests: Vec<&[u8]> = jobs.iter().map(|j| j.request.as_slice()).collect();
-        let answers = catch_unwind(AssertUnwindSafe(|| {
-            let registry = shared.registry.read().expect("registry lock");
-            let core = shared.core.read().expect("core lock");
-            match &*core {
-                Core::Gatekeeper(gatekeeper) => {
-                    let mut answers = gatekeeper.answer_all(&registry, &requests, &mut OsRng);
-                    if shared.dev_wrong_partials {
-                        for (answer, request) in answers.iter_mut().zip(&requests) {
-                            if answer.is_ok() {
-                                *answer = crate::dev::wrong_answer(gatekeeper, &registry, request);
-                            }
-                        }
-                    }
-                    Some(answers)
-                }
-                Core::Worker(_) => None,
+        let answers = catch_unwind(AssertUnwindSafe(|| shared.runner.answer_all(&requests)));
+        let answers = match answers {
+            Ok(Ok(answers)) if answers.len() == jobs.len() => answers,
+            Ok(Err(e)) => {
+                tracing::error!(requests = jobs.len(), error = %e, "the core did not answer a batch of provisioning requests; they get no answer");
+                continue;
             }
-        }));
-        let Ok(Some(answers)) = answers else {
-            tracing::error!(
-                requests = jobs.len(),
-                "answering a batch of provisioning requests failed; they get no answer"
-            );
-            continue;
+            _ => {
+                tracing::error!(
+                    requests = jobs.len(),
+                    "answering a batch of provisioning requests failed; they get no answer"
+                );
+                continue;
+            }
         };
         for (job, answer) in jobs.into_iter().zip(answers) {
             // A handler that gave up (its client went away) no longer listens.

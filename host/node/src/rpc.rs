@@ -49,8 +49,8 @@ async fn provision(
             answer: to_base64(&envelope.to_bytes()),
         }),
         Some(Err(e)) => {
-            tracing::info!(reason = e.name(), error = %e, "provisioning request refused");
-            Err(error(PROVISION_REFUSED, e.name(), e.to_string()))
+            tracing::info!(reason = e.reason, error = %e, "provisioning request refused");
+            Err(error(PROVISION_REFUSED, &e.reason, e.message))
         }
         None => Err(error(
             UNAVAILABLE,
@@ -71,7 +71,7 @@ fn reply(shared: &Shared, params: &ReplyParams) -> Result<ReplyResult, ErrorObje
             "command is not a 0x-hex hash".into(),
         )
     })?;
-    match shared.dir.reply(&command) {
+    match shared.replies.reply(&command) {
         Ok(Some(bytes)) => Ok(ReplyResult {
             reply: to_base64(&bytes),
         }),
@@ -94,7 +94,8 @@ fn reply(shared: &Shared, params: &ReplyParams) -> Result<ReplyResult, ErrorObje
 
 fn health(shared: &Shared) -> NodeHealth {
     let registry = shared.registry.read().expect("registry lock");
-    let keys = shared.core.read().expect("core lock").keys();
+    let keys = usize::try_from(shared.keys.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(usize::MAX);
     let status = match registry.node(&shared.id) {
         None => "unregistered",
         Some(n) if n.slashed => "slashed",

@@ -1,9 +1,9 @@
 //! Starting and running a node: follow the ledger, restore or create the core, register, then
 //! drive the core's steps until stopped.
 
-use keyward_tpm::source::SealingSource;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -11,21 +11,20 @@ use rand_core::OsRng;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey, SecretBytes};
+use keyward_crypto::IdentityPublicKey;
 use keyward_enclave::Attester;
-use keyward_hierarchy::{ClusterKeyRequest, ContractKey};
+use keyward_hierarchy::ClusterKeyRequest;
 use keyward_host::Running;
-use keyward_ledger::{
-    Body, EntryHash, KeyContext, Registration, Registry, Rejected, ResultDigest, Role, Subject,
-    registration_nonce,
-};
+use keyward_ledger::{Body, Entry, EntryHash, Position, Registry, Rejected};
 use keyward_ledger_service::client::LedgerClient;
-use keyward_ledger_service::follow::{FollowError, Follower};
-use keyward_node::{Gatekeeper, GatekeeperStep, ProvisionRequest, StateError, Worker, WorkerStep};
+use keyward_ledger_service::follow::{EntrySigner, FollowError, Follower};
+use keyward_node::StateError;
+use keyward_tpm::source::SealingSource;
 
 use crate::client::{Clients, ask_holders};
 use crate::dev;
-use crate::dir::{DirError, NodeDir};
+use crate::dir::{DirError, NodeDir, Replies};
+use crate::runner::{InProcess, Isolated, NodeRunner, NodeStep, Options, Requests, RunnerError};
 
 /// Which node this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +43,39 @@ impl NodeRole {
             Self::Worker => "worker",
         }
     }
+
+    /// What a dev build of this role reports as its measurement.
+    pub fn measurement(self) -> [u8; 32] {
+        match self {
+            Self::Gatekeeper => dev::GATEKEEPER_MEASUREMENT,
+            Self::Worker => dev::WORKER_MEASUREMENT,
+        }
+    }
+}
+
+/// Where a node's core runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunnerKind {
+    /// In the node's own process (the default).
+    #[default]
+    InProcess,
+    /// In a `keyward node-enclave` process reached at this Unix socket, which holds the sealing
+    /// source and the platform's attester: the node's own sealing and platform key settings are
+    /// not used.
+    Isolated {
+        /// The enclave's socket.
+        socket: PathBuf,
+    },
+}
+
+impl RunnerKind {
+    /// `in-process` or `isolated`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InProcess => "in-process",
+            Self::Isolated { .. } => "isolated",
+        }
+    }
 }
 
 /// A node's settings.
@@ -55,8 +87,10 @@ pub struct NodeConfig {
     pub ledger: String,
     /// The genesis hash this node pins.
     pub genesis: EntryHash,
-    /// Where its sealed state lives.
+    /// Where its sealed state (in-process) and its replies to users live.
     pub data_dir: PathBuf,
+    /// Where its core runs (default: in-process).
+    pub runner: RunnerKind,
     /// Where its JSON-RPC listens; a gatekeeper refuses any address but loopback, RFC 1918 and
     /// IPv6 unique-local (the ledger registers no other).
     pub listen: SocketAddr,
@@ -87,6 +121,7 @@ impl NodeConfig {
             ledger,
             genesis,
             data_dir,
+            runner: RunnerKind::InProcess,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             platform_key: PathBuf::from("platform.key"),
             stake: None,
@@ -115,6 +150,12 @@ pub enum NodeError {
     /// The TPM sealing source gave no attester to make registration evidence with.
     #[error("the TPM sealing source gave no attester")]
     NoAttester,
+    /// Dev fault injection needs the core in-process.
+    #[error("dev fault injection is not available with the isolated runner")]
+    DevFaultsIsolated,
+    /// The isolated enclave could not be reached or serves another node.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
     /// The ledger could not be followed.
     #[error("ledger: {0}")]
     Follow(#[from] FollowError),
@@ -139,68 +180,38 @@ pub enum NodeError {
     },
 }
 
-/// The node's core.
-pub(crate) enum Core {
-    Gatekeeper(Gatekeeper),
-    Worker(Worker),
-}
-
-impl Core {
-    fn id(&self) -> IdentityPublicKey {
-        match self {
-            Self::Gatekeeper(g) => g.id(),
-            Self::Worker(w) => w.id(),
-        }
-    }
-
-    fn signer(&self) -> IdentityKeypair {
-        let key = match self {
-            Self::Gatekeeper(g) => g.signer(),
-            Self::Worker(w) => w.signer(),
-        };
-        IdentityKeypair::from_seed(SecretBytes::new(*key.seed().expose()))
-    }
-
-    fn seal(&self, dir: &NodeDir, counter: u64) -> keyward_enclave::SealedBlob {
-        match self {
-            Self::Gatekeeper(g) => g.seal(&dir.sealer, counter, &mut OsRng),
-            Self::Worker(w) => w.seal(&dir.sealer, counter, &mut OsRng),
-        }
-    }
-
-    /// Epochs held (gatekeeper) or ClusterKeys held (worker).
-    pub(crate) fn keys(&self) -> usize {
-        match self {
-            Self::Gatekeeper(g) => g.held(),
-            Self::Worker(w) => w.held(),
-        }
-    }
-}
-
 /// What the RPC handlers and the run loop share.
 pub(crate) struct Shared {
     pub(crate) role: NodeRole,
     pub(crate) id: IdentityPublicKey,
-    /// The verified registry, shared with the follower, which applies each entry to it as it
-    /// arrives. Lock order: registry, core.
+    /// The host's verified registry, shared with the follower, which applies each entry to it
+    /// as it arrives.
     pub(crate) registry: Arc<RwLock<Registry>>,
-    pub(crate) core: RwLock<Core>,
-    pub(crate) dir: NodeDir,
-    /// [`NodeConfig::dev_wrong_partials`].
-    pub(crate) dev_wrong_partials: bool,
+    /// The node's core, wherever it runs.
+    pub(crate) runner: Arc<dyn NodeRunner>,
+    pub(crate) replies: Replies,
+    /// Epochs or ClusterKeys the core held after its last step, for `getHealth`.
+    pub(crate) keys: AtomicU64,
     /// Why the node's last registration attempt failed (the ledger's refusal, or the platform
     /// could not attest); `None` once one is accepted.
     pub(crate) refused: Mutex<Option<String>>,
 }
 
-impl Shared {
-    /// Hands one provisioning answer to the worker's core ([`Worker::check_answer`]); whether
-    /// `t` valid ones are in.
-    fn check_answer(&self, answers: &mut keyward_node::Answers, answer: &Envelope) -> bool {
-        match &*self.core.read().expect("core lock") {
-            Core::Worker(worker) => worker.check_answer(answers, answer),
-            Core::Gatekeeper(_) => true,
-        }
+/// Signs the node's entries with its core ([`NodeRunner::sign`]).
+struct CoreSigner(Arc<dyn NodeRunner>);
+
+impl EntrySigner for CoreSigner {
+    fn author(&self) -> IdentityPublicKey {
+        self.0.id()
+    }
+
+    fn sign_entry(
+        &self,
+        position: Position,
+        body: &Body,
+        _: &mut impl keyward_crypto::Rng,
+    ) -> Result<Entry, String> {
+        self.0.sign(position, body).map_err(|e| e.to_string())
     }
 }
 
@@ -225,81 +236,46 @@ impl Node {
         if config.role == NodeRole::Gatekeeper && !keyward_ledger::is_private(&config.listen) {
             return Err(NodeError::PublicListen(config.listen));
         }
-        // The soft source's node attests with the dev platform key: read it before anything else,
-        // so a wrong path fails before the data directory is made.
-        let dev_platform = match config.sealing {
-            SealingSource::Soft => Some(dev::read_platform_key(&config.platform_key).map_err(
-                |source| NodeError::PlatformKey {
-                    path: config.platform_key.clone(),
-                    source,
-                },
-            )?),
-            SealingSource::Tpm(_) => None,
-        };
         let client = LedgerClient::new(&config.ledger).map_err(FollowError::Client)?;
-        let (follower, _) = Follower::start(client, config.genesis).await?;
-        let chain = follower.registry().genesis().config().chain.clone();
-        let measurement = match config.role {
-            NodeRole::Gatekeeper => dev::GATEKEEPER_MEASUREMENT,
-            NodeRole::Worker => dev::WORKER_MEASUREMENT,
-        };
-        let mut dir = NodeDir::open(&config.data_dir, chain, measurement, &config.sealing)?;
-        // A TPM sealing source attests with quotes of its PCRs; the soft one with the dev key.
-        let platform: Box<dyn Attester> = match (dir.take_attester(), dev_platform) {
-            (Some(tpm), _) => tpm,
-            (None, Some(key)) => Box::new(key),
-            (None, None) => {
-                return Err(NodeError::NoAttester);
+        match &config.runner {
+            RunnerKind::InProcess => {
+                // Read the platform key before contacting the ledger: a wrong path fails first.
+                let platform = platform_key(&config)?;
+                let (follower, _) = Follower::start(client, config.genesis).await?;
+                let runner = in_process(&config, &follower, platform)?;
+                Self::run(config, follower, Arc::new(runner)).await
             }
-        };
-        let mut core = match dir.load_state()? {
-            Some(blob) => {
-                let minimum = dir.counter();
-                let restored = match config.role {
-                    NodeRole::Gatekeeper => {
-                        Gatekeeper::restore(&dir.sealer, &config.genesis, &blob, minimum)
-                            .map(Core::Gatekeeper)
-                    }
-                    NodeRole::Worker => {
-                        Worker::restore(&dir.sealer, &config.genesis, &blob, minimum)
-                            .map(Core::Worker)
-                    }
-                };
-                let core = restored.map_err(|source| NodeError::State {
-                    path: config.data_dir.join("node.sealed"),
-                    source,
-                })?;
-                dir.restored(&blob)?;
-                core
-            }
-            None => {
-                let core = match config.role {
-                    NodeRole::Gatekeeper => {
-                        Core::Gatekeeper(Gatekeeper::generate(config.genesis, &mut OsRng))
-                    }
-                    NodeRole::Worker => Core::Worker(Worker::generate(config.genesis, &mut OsRng)),
-                };
-                dir.save_state(|counter| core.seal(&dir, counter))?;
-                core
-            }
-        };
-        if let Core::Worker(worker) = &mut core {
-            let registry = follower.registry();
-            for (contract, checkpoint) in dir.checkpoints() {
-                if let Err(e) = worker.restore_checkpoint(&registry, &contract, &checkpoint) {
-                    tracing::warn!(%contract, error = %e, "checkpoint not restored; rebuilding from the ledger");
+            RunnerKind::Isolated { socket } => {
+                if config.dev_wrong_digests || config.dev_wrong_partials {
+                    return Err(NodeError::DevFaultsIsolated);
                 }
+                let (follower, _) = Follower::start(client, config.genesis).await?;
+                let genesis = follower
+                    .entries_from(0)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| FollowError::BadAnswer("the ledger has no genesis".into()))?;
+                let runner = Isolated::connect(socket.clone(), config.role, genesis)?;
+                Self::run(config, follower, Arc::new(runner)).await
             }
         }
-        let id = core.id();
-        let signer = core.signer();
+    }
+
+    /// Serves the node's JSON-RPC and starts its loop, with its core in `runner`.
+    async fn run(
+        config: NodeConfig,
+        follower: Follower,
+        runner: Arc<dyn NodeRunner>,
+    ) -> Result<Self, NodeError> {
+        let id = runner.id();
         let shared = Arc::new(Shared {
             role: config.role,
             id,
             registry: follower.shared(),
-            core: RwLock::new(core),
-            dir,
-            dev_wrong_partials: config.dev_wrong_partials,
+            keys: AtomicU64::new(runner.held().unwrap_or(0)),
+            runner,
+            replies: Replies::open(&config.data_dir)?,
             refused: Mutex::new(None),
         });
         let running = crate::rpc::serve(config.listen, shared.clone())
@@ -309,21 +285,19 @@ impl Node {
                 source,
             })?;
         let (stop, stopped) = watch::channel(false);
+        let signer = CoreSigner(shared.runner.clone());
         let runner = Runner {
             shared,
             follower,
             signer,
-            platform,
             endpoint: running.addr,
             stake: config.stake,
             poll_ms: config.poll_ms,
-            dev_wrong_digests: config.dev_wrong_digests,
             pending: Vec::new(),
-            unsaved: false,
             clients: Clients::default(),
         };
         let task = tokio::spawn(runner.run(stopped));
-        tracing::info!(role = config.role.name(), %id, addr = %running.addr, sealing = config.sealing.name(), "node started");
+        tracing::info!(role = config.role.name(), %id, addr = %running.addr, runner = config.runner.name(), "node started");
         Ok(Self {
             id,
             addr: running.addr,
@@ -348,42 +322,14 @@ const MAX_STEPS_PER_ROUND: usize = 256;
 struct Runner {
     shared: Arc<Shared>,
     follower: Follower,
-    signer: IdentityKeypair,
-    /// Makes the registration's evidence: the TPM's attester or the dev platform key.
-    platform: Box<dyn Attester>,
+    signer: CoreSigner,
     endpoint: SocketAddr,
     stake: Option<u64>,
     poll_ms: u64,
-    dev_wrong_digests: bool,
     /// Digests whose submission failed for a reason other than a refusal: retried first.
     pending: Vec<Body>,
-    /// A sealed-state save failed: the core holds a key the disk may not. The core asks to seal
-    /// only once per change, so every later step waits for a save that succeeds.
-    unsaved: bool,
     /// A worker's kept-alive clients to the gatekeepers.
     clients: Clients,
-}
-
-/// A worker's signed requests for `request`, one to each holder of its epoch (gatekeeper,
-/// endpoint, request bytes).
-pub fn provision_requests(
-    registry: &Registry,
-    signer: &IdentityKeypair,
-    request: &ClusterKeyRequest,
-) -> Vec<(IdentityPublicKey, SocketAddr, Vec<u8>)> {
-    let Some(state) = registry.epoch(request.epoch) else {
-        return Vec::new();
-    };
-    let genesis = registry.genesis().hash();
-    state
-        .holders()
-        .iter()
-        .filter_map(|id| {
-            let endpoint = registry.node(id)?.endpoint;
-            let signed = ProvisionRequest::sign(signer, &genesis, *id, request.clone(), &mut OsRng);
-            Some((*id, endpoint, signed.to_bytes()))
-        })
-        .collect()
 }
 
 /// Why a step was not completed; the round ends and resumes after the next poll.
@@ -494,263 +440,204 @@ impl Runner {
 
     /// The node's registration, while it has none on the ledger.
     fn registration(&mut self) -> Result<Option<Body>, Pause> {
-        let registry = self.shared.registry.read().expect("registry lock");
-        if registry.node(&self.shared.id).is_some() {
+        if self
+            .shared
+            .registry
+            .read()
+            .expect("registry lock")
+            .node(&self.shared.id)
+            .is_some()
+        {
             *self.shared.refused.lock().expect("refused lock") = None;
             return Ok(None);
         }
-        let params = &registry.genesis().config().params;
-        let (role, measurement, stake) = match self.shared.role {
-            NodeRole::Gatekeeper => (
-                Role::Gatekeeper { admitted: false },
-                dev::GATEKEEPER_MEASUREMENT,
-                params.min_gatekeeper_stake,
-            ),
-            NodeRole::Worker => (
-                Role::Worker,
-                dev::WORKER_MEASUREMENT,
-                params.min_worker_stake,
-            ),
-        };
-        let (keys, channel) = match &*self.shared.core.read().expect("core lock") {
-            Core::Gatekeeper(g) => (g.bound_keys(), g.channel()),
-            Core::Worker(w) => (w.bound_keys(), w.channel()),
-        };
-        let nonce = registration_nonce(&registry.genesis().hash(), role);
-        // A TPM quote is slow I/O: not under the locks.
-        drop(registry);
-        let evidence = match self.platform.attest(measurement, &keys, &nonce, &mut OsRng) {
-            Ok(evidence) => evidence,
-            Err(e) => {
-                self.refused(format!("cannot attest this node's keys: {e}"));
-                return Err(Pause);
+        match self.shared.runner.registration(self.endpoint, self.stake) {
+            Ok(body) => Ok(Some(body)),
+            Err(e @ RunnerError::Attest(_)) => {
+                self.refused(e.to_string());
+                Err(Pause)
             }
-        };
-        let body = Registration {
-            channel,
-            endpoint: self.endpoint,
-            stake: self.stake.unwrap_or(stake),
-            evidence,
-        };
-        Ok(Some(match self.shared.role {
-            NodeRole::Gatekeeper => Body::GatekeeperRegister(body),
-            NodeRole::Worker => Body::WorkerRegister(body),
-        }))
+            Err(e) => Err(runner_failed(&e)),
+        }
+    }
+
+    /// Hands the core the entries its registry lacks (an isolated enclave keeps its own), so
+    /// its next step sees what this node's last submission changed.
+    async fn sync_core(&mut self) -> Result<(), Pause> {
+        loop {
+            let from = self
+                .shared
+                .runner
+                .next_height()
+                .map_err(|e| runner_failed(&e))?;
+            let entries = self.follower.entries_from(from).await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the ledger for the core");
+                Pause
+            })?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            self.shared
+                .runner
+                .follow(entries)
+                .map_err(|e| runner_failed(&e))?;
+        }
     }
 
     /// One step; `Ok(true)` when there is nothing left to do.
     async fn step(&mut self) -> Result<bool, Pause> {
+        self.sync_core().await?;
         if let Some(body) = self.registration()? {
             self.register(&body).await?;
             return Ok(false);
         }
-        // A failed save is retried before anything else, for both roles: every entry may depend
-        // on the state it would store (a ClusterKey, dropped shares), and the core will not
-        // produce that state again.
-        if self.unsaved {
-            self.save_unsaved()?;
+        let step = self.shared.runner.step();
+        if let Ok(held) = self.shared.runner.held() {
+            self.shared.keys.store(held, Ordering::Relaxed);
         }
-        let step = {
-            let registry = self.shared.registry.read().expect("registry lock");
-            let mut core = self.shared.core.write().expect("core lock");
-            match &mut *core {
-                Core::Gatekeeper(g) => {
-                    let step = g.step(&registry, &mut OsRng).map(Step::Gatekeeper);
-                    for bad in g.take_bad_secrets() {
-                        tracing::error!(epoch = bad.epoch.0, sender = %bad.sender, reason = %bad.reason, "ALARM: an epoch secret sealed to this gatekeeper is refused");
-                    }
-                    for bad in g.take_bad_parts() {
-                        tracing::error!(epoch = bad.run.epoch.0, attempt = bad.run.attempt, dealer = %bad.dealer, reason = %bad.reason, "ALARM: a DKG or resharing part sealed to this gatekeeper is unusable; a DKG attempt needs the council to abandon it, a resharing stalls (PROTOCOL §16.11)");
-                    }
-                    step
-                }
-                Core::Worker(w) => {
-                    let step = w.step(&registry, &mut OsRng).map(Step::Worker);
-                    for alarm in w.take_alarms() {
-                        tracing::error!(?alarm, "ALARM");
-                    }
-                    step
-                }
-            }
-        };
-        match step {
+        match step.map_err(|e| runner_failed(&e))? {
             None => Ok(true),
-            Some(Step::Gatekeeper(GatekeeperStep::Submit(body))) => {
-                self.submit(&body).await.map(|()| false)
-            }
-            Some(Step::Gatekeeper(GatekeeperStep::Seal)) => self.save_unsaved().map(|()| false),
-            Some(Step::Gatekeeper(GatekeeperStep::SealThenSubmit(body))) => {
-                self.save_unsaved()?;
-                self.submit(&body).await.map(|()| false)
-            }
-            Some(Step::Worker(step)) => self.worker_step(step).await.map(|()| false),
-        }
-    }
-
-    /// Stores the state; until that succeeds, `unsaved` holds back every entry that depends on it.
-    fn save_unsaved(&mut self) -> Result<(), Pause> {
-        self.unsaved = true;
-        self.save_state()?;
-        self.unsaved = false;
-        Ok(())
-    }
-
-    fn save_state(&self) -> Result<(), Pause> {
-        let dir = &self.shared.dir;
-        // The core lock is held only while sealing, not while the blob is written.
-        dir.save_state(|counter| {
-            let core = self.shared.core.read().expect("core lock");
-            core.seal(dir, counter)
-        })
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot store the sealed state; not acting on it");
-            Pause
-        })
-    }
-
-    async fn worker_step(&mut self, step: WorkerStep) -> Result<(), Pause> {
-        match step {
-            WorkerStep::Provision(request) => self.provision(&request).await,
-            WorkerStep::Submit(body) => self.submit(&body).await,
-            WorkerStep::Executed {
+            Some(NodeStep::Sealed) => Ok(false),
+            Some(NodeStep::Submit(body)) => self.submit(&body).await.map(|()| false),
+            Some(NodeStep::Provision(request)) => self.provision(&request).await.map(|()| false),
+            Some(NodeStep::Executed {
                 contract,
                 command,
                 reply,
                 digest,
-            } => {
-                if let Some(Err(e)) = reply.map(|r| self.shared.dir.save_reply(&command, &r)) {
+            }) => {
+                if let Some(Err(e)) = reply.map(|r| self.shared.replies.save_reply(&command, &r)) {
                     tracing::warn!(error = %e, "cannot store a reply");
                 }
-                let digest = match digest {
-                    Some(body) if self.dev_wrong_digests => Some(self.wrong_digest(body)),
-                    digest => digest,
-                };
                 if let Some(body) = digest
                     && let Err(Pause) = self.submit(&body).await
                 {
                     self.pending.push(body);
                 }
-                let checkpoint = match &*self.shared.core.read().expect("core lock") {
-                    Core::Worker(w) => w.checkpoint(&contract),
-                    Core::Gatekeeper(_) => None,
-                };
-                if let Some(Err(e)) =
-                    checkpoint.map(|c| self.shared.dir.save_checkpoint(&contract, &c))
-                {
-                    tracing::warn!(error = %e, "cannot store a checkpoint");
-                }
-                Ok(())
+                // A failure is logged by the core's side; the contract is rebuilt from the
+                // ledger on a restart without it.
+                let _ = self.shared.runner.save_checkpoint(&contract);
+                Ok(false)
             }
         }
     }
 
-    /// A command's digest replaced by a wrong one, signed with the worker's own contract key
-    /// ([`NodeConfig::dev_wrong_digests`]).
-    fn wrong_digest(&self, body: Body) -> Body {
-        let Body::ResultDigest(result) = body else {
-            return body;
-        };
-        let registry = self.shared.registry.read().expect("registry lock");
-        let core = self.shared.core.read().expect("core lock");
-        let key = match (&result.subject, &*core) {
-            (Subject::Command(id), Core::Worker(worker)) => registry.command(id).and_then(|c| {
-                let context = KeyContext {
-                    epoch: c.context.epoch,
-                    generation: c.context.generation,
-                };
-                let cluster_key = worker.cluster_key(&c.context.cluster, context)?;
-                Some(ContractKey::derive(cluster_key, c.context.contract.clone()))
-            }),
-            _ => None,
-        };
-        let Some(key) = key else {
-            return Body::ResultDigest(result);
-        };
-        tracing::warn!("dev fault injection: publishing a wrong digest");
-        let mut wrong = result.digest;
-        wrong[0] ^= 0xff;
-        Body::ResultDigest(Box::new(ResultDigest::sign(
-            &key,
-            &registry.genesis().hash(),
-            result.subject.clone(),
-            wrong,
-            &mut OsRng,
-        )))
-    }
-
     /// Asks every holder of the request's epoch and hands the answers to the core.
     async fn provision(&mut self, request: &ClusterKeyRequest) -> Result<(), Pause> {
-        let (signed, mut answers) = {
-            let registry = self.shared.registry.read().expect("registry lock");
-            let core = self.shared.core.read().expect("core lock");
-            let Core::Worker(worker) = &*core else {
+        let runner = self.shared.runner.clone();
+        let Requests { ticket, signed } = match runner.requests(request) {
+            Ok(Ok(requests)) => requests,
+            Ok(Err(refused)) => {
+                tracing::info!(reason = refused.reason, error = %refused, "ClusterKey not provisioned yet");
                 return Err(Pause);
-            };
-            // Nothing is signed for a request the core cannot collect answers for yet.
-            let answers = worker.collect(&registry, request).map_err(|e| {
-                tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
-                Pause
-            })?;
-            (
-                provision_requests(&registry, &self.signer, request),
-                answers,
-            )
+            }
+            Err(e) => return Err(runner_failed(&e)),
+        };
+        let signed = {
+            let registry = self.shared.registry.read().expect("registry lock");
+            signed
+                .into_iter()
+                .filter_map(|(id, bytes)| Some((id, registry.node(&id)?.endpoint, bytes)))
+                .collect()
         };
         // Each answer is checked as it arrives, while the others are on their way; the key is
         // combined as soon as t are valid.
         let mut asks = ask_holders(&mut self.clients, signed);
         while let Some(answer) = asks.next().await {
-            if self.shared.check_answer(&mut answers, &answer) {
-                break;
+            match runner.check_answer(ticket, &answer) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return Err(runner_failed(&e)),
             }
         }
-        let outcome = {
-            let registry = self.shared.registry.read().expect("registry lock");
-            let mut core = self.shared.core.write().expect("core lock");
-            let Core::Worker(worker) = &mut *core else {
-                return Err(Pause);
-            };
-            worker.provisioned_from(&registry, &answers)
-        };
+        let outcome = runner.provisioned(ticket);
         // The answers still on their way are checked in the background, so that a wrong partial
         // is named and reported even when the key did not need it.
-        let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Some(answer) = asks.next().await {
-                shared.check_answer(&mut answers, &answer);
+                if runner.check_answer(ticket, &answer).is_err() {
+                    return;
+                }
             }
-            let refused = match &mut *shared.core.write().expect("core lock") {
-                Core::Worker(worker) => worker.audited(answers),
-                Core::Gatekeeper(_) => Vec::new(),
-            };
-            for r in refused {
-                tracing::warn!(reason = r.name(), error = %r, "a provisioning answer was refused");
+            for r in runner.audit(ticket).unwrap_or_default() {
+                tracing::warn!(reason = r.reason, error = %r, "a provisioning answer was refused");
             }
         });
         match outcome {
-            Ok(()) => {
+            Ok(Ok(())) => {
                 tracing::info!(
                     epoch = request.epoch.0, cluster = %request.cluster,
                     generation = request.generation.0, "ClusterKey provisioned and verified"
                 );
-                // Retried on the next step if it fails: the core will not provision this key
-                // again, so only `unsaved` gets it to disk.
-                self.save_unsaved()
+                Ok(())
             }
-            Err(e @ keyward_node::ProvisionError::PublishedKeyMismatch) => {
-                tracing::error!(error = %e, "ALARM: ClusterKey refused");
+            Ok(Err(refused)) if refused.reason == "published_key_mismatch" => {
+                tracing::error!(error = %refused, "ALARM: ClusterKey refused");
                 Err(Pause)
             }
-            Err(e) => {
-                tracing::info!(reason = e.name(), error = %e, "ClusterKey not provisioned yet");
+            Ok(Err(refused)) => {
+                tracing::info!(reason = refused.reason, error = %refused, "ClusterKey not provisioned yet");
                 Err(Pause)
             }
+            Err(e) => Err(runner_failed(&e)),
         }
     }
 }
 
-#[allow(clippy::large_enum_variant)] // one at a time, on the stack
-enum Step {
-    Gatekeeper(GatekeeperStep),
-    Worker(WorkerStep),
+/// Logs a failed runner call; the round ends and the node retries after the next poll.
+fn runner_failed(e: &RunnerError) -> Pause {
+    match e {
+        RunnerError::Storage(_) => {
+            tracing::error!(error = %e, "the core cannot store its state; not acting on it");
+        }
+        _ => tracing::warn!(error = %e, "the core did not answer"),
+    }
+    Pause
+}
+
+/// The in-process core for `config`, over the follower's registry.
+fn in_process(
+    config: &NodeConfig,
+    follower: &Follower,
+    platform: Option<Box<dyn Attester>>,
+) -> Result<InProcess, NodeError> {
+    let chain = follower.registry().genesis().config().chain.clone();
+    let mut dir = NodeDir::open(
+        &config.data_dir,
+        chain,
+        config.role.measurement(),
+        &config.sealing,
+    )?;
+    // A TPM sealing source attests with quotes of its PCRs; the soft one with the dev key.
+    let platform = dir
+        .take_attester()
+        .or(platform)
+        .ok_or(NodeError::NoAttester)?;
+    InProcess::open(
+        config.role,
+        follower.shared(),
+        true,
+        dir,
+        platform,
+        Options {
+            dev_wrong_digests: config.dev_wrong_digests,
+            dev_wrong_partials: config.dev_wrong_partials,
+        },
+    )
+}
+
+/// The soft sealing source's dev platform key (a TPM source attests with the TPM instead).
+fn platform_key(config: &NodeConfig) -> Result<Option<Box<dyn Attester>>, NodeError> {
+    match config.sealing {
+        SealingSource::Soft => {
+            let key = dev::read_platform_key(&config.platform_key).map_err(|source| {
+                NodeError::PlatformKey {
+                    path: config.platform_key.clone(),
+                    source,
+                }
+            })?;
+            Ok(Some(Box::new(key)))
+        }
+        SealingSource::Tpm(_) => Ok(None),
+    }
 }
