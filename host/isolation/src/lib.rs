@@ -4,6 +4,7 @@
 //! process:
 //!
 //! - [`frame`]: length-prefixed frames, refused over their limit before they are read;
+//! - [`socket`]: the enclave's listening socket;
 //! - [`harden`]: the enclave process's own hardening (no core dumps or ptrace, locked memory,
 //!   Landlock and seccomp).
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 
 pub mod frame;
 pub mod harden;
+pub mod socket;
 
 pub use frame::{Frame, MAX_FRAME, read_frame, write_frame};
 pub use harden::{Confinement, HardenError, Hardening, harden};

@@ -11,7 +11,7 @@ use keyward_crypto::{IdentityKeypair, IdentityPublicKey};
 use keyward_ledger::{Applied, Body, Entry, EntryHash, Genesis, Position, Registry, Rejected};
 
 use crate::client::{ClientError, LedgerClient};
-use crate::wire::{EntriesResult, MAX_READ, parse_hash};
+use crate::wire::{EntriesResult, EntryJson, MAX_READ, parse_hash};
 
 /// How many times [`Follower::submit`] re-signs an entry that lost a race for the head.
 pub const SUBMIT_ATTEMPTS: usize = 32;
@@ -108,6 +108,19 @@ pub struct Follower {
     genesis: Arc<Genesis>,
     registry: Arc<RwLock<Registry>>,
     events: Vec<Applied>,
+}
+
+/// The entry the server served for `height`, framed but not verified.
+fn served_entry(served: &EntryJson, height: u64) -> Result<Entry, FollowError> {
+    if served.height != height {
+        return Err(FollowError::BadAnswer(format!(
+            "expected height {height}, got {}",
+            served.height
+        )));
+    }
+    let bytes = from_base64(&served.entry)
+        .ok_or_else(|| FollowError::BadAnswer("entry is not base64".into()))?;
+    Entry::from_bytes(bytes).map_err(|reason| FollowError::LedgerFault { height, reason })
 }
 
 /// Whether a failed append may have landed or may succeed if retried.
@@ -213,17 +226,7 @@ impl Follower {
         let answer = self.client.entries(from, Some(limit)).await?;
         let mut entries = Vec::with_capacity(answer.entries.len());
         for (served, height) in answer.entries.into_iter().zip(from..end) {
-            if served.height != height {
-                return Err(FollowError::BadAnswer(format!(
-                    "expected height {height}, got {}",
-                    served.height
-                )));
-            }
-            let bytes = from_base64(&served.entry)
-                .ok_or_else(|| FollowError::BadAnswer("entry is not base64".into()))?;
-            let entry = Entry::from_bytes(bytes)
-                .map_err(|reason| FollowError::LedgerFault { height, reason })?;
-            entries.push(entry);
+            entries.push(served_entry(&served, height)?);
         }
         Ok(entries)
     }
@@ -274,16 +277,8 @@ impl Follower {
         let count = answer.entries.len();
         for served in answer.entries {
             let height = self.next_height();
-            if served.height != height {
-                return Err(FollowError::BadAnswer(format!(
-                    "expected height {height}, got {}",
-                    served.height
-                )));
-            }
-            let bytes = from_base64(&served.entry)
-                .ok_or_else(|| FollowError::BadAnswer("entry is not base64".into()))?;
             let fault = |reason| FollowError::LedgerFault { height, reason };
-            let entry = Entry::from_bytes(bytes).map_err(fault)?;
+            let entry = served_entry(&served, height)?;
             if parse_hash(&served.hash) != Some(entry.hash()) {
                 return Err(FollowError::BadAnswer(format!(
                     "the hash served for height {height} is not the entry's"

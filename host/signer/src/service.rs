@@ -275,17 +275,9 @@ impl EnclaveProcess {
         let sealing = config.sealing.open(&dir, fresh)?;
         let enclave = Enclave::new(sealing, config.chain()?, config.policy()?).holding(lock);
         let socket = config.enclave_socket();
-        // A socket file left by an earlier enclave is replaced; any other file is not.
-        match std::fs::symlink_metadata(&socket) {
-            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-                std::fs::remove_file(&socket).map_err(io("replace", &socket))?;
-            }
-            _ => {}
-        }
-        let listener = UnixListener::bind(&socket).map_err(io("bind", &socket))?;
         // Its group may connect: the signer's user, when it runs as another user (SIGNER §10.5).
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
-            .map_err(io("restrict", &socket))?;
+        let listener = keyward_isolation::socket::bind(&socket)
+            .map_err(|(action, e)| io(action, &socket)(e))?;
         let confinement = Confinement {
             dirs: vec![dir],
             sockets: config.sealing.reached_over_tcp(),

@@ -145,16 +145,8 @@ impl EnclaveProcess {
             (SealingSource::Tpm(_), None) => None,
         };
         let socket = config.socket.clone();
-        // A socket file left by an earlier enclave is replaced; any other file is not.
-        match std::fs::symlink_metadata(&socket) {
-            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-                std::fs::remove_file(&socket).map_err(io_error("replace", &socket))?;
-            }
-            _ => {}
-        }
-        let listener = UnixListener::bind(&socket).map_err(io_error("bind", &socket))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
-            .map_err(io_error("restrict", &socket))?;
+        let listener = keyward_isolation::socket::bind(&socket)
+            .map_err(|(action, e)| io_error(action, &socket)(e))?;
         let confinement = Confinement {
             dirs: vec![dir.clone()],
             sockets: config.sealing.reached_over_tcp(),
@@ -188,18 +180,8 @@ impl EnclaveProcess {
     /// [`EnclaveError`].
     pub fn serve(mut self) -> Result<(), EnclaveError> {
         loop {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(io_error("accept on", &self.socket)(e)),
-            };
+            let stream = keyward_isolation::socket::accept(&self.listener)
+                .map_err(io_error("accept on", &self.socket))?;
             tracing::info!("a host connected");
             match session(stream, &mut self.enclave) {
                 Ok(()) => tracing::info!("the host disconnected"),

@@ -15,25 +15,14 @@ use keyward_isolation::{Frame, read_frame, write_frame};
 use super::protocol::{self, OpenHeader, tag};
 use super::{Enclave, Runner, RunnerError, Stored};
 
-/// Serves host connections on `listener`, one after another, until accepting fails with
-/// anything but a connection that went away before it was accepted.
+/// Serves host connections on `listener`, one after another, until accepting fails
+/// ([`keyward_isolation::socket::accept`]).
 ///
 /// # Errors
 /// The listener's error.
 pub fn serve(listener: &UnixListener, enclave: &mut Enclave) -> io::Result<()> {
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let stream = keyward_isolation::socket::accept(listener)?;
         tracing::info!("a host connected");
         match session(stream, enclave) {
             Ok(()) => tracing::info!("the host disconnected"),
