@@ -276,9 +276,12 @@ pub fn put_register(w: &mut Writer, endpoint: &std::net::SocketAddr, stake: Opti
 /// # Errors
 /// [`DecodeError`].
 pub fn register(r: &mut Reader<'_>) -> Result<(std::net::SocketAddr, Option<u64>), DecodeError> {
-    let endpoint = text(r, "endpoint", 255)?
-        .parse()
-        .map_err(|_| invalid("endpoint"))?;
+    let text = text(r, "endpoint", 255)?;
+    let endpoint: std::net::SocketAddr = text.parse().map_err(|_| invalid("endpoint"))?;
+    // One address, one encoding (no leading zeros in the port, say).
+    if endpoint.to_string() != text {
+        return Err(invalid("endpoint"));
+    }
     let stake = match r.u8("stake")? {
         0 => None,
         1 => Some(r.u64("stake")?),
@@ -747,5 +750,12 @@ mod tests {
         assert!(decode(&[VERSION, 3, 0, 0, 0, 0], hello).is_err());
         assert!(decode(&[5], step).is_err());
         assert!(decode(&[2], round).is_err());
+        let padded = encode(|w| {
+            w.var8(b"127.0.0.1:080").u8(0);
+        });
+        assert!(
+            decode(&padded, register).is_err(),
+            "a port with a leading zero"
+        );
     }
 }
