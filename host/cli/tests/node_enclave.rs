@@ -6,12 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyward_crypto::{ChainId, IdentityKeypair, SecretBytes};
@@ -28,97 +24,10 @@ use keyward_node_service::client::NodeClient;
 use keyward_node_service::dev;
 use keyward_node_service::runner::protocol::{self, tag};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+mod common;
+use common::{Proc, contains, memory};
+
 const CHAIN: &str = "enclave-net";
-
-/// A `keyward` process whose stderr is collected.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    /// Starts `keyward args…` and waits for a log line containing `ready`.
-    fn start(args: &[&str], ready: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            // Everything is searched for secrets: log all of it.
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let ready = ready.to_owned();
-        std::thread::spawn({
-            let log = log.clone();
-            move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains(&ready) {
-                        let _ = tx.send(());
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            panic!("{args:?} did not start: {}", log.lock().unwrap());
-        }
-        Self { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILLs it; its log.
-    fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every readable byte of process `pid`'s memory.
-fn memory(pid: u32) -> Vec<u8> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if !perms.starts_with('r') {
-            continue;
-        }
-        let (start, end) = range.split_once('-').unwrap();
-        let start = u64::from_str_radix(start, 16).unwrap();
-        let end = u64::from_str_radix(end, 16).unwrap();
-        let mut region = vec![0u8; usize::try_from(end - start).unwrap()];
-        if mem.read_exact_at(&mut region, start).is_ok() {
-            out.extend_from_slice(&region);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 /// A node: its enclave's state directory and socket, and its host's data directory.
 struct Paths {
@@ -157,6 +66,7 @@ impl Paths {
             ],
             "keyward node-enclave started",
         )
+        .0
     }
 
     fn node(&self, ledger: &str, genesis: &str) -> Proc {
@@ -174,6 +84,7 @@ impl Paths {
             ],
             "node started",
         )
+        .0
     }
 
     /// The node's identity keypair, from the sealed state in its enclave's directory.

@@ -120,10 +120,16 @@ pub struct Confinement {
 impl Confinement {
     /// Confines the file system to [`Confinement::dirs`] and installs the seccomp filter, for
     /// every thread. `done` is what [`harden`] achieved; the result adds to it.
+    /// An allowance of sockets ([`Confinement::sockets`]) is logged as a warning.
     ///
     /// # Errors
     /// [`HardenError`].
     pub fn apply(&self, mut done: Hardening) -> Result<Hardening, HardenError> {
+        if self.sockets {
+            tracing::warn!(
+                "the TPM is reached over TCP (a simulator): the enclave may still open connections"
+            );
+        }
         let abi = ABI::V5;
         let landlock = || -> Result<RulesetStatus, String> {
             let status = Ruleset::default()

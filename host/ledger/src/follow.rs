@@ -106,6 +106,8 @@ impl EntrySigner for IdentityKeypair {
 pub struct Follower {
     client: LedgerClient,
     genesis: Arc<Genesis>,
+    /// The genesis entry as served, checked against the pinned hash.
+    genesis_entry: Entry,
     registry: Arc<RwLock<Registry>>,
     events: Vec<Applied>,
 }
@@ -155,6 +157,7 @@ impl Follower {
         let mut follower = Self {
             client,
             genesis: registry.genesis().clone(),
+            genesis_entry: genesis,
             registry: Arc::new(RwLock::new(registry)),
             events: Vec::new(),
         };
@@ -166,6 +169,11 @@ impl Follower {
     /// entries.
     pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
         self.registry.read().expect("registry lock")
+    }
+
+    /// The pinned genesis entry (for a core that keeps its own registry).
+    pub fn genesis_entry(&self) -> &Entry {
+        &self.genesis_entry
     }
 
     /// The verified registry, to share with readers on other threads.

@@ -250,12 +250,7 @@ impl Node {
                     return Err(NodeError::DevFaultsIsolated);
                 }
                 let (follower, _) = Follower::start(client, config.genesis).await?;
-                let genesis = follower
-                    .entries_from(0)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| FollowError::BadAnswer("the ledger has no genesis".into()))?;
+                let genesis = follower.genesis_entry().clone();
                 let runner = Isolated::connect(socket.clone(), config.role, genesis)?;
                 Self::run(config, follower, Arc::new(runner)).await
             }

@@ -278,17 +278,12 @@ impl EnclaveProcess {
         // Its group may connect: the signer's user, when it runs as another user (SIGNER §10.5).
         let listener = keyward_isolation::socket::bind(&socket)
             .map_err(|(action, e)| io(action, &socket)(e))?;
-        let confinement = Confinement {
+        let hardening = Confinement {
             dirs: vec![dir],
             sockets: config.sealing.reached_over_tcp(),
             allow_weaker: weaker,
-        };
-        if confinement.sockets {
-            tracing::warn!(
-                "the TPM is reached over TCP (a simulator): the enclave may still open connections"
-            );
         }
-        let hardening = confinement.apply(hardening)?;
+        .apply(hardening)?;
         Ok(Self {
             enclave,
             listener,

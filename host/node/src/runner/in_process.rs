@@ -17,8 +17,8 @@ use keyward_crypto::{Envelope, IdentityKeypair, IdentityPublicKey};
 use keyward_enclave::Attester;
 use keyward_hierarchy::{ClusterKeyRequest, ContractId, ContractKey};
 use keyward_ledger::{
-    Body, Entry, EntryHash, KeyContext, Position, Registration, Registry, ResultDigest, Role,
-    Subject, registration_nonce,
+    Body, Entry, KeyContext, Position, Registration, Registry, ResultDigest, Role, Subject,
+    registration_nonce,
 };
 use keyward_node::{Answers, Gatekeeper, GatekeeperStep, ProvisionRequest, Worker, WorkerStep};
 
@@ -177,20 +177,6 @@ impl InProcess {
             checkpoints_restored: AtomicBool::new(false),
             options,
         })
-    }
-
-    /// The node's role.
-    pub fn role(&self) -> NodeRole {
-        self.role
-    }
-
-    /// The genesis hash of the registry the core reads.
-    pub fn genesis(&self) -> EntryHash {
-        self.registry
-            .read()
-            .expect("registry lock")
-            .genesis()
-            .hash()
     }
 
     /// Remembers `body` as signable.

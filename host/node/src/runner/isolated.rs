@@ -185,7 +185,7 @@ impl NodeRunner for Isolated {
     ) -> Result<Result<Requests, Refused>, RunnerError> {
         self.call(
             tag::REQUESTS,
-            |w| protocol::put_cluster_request(w, request),
+            |w| protocol::put_request(w, request),
             tag::ROUND,
             protocol::round,
         )

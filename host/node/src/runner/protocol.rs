@@ -144,13 +144,18 @@ pub fn body(r: &mut Reader<'_>) -> Result<Body, DecodeError> {
     Body::decode(kind, r.var32("body", MAX_BODY_LEN)?)
 }
 
-fn put_request(w: &mut Writer, request: &ClusterKeyRequest) {
+/// Writes a ClusterKey request (`Requests`' body, and in a step).
+pub fn put_request(w: &mut Writer, request: &ClusterKeyRequest) {
     w.u64(request.epoch.0)
         .var8(request.cluster.as_str().as_bytes())
         .u64(request.generation.0);
 }
 
-fn request(r: &mut Reader<'_>) -> Result<ClusterKeyRequest, DecodeError> {
+/// Reads a ClusterKey request.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn request(r: &mut Reader<'_>) -> Result<ClusterKeyRequest, DecodeError> {
     let epoch = Epoch(r.u64("epoch")?);
     let cluster = ClusterId::new(&text(r, "cluster", 255)?).map_err(|_| invalid("cluster"))?;
     Ok(ClusterKeyRequest {
@@ -391,19 +396,6 @@ pub fn step(r: &mut Reader<'_>) -> Result<Option<NodeStep>, DecodeError> {
         },
         _ => return Err(invalid("step")),
     }))
-}
-
-/// `Requests`' body.
-pub fn put_cluster_request(w: &mut Writer, request: &ClusterKeyRequest) {
-    put_request(w, request);
-}
-
-/// Reads `Requests`.
-///
-/// # Errors
-/// [`DecodeError`].
-pub fn cluster_request(r: &mut Reader<'_>) -> Result<ClusterKeyRequest, DecodeError> {
-    request(r)
 }
 
 /// `Round`'s body.

@@ -147,17 +147,12 @@ impl EnclaveProcess {
         let socket = config.socket.clone();
         let listener = keyward_isolation::socket::bind(&socket)
             .map_err(|(action, e)| io_error(action, &socket)(e))?;
-        let confinement = Confinement {
+        let hardening = Confinement {
             dirs: vec![dir.clone()],
             sockets: config.sealing.reached_over_tcp(),
             allow_weaker: weaker,
-        };
-        if confinement.sockets {
-            tracing::warn!(
-                "the TPM is reached over TCP (a simulator): the enclave may still open connections"
-            );
         }
-        let hardening = confinement.apply(hardening)?;
+        .apply(hardening)?;
         Ok(Self {
             enclave: NodeEnclave {
                 role: config.role,
@@ -364,7 +359,7 @@ fn handle(tag: u8, body: &[u8], enclave: &mut NodeEnclave) -> Result<(u8, Vec<u8
             )
         }
         tag::REQUESTS => {
-            let request = protocol::decode(body, protocol::cluster_request).map_err(malformed)?;
+            let request = protocol::decode(body, protocol::request).map_err(malformed)?;
             let round = core.requests(&request)?;
             (
                 tag::ROUND,
