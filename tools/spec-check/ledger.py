@@ -181,15 +181,65 @@ def policy_from_json(p):
     return dict(accept_insecure_dev=p['acceptInsecureDev'],
                 measurements=[h(x) for x in p['allowedMeasurements']],
                 platforms=[h(x) for x in p['trustedDevPlatforms']],
-                tpm_keys=[h(x) for x in p['trustedTpmKeys']])
+                tpm_keys=[h(x) for x in p['trustedTpmKeys']],
+                vendor=None if p['vendor'] is None else dict(
+                    platforms=p['vendor']['platforms'],
+                    measurements=[h(x) for x in p['vendor']['measurements']],
+                    minimum_tcb=p['vendor']['minimumTcb'],
+                    accept_unrated=p['vendor']['acceptUnrated'],
+                    max_age_secs=p['vendor']['maxAgeSecs']))
+
+
+VENDOR_PLATFORMS = ['sgx', 'tdx', 'nitro', 'sev-snp']   # bit i of the platform set
+TCB_STATUSES = ['UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded',
+                'ConfigurationAndSWHardeningNeeded', 'TDRelaunchAdvised',
+                'TDRelaunchAdvisedConfigurationNeeded', 'OutOfDate',
+                'OutOfDateConfigurationNeeded', 'Revoked', 'Unrated']
+
+
+def encode_vendor_policy(v):
+    """§13.3: u8(platform bits) || u8(minimum TCB) || u8(accept_unrated) || u64(max age)
+    || u16(m) || m × var8(measurement), measurements sorted, without duplicates."""
+    bits = sum(1 << VENDOR_PLATFORMS.index(p) for p in set(v['platforms']))
+    assert bits
+    ms = sorted(set(v['measurements']))
+    assert len(ms) <= MAX_POLICY_ENTRIES and all(0 < len(m) <= 64 for m in ms)
+    return (u8(bits) + u8(TCB_STATUSES.index(v['minimum_tcb'])) + u8(1 if v['accept_unrated'] else 0)
+            + u64(v['max_age_secs']) + u16(len(ms)) + b''.join(var8(m) for m in ms))
+
+
+def decode_vendor_policy(r):
+    bits = r.u8()
+    if bits == 0 or bits >> len(VENDOR_PLATFORMS):
+        raise Malformed('vendor platforms')
+    tcb = r.u8()
+    if tcb >= len(TCB_STATUSES):
+        raise Malformed('minimum TCB status')
+    unrated = r.u8()
+    if unrated not in (0, 1):
+        raise Malformed('accept unrated')
+    max_age = r.u64()
+    n = r.u16()
+    if n > MAX_POLICY_ENTRIES:
+        raise Malformed('vendor measurements')
+    ms = []
+    for _ in range(n):
+        m = r.take(r.u8())
+        if len(m) > 64 or (ms and ms[-1] >= m):
+            raise Malformed('vendor measurements')
+        ms.append(m)
+    return dict(platforms=[p for i, p in enumerate(VENDOR_PLATFORMS) if bits >> i & 1],
+                measurements=ms, minimum_tcb=TCB_STATUSES[tcb], accept_unrated=bool(unrated),
+                max_age_secs=max_age)
 
 
 def encode_policy(p):
     """§13.3: the encoder sorts and removes duplicates."""
     ms = sorted(set(p['measurements'])); ps = sorted(set(p['platforms'])); ts = sorted(set(p['tpm_keys']))
     assert max(len(ms), len(ps), len(ts)) <= MAX_POLICY_ENTRIES
+    vendor = u8(0) if p['vendor'] is None else u8(1) + encode_vendor_policy(p['vendor'])
     return (u8(1 if p['accept_insecure_dev'] else 0) + u16(len(ms)) + b''.join(ms)
-            + u16(len(ps)) + b''.join(ps) + u16(len(ts)) + b''.join(ts))
+            + u16(len(ps)) + b''.join(ps) + u16(len(ts)) + b''.join(ts) + vendor)
 
 
 def decode_policy(r):
@@ -206,7 +256,12 @@ def decode_policy(r):
         if any(a >= b for a, b in zip(items, items[1:])):
             raise Malformed('policy list not strictly ascending')
         lists.append(items)
-    return dict(accept_insecure_dev=bool(flag), measurements=lists[0], platforms=lists[1], tpm_keys=lists[2])
+    vendor_flag = r.u8()
+    if vendor_flag not in (0, 1):
+        raise Malformed('vendor policy flag')
+    vendor = decode_vendor_policy(r) if vendor_flag else None
+    return dict(accept_insecure_dev=bool(flag), measurements=lists[0], platforms=lists[1], tpm_keys=lists[2],
+                vendor=vendor)
 
 
 def at_least_as_strict(a, b):
@@ -218,6 +273,15 @@ def at_least_as_strict(a, b):
         return False
     for key in ('measurements', 'platforms'):
         if b[key] and not (a[key] and set(a[key]) <= set(b[key])):
+            return False
+    # A vendor part: absent is strictest; otherwise B needs one no stricter in every field.
+    if a['vendor'] is not None:
+        va, vb = a['vendor'], b['vendor']
+        if vb is None or not (set(va['platforms']) <= set(vb['platforms'])
+                              and set(va['measurements']) <= set(vb['measurements'])
+                              and TCB_STATUSES.index(va['minimum_tcb']) <= TCB_STATUSES.index(vb['minimum_tcb'])
+                              and (not va['accept_unrated'] or vb['accept_unrated'])
+                              and va['max_age_secs'] <= vb['max_age_secs']):
             return False
     return True
 

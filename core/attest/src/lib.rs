@@ -43,6 +43,14 @@ pub enum Platform {
 }
 
 impl Platform {
+    /// Every platform, in a fixed order (the bit order of an encoded platform set).
+    pub const ALL: [Self; 4] = [Self::Sgx, Self::Tdx, Self::Nitro, Self::SevSnp];
+
+    /// The platform named `name` ([`Platform::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The platform's name in JSON output and configuration.
     pub const fn name(self) -> &'static str {
         match self {
@@ -89,6 +97,20 @@ pub enum TcbStatus {
 }
 
 impl TcbStatus {
+    /// Every status, best first, then `Unrated` (an encoded status is its index here).
+    pub const ALL: [Self; 10] = [
+        Self::UpToDate,
+        Self::SwHardeningNeeded,
+        Self::ConfigurationNeeded,
+        Self::ConfigurationAndSwHardeningNeeded,
+        Self::TdRelaunchAdvised,
+        Self::TdRelaunchAdvisedConfigurationNeeded,
+        Self::OutOfDate,
+        Self::OutOfDateConfigurationNeeded,
+        Self::Revoked,
+        Self::Unrated,
+    ];
+
     /// The status's name, as Intel spells it.
     pub const fn name(self) -> &'static str {
         match self {
@@ -107,20 +129,7 @@ impl TcbStatus {
 
     /// The status named `name` ([`TcbStatus::name`]).
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::UpToDate,
-            Self::SwHardeningNeeded,
-            Self::ConfigurationNeeded,
-            Self::ConfigurationAndSwHardeningNeeded,
-            Self::TdRelaunchAdvised,
-            Self::TdRelaunchAdvisedConfigurationNeeded,
-            Self::OutOfDate,
-            Self::OutOfDateConfigurationNeeded,
-            Self::Revoked,
-            Self::Unrated,
-        ]
-        .into_iter()
-        .find(|s| s.name() == name)
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 

@@ -11,6 +11,9 @@
 //! tpm-quote (2) proof = AK(65, SEC1) || report data(64) || var16(TPMS_ATTEST) || r(32) || s(32)
 //!               the quote's qualifying data is SHA-256(report data), its measurement is
 //!               derived from the quoted PCRs ([`crate::tpm_quote`])
+//! dcap (3), nitro (4), sev-snp (5)
+//!               proof = measurement(32) || report data(64) || u64(verified_at)
+//!                       || var16(vendor evidence) || var16(endorsement)   ([`crate::vendor`])
 //! ```
 //!
 //! Kind 1 is `dev`: the "platform" is a key the host generated, so the evidence proves nothing
@@ -21,6 +24,11 @@
 //! Kind 2 is `tpm-quote`: a TPM 2.0 quote of PCRs by its attestation key. A policy accepts it
 //! only from attestation keys it pins (`trusted_tpm_keys`): the quote proves the PCR values and
 //! the report data to whoever knows the key is a real TPM's.
+//!
+//! Kinds 3 to 5 carry a TEE vendor's own evidence (an Intel SGX or TDX DCAP quote, an AWS Nitro
+//! document, an AMD SEV-SNP report) with its endorsements, checked by `keyward_attest` at the
+//! time the envelope names, then against the policy's vendor part: platforms, the vendor's
+//! measurements, the minimum TCB status and the age of evidence that carries its own time.
 
 use core::fmt;
 use sha2::{Digest, Sha512};
@@ -31,7 +39,10 @@ use keyward_crypto::{
     SigningPurpose, SolanaPubkey, Writer,
 };
 
+use keyward_attest::{AttestationPolicy, Claims};
+
 use crate::tpm_quote::{self, MAX_ATTEST_LEN, TpmAttestationKey};
+use crate::vendor::{self, Source, VendorProof};
 
 const MAGIC: &[u8; 4] = b"KWAT";
 const VERSION: u8 = 1;
@@ -47,6 +58,12 @@ pub enum EvidenceKind {
     Dev,
     /// A TPM 2.0 quote by a pinned attestation key.
     TpmQuote,
+    /// An Intel SGX or TDX DCAP quote with its collateral.
+    Dcap,
+    /// An AWS Nitro Enclaves attestation document.
+    Nitro,
+    /// An AMD SEV-SNP attestation report with the chip's VCEK.
+    SevSnp,
 }
 
 impl EvidenceKind {
@@ -54,6 +71,9 @@ impl EvidenceKind {
         match self {
             Self::Dev => 1,
             Self::TpmQuote => 2,
+            Self::Dcap => 3,
+            Self::Nitro => 4,
+            Self::SevSnp => 5,
         }
     }
 
@@ -62,6 +82,18 @@ impl EvidenceKind {
         match self {
             Self::Dev => "dev-insecure",
             Self::TpmQuote => "tpm-quote",
+            Self::Dcap => "dcap",
+            Self::Nitro => "nitro",
+            Self::SevSnp => "sev-snp",
+        }
+    }
+
+    fn source(self) -> Option<Source> {
+        match self {
+            Self::Dev | Self::TpmQuote => None,
+            Self::Dcap => Some(Source::Dcap),
+            Self::Nitro => Some(Source::Nitro),
+            Self::SevSnp => Some(Source::SevSnp),
         }
     }
 }
@@ -231,6 +263,10 @@ pub struct EvidencePolicy {
     /// The TPM attestation keys (their fingerprints, [`TpmAttestationKey::fingerprint`]) whose
     /// `tpm-quote` evidence is accepted. Empty: none (an unpinned AK proves nothing).
     pub trusted_tpm_keys: Vec<[u8; 32]>,
+    /// What vendor TEE evidence (`dcap`, `nitro`, `sev-snp`) must meet: its platforms, the
+    /// vendor's measurements (an empty list accepts none), the worst TCB status, and the age of
+    /// evidence that carries its own time. `None`: no vendor evidence is accepted.
+    pub vendor: Option<AttestationPolicy>,
 }
 
 /// Most measurements or platform keys one encoded policy lists.
@@ -239,15 +275,15 @@ pub const MAX_POLICY_ENTRIES: usize = 64;
 impl EvidencePolicy {
     /// Appends the canonical encoding (PROTOCOL §13.3): `u8(accept_insecure_dev) ||
     /// u16(m) || m × measurement(32) || u16(p) || p × platform key(32) || u16(t) || t × TPM key
-    /// fingerprint(32)`, every list sorted and without duplicates, so equal policies encode to
-    /// equal bytes.
+    /// fingerprint(32) || u8(0)` or `u8(1) || vendor policy`, every list sorted and without
+    /// duplicates, so equal policies encode to equal bytes.
     ///
     /// # Panics
-    /// If a list holds more than [`MAX_POLICY_ENTRIES`] distinct items.
+    /// If the policy is not [`EvidencePolicy::within_limits`].
     pub fn encode(&self, w: &mut Writer) {
         assert!(
             self.within_limits(),
-            "a policy lists at most {MAX_POLICY_ENTRIES} measurements, platform keys and TPM keys"
+            "a policy within its limits (EvidencePolicy::within_limits)"
         );
         let mut measurements = self.allowed_measurements.clone();
         measurements.sort_unstable();
@@ -270,6 +306,15 @@ impl EvidencePolicy {
         w.u16(u16::try_from(tpm_keys.len()).expect("bounded above"));
         for k in &tpm_keys {
             w.raw(k);
+        }
+        match &self.vendor {
+            None => {
+                w.u8(0);
+            }
+            Some(v) => {
+                w.u8(1);
+                vendor::encode_policy(v, w);
+            }
         }
     }
 
@@ -294,16 +339,28 @@ impl EvidencePolicy {
             IdentityPublicKey::from_bytes(&bytes)
         })?;
         let trusted_tpm_keys = read_set(r, "trusted TPM keys", Ok)?;
+        let vendor = match r.u8("vendor policy flag")? {
+            0 => None,
+            1 => Some(vendor::decode_policy(r)?),
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "vendor policy flag",
+                    reason: "not 0 or 1",
+                });
+            }
+        };
         Ok(Self {
             accept_insecure_dev,
             allowed_measurements,
             trusted_dev_platforms,
             trusted_tpm_keys,
+            vendor,
         })
     }
 
-    /// Whether every list holds at most [`MAX_POLICY_ENTRIES`] distinct items, as
-    /// [`EvidencePolicy::encode`] requires.
+    /// Whether every list holds at most [`MAX_POLICY_ENTRIES`] distinct items and a vendor
+    /// policy names a platform and no measurement over 64 bytes, as [`EvidencePolicy::encode`]
+    /// requires.
     pub fn within_limits(&self) -> bool {
         fn distinct<T: Ord + Clone>(items: &[T]) -> usize {
             items
@@ -315,11 +372,14 @@ impl EvidencePolicy {
         distinct(&self.allowed_measurements) <= MAX_POLICY_ENTRIES
             && distinct(&self.trusted_dev_platforms) <= MAX_POLICY_ENTRIES
             && distinct(&self.trusted_tpm_keys) <= MAX_POLICY_ENTRIES
+            && self.vendor.as_ref().is_none_or(vendor::within_limits)
     }
 
     /// Whether everything this policy accepts, `weaker` accepts too: it accepts `dev` evidence
     /// only if `weaker` does, each non-empty allow-list of `weaker` is matched by a non-empty
-    /// subset here, and it trusts only TPM keys that `weaker` trusts.
+    /// subset here, it trusts only TPM keys that `weaker` trusts, and it accepts vendor evidence
+    /// only if `weaker` does, from a subset of its platforms and measurements, with a TCB status,
+    /// age limit and acceptance of unrated evidence no looser.
     pub fn is_at_least_as_strict_as(&self, weaker: &Self) -> bool {
         fn subset<T: PartialEq>(strict: &[T], weak: &[T]) -> bool {
             weak.is_empty() || (!strict.is_empty() && strict.iter().all(|x| weak.contains(x)))
@@ -331,6 +391,11 @@ impl EvidencePolicy {
                 .trusted_tpm_keys
                 .iter()
                 .all(|k| weaker.trusted_tpm_keys.contains(k))
+            && match (&self.vendor, &weaker.vendor) {
+                (None, _) => true,
+                (Some(strict), Some(weak)) => vendor::at_least_as_strict(strict, weak),
+                (Some(_), None) => false,
+            }
     }
 }
 
@@ -388,6 +453,18 @@ pub enum EvidenceError {
     /// The measurement is not allowed by the policy.
     #[error("measurement {} is not allowed", keyward_crypto::hex::to_0x(.0))]
     MeasurementNotAllowed([u8; 32]),
+    /// Vendor evidence under a policy with no vendor part.
+    #[error("{} evidence is not accepted: the policy accepts no vendor evidence", .0.name())]
+    VendorNotAccepted(EvidenceKind),
+    /// The vendor's chain does not verify at the envelope's time.
+    #[error(transparent)]
+    Vendor(#[from] keyward_attest::AttestError),
+    /// Verified vendor evidence fails the policy's vendor part.
+    #[error(transparent)]
+    VendorPolicy(#[from] keyward_attest::PolicyError),
+    /// The envelope's measurement or report data is not what the vendor signed.
+    #[error("the envelope's {0} differs from the vendor evidence's")]
+    VendorMismatch(&'static str),
 }
 
 /// Attestation evidence. Construct with [`DevPlatformKey::attest`], [`Evidence::tpm_quote`] or
@@ -411,6 +488,7 @@ enum Proof {
         attest: Vec<u8>,
         signature: [u8; 64],
     },
+    Vendor(VendorProof),
 }
 
 /// Evidence that passed [`Evidence::verify`].
@@ -422,6 +500,9 @@ pub struct Verified {
     pub measurement: [u8; 32],
     /// `true` for kinds that prove nothing about hardware (`dev`).
     pub insecure: bool,
+    /// For vendor evidence, what the vendor's verifier said (platform, its own measurement,
+    /// TCB status, advisories).
+    pub vendor: Option<Claims>,
 }
 
 impl Evidence {
@@ -459,11 +540,79 @@ impl Evidence {
         })
     }
 
+    /// Vendor evidence of `kind` (`Dcap`: a quote and its collateral JSON; `Nitro`: a document
+    /// and no endorsement; `SevSnp`: a report and the VCEK), whose chain is checked at
+    /// `verified_at` (UNIX seconds), then and whenever it is verified. The measurement and report
+    /// data are read from the verified evidence.
+    ///
+    /// # Errors
+    /// [`EvidenceError::Malformed`] for a kind that is not a vendor's, oversized inputs, or a
+    /// Nitro endorsement; [`EvidenceError::Vendor`] when the chain does not verify at
+    /// `verified_at`.
+    pub fn vendor(
+        kind: EvidenceKind,
+        evidence: Vec<u8>,
+        endorsement: Vec<u8>,
+        verified_at: u64,
+    ) -> Result<Self, EvidenceError> {
+        let source = kind.source().ok_or(DecodeError::Invalid {
+            field: "evidence kind",
+            reason: "not a vendor kind",
+        })?;
+        // Through the decoder, so the limits are the decoder's.
+        let mut w = Writer::new();
+        VendorProof {
+            source,
+            verified_at,
+            evidence,
+            endorsement,
+        }
+        .encode(&mut w);
+        let proof = VendorProof::decode(source, &mut Reader::new(w.as_slice()))?;
+        let claims = proof.verify()?;
+        Ok(Self {
+            measurement: vendor::measurement_digest(claims.platform, &claims.measurement),
+            report_data: claims.report_data.as_slice().try_into().map_err(|_| {
+                DecodeError::Invalid {
+                    field: "vendor report data",
+                    reason: "not 64 bytes, so it binds no keyward report data",
+                }
+            })?,
+            proof: Proof::Vendor(proof),
+        })
+    }
+
     /// The kind.
     pub fn kind(&self) -> EvidenceKind {
-        match self.proof {
+        match &self.proof {
             Proof::Dev { .. } => EvidenceKind::Dev,
             Proof::TpmQuote { .. } => EvidenceKind::TpmQuote,
+            Proof::Vendor(v) => match v.source {
+                Source::Dcap => EvidenceKind::Dcap,
+                Source::Nitro => EvidenceKind::Nitro,
+                Source::SevSnp => EvidenceKind::SevSnp,
+            },
+        }
+    }
+
+    /// For vendor evidence, the time its chain is checked at (UNIX seconds). A verifier with a
+    /// clock compares it with its own: [`Evidence::verify`] reads no clock.
+    pub fn verified_at(&self) -> Option<u64> {
+        match &self.proof {
+            Proof::Vendor(v) => Some(v.verified_at),
+            Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
+        }
+    }
+
+    /// For vendor evidence, the vendor verifier's claims once they check out against the
+    /// envelope ([`Evidence::check_signature`], which this runs).
+    ///
+    /// # Errors
+    /// As [`Evidence::check_signature`].
+    pub fn vendor_claims(&self) -> Option<Result<Claims, EvidenceError>> {
+        match &self.proof {
+            Proof::Vendor(v) => Some(v.claims(&self.measurement, &self.report_data)),
+            Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
         }
     }
 
@@ -481,7 +630,7 @@ impl Evidence {
     pub fn platform(&self) -> Option<IdentityPublicKey> {
         match &self.proof {
             Proof::Dev { platform, .. } => Some(*platform),
-            Proof::TpmQuote { .. } => None,
+            Proof::TpmQuote { .. } | Proof::Vendor(_) => None,
         }
     }
 
@@ -489,11 +638,14 @@ impl Evidence {
     pub fn tpm_key(&self) -> Option<TpmAttestationKey> {
         match &self.proof {
             Proof::TpmQuote { key, .. } => Some(*key),
-            Proof::Dev { .. } => None,
+            Proof::Dev { .. } | Proof::Vendor(_) => None,
         }
     }
 
     /// Checks the evidence against `policy`, and that it binds exactly `keys` and `nonce`.
+    /// Vendor evidence is checked at its own `verified_at` (the vendor's chain, then the
+    /// policy's vendor part, Nitro's age included), so the verdict never depends on when this
+    /// runs; how recent `verified_at` is, is for a verifier with a clock to judge.
     ///
     /// # Errors
     /// An [`EvidenceError`] naming the first failed check.
@@ -503,6 +655,29 @@ impl Evidence {
         keys: &[BoundKey],
         nonce: &[u8],
     ) -> Result<Verified, EvidenceError> {
+        self.verify_against(policy, report_data(keys, nonce).ok())
+    }
+
+    /// [`Evidence::verify`] for a verifier that computed the expected report data itself.
+    ///
+    /// # Errors
+    /// As [`Evidence::verify`].
+    pub fn verify_bound(
+        &self,
+        policy: &EvidencePolicy,
+        report_data: &[u8; 64],
+    ) -> Result<Verified, EvidenceError> {
+        self.verify_against(policy, Some(*report_data))
+    }
+
+    /// `expected`: `None` when the keys and nonce exceed [`report_data`]'s limits, which binds
+    /// nothing.
+    fn verify_against(
+        &self,
+        policy: &EvidencePolicy,
+        expected: Option<[u8; 64]>,
+    ) -> Result<Verified, EvidenceError> {
+        let mut claims = None;
         match &self.proof {
             Proof::Dev { platform, .. } => {
                 if !policy.accept_insecure_dev {
@@ -519,9 +694,19 @@ impl Evidence {
                     return Err(EvidenceError::UntrustedTpmKey(key.fingerprint()));
                 }
             }
+            Proof::Vendor(proof) => {
+                let Some(vendor_policy) = &policy.vendor else {
+                    return Err(EvidenceError::VendorNotAccepted(self.kind()));
+                };
+                let verified = proof.claims(&self.measurement, &self.report_data)?;
+                vendor_policy.check(&verified, proof.verified_at, &self.report_data)?;
+                claims = Some(verified);
+            }
         }
-        self.check_signature()?;
-        if report_data(keys, nonce).ok() != Some(self.report_data) {
+        if claims.is_none() {
+            self.check_signature()?;
+        }
+        if expected != Some(self.report_data) {
             return Err(EvidenceError::ReportDataMismatch);
         }
         if !policy.allowed_measurements.is_empty()
@@ -533,18 +718,20 @@ impl Evidence {
             kind: self.kind(),
             measurement: self.measurement,
             insecure: matches!(self.proof, Proof::Dev { .. }),
+            vendor: claims,
         })
     }
 
     /// Checks only what vouches for the measurement and report data: the platform key's
-    /// signature (`dev`), or the attestation key's signature over the quote and the quote's
-    /// qualifying data (`tpm-quote`). That is what a verifier can check without a policy, the
-    /// bound keys or the nonce (`keyward attest verify`); it says nothing about whether the key
-    /// deserves trust.
+    /// signature (`dev`), the attestation key's signature over the quote and the quote's
+    /// qualifying data (`tpm-quote`), or the vendor's chain at the envelope's time and that it
+    /// signed this measurement and report data (vendor kinds). That is what a verifier can check
+    /// without a policy, the bound keys or the nonce (`keyward attest verify`); it says nothing
+    /// about whether the key deserves trust.
     ///
     /// # Errors
     /// [`EvidenceError::BadSignature`]; [`EvidenceError::ReportDataMismatch`] for a quote of
-    /// other qualifying data.
+    /// other qualifying data; [`EvidenceError::Vendor`] or [`EvidenceError::VendorMismatch`].
     pub fn check_signature(&self) -> Result<(), EvidenceError> {
         match &self.proof {
             Proof::Dev {
@@ -571,6 +758,9 @@ impl Evidence {
                 }
                 Ok(())
             }
+            Proof::Vendor(proof) => proof
+                .claims(&self.measurement, &self.report_data)
+                .map(|_| ()),
         }
     }
 
@@ -596,6 +786,11 @@ impl Evidence {
                 .raw(&self.report_data)
                 .var16(attest)
                 .raw(signature),
+            Proof::Vendor(proof) => {
+                w.raw(&self.measurement).raw(&self.report_data);
+                proof.encode(&mut w);
+                &mut w
+            }
         };
         w.finish()
     }
@@ -629,6 +824,14 @@ impl Evidence {
                 let attest = r.var16("TPMS_ATTEST", MAX_ATTEST_LEN)?.to_vec();
                 let signature = r.array("TPM quote signature")?;
                 Self::tpm_quote(key, report_data, attest, signature)?
+            }
+            code @ 3..=5 => {
+                let source = [Source::Dcap, Source::Nitro, Source::SevSnp][usize::from(code - 3)];
+                Self {
+                    measurement: r.array("measurement")?,
+                    report_data: r.array("report data")?,
+                    proof: Proof::Vendor(VendorProof::decode(source, &mut r)?),
+                }
             }
             _ => {
                 return Err(DecodeError::Invalid {
@@ -666,6 +869,7 @@ mod tests {
             allowed_measurements: measurements.iter().map(|m| [*m; 32]).collect(),
             trusted_dev_platforms: platforms.iter().map(|p| p.public()).collect(),
             trusted_tpm_keys: Vec::new(),
+            vendor: None,
         }
     }
 

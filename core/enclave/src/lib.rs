@@ -13,19 +13,23 @@
 //! - [`evidence`]: attestation evidence binding an entity's public keys and a verifier's nonce.
 //!   Kinds: `dev`, signed by a local platform key, **insecure by construction** and refused by
 //!   every verifier unless its policy explicitly accepts insecure evidence; and `tpm-quote`, a
-//!   TPM 2.0 quote ([`tpm_quote`]) by an attestation key the verifier's policy pins.
+//!   TPM 2.0 quote ([`tpm_quote`]) by an attestation key the verifier's policy pins; and the TEE
+//!   vendors' own evidence ([`vendor`]: Intel SGX and TDX DCAP quotes, AWS Nitro documents, AMD
+//!   SEV-SNP reports), verified by `keyward_attest` under the policy's vendor part.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod evidence;
 pub mod seal;
 pub mod tpm_quote;
+pub mod vendor;
 pub mod versions;
 
 pub use evidence::{
     AttestFailed, Attester, BoundKey, DevPlatformKey, Evidence, EvidenceError, EvidenceKind,
     EvidencePolicy, MAX_POLICY_ENTRIES, Verified,
 };
+pub use keyward_attest::{AttestationPolicy, Claims, Platform, PolicyError, TcbStatus};
 pub use seal::{SealError, SealPurpose, SealedBlob, Sealer, SealingKey, Unsealed};
 pub use tpm_quote::TpmAttestationKey;
 pub use versions::{VersionSet, VersionTag};

@@ -19,8 +19,9 @@ use crate::genesis::GenesisConfig;
 use crate::partial::PartialReport;
 use crate::result::{MisbehaviourReport, ResultDigest};
 
-/// Longest encoded attestation evidence in a registration.
-pub const MAX_EVIDENCE_LEN: usize = 1024;
+/// Longest encoded attestation evidence in a registration: what a `var16` holds, room for a
+/// DCAP quote with its collateral.
+pub const MAX_EVIDENCE_LEN: usize = u16::MAX as usize;
 /// Longest endpoint text (`ip:port`).
 pub const MAX_ENDPOINT_LEN: usize = 64;
 

@@ -11,7 +11,7 @@ use thiserror::Error;
 use keyward_crypto::{ChainId, DecodeError, IdentityPublicKey, Reader, Writer};
 
 use crate::codec::{ascending, text};
-use keyward_enclave::{BoundKey, EvidencePolicy};
+use keyward_enclave::{BoundKey, EvidencePolicy, TcbStatus};
 
 use crate::body::{Body, Kind, Registration};
 use crate::entry::{Entry, EntryHash, VerifiedEntry};
@@ -130,12 +130,21 @@ pub enum GenesisError {
     #[error("the gatekeeper evidence policy must be at least as strict as the worker policy")]
     WeakGatekeeperPolicy,
     /// A policy lists more than [`keyward_enclave::MAX_POLICY_ENTRIES`] distinct measurements,
-    /// platform keys or TPM keys.
+    /// platform keys or TPM keys, or has a vendor part with no platform or a measurement over
+    /// 64 bytes.
     #[error(
-        "the {0} evidence policy lists more than {max} measurements, platform keys or TPM keys",
+        "the {0} evidence policy lists more than {max} measurements, platform keys or TPM keys, \
+         or its vendor part names no platform or a measurement over 64 bytes",
         max = keyward_enclave::MAX_POLICY_ENTRIES
     )]
     PolicyTooLong(&'static str),
+    /// The gatekeeper policy's vendor part accepts a TCB status below `UpToDate`, or evidence
+    /// with no TCB status: gatekeepers hold the MasterKey and need the top confidence level.
+    #[error(
+        "the gatekeeper policy's vendor part must accept only TCB status UpToDate and no unrated \
+         evidence"
+    )]
+    GatekeeperVendorNotStrict,
 }
 
 impl GenesisConfig {
@@ -302,6 +311,14 @@ impl GenesisConfig {
         {
             return Err(GenesisError::WeakGatekeeperPolicy);
         }
+        if self
+            .gatekeeper_policy
+            .vendor
+            .as_ref()
+            .is_some_and(|v| v.minimum_tcb != TcbStatus::UpToDate || v.accept_unrated)
+        {
+            return Err(GenesisError::GatekeeperVendorNotStrict);
+        }
         Ok(())
     }
 
@@ -313,6 +330,9 @@ impl GenesisConfig {
         }
     }
 }
+
+/// How far ahead of a verifier's clock a registration's evidence may be dated.
+pub const CLOCK_SKEW_SECS: u64 = 60;
 
 /// The nonce a node's registration evidence binds: `var16("keyward/v1/ledger/registration") ||
 /// genesis hash || var8(role)`, role `"gatekeeper"` or `"worker"`. It ties the evidence to this
@@ -436,6 +456,36 @@ impl Genesis {
             | Body::SignShare(_) => {}
         }
         Ok(VerifiedEntry::new(entry, body, self.hash))
+    }
+
+    /// The check a verifier with a clock adds when it first sees an entry (the ledger server,
+    /// on append): a registration's vendor evidence must have been verified at most the role
+    /// policy's `max_age_secs` before `now` (UNIX seconds) and at most 60 s after it. Nodes that
+    /// replay the ledger do not run it, so their verdict never depends on when they replay; they
+    /// rely on the ledger's own clock instead ([`Rejected::StaleEvidence`]).
+    ///
+    /// # Errors
+    /// [`Rejected::EvidenceNotCurrent`].
+    pub fn check_current(&self, entry: &VerifiedEntry, now: u64) -> Result<(), Rejected> {
+        let (reg, role) = match entry.body() {
+            Body::GatekeeperRegister(reg) => (reg, Role::Gatekeeper { admitted: false }),
+            Body::WorkerRegister(reg) => (reg, Role::Worker),
+            _ => return Ok(()),
+        };
+        let (Some(at), Some(vendor)) =
+            (reg.evidence.verified_at(), &self.config.policy(role).vendor)
+        else {
+            return Ok(());
+        };
+        if at > now.saturating_add(CLOCK_SKEW_SECS) || now.saturating_sub(at) > vendor.max_age_secs
+        {
+            return Err(Rejected::EvidenceNotCurrent {
+                verified_at: at,
+                now,
+                max_age_secs: vendor.max_age_secs,
+            });
+        }
+        Ok(())
     }
 
     fn check_registration(

@@ -148,6 +148,34 @@ pub enum Rejected {
         /// The epoch.
         epoch: Epoch,
     },
+    /// Vendor evidence checked too long before the latest an accepted registration was
+    /// checked at.
+    #[error(
+        "the evidence was verified at {verified_at}, more than {max_age_secs} s before the \
+         ledger's time {ledger_time}"
+    )]
+    StaleEvidence {
+        /// The evidence's verification time.
+        verified_at: u64,
+        /// The latest verification time of accepted vendor evidence.
+        ledger_time: u64,
+        /// The role policy's age limit.
+        max_age_secs: u64,
+    },
+    /// Vendor evidence verified too long before, or after, the clock of the verifier that
+    /// first saw the entry ([`crate::Genesis::check_current`]).
+    #[error(
+        "the evidence was verified at {verified_at}, not within {max_age_secs} s before now \
+         ({now})"
+    )]
+    EvidenceNotCurrent {
+        /// The evidence's verification time.
+        verified_at: u64,
+        /// The verifier's clock.
+        now: u64,
+        /// The role policy's age limit.
+        max_age_secs: u64,
+    },
     /// The gatekeeper founds an epoch that has not activated yet.
     #[error("the author founds epoch {epoch}, which is not active yet")]
     EpochPending {
@@ -449,6 +477,8 @@ impl Rejected {
             Self::PublicGatekeeperEndpoint(_) => (2105, "public_gatekeeper_endpoint"),
             Self::LastHolder { .. } => (2106, "last_holder"),
             Self::EpochPending { .. } => (2107, "epoch_pending"),
+            Self::StaleEvidence { .. } => (2108, "stale_evidence"),
+            Self::EvidenceNotCurrent { .. } => (2109, "evidence_not_current"),
             Self::WrongEpoch { .. } => (2201, "wrong_epoch"),
             Self::ProposalNotApproved { .. } => (2202, "proposal_not_approved"),
             Self::NotAdmitted { .. } => (2203, "not_admitted"),

@@ -7,11 +7,18 @@ mod support;
 use std::collections::BTreeSet;
 
 use keyward_crypto::{DecodeError, IdentityKeypair, SigningPurpose, Writer};
-use keyward_enclave::{DevPlatformKey, EvidenceError};
+use keyward_enclave::{
+    AttestationPolicy, DevPlatformKey, Evidence, EvidenceError, EvidenceKind, Platform, TcbStatus,
+};
 use keyward_hierarchy::Epoch;
 use keyward_ledger::entry::MAX_BODY_LEN;
 use keyward_ledger::*;
 use support::*;
+
+/// A strict TDX vendor policy for one made-up measurement.
+fn tdx_policy() -> AttestationPolicy {
+    AttestationPolicy::strict(vec![Platform::Tdx], vec![vec![0x5a; 48]])
+}
 
 /// Submits `entry`, expects the refusal named `name`, and checks the registry did not change.
 fn refused(net: &mut Net, entry: Entry, name: &str) -> Rejected {
@@ -274,6 +281,34 @@ mod genesis {
                     c.worker_policy.trusted_dev_platforms.clear();
                 }),
             ),
+            // A gatekeeper vendor policy that a worker policy lacks.
+            (
+                GenesisError::WeakGatekeeperPolicy,
+                Box::new(|c, _, _| c.gatekeeper_policy.vendor = Some(tdx_policy())),
+            ),
+            // Gatekeepers need the top confidence level.
+            (
+                GenesisError::GatekeeperVendorNotStrict,
+                Box::new(|c, _, _| {
+                    let loose = AttestationPolicy {
+                        minimum_tcb: TcbStatus::SwHardeningNeeded,
+                        ..tdx_policy()
+                    };
+                    c.gatekeeper_policy.vendor = Some(loose.clone());
+                    c.worker_policy.vendor = Some(loose);
+                }),
+            ),
+            (
+                GenesisError::GatekeeperVendorNotStrict,
+                Box::new(|c, _, _| {
+                    let unrated = AttestationPolicy {
+                        accept_unrated: true,
+                        ..tdx_policy()
+                    };
+                    c.gatekeeper_policy.vendor = Some(unrated.clone());
+                    c.worker_policy.vendor = Some(unrated);
+                }),
+            ),
         ];
         for (expected, edit) in cases {
             let err = genesis_result(edit).unwrap_err();
@@ -302,6 +337,15 @@ mod genesis {
         // Duplicates do not count: the encoding lists each entry once.
         cfg.worker_policy.trusted_tpm_keys = vec![[1; 32]; 100];
         cfg.validate(&net.council[0].public()).unwrap();
+        // A vendor part that names no platform has no encoding either.
+        cfg.worker_policy.vendor = Some(AttestationPolicy {
+            platforms: Vec::new(),
+            ..tdx_policy()
+        });
+        assert_eq!(
+            cfg.validate(&net.council[0].public()),
+            Err(GenesisError::PolicyTooLong("worker"))
+        );
     }
 
     #[test]
@@ -553,6 +597,53 @@ mod nodes {
         assert_eq!(err.code(), 2103);
     }
 
+    /// The TDX sample of `core/attest/tests/data`, in keyward's envelope: real vendor evidence,
+    /// but its report data binds no keys of ours.
+    fn tdx_sample() -> Evidence {
+        let data = |name: &str| {
+            std::fs::read(format!(
+                "{}/../attest/tests/data/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        Evidence::vendor(
+            EvidenceKind::Dcap,
+            data("tdx_quote"),
+            data("tdx_quote_collateral.json"),
+            1_750_332_747,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn vendor_evidence_is_verified_under_the_roles_vendor_policy() {
+        let sample = tdx_sample();
+        let claims = sample.vendor_claims().unwrap().unwrap();
+        let policy = AttestationPolicy::strict(vec![claims.platform], vec![claims.measurement]);
+        let mut net = Net::with(35, |c| c.worker_policy.vendor = Some(policy));
+        let w = net.key();
+        let mut reg = net.registration(&w, Role::Worker, "10.0.0.3:1", 1_000);
+        reg.evidence = sample.clone();
+        // A whole DCAP quote with its collateral fits in a registration.
+        assert!(sample.to_bytes().len() > 16_000);
+        let e = net.sign(&w, &Body::WorkerRegister(reg.clone()));
+        // The chain and the policy pass; the report data is the sample's, not this node's keys.
+        assert_eq!(
+            refused(&mut net, e, "evidence_refused"),
+            Rejected::EvidenceRefused(EvidenceError::ReportDataMismatch)
+        );
+        // Gatekeepers' policy has no vendor part: the same evidence is not even considered.
+        let gk = net.key();
+        let mut reg = net.registration(&gk, Role::Gatekeeper { admitted: false }, "127.0.0.1:1", 1);
+        reg.evidence = sample;
+        let e = net.sign(&gk, &Body::GatekeeperRegister(reg));
+        assert_eq!(
+            refused(&mut net, e, "evidence_refused"),
+            Rejected::EvidenceRefused(EvidenceError::VendorNotAccepted(EvidenceKind::Dcap))
+        );
+    }
+
     #[test]
     fn the_gatekeeper_policy_can_be_stricter_than_the_workers() {
         let mut net = Net::with(34, |c| {
@@ -683,6 +774,16 @@ fn every_refusal_has_a_distinct_name_and_code() {
         Rejected::PublicGatekeeperEndpoint("8.8.8.8:1".parse().unwrap()),
         Rejected::LastHolder { epoch: Epoch(0) },
         Rejected::EpochPending { epoch: Epoch(0) },
+        Rejected::StaleEvidence {
+            verified_at: 0,
+            ledger_time: 1,
+            max_age_secs: 0,
+        },
+        Rejected::EvidenceNotCurrent {
+            verified_at: 0,
+            now: 1,
+            max_age_secs: 0,
+        },
         Rejected::WrongEpoch {
             expected: Epoch(0),
             found: Epoch(1),

@@ -9,7 +9,10 @@
 use std::collections::BTreeSet;
 
 use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair, SecretBytes, hex::to_0x};
-use keyward_enclave::{BoundKey, DevPlatformKey, EvidencePolicy, evidence::report_data};
+use keyward_enclave::{
+    AttestationPolicy, BoundKey, DevPlatformKey, EvidencePolicy, Platform, TcbStatus,
+    evidence::report_data,
+};
 use keyward_hierarchy::{Epoch, EpochChecksum, MasterKey};
 use keyward_ledger::*;
 use rand::{SeedableRng, rngs::StdRng};
@@ -30,6 +33,13 @@ fn policy_json(p: &EvidencePolicy) -> Value {
         "allowedMeasurements": p.allowed_measurements.iter().map(|m| to_0x(m)).collect::<Vec<_>>(),
         "trustedDevPlatforms": p.trusted_dev_platforms.iter().map(|k| to_0x(&k.to_bytes())).collect::<Vec<_>>(),
         "trustedTpmKeys": p.trusted_tpm_keys.iter().map(|k| to_0x(k)).collect::<Vec<_>>(),
+        "vendor": p.vendor.as_ref().map(|v| json!({
+            "platforms": v.platforms.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "measurements": v.measurements.iter().map(|m| to_0x(m)).collect::<Vec<_>>(),
+            "minimumTcb": v.minimum_tcb.name(),
+            "acceptUnrated": v.accept_unrated,
+            "maxAgeSecs": v.max_age_secs,
+        })),
     })
 }
 
@@ -43,6 +53,7 @@ fn generate() -> Value {
         allowed_measurements: vec![measurement],
         trusted_dev_platforms: vec![platform.public()],
         trusted_tpm_keys: Vec::new(),
+        vendor: None,
     };
     let config = GenesisConfig {
         chain: ChainId::new("vector-net").unwrap(),
@@ -56,6 +67,13 @@ fn generate() -> Value {
         gatekeeper_policy: dev.clone(),
         worker_policy: EvidencePolicy {
             allowed_measurements: vec![measurement, [0x4e; 32]],
+            vendor: Some(AttestationPolicy {
+                minimum_tcb: TcbStatus::SwHardeningNeeded,
+                ..AttestationPolicy::strict(
+                    vec![Platform::Sgx, Platform::Tdx],
+                    vec![vec![0x5a; 48], vec![0x5b; 32]],
+                )
+            }),
             ..dev
         },
     };

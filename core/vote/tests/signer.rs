@@ -97,6 +97,7 @@ fn dev_policy() -> EvidencePolicy {
         allowed_measurements: vec![MEASUREMENT],
         trusted_dev_platforms: vec![platform_public()],
         trusted_tpm_keys: Vec::new(),
+        vendor: None,
     }
 }
 

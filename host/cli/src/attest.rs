@@ -1,6 +1,7 @@
 //! `keyward attest`: `verify` verifies attestation evidence offline and prints what it claims;
-//! `tpm-key` and `tpm-quote` read this machine's TPM (built with the `tpm` feature): the
-//! attestation key's fingerprint, which verifiers pin, and a quote of its PCRs.
+//! `wrap` puts vendor evidence into keyward's envelope; `tpm-key` and `tpm-quote` read this
+//! machine's TPM (built with the `tpm` feature): the attestation key's fingerprint, which
+//! verifiers pin, and a quote of its PCRs.
 //!
 //! One kind of input per call: keyward's own evidence envelope (`--evidence`), or vendor
 //! evidence as the platform produced it: a DCAP quote with its collateral, a Nitro attestation
@@ -13,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use keyward_attest::{Claims, dcap, nitro, snp};
+use keyward_attest::{dcap, nitro, snp};
 use keyward_enclave::{Evidence, EvidenceKind};
 use keyward_tpm::source::TpmSource;
 
@@ -28,6 +29,9 @@ const MAX_FILE: u64 = 4 * 1024 * 1024;
 pub enum AttestCommand {
     /// Verify evidence offline; print the verdict, measurement and report data as JSON.
     Verify(VerifyArgs),
+    /// Put vendor evidence (DCAP, Nitro, SEV-SNP) into keyward's envelope, verified as of a
+    /// time that the envelope keeps.
+    Wrap(WrapArgs),
     /// Print this machine's TPM attestation key and its fingerprint (what a policy's
     /// `trusted_tpm_keys` pins) as JSON.
     TpmKey(TpmArgs),
@@ -71,9 +75,34 @@ pub struct QuoteArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["evidence", "dcap_quote", "nitro_doc", "snp_report"])))]
 pub struct VerifyArgs {
-    /// keyward evidence (`KWAT`): only its signature is checked; `dev` evidence is insecure.
+    /// keyward evidence (`KWAT`): only its signature, or a vendor's chain as of the envelope's
+    /// time, is checked; `dev` evidence is insecure.
     #[arg(long, value_name = "FILE")]
     evidence: Option<PathBuf>,
+    #[command(flatten)]
+    vendor: VendorArgs,
+    /// Verify as of this time (UNIX seconds) instead of now (vendor evidence as-is only).
+    #[arg(long, value_name = "UNIX_SECONDS", conflicts_with = "evidence")]
+    now: Option<u64>,
+}
+
+/// `keyward attest wrap`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["dcap_quote", "nitro_doc", "snp_report"])))]
+pub struct WrapArgs {
+    #[command(flatten)]
+    vendor: VendorArgs,
+    /// The time its chain is verified at, kept in the envelope (UNIX seconds) [default: now].
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<u64>,
+    /// Where to write the envelope.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Vendor evidence as the platform produced it.
+#[derive(Debug, Args)]
+pub struct VendorArgs {
     /// An Intel SGX or TDX DCAP quote (binary); needs --collateral.
     #[arg(long, value_name = "FILE", requires = "collateral")]
     dcap_quote: Option<PathBuf>,
@@ -89,15 +118,61 @@ pub struct VerifyArgs {
     /// The VCEK certificate (DER) of the chip that signed the report.
     #[arg(long, value_name = "FILE", requires = "snp_report")]
     vcek: Option<PathBuf>,
-    /// Verify as of this time (UNIX seconds) instead of now.
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    now: Option<u64>,
+}
+
+impl VendorArgs {
+    /// The evidence kind, the evidence and its endorsement, read; `None` if none was given.
+    fn read(&self) -> Result<Option<(EvidenceKind, Vec<u8>, Vec<u8>)>> {
+        let read = |path: &Path| read_limited(path, MAX_FILE).map(|bytes| bytes.to_vec());
+        Ok(
+            if let (Some(quote), Some(collateral)) = (&self.dcap_quote, &self.collateral) {
+                Some((EvidenceKind::Dcap, read(quote)?, read(collateral)?))
+            } else if let Some(doc) = &self.nitro_doc {
+                Some((EvidenceKind::Nitro, read(doc)?, Vec::new()))
+            } else if let (Some(report), Some(vcek)) = (&self.snp_report, &self.vcek) {
+                Some((EvidenceKind::SevSnp, read(report)?, read(vcek)?))
+            } else {
+                None
+            },
+        )
+    }
+}
+
+fn now_or(given: Option<u64>) -> u64 {
+    given.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
 }
 
 /// Runs `keyward attest`.
 pub fn run(cmd: AttestCommand) -> Result<()> {
     match cmd {
         AttestCommand::Verify(args) => verify(&args),
+        AttestCommand::Wrap(args) => {
+            let (kind, evidence, endorsement) = args
+                .vendor
+                .read()?
+                .expect("clap requires one input and its companion");
+            let now = now_or(args.now);
+            let evidence = Evidence::vendor(kind, evidence, endorsement, now)
+                .map_err(|e| CliError::refused(format!("evidence rejected: {e}")))?;
+            keyward_host::files::replace(&args.out, &evidence.to_bytes()).map_err(|e| {
+                CliError::refused(format!("cannot write {}: {e}", args.out.display()))
+            })?;
+            println!(
+                "{}",
+                json!({
+                    "kind": evidence.kind().name(),
+                    "measurement": hex::encode(evidence.measurement()),
+                    "reportData": hex::encode(evidence.report_data()),
+                    "verifiedAt": now,
+                    "out": args.out.display().to_string(),
+                })
+            );
+            Ok(())
+        }
         AttestCommand::TpmKey(args) => {
             let key = args
                 .connect()
@@ -135,22 +210,28 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<()> {
-    let now = args.now.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
-    let read = |path: &Path| read_limited(path, MAX_FILE).map(|bytes| bytes.to_vec());
+    let mut now = now_or(args.now);
     let verdict: std::result::Result<Value, String> = if let Some(path) = &args.evidence {
-        own_evidence(&read(path)?)
-    } else if let (Some(quote), Some(collateral)) = (&args.dcap_quote, &args.collateral) {
-        vendor(dcap::verify(&read(quote)?, &read(collateral)?, now))
-    } else if let Some(doc) = &args.nitro_doc {
-        vendor(nitro::verify(&read(doc)?, now))
-    } else if let (Some(report), Some(vcek)) = (&args.snp_report, &args.vcek) {
-        vendor(snp::verify(&read(report)?, &read(vcek)?))
+        let bytes = read_limited(path, MAX_FILE)?;
+        Evidence::from_bytes(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|evidence| {
+                // Vendor evidence is verified as of the time it carries.
+                now = evidence.verified_at().unwrap_or(now);
+                own_evidence(&evidence)
+            })
     } else {
-        unreachable!("clap requires one input and its companion")
+        let (kind, evidence, endorsement) = args
+            .vendor
+            .read()?
+            .expect("clap requires one input and its companion");
+        match kind {
+            EvidenceKind::Dcap => dcap::verify(&evidence, &endorsement, now),
+            EvidenceKind::Nitro => nitro::verify(&evidence, now),
+            _ => snp::verify(&evidence, &endorsement),
+        }
+        .map(|claims| claims.to_json())
+        .map_err(|e| e.to_string())
     };
     match verdict {
         Ok(mut claims) => {
@@ -169,16 +250,7 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     }
 }
 
-fn vendor(
-    result: std::result::Result<Claims, keyward_attest::AttestError>,
-) -> std::result::Result<Value, String> {
-    result
-        .map(|claims| claims.to_json())
-        .map_err(|e| e.to_string())
-}
-
-fn own_evidence(bytes: &[u8]) -> std::result::Result<Value, String> {
-    let evidence = Evidence::from_bytes(bytes).map_err(|e| e.to_string())?;
+fn own_evidence(evidence: &Evidence) -> std::result::Result<Value, String> {
     evidence.check_signature().map_err(|e| e.to_string())?;
     let mut out = json!({
         "platform": evidence.kind().name(),
@@ -192,6 +264,10 @@ fn own_evidence(bytes: &[u8]) -> std::result::Result<Value, String> {
     }
     if let Some(key) = evidence.tpm_key() {
         out["tpmKeyFingerprint"] = json!(hex::encode(key.fingerprint()));
+    }
+    // What the vendor signed: its own measurement (what a vendor policy pins), TCB status.
+    if let Some(claims) = evidence.vendor_claims() {
+        out["vendor"] = claims.map_err(|e| e.to_string())?.to_json();
     }
     Ok(out)
 }

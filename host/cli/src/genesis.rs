@@ -15,13 +15,20 @@
 //!
 //! [worker_policy]                        # what workers' evidence must show
 //! tpm_keys = ["…", "…"]
+//!
+//! [worker_policy.vendor]                 # vendor TEE evidence (dcap, nitro, sev-snp)
+//! platforms = ["tdx"]                    # sgx, tdx, nitro, sev-snp
+//! measurements = ["…"]                   # the vendor's own, as `keyward attest verify` prints
+//! minimum_tcb = "SWHardeningNeeded"      # default "UpToDate"
 //! ```
 //!
 //! A policy table takes `accept_insecure_dev` (default false), `measurements` (32-byte hex;
-//! empty: any), `dev_platforms` (sr25519 keys whose `dev` evidence is accepted; empty: any) and
-//! `tpm_keys` (empty: no `tpm-quote` is accepted). A missing table accepts nothing. The gatekeeper
-//! policy must be at least as strict as the worker policy; the genesis checks it, and every other
-//! rule, before anything is written.
+//! empty: any), `dev_platforms` (sr25519 keys whose `dev` evidence is accepted; empty: any),
+//! `tpm_keys` (empty: no `tpm-quote` is accepted) and a `vendor` table (absent: no vendor
+//! evidence is accepted; also `accept_unrated`, default false, and `max_age_secs`, default 600).
+//! A missing table accepts nothing. The gatekeeper policy must be at least as strict as the
+//! worker policy, and its vendor part must accept only `UpToDate` and no unrated evidence; the
+//! genesis checks it, and every other rule, before anything is written.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -114,6 +121,8 @@ struct PolicyTable {
     dev_platforms: Vec<String>,
     #[serde(default)]
     tpm_keys: Vec<String>,
+    #[serde(default)]
+    vendor: Option<keyward_host::attestation::VendorPolicyConfig>,
 }
 
 impl PolicyTable {
@@ -135,6 +144,12 @@ impl PolicyTable {
                 .map(|bytes| identity_key(&format!("[{table}] dev_platforms"), bytes))
                 .collect::<Result<_>>()?,
             trusted_tpm_keys: hex32("tpm_keys", &self.tpm_keys)?,
+            vendor: self
+                .vendor
+                .as_ref()
+                .map(|v| v.policy(&format!("{table}.vendor")))
+                .transpose()
+                .map_err(CliError::refused)?,
         })
     }
 }
@@ -249,6 +264,45 @@ mod tests {
         assert_eq!(c.contract_codes.len(), 2);
         assert_eq!(c.worker_policy, EvidencePolicy::default());
         c.validate(&key.public()).unwrap();
+    }
+
+    #[test]
+    fn a_vendor_table_becomes_the_policys_vendor_part() {
+        let key =
+            keyward_crypto::IdentityKeypair::from_seed(keyward_crypto::SecretBytes::new([7; 32]));
+        let head = format!(
+            "chain = \"c\"\ncouncil = [\"{}\"]\n",
+            keyward_crypto::hex::to_0x(&key.public().to_bytes())
+        );
+        let vendor = "platforms = [\"tdx\", \"sgx\"]\nmeasurements = [\"0a0b\"]\n";
+        let c = config(&format!(
+            "{head}[gatekeeper_policy.vendor]\n{vendor}[worker_policy.vendor]\n{vendor}\
+             minimum_tcb = \"SWHardeningNeeded\"\n"
+        ))
+        .unwrap();
+        let worker = c.worker_policy.vendor.as_ref().unwrap();
+        assert_eq!(worker.measurements, vec![vec![10, 11]]);
+        assert_eq!(
+            worker.minimum_tcb,
+            keyward_attest::TcbStatus::SwHardeningNeeded
+        );
+        c.validate(&key.public()).unwrap();
+        // Gatekeepers need UpToDate.
+        let c = config(&format!(
+            "{head}[gatekeeper_policy.vendor]\n{vendor}minimum_tcb = \"OutOfDate\"\n\
+             [worker_policy.vendor]\n{vendor}minimum_tcb = \"OutOfDate\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.validate(&key.public()),
+            Err(keyward_ledger::GenesisError::GatekeeperVendorNotStrict)
+        );
+        let e = config(&format!(
+            "{head}[worker_policy.vendor]\nplatforms = [\"sev\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[worker_policy.vendor] platforms"), "{e}");
     }
 
     #[test]

@@ -378,6 +378,68 @@ fn demo_checks_every_claim() {
 }
 
 #[test]
+fn attest_wrap_puts_vendor_evidence_in_the_envelope_verified_as_of_its_time() {
+    let d = tempdir("attest-wrap");
+    let data = |name: &str| {
+        format!(
+            "{}/../../core/attest/tests/data/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let (quote, collateral) = (data("tdx_quote"), data("tdx_quote_collateral.json"));
+    let wrap = |now: &str, out: &str| {
+        keyward(
+            &d,
+            &[
+                "attest",
+                "wrap",
+                "--dcap-quote",
+                &quote,
+                "--collateral",
+                &collateral,
+                "--now",
+                now,
+                "--out",
+                out,
+            ],
+        )
+    };
+    let wrapped = ok(&wrap("1750332747", "tdx.kwat"));
+    assert_eq!(wrapped["kind"], "dcap");
+    assert_eq!(wrapped["verifiedAt"], 1750332747);
+    // The envelope verifies as of the time it carries, whatever today is.
+    let verified = ok(&keyward(
+        &d,
+        &["attest", "verify", "--evidence", "tdx.kwat"],
+    ));
+    assert_eq!(verified["verdict"], "verified");
+    assert_eq!(verified["platform"], "dcap");
+    assert_eq!(verified["insecure"], false);
+    assert_eq!(verified["verifiedAt"], 1750332747);
+    assert_eq!(verified["measurement"], wrapped["measurement"]);
+    assert_eq!(verified["vendor"]["platform"], "tdx");
+    assert_eq!(verified["vendor"]["tcbStatus"], "UpToDate");
+    assert_eq!(verified["vendor"]["reportData"], wrapped["reportData"]);
+    // A flipped bit in the quote inside the envelope is refused.
+    let mut bytes = std::fs::read(d.join("tdx.kwat")).unwrap();
+    bytes[300] ^= 0x01;
+    std::fs::write(d.join("forged.kwat"), bytes).unwrap();
+    fails(
+        &keyward(&d, &["attest", "verify", "--evidence", "forged.kwat"]),
+        "evidence rejected",
+    );
+    // Today the collateral has expired: nothing is written.
+    fails(&wrap("1795219200", "expired.kwat"), "CrlExpired");
+    assert!(!d.join("expired.kwat").exists());
+    // `--now` does not apply to an envelope, which carries its own time.
+    let r = keyward(
+        &d,
+        &["attest", "verify", "--evidence", "tdx.kwat", "--now", "1"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
 fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     let d = tempdir("attest");
     let data = |name: &str| {

@@ -1,7 +1,8 @@
 //! What every keyward server and client on the host side shares: the writer thread's failure
-//! flag, the handle of a running JSON-RPC server, the client's error for a JSON-RPC call, and
-//! crash-safe file writes.
+//! flag, the handle of a running JSON-RPC server, the client's error for a JSON-RPC call,
+//! crash-safe file writes, and the configuration form of a vendor attestation policy.
 
+pub mod attestation;
 pub mod counter;
 pub mod files;
 

@@ -114,13 +114,20 @@ async fn append(ctx: &RpcContext, params: AppendParams) -> Result<AppendResult, 
     for (i, text) in params.entries.iter().enumerate() {
         raw.push(from_base64(text).ok_or_else(|| bad_params(format!("entry {i} is not base64")))?);
     }
-    // The stateless checks (signatures, evidence) run here, on the RPC threads, in parallel
-    // across calls; the writer only checks positions and state.
+    // The stateless checks (signatures, evidence, and the evidence's time against this server's
+    // clock) run here, on the RPC threads, in parallel across calls; the writer only checks
+    // positions and state.
     let genesis = ctx.genesis.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let chain = tokio::task::spawn_blocking(move || {
         let mut verified = Vec::with_capacity(raw.len());
         for bytes in raw {
-            match Entry::from_bytes(bytes).and_then(|e| genesis.verify(e)) {
+            let checked = Entry::from_bytes(bytes)
+                .and_then(|e| genesis.verify(e))
+                .and_then(|v| genesis.check_current(&v, now).map(|()| v));
+            match checked {
                 Ok(v) => verified.push(v),
                 Err(reason) => {
                     return Chain {

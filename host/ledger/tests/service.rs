@@ -30,6 +30,7 @@ impl Cast {
             allowed_measurements: vec![],
             trusted_dev_platforms: vec![platform.public()],
             trusted_tpm_keys: Vec::new(),
+            vendor: None,
         };
         let config = GenesisConfig {
             chain: ChainId::new("svc-test").unwrap(),

@@ -17,7 +17,7 @@ pub fn gatekeeper_policy(platform: &DevPlatformKey) -> EvidencePolicy {
         accept_insecure_dev: true,
         allowed_measurements: vec![GATEKEEPER_MEASUREMENT],
         trusted_dev_platforms: vec![platform.public()],
-        trusted_tpm_keys: Vec::new(),
+        ..EvidencePolicy::default()
     }
 }
 
@@ -27,7 +27,7 @@ pub fn worker_policy(platform: &DevPlatformKey) -> EvidencePolicy {
         accept_insecure_dev: true,
         allowed_measurements: vec![GATEKEEPER_MEASUREMENT, WORKER_MEASUREMENT],
         trusted_dev_platforms: vec![platform.public()],
-        trusted_tpm_keys: Vec::new(),
+        ..EvidencePolicy::default()
     }
 }
 

@@ -27,6 +27,12 @@
 //! accept_insecure_dev = false     # without it, nothing is checked
 //! trusted_tpm_keys = ["…hex…"]    # TPM attestation key fingerprints (keyward attest tpm-key)
 //! measurements = ["…hex…"]        # if non-empty, only these measurements
+//! # [attestation.vendor]          # optional: vendor TEE evidence (dcap, nitro, sev-snp)
+//! # platforms = ["tdx"]           # sgx, tdx, nitro, sev-snp
+//! # measurements = ["…hex…"]      # the vendor's own (MRENCLAVE, MRTD, PCR0, MEASUREMENT)
+//! # minimum_tcb = "UpToDate"      # the worst TCB status accepted
+//! # accept_unrated = false        # evidence with no TCB status (Nitro, SEV-SNP)
+//! # max_age_secs = 600            # Nitro documents: the oldest accepted
 //!
 //! [lockout]                       # the RFC's N, F and cap (Solana's values)
 //! initial_lockout = 2
@@ -150,6 +156,8 @@ pub struct AttestationConfig {
     pub trusted_tpm_keys: Vec<String>,
     /// If non-empty, only these measurements (hex).
     pub measurements: Vec<String>,
+    /// `[attestation.vendor]`: what vendor TEE evidence must show; absent, none is accepted.
+    pub vendor: Option<keyward_host::attestation::VendorPolicyConfig>,
 }
 
 /// `[lockout]`.
@@ -348,6 +356,12 @@ impl Config {
             allowed_measurements: list("measurements", &a.measurements)?,
             trusted_dev_platforms: Vec::new(),
             trusted_tpm_keys: list("trusted_tpm_keys", &a.trusted_tpm_keys)?,
+            vendor: a
+                .vendor
+                .as_ref()
+                .map(|v| v.policy("attestation.vendor"))
+                .transpose()
+                .map_err(ConfigError::Invalid)?,
         }))
     }
 

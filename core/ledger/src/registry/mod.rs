@@ -96,6 +96,8 @@ pub struct Node {
     pub slashed: bool,
     /// The measurement its evidence attested.
     pub measurement: [u8; 32],
+    /// For vendor evidence, the time its chain was checked at (UNIX seconds).
+    pub attested_at: Option<u64>,
     /// The height it registered at.
     pub registered_at: u64,
     /// Whether it is still active.
@@ -413,6 +415,9 @@ pub struct Registry {
     signing: BTreeMap<crate::committee::Statement, SigningRun>,
     /// The committee's certificates (threshold mode).
     certificates: BTreeMap<crate::committee::Statement, keyward_threshold::CommitteeSignature>,
+    /// The latest verification time of vendor evidence in an accepted registration (UNIX
+    /// seconds): the ledger's only clock, and it never goes back.
+    attested_until: u64,
 }
 
 impl Registry {
@@ -446,6 +451,7 @@ impl Registry {
             partial_reports: BTreeSet::new(),
             signing: BTreeMap::new(),
             certificates: BTreeMap::new(),
+            attested_until: 0,
             genesis,
         })
     }

@@ -39,6 +39,19 @@ impl Registry {
                 found: reg.stake,
             });
         }
+        // Vendor evidence names the time its collateral was checked at. Accepted registrations
+        // move the ledger's clock forward; evidence checked more than the policy's age limit
+        // before it (old collateral, which may predate a TCB recovery) is refused.
+        let policy = self.genesis.config().policy(role);
+        if let (Some(at), Some(vendor)) = (reg.evidence.verified_at(), &policy.vendor)
+            && at.saturating_add(vendor.max_age_secs) < self.attested_until
+        {
+            return Err(Rejected::StaleEvidence {
+                verified_at: at,
+                ledger_time: self.attested_until,
+                max_age_secs: vendor.max_age_secs,
+            });
+        }
         Ok(Effect::Register(Node {
             role,
             channel: reg.channel,
@@ -46,6 +59,7 @@ impl Registry {
             stake: reg.stake,
             slashed: false,
             measurement: reg.evidence.measurement(),
+            attested_at: reg.evidence.verified_at(),
             registered_at: self.height,
             status: Status::Active,
         }))
@@ -83,6 +97,7 @@ impl Registry {
             self.gatekeepers.insert(author);
         }
         let role = node.role;
+        self.attested_until = self.attested_until.max(node.attested_at.unwrap_or(0));
         self.nodes.insert(author, node);
         vec![Event::Registered { id: author, role }]
     }
@@ -102,5 +117,143 @@ impl Registry {
         let mut events = vec![Event::Deregistered { id: author, role }];
         events.extend(self.leave_cluster(&author));
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+
+    use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair};
+    use keyward_enclave::{AttestationPolicy, Evidence, EvidenceKind, EvidencePolicy};
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+    use crate::{Body, CodeId, Entry, EntryHash, GenesisConfig, Params, Position};
+
+    /// When the TDX sample's collateral is checked.
+    const SAMPLE_TIME: u64 = 1_750_332_747;
+
+    fn tdx_sample() -> Evidence {
+        let data = |name: &str| {
+            std::fs::read(format!(
+                "{}/../attest/tests/data/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let quote = data("tdx_quote");
+        let collateral = data("tdx_quote_collateral.json");
+        Evidence::vendor(EvidenceKind::Dcap, quote, collateral, SAMPLE_TIME).unwrap()
+    }
+
+    /// A registry whose workers' policy accepts the sample's platform and measurement.
+    fn registry(rng: &mut StdRng, sample: &Evidence) -> Registry {
+        let council = IdentityKeypair::generate(rng);
+        let claims = sample.vendor_claims().unwrap().unwrap();
+        let config = GenesisConfig {
+            chain: ChainId::new("clock-net").unwrap(),
+            council: BTreeSet::from([council.public()]),
+            threshold: 1,
+            params: Params::default(),
+            contract_codes: BTreeSet::from([CodeId::new("kv-store").unwrap()]),
+            gatekeeper_policy: EvidencePolicy::default(),
+            worker_policy: EvidencePolicy {
+                vendor: Some(AttestationPolicy::strict(
+                    vec![claims.platform],
+                    vec![claims.measurement],
+                )),
+                ..EvidencePolicy::default()
+            },
+        };
+        let position = Position {
+            height: 0,
+            parent: EntryHash::ZERO,
+            seq: 0,
+        };
+        let genesis = Entry::sign(&council, position, &Body::Genesis(Box::new(config)), rng);
+        Registry::from_genesis(&genesis, &genesis.hash()).unwrap()
+    }
+
+    /// The ledger's clock is the latest verification time of accepted vendor evidence: it
+    /// only moves forward, and evidence checked more than the age limit before it is stale.
+    #[test]
+    fn vendor_evidence_checked_long_before_the_ledgers_time_is_stale() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let sample = tdx_sample();
+        let mut registry = registry(&mut rng, &sample);
+        let max_age = AttestationPolicy::strict(Vec::new(), Vec::new()).max_age_secs;
+        let registration = Registration {
+            channel: ChannelKeypair::generate(&mut rng).public(),
+            endpoint: "10.0.0.1:1".parse().unwrap(),
+            stake: Params::default().min_worker_stake,
+            evidence: sample,
+        };
+        let author = IdentityKeypair::generate(&mut rng).public();
+
+        registry.attested_until = SAMPLE_TIME + max_age;
+        let Ok(Effect::Register(node)) = registry.check_register(author, &registration, false)
+        else {
+            panic!("evidence within the age limit is accepted");
+        };
+        assert_eq!(node.attested_at, Some(SAMPLE_TIME));
+
+        registry.attested_until = SAMPLE_TIME + max_age + 1;
+        assert!(matches!(
+            registry.check_register(author, &registration, false),
+            Err(Rejected::StaleEvidence {
+                verified_at: SAMPLE_TIME,
+                ..
+            })
+        ));
+        // An accepted registration never moves the clock back...
+        registry.commit_register(author, node.clone());
+        assert_eq!(registry.attested_until, SAMPLE_TIME + max_age + 1);
+        // ...and moves it forward.
+        registry.attested_until = 0;
+        let other = IdentityKeypair::generate(&mut rng).public();
+        registry.commit_register(other, node);
+        assert_eq!(registry.attested_until, SAMPLE_TIME);
+    }
+
+    /// A verifier with a clock refuses vendor evidence verified outside the age limit before
+    /// its clock, or dated ahead of it.
+    #[test]
+    fn the_first_verifier_checks_the_evidence_time_against_its_clock() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let sample = tdx_sample();
+        let registry = registry(&mut rng, &sample);
+        let genesis = registry.genesis();
+        let max_age = AttestationPolicy::strict(Vec::new(), Vec::new()).max_age_secs;
+        let worker = IdentityKeypair::generate(&mut rng);
+        let body = Body::WorkerRegister(Registration {
+            channel: ChannelKeypair::generate(&mut rng).public(),
+            endpoint: "10.0.0.1:1".parse().unwrap(),
+            stake: Params::default().min_worker_stake,
+            evidence: sample,
+        });
+        let position = Position {
+            height: 1,
+            parent: genesis.hash(),
+            seq: 0,
+        };
+        let entry = Entry::sign(&worker, position, &body, &mut rng);
+        // Built directly: the sample binds no keys of ours, so `Genesis::verify` refuses it.
+        let verified = crate::entry::VerifiedEntry::new(entry, body, genesis.hash());
+        for now in [SAMPLE_TIME, SAMPLE_TIME + max_age, SAMPLE_TIME - 60] {
+            genesis.check_current(&verified, now).unwrap();
+        }
+        for now in [SAMPLE_TIME + max_age + 1, SAMPLE_TIME - 61] {
+            assert_eq!(
+                genesis.check_current(&verified, now),
+                Err(Rejected::EvidenceNotCurrent {
+                    verified_at: SAMPLE_TIME,
+                    now,
+                    max_age_secs: max_age,
+                })
+            );
+        }
     }
 }

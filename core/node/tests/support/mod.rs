@@ -38,6 +38,7 @@ fn policy(platform: &DevPlatformKey) -> EvidencePolicy {
         allowed_measurements: vec![MEASUREMENT],
         trusted_dev_platforms: vec![platform.public()],
         trusted_tpm_keys: Vec::new(),
+        vendor: None,
     }
 }
 
