@@ -4,8 +4,9 @@
 //! whether it accepts evidence with no TCB status at all, how old evidence that carries its own
 //! time may be, and (per check) the report data the evidence must carry, which binds the keys
 //! and the verifier's nonce. [`AttestationPolicy::strict`] is meant for gatekeepers, which hold
-//! the MasterKey: Intel's top confidence level, `UpToDate` only. (No service enforces a policy
-//! yet.)
+//! the MasterKey: Intel's top confidence level, `UpToDate` only. A policy is enforced as the
+//! vendor part of keyward's `EvidencePolicy` (keyward-enclave), by the ledger on registrations
+//! and by the signer on its own evidence.
 
 use thiserror::Error;
 

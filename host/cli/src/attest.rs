@@ -120,21 +120,32 @@ pub struct VendorArgs {
     vcek: Option<PathBuf>,
 }
 
+/// Vendor evidence read from its files.
+struct VendorInput {
+    kind: EvidenceKind,
+    evidence: Vec<u8>,
+    endorsement: Vec<u8>,
+}
+
 impl VendorArgs {
-    /// The evidence kind, the evidence and its endorsement, read; `None` if none was given.
-    fn read(&self) -> Result<Option<(EvidenceKind, Vec<u8>, Vec<u8>)>> {
+    /// The vendor evidence given (clap requires one input and its companion).
+    fn read(&self) -> Result<VendorInput> {
         let read = |path: &Path| read_limited(path, MAX_FILE).map(|bytes| bytes.to_vec());
-        Ok(
+        let (kind, evidence, endorsement) =
             if let (Some(quote), Some(collateral)) = (&self.dcap_quote, &self.collateral) {
-                Some((EvidenceKind::Dcap, read(quote)?, read(collateral)?))
+                (EvidenceKind::Dcap, read(quote)?, read(collateral)?)
             } else if let Some(doc) = &self.nitro_doc {
-                Some((EvidenceKind::Nitro, read(doc)?, Vec::new()))
+                (EvidenceKind::Nitro, read(doc)?, Vec::new())
             } else if let (Some(report), Some(vcek)) = (&self.snp_report, &self.vcek) {
-                Some((EvidenceKind::SevSnp, read(report)?, read(vcek)?))
+                (EvidenceKind::SevSnp, read(report)?, read(vcek)?)
             } else {
-                None
-            },
-        )
+                unreachable!("clap requires one input and its companion")
+            };
+        Ok(VendorInput {
+            kind,
+            evidence,
+            endorsement,
+        })
     }
 }
 
@@ -151,12 +162,9 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
     match cmd {
         AttestCommand::Verify(args) => verify(&args),
         AttestCommand::Wrap(args) => {
-            let (kind, evidence, endorsement) = args
-                .vendor
-                .read()?
-                .expect("clap requires one input and its companion");
+            let input = args.vendor.read()?;
             let now = now_or(args.now);
-            let evidence = Evidence::vendor(kind, evidence, endorsement, now)
+            let evidence = Evidence::vendor(input.kind, input.evidence, input.endorsement, now)
                 .map_err(|e| CliError::refused(format!("evidence rejected: {e}")))?;
             keyward_host::files::replace(&args.out, &evidence.to_bytes()).map_err(|e| {
                 CliError::refused(format!("cannot write {}: {e}", args.out.display()))
@@ -221,14 +229,12 @@ fn verify(args: &VerifyArgs) -> Result<()> {
                 own_evidence(&evidence)
             })
     } else {
-        let (kind, evidence, endorsement) = args
-            .vendor
-            .read()?
-            .expect("clap requires one input and its companion");
-        match kind {
-            EvidenceKind::Dcap => dcap::verify(&evidence, &endorsement, now),
-            EvidenceKind::Nitro => nitro::verify(&evidence, now),
-            _ => snp::verify(&evidence, &endorsement),
+        let input = args.vendor.read()?;
+        let (evidence, endorsement) = (&input.evidence, &input.endorsement);
+        match input.kind {
+            EvidenceKind::Dcap => dcap::verify(evidence, endorsement, now),
+            EvidenceKind::Nitro => nitro::verify(evidence, now),
+            _ => snp::verify(evidence, endorsement),
         }
         .map(|claims| claims.to_json())
         .map_err(|e| e.to_string())
