@@ -6,7 +6,7 @@
 //! and the verifier's nonce. [`AttestationPolicy::strict`] is meant for gatekeepers, which hold
 //! the MasterKey: Intel's top confidence level, `UpToDate` only. A policy is enforced as the
 //! vendor part of keyward's `EvidencePolicy` (keyward-enclave), by the ledger on registrations
-//! and by the signer on its own evidence.
+//! (and by the signer on its own evidence, which no signer runner makes yet).
 
 use thiserror::Error;
 

@@ -256,7 +256,8 @@ fn signed(kind: EvidenceKind, measurement: &[u8; 32], report_data: &[u8; 64]) ->
 pub struct EvidencePolicy {
     /// Accept `dev` evidence. Off by default; never on in production.
     pub accept_insecure_dev: bool,
-    /// If non-empty, only these measurements.
+    /// If non-empty, only these measurements: keyward's 32-byte measurement, for every kind
+    /// (for vendor evidence, a digest of the vendor's, which `vendor` pins directly).
     pub allowed_measurements: Vec<[u8; 32]>,
     /// If non-empty, only `dev` evidence signed by these platform keys.
     pub trusted_dev_platforms: Vec<IdentityPublicKey>,
@@ -467,8 +468,8 @@ pub enum EvidenceError {
     VendorMismatch(&'static str),
 }
 
-/// Attestation evidence. Construct with [`DevPlatformKey::attest`], [`Evidence::tpm_quote`] or
-/// [`Evidence::from_bytes`].
+/// Attestation evidence. Construct with [`DevPlatformKey::attest`], [`Evidence::tpm_quote`],
+/// [`Evidence::vendor`] or [`Evidence::from_bytes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     measurement: [u8; 32],
@@ -542,7 +543,8 @@ impl Evidence {
 
     /// Vendor evidence of `kind` (`Dcap`: a quote and its collateral JSON; `Nitro`: a document
     /// and no endorsement; `SevSnp`: a report and the VCEK), whose chain is checked at
-    /// `verified_at` (UNIX seconds), then and whenever it is verified. The measurement and report
+    /// `verified_at` (UNIX seconds), then and whenever it is verified (SEV-SNP: at no time; the
+    /// envelope keeps 0). The measurement and report
     /// data are read from the verified evidence.
     ///
     /// # Errors
@@ -559,11 +561,28 @@ impl Evidence {
             field: "evidence kind",
             reason: "not a vendor kind",
         })?;
-        // Through the decoder, so the limits are the decoder's.
+        for (field, bytes, max) in [
+            ("vendor evidence", &evidence, vendor::MAX_VENDOR_EVIDENCE),
+            ("endorsement", &endorsement, vendor::MAX_ENDORSEMENT),
+        ] {
+            if bytes.len() > max {
+                return Err(DecodeError::TooLong {
+                    field,
+                    len: bytes.len(),
+                    max,
+                }
+                .into());
+            }
+        }
+        // Through the decoder, so every other rule is the decoder's.
         let mut w = Writer::new();
         VendorProof {
             source,
-            verified_at,
+            verified_at: if source == Source::SevSnp {
+                0
+            } else {
+                verified_at
+            },
             evidence,
             endorsement,
         }
@@ -595,12 +614,13 @@ impl Evidence {
         }
     }
 
-    /// For vendor evidence, the time its chain is checked at (UNIX seconds). A verifier with a
-    /// clock compares it with its own: [`Evidence::verify`] reads no clock.
+    /// For DCAP and Nitro evidence, the time its chain is checked at (UNIX seconds). A verifier
+    /// with a clock compares it with its own: [`Evidence::verify`] reads no clock. `None` for
+    /// kinds checked at no time (`dev`, `tpm-quote`, `sev-snp`).
     pub fn verified_at(&self) -> Option<u64> {
         match &self.proof {
-            Proof::Vendor(v) => Some(v.verified_at),
-            Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
+            Proof::Vendor(v) if v.source != Source::SevSnp => Some(v.verified_at),
+            Proof::Dev { .. } | Proof::TpmQuote { .. } | Proof::Vendor(_) => None,
         }
     }
 
@@ -698,6 +718,11 @@ impl Evidence {
                 let Some(vendor_policy) = &policy.vendor else {
                     return Err(EvidenceError::VendorNotAccepted(self.kind()));
                 };
+                // The byte comparison before the vendor's chain, which costs far more: anyone can
+                // attach someone else's genuine evidence.
+                if expected != Some(self.report_data) {
+                    return Err(EvidenceError::ReportDataMismatch);
+                }
                 let verified = proof.claims(&self.measurement, &self.report_data)?;
                 vendor_policy.check(&verified, proof.verified_at, &self.report_data)?;
                 claims = Some(verified);

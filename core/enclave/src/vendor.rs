@@ -18,7 +18,8 @@
 //! TCB info and a Nitro document's own timestamp. It travels in the envelope, so every verifier
 //! (every node replaying the ledger, years later) reaches the same verdict from the same bytes;
 //! a verifier with a clock checks separately that `verified_at` is recent
-//! ([`crate::Verified::verified_at`]).
+//! ([`crate::Evidence::verified_at`]). An SEV-SNP report's chain (the VCEK's) is checked at no
+//! time, so its envelope carries 0 and [`crate::Evidence::verified_at`] is `None`.
 //!
 //! The measurement and report data are carried beside the vendor evidence, like every kind's,
 //! so a registry can read them without running the vendor's verifier; [`VendorProof::claims`]
@@ -32,9 +33,14 @@ use keyward_crypto::{DecodeError, Reader, Writer};
 use crate::evidence::{EvidenceError, MAX_POLICY_ENTRIES};
 
 /// Longest vendor evidence (a quote with its certificate chain, a document, a report).
-pub const MAX_VENDOR_EVIDENCE: usize = 16 * 1024;
+pub const MAX_VENDOR_EVIDENCE: usize = 12 * 1024;
 /// Longest endorsement (DCAP collateral with its CRLs and chains, a VCEK).
-pub const MAX_ENDORSEMENT: usize = 48 * 1024;
+pub const MAX_ENDORSEMENT: usize = 50 * 1024;
+/// Longest vendor envelope: header, kind, measurement, report data, time, both lengths and the
+/// longest evidence and endorsement. It fits a ledger registration's `var16`.
+pub const MAX_ENVELOPE_LEN: usize =
+    4 + 1 + 1 + 32 + 64 + 8 + 2 + MAX_VENDOR_EVIDENCE + 2 + MAX_ENDORSEMENT;
+const _: () = assert!(MAX_ENVELOPE_LEN <= u16::MAX as usize);
 /// Longest measurement a vendor policy lists (TDX, Nitro and SEV-SNP use 48 bytes).
 const MAX_MEASUREMENT: usize = 64;
 
@@ -97,6 +103,12 @@ impl VendorProof {
 
     pub fn decode(source: Source, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let verified_at = r.u64("verified at")?;
+        if source == Source::SevSnp && verified_at != 0 {
+            return Err(DecodeError::Invalid {
+                field: "verified at",
+                reason: "an SEV-SNP report is checked at no time, so its envelope says 0",
+            });
+        }
         let evidence = r.var16("vendor evidence", MAX_VENDOR_EVIDENCE)?.to_vec();
         let endorsement = r.var16("endorsement", MAX_ENDORSEMENT)?.to_vec();
         if source == Source::Nitro && !endorsement.is_empty() {

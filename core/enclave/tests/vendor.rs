@@ -155,6 +155,17 @@ fn the_vendor_policy_decides_platform_measurement_and_tcb() {
     );
     let unrated = with(&strict, |v| v.accept_unrated = true);
     snp.verify_bound(&unrated, &snp.report_data()).unwrap();
+    // Its chain is checked at no time: the envelope says 0, and any other time is refused.
+    assert_eq!(snp.verified_at(), None);
+    let mut bytes = snp.to_bytes();
+    bytes[6 + 32 + 64 + 7] = 1;
+    assert!(matches!(
+        Evidence::from_bytes(&bytes),
+        Err(EvidenceError::Malformed(DecodeError::Invalid {
+            field: "verified at",
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -215,6 +226,14 @@ fn the_binding_the_time_and_the_bytes_are_enforced() {
     // Every truncation is refused by the decoder.
     for len in (0..bytes.len()).step_by(97) {
         assert!(Evidence::from_bytes(&bytes[..len]).is_err(), "{len}");
+    }
+    // Oversized inputs are errors before anything is encoded.
+    let huge = vec![0; 70_000];
+    for (evidence, endorsement) in [(huge.clone(), Vec::new()), (Vec::new(), huge)] {
+        assert!(matches!(
+            Evidence::vendor(EvidenceKind::Dcap, evidence, endorsement, TODAY),
+            Err(EvidenceError::Malformed(DecodeError::TooLong { .. }))
+        ));
     }
 }
 

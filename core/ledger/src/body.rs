@@ -19,9 +19,10 @@ use crate::genesis::GenesisConfig;
 use crate::partial::PartialReport;
 use crate::result::{MisbehaviourReport, ResultDigest};
 
-/// Longest encoded attestation evidence in a registration: what a `var16` holds, room for a
-/// DCAP quote with its collateral.
+/// Longest encoded attestation evidence in a registration: what a `var16` holds, room for the
+/// longest vendor envelope (a DCAP quote with its collateral).
 pub const MAX_EVIDENCE_LEN: usize = u16::MAX as usize;
+const _: () = assert!(keyward_enclave::vendor::MAX_ENVELOPE_LEN <= MAX_EVIDENCE_LEN);
 /// Longest endpoint text (`ip:port`).
 pub const MAX_ENDPOINT_LEN: usize = 64;
 

@@ -424,10 +424,11 @@ impl Genesis {
         let body = Body::decode(entry.kind(), entry.body_bytes())?;
         match &body {
             Body::GatekeeperRegister(reg) => {
-                self.check_registration(&entry, reg, Role::Gatekeeper { admitted: false })?;
+                // The cheap rule first: evidence can cost a vendor chain check.
                 if !is_private(&reg.endpoint) {
                     return Err(Rejected::PublicGatekeeperEndpoint(reg.endpoint));
                 }
+                self.check_registration(&entry, reg, Role::Gatekeeper { admitted: false })?;
             }
             Body::WorkerRegister(reg) => self.check_registration(&entry, reg, Role::Worker)?,
             Body::EpochCreate(create) => create.check(&entry.author(), &self.hash)?,

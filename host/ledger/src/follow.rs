@@ -357,6 +357,12 @@ impl Follower {
                 Err(ClientError::Refused { code, .. }) => {
                     // Recompute the refusal with our own core, so the caller gets a typed reason.
                     let verified = self.genesis.verify(entry).map_err(FollowError::Refused)?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    self.genesis
+                        .check_current(&verified, now)
+                        .map_err(FollowError::Refused)?;
                     return Err(match self.registry().admits(&verified) {
                         Err(reason) => FollowError::Refused(reason),
                         Ok(()) => FollowError::BadAnswer(format!(
