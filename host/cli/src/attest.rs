@@ -149,6 +149,12 @@ impl VendorArgs {
     }
 }
 
+/// Writes `evidence` to `out`, replacing it atomically.
+fn write_evidence(out: &Path, evidence: &Evidence) -> Result<()> {
+    keyward_host::files::replace(out, &evidence.to_bytes())
+        .map_err(|e| CliError::refused(format!("cannot write {}: {e}", out.display())))
+}
+
 fn now_or(given: Option<u64>) -> u64 {
     given.unwrap_or_else(|| {
         SystemTime::now()
@@ -163,19 +169,21 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
         AttestCommand::Verify(args) => verify(&args),
         AttestCommand::Wrap(args) => {
             let input = args.vendor.read()?;
-            let now = now_or(args.now);
-            let evidence = Evidence::vendor(input.kind, input.evidence, input.endorsement, now)
-                .map_err(|e| CliError::refused(format!("evidence rejected: {e}")))?;
-            keyward_host::files::replace(&args.out, &evidence.to_bytes()).map_err(|e| {
-                CliError::refused(format!("cannot write {}: {e}", args.out.display()))
-            })?;
+            let evidence = Evidence::vendor(
+                input.kind,
+                input.evidence,
+                input.endorsement,
+                now_or(args.now),
+            )
+            .map_err(|e| CliError::refused(format!("evidence rejected: {e}")))?;
+            write_evidence(&args.out, &evidence)?;
             println!(
                 "{}",
                 json!({
                     "kind": evidence.kind().name(),
                     "measurement": hex::encode(evidence.measurement()),
                     "reportData": hex::encode(evidence.report_data()),
-                    "verifiedAt": now,
+                    "verifiedAt": evidence.verified_at(),
                     "out": args.out.display().to_string(),
                 })
             );
@@ -202,9 +210,7 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
                 .connect()
                 .and_then(|mut tpm| tpm.quote(&[], args.nonce.as_bytes(), &pcrs))
                 .map_err(CliError::refused)?;
-            keyward_host::files::replace(&args.out, &evidence.to_bytes()).map_err(|e| {
-                CliError::refused(format!("cannot write {}: {e}", args.out.display()))
-            })?;
+            write_evidence(&args.out, &evidence)?;
             println!(
                 "{}",
                 json!({

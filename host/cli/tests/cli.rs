@@ -23,6 +23,14 @@ fn keyward(dir: &PathBuf, args: &[&str]) -> Run {
     }
 }
 
+/// The path of vendor sample evidence `name` (core/attest/tests/data).
+fn data(name: &str) -> String {
+    format!(
+        "{}/../../core/attest/tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keyward-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -380,12 +388,6 @@ fn demo_checks_every_claim() {
 #[test]
 fn attest_wrap_puts_vendor_evidence_in_the_envelope_verified_as_of_its_time() {
     let d = tempdir("attest-wrap");
-    let data = |name: &str| {
-        format!(
-            "{}/../../core/attest/tests/data/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    };
     let (quote, collateral) = (data("tdx_quote"), data("tdx_quote_collateral.json"));
     let wrap = |now: &str, out: &str| {
         keyward(
@@ -442,12 +444,6 @@ fn attest_wrap_puts_vendor_evidence_in_the_envelope_verified_as_of_its_time() {
 #[test]
 fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     let d = tempdir("attest");
-    let data = |name: &str| {
-        format!(
-            "{}/../../core/attest/tests/data/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    };
     let (quote, collateral) = (data("tdx_quote"), data("tdx_quote_collateral.json"));
     let dcap = |now: &str| {
         keyward(
