@@ -561,33 +561,12 @@ impl Evidence {
             field: "evidence kind",
             reason: "not a vendor kind",
         })?;
-        for (field, bytes, max) in [
-            ("vendor evidence", &evidence, vendor::MAX_VENDOR_EVIDENCE),
-            ("endorsement", &endorsement, vendor::MAX_ENDORSEMENT),
-        ] {
-            if bytes.len() > max {
-                return Err(DecodeError::TooLong {
-                    field,
-                    len: bytes.len(),
-                    max,
-                }
-                .into());
-            }
-        }
-        // Through the decoder, so every other rule is the decoder's.
-        let mut w = Writer::new();
-        VendorProof {
-            source,
-            verified_at: if source == Source::SevSnp {
-                0
-            } else {
-                verified_at
-            },
-            evidence,
-            endorsement,
-        }
-        .encode(&mut w);
-        let proof = VendorProof::decode(source, &mut Reader::new(w.as_slice()))?;
+        let verified_at = if source == Source::SevSnp {
+            0
+        } else {
+            verified_at
+        };
+        let proof = VendorProof::new(source, verified_at, evidence, endorsement)?;
         let claims = proof.verify()?;
         Ok(Self {
             measurement: vendor::measurement_digest(claims.platform, &claims.measurement),

@@ -101,16 +101,32 @@ impl VendorProof {
             .var16(&self.endorsement);
     }
 
-    pub fn decode(source: Source, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let verified_at = r.u64("verified at")?;
+    /// A proof, if it keeps every rule of the encoding: sizes, no Nitro endorsement, and time 0
+    /// for SEV-SNP.
+    pub fn new(
+        source: Source,
+        verified_at: u64,
+        evidence: Vec<u8>,
+        endorsement: Vec<u8>,
+    ) -> Result<Self, DecodeError> {
+        for (field, bytes, max) in [
+            ("vendor evidence", &evidence, MAX_VENDOR_EVIDENCE),
+            ("endorsement", &endorsement, MAX_ENDORSEMENT),
+        ] {
+            if bytes.len() > max {
+                return Err(DecodeError::TooLong {
+                    field,
+                    len: bytes.len(),
+                    max,
+                });
+            }
+        }
         if source == Source::SevSnp && verified_at != 0 {
             return Err(DecodeError::Invalid {
                 field: "verified at",
                 reason: "an SEV-SNP report is checked at no time, so its envelope says 0",
             });
         }
-        let evidence = r.var16("vendor evidence", MAX_VENDOR_EVIDENCE)?.to_vec();
-        let endorsement = r.var16("endorsement", MAX_ENDORSEMENT)?.to_vec();
         if source == Source::Nitro && !endorsement.is_empty() {
             return Err(DecodeError::Invalid {
                 field: "endorsement",
@@ -123,6 +139,13 @@ impl VendorProof {
             evidence,
             endorsement,
         })
+    }
+
+    pub fn decode(source: Source, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let verified_at = r.u64("verified at")?;
+        let evidence = r.var16("vendor evidence", MAX_VENDOR_EVIDENCE)?.to_vec();
+        let endorsement = r.var16("endorsement", MAX_ENDORSEMENT)?.to_vec();
+        Self::new(source, verified_at, evidence, endorsement)
     }
 }
 
