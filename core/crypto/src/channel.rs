@@ -7,73 +7,59 @@
 //! is RFC 9180's `DeriveKeyPair`.
 
 use core::fmt;
-use hpke::{Deserializable, Kem as _, Serializable};
+use hpke::Kem as _;
 
+use crate::dhkem::ChannelSecret;
 use crate::identity::{
     IdentityKeypair, IdentityPublicKey, IdentitySignature, SignatureError, SigningPurpose,
 };
 
 /// The HPKE KEM of every keyward envelope: DHKEM(X25519, HKDF-SHA256), RFC 9180 KEM id 0x0020.
-pub type Kem = hpke::kem::X25519HkdfSha256;
+pub type Kem = crate::dhkem::X25519Kem;
 
 /// An X25519 channel keypair.
 ///
 /// Guarantees: the private key zeroizes on drop (x25519-dalek `StaticSecret` with `zeroize`), is
 /// never printed (`Debug` shows the public key only) and compares in constant time.
 pub struct ChannelKeypair {
-    secret: <Kem as hpke::Kem>::PrivateKey,
-    public: ChannelPublicKey,
+    secret: ChannelSecret,
 }
 
 impl ChannelKeypair {
-    /// A fresh keypair from `rng`.
+    /// A fresh keypair: RFC 9180 `GenerateKeyPair`, `DeriveKeyPair` of 32 bytes from `rng`.
     pub fn generate(rng: &mut impl crate::Rng) -> Self {
-        let (secret, public) = Kem::gen_keypair(rng);
-        Self::from_parts(secret, &public)
+        let (secret, _) = Kem::gen_keypair(rng);
+        Self { secret }
     }
 
     /// RFC 9180 `DeriveKeyPair(ikm)` for DHKEM(X25519, HKDF-SHA256): the same `ikm` always gives
     /// the same keypair, and `ikm` must hold at least 32 bytes of entropy.
     pub fn derive(ikm: &[u8]) -> Self {
-        let (secret, public) = Kem::derive_keypair(ikm);
-        Self::from_parts(secret, &public)
-    }
-
-    fn from_parts(
-        secret: <Kem as hpke::Kem>::PrivateKey,
-        public: &<Kem as hpke::Kem>::PublicKey,
-    ) -> Self {
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(&public.to_bytes());
-        Self {
-            secret,
-            public: ChannelPublicKey(bytes),
-        }
+        let (secret, _) = Kem::derive_keypair(ikm);
+        Self { secret }
     }
 
     /// The public key.
     pub fn public(&self) -> ChannelPublicKey {
-        self.public
+        self.secret.public()
     }
 
     /// The HPKE private key, for [`crate::envelope`].
-    pub(crate) fn hpke_secret(&self) -> &<Kem as hpke::Kem>::PrivateKey {
+    pub(crate) fn hpke_secret(&self) -> &ChannelSecret {
         &self.secret
     }
 
     /// The 32-byte private key as RFC 9180 serializes it (`skRm`; X25519 clamps it on use), for
     /// sealing. Handle as a secret.
     pub fn secret_bytes(&self) -> crate::SecretBytes<32> {
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(&self.secret.to_bytes());
-        crate::SecretBytes::new(bytes)
+        self.secret.to_secret_bytes()
     }
 }
 
 impl fmt::Debug for ChannelKeypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelKeypair")
-            .field("public", &self.public)
+            .field("public", &self.public())
             .finish_non_exhaustive()
     }
 }
@@ -81,13 +67,6 @@ impl fmt::Debug for ChannelKeypair {
 /// An X25519 public key, 32 bytes, shown as `0x`-hex. Ordered by its bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChannelPublicKey(pub [u8; 32]);
-
-impl ChannelPublicKey {
-    pub(crate) fn hpke(&self) -> <Kem as hpke::Kem>::PublicKey {
-        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0)
-            .expect("every 32 bytes are an X25519 public key")
-    }
-}
 
 impl fmt::Display for ChannelPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -31,7 +31,7 @@ use crate::{
 /// The raw RFC 9180 base mode of keyward's suite, on which envelopes are built. Public so the
 /// RFC's test vectors can be checked against exactly the configuration envelopes use.
 pub mod hpke_base {
-    use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+    use hpke::{OpModeR, OpModeS};
     use zeroize::Zeroizing;
 
     use crate::channel::{ChannelKeypair, ChannelPublicKey, Kem};
@@ -56,16 +56,14 @@ pub mod hpke_base {
     ) -> Result<([u8; 32], Vec<u8>), HpkeFailure> {
         let (enc, ct) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
             &OpModeS::Base,
-            &recipient.hpke(),
+            recipient,
             info,
             plaintext,
             aad,
             rng,
         )
         .map_err(|_| HpkeFailure)?;
-        let mut enc_bytes = [0u8; 32];
-        enc_bytes.copy_from_slice(&enc.to_bytes());
-        Ok((enc_bytes, ct))
+        Ok((enc.0, ct))
     }
 
     /// Single-shot base-mode open of `ciphertext || tag`.
@@ -76,11 +74,10 @@ pub mod hpke_base {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HpkeFailure> {
-        let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| HpkeFailure)?;
         hpke::single_shot_open::<Aead, Kdf, Kem>(
             &OpModeR::Base,
             recipient.hpke_secret(),
-            &enc,
+            &ChannelPublicKey(*enc),
             info,
             ciphertext,
             aad,

@@ -13,6 +13,8 @@
 //!   base58.
 //! - [`channel`]: X25519 channel keys (the HPKE recipient keys every entity holds beside its
 //!   identity key) and the identity's certificate over them.
+//! - [`dhkem`]: RFC 9180's DHKEM(X25519, HKDF-SHA256), the KEM the `hpke` crate runs envelopes
+//!   with.
 //! - [`envelope`]: HPKE (RFC 9180) base-mode envelopes, DHKEM(X25519, HKDF-SHA256) /
 //!   HKDF-SHA256 / ChaCha20-Poly1305, signed by the sender's identity.
 //! - [`codec`]: the length-prefixed byte codec every keyward wire format uses; its decoder never
@@ -27,6 +29,7 @@
 
 pub mod channel;
 pub mod codec;
+pub mod dhkem;
 pub mod envelope;
 pub mod hex;
 pub mod identity;

@@ -1,5 +1,6 @@
 //! RFC 9180 Appendix A.2 (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305), base
-//! mode, checked against exactly the suite keyward's envelopes use.
+//! mode, checked against exactly the suite keyward's envelopes use; and keyward's KEM against
+//! the `hpke` crate's own X25519 KEM, as an independent implementation.
 #![allow(clippy::unwrap_used)] // test helpers
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
@@ -77,6 +78,7 @@ fn single_shot_seal_and_open_match_first_encryption() {
 fn every_sequence_number_and_export_matches() {
     let v = vector();
     let pk_r = <Kem as hpke::Kem>::PublicKey::from_bytes(&h(&v["pkRm"])).unwrap();
+    assert_eq!(pk_r.0.to_vec(), h(&v["pkRm"]));
     let sk_r = <Kem as hpke::Kem>::PrivateKey::from_bytes(&h(&v["skRm"])).unwrap();
     let (enc, mut sender) = hpke::setup_sender::<Aead, Kdf, Kem, _>(
         &OpModeS::Base,
@@ -100,5 +102,70 @@ fn every_sequence_number_and_export_matches() {
         let mut out = vec![0u8; x["L"].as_u64().unwrap() as usize];
         sender.export(&h(&x["exporter_context"]), &mut out).unwrap();
         assert_eq!(out, h(&x["exported_value"]));
+    }
+}
+
+type TheirKem = hpke::kem::X25519HkdfSha256;
+
+/// Seals with one implementation of the KEM and opens with the other, both ways, on random keys.
+#[test]
+fn agrees_with_hpke_crate_kem() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(9180);
+    for _ in 0..64 {
+        let ikm: [u8; 32] = rng.r#gen();
+        let ours = ChannelKeypair::derive(&ikm);
+        let (their_sk, their_pk) = <TheirKem as hpke::Kem>::derive_keypair(&ikm);
+        assert_eq!(ours.public().0.as_slice(), their_pk.to_bytes().as_slice());
+        let pt: [u8; 32] = rng.r#gen();
+
+        let (enc, ct) = hpke_base::seal(&ours.public(), b"info", b"aad", &pt, &mut rng).unwrap();
+        let their_enc = <TheirKem as hpke::Kem>::EncappedKey::from_bytes(&enc).unwrap();
+        let opened = hpke::single_shot_open::<Aead, Kdf, TheirKem>(
+            &OpModeR::Base,
+            &their_sk,
+            &their_enc,
+            b"info",
+            &ct,
+            b"aad",
+        )
+        .unwrap();
+        assert_eq!(opened, pt);
+
+        let (their_enc, ct) = hpke::single_shot_seal::<Aead, Kdf, TheirKem, _>(
+            &OpModeS::Base,
+            &their_pk,
+            b"info",
+            &pt,
+            b"aad",
+            &mut rng,
+        )
+        .unwrap();
+        let enc: [u8; 32] = their_enc.to_bytes().into();
+        let opened = hpke_base::open(&ours, &enc, b"info", b"aad", &ct).unwrap();
+        assert_eq!(*opened, pt);
+    }
+}
+
+/// A low-order recipient key or `enc` is refused on both sides, as RFC 9180 §7.1.4 requires.
+#[test]
+fn low_order_keys_are_refused() {
+    let recipient = ChannelKeypair::derive(&[5u8; 32]);
+    for low in [[0u8; 32], {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        one
+    }] {
+        assert!(
+            hpke_base::seal(
+                &ChannelPublicKey(low),
+                b"",
+                b"",
+                b"x",
+                &mut rand::thread_rng()
+            )
+            .is_err()
+        );
+        assert!(hpke_base::open(&recipient, &low, b"", b"", &[0u8; 17]).is_err());
     }
 }

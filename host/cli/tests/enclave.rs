@@ -163,6 +163,23 @@ async fn send_retrying(client: &Client, payload: Payload) -> Result<SolanaSignat
     panic!("the enclave never came back")
 }
 
+/// The status line and body of `GET /health` at `url` (`http://host:port`).
+async fn get_health(url: &str) -> String {
+    let addr = url.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .await
+    .unwrap()
+}
+
 fn status(pid: u32, field: &str) -> String {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -213,9 +230,29 @@ async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key
     let slot2 = client.sign(v.vote(&vote_key, &[1, 2]));
     let sig2: keyward_signer::wire::SignatureResult = client.send(&slot2).await.unwrap();
 
-    // The enclave dies and comes back: the host reconnects, and nothing was lost.
+    // The enclave dies: the next request finds it gone, and health says so until it is back.
+    assert!(get_health(&url).await.starts_with("HTTP/1.1 200"));
     let enclave_log = enclave.kill();
+    let unreachable = client.sign(v.vote(&vote_key, &[1, 2, 3]));
+    let refused: Result<keyward_signer::wire::SignatureResult, _> = client.send(&unreachable).await;
+    assert!(matches!(
+        refused,
+        Err(ClientError::Refused { code: 1505, .. })
+    ));
+    let health = get_health(&url).await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("the enclave is unreachable"), "{health}");
+    // It comes back: the host reconnects without waiting for a request, and nothing was lost.
     let enclave = start_enclave(&config);
+    let mut health = String::new();
+    for _ in 0..100 {
+        health = get_health(&url).await;
+        if health.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     send_retrying(&client, v.vote(&vote_key, &[1, 2, 3]))
         .await
         .unwrap();

@@ -7,9 +7,9 @@
 //! RPC threads only parse. A request with a bad signature is refused like any other, with its
 //! batch's answers.
 
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -136,12 +136,35 @@ impl Job {
     }
 }
 
+/// How often the writer tries to reopen a lost enclave session while no request comes.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the enclave session is lost, while it is: the writer sets it when the session goes and
+/// clears it when a session is open again; `GET /health` reports it. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Reachability(Arc<Mutex<Option<String>>>);
+
+impl Reachability {
+    /// Why the enclave cannot be reached, or `None` while a session is open.
+    pub fn lost(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, lost: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = lost;
+    }
+}
+
 /// The handle the RPC layer sends requests through. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     queue: SyncSender<Job>,
     depth: usize,
     failure: Failure,
+    reachability: Reachability,
 }
 
 impl Engine {
@@ -156,12 +179,14 @@ impl Engine {
     ) -> (Self, std::thread::JoinHandle<()>) {
         let (queue, rx) = sync_channel(queue_depth);
         let failure = Failure::default();
+        let reachability = Reachability::default();
         let writer = Writer {
             runner,
             store,
             open: true,
             metrics,
             failure: failure.clone(),
+            reachability: reachability.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("keyward-signer-writer".into())
@@ -176,6 +201,7 @@ impl Engine {
                 queue,
                 depth: queue_depth,
                 failure,
+                reachability,
             },
             thread,
         )
@@ -184,6 +210,11 @@ impl Engine {
     /// Whether a commit has failed (then every request is refused until a restart).
     pub fn failure(&self) -> &Failure {
         &self.failure
+    }
+
+    /// Whether the enclave session is lost (an isolated enclave that is down or restarting).
+    pub fn reachability(&self) -> &Reachability {
+        &self.reachability
     }
 
     /// Has the enclave check and apply `request`, and returns its answer once its record is
@@ -232,12 +263,28 @@ struct Writer<R, D> {
     open: bool,
     metrics: Arc<Metrics>,
     failure: Failure,
+    reachability: Reachability,
 }
 
 impl<R: Runner, D: Durable> Writer<R, D> {
     fn run(mut self, rx: Receiver<Job>, max_batch: usize) {
         self.count_validators();
-        while let Ok(first) = rx.recv() {
+        loop {
+            // While the session is lost, try to reopen it now and then even without requests,
+            // so that health recovers as soon as the enclave is back.
+            let first = if self.open || self.failure.get().is_some() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(REOPEN_EVERY)
+            };
+            let first = match first {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.reopen();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             // After a failed commit the store may be behind what was applied, and a retry
             // could be answered from memory without ever being durable: fail closed until a
             // restart reloads the state from the store.
@@ -245,29 +292,37 @@ impl<R: Runner, D: Durable> Writer<R, D> {
                 first.fail(ServiceError::Storage(e.to_owned()));
                 continue;
             }
-            if !self.open {
-                match open_session(&mut self.runner, &mut self.store) {
-                    Ok(()) => {
-                        tracing::info!("the enclave session is open again");
-                        self.open = true;
-                        self.count_validators();
-                    }
-                    Err(e) => {
-                        let error = match e {
-                            OpenFailure::Runner(e) => ServiceError::Unavailable(e),
-                            OpenFailure::Store(e) => ServiceError::Storage(e),
-                        };
-                        // Everything already waiting gets the same answer: one reopen attempt
-                        // per burst, not one (a full read of the store) per request.
-                        first.fail(error.clone());
-                        while let Ok(job) = rx.try_recv() {
-                            job.fail(error.clone());
-                        }
-                        continue;
-                    }
+            if let Err(error) = self.reopen() {
+                // Everything already waiting gets the same answer: one reopen attempt per
+                // burst, not one (a full read of the store) per request.
+                first.fail(error.clone());
+                while let Ok(job) = rx.try_recv() {
+                    job.fail(error.clone());
                 }
+                continue;
             }
             self.batch(first, &rx, max_batch);
+        }
+    }
+
+    /// Opens a new session if the last one was lost.
+    fn reopen(&mut self) -> Result<(), ServiceError> {
+        if self.open {
+            return Ok(());
+        }
+        match open_session(&mut self.runner, &mut self.store) {
+            Ok(()) => {
+                tracing::info!("the enclave session is open again");
+                self.open = true;
+                self.reachability.set(None);
+                self.count_validators();
+                Ok(())
+            }
+            Err(OpenFailure::Runner(e)) => {
+                self.reachability.set(Some(e.to_string()));
+                Err(ServiceError::Unavailable(e))
+            }
+            Err(OpenFailure::Store(e)) => Err(ServiceError::Storage(e)),
         }
     }
 
@@ -287,6 +342,7 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         tracing::error!(error = %error, "the enclave session is lost; nothing held was released");
         self.runner.close();
         self.open = false;
+        self.reachability.set(Some(error.to_string()));
     }
 
     /// Applies `first` and whatever else is queued, in order, up to `max_batch` jobs; commits

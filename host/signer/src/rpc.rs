@@ -23,7 +23,7 @@ use tower::{Layer, Service};
 
 use keyward_vote::{Answer, Method, Refusal, Rejection, ServiceId};
 
-use crate::engine::{Engine, Failure, Query, QueryAnswer, ServiceError};
+use crate::engine::{Engine, Failure, Query, QueryAnswer, Reachability, ServiceError};
 use crate::interchange;
 use crate::metrics::{MethodLabel, Metrics};
 use crate::wire::{HealthResult, IdentityParams, SignatureResult, SignedParams, VoteKeyResult};
@@ -134,6 +134,7 @@ pub async fn serve(
 ) -> std::io::Result<Running> {
     let service_id = service.to_string();
     let failure = engine.failure().clone();
+    let reachability = engine.reachability().clone();
     let ctx = RpcContext {
         engine,
         metrics: metrics.clone(),
@@ -194,7 +195,11 @@ pub async fn serve(
         .build();
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(OpsLayer { metrics, failure }))
+        .set_http_middleware(tower::ServiceBuilder::new().layer(OpsLayer {
+            metrics,
+            failure,
+            reachability,
+        }))
         .build(listen)
         .await?;
     let addr = server.local_addr()?;
@@ -209,6 +214,7 @@ pub async fn serve(
 struct OpsLayer {
     metrics: Arc<Metrics>,
     failure: Failure,
+    reachability: Reachability,
 }
 
 impl<S> Layer<S> for OpsLayer {
@@ -218,6 +224,7 @@ impl<S> Layer<S> for OpsLayer {
             inner,
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -227,6 +234,7 @@ struct OpsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
     failure: Failure,
+    reachability: Reachability,
 }
 
 fn plain(status: http::StatusCode, content_type: &'static str, body: String) -> HttpResponse {
@@ -235,6 +243,29 @@ fn plain(status: http::StatusCode, content_type: &'static str, body: String) -> 
         .header(http::header::CONTENT_TYPE, content_type)
         .body(HttpBody::from(body))
         .expect("static parts are valid")
+}
+
+impl<S> OpsService<S> {
+    /// 200 while requests can be answered; 503 with the reason after a failed commit (until a
+    /// restart) or while the enclave cannot be reached (until the writer reconnects).
+    fn health(&self) -> HttpResponse {
+        let text = "text/plain; charset=utf-8";
+        if let Some(e) = self.failure.get() {
+            return plain(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                text,
+                format!("storage failed, restart needed: {e}\n"),
+            );
+        }
+        match self.reachability.lost() {
+            Some(e) => plain(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                text,
+                format!("the enclave is unreachable: {e}\n"),
+            ),
+            None => plain(http::StatusCode::OK, text, "ok\n".into()),
+        }
+    }
 }
 
 impl<S> Service<HttpRequest> for OpsService<S>
@@ -258,18 +289,7 @@ where
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     self.metrics.render(),
                 )),
-                "/health" => Some(match self.failure.get() {
-                    None => plain(
-                        http::StatusCode::OK,
-                        "text/plain; charset=utf-8",
-                        "ok\n".into(),
-                    ),
-                    Some(e) => plain(
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain; charset=utf-8",
-                        format!("storage failed, restart needed: {e}\n"),
-                    ),
-                }),
+                "/health" => Some(self.health()),
                 _ => None,
             };
             if let Some(response) = response {
