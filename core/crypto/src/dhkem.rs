@@ -26,7 +26,7 @@ use hpke::{
 };
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::channel::ChannelPublicKey;
 
@@ -70,7 +70,13 @@ impl ChannelSecret {
         let shared = Zeroizing::new(match point.to_edwards(0) {
             Some(edwards) => {
                 let scalar = Zeroizing::new(self.secret.to_bytes());
-                edwards.mul_clamped(*scalar).to_montgomery().to_bytes()
+                // The product is the shared secret in another form: wiped like the result.
+                let mut product = edwards.mul_clamped(*scalar);
+                let mut shared = product.to_montgomery();
+                let bytes = shared.to_bytes();
+                product.zeroize();
+                shared.zeroize();
+                bytes
             }
             None => self
                 .secret

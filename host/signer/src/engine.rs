@@ -139,13 +139,14 @@ impl Job {
 /// How often the writer tries to reopen a lost enclave session while no request comes.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
-/// Why the enclave session is lost, while it is: the writer sets it when the session goes and
-/// clears it when a session is open again; `GET /health` reports it. Cheap to clone.
+/// Why there is no enclave session, while there is none: the writer sets it when the session is
+/// lost or does not reopen and clears it when a session is open again; `GET /health` reports it.
+/// Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Reachability(Arc<Mutex<Option<String>>>);
 
 impl Reachability {
-    /// Why the enclave cannot be reached, or `None` while a session is open.
+    /// Why there is no enclave session, or `None` while one is open.
     pub fn lost(&self) -> Option<String> {
         self.0
             .lock()
@@ -187,6 +188,7 @@ impl Engine {
             metrics,
             failure: failure.clone(),
             reachability: reachability.clone(),
+            unreachable: false,
         };
         let thread = std::thread::Builder::new()
             .name("keyward-signer-writer".into())
@@ -264,15 +266,20 @@ struct Writer<R, D> {
     metrics: Arc<Metrics>,
     failure: Failure,
     reachability: Reachability,
+    /// Whether the session was lost because the enclave could not be reached: then the writer
+    /// retries without waiting for a request.
+    unreachable: bool,
 }
 
 impl<R: Runner, D: Durable> Writer<R, D> {
     fn run(mut self, rx: Receiver<Job>, max_batch: usize) {
         self.count_validators();
         loop {
-            // While the session is lost, try to reopen it now and then even without requests,
-            // so that health recovers as soon as the enclave is back.
-            let first = if self.open || self.failure.get().is_some() {
+            // While the enclave cannot be reached, try to reopen the session now and then even
+            // without requests, so that health recovers as soon as the enclave is back. Other
+            // losses (the counter, a store that does not open) wait for a request, as each
+            // attempt reads the whole store.
+            let first = if self.open || !self.unreachable || self.failure.get().is_some() {
                 rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
             } else {
                 rx.recv_timeout(REOPEN_EVERY)
@@ -280,7 +287,9 @@ impl<R: Runner, D: Durable> Writer<R, D> {
             let first = match first {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.reopen();
+                    if let Err(e) = self.reopen() {
+                        tracing::debug!(error = %e, "the enclave session is still closed");
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -319,11 +328,22 @@ impl<R: Runner, D: Durable> Writer<R, D> {
                 Ok(())
             }
             Err(OpenFailure::Runner(e)) => {
-                self.reachability.set(Some(e.to_string()));
+                self.closed(&e);
                 Err(ServiceError::Unavailable(e))
             }
-            Err(OpenFailure::Store(e)) => Err(ServiceError::Storage(e)),
+            Err(OpenFailure::Store(e)) => {
+                self.unreachable = false;
+                self.reachability
+                    .set(Some(format!("the store cannot be read: {e}")));
+                Err(ServiceError::Storage(e))
+            }
         }
+    }
+
+    /// Records why the session is closed, for health and for the unattended retries.
+    fn closed(&mut self, error: &RunnerError) {
+        self.unreachable = matches!(error, RunnerError::Unavailable(_));
+        self.reachability.set(Some(error.to_string()));
     }
 
     fn count_validators(&mut self) {
@@ -342,7 +362,7 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         tracing::error!(error = %error, "the enclave session is lost; nothing held was released");
         self.runner.close();
         self.open = false;
-        self.reachability.set(Some(error.to_string()));
+        self.closed(error);
     }
 
     /// Applies `first` and whatever else is queued, in order, up to `max_batch` jobs; commits

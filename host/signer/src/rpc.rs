@@ -247,7 +247,7 @@ fn plain(status: http::StatusCode, content_type: &'static str, body: String) -> 
 
 impl<S> OpsService<S> {
     /// 200 while requests can be answered; 503 with the reason after a failed commit (until a
-    /// restart) or while the enclave cannot be reached (until the writer reconnects).
+    /// restart) or while there is no enclave session (until one reopens).
     fn health(&self) -> HttpResponse {
         let text = "text/plain; charset=utf-8";
         if let Some(e) = self.failure.get() {
@@ -261,7 +261,7 @@ impl<S> OpsService<S> {
             Some(e) => plain(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 text,
-                format!("the enclave is unreachable: {e}\n"),
+                format!("no enclave session: {e}\n"),
             ),
             None => plain(http::StatusCode::OK, text, "ok\n".into()),
         }
