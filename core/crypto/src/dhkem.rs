@@ -9,7 +9,7 @@
 //! - `DH` (RFC 7748's X25519) runs on the Edwards form of the curve for a public key on the
 //!   curve: the point is mapped to Edwards form, multiplied by the clamped scalar with
 //!   curve25519-dalek's vectorised variable-base multiplication, and mapped back. The Montgomery
-//!   ladder (x25519-dalek) runs on the serial backend and costs about 40 % more. Inputs off the
+//!   ladder (x25519-dalek) runs on the serial backend and is slower (docs/BENCHMARKS.md). Inputs off the
 //!   curve (on its twist) still go to the ladder, so every 32-byte input gets RFC 7748's answer.
 //!
 //! The branch between the two depends only on the public key. Both multiplications run in
