@@ -5,7 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::{Tpm, TpmError};
@@ -16,6 +16,8 @@ use crate::{Tpm, TpmError};
 pub struct Swtpm {
     child: Child,
     port: u16,
+    /// Held by a test's swtpm for its lifetime: see [`Swtpm::start_for_tests`].
+    serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Swtpm {
@@ -54,7 +56,11 @@ impl Swtpm {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| fail(format!("cannot run swtpm (Debian package swtpm): {e}")))?;
-        let swtpm = Self { child, port };
+        let swtpm = Self {
+            child,
+            port,
+            serial: None,
+        };
         let started = Instant::now();
         while [port, port + 1]
             .iter()
@@ -71,6 +77,11 @@ impl Swtpm {
     /// For tests: [`Swtpm::start`], or `None` (the test skips) when swtpm is not installed,
     /// except under `CI=true`, where a missing swtpm is a failure, never a skip.
     ///
+    /// Tests holding one run one at a time in a process. tpm2-tss opens its sockets without
+    /// close-on-exec, so a child (a second swtpm, `tpm2_pcrextend`) spawned by one test while
+    /// another holds a TPM connection inherits that connection, and with it the other swtpm's
+    /// only client slot: the other test's next connection then waits forever.
+    ///
     /// # Panics
     /// When swtpm is missing under `CI=true`, or does not start.
     pub fn start_for_tests(state: &Path) -> Option<Self> {
@@ -82,7 +93,12 @@ impl Swtpm {
             eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
             return None;
         }
-        Some(Self::start(state).unwrap_or_else(|e| panic!("{e}")))
+        let serial = ONE_TEST_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut swtpm = Self::start(state).unwrap_or_else(|e| panic!("{e}"));
+        swtpm.serial = Some(serial);
+        Some(swtpm)
     }
 
     /// The TCTI string that reaches this TPM.
@@ -110,6 +126,7 @@ impl Drop for Swtpm {
 }
 
 static STARTING: Mutex<()> = Mutex::new(());
+static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Two consecutive free loopback ports (server and control).
 fn free_port_pair() -> std::io::Result<u16> {
