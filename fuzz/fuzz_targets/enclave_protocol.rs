@@ -5,6 +5,7 @@
 // A panic is what a fuzz target reports; unwrap marks what must hold.
 #![allow(clippy::unwrap_used)]
 
+use keyward_signer::runner::Changes;
 use keyward_signer::runner::protocol::{self, OpenHeader};
 use keyward_vote::{LockoutPolicy, SignedRequest};
 use libfuzzer_sys::fuzz_target;
@@ -29,10 +30,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         2 => {
-            if let Ok(records) = protocol::decode_records(body) {
-                // No records encode to no frame; a frame of none still decodes.
-                let frames = protocol::encode_records(&records).concat();
-                assert!(frames == body || (records.is_empty() && body == [0; 4]));
+            if let Ok(changes) = protocol::decode_changes(body) {
+                assert_eq!(protocol::encode_changes(&changes), body);
+                // A store's frames decode back to it, records first.
+                let mut back = Changes::default();
+                for frame in protocol::encode_records(&changes.records, &changes.evidence) {
+                    back.extend(protocol::decode_changes(&frame).unwrap());
+                }
+                assert_eq!(back, changes);
             }
         }
         3 => {
@@ -57,9 +62,6 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let _ = protocol::decode_failed(body);
-            if let Ok(records) = protocol::decode_applied(body) {
-                assert_eq!(protocol::encode_applied(&records), body);
-            }
         }
     }
 });

@@ -19,6 +19,13 @@
 //! neither an older record of one validator (even one returned earlier in the same commit) nor
 //! an older copy of the whole store brings back a tower the signer has moved past.
 //!
+//! **Evidence.** A record names its vote key's attestation evidence by SHA-256, so a vote
+//! re-seals 32 bytes however long the platform's evidence is (a vendor quote with its
+//! certificates runs to tens of kilobytes). [`Applied::evidence`] hands each new key's evidence
+//! to the host, which stores it, content-addressed, in the same transaction as the record;
+//! [`Signer::restore`] takes the stored evidence back and refuses a record whose evidence is
+//! missing. The evidence is public, so the digest in the sealed record is all it needs.
+//!
 //! A restored signer's first commit is at the manifest's value plus 2 and changes no record,
 //! so its manifest is the same bytes whichever process makes it; the host makes it durable before
 //! taking requests. A process that fails a commit stops committing, so it used at most one value
@@ -49,11 +56,15 @@ use crate::tower::{Lockout, LockoutPolicy, Tower, TowerError};
 /// How many answered requests per validator are kept for byte-identical retries.
 pub const RECENT_ANSWERS: usize = 4;
 
-/// Longest vote key evidence a record or an answer carries.
-pub(crate) const MAX_VOTE_KEY_EVIDENCE: usize = 4096;
+/// Longest vote key evidence an answer carries: the `var16` bound, which every evidence
+/// encoding fits (the longest, a vendor envelope, is
+/// [`keyward_enclave::vendor::MAX_ENVELOPE_LEN`]).
+pub const MAX_VOTE_KEY_EVIDENCE: usize = u16::MAX as usize;
+const _: () = assert!(keyward_enclave::vendor::MAX_ENVELOPE_LEN <= MAX_VOTE_KEY_EVIDENCE);
 
 const RECORD_MAGIC: &[u8; 4] = b"KWVR";
-const RECORD_VERSION: u8 = 2;
+/// Version 3: evidence named by its SHA-256 instead of carried.
+const RECORD_VERSION: u8 = 3;
 const RECORD_FORMAT: &str = "keyward validator record";
 const KEY_BINDING: &[u8] = b"keyward/v1/vote-key";
 
@@ -177,13 +188,16 @@ pub enum Answer {
     FinalTower(TowerExport),
 }
 
-/// An accepted request: the answer, and the record to make durable before releasing it.
+/// An accepted request: the answer, and what to make durable before releasing it.
 #[derive(Debug)]
 pub struct Applied {
     /// The answer.
     pub answer: Answer,
     /// The validator's identity and its new record, or `None` when nothing changed.
     pub record: Option<(SolanaPubkey, Vec<u8>)>,
+    /// The evidence of the vote key this answer names (`registerNode`, `rotateVoteKey`), which
+    /// the record names by [`evidence_digest`]: stored in the same commit, keyed by that digest.
+    pub evidence: Option<Vec<u8>>,
 }
 
 /// What happened to an imported tower.
@@ -231,6 +245,9 @@ pub enum RestoreError {
     /// A record's vote key does not match the public key it names.
     #[error("the vote key in the record of {0} does not match its public key")]
     KeyMismatch(SolanaPubkey),
+    /// A record names vote key evidence the store does not hold.
+    #[error("the vote key evidence the record names (SHA-256 {}) is not in the store", keyward_crypto::hex::to_0x(.0))]
+    EvidenceMissing([u8; 32]),
     /// Two records for one identity.
     #[error("two records for validator {0}")]
     Duplicate(SolanaPubkey),
@@ -294,6 +311,8 @@ pub struct CommitManifest {
 struct ActiveKey {
     keypair: SolanaKeypair,
     evidence: Vec<u8>,
+    /// [`evidence_digest`] of `evidence`, which the record holds instead.
+    evidence_digest: [u8; 32],
 }
 
 struct LastSigned {
@@ -346,7 +365,8 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// A signer with `config`, sealing records with `sealer` and attesting new vote keys with
     /// `platform` (a dev platform key, a TPM), over the stored `records`, each with the identity
-    /// it is stored under, and the store's `manifest`, checked against the monotonic `counter`'s
+    /// it is stored under, the vote key `evidence` they name (any order; blobs no record names
+    /// are ignored), and the store's `manifest`, checked against the monotonic `counter`'s
     /// current value. A new store has neither records nor manifest, and its counter is at 0.
     ///
     /// After a restore, the host makes the first [`Signer::seal_commit`] (which changes no
@@ -355,7 +375,8 @@ impl Signer {
     ///
     /// # Errors
     /// [`RestoreError::Record`] naming the first record that does not load (a record that holds
-    /// another identity is [`RestoreError::Misplaced`]); [`RestoreError::Manifest`],
+    /// another identity is [`RestoreError::Misplaced`], one whose evidence is not in `evidence`
+    /// [`RestoreError::EvidenceMissing`]); [`RestoreError::Manifest`],
     /// [`RestoreError::ManifestMissing`] or [`RestoreError::RolledBack`] when the store is not
     /// the latest one committed. Nothing is half-loaded.
     pub fn restore<'a>(
@@ -363,9 +384,14 @@ impl Signer {
         sealer: Sealer,
         platform: Box<dyn Attester>,
         records: impl IntoIterator<Item = (SolanaPubkey, &'a [u8])>,
+        evidence: impl IntoIterator<Item = &'a [u8]>,
         manifest: Option<&[u8]>,
         counter: u64,
     ) -> Result<Self, RestoreError> {
+        let evidence: EvidenceStore<'_> = evidence
+            .into_iter()
+            .map(|blob| (evidence_digest(blob), blob))
+            .collect();
         let pinned = match manifest {
             Some(blob) => Some(
                 sealer
@@ -398,7 +424,7 @@ impl Signer {
                 identity: stored_as,
                 error: Box::new(error),
             };
-            let mut v = signer.decode_record(bytes).map_err(in_record)?;
+            let mut v = signer.decode_record(bytes, &evidence).map_err(in_record)?;
             if v.identity != stored_as {
                 return Err(in_record(RestoreError::Misplaced {
                     stored_as,
@@ -514,6 +540,7 @@ impl Signer {
                     Ok(Applied {
                         answer: done.answer.clone(),
                         record: None,
+                        evidence: None,
                     })
                 } else {
                     Err(Refusal::ReplayedNonce {
@@ -552,9 +579,15 @@ impl Signer {
             answer: answer.clone(),
         });
         let record = self.commit_record(&identity);
+        // Also for a retried registration: storing a blob again under its digest is a no-op.
+        let evidence = match &answer {
+            Answer::VoteKey(info) => Some(info.evidence.clone()),
+            _ => None,
+        };
         Ok(Applied {
             answer,
             record: Some((identity, record)),
+            evidence,
         })
     }
 
@@ -741,9 +774,11 @@ impl Signer {
                 ))
             })?;
         }
+        let evidence = evidence.to_bytes();
         Ok(ActiveKey {
             keypair,
-            evidence: evidence.to_bytes(),
+            evidence_digest: evidence_digest(&evidence),
+            evidence,
         })
     }
 
@@ -757,7 +792,9 @@ impl Signer {
         w.raw(&v.identity.0).raw(&v.vote_account.0);
         match &v.key {
             Some(key) => {
-                w.u8(1).raw(&key.keypair.pubkey().0).var16(&key.evidence);
+                w.u8(1)
+                    .raw(&key.keypair.pubkey().0)
+                    .raw(&key.evidence_digest);
             }
             None => {
                 w.u8(0);
@@ -798,7 +835,11 @@ impl Signer {
         Some(sealed.into_bytes())
     }
 
-    fn decode_record(&self, sealed: &[u8]) -> Result<Validator, RestoreError> {
+    fn decode_record(
+        &self,
+        sealed: &[u8],
+        evidence: &EvidenceStore<'_>,
+    ) -> Result<Validator, RestoreError> {
         let policy = &self.config.lockout;
         let plain = self
             .sealer
@@ -816,8 +857,7 @@ impl Signer {
             0 => None,
             1 => Some((
                 SolanaPubkey(r.array("vote pubkey")?),
-                r.var16("vote key evidence", MAX_VOTE_KEY_EVIDENCE)?
-                    .to_vec(),
+                r.array::<32>("vote key evidence digest")?,
             )),
             _ => {
                 return Err(DecodeError::Invalid {
@@ -862,18 +902,22 @@ impl Signer {
             recent.push_back(Recent {
                 nonce: r.u64("recent nonce")?,
                 digest: r.array("recent digest")?,
-                answer: decode_answer(&mut r, identity, vote_account, policy)?,
+                answer: decode_answer(&mut r, identity, vote_account, policy, evidence)?,
             });
         }
         let key = match key {
-            Some((pubkey, evidence)) => {
+            Some((pubkey, evidence_digest)) => {
                 let seed = SecretBytes::<32>::from_slice(r.take("vote key seed", 32)?)
                     .expect("take gives 32 bytes");
                 let keypair = SolanaKeypair::from_seed(&seed);
                 if keypair.pubkey() != pubkey {
                     return Err(RestoreError::KeyMismatch(identity));
                 }
-                Some(ActiveKey { keypair, evidence })
+                Some(ActiveKey {
+                    keypair,
+                    evidence: stored_evidence(evidence, &evidence_digest)?,
+                    evidence_digest,
+                })
             }
             None => None,
         };
@@ -990,10 +1034,29 @@ pub(crate) fn decode_tower(
     Ok(Tower::from_parts(votes, has_root.then_some(root), policy)?)
 }
 
+/// Vote key evidence by [`evidence_digest`], as [`Signer::restore`] received it.
+type EvidenceStore<'a> = BTreeMap<[u8; 32], &'a [u8]>;
+
+/// The digest under which the host stores vote key evidence, and by which records name it:
+/// SHA-256 of the bytes.
+pub fn evidence_digest(evidence: &[u8]) -> [u8; 32] {
+    Sha256::digest(evidence).into()
+}
+
+fn stored_evidence(store: &EvidenceStore<'_>, digest: &[u8; 32]) -> Result<Vec<u8>, RestoreError> {
+    store
+        .get(digest)
+        .map(|blob| blob.to_vec())
+        .ok_or(RestoreError::EvidenceMissing(*digest))
+}
+
+/// A record's answer: a vote key answer names its evidence by digest.
 fn encode_answer(w: &mut Writer, answer: &Answer) {
     match answer {
         Answer::VoteKey(info) => {
-            w.u8(1).raw(&info.vote_pubkey.0).var16(&info.evidence);
+            w.u8(1)
+                .raw(&info.vote_pubkey.0)
+                .raw(&evidence_digest(&info.evidence));
         }
         Answer::Signature(sig) => {
             w.u8(2).raw(&sig.0);
@@ -1010,11 +1073,12 @@ fn decode_answer(
     identity: SolanaPubkey,
     vote_account: SolanaPubkey,
     policy: &LockoutPolicy,
+    evidence: &EvidenceStore<'_>,
 ) -> Result<Answer, RestoreError> {
     Ok(match r.u8("answer kind")? {
         1 => Answer::VoteKey(VoteKeyInfo {
             vote_pubkey: SolanaPubkey(r.array("answer vote pubkey")?),
-            evidence: r.var16("answer evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec(),
+            evidence: stored_evidence(evidence, &r.array("answer evidence digest")?)?,
         }),
         2 => Answer::Signature(SolanaSignature(r.array("answer signature")?)),
         3 => Answer::FinalTower(TowerExport {

@@ -721,17 +721,31 @@ fn deregistration_returns_the_final_tower_and_registration_resumes_it() {
     assert_tower_carried_over(&mut signer, &v, &new, 7, &mut rng);
 }
 
-/// Keeps the latest record an answer carries, as a host commits it.
-fn keep(records: &mut BTreeMap<SolanaPubkey, Vec<u8>>, applied: &Applied) {
-    if let Some((identity, record)) = &applied.record {
-        records.insert(*identity, record.clone());
+/// What a host stores: every validator's latest record, and the vote key evidence they name.
+#[derive(Clone, Default)]
+struct Kept {
+    records: BTreeMap<SolanaPubkey, Vec<u8>>,
+    evidence: Vec<Vec<u8>>,
+}
+
+impl Kept {
+    fn evidence(&self) -> impl Iterator<Item = &[u8]> {
+        self.evidence.iter().map(Vec::as_slice)
     }
+}
+
+/// Keeps the latest record and the evidence an answer carries, as a host commits them.
+fn keep(kept: &mut Kept, applied: &Applied) {
+    if let Some((identity, record)) = &applied.record {
+        kept.records.insert(*identity, record.clone());
+    }
+    kept.evidence.extend(applied.evidence.clone());
 }
 
 /// Sends a request that must be accepted, and keeps its record.
 fn send_keep(
     signer: &mut Signer,
-    records: &mut BTreeMap<SolanaPubkey, Vec<u8>>,
+    records: &mut Kept,
     v: &Validator,
     nonce: u64,
     payload: Payload,
@@ -751,7 +765,7 @@ fn a_signer_restored_from_its_records_keeps_every_rule() {
         Validator::new(&mut rng),
         Validator::new(&mut rng),
     );
-    let mut records = BTreeMap::new();
+    let mut records = Kept::default();
 
     // a: registered, two votes.
     let a_key = vote_key_info(&send_keep(
@@ -833,12 +847,21 @@ fn a_signer_restored_from_its_records_keeps_every_rule() {
     );
 
     // The records the answers carried are the signer's current records.
-    assert_eq!(records.len(), 3);
+    assert_eq!(records.records.len(), 3);
     for v in [&a, &b, &c] {
-        assert_eq!(records.get(&v.id()), signer.record(&v.id()).as_ref());
+        assert_eq!(
+            records.records.get(&v.id()),
+            signer.record(&v.id()).as_ref()
+        );
     }
 
-    let mut restored = restore(None, &sealing_key, records.values().map(Vec::as_slice)).unwrap();
+    let mut restored = restore(
+        None,
+        &sealing_key,
+        records.records.values().map(Vec::as_slice),
+        records.evidence(),
+    )
+    .unwrap();
     assert_eq!(restored.export_all(), signer.export_all());
     assert_eq!(restored.registered(), 2);
     for v in [&a, &b, &c] {
@@ -915,6 +938,77 @@ fn a_signer_restored_from_its_records_keeps_every_rule() {
     assert_eq!(restored.registered(), 3);
 }
 
+/// A record names its vote key's evidence by SHA-256 instead of carrying it: the evidence is
+/// stored once, beside the records, and must be there, unaltered, for the record to restore.
+#[test]
+fn a_record_names_its_evidence_which_must_be_stored_unaltered() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let applied = send(
+        &mut signer,
+        &v.identity,
+        1,
+        register(&v.vote_account),
+        &mut rng,
+    )
+    .unwrap();
+    let evidence = applied
+        .evidence
+        .clone()
+        .expect("a new key's evidence is handed over");
+    assert_eq!(evidence, vote_key_info(&applied).evidence);
+    let vote_key = vote_key_info(&applied).vote_pubkey;
+    let voted = send(
+        &mut signer,
+        &v.identity,
+        2,
+        sign_vote(&v.vote(&vote_key, &[1], 1)),
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(voted.evidence, None, "a vote hands over no evidence");
+    let record = signer.record(&v.id()).unwrap();
+
+    // The sealed plaintext holds the digest, not the evidence.
+    let plain = common::sealer(&sealing_key)
+        .open(
+            SealPurpose::ValidatorRecord,
+            &SealedBlob::from_bytes(record.clone()),
+            0,
+        )
+        .unwrap()
+        .plaintext;
+    let digest = keyward_vote::signer::evidence_digest(&evidence);
+    assert!(plain.windows(32).any(|w| w == digest));
+    assert!(!plain.windows(evidence.len()).any(|w| w == evidence));
+
+    // Restored with its evidence (and an unrelated blob, ignored): the same key and evidence.
+    let restored = restore(
+        None,
+        &sealing_key,
+        [record.as_slice()],
+        [b"unrelated".as_slice(), evidence.as_slice()],
+    )
+    .unwrap();
+    assert_eq!(restored.vote_key(&v.id()), signer.vote_key(&v.id()));
+
+    // Missing, or altered by one bit: refused, naming the digest.
+    let mut altered = evidence.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    for stored in [vec![], vec![altered.as_slice()]] {
+        let error = restore(None, &sealing_key, [record.as_slice()], stored)
+            .err()
+            .unwrap();
+        assert!(matches!(error, RestoreError::EvidenceMissing(d) if d == digest));
+        assert!(
+            error
+                .to_string()
+                .contains(&keyward_crypto::hex::to_0x(&digest))
+        );
+    }
+}
+
 #[test]
 fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     let mut rng = StdRng::seed_from_u64(12);
@@ -923,11 +1017,13 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     let vote_key = register_key(&mut signer, &v, 1, &mut rng);
     vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
     let record = signer.record(&v.id()).unwrap();
-    assert!(restore(None, &sealing_key, [record.as_slice()]).is_ok());
+    let evidence = signer.vote_key(&v.id()).unwrap().evidence;
+    let evidence = [evidence.as_slice()];
+    assert!(restore(None, &sealing_key, [record.as_slice()], evidence).is_ok());
 
     // Another sealing key cannot open the record.
     assert!(matches!(
-        restore(None, &[0x42; 32], [record.as_slice()]),
+        restore(None, &[0x42; 32], [record.as_slice()], evidence),
         Err(RestoreError::Seal(SealError::Tampered))
     ));
 
@@ -945,7 +1041,7 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
         damaged[at] ^= 0x01;
         assert!(
             matches!(
-                restore(None, &sealing_key, [damaged.as_slice()]),
+                restore(None, &sealing_key, [damaged.as_slice()], evidence),
                 Err(RestoreError::Seal(_))
             ),
             "byte {at}"
@@ -953,23 +1049,24 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     }
     // Truncated, extended, duplicated.
     assert!(matches!(
-        restore(None, &sealing_key, [&record[..record.len() - 1]]),
+        restore(None, &sealing_key, [&record[..record.len() - 1]], evidence),
         Err(RestoreError::Seal(SealError::Malformed(_)))
     ));
     let mut extended = record.clone();
     extended.push(0);
     assert!(matches!(
-        restore(None, &sealing_key, [extended.as_slice()]),
+        restore(None, &sealing_key, [extended.as_slice()], evidence),
         Err(RestoreError::Seal(SealError::Malformed(_)))
     ));
     assert!(matches!(
-        restore(None, &sealing_key, [record.as_slice(), record.as_slice()]),
+        restore(None, &sealing_key, [record.as_slice(), record.as_slice()], evidence),
         Err(RestoreError::Duplicate(id)) if id == v.id()
     ));
 
     // Only the sealing key's holder can write a record; even then, a vote key that does not
     // match the public key the record names is refused. Layout of the sealed plaintext:
-    // "KWVR" 2 | identity | vote account | 1 | vote pubkey | … | seed (32, last).
+    // "KWVR" 3 | identity | vote account | 1 | vote pubkey | evidence digest | tower | … |
+    // seed (32, last).
     const PUBKEY_AT: usize = 5 + 32 + 32 + 1;
     let sealer = common::sealer(&sealing_key);
     let plain = sealer
@@ -988,16 +1085,13 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
         .seal_synthetic(SealPurpose::ValidatorRecord, 0, &forged)
         .unwrap();
     assert!(matches!(
-        restore(None, &sealing_key, [forged.as_bytes()]),
+        restore(None, &sealing_key, [forged.as_bytes()], evidence),
         Err(RestoreError::KeyMismatch(id)) if id == v.id()
     ));
 
     // One encoding per state: a root value in a tower without a root is refused, not ignored
     // (a fuzz finding: such a record restored and then re-encoded to other bytes).
-    let evidence_len = usize::from(u16::from_be_bytes(
-        plain[PUBKEY_AT + 32..PUBKEY_AT + 34].try_into().unwrap(),
-    ));
-    let tower_at = PUBKEY_AT + 34 + evidence_len;
+    let tower_at = PUBKEY_AT + 32 + 32;
     assert_eq!(plain[tower_at], 0, "this tower has no root");
     let mut forged = plain.to_vec();
     forged[tower_at + 8] = 4;
@@ -1005,7 +1099,7 @@ fn a_damaged_record_or_another_sealing_key_does_not_restore() {
         .seal_synthetic(SealPurpose::ValidatorRecord, 0, &forged)
         .unwrap();
     assert!(matches!(
-        restore(None, &sealing_key, [forged.as_bytes()]),
+        restore(None, &sealing_key, [forged.as_bytes()], evidence),
         Err(RestoreError::Malformed(_))
     ));
 }
@@ -1021,6 +1115,7 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
         signer.record(&a.id()).unwrap(),
         signer.record(&b.id()).unwrap(),
     );
+    let evidence = [a.id(), b.id()].map(|id| signer.vote_key(&id).unwrap().evidence);
     let manifest = signer.seal_commit();
     let load = |records: Vec<(SolanaPubkey, &[u8])>| {
         Signer::restore(
@@ -1028,6 +1123,7 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
             common::sealer(&sealing_key),
             Box::new(common::platform()),
             records,
+            evidence.iter().map(Vec::as_slice),
             Some(&manifest.blob),
             manifest.counter,
         )
@@ -1053,7 +1149,7 @@ fn a_record_stored_under_another_identity_is_refused_and_named() {
 /// the monotonic counter.
 #[derive(Clone)]
 struct Disk {
-    records: BTreeMap<SolanaPubkey, Vec<u8>>,
+    kept: Kept,
     manifest: Option<CommitManifest>,
     counter: u64,
 }
@@ -1069,7 +1165,7 @@ impl Disk {
         rng: &mut StdRng,
     ) -> Result<Applied, Refusal> {
         let applied = send(signer, &v.identity, nonce, payload, rng)?;
-        keep(&mut self.records, &applied);
+        keep(&mut self.kept, &applied);
         let manifest = signer.seal_commit();
         self.counter = manifest.counter;
         self.manifest = Some(manifest);
@@ -1082,7 +1178,8 @@ impl Disk {
             common::config(None),
             common::sealer(sealing_key),
             Box::new(common::platform()),
-            self.records.iter().map(|(id, r)| (*id, r.as_slice())),
+            self.kept.records.iter().map(|(id, r)| (*id, r.as_slice())),
+            self.kept.evidence(),
             self.manifest.as_ref().map(|m| m.blob.as_slice()),
             counter,
         )
@@ -1142,14 +1239,17 @@ fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked(
 
     // One record put back from an older commit, under the current manifest and counter.
     let mut partial = disk.clone();
-    partial.records.insert(v.id(), old.records[&v.id()].clone());
+    partial
+        .kept
+        .records
+        .insert(v.id(), old.kept.records[&v.id()].clone());
     assert!(matches!(
         partial.load(&sealing_key, disk.counter).err().unwrap(),
         RestoreError::RolledBack { counter, expected: 2 } if counter == disk.counter
     ));
     // One record removed.
     let mut removed = disk.clone();
-    removed.records.remove(&w.id());
+    removed.kept.records.remove(&w.id());
     assert!(matches!(
         removed.load(&sealing_key, disk.counter),
         Err(RestoreError::RolledBack { .. })
@@ -1161,7 +1261,7 @@ fn an_older_record_or_store_does_not_restore_so_no_conflicting_vote_is_unlocked(
         bare.load(&sealing_key, disk.counter),
         Err(RestoreError::ManifestMissing { records: 2, .. })
     ));
-    bare.records.clear();
+    bare.kept.records.clear();
     assert!(matches!(
         bare.load(&sealing_key, disk.counter),
         Err(RestoreError::ManifestMissing { records: 0, .. })
@@ -1184,7 +1284,7 @@ fn registered_on_disk(seed: u64) -> (Signer, [u8; 32], Validator, SolanaPubkey, 
     let (mut signer, sealing_key) = new_signer(&mut rng, None);
     let v = Validator::new(&mut rng);
     let mut disk = Disk {
-        records: BTreeMap::new(),
+        kept: Kept::default(),
         manifest: None,
         counter: 0,
     };
@@ -1210,8 +1310,8 @@ fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
         &mut rng,
     )
     .unwrap();
-    keep(&mut disk.records, &first);
-    let earlier = disk.records[&v.id()].clone();
+    keep(&mut disk.kept, &first);
+    let earlier = disk.kept.records[&v.id()].clone();
     let second = send(
         &mut signer,
         &v.identity,
@@ -1220,14 +1320,14 @@ fn a_record_returned_earlier_in_the_same_commit_does_not_restore() {
         &mut rng,
     )
     .unwrap();
-    keep(&mut disk.records, &second);
+    keep(&mut disk.kept, &second);
     let manifest = signer.seal_commit();
     disk.counter = manifest.counter;
     disk.manifest = Some(manifest);
     assert!(disk.load(&sealing_key, disk.counter).is_ok());
     // The host keeps the first record of the batch instead of the second.
     let mut swapped = disk.clone();
-    swapped.records.insert(v.id(), earlier);
+    swapped.kept.records.insert(v.id(), earlier);
     assert!(matches!(
         swapped.load(&sealing_key, disk.counter),
         Err(RestoreError::RolledBack { .. })
@@ -1286,7 +1386,14 @@ fn the_same_state_gives_the_same_record_bytes() {
     vote(&mut signer, &v, 2, &v.vote(&vote_key, &[1], 1), &mut rng);
     let record = signer.record(&v.id()).unwrap();
     assert_eq!(signer.record(&v.id()).unwrap(), record);
-    let restored = restore(None, &sealing_key, [record.as_slice()]).unwrap();
+    let evidence = signer.vote_key(&v.id()).unwrap().evidence;
+    let restored = restore(
+        None,
+        &sealing_key,
+        [record.as_slice()],
+        [evidence.as_slice()],
+    )
+    .unwrap();
     assert_eq!(restored.record(&v.id()).unwrap(), record);
 }
 
@@ -1830,6 +1937,7 @@ fn a_platform_that_cannot_attest_makes_no_vote_key_and_changes_nothing() {
         common::sealer(&[5; 32]),
         Box::new(Unreachable),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        [],
         None,
         0,
     )
@@ -1853,6 +1961,7 @@ fn a_counter_at_its_end_is_an_error_not_an_overflow() {
         common::sealer(&[6; 32]),
         Box::new(common::platform()),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        [],
         None,
         u64::MAX - 1,
     );
@@ -1877,6 +1986,7 @@ fn a_vote_key_whose_evidence_fails_the_signer_s_policy_is_not_made() {
             common::sealer(&[8; 32]),
             Box::new(common::platform()),
             std::iter::empty::<(SolanaPubkey, &[u8])>(),
+            [],
             None,
             0,
         )

@@ -10,7 +10,7 @@ use keyward_signer::client::{Client, ClientError};
 use keyward_signer::config::Config;
 use keyward_signer::engine::Durable;
 use keyward_signer::interchange;
-use keyward_signer::runner::Runner;
+use keyward_signer::runner::{Changes, Runner};
 use keyward_signer::service::{self, Service};
 
 use crate::error::{CliError, Result};
@@ -313,7 +313,7 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
             let exports = interchange::parse(text, &signer.config().lockout)
                 .map_err(|e| CliError::bad_file(&file, e))?;
             // Check every entry before writing any: one commit, all or nothing.
-            let mut records = Vec::new();
+            let mut changes = Changes::default();
             let mut outcomes = Vec::new();
             for export in exports {
                 let identity = export.identity;
@@ -321,11 +321,11 @@ pub fn run_tower(cmd: TowerCommand) -> Result<()> {
                     .import(export)
                     .map_err(|e| CliError::bad_file(&file, format!("{identity}: {e}")))?;
                 outcomes.push((identity, outcome));
-                records.push((identity, record));
+                changes.records.push((identity, record));
             }
             let manifest = enclave.seal().map_err(CliError::refused)?;
             store
-                .make_durable(&records, &manifest, None)
+                .make_durable(&changes, &manifest, None)
                 .map_err(CliError::refused)?;
             enclave.release().map_err(CliError::refused)?;
             for (identity, outcome) in outcomes {

@@ -54,6 +54,7 @@ fn core_path(c: &mut Criterion) {
         sealer,
         Box::new(DevPlatformKey::generate(&mut rng)),
         std::iter::empty::<(keyward_crypto::SolanaPubkey, &[u8])>(),
+        [],
         None,
         0,
     )

@@ -18,8 +18,8 @@ pub use keyward_host::Failure;
 use keyward_vote::{Answer, CommitManifest, Method, Rejection, ServiceId, SignedRequest};
 
 use crate::metrics::Metrics;
+use crate::runner::{Changes, Runner, RunnerError, Stored};
 pub use crate::runner::{Query, QueryAnswer};
-use crate::runner::{Record, Runner, RunnerError, Stored};
 use crate::store::Store;
 
 /// Why a request got no answer from the core.
@@ -54,15 +54,15 @@ pub trait Durable: Send + 'static {
     /// What went wrong.
     fn stored(&self) -> Result<Stored, String>;
 
-    /// Writes every record, the commit's manifest and, if given, a new sealed platform key in
-    /// one transaction, and returns once it is durable; on an error, none of it may be assumed
+    /// Writes the changes (records and evidence), the commit's manifest and, if given, a new
+    /// sealed platform key in one transaction, and returns once it is durable; on an error, none of it may be assumed
     /// durable.
     ///
     /// # Errors
     /// What went wrong, for the log and the refusal.
     fn make_durable(
         &mut self,
-        records: &[Record],
+        changes: &Changes,
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), String>;
@@ -79,11 +79,11 @@ impl Durable for Store {
 
     fn make_durable(
         &mut self,
-        records: &[Record],
+        changes: &Changes,
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), String> {
-        self.commit(records, manifest, platform)
+        self.commit(changes, manifest, platform)
             .map_err(|e| e.to_string())
     }
 }
@@ -108,7 +108,11 @@ pub enum OpenFailure {
 pub fn open_session(runner: &mut impl Runner, store: &mut impl Durable) -> Result<(), OpenFailure> {
     let stored = store.stored().map_err(OpenFailure::Store)?;
     let opening = runner.open(store.service(), &stored)?;
-    if let Err(e) = store.make_durable(&[], &opening.startup, opening.platform.as_deref()) {
+    if let Err(e) = store.make_durable(
+        &Changes::default(),
+        &opening.startup,
+        opening.platform.as_deref(),
+    ) {
         runner.close();
         return Err(OpenFailure::Store(e));
     }
@@ -372,7 +376,7 @@ impl<R: Runner, D: Durable> Writer<R, D> {
     fn batch(&mut self, first: Job, rx: &Receiver<Job>, max_batch: usize) {
         let mut pending = Vec::new();
         let mut queries = Vec::new();
-        let mut records: Vec<Record> = Vec::new();
+        let mut changes = Changes::default();
         let mut taken = 0;
         let mut next = Some(first);
         let mut failed: Option<RunnerError> = None;
@@ -399,7 +403,7 @@ impl<R: Runner, D: Durable> Writer<R, D> {
             }
             if !requests.is_empty() {
                 match self.runner.apply(requests) {
-                    Ok(changed) => records.extend(changed),
+                    Ok(changed) => changes.extend(changed),
                     Err(e) => failed = Some(e),
                 }
             }
@@ -410,7 +414,7 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         }
         let released = match failed {
             Some(e) => Err(ServiceError::Unavailable(e)),
-            None => self.commit(&records, pending.len()),
+            None => self.commit(&changes, pending.len()),
         };
         let outcomes = match released {
             Ok(outcomes) if outcomes.len() == pending.len() => outcomes,
@@ -461,17 +465,17 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         }
     }
 
-    /// Makes `records` durable under a sealed manifest (if any), then has the enclave release
+    /// Makes `changes` durable under a sealed manifest (if any), then has the enclave release
     /// the outcomes of the batch.
     fn commit(
         &mut self,
-        records: &[Record],
+        changes: &Changes,
         requests: usize,
     ) -> Result<Vec<crate::runner::Outcome>, ServiceError> {
-        if !records.is_empty() {
+        if !changes.is_empty() {
             let started = Instant::now();
             let manifest = self.runner.seal().map_err(ServiceError::Unavailable)?;
-            let result = self.store.make_durable(records, &manifest, None);
+            let result = self.store.make_durable(changes, &manifest, None);
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());

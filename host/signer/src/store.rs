@@ -2,8 +2,10 @@
 //!
 //! Layout of the data directory:
 //! - `signer.redb`: table `validators` (identity → sealed record from
-//!   [`keyward_vote::Signer::record`]) and table `meta` (`service-id`; `platform-key`, the dev
-//!   platform key sealed by the enclave; and `manifest`, the sealed manifest of the last commit).
+//!   [`keyward_vote::Signer::record`]), table `evidence` (SHA-256 → vote key evidence, which
+//!   the records name by that digest; public, so not sealed) and table `meta` (`service-id`;
+//!   `platform-key`, the dev platform key sealed by the enclave; and `manifest`, the sealed
+//!   manifest of the last commit).
 //! - with the in-process runner, the sealing source's files ([`keyward_tpm::source`]):
 //!   `sealing.key` and `sealing.counter` for the soft source, `sealing.tpm` for a TPM (whose
 //!   counter lives in the TPM). With the isolated runner they are in the enclave's own state
@@ -26,11 +28,16 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 use keyward_crypto::SolanaPubkey;
+use keyward_vote::signer::evidence_digest;
 use keyward_vote::{CommitManifest, ServiceId};
 
-use crate::runner::{Record, Stored};
+use crate::runner::{Changes, Stored};
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
+const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+
+/// A table entry's key and value.
+type Entry = (Vec<u8>, Vec<u8>);
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Why the store failed.
@@ -145,33 +152,53 @@ impl Store {
         };
         let (platform, manifest) = (get("platform-key")?, get("manifest")?);
         let mut records = Vec::new();
-        match txn.open_table(VALIDATORS) {
-            Ok(table) => {
-                for entry in table.iter().map_err(|e| self.err(e))? {
-                    let (key, value) = entry.map_err(|e| self.err(e))?;
-                    let identity = <[u8; 32]>::try_from(key.value())
-                        .map_err(|_| self.corrupt("a validator key is not 32 bytes"))?;
-                    records.push((SolanaPubkey(identity), value.value().to_vec()));
-                }
-            }
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(self.err(e)),
+        for (key, value) in self.entries(&txn, VALIDATORS)? {
+            let identity = <[u8; 32]>::try_from(key)
+                .map_err(|_| self.corrupt("a validator key is not 32 bytes"))?;
+            records.push((SolanaPubkey(identity), value));
         }
+        // Keys are not checked here: the core looks evidence up by the digest of its bytes.
+        let evidence = self
+            .entries(&txn, EVIDENCE)?
+            .into_iter()
+            .map(|(_, blob)| blob)
+            .collect();
         Ok(Stored {
             platform,
             records,
+            evidence,
             manifest,
         })
     }
 
-    /// Writes `records`, the commit's `manifest` and, when the enclave made one, the sealed
-    /// `platform` key, in one transaction, and returns once it is durable.
+    /// Every entry of `table`; none if it was never written.
+    fn entries(
+        &self,
+        txn: &redb::ReadTransaction,
+        table: TableDefinition<&[u8], &[u8]>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let table = match txn.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut entries = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            entries.push((key.value().to_vec(), value.value().to_vec()));
+        }
+        Ok(entries)
+    }
+
+    /// Writes the `changes` (records, and evidence under its SHA-256), the commit's `manifest`
+    /// and, when the enclave made one, the sealed `platform` key, in one transaction, and
+    /// returns once it is durable.
     ///
     /// # Errors
     /// [`StoreError::Db`]; then nothing of this commit is durable.
     pub fn commit(
         &mut self,
-        records: &[Record],
+        changes: &Changes,
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), StoreError> {
@@ -181,10 +208,18 @@ impl Store {
             .map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(VALIDATORS).map_err(|e| self.err(e))?;
-            for (identity, record) in records {
+            for (identity, record) in &changes.records {
                 table
                     .insert(&identity.0[..], record.as_slice())
                     .map_err(|e| self.err(e))?;
+            }
+            if !changes.evidence.is_empty() {
+                let mut table = txn.open_table(EVIDENCE).map_err(|e| self.err(e))?;
+                for blob in &changes.evidence {
+                    table
+                        .insert(&evidence_digest(blob)[..], blob.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             meta.insert("manifest", manifest.blob.as_slice())

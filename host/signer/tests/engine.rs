@@ -12,7 +12,7 @@ use keyward_enclave::SealingKey;
 use keyward_host::counter::{CounterError, MonotonicCounter};
 use keyward_signer::engine::{Durable, Engine, Query, QueryAnswer, ServiceError, open_session};
 use keyward_signer::metrics::Metrics;
-use keyward_signer::runner::{Enclave, Policy, Stored};
+use keyward_signer::runner::{Changes, Enclave, Policy, Stored};
 use keyward_signer::votes::tower_sync_message;
 use keyward_tpm::source::Sealing;
 use keyward_vote::{
@@ -28,11 +28,12 @@ type Gate = (
     std::sync::mpsc::Receiver<()>,
 );
 
-/// A store that keeps what it commits (records, the manifest and the counter), and fails every
+/// A store that keeps what it commits (records, evidence, the manifest and the counter), and fails every
 /// commit once `allowed` have succeeded. With a gate set, the next commit first stops at it.
 #[derive(Clone, Default)]
 struct FlakyStore {
     durable: Arc<Mutex<BTreeMap<SolanaPubkey, Vec<u8>>>>,
+    evidence: Arc<Mutex<Vec<Vec<u8>>>>,
     manifest: Arc<Mutex<Option<CommitManifest>>>,
     platform: Arc<Mutex<Option<Vec<u8>>>>,
     counter: MemoryCounter,
@@ -70,6 +71,7 @@ impl Durable for FlakyStore {
                 .iter()
                 .map(|(id, r)| (*id, r.clone()))
                 .collect(),
+            evidence: self.evidence.lock().unwrap().clone(),
             manifest: self
                 .manifest
                 .lock()
@@ -81,7 +83,7 @@ impl Durable for FlakyStore {
 
     fn make_durable(
         &mut self,
-        records: &[(SolanaPubkey, Vec<u8>)],
+        changes: &Changes,
         manifest: &CommitManifest,
         platform: Option<&[u8]>,
     ) -> Result<(), String> {
@@ -98,9 +100,13 @@ impl Durable for FlakyStore {
             return Err("injected: disk full".into());
         }
         let mut durable = self.durable.lock().unwrap();
-        for (identity, record) in records {
+        for (identity, record) in &changes.records {
             durable.insert(*identity, record.clone());
         }
+        self.evidence
+            .lock()
+            .unwrap()
+            .extend(changes.evidence.iter().cloned());
         *self.manifest.lock().unwrap() = Some(manifest.clone());
         if let Some(platform) = platform {
             *self.platform.lock().unwrap() = Some(platform.to_vec());

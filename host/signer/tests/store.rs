@@ -324,6 +324,69 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
     let _ = fs::remove_dir_all(&state);
 }
 
+/// Vote key evidence is stored once, under its SHA-256, beside the records that name it: a
+/// vote does not rewrite it, and a store that lost it does not start, naming the validator.
+#[test]
+fn evidence_is_stored_once_beside_the_records_and_must_be_there() {
+    const EVIDENCE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("evidence");
+    let dir = data_dir("evidence");
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let mut rng = StdRng::seed_from_u64(12);
+    let v = Validator {
+        identity: SolanaKeypair::generate(&mut rng),
+        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
+    };
+    let info = {
+        let (mut enclave, mut store) = service::load(&config).unwrap();
+        let register = Payload::RegisterNode {
+            vote_account: v.vote_account,
+        };
+        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
+            panic!("registered")
+        };
+        v.send(&mut enclave, &mut store, 2, v.vote(&info.vote_pubkey, &[1]))
+            .unwrap();
+        assert_eq!(
+            store.stored().unwrap().evidence,
+            vec![info.evidence.clone()]
+        );
+        info
+    };
+    let digest = keyward_vote::signer::evidence_digest(&info.evidence);
+    // The evidence table's entry: removed (`None`) or put back.
+    let set = |blob: Option<&[u8]>| {
+        let db = redb::Database::open(Store::path(&dir)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(EVIDENCE).unwrap();
+            match blob {
+                Some(blob) => table.insert(&digest[..], blob).unwrap(),
+                None => table.remove(&digest[..]).unwrap(),
+            };
+        }
+        txn.commit().unwrap();
+    };
+    set(None);
+    let error = service::load(&config).err().unwrap();
+    assert!(
+        error.to_string().contains("evidence")
+            && error.to_string().contains(&v.identity.pubkey().to_string()),
+        "{error}"
+    );
+    // Put back: the validator loads with its key and evidence.
+    set(Some(&info.evidence));
+    let (mut enclave, _store) = service::load(&config).unwrap();
+    assert_eq!(
+        enclave.signer().unwrap().vote_key(&v.identity.pubkey()),
+        Some(info)
+    );
+    drop(enclave);
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_deleted_store_beside_a_moved_counter_is_refused_and_not_remade() {
     let dir = data_dir("deleted");

@@ -213,6 +213,7 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
         Sealer::new(&key, ChainId::new(CHAIN).unwrap(), MEASUREMENT),
         Box::new(platform()),
         std::iter::empty::<(SolanaPubkey, &[u8])>(),
+        [],
         None,
         0,
     )
@@ -220,7 +221,8 @@ pub fn new_signer(rng: &mut StdRng, ancestry: Option<AncestryPolicy>) -> (Signer
     (signer, bytes)
 }
 
-/// A signer restored from `records` under the sealing key `sealing_key` and the same platform,
+/// A signer restored from `records` and the vote key `evidence` they name, under the sealing key
+/// `sealing_key` and the same platform,
 /// each record stored under the identity it names (when it opens), with a manifest that pins
 /// exactly these records (as the signer's own would, had they been its last commit). The error is
 /// the record's own, unwrapped from [`RestoreError::Record`].
@@ -228,6 +230,7 @@ pub fn restore<'a>(
     ancestry: Option<AncestryPolicy>,
     sealing_key: &[u8; 32],
     records: impl IntoIterator<Item = &'a [u8]>,
+    evidence: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Signer, RestoreError> {
     let sealer = sealer(sealing_key);
     let mut pinned = VersionSet::new(SealPurpose::ValidatorRecord);
@@ -250,6 +253,7 @@ pub fn restore<'a>(
         sealer,
         Box::new(platform()),
         keyed,
+        evidence,
         Some(manifest.as_bytes()),
         0,
     )

@@ -27,7 +27,7 @@ use keyward_vote::{
     CommitManifest, LockoutPolicy, Rejection, ServiceId, SignedRequest, Signer, SignerConfig,
 };
 
-use super::{Opening, Outcome, Query, QueryAnswer, Record, Runner, RunnerError, Stored};
+use super::{Changes, Opening, Outcome, Query, QueryAnswer, Runner, RunnerError, Stored};
 
 /// The measurement the signer's evidence reports: all zeros until a real TEE measures the core.
 pub const DEV_MEASUREMENT: [u8; 32] = [0; 32];
@@ -219,6 +219,7 @@ impl Runner for Enclave {
             sealer,
             attester,
             stored.records.iter().map(|(id, r)| (*id, r.as_slice())),
+            stored.evidence.iter().map(Vec::as_slice),
             stored.manifest.as_deref(),
             self.counter.value(),
         )
@@ -237,20 +238,21 @@ impl Runner for Enclave {
         })
     }
 
-    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError> {
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Changes, RunnerError> {
         let live = self.live()?;
-        let mut records = Vec::new();
+        let mut changes = Changes::default();
         for prepared in live.signer.config().prepare_all(requests) {
             let outcome = prepared.and_then(|p| live.signer.apply(&p, &mut OsRng));
             live.held.push(match outcome {
                 Ok(applied) => {
-                    records.extend(applied.record);
+                    changes.records.extend(applied.record);
+                    changes.evidence.extend(applied.evidence);
                     Ok(applied.answer)
                 }
                 Err(refusal) => Err(Rejection::from(&refusal)),
             });
         }
-        Ok(records)
+        Ok(changes)
     }
 
     fn seal(&mut self) -> Result<CommitManifest, RunnerError> {

@@ -16,7 +16,7 @@ use keyward_isolation::{Frame, read_frame, write_frame};
 use keyward_vote::{CommitManifest, LockoutPolicy, ServiceId, SignedRequest};
 
 use super::protocol::{self, OpenHeader, tag};
-use super::{Opening, Outcome, Query, QueryAnswer, Record, Runner, RunnerError, Stored};
+use super::{Changes, Opening, Outcome, Query, QueryAnswer, Runner, RunnerError, Stored};
 
 /// How long one answer from the enclave may take before the connection is given up.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,14 +91,17 @@ impl Runner for Isolated {
             .set_read_timeout(Some(ANSWER_TIMEOUT))
             .map_err(|e| self.unavailable(&e))?;
         self.stream = Some(stream);
+        let count = |n: usize| {
+            u32::try_from(n).map_err(|_| RunnerError::Open("more than 2^32 records".into()))
+        };
         let header = OpenHeader {
             service,
             platform: stored.platform.clone(),
             manifest: stored.manifest.clone(),
-            records: u32::try_from(stored.records.len())
-                .map_err(|_| RunnerError::Open("more than 2^32 records".into()))?,
+            records: count(stored.records.len())?,
+            evidence: count(stored.evidence.len())?,
         };
-        let frames = protocol::encode_records(&stored.records);
+        let frames = protocol::encode_records(&stored.records, &stored.evidence);
         let Some((last, rest)) = frames.split_last() else {
             let body = self.call(tag::OPEN, &header.encode(), tag::OPENED)?;
             return self.decoded(protocol::decode_opened(&body));
@@ -111,14 +114,14 @@ impl Runner for Isolated {
         self.decoded(protocol::decode_opened(&body))
     }
 
-    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError> {
-        let mut records = Vec::new();
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Changes, RunnerError> {
+        let mut changes = Changes::default();
         let encoded: Vec<Vec<u8>> = requests.iter().map(SignedRequest::to_bytes).collect();
         for chunk in protocol::chunks(&encoded, |request| request.len() + 4) {
             let body = self.call(tag::APPLY, &protocol::encode_apply(chunk), tag::APPLIED)?;
-            records.extend(self.decoded(protocol::decode_applied(&body))?);
+            changes.extend(self.decoded(protocol::decode_changes(&body))?);
         }
-        Ok(records)
+        Ok(changes)
     }
 
     fn seal(&mut self) -> Result<CommitManifest, RunnerError> {

@@ -38,8 +38,33 @@ pub struct Stored {
     pub platform: Option<Vec<u8>>,
     /// Every validator record, with the identity it is stored under.
     pub records: Vec<Record>,
+    /// Every vote key evidence blob the records name (they name it by SHA-256).
+    pub evidence: Vec<Vec<u8>>,
     /// The sealed manifest of the last commit, if any commit was made.
     pub manifest: Option<Vec<u8>>,
+}
+
+/// What applying requests changed: made durable together, in the commit of their batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The changed validators' new records, in the order applied.
+    pub records: Vec<Record>,
+    /// The evidence of the vote keys the requests made, which the records name: stored under
+    /// its [`keyward_vote::signer::evidence_digest`].
+    pub evidence: Vec<Vec<u8>>,
+}
+
+impl Changes {
+    /// Appends `more`, keeping the order.
+    pub fn extend(&mut self, more: Changes) {
+        self.records.extend(more.records);
+        self.evidence.extend(more.evidence);
+    }
+
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.evidence.is_empty()
+    }
 }
 
 /// What opening a store gives the host to make durable before any request.
@@ -101,11 +126,11 @@ pub trait Runner: Send + 'static {
     /// Checks `requests` as the validators signed them ([`keyward_vote::SignerConfig::prepare_all`]:
     /// service id, signatures together, evidence) and applies them in order. Their outcomes
     /// are held until [`Runner::release`]; the changed validators' new records are returned, in
-    /// order, to be made durable.
+    /// order, with the evidence they name, to be made durable.
     ///
     /// # Errors
     /// [`RunnerError`]; after one the session is gone.
-    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Vec<Record>, RunnerError>;
+    fn apply(&mut self, requests: Vec<SignedRequest>) -> Result<Changes, RunnerError>;
 
     /// Seals the manifest of every record returned since the last seal.
     ///

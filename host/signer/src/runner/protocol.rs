@@ -5,17 +5,17 @@
 //! host → enclave                                   enclave → host
 //! 1 Open     version u8 || service[32]             0x81 Opened   opt(platform) || manifest
 //!            || opt(platform) || opt(manifest)
-//!            || u32 record count
-//! 2 Records  u32 n || n × (identity[32] || var32(record))   (until the count is reached;
-//!                                                   the enclave answers the last with Opened)
-//! 3 Apply    u32 n || n × var32(signed request)    0x83 Applied  u32 n || n × (identity[32] || var32(record))
-//!            (keyward_vote::wire; a batch, checked  (the changed validators' records, in order)
-//!            and applied in order)
+//!            || u32 record count || u32 evidence count
+//! 2 Records  changes (until both counts are reached; the enclave answers the last with Opened)
+//! 3 Apply    u32 n || n × var32(signed request)    0x83 Applied  changes
+//!            (keyward_vote::wire; a batch, checked  (the changed validators' records, in order,
+//!            and applied in order)                  and the new vote keys' evidence)
 //! 4 Seal                                           0x84 Sealed   manifest
 //! 5 Release                                        0x85 Released u32 n || n × outcome
 //! 6 Query    1 || identity[32]  |  2               0x86 Answered 1 || opt(vote_pubkey[32] || var16(evidence))
 //!                                                                | 2 || u64 count
 //!                                                  0xff Failed   u8 kind || var16(message)
+//! changes  = u32 n || n × (identity[32] || var32(record)) || u32 m || m × var32(evidence)
 //! opt(x)   = 0 | 1 || var32(x)
 //! manifest = u64 counter || var32(blob)
 //! outcome  = 0 || var32(answer) | 1 || var32(rejection)       (keyward_vote::wire)
@@ -25,16 +25,17 @@
 //! and opens the store again.
 
 use keyward_crypto::{DecodeError, Reader, SolanaPubkey, Writer};
+use keyward_vote::signer::MAX_VOTE_KEY_EVIDENCE;
 use keyward_vote::{
     Answer, CommitManifest, LockoutPolicy, Rejection, ServiceId, SignedRequest, VoteKeyInfo,
 };
 
-use super::{Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
+use super::{Changes, Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
 
 /// The protocol version `Open` names.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
-/// Most bytes of records or requests one `Records` or `Apply` frame carries (one item alone may
+/// Most bytes of records, evidence or requests one `Records` or `Apply` frame carries (one item alone may
 /// exceed it). An `Applied` or `Released` frame answers one `Apply` or batch whole: the
 /// configuration's `max_batch` limit ([`crate::config::MAX_BATCH`]) keeps it under the frame
 /// limit.
@@ -81,6 +82,8 @@ pub struct OpenHeader {
     pub manifest: Option<Vec<u8>>,
     /// How many records follow in `Records` frames.
     pub records: u32,
+    /// How much vote key evidence follows in `Records` frames.
+    pub evidence: u32,
 }
 
 fn opt(w: &mut Writer, bytes: Option<&[u8]>) {
@@ -131,7 +134,7 @@ impl OpenHeader {
         w.u8(VERSION).raw(&self.service.0);
         opt(&mut w, self.platform.as_deref());
         opt(&mut w, self.manifest.as_deref());
-        w.u32(self.records);
+        w.u32(self.records).u32(self.evidence);
         w.finish()
     }
 
@@ -152,19 +155,24 @@ impl OpenHeader {
             platform: read_opt(&mut r, "platform key", MAX_BLOB)?,
             manifest: read_opt(&mut r, "manifest", MAX_BLOB)?,
             records: r.u32("record count")?,
+            evidence: r.u32("evidence count")?,
         };
         r.finish()?;
         Ok(header)
     }
 }
 
-/// Encodes `Records` frames for `records`, each under [`BYTES_PER_FRAME`] bytes (one record
-/// alone may exceed it).
-pub fn encode_records(records: &[Record]) -> Vec<Vec<u8>> {
-    chunks(records, |(_, record)| record.len() + 36)
+/// Encodes `Records` frames for a store's `records` and `evidence`, each frame under
+/// [`BYTES_PER_FRAME`] bytes (one item alone may exceed it): the records first, then the
+/// evidence.
+pub fn encode_records(records: &[Record], evidence: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let records = chunks(records, |(_, record)| record.len() + 36)
         .into_iter()
-        .map(encode_applied)
-        .collect()
+        .map(|records| encode_parts(records, &[]));
+    let evidence = chunks(evidence, |blob| blob.len() + 4)
+        .into_iter()
+        .map(|evidence| encode_parts(&[], evidence));
+    records.chain(evidence).collect()
 }
 
 /// Splits `items` into runs of at most [`BYTES_PER_FRAME`] bytes by `size` (one item alone
@@ -211,20 +219,26 @@ pub fn decode_apply(bytes: &[u8]) -> Result<Vec<SignedRequest>, DecodeError> {
     Ok(requests)
 }
 
-/// Reads one `Records` frame.
+/// Reads `changes`: one `Records` or `Applied` frame.
 ///
 /// # Errors
 /// [`DecodeError`].
-pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, DecodeError> {
+pub fn decode_changes(bytes: &[u8]) -> Result<Changes, DecodeError> {
     let mut r = Reader::new(bytes);
-    let n = r.u32("record count")?;
-    let mut records = Vec::new();
-    for _ in 0..n {
+    let mut changes = Changes::default();
+    for _ in 0..r.u32("record count")? {
         let identity = SolanaPubkey(r.array("identity")?);
-        records.push((identity, r.var32("record", MAX_BLOB)?.to_vec()));
+        changes
+            .records
+            .push((identity, r.var32("record", MAX_BLOB)?.to_vec()));
+    }
+    for _ in 0..r.u32("evidence count")? {
+        changes
+            .evidence
+            .push(r.var32("evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec());
     }
     r.finish()?;
-    Ok(records)
+    Ok(changes)
 }
 
 /// `Opened`.
@@ -249,22 +263,22 @@ pub fn decode_opened(bytes: &[u8]) -> Result<Opening, DecodeError> {
     Ok(opening)
 }
 
-/// `Applied`, and one `Records` frame: records in one frame.
-pub fn encode_applied(records: &[Record]) -> Vec<u8> {
+/// `changes`, in one frame: `Applied`.
+pub fn encode_changes(changes: &Changes) -> Vec<u8> {
+    encode_parts(&changes.records, &changes.evidence)
+}
+
+fn encode_parts(records: &[Record], evidence: &[Vec<u8>]) -> Vec<u8> {
     let mut w = Writer::new();
     w.u32(count(records.len()));
     for (identity, record) in records {
         w.raw(&identity.0).var32(record);
     }
+    w.u32(count(evidence.len()));
+    for blob in evidence {
+        w.var32(blob);
+    }
     w.finish()
-}
-
-/// Reads `Applied`: the same layout as a `Records` frame.
-///
-/// # Errors
-/// [`DecodeError`].
-pub fn decode_applied(bytes: &[u8]) -> Result<Vec<Record>, DecodeError> {
-    decode_records(bytes)
 }
 
 /// `Sealed`.
@@ -389,7 +403,7 @@ pub fn decode_answered(bytes: &[u8]) -> Result<QueryAnswer, DecodeError> {
             0 => None,
             1 => Some(VoteKeyInfo {
                 vote_pubkey: SolanaPubkey(r.array("vote pubkey")?),
-                evidence: r.var16("evidence", 4096)?.to_vec(),
+                evidence: r.var16("evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec(),
             }),
             _ => {
                 return Err(DecodeError::Invalid {
@@ -460,6 +474,7 @@ mod tests {
             platform: Some(vec![2; 80]),
             manifest: None,
             records: 3,
+            evidence: 2,
         };
         assert_eq!(OpenHeader::decode(&header.encode()).unwrap(), header);
         let mut other = header.encode();
@@ -469,9 +484,17 @@ mod tests {
         let records: Vec<Record> = (0..3u8)
             .map(|i| (SolanaPubkey([i; 32]), vec![i; 100]))
             .collect();
-        let frames = encode_records(&records);
-        assert_eq!(frames.len(), 1);
-        assert_eq!(decode_records(&frames[0]).unwrap(), records);
+        let evidence = vec![vec![1; 200], vec![2; 40_000]];
+        let frames = encode_records(&records, &evidence);
+        assert_eq!(frames.len(), 2, "records, then evidence");
+        let mut back = Changes::default();
+        for frame in &frames {
+            back.extend(decode_changes(frame).unwrap());
+        }
+        assert_eq!(
+            (back.records, back.evidence),
+            (records.clone(), evidence.clone())
+        );
 
         let opening = Opening {
             platform: None,
@@ -483,17 +506,28 @@ mod tests {
         let back = decode_opened(&encode_opened(&opening)).unwrap();
         assert_eq!((back.platform, back.startup), (None, opening.startup));
 
-        for some in [&records[..0], &records[1..]] {
-            assert_eq!(decode_applied(&encode_applied(some)).unwrap(), some);
+        for changes in [
+            Changes::default(),
+            Changes {
+                records: records[1..].to_vec(),
+                evidence: evidence[..1].to_vec(),
+            },
+        ] {
+            assert_eq!(decode_changes(&encode_changes(&changes)).unwrap(), changes);
         }
+        let too_long = encode_changes(&Changes {
+            records: vec![],
+            evidence: vec![vec![0; MAX_VOTE_KEY_EVIDENCE + 1]],
+        });
+        assert!(decode_changes(&too_long).is_err());
         let many: Vec<Record> = (0..48u8)
             .map(|i| (SolanaPubkey([i; 32]), vec![i; 1 << 19]))
             .collect();
-        let frames = encode_records(&many);
+        let frames = encode_records(&many, &[]);
         assert!(frames.len() > 1 && frames.iter().all(|f| f.len() <= BYTES_PER_FRAME));
         let back: Vec<Record> = frames
             .iter()
-            .flat_map(|f| decode_records(f).unwrap())
+            .flat_map(|f| decode_changes(f).unwrap().records)
             .collect();
         assert_eq!(back, many);
         let outcomes: Vec<Outcome> = vec![

@@ -13,7 +13,7 @@ use keyward_crypto::DecodeError;
 use keyward_isolation::{Frame, read_frame, write_frame};
 
 use super::protocol::{self, OpenHeader, tag};
-use super::{Enclave, Runner, RunnerError, Stored};
+use super::{Changes, Enclave, Runner, RunnerError, Stored};
 
 /// Serves host connections on `listener`, one after another, until accepting fails
 /// ([`keyward_isolation::socket::accept`]).
@@ -43,7 +43,7 @@ enum SessionError {
 }
 
 fn session(mut stream: UnixStream, enclave: &mut Enclave) -> Result<(), SessionError> {
-    let mut opening: Option<(OpenHeader, Vec<super::Record>)> = None;
+    let mut opening: Option<(OpenHeader, Changes)> = None;
     while let Some(Frame { tag, body }) = read_frame(&mut stream)? {
         let reply = match handle(tag, &body, enclave, &mut opening) {
             Ok(Some(reply)) => reply,
@@ -67,20 +67,22 @@ fn handle(
     tag: u8,
     body: &[u8],
     enclave: &mut Enclave,
-    opening: &mut Option<(OpenHeader, Vec<super::Record>)>,
+    opening: &mut Option<(OpenHeader, Changes)>,
 ) -> Result<Option<(u8, Vec<u8>)>, RunnerError> {
     let reply = match tag {
         tag::OPEN => {
             let header = OpenHeader::decode(body).map_err(malformed)?;
-            *opening = Some((header, Vec::new()));
+            *opening = Some((header, Changes::default()));
             return open_if_complete(enclave, opening);
         }
         tag::RECORDS => {
-            let Some((header, records)) = opening.as_mut() else {
+            let Some((header, stored)) = opening.as_mut() else {
                 return Err(RunnerError::Protocol("records without an open".into()));
             };
-            records.extend(protocol::decode_records(body).map_err(malformed)?);
-            if records.len() > header.records as usize {
+            stored.extend(protocol::decode_changes(body).map_err(malformed)?);
+            if stored.records.len() > header.records as usize
+                || stored.evidence.len() > header.evidence as usize
+            {
                 return Err(RunnerError::Protocol("more records than announced".into()));
             }
             return open_if_complete(enclave, opening);
@@ -89,7 +91,7 @@ fn handle(
             let requests = protocol::decode_apply(body).map_err(malformed)?;
             (
                 tag::APPLIED,
-                protocol::encode_applied(&enclave.apply(requests)?),
+                protocol::encode_changes(&enclave.apply(requests)?),
             )
         }
         tag::SEAL => (tag::SEALED, protocol::encode_sealed(&enclave.seal()?)),
@@ -113,21 +115,23 @@ fn handle(
     Ok(Some(reply))
 }
 
-/// Opens the store once every announced record is in.
+/// Opens the store once every announced record and evidence blob is in.
 fn open_if_complete(
     enclave: &mut Enclave,
-    opening: &mut Option<(OpenHeader, Vec<super::Record>)>,
+    opening: &mut Option<(OpenHeader, Changes)>,
 ) -> Result<Option<(u8, Vec<u8>)>, RunnerError> {
-    let complete = opening
-        .as_ref()
-        .is_some_and(|(header, records)| records.len() == header.records as usize);
+    let complete = opening.as_ref().is_some_and(|(header, stored)| {
+        stored.records.len() == header.records as usize
+            && stored.evidence.len() == header.evidence as usize
+    });
     if !complete {
         return Ok(None);
     }
-    let (header, records) = opening.take().expect("complete");
+    let (header, stored) = opening.take().expect("complete");
     let stored = Stored {
         platform: header.platform,
-        records,
+        records: stored.records,
+        evidence: stored.evidence,
         manifest: header.manifest,
     };
     let opened = enclave.open(header.service, &stored)?;
