@@ -30,14 +30,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         2 => {
-            if let Ok(changes) = protocol::decode_changes(body) {
-                assert_eq!(protocol::encode_changes(&changes), body);
+            if let Ok(stored) = protocol::decode_records(body) {
                 // A store's frames decode back to it, records first.
                 let mut back = Changes::default();
-                for frame in protocol::encode_records(&changes.records, &changes.evidence) {
-                    back.extend(protocol::decode_changes(&frame).unwrap());
+                for frame in protocol::encode_records(&stored.records, &stored.evidence) {
+                    back.extend(protocol::decode_records(&frame).unwrap());
                 }
-                assert_eq!(back, changes);
+                assert_eq!(back, stored);
             }
         }
         3 => {
@@ -62,6 +61,9 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let _ = protocol::decode_failed(body);
+            if let Ok(changes) = protocol::decode_applied(body) {
+                assert_eq!(protocol::encode_applied(&changes), body);
+            }
         }
     }
 });

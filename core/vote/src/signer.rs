@@ -195,9 +195,14 @@ pub struct Applied {
     pub answer: Answer,
     /// The validator's identity and its new record, or `None` when nothing changed.
     pub record: Option<(SolanaPubkey, Vec<u8>)>,
-    /// The evidence of the vote key this answer names (`registerNode`, `rotateVoteKey`), which
+    /// The evidence of a vote key this request made (`registerNode`, `rotateVoteKey`), which
     /// the record names by [`evidence_digest`]: stored in the same commit, keyed by that digest.
     pub evidence: Option<Vec<u8>>,
+    /// Digests of evidence the validator's record no longer names (a replaced key's, once no
+    /// recent answer names it either): deleted in the same commit. A digest, once retired, is
+    /// never named again (each is a fresh key's), so the host may store new evidence before
+    /// deleting retired evidence.
+    pub retired: Vec<[u8; 32]>,
 }
 
 /// What happened to an imported tower.
@@ -325,6 +330,8 @@ struct Recent {
     nonce: u64,
     digest: [u8; 32],
     answer: Answer,
+    /// [`evidence_digest`] of a vote key answer's evidence, which the record holds instead.
+    key_evidence: Option<[u8; 32]>,
 }
 
 struct Validator {
@@ -541,6 +548,7 @@ impl Signer {
                         answer: done.answer.clone(),
                         record: None,
                         evidence: None,
+                        retired: Vec::new(),
                     })
                 } else {
                     Err(Refusal::ReplayedNonce {
@@ -555,6 +563,11 @@ impl Signer {
                 });
             }
         }
+        let before = self
+            .validators
+            .get(&identity)
+            .map(Validator::evidence_named)
+            .unwrap_or_default();
         let answer = match &request.payload {
             Payload::RegisterNode { vote_account } => {
                 self.register(identity, *vote_account, rng)?
@@ -576,18 +589,32 @@ impl Signer {
         v.recent.push_back(Recent {
             nonce: request.nonce,
             digest,
+            key_evidence: match &answer {
+                Answer::VoteKey(info) => Some(evidence_digest(&info.evidence)),
+                _ => None,
+            },
             answer: answer.clone(),
         });
+        // Only a key made by this request names evidence the record did not name before.
+        let evidence = v
+            .key
+            .as_ref()
+            .filter(|key| !before.contains(&Some(key.evidence_digest)))
+            .map(|key| key.evidence.clone());
+        let after = v.evidence_named();
+        let mut retired: Vec<[u8; 32]> = before
+            .into_iter()
+            .flatten()
+            .filter(|d| !after.contains(&Some(*d)))
+            .collect();
+        retired.sort_unstable();
+        retired.dedup();
         let record = self.commit_record(&identity);
-        // Also for a retried registration: storing a blob again under its digest is a no-op.
-        let evidence = match &answer {
-            Answer::VoteKey(info) => Some(info.evidence.clone()),
-            _ => None,
-        };
         Ok(Applied {
             answer,
             record: Some((identity, record)),
             evidence,
+            retired,
         })
     }
 
@@ -775,6 +802,13 @@ impl Signer {
             })?;
         }
         let evidence = evidence.to_bytes();
+        if evidence.len() > MAX_VOTE_KEY_EVIDENCE {
+            return Err(AttestFailed(format!(
+                "the platform's evidence is {} bytes, more than the {MAX_VOTE_KEY_EVIDENCE} a vote key's may be",
+                evidence.len()
+            ))
+            .into());
+        }
         Ok(ActiveKey {
             keypair,
             evidence_digest: evidence_digest(&evidence),
@@ -819,7 +853,7 @@ impl Signer {
         w.u8(u8::try_from(v.recent.len()).expect("at most RECENT_ANSWERS"));
         for r in &v.recent {
             w.u64(r.nonce).raw(&r.digest);
-            encode_answer(&mut w, &r.answer);
+            encode_answer(&mut w, r);
         }
         // The seed goes last, so no growth of the buffer leaves a copy of it in freed memory.
         if let Some(key) = &v.key {
@@ -899,10 +933,15 @@ impl Signer {
         }
         let mut recent = VecDeque::with_capacity(count);
         for _ in 0..count {
+            let nonce = r.u64("recent nonce")?;
+            let digest = r.array("recent digest")?;
+            let (answer, key_evidence) =
+                decode_answer(&mut r, identity, vote_account, policy, evidence)?;
             recent.push_back(Recent {
-                nonce: r.u64("recent nonce")?,
-                digest: r.array("recent digest")?,
-                answer: decode_answer(&mut r, identity, vote_account, policy, evidence)?,
+                nonce,
+                digest,
+                answer,
+                key_evidence,
             });
         }
         let key = match key {
@@ -970,6 +1009,17 @@ impl Validator {
             recent: VecDeque::new(),
             version: None,
         }
+    }
+
+    /// The evidence digests the record names: the key's and the recent key answers' (at most
+    /// one per slot; a digest may appear twice).
+    fn evidence_named(&self) -> [Option<[u8; 32]>; 1 + RECENT_ANSWERS] {
+        let mut named = [None; 1 + RECENT_ANSWERS];
+        named[0] = self.key.as_ref().map(|k| k.evidence_digest);
+        for (slot, r) in named[1..].iter_mut().zip(&self.recent) {
+            *slot = r.key_evidence;
+        }
+        named
     }
 
     fn export(&self) -> TowerExport {
@@ -1051,12 +1101,11 @@ fn stored_evidence(store: &EvidenceStore<'_>, digest: &[u8; 32]) -> Result<Vec<u
 }
 
 /// A record's answer: a vote key answer names its evidence by digest.
-fn encode_answer(w: &mut Writer, answer: &Answer) {
-    match answer {
+fn encode_answer(w: &mut Writer, recent: &Recent) {
+    match &recent.answer {
         Answer::VoteKey(info) => {
-            w.u8(1)
-                .raw(&info.vote_pubkey.0)
-                .raw(&evidence_digest(&info.evidence));
+            let digest = recent.key_evidence.expect("a key answer keeps its digest");
+            w.u8(1).raw(&info.vote_pubkey.0).raw(&digest);
         }
         Answer::Signature(sig) => {
             w.u8(2).raw(&sig.0);
@@ -1074,18 +1123,29 @@ fn decode_answer(
     vote_account: SolanaPubkey,
     policy: &LockoutPolicy,
     evidence: &EvidenceStore<'_>,
-) -> Result<Answer, RestoreError> {
+) -> Result<(Answer, Option<[u8; 32]>), RestoreError> {
     Ok(match r.u8("answer kind")? {
-        1 => Answer::VoteKey(VoteKeyInfo {
-            vote_pubkey: SolanaPubkey(r.array("answer vote pubkey")?),
-            evidence: stored_evidence(evidence, &r.array("answer evidence digest")?)?,
-        }),
-        2 => Answer::Signature(SolanaSignature(r.array("answer signature")?)),
-        3 => Answer::FinalTower(TowerExport {
-            identity,
-            vote_account,
-            tower: decode_tower(r, policy)?,
-        }),
+        1 => {
+            let vote_pubkey = SolanaPubkey(r.array("answer vote pubkey")?);
+            let digest = r.array("answer evidence digest")?;
+            let info = VoteKeyInfo {
+                vote_pubkey,
+                evidence: stored_evidence(evidence, &digest)?,
+            };
+            (Answer::VoteKey(info), Some(digest))
+        }
+        2 => (
+            Answer::Signature(SolanaSignature(r.array("answer signature")?)),
+            None,
+        ),
+        3 => (
+            Answer::FinalTower(TowerExport {
+                identity,
+                vote_account,
+                tower: decode_tower(r, policy)?,
+            }),
+            None,
+        ),
         _ => {
             return Err(DecodeError::Invalid {
                 field: "answer kind",

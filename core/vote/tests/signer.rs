@@ -1009,6 +1009,81 @@ fn a_record_names_its_evidence_which_must_be_stored_unaltered() {
     }
 }
 
+/// Evidence is handed over once, by the request that makes the key, and retired once the record
+/// names it no more (its key replaced and no recent answer naming it): the host's evidence
+/// table holds what the records name, not every key ever made.
+#[test]
+fn evidence_is_retired_once_no_record_names_it() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let (mut signer, sealing_key) = new_signer(&mut rng, None);
+    let v = Validator::new(&mut rng);
+    let mut kept = Kept::default();
+    let digest =
+        |applied: &Applied| keyward_vote::signer::evidence_digest(&vote_key_info(applied).evidence);
+    let first = send_keep(
+        &mut signer,
+        &mut kept,
+        &v,
+        1,
+        register(&v.vote_account),
+        &mut rng,
+    );
+    // A repeated registration (a new nonce) names the same key: nothing new to store.
+    let again = send_keep(
+        &mut signer,
+        &mut kept,
+        &v,
+        2,
+        register(&v.vote_account),
+        &mut rng,
+    );
+    assert_eq!((again.evidence.as_ref(), again.retired.len()), (None, 0));
+    let rotated = send_keep(
+        &mut signer,
+        &mut kept,
+        &v,
+        3,
+        Payload::RotateVoteKey,
+        &mut rng,
+    );
+    assert!(rotated.evidence.is_some());
+    assert!(
+        rotated.retired.is_empty(),
+        "recent answers still name the first key's evidence"
+    );
+    let key = vote_key_info(&rotated).vote_pubkey;
+    // Recent answers: [1, 2, 3, 4] after the first vote, then 1 and 2 (the first key's) leave.
+    let mut retired = Vec::new();
+    for (nonce, slot) in [(4, 1), (5, 2), (6, 3)] {
+        let slots: Vec<u64> = (1..=slot).collect();
+        let voted = send_keep(
+            &mut signer,
+            &mut kept,
+            &v,
+            nonce,
+            sign_vote(&v.vote(&key, &slots, slot as u8)),
+            &mut rng,
+        );
+        assert_eq!(voted.evidence, None);
+        retired.push(voted.retired);
+    }
+    assert_eq!(retired, [vec![], vec![], vec![digest(&first)]]);
+
+    // What the host keeps after applying the retirements is enough to restore.
+    let retired_digest = digest(&first);
+    kept.evidence
+        .retain(|blob| keyward_vote::signer::evidence_digest(blob) != retired_digest);
+    assert_eq!(kept.evidence.len(), 1);
+    let restored = restore(
+        None,
+        &sealing_key,
+        kept.records.values().map(Vec::as_slice),
+        kept.evidence(),
+    )
+    .unwrap();
+    assert_eq!(restored.vote_key(&v.id()), signer.vote_key(&v.id()));
+}
+
 #[test]
 fn a_damaged_record_or_another_sealing_key_does_not_restore() {
     let mut rng = StdRng::seed_from_u64(12);

@@ -1,4 +1,4 @@
-//! The durable store: one redb file of validator records.
+//! The durable store: one redb file of validator records and the evidence they name.
 //!
 //! Layout of the data directory:
 //! - `signer.redb`: table `validators` (identity → sealed record from
@@ -190,7 +190,8 @@ impl Store {
         Ok(entries)
     }
 
-    /// Writes the `changes` (records, and evidence under its SHA-256), the commit's `manifest`
+    /// Writes the `changes` (records, new evidence under its SHA-256, retired evidence
+    /// removed), the commit's `manifest`
     /// and, when the enclave made one, the sealed `platform` key, in one transaction, and
     /// returns once it is durable.
     ///
@@ -213,12 +214,16 @@ impl Store {
                     .insert(&identity.0[..], record.as_slice())
                     .map_err(|e| self.err(e))?;
             }
-            if !changes.evidence.is_empty() {
+            if !(changes.evidence.is_empty() && changes.retired.is_empty()) {
                 let mut table = txn.open_table(EVIDENCE).map_err(|e| self.err(e))?;
                 for blob in &changes.evidence {
                     table
                         .insert(&evidence_digest(blob)[..], blob.as_slice())
                         .map_err(|e| self.err(e))?;
+                }
+                // After the inserts: a batch may store a key's evidence and retire it again.
+                for digest in &changes.retired {
+                    table.remove(&digest[..]).map_err(|e| self.err(e))?;
                 }
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;

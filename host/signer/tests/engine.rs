@@ -15,6 +15,7 @@ use keyward_signer::metrics::Metrics;
 use keyward_signer::runner::{Changes, Enclave, Policy, Stored};
 use keyward_signer::votes::tower_sync_message;
 use keyward_tpm::source::Sealing;
+use keyward_vote::signer::evidence_digest;
 use keyward_vote::{
     Answer, CommitManifest, LockoutPolicy, Payload, ServiceId, SignedRequest, Tower,
 };
@@ -103,10 +104,9 @@ impl Durable for FlakyStore {
         for (identity, record) in &changes.records {
             durable.insert(*identity, record.clone());
         }
-        self.evidence
-            .lock()
-            .unwrap()
-            .extend(changes.evidence.iter().cloned());
+        let mut evidence = self.evidence.lock().unwrap();
+        evidence.extend(changes.evidence.iter().cloned());
+        evidence.retain(|blob| !changes.retired.contains(&evidence_digest(blob)));
         *self.manifest.lock().unwrap() = Some(manifest.clone());
         if let Some(platform) = platform {
             *self.platform.lock().unwrap() = Some(platform.to_vec());

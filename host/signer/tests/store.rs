@@ -325,7 +325,8 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
 }
 
 /// Vote key evidence is stored once, under its SHA-256, beside the records that name it: a
-/// vote does not rewrite it, and a store that lost it does not start, naming the validator.
+/// vote does not rewrite it, a store that lost it does not start, naming the validator, and it
+/// is deleted once no record names it.
 #[test]
 fn evidence_is_stored_once_beside_the_records_and_must_be_there() {
     const EVIDENCE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("evidence");
@@ -378,12 +379,37 @@ fn evidence_is_stored_once_beside_the_records_and_must_be_there() {
     );
     // Put back: the validator loads with its key and evidence.
     set(Some(&info.evidence));
-    let (mut enclave, _store) = service::load(&config).unwrap();
+    let (mut enclave, mut store) = service::load(&config).unwrap();
     assert_eq!(
         enclave.signer().unwrap().vote_key(&v.identity.pubkey()),
         Some(info)
     );
-    drop(enclave);
+    // A rotation stores the new key's evidence; once no recent answer names the old key's
+    // (four requests later), the commit that retires it deletes it.
+    let Answer::VoteKey(rotated) = v
+        .send(&mut enclave, &mut store, 3, Payload::RotateVoteKey)
+        .unwrap()
+    else {
+        panic!("rotated")
+    };
+    assert_eq!(store.stored().unwrap().evidence.len(), 2);
+    for (nonce, slots) in [
+        (4, &[1, 2][..]),
+        (5, &[1, 2, 3]),
+        (6, &[1, 2, 3, 4]),
+        (7, &[1, 2, 3, 4, 5]),
+    ] {
+        v.send(
+            &mut enclave,
+            &mut store,
+            nonce,
+            v.vote(&rotated.vote_pubkey, slots),
+        )
+        .unwrap();
+    }
+    assert_eq!(store.stored().unwrap().evidence, vec![rotated.evidence]);
+    drop((enclave, store));
+    let _ = service::load(&config).unwrap();
     let _ = fs::remove_dir_all(&dir);
 }
 

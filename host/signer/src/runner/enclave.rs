@@ -247,6 +247,7 @@ impl Runner for Enclave {
                 Ok(applied) => {
                     changes.records.extend(applied.record);
                     changes.evidence.extend(applied.evidence);
+                    changes.retired.extend(applied.retired);
                     Ok(applied.answer)
                 }
                 Err(refusal) => Err(Rejection::from(&refusal)),

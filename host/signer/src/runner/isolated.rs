@@ -92,7 +92,7 @@ impl Runner for Isolated {
             .map_err(|e| self.unavailable(&e))?;
         self.stream = Some(stream);
         let count = |n: usize| {
-            u32::try_from(n).map_err(|_| RunnerError::Open("more than 2^32 records".into()))
+            u32::try_from(n).map_err(|_| RunnerError::Open("more than 2^32 items to open".into()))
         };
         let header = OpenHeader {
             service,
@@ -119,7 +119,7 @@ impl Runner for Isolated {
         let encoded: Vec<Vec<u8>> = requests.iter().map(SignedRequest::to_bytes).collect();
         for chunk in protocol::chunks(&encoded, |request| request.len() + 4) {
             let body = self.call(tag::APPLY, &protocol::encode_apply(chunk), tag::APPLIED)?;
-            changes.extend(self.decoded(protocol::decode_changes(&body))?);
+            changes.extend(self.decoded(protocol::decode_applied(&body))?);
         }
         Ok(changes)
     }

@@ -52,6 +52,9 @@ pub struct Changes {
     /// The evidence of the vote keys the requests made, which the records name: stored under
     /// its [`keyward_vote::signer::evidence_digest`].
     pub evidence: Vec<Vec<u8>>,
+    /// Digests of evidence no record names any more: deleted, after `evidence` is stored
+    /// ([`keyward_vote::Applied::retired`]).
+    pub retired: Vec<[u8; 32]>,
 }
 
 impl Changes {
@@ -59,11 +62,12 @@ impl Changes {
     pub fn extend(&mut self, more: Changes) {
         self.records.extend(more.records);
         self.evidence.extend(more.evidence);
+        self.retired.extend(more.retired);
     }
 
     /// Nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.evidence.is_empty()
+        self.records.is_empty() && self.evidence.is_empty() && self.retired.is_empty()
     }
 }
 

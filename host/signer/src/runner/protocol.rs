@@ -6,16 +6,17 @@
 //! 1 Open     version u8 || service[32]             0x81 Opened   opt(platform) || manifest
 //!            || opt(platform) || opt(manifest)
 //!            || u32 record count || u32 evidence count
-//! 2 Records  changes (until both counts are reached; the enclave answers the last with Opened)
-//! 3 Apply    u32 n || n × var32(signed request)    0x83 Applied  changes
+//! 2 Records  stored (until both counts are reached; the enclave answers the last with Opened)
+//! 3 Apply    u32 n || n × var32(signed request)    0x83 Applied  stored || u32 k || k × digest[32]
 //!            (keyward_vote::wire; a batch, checked  (the changed validators' records, in order,
-//!            and applied in order)                  and the new vote keys' evidence)
+//!            and applied in order)                  the new vote keys' evidence, and the
+//!                                                   digests of evidence no record names now)
 //! 4 Seal                                           0x84 Sealed   manifest
 //! 5 Release                                        0x85 Released u32 n || n × outcome
 //! 6 Query    1 || identity[32]  |  2               0x86 Answered 1 || opt(vote_pubkey[32] || var16(evidence))
 //!                                                                | 2 || u64 count
 //!                                                  0xff Failed   u8 kind || var16(message)
-//! changes  = u32 n || n × (identity[32] || var32(record)) || u32 m || m × var32(evidence)
+//! stored   = u32 n || n × (identity[32] || var32(record)) || u32 m || m × var32(evidence)
 //! opt(x)   = 0 | 1 || var32(x)
 //! manifest = u64 counter || var32(blob)
 //! outcome  = 0 || var32(answer) | 1 || var32(rejection)       (keyward_vote::wire)
@@ -35,10 +36,12 @@ use super::{Changes, Opening, Outcome, Query, QueryAnswer, Record, RunnerError};
 /// The protocol version `Open` names.
 pub const VERSION: u8 = 3;
 
-/// Most bytes of records, evidence or requests one `Records` or `Apply` frame carries (one item alone may
-/// exceed it). An `Applied` or `Released` frame answers one `Apply` or batch whole: the
-/// configuration's `max_batch` limit ([`crate::config::MAX_BATCH`]) keeps it under the frame
-/// limit.
+/// Most bytes of records, evidence or requests one `Records` or `Apply` frame carries (one item
+/// alone may exceed it). An `Applied` or `Released` frame answers one `Apply` or batch whole:
+/// the configuration's `max_batch` limit ([`crate::config::MAX_BATCH`]) keeps it under the
+/// frame limit for the evidence that exists today (`dev`, about 200 bytes; a TPM quote, about
+/// 1 KiB). Vendor evidence (up to 64 KiB a key) in a batch of many registrations would not fit:
+/// a vendor attester must come with split answers.
 pub const BYTES_PER_FRAME: usize = 16 * 1024 * 1024;
 
 /// Frame tags.
@@ -82,7 +85,7 @@ pub struct OpenHeader {
     pub manifest: Option<Vec<u8>>,
     /// How many records follow in `Records` frames.
     pub records: u32,
-    /// How much vote key evidence follows in `Records` frames.
+    /// How many vote key evidence blobs follow in `Records` frames.
     pub evidence: u32,
 }
 
@@ -168,10 +171,10 @@ impl OpenHeader {
 pub fn encode_records(records: &[Record], evidence: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let records = chunks(records, |(_, record)| record.len() + 36)
         .into_iter()
-        .map(|records| encode_parts(records, &[]));
+        .map(|records| encode_stored(records, &[]));
     let evidence = chunks(evidence, |blob| blob.len() + 4)
         .into_iter()
-        .map(|evidence| encode_parts(&[], evidence));
+        .map(|evidence| encode_stored(&[], evidence));
     records.chain(evidence).collect()
 }
 
@@ -219,13 +222,34 @@ pub fn decode_apply(bytes: &[u8]) -> Result<Vec<SignedRequest>, DecodeError> {
     Ok(requests)
 }
 
-/// Reads `changes`: one `Records` or `Applied` frame.
+/// Reads one `Records` frame: records and evidence (nothing retired).
 ///
 /// # Errors
 /// [`DecodeError`].
-pub fn decode_changes(bytes: &[u8]) -> Result<Changes, DecodeError> {
+pub fn decode_records(bytes: &[u8]) -> Result<Changes, DecodeError> {
     let mut r = Reader::new(bytes);
     let mut changes = Changes::default();
+    read_stored(&mut r, &mut changes)?;
+    r.finish()?;
+    Ok(changes)
+}
+
+/// Reads `Applied`.
+///
+/// # Errors
+/// [`DecodeError`].
+pub fn decode_applied(bytes: &[u8]) -> Result<Changes, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let mut changes = Changes::default();
+    read_stored(&mut r, &mut changes)?;
+    for _ in 0..r.u32("retired count")? {
+        changes.retired.push(r.array("retired digest")?);
+    }
+    r.finish()?;
+    Ok(changes)
+}
+
+fn read_stored(r: &mut Reader<'_>, changes: &mut Changes) -> Result<(), DecodeError> {
     for _ in 0..r.u32("record count")? {
         let identity = SolanaPubkey(r.array("identity")?);
         changes
@@ -237,8 +261,7 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Changes, DecodeError> {
             .evidence
             .push(r.var32("evidence", MAX_VOTE_KEY_EVIDENCE)?.to_vec());
     }
-    r.finish()?;
-    Ok(changes)
+    Ok(())
 }
 
 /// `Opened`.
@@ -263,13 +286,24 @@ pub fn decode_opened(bytes: &[u8]) -> Result<Opening, DecodeError> {
     Ok(opening)
 }
 
-/// `changes`, in one frame: `Applied`.
-pub fn encode_changes(changes: &Changes) -> Vec<u8> {
-    encode_parts(&changes.records, &changes.evidence)
+/// `Applied`.
+pub fn encode_applied(changes: &Changes) -> Vec<u8> {
+    let mut w = Writer::new();
+    write_stored(&mut w, &changes.records, &changes.evidence);
+    w.u32(count(changes.retired.len()));
+    for digest in &changes.retired {
+        w.raw(digest);
+    }
+    w.finish()
 }
 
-fn encode_parts(records: &[Record], evidence: &[Vec<u8>]) -> Vec<u8> {
+fn encode_stored(records: &[Record], evidence: &[Vec<u8>]) -> Vec<u8> {
     let mut w = Writer::new();
+    write_stored(&mut w, records, evidence);
+    w.finish()
+}
+
+fn write_stored(w: &mut Writer, records: &[Record], evidence: &[Vec<u8>]) {
     w.u32(count(records.len()));
     for (identity, record) in records {
         w.raw(&identity.0).var32(record);
@@ -278,7 +312,6 @@ fn encode_parts(records: &[Record], evidence: &[Vec<u8>]) -> Vec<u8> {
     for blob in evidence {
         w.var32(blob);
     }
-    w.finish()
 }
 
 /// `Sealed`.
@@ -489,7 +522,7 @@ mod tests {
         assert_eq!(frames.len(), 2, "records, then evidence");
         let mut back = Changes::default();
         for frame in &frames {
-            back.extend(decode_changes(frame).unwrap());
+            back.extend(decode_records(frame).unwrap());
         }
         assert_eq!(
             (back.records, back.evidence),
@@ -511,15 +544,16 @@ mod tests {
             Changes {
                 records: records[1..].to_vec(),
                 evidence: evidence[..1].to_vec(),
+                retired: vec![[3; 32], [4; 32]],
             },
         ] {
-            assert_eq!(decode_changes(&encode_changes(&changes)).unwrap(), changes);
+            assert_eq!(decode_applied(&encode_applied(&changes)).unwrap(), changes);
         }
-        let too_long = encode_changes(&Changes {
-            records: vec![],
+        let too_long = encode_applied(&Changes {
             evidence: vec![vec![0; MAX_VOTE_KEY_EVIDENCE + 1]],
+            ..Changes::default()
         });
-        assert!(decode_changes(&too_long).is_err());
+        assert!(decode_applied(&too_long).is_err());
         let many: Vec<Record> = (0..48u8)
             .map(|i| (SolanaPubkey([i; 32]), vec![i; 1 << 19]))
             .collect();
@@ -527,7 +561,7 @@ mod tests {
         assert!(frames.len() > 1 && frames.iter().all(|f| f.len() <= BYTES_PER_FRAME));
         let back: Vec<Record> = frames
             .iter()
-            .flat_map(|f| decode_changes(f).unwrap().records)
+            .flat_map(|f| decode_records(f).unwrap().records)
             .collect();
         assert_eq!(back, many);
         let outcomes: Vec<Outcome> = vec![

@@ -79,11 +79,13 @@ fn handle(
             let Some((header, stored)) = opening.as_mut() else {
                 return Err(RunnerError::Protocol("records without an open".into()));
             };
-            stored.extend(protocol::decode_changes(body).map_err(malformed)?);
+            stored.extend(protocol::decode_records(body).map_err(malformed)?);
             if stored.records.len() > header.records as usize
                 || stored.evidence.len() > header.evidence as usize
             {
-                return Err(RunnerError::Protocol("more records than announced".into()));
+                return Err(RunnerError::Protocol(
+                    "more records or evidence than announced".into(),
+                ));
             }
             return open_if_complete(enclave, opening);
         }
@@ -91,7 +93,7 @@ fn handle(
             let requests = protocol::decode_apply(body).map_err(malformed)?;
             (
                 tag::APPLIED,
-                protocol::encode_changes(&enclave.apply(requests)?),
+                protocol::encode_applied(&enclave.apply(requests)?),
             )
         }
         tag::SEAL => (tag::SEALED, protocol::encode_sealed(&enclave.seal()?)),
