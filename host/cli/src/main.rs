@@ -18,6 +18,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the services pass request and record buffers between
+/// threads, which glibc's arenas handle slowly (BENCHMARKS.md, "The allocator"). Secrets are
+/// zeroized before they are freed whichever allocator holds them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// keyward: TEE-backed key management for blockchain networks.
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
