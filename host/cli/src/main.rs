@@ -18,11 +18,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: the services pass request and record buffers between
-/// threads, which glibc's arenas handle slowly (BENCHMARKS.md, "The allocator"). Secrets are
-/// zeroized before they are freed whichever allocator holds them.
+/// jemalloc instead of glibc's malloc, which the signer's request and record buffers, passed
+/// between threads, cost 8 – 25 % of its votes a second (BENCHMARKS.md, "The allocator").
+/// Secrets are zeroized before they are freed, whichever allocator holds them.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// keyward: TEE-backed key management for blockchain networks.
 #[derive(Debug, Parser)]
