@@ -7,7 +7,7 @@
 //! | `keyward_signer_alarms_total` | `reason` | refusals that raise an alarm (ancestor verification) |
 //! | `keyward_signer_request_duration_seconds` | `method` | time from receipt to answer |
 //! | `keyward_signer_commit_batch_size` | | requests sharing one commit |
-//! | `keyward_signer_commit_duration_seconds` | | time of one commit (fsync included) |
+//! | `keyward_signer_commit_duration_seconds` | | time of one commit: the manifest's sealing, the store's fsync and the counter's advance |
 //! | `keyward_signer_validators` | | registered validators |
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -93,7 +93,7 @@ impl Metrics {
         );
         registry.register(
             "commit_duration_seconds",
-            "Time of one commit, fsync included",
+            "Time of one commit: sealing, the store's fsync and the counter's advance",
             commit_seconds.clone(),
         );
         registry.register("validators", "Registered validators", validators.clone());
