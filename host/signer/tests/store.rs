@@ -15,7 +15,7 @@ use keyward_signer::runner::{Enclave, Runner};
 use keyward_signer::service::{self, StartError};
 use keyward_signer::store::Store;
 use keyward_signer::votes::slots_message;
-use keyward_vote::{Answer, Payload, Rejection, SignedRequest};
+use keyward_vote::{Answer, Payload, Rejection, SignedRequest, VoteKeyInfo};
 use rand::{SeedableRng, rngs::StdRng};
 
 fn data_dir(name: &str) -> PathBuf {
@@ -30,6 +30,24 @@ struct Validator {
 }
 
 impl Validator {
+    fn new(rng: &mut StdRng) -> Self {
+        Self {
+            identity: SolanaKeypair::generate(rng),
+            vote_account: SolanaKeypair::generate(rng).pubkey(),
+        }
+    }
+
+    /// Registers with nonce 1: the vote key and its evidence.
+    fn register(&self, enclave: &mut Enclave, store: &mut Store) -> VoteKeyInfo {
+        let register = Payload::RegisterNode {
+            vote_account: self.vote_account,
+        };
+        match self.send(enclave, store, 1, register) {
+            Ok(Answer::VoteKey(info)) => info,
+            other => panic!("not registered: {other:?}"),
+        }
+    }
+
     /// Signs `payload` with `nonce`, applies it and commits it as the writer does.
     fn send(
         &self,
@@ -72,27 +90,11 @@ fn an_older_copy_of_the_store_is_refused_and_the_refused_vote_stays_refused() {
         ..Config::default()
     };
     let mut rng = StdRng::seed_from_u64(7);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     let backup = dir.with_extension("backup.redb");
     {
         let (mut enclave, mut store) = service::load(&config).unwrap();
-        let Answer::VoteKey(info) = v
-            .send(
-                &mut enclave,
-                &mut store,
-                1,
-                Payload::RegisterNode {
-                    vote_account: v.vote_account,
-                },
-            )
-            .unwrap()
-        else {
-            panic!("registered")
-        };
-        let key = info.vote_pubkey;
+        let key = v.register(&mut enclave, &mut store).vote_pubkey;
         v.send(&mut enclave, &mut store, 2, v.vote(&key, &[1]))
             .unwrap();
         // The operator (or an attacker) keeps a copy of the database here.
@@ -143,22 +145,11 @@ fn the_counter_catches_up_after_a_crash_and_is_never_silently_recreated() {
     };
     let counter = dir.join("sealing.counter");
     let mut rng = StdRng::seed_from_u64(8);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     let before = {
         let (mut enclave, mut store) = service::load(&config).unwrap();
         let before = fs::read(&counter).unwrap();
-        v.send(
-            &mut enclave,
-            &mut store,
-            1,
-            Payload::RegisterNode {
-                vote_account: v.vote_account,
-            },
-        )
-        .unwrap();
+        v.register(&mut enclave, &mut store);
         before
     };
     let committed = FileCounter::open(&counter, false).unwrap().value();
@@ -191,18 +182,10 @@ fn restore_whole_directory(config: &Config) -> Result<Result<Answer, Rejection>,
     let backup = dir.with_extension("backup");
     let _ = fs::remove_dir_all(&backup);
     let mut rng = StdRng::seed_from_u64(9);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     let key = {
         let (mut enclave, mut store) = service::load(config).unwrap();
-        let register = Payload::RegisterNode {
-            vote_account: v.vote_account,
-        };
-        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
-            panic!("registered")
-        };
+        let info = v.register(&mut enclave, &mut store);
         let key = info.vote_pubkey;
         v.send(&mut enclave, &mut store, 2, v.vote(&key, &[1]))
             .unwrap();
@@ -286,18 +269,10 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
     };
     let config = tpm_config("tpm-quote", &swtpm, 0x0150_0011);
     let mut rng = StdRng::seed_from_u64(10);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     let info = {
         let (mut enclave, mut store) = service::load(&config).unwrap();
-        let register = Payload::RegisterNode {
-            vote_account: v.vote_account,
-        };
-        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
-            panic!("registered")
-        };
+        let info = v.register(&mut enclave, &mut store);
         info
     };
     // The signer has let go of the TPM (swtpm serves one client): ask it for its key directly.
@@ -336,18 +311,10 @@ fn evidence_is_stored_once_beside_the_records_and_must_be_there() {
         ..Config::default()
     };
     let mut rng = StdRng::seed_from_u64(12);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     let info = {
         let (mut enclave, mut store) = service::load(&config).unwrap();
-        let register = Payload::RegisterNode {
-            vote_account: v.vote_account,
-        };
-        let Answer::VoteKey(info) = v.send(&mut enclave, &mut store, 1, register).unwrap() else {
-            panic!("registered")
-        };
+        let info = v.register(&mut enclave, &mut store);
         v.send(&mut enclave, &mut store, 2, v.vote(&info.vote_pubkey, &[1]))
             .unwrap();
         assert_eq!(
@@ -421,16 +388,10 @@ fn a_deleted_store_beside_a_moved_counter_is_refused_and_not_remade() {
         ..Config::default()
     };
     let mut rng = StdRng::seed_from_u64(11);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
+    let v = Validator::new(&mut rng);
     {
         let (mut enclave, mut store) = service::load(&config).unwrap();
-        let register = Payload::RegisterNode {
-            vote_account: v.vote_account,
-        };
-        v.send(&mut enclave, &mut store, 1, register).unwrap();
+        v.register(&mut enclave, &mut store);
     }
     fs::remove_file(dir.join("signer.redb")).unwrap();
     let error = service::load(&config).err().unwrap();
@@ -485,14 +446,8 @@ fn with_a_tpm_the_signer_starts_only_under_a_policy_that_pins_its_attestation_ke
     config.attestation = Some(pinned(ak.fingerprint()));
     let (mut enclave, mut store) = service::load(&config).unwrap();
     let mut rng = StdRng::seed_from_u64(12);
-    let v = Validator {
-        identity: SolanaKeypair::generate(&mut rng),
-        vote_account: SolanaKeypair::generate(&mut rng).pubkey(),
-    };
-    let register = Payload::RegisterNode {
-        vote_account: v.vote_account,
-    };
-    assert!(v.send(&mut enclave, &mut store, 1, register).is_ok());
+    let v = Validator::new(&mut rng);
+    v.register(&mut enclave, &mut store);
     drop((enclave, store, swtpm));
     let _ = fs::remove_dir_all(&config.data_dir);
     let _ = fs::remove_dir_all(&state);
