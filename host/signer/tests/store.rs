@@ -272,8 +272,7 @@ fn with_a_tpm_a_vote_key_comes_with_a_quote_binding_it_to_its_validator() {
     let v = Validator::new(&mut rng);
     let info = {
         let (mut enclave, mut store) = service::load(&config).unwrap();
-        let info = v.register(&mut enclave, &mut store);
-        info
+        v.register(&mut enclave, &mut store)
     };
     // The signer has let go of the TPM (swtpm serves one client): ask it for its key directly.
     let ak = swtpm.connect().unwrap().attestation_key().unwrap();
