@@ -803,9 +803,9 @@ impl Signer {
         }
         let evidence = evidence.to_bytes();
         if evidence.len() > MAX_VOTE_KEY_EVIDENCE {
+            let len = evidence.len();
             return Err(AttestFailed(format!(
-                "the platform's evidence is {} bytes, more than the {MAX_VOTE_KEY_EVIDENCE} a vote key's may be",
-                evidence.len()
+                "the platform's evidence is {len} bytes; a vote key's may be {MAX_VOTE_KEY_EVIDENCE}"
             ))
             .into());
         }

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// jemalloc instead of glibc's malloc, which the signer's request and record buffers, passed
-/// between threads, cost 8 – 25 % of its votes a second (BENCHMARKS.md, "The allocator").
+/// jemalloc instead of glibc's malloc, on which the signer's request and record buffers, passed
+/// between threads, cost about 10 % of its votes a second (BENCHMARKS.md, "The allocator").
 /// Secrets are zeroized before they are freed, whichever allocator holds them.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -55,8 +55,8 @@ pub trait Durable: Send + 'static {
     fn stored(&self) -> Result<Stored, String>;
 
     /// Writes the changes (records and evidence), the commit's manifest and, if given, a new
-    /// sealed platform key in one transaction, and returns once it is durable; on an error, none of it may be assumed
-    /// durable.
+    /// sealed platform key in one transaction, and returns once it is durable; on an error,
+    /// none of it may be assumed durable.
     ///
     /// # Errors
     /// What went wrong, for the log and the refusal.

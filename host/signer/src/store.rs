@@ -35,10 +35,10 @@ use crate::runner::{Changes, Stored};
 
 const VALIDATORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("validators");
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// A table entry's key and value.
 type Entry = (Vec<u8>, Vec<u8>);
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Why the store failed.
 #[derive(Debug, Error)]
@@ -191,9 +191,8 @@ impl Store {
     }
 
     /// Writes the `changes` (records, new evidence under its SHA-256, retired evidence
-    /// removed), the commit's `manifest`
-    /// and, when the enclave made one, the sealed `platform` key, in one transaction, and
-    /// returns once it is durable.
+    /// removed), the commit's `manifest` and, when the enclave made one, the sealed `platform`
+    /// key, in one transaction, and returns once it is durable.
     ///
     /// # Errors
     /// [`StoreError::Db`]; then nothing of this commit is durable.
