@@ -15,7 +15,9 @@
 //! temp dir (redb, fsync on every commit). Without `--rate` it sends `--votes` requests
 //! (default 100,000) as fast as the signer answers and reports the rate. With `--rate` it sends
 //! `rate × seconds` requests spread evenly and measures latency from each request's scheduled
-//! time, so a stalled signer cannot hide its queueing (no coordinated omission).
+//! time, so a stalled signer cannot hide its queueing (no coordinated omission). On Linux it
+//! also reports `steal`: the share of the machine's CPU time its hypervisor gave to others
+//! during the load, which the latency tail follows on a shared host (docs/BENCHMARKS.md).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -51,20 +53,42 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().expect("flag needs a value");
+        if flag == "--help" || flag == "-h" {
+            eprintln!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
-            "--url" => a.url = Some(value()),
-            "--validators" => a.validators = value().parse().unwrap(),
-            "--votes" => a.votes = value().parse().unwrap(),
-            "--seconds" => a.seconds = value().parse().unwrap(),
-            "--rate" => a.rate = Some(value().parse().unwrap()),
-            other => panic!("unknown flag {other}"),
+            "--url" => a.url = Some(value),
+            "--validators" => a.validators = parse(&flag, &value),
+            "--votes" => a.votes = parse(&flag, &value),
+            "--seconds" => a.seconds = parse(&flag, &value),
+            "--rate" => a.rate = Some(parse(&flag, &value)),
+            _ => usage(&format!("unknown flag {flag}")),
         }
     }
     if let Some(rate) = a.rate {
         a.votes = (rate * a.seconds) as usize;
     }
     a
+}
+
+const USAGE: &str = "usage: loadgen [--url URL] [--validators N] \
+                     [--votes TOTAL | --seconds S --rate VOTES_PER_SECOND]";
+
+/// Prints what is wrong and the usage line, and exits with status 2.
+fn usage(problem: &str) -> ! {
+    eprintln!("loadgen: {problem}\n{USAGE}");
+    std::process::exit(2)
+}
+
+/// `value` as the number `flag` takes, or the usage line.
+fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> T {
+    value
+        .parse()
+        .unwrap_or_else(|_| usage(&format!("{flag} {value}: not a valid number")))
 }
 
 /// The full HTTP/1.1 request for one signed vote of `client`.
@@ -169,6 +193,7 @@ async fn main() {
         .rate
         .map(|rate| Duration::from_secs_f64(a.validators as f64 / rate));
     let start = Instant::now() + Duration::from_millis(100);
+    let cpu_before = cpu_ticks();
     // For profiling: the setup (registering, signing every request) ends here.
     eprintln!("load starts");
     let validators = a.validators;
@@ -235,10 +260,18 @@ async fn main() {
         finished = finished.max(done);
     }
     let elapsed = finished.duration_since(start).as_secs_f64();
+    // Time the hypervisor gave this machine's vCPUs to others: the latency tail follows it.
+    let steal = match (cpu_before, cpu_ticks()) {
+        (Some((steal0, all0)), Some((steal1, all1))) if all1 > all0 => format!(
+            " steal={:.1}%",
+            100.0 * (steal1 - steal0) as f64 / (all1 - all0) as f64
+        ),
+        _ => String::new(),
+    };
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "validators={} target_rate={} signed={} refused={} elapsed={:.2}s rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        "validators={} target_rate={} signed={} refused={} elapsed={:.2}s rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms{steal}",
         a.validators,
         a.rate.map_or("max".into(), |r| r.to_string()),
         all.len(),
@@ -249,4 +282,17 @@ async fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         all.last().unwrap().as_secs_f64() * 1e3,
     );
+}
+
+/// The machine's (steal, total) CPU ticks from Linux's `/proc/stat`, or `None` elsewhere.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    Some((*ticks.get(7)?, ticks.iter().sum()))
 }
