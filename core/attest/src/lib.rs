@@ -51,6 +51,12 @@ impl Platform {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// Whether this platform's verifier rates its TCB: DCAP (SGX, TDX) does; the Nitro and
+    /// SEV-SNP verifiers here give every piece of evidence [`TcbStatus::Unrated`].
+    pub const fn is_rated(self) -> bool {
+        matches!(self, Self::Sgx | Self::Tdx)
+    }
+
     /// The platform's name in JSON output and configuration.
     pub const fn name(self) -> &'static str {
         match self {

@@ -145,6 +145,13 @@ pub enum GenesisError {
          evidence"
     )]
     GatekeeperVendorNotStrict,
+    /// The gatekeeper policy's vendor part names only platforms whose evidence carries no TCB
+    /// status (Nitro, SEV-SNP): gatekeepers refuse unrated evidence, so it admits nobody.
+    #[error(
+        "the gatekeeper policy's vendor part names only platforms whose evidence is unrated \
+         (nitro, sev-snp), which gatekeepers refuse: it admits nobody; name sgx or tdx, or drop it"
+    )]
+    GatekeeperVendorUnrated,
 }
 
 impl GenesisConfig {
@@ -318,6 +325,14 @@ impl GenesisConfig {
             .is_some_and(|v| v.minimum_tcb != TcbStatus::UpToDate || v.accept_unrated)
         {
             return Err(GenesisError::GatekeeperVendorNotStrict);
+        }
+        if self
+            .gatekeeper_policy
+            .vendor
+            .as_ref()
+            .is_some_and(|v| !v.platforms.iter().any(|p| p.is_rated()))
+        {
+            return Err(GenesisError::GatekeeperVendorUnrated);
         }
         Ok(())
     }

@@ -309,6 +309,19 @@ mod genesis {
                     c.worker_policy.vendor = Some(unrated);
                 }),
             ),
+            // Nitro and SEV-SNP evidence is unrated, which gatekeepers refuse: this part could
+            // admit no gatekeeper.
+            (
+                GenesisError::GatekeeperVendorUnrated,
+                Box::new(|c, _, _| {
+                    let unrated_only = AttestationPolicy::strict(
+                        vec![Platform::Nitro, Platform::SevSnp],
+                        vec![vec![0x5a; 48]],
+                    );
+                    c.gatekeeper_policy.vendor = Some(unrated_only.clone());
+                    c.worker_policy.vendor = Some(unrated_only);
+                }),
+            ),
         ];
         for (expected, edit) in cases {
             let err = genesis_result(edit).unwrap_err();

@@ -27,8 +27,9 @@
 //! `tpm_keys` (empty: no `tpm-quote` is accepted) and a `vendor` table (absent: no vendor
 //! evidence is accepted; also `accept_unrated`, default false, and `max_age_secs`, default 600).
 //! A missing table accepts nothing. The gatekeeper policy must be at least as strict as the
-//! worker policy, and its vendor part must accept only `UpToDate` and no unrated evidence; the
-//! genesis checks it, and every other rule, before anything is written.
+//! worker policy, and its vendor part must accept only `UpToDate` and no unrated evidence, so it
+//! must name `sgx` or `tdx` (Nitro and SEV-SNP evidence is unrated); the genesis checks it, and
+//! every other rule, before anything is written.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -296,6 +297,33 @@ mod tests {
         assert_eq!(
             c.validate(&key.public()),
             Err(keyward_ledger::GenesisError::GatekeeperVendorNotStrict)
+        );
+        // Nitro and SEV-SNP evidence is unrated: a gatekeeper part naming only them is refused,
+        // one that also names a DCAP platform is not.
+        for (platforms, admits) in [
+            ("\"nitro\", \"sev-snp\"", false),
+            ("\"nitro\", \"tdx\"", true),
+        ] {
+            let vendor = format!("platforms = [{platforms}]\nmeasurements = [\"0a0b\"]\n");
+            let c = config(&format!(
+                "{head}[gatekeeper_policy.vendor]\n{vendor}[worker_policy.vendor]\n{vendor}"
+            ))
+            .unwrap();
+            assert_eq!(
+                c.validate(&key.public()).is_ok(),
+                admits,
+                "{platforms}: {:?}",
+                c.validate(&key.public())
+            );
+        }
+        assert_eq!(
+            config(&format!(
+                "{head}[gatekeeper_policy.vendor]\nplatforms = [\"nitro\"]\nmeasurements = [\"0a0b\"]\n\
+                 [worker_policy.vendor]\nplatforms = [\"nitro\"]\nmeasurements = [\"0a0b\"]\n"
+            ))
+            .unwrap()
+            .validate(&key.public()),
+            Err(keyward_ledger::GenesisError::GatekeeperVendorUnrated)
         );
         let e = config(&format!(
             "{head}[worker_policy.vendor]\nplatforms = [\"sev\"]\n"
