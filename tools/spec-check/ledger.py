@@ -364,6 +364,10 @@ def genesis_errors(g, author):
     if not g['min_gatekeeper_stake'] > g['min_worker_stake']: errs.append('stake order')
     if not 1 <= len(g['codes']) <= 16: errs.append('contract code count')
     if not at_least_as_strict(g['gk_policy'], g['wk_policy']): errs.append('gatekeeper policy weaker than worker policy')
+    v = g['gk_policy']['vendor']
+    if v and (v['minimum_tcb'] != 'UpToDate' or v['accept_unrated']): errs.append('gatekeeper vendor part not strict')
+    # Only DCAP evidence (sgx, tdx) carries a TCB status; the rest is unrated, which gatekeepers refuse.
+    if v and not {'sgx', 'tdx'} & set(v['platforms']): errs.append('gatekeeper vendor part admits nobody')
     return errs
 
 
@@ -541,6 +545,19 @@ def run(ok, path):
     bad = dict(g, threshold=len(g['council']) + 1)
     ok('ledger genesis with threshold > n is invalid_genesis', genesis_errors(bad, g_author) != [])
     ok('ledger genesis authored outside the council is invalid_genesis', genesis_errors(g, h(W['author'])) != [])
+    def with_gk_vendor(**v):
+        vendor = {**dict(platforms=['tdx'], measurements=[bytes(48)], minimum_tcb='UpToDate', accept_unrated=False,
+                         max_age_secs=600), **v}
+        policy = dict(accept_insecure_dev=False, measurements=[], platforms=[], tpm_keys=[], vendor=vendor)
+        return dict(g, gk_policy=policy, wk_policy=policy)
+    ok('ledger genesis with a strict tdx gatekeeper vendor part (worker policy the same) is valid',
+       genesis_errors(with_gk_vendor(), g_author) == [])
+    ok('ledger genesis whose gatekeeper vendor part accepts OutOfDate or unrated evidence is invalid_genesis',
+       genesis_errors(with_gk_vendor(minimum_tcb='OutOfDate'), g_author) == ['gatekeeper vendor part not strict']
+       and genesis_errors(with_gk_vendor(accept_unrated=True), g_author) == ['gatekeeper vendor part not strict'])
+    ok('ledger genesis whose gatekeeper vendor part names only nitro and sev-snp is invalid_genesis (admits nobody)',
+       genesis_errors(with_gk_vendor(platforms=['nitro', 'sev-snp']), g_author) == ['gatekeeper vendor part admits nobody']
+       and genesis_errors(with_gk_vendor(platforms=['nitro', 'tdx']), g_author) == [])
 
     # 5. worker registration: nonce, report data, evidence (§16.3, §13)
     nonce = registration_nonce(g_hash, b'worker')

@@ -52,7 +52,9 @@ impl Platform {
     }
 
     /// Whether this platform's verifier rates its TCB: DCAP (SGX, TDX) does; the Nitro and
-    /// SEV-SNP verifiers here give every piece of evidence [`TcbStatus::Unrated`].
+    /// SEV-SNP verifiers here give every piece of evidence [`TcbStatus::Unrated`]. A genesis rule
+    /// depends on it (`GatekeeperVendorUnrated` in keyward-ledger), so changing it changes which
+    /// ledgers load: a protocol change.
     pub const fn is_rated(self) -> bool {
         matches!(self, Self::Sgx | Self::Tdx)
     }

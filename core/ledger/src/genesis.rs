@@ -146,10 +146,12 @@ pub enum GenesisError {
     )]
     GatekeeperVendorNotStrict,
     /// The gatekeeper policy's vendor part names only platforms whose evidence carries no TCB
-    /// status (Nitro, SEV-SNP): gatekeepers refuse unrated evidence, so it admits nobody.
+    /// status (Nitro, SEV-SNP): gatekeepers refuse unrated evidence, so that part admits no
+    /// gatekeeper (its dev and TPM parts still may).
     #[error(
         "the gatekeeper policy's vendor part names only platforms whose evidence is unrated \
-         (nitro, sev-snp), which gatekeepers refuse: it admits nobody; name sgx or tdx, or drop it"
+         (nitro, sev-snp), which gatekeepers refuse, so it admits no gatekeeper: name sgx or tdx \
+         there (and in the worker policy's vendor part), or remove the gatekeeper vendor part"
     )]
     GatekeeperVendorUnrated,
 }

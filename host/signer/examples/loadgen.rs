@@ -54,23 +54,28 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
-            eprintln!("{USAGE}");
+            println!("{USAGE}");
             std::process::exit(0);
+        }
+        if !["--url", "--validators", "--votes", "--seconds", "--rate"].contains(&flag.as_str()) {
+            usage(&format!("unknown flag {flag}"));
         }
         let value = it
             .next()
             .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
             "--url" => a.url = Some(value),
-            "--validators" => a.validators = parse(&flag, &value),
-            "--votes" => a.votes = parse(&flag, &value),
-            "--seconds" => a.seconds = parse(&flag, &value),
-            "--rate" => a.rate = Some(parse(&flag, &value)),
-            _ => usage(&format!("unknown flag {flag}")),
+            "--validators" => a.validators = positive(&flag, &value) as usize,
+            "--votes" => a.votes = positive(&flag, &value) as usize,
+            "--seconds" => a.seconds = positive(&flag, &value),
+            _ => a.rate = Some(positive(&flag, &value)),
         }
     }
     if let Some(rate) = a.rate {
         a.votes = (rate * a.seconds) as usize;
+    }
+    if a.votes == 0 {
+        usage("no votes to send: raise --votes, or --rate × --seconds");
     }
     a
 }
@@ -84,11 +89,13 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
-/// `value` as the number `flag` takes, or the usage line.
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> T {
-    value
-        .parse()
-        .unwrap_or_else(|_| usage(&format!("{flag} {value}: not a valid number")))
+/// `value` as the positive, finite number `flag` takes (whole, for counts), or the usage line.
+fn positive(flag: &str, value: &str) -> f64 {
+    let whole = matches!(flag, "--validators" | "--votes");
+    match value.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && (!whole || n.fract() == 0.0) => n,
+        _ => usage(&format!("{flag} {value}: not a positive number")),
+    }
 }
 
 /// The full HTTP/1.1 request for one signed vote of `client`.
@@ -264,7 +271,7 @@ async fn main() {
     let steal = match (cpu_before, cpu_ticks()) {
         (Some((steal0, all0)), Some((steal1, all1))) if all1 > all0 => format!(
             " steal={:.1}%",
-            100.0 * (steal1 - steal0) as f64 / (all1 - all0) as f64
+            100.0 * steal1.saturating_sub(steal0) as f64 / (all1 - all0) as f64
         ),
         _ => String::new(),
     };
@@ -294,5 +301,6 @@ fn cpu_ticks() -> Option<(u64, u64)> {
         .split_whitespace()
         .map(|t| t.parse().ok())
         .collect::<Option<_>>()?;
-    Some((*ticks.get(7)?, ticks.iter().sum()))
+    // user nice system idle iowait irq softirq steal; guest time is already within user.
+    Some((*ticks.get(7)?, ticks.iter().take(8).sum()))
 }
