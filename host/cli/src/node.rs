@@ -12,7 +12,7 @@ use keyward_tpm::source::SealingSource;
 
 use crate::error::{CliError, Result};
 use crate::sealing::SealingArgs;
-use crate::signer::{init_logs, runtime, shutdown_signal};
+use crate::signer::{init_logs, one_worker_runtime, runtime, shutdown_signal};
 
 /// Options shared by `keyward gatekeeper` and `keyward worker`.
 #[derive(Debug, Args)]
@@ -159,7 +159,13 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     config.dev_wrong_digests = args.dev_wrong_digests && role == NodeRole::Worker;
     config.dev_wrong_partials = args.dev_wrong_partials && role == NodeRole::Gatekeeper;
     init_logs();
-    runtime()?.block_on(async {
+    // A gatekeeper answers on threads of its own (one per core but one); a worker answers on
+    // the runtime's.
+    let runtime = match role {
+        NodeRole::Gatekeeper => one_worker_runtime()?,
+        NodeRole::Worker => runtime()?,
+    };
+    runtime.block_on(async {
         let node = Node::start(config).await.map_err(CliError::refused)?;
         // One machine-readable line for scripts (and `keyward devnet`) to find the node.
         println!("{} {} listening on {}", role.name(), node.id, node.addr);

@@ -128,9 +128,21 @@ fn config(path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config> {
     Ok(config)
 }
 
-/// A multi-threaded runtime for a server or client command.
+/// A multi-threaded runtime for a server or client command: one worker thread per core.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    build_runtime(&mut tokio::runtime::Builder::new_multi_thread())
+}
+
+/// A runtime with one worker thread, for a gatekeeper, whose answering threads take every other
+/// core (`keyward_node_service::provisioner`). With a worker per core, the RPC side's threads
+/// contend with the answering thread: 5 – 15 µs more CPU a key in 5 of 6 pairs of runs on 2
+/// cores (docs/BENCHMARKS.md).
+pub(crate) fn one_worker_runtime() -> Result<tokio::runtime::Runtime> {
+    build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1))
+}
+
+fn build_runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| CliError::refused(format!("cannot start the async runtime: {e}")))
