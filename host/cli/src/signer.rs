@@ -135,8 +135,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// A runtime with one worker thread, for a gatekeeper, whose answering threads take every other
 /// core (`keyward_node_service::provisioner`). With a worker per core, the RPC side's threads
-/// contend with the answering thread: 5 – 15 µs more CPU a key in 5 of 6 pairs of runs on 2
-/// cores (docs/BENCHMARKS.md).
+/// contend with the answering thread: 12 µs more CPU a key on average, more in 5 of 6 pairs of
+/// runs on 2 cores (docs/BENCHMARKS.md).
 pub(crate) fn one_worker_runtime() -> Result<tokio::runtime::Runtime> {
     build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1))
 }

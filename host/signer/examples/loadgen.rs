@@ -53,22 +53,21 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        if !["--url", "--validators", "--votes", "--seconds", "--rate"].contains(&flag.as_str()) {
-            usage(&format!("unknown flag {flag}"));
-        }
-        let value = it
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
         match flag.as_str() {
-            "--url" => a.url = Some(value),
-            "--validators" => a.validators = positive(&flag, &value) as usize,
-            "--votes" => a.votes = positive(&flag, &value) as usize,
-            "--seconds" => a.seconds = positive(&flag, &value),
-            _ => a.rate = Some(positive(&flag, &value)),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--url" => a.url = Some(value()),
+            "--validators" => a.validators = count(&flag, &value()),
+            "--votes" => a.votes = count(&flag, &value()),
+            "--seconds" => a.seconds = positive(&flag, &value()),
+            "--rate" => a.rate = Some(positive(&flag, &value())),
+            _ => usage(&format!("unknown flag {flag}")),
         }
     }
     if let Some(rate) = a.rate {
@@ -89,11 +88,18 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
-/// `value` as the positive, finite number `flag` takes (whole, for counts), or the usage line.
+/// `value` as the positive count `flag` takes, or the usage line.
+fn count(flag: &str, value: &str) -> usize {
+    match value.parse() {
+        Ok(n) if n > 0 => n,
+        _ => usage(&format!("{flag} {value}: not a positive whole number")),
+    }
+}
+
+/// `value` as the positive, finite number `flag` takes, or the usage line.
 fn positive(flag: &str, value: &str) -> f64 {
-    let whole = matches!(flag, "--validators" | "--votes");
     match value.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 && (!whole || n.fract() == 0.0) => n,
+        Ok(n) if n.is_finite() && n > 0.0 => n,
         _ => usage(&format!("{flag} {value}: not a positive number")),
     }
 }

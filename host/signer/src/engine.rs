@@ -472,34 +472,30 @@ impl<R: Runner, D: Durable> Writer<R, D> {
         changes: &Changes,
         requests: usize,
     ) -> Result<Vec<crate::runner::Outcome>, ServiceError> {
+        if changes.is_empty() {
+            return self.runner.release().map_err(ServiceError::Unavailable);
+        }
+        // A commit's time: sealing, the store's fsync and the counter's advance (release).
         let started = Instant::now();
-        if !changes.is_empty() {
-            let manifest = self.runner.seal().map_err(ServiceError::Unavailable)?;
-            let result = self.store.make_durable(changes, &manifest, None);
-            self.metrics.batch_size.observe(requests as f64);
-            if let Err(e) = result {
-                self.observe_commit(started);
+        let manifest = self.runner.seal().map_err(ServiceError::Unavailable)?;
+        let result = self.store.make_durable(changes, &manifest, None);
+        self.metrics.batch_size.observe(requests as f64);
+        let released = match result {
+            Ok(()) => self.runner.release().map_err(ServiceError::Unavailable),
+            Err(e) => {
                 tracing::error!(
                     target: "keyward::audit", event = "commit_failed", error = %e,
                     requests, "refusing every request until restarted"
                 );
                 self.failure.set(e.clone());
                 self.runner.close();
-                return Err(ServiceError::Storage(e));
+                Err(ServiceError::Storage(e))
             }
-        }
-        let released = self.runner.release().map_err(ServiceError::Unavailable);
-        if !changes.is_empty() {
-            self.observe_commit(started);
-        }
-        released
-    }
-
-    /// A commit's time: sealing, the store's fsync and the counter's advance (release).
-    fn observe_commit(&self, started: Instant) {
+        };
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
+        released
     }
 }
 
