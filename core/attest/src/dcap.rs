@@ -9,7 +9,50 @@
 use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::Report;
 
+use sha2::{Digest, Sha384};
+
 use crate::{AttestError, Claims, Platform, TcbStatus};
+
+/// Domain label of a TD's measurement ([`td_identity`]).
+const TD_MEASUREMENT_LABEL: &[u8] = b"keyward/tdx-measurement/v1";
+
+/// A TD's measurement and the registers it digests, with the report data.
+type TdIdentity = (Platform, Vec<u8>, Vec<(&'static str, Vec<u8>)>, [u8; 64]);
+
+/// A TD's measurement: SHA-384 over a label and every register that decides what runs in the TD
+/// and how it is configured (PROTOCOL.md §13.5). MRTD alone covers only the TD's firmware; the
+/// kernel, its command line and the application are measured into RTMR0–3 at boot, and the host
+/// chooses MRCONFIGID, MROWNER, MROWNERCONFIG, the attributes and the service TD binding, so a
+/// policy that pins the measurement pins all of them. A TD 1.0 quote has no MRSERVICETD: it
+/// counts as zeros, which is what TDX 1.5 reports when no service TD is bound.
+fn td_identity(r: &dcap_qvl::quote::TDReport10, service_td: Option<&[u8; 48]>) -> TdIdentity {
+    let registers: Vec<(&'static str, Vec<u8>)> = vec![
+        ("tdAttributes", r.td_attributes.to_vec()),
+        ("xfam", r.xfam.to_vec()),
+        ("mrTd", r.mr_td.to_vec()),
+        ("mrConfigId", r.mr_config_id.to_vec()),
+        ("mrOwner", r.mr_owner.to_vec()),
+        ("mrOwnerConfig", r.mr_owner_config.to_vec()),
+        ("rtmr0", r.rt_mr0.to_vec()),
+        ("rtmr1", r.rt_mr1.to_vec()),
+        ("rtmr2", r.rt_mr2.to_vec()),
+        ("rtmr3", r.rt_mr3.to_vec()),
+        (
+            "mrServiceTd",
+            service_td.copied().unwrap_or([0; 48]).to_vec(),
+        ),
+    ];
+    let mut digest = Sha384::new_with_prefix(TD_MEASUREMENT_LABEL);
+    for (_, value) in &registers {
+        digest.update(value);
+    }
+    (
+        Platform::Tdx,
+        digest.finalize().to_vec(),
+        registers,
+        r.report_data,
+    )
+}
 
 /// Verifies a DCAP quote (SGX v3, TDX v4 or v5) against `collateral` (JSON) at `now` (UNIX
 /// seconds) and returns what it claims. Debug enclaves and TDs are refused.
@@ -35,15 +78,16 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
             platform: claimed,
             reason: format!("{e:#}"),
         })?;
-    let (platform, measurement, report_data) = match &verified.report {
-        Report::SgxEnclave(r) => (Platform::Sgx, r.mr_enclave.to_vec(), r.report_data),
-        Report::TD10(r) => (Platform::Tdx, r.mr_td.to_vec(), r.report_data),
-        Report::TD15(r) => (Platform::Tdx, r.base.mr_td.to_vec(), r.base.report_data),
-        Report::TD15Ex(r) => (
-            Platform::Tdx,
-            r.base.base.mr_td.to_vec(),
-            r.base.base.report_data,
+    let (platform, measurement, registers, report_data) = match &verified.report {
+        Report::SgxEnclave(r) => (
+            Platform::Sgx,
+            r.mr_enclave.to_vec(),
+            Vec::new(),
+            r.report_data,
         ),
+        Report::TD10(r) => td_identity(r, None),
+        Report::TD15(r) => td_identity(&r.base, Some(&r.mr_service_td)),
+        Report::TD15Ex(r) => td_identity(&r.base.base, Some(&r.base.mr_service_td)),
     };
     let tcb_status =
         TcbStatus::from_name(&verified.status).ok_or_else(|| AttestError::Rejected {
@@ -53,6 +97,7 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
     Ok(Claims {
         platform,
         measurement,
+        registers,
         report_data: report_data.to_vec(),
         tcb_status,
         advisories: verified.advisory_ids,

@@ -5,7 +5,8 @@
 //! verdict can be reproduced later from the same inputs.
 //!
 //! - [`dcap`]: Intel SGX and TDX DCAP quotes with their collateral (dcap-qvl), chained to
-//!   Intel's SGX root CA; debug enclaves and TDs are refused.
+//!   Intel's SGX root CA; debug enclaves and TDs are refused. A TD's measurement digests MRTD,
+//!   RTMR0–3 and its configuration registers, not MRTD alone.
 //! - [`nitro`]: AWS Nitro Enclaves attestation documents (nitro_attest), chained to the pinned
 //!   AWS Nitro root, every certificate valid at the given time.
 //! - [`snp`]: AMD SEV-SNP attestation reports with the chip's VCEK, chained to AMD's built-in
@@ -152,9 +153,13 @@ impl fmt::Display for TcbStatus {
 pub struct Claims {
     /// Where the evidence comes from.
     pub platform: Platform,
-    /// The code identity: SGX MRENCLAVE (32 bytes), TDX MRTD (48), Nitro PCR0 (48), SEV-SNP
-    /// MEASUREMENT (48).
+    /// The code identity: SGX MRENCLAVE (32 bytes), for TDX a SHA-384 digest of MRTD, RTMR0–3
+    /// and the TD's configuration registers (48, [`dcap`]), Nitro PCR0 (48), SEV-SNP MEASUREMENT
+    /// (48).
     pub measurement: Vec<u8>,
+    /// The registers `measurement` digests, by name, where it is a digest (TDX); empty where it
+    /// is the vendor's register itself. Shown so an operator can see what a policy pins.
+    pub registers: Vec<(&'static str, Vec<u8>)>,
     /// The data the enclave bound into the evidence: SGX, TDX and SEV-SNP report data (64
     /// bytes), Nitro `user_data` (empty when absent).
     pub report_data: Vec<u8>,
@@ -172,6 +177,11 @@ impl Claims {
         serde_json::json!({
             "platform": self.platform.name(),
             "measurement": hex::encode(&self.measurement),
+            "registers": self
+                .registers
+                .iter()
+                .map(|(name, value)| (name.to_string(), hex::encode(value).into()))
+                .collect::<serde_json::Map<_, _>>(),
             "reportData": hex::encode(&self.report_data),
             "tcbStatus": self.tcb_status.name(),
             "advisories": self.advisories,

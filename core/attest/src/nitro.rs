@@ -33,6 +33,7 @@ pub fn verify(document: &[u8], now: u64) -> Result<Claims, AttestError> {
     Ok(Claims {
         platform: Platform::Nitro,
         measurement: pcr0.value.clone(),
+        registers: Vec::new(),
         report_data: doc.user_data.map(|b| b.into_vec()).unwrap_or_default(),
         tcb_status: TcbStatus::Unrated,
         advisories: Vec::new(),

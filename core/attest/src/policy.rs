@@ -131,6 +131,7 @@ mod tests {
         Claims {
             platform: Platform::Tdx,
             measurement: vec![7; 48],
+            registers: Vec::new(),
             report_data: vec![1; 64],
             tcb_status,
             advisories: Vec::new(),

@@ -63,6 +63,7 @@ pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
     Ok(Claims {
         platform: Platform::SevSnp,
         measurement: parsed.measurement.to_vec(),
+        registers: Vec::new(),
         report_data: parsed.report_data.to_vec(),
         tcb_status: TcbStatus::Unrated,
         advisories: Vec::new(),

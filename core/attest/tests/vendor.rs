@@ -18,6 +18,60 @@ fn dcap_sample(name: &str) -> (Vec<u8>, Vec<u8>) {
     (data(name), data(&format!("{name}_collateral.json")))
 }
 
+/// A TD's measurement covers what runs in it, not only its firmware: SHA-384 over the label and
+/// the TD report's bytes from TDATTRIBUTES through RTMR3, then MRSERVICETD (zeros for TD 1.0),
+/// taken here from the quote at Intel's offsets rather than from dcap-qvl's parse.
+#[test]
+fn a_td_measurement_digests_its_runtime_and_configuration_registers() {
+    use sha2::{Digest, Sha384};
+    for (name, at, body, service_td) in [
+        ("tdx_quote", 1_750_332_747, 48, None),
+        ("tdx_quote_td15ex", 1_791_421_786, 54, Some(600..648)),
+    ] {
+        let (quote, collateral) = dcap_sample(name);
+        let report = &quote[body..];
+        let claims = dcap::verify(&quote, &collateral, at).unwrap();
+        let mut expected = Sha384::new_with_prefix(b"keyward/tdx-measurement/v1");
+        expected.update(&report[120..520]);
+        expected.update(service_td.map_or(&[0u8; 48][..], |r| &report[r]));
+        assert_eq!(claims.measurement, expected.finalize().to_vec(), "{name}");
+        assert_eq!(claims.report_data, &report[520..584], "{name}");
+        let registers: Vec<&str> = claims.registers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            registers,
+            [
+                "tdAttributes",
+                "xfam",
+                "mrTd",
+                "mrConfigId",
+                "mrOwner",
+                "mrOwnerConfig",
+                "rtmr0",
+                "rtmr1",
+                "rtmr2",
+                "rtmr3",
+                "mrServiceTd"
+            ],
+            "{name}"
+        );
+        assert_eq!(claims.registers[2].1, &report[136..184], "{name}: MRTD");
+        assert_eq!(claims.registers[9].1, &report[472..520], "{name}: RTMR3");
+        // MRTD alone, which a TD's measurement was before, is no longer it.
+        assert_ne!(claims.measurement, &report[136..184], "{name}");
+        assert_eq!(
+            claims.to_json()["registers"]["rtmr0"],
+            hex::encode(&report[328..376]),
+            "{name}"
+        );
+    }
+    let (quote, collateral) = dcap_sample("sgx_quote");
+    let sgx = dcap::verify(&quote, &collateral, 1_750_334_171).unwrap();
+    assert!(
+        sgx.registers.is_empty(),
+        "MRENCLAVE is the measurement itself"
+    );
+}
+
 #[test]
 fn sgx_and_tdx_quotes_verify_at_their_time_and_report_their_claims() {
     let (quote, collateral) = dcap_sample("sgx_quote");

@@ -150,8 +150,8 @@ impl VendorProof {
 }
 
 /// keyward's 32-byte measurement for vendor evidence: the vendor's measurement (SGX MRENCLAVE,
-/// TDX MRTD, Nitro PCR0, SEV-SNP MEASUREMENT) hashed with its platform's name, so equal bytes
-/// from two platforms are two measurements.
+/// a TD's register digest, Nitro PCR0, SEV-SNP MEASUREMENT) hashed with its platform's name, so
+/// equal bytes from two platforms are two measurements.
 pub fn measurement_digest(platform: Platform, measurement: &[u8]) -> [u8; 32] {
     let mut w = Writer::new();
     w.var16(b"keyward/v1/vendor-measurement")

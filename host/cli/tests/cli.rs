@@ -465,6 +465,10 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     assert_eq!(verified["platform"], "tdx");
     assert_eq!(verified["tcbStatus"], "UpToDate");
     assert_eq!(verified["measurement"].as_str().unwrap().len(), 96);
+    // A TD's measurement digests its registers, which are printed too.
+    let registers = verified["registers"].as_object().unwrap();
+    assert_eq!(registers.len(), 11);
+    assert_eq!(registers["rtmr3"].as_str().unwrap().len(), 96);
     assert_eq!(verified["reportData"].as_str().unwrap().len(), 128);
     // At today's date the collateral has expired: the verdict is still JSON on stdout.
     let expired = dcap("1795219200");

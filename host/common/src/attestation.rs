@@ -12,8 +12,8 @@ use keyward_attest::{AttestationPolicy, Platform, TcbStatus};
 pub struct VendorPolicyConfig {
     /// `sgx`, `tdx`, `nitro`, `sev-snp`; at least one.
     pub platforms: Vec<String>,
-    /// The vendor's measurements accepted (MRENCLAVE, MRTD, PCR0, MEASUREMENT), hex, as
-    /// `keyward attest verify` prints them. Empty: none.
+    /// The vendor's measurements accepted (MRENCLAVE, a TD's register digest, PCR0,
+    /// MEASUREMENT), hex, as `keyward attest verify` prints them. Empty: none.
     #[serde(default)]
     pub measurements: Vec<String>,
     /// The worst TCB status accepted, as Intel spells it.
