@@ -418,6 +418,7 @@ async fn load(
 
 fn main() {
     let o = options();
+    println!("cpu: {}", support::cpu_model());
     if o.core {
         core_mode(o.workers, o.batch);
     }

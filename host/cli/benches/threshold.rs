@@ -478,6 +478,7 @@ fn check_keys(registry: &Registry, workers: &[Worker]) {
 
 fn main() {
     let o = options();
+    println!("cpu: {}", support::cpu_model());
     if o.dkg {
         for &n in &o.sizes {
             in_dir(&format!("dkg-{n}"), move |dir| dkg(dir, n));

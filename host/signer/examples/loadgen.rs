@@ -17,7 +17,8 @@
 //! `rate × seconds` requests spread evenly and measures latency from each request's scheduled
 //! time, so a stalled signer cannot hide its queueing (no coordinated omission). On Linux it
 //! also reports `steal`: the share of the machine's CPU time its hypervisor gave to others
-//! during the load, which the latency tail follows on a shared host (docs/BENCHMARKS.md).
+//! during the load, which the latency tail follows on a shared host (docs/BENCHMARKS.md), and
+//! the processor's model, since the host's machines are not all of one kind.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -284,7 +285,7 @@ async fn main() {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "validators={} target_rate={} signed={} refused={} elapsed={:.2}s rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms{steal}",
+        "validators={} target_rate={} signed={} refused={} elapsed={:.2}s rate={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms{steal} cpu={:?}",
         a.validators,
         a.rate.map_or("max".into(), |r| r.to_string()),
         all.len(),
@@ -294,7 +295,17 @@ async fn main() {
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         all.last().unwrap().as_secs_f64() * 1e3,
+        cpu_model(),
     );
+}
+
+/// The processor's model name from Linux's `/proc/cpuinfo`: this shared host's machines are not
+/// all the same kind, and figures are only comparable on one.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().into())
 }
 
 /// The machine's (steal, total) CPU ticks from Linux's `/proc/stat`, or `None` elsewhere.

@@ -121,6 +121,15 @@ pub fn process_cpu(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clock_ticks())
 }
 
+/// The processor's model name from `/proc/cpuinfo`: this shared host's machines are not all of
+/// one kind, and figures are only comparable on one.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or_else(|| "unknown".into(), |(_, model)| model.trim().into())
+}
+
 /// `getconf CLK_TCK`: the unit of /proc/<pid>/stat times (asked once).
 pub fn clock_ticks() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
