@@ -7,11 +7,23 @@
 //! `nextUpdate`, about 30 days after it was issued.
 
 use dcap_qvl::QuoteCollateralV3;
+use dcap_qvl::configs::DefaultConfig;
+use dcap_qvl::policy::{Policy, QuoteClaims};
 use dcap_qvl::quote::Report;
+use dcap_qvl::verify::QuoteVerifier;
 
 use sha2::{Digest, Sha384};
 
 use crate::{AttestError, Claims, Platform, TcbStatus};
+
+/// dcap-qvl's policy hook, left empty: keyward's own policy judges the claims.
+struct NoPolicy;
+
+impl Policy for NoPolicy {
+    fn validate(&self, _: &QuoteClaims) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
 
 /// Domain label of a TD's measurement ([`td_identity`]).
 const TD_MEASUREMENT_LABEL: &[u8] = b"keyward/tdx-measurement/v1";
@@ -23,8 +35,9 @@ type TdIdentity = (Platform, Vec<u8>, Vec<(&'static str, Vec<u8>)>, [u8; 64]);
 /// and how it is configured (PROTOCOL.md §13.5). MRTD alone covers only the TD's firmware; the
 /// kernel, its command line and the application are measured into RTMR0–3 at boot, and the host
 /// chooses MRCONFIGID, MROWNER, MROWNERCONFIG, the attributes and the service TD binding, so a
-/// policy that pins the measurement pins all of them. A TD 1.0 quote has no MRSERVICETD: it
-/// counts as zeros, which is what TDX 1.5 reports when no service TD is bound.
+/// policy that pins the measurement pins all of them. MRSERVICETD is zeros in every quote
+/// accepted here (dcap-qvl refuses a TD with a bound service TD) and for TD 1.0, which has none;
+/// it is in the digest so that accepting service TDs later changes the measurement.
 fn td_identity(r: &dcap_qvl::quote::TDReport10, service_td: Option<&[u8; 48]>) -> TdIdentity {
     let registers: Vec<(&'static str, Vec<u8>)> = vec![
         ("tdAttributes", r.td_attributes.to_vec()),
@@ -73,8 +86,14 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
         Some([0x81, 0, 0, 0]) => Platform::Tdx,
         _ => Platform::Sgx,
     };
-    let verified =
-        dcap_qvl::verify::verify(quote, &collateral, now).map_err(|e| AttestError::Rejected {
+    // dcap-qvl's claims API runs the same verification as its one-shot `verify` (same root,
+    // debug and service TDs refused) and adds the collateral's dates; building them re-parses
+    // the CRLs and certificates, all signed by Intel. keyward applies its own policy afterwards
+    // (`AttestationPolicy`). `signed_at` is part of the ledger's rules, so changing dcap-qvl's
+    // version is a protocol change.
+    let verified = QuoteVerifier::<DefaultConfig>::new_prod()
+        .verify_with_policy(quote, collateral, now, &NoPolicy)
+        .map_err(|e| AttestError::Rejected {
             platform: claimed,
             reason: format!("{e:#}"),
         })?;
@@ -89,18 +108,19 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
         Report::TD15(r) => td_identity(&r.base, Some(&r.mr_service_td)),
         Report::TD15Ex(r) => td_identity(&r.base.base, Some(&r.base.mr_service_td)),
     };
-    let tcb_status =
-        TcbStatus::from_name(&verified.status).ok_or_else(|| AttestError::Rejected {
-            platform,
-            reason: format!("unknown TCB status {:?}", verified.status),
-        })?;
+    let status = verified.tcb.status.to_string();
+    let tcb_status = TcbStatus::from_name(&status).ok_or_else(|| AttestError::Rejected {
+        platform,
+        reason: format!("unknown TCB status {status:?}"),
+    })?;
     Ok(Claims {
         platform,
         measurement,
         registers,
         report_data: report_data.to_vec(),
         tcb_status,
-        advisories: verified.advisory_ids,
+        advisories: verified.tcb.advisory_ids,
         issued_at: None,
+        signed_at: Some(verified.latest_issue_date),
     })
 }

@@ -169,6 +169,11 @@ pub struct Claims {
     pub advisories: Vec<String>,
     /// When the evidence was made, UNIX seconds, if it says (Nitro).
     pub issued_at: Option<u64>,
+    /// The latest time the vendor signed into the evidence or its endorsements, UNIX seconds:
+    /// for DCAP the latest issue date of the collateral (TCB info, QE identity, CRLs and
+    /// certificates), for Nitro the document's time; none for SEV-SNP. Unlike the time a
+    /// verifier chooses to check at, it cannot lie ahead of when the vendor signed it.
+    pub signed_at: Option<u64>,
 }
 
 impl Claims {
@@ -186,6 +191,7 @@ impl Claims {
             "tcbStatus": self.tcb_status.name(),
             "advisories": self.advisories,
             "issuedAt": self.issued_at,
+            "signedAt": self.signed_at,
         })
     }
 }

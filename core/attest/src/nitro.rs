@@ -30,6 +30,7 @@ pub fn verify(document: &[u8], now: u64) -> Result<Claims, AttestError> {
         .get(&0)
         .filter(|d| d.value.len() == 48)
         .ok_or_else(|| rejected("no 48-byte PCR0".into()))?;
+    let issued_at = u64::try_from(doc.timestamp.unix_timestamp()).ok();
     Ok(Claims {
         platform: Platform::Nitro,
         measurement: pcr0.value.clone(),
@@ -37,6 +38,7 @@ pub fn verify(document: &[u8], now: u64) -> Result<Claims, AttestError> {
         report_data: doc.user_data.map(|b| b.into_vec()).unwrap_or_default(),
         tcb_status: TcbStatus::Unrated,
         advisories: Vec::new(),
-        issued_at: u64::try_from(doc.timestamp.unix_timestamp()).ok(),
+        issued_at,
+        signed_at: issued_at,
     })
 }

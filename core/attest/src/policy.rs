@@ -136,6 +136,7 @@ mod tests {
             tcb_status,
             advisories: Vec::new(),
             issued_at,
+            signed_at: issued_at,
         }
     }
 

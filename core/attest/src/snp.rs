@@ -68,6 +68,7 @@ pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
         tcb_status: TcbStatus::Unrated,
         advisories: Vec::new(),
         issued_at: None,
+        signed_at: None,
     })
 }
 

@@ -225,15 +225,29 @@ pub struct VerifiedEntry {
     entry: Entry,
     body: Body,
     genesis: EntryHash,
+    vendor_signed_at: Option<u64>,
 }
 
 impl VerifiedEntry {
-    pub(crate) fn new(entry: Entry, body: Body, genesis: EntryHash) -> Self {
+    pub(crate) fn new(
+        entry: Entry,
+        body: Body,
+        genesis: EntryHash,
+        vendor_signed_at: Option<u64>,
+    ) -> Self {
         Self {
             entry,
             body,
             genesis,
+            vendor_signed_at,
         }
+    }
+
+    /// For a registration with vendor evidence, the latest time the vendor signed into the
+    /// evidence or its endorsements (`keyward_attest::Claims::signed_at`), found while verifying
+    /// it, so applying the entry need not check the vendor's chain again.
+    pub fn vendor_signed_at(&self) -> Option<u64> {
+        self.vendor_signed_at
     }
 
     /// The entry.

@@ -439,15 +439,19 @@ impl Genesis {
             return Err(Rejected::UnexpectedGenesis);
         }
         let body = Body::decode(entry.kind(), entry.body_bytes())?;
+        let mut vendor_signed_at = None;
         match &body {
             Body::GatekeeperRegister(reg) => {
                 // The cheap rule first: evidence can cost a vendor chain check.
                 if !is_private(&reg.endpoint) {
                     return Err(Rejected::PublicGatekeeperEndpoint(reg.endpoint));
                 }
-                self.check_registration(&entry, reg, Role::Gatekeeper { admitted: false })?;
+                vendor_signed_at =
+                    self.check_registration(&entry, reg, Role::Gatekeeper { admitted: false })?;
             }
-            Body::WorkerRegister(reg) => self.check_registration(&entry, reg, Role::Worker)?,
+            Body::WorkerRegister(reg) => {
+                vendor_signed_at = self.check_registration(&entry, reg, Role::Worker)?;
+            }
             Body::EpochCreate(create) => create.check(&entry.author(), &self.hash)?,
             Body::EpochHandoff(handoff) => handoff.check(&entry.author(), &self.hash)?,
             Body::ContractKeysPublish(keys) => crate::contract::check_keys(keys)?,
@@ -473,7 +477,7 @@ impl Genesis {
             | Body::SignCommit(_)
             | Body::SignShare(_) => {}
         }
-        Ok(VerifiedEntry::new(entry, body, self.hash))
+        Ok(VerifiedEntry::new(entry, body, self.hash, vendor_signed_at))
     }
 
     /// The check a verifier with a clock adds when it first sees an entry (the ledger server,
@@ -506,12 +510,15 @@ impl Genesis {
         Ok(())
     }
 
+    /// Checks a registration's evidence under its role's policy; returns, for vendor evidence,
+    /// the latest time the vendor signed into it (`Claims::signed_at`), which moves the
+    /// ledger's clock once the registration is applied.
     fn check_registration(
         &self,
         entry: &Entry,
         reg: &Registration,
         role: Role,
-    ) -> Result<(), Rejected> {
+    ) -> Result<Option<u64>, Rejected> {
         reg.evidence
             .verify(
                 self.config.policy(role),
@@ -521,7 +528,7 @@ impl Genesis {
                 ],
                 &registration_nonce(&self.hash, role),
             )
-            .map(|_| ())
+            .map(|verified| verified.vendor.and_then(|claims| claims.signed_at))
             .map_err(Rejected::EvidenceRefused)
     }
 }

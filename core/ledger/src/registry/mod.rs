@@ -96,8 +96,12 @@ pub struct Node {
     pub slashed: bool,
     /// The measurement its evidence attested.
     pub measurement: [u8; 32],
-    /// For vendor evidence, the time its chain was checked at (UNIX seconds).
+    /// For vendor evidence, the time its chain was checked at (UNIX seconds), as the envelope
+    /// says: whoever made the envelope chose it.
     pub attested_at: Option<u64>,
+    /// For vendor evidence, the latest time the vendor signed into it or its endorsements (UNIX
+    /// seconds; none for SEV-SNP): what moves the ledger's clock.
+    pub vendor_signed_at: Option<u64>,
     /// The height it registered at.
     pub registered_at: u64,
     /// Whether it is still active.
@@ -415,8 +419,9 @@ pub struct Registry {
     signing: BTreeMap<crate::committee::Statement, SigningRun>,
     /// The committee's certificates (threshold mode).
     certificates: BTreeMap<crate::committee::Statement, keyward_threshold::CommitteeSignature>,
-    /// The latest verification time of vendor evidence in an accepted registration (UNIX
-    /// seconds): the ledger's only clock, and it never goes back.
+    /// The latest time a vendor signed into the evidence of an accepted registration (UNIX
+    /// seconds; [`Node::vendor_signed_at`]): the ledger's only clock. It never goes back, and
+    /// never ahead of a time the vendor signed, whatever `verified_at` an envelope claims.
     attested_until: u64,
 }
 
@@ -511,8 +516,12 @@ impl Registry {
             });
         }
         match v.body() {
-            Body::GatekeeperRegister(reg) => self.check_register(author, reg, true),
-            Body::WorkerRegister(reg) => self.check_register(author, reg, false),
+            Body::GatekeeperRegister(reg) => {
+                self.check_register(author, reg, true, v.vendor_signed_at())
+            }
+            Body::WorkerRegister(reg) => {
+                self.check_register(author, reg, false, v.vendor_signed_at())
+            }
             Body::GatekeeperDeregister => self.check_deregister(author, Kind::GatekeeperDeregister),
             Body::WorkerDeregister => self.check_deregister(author, Kind::WorkerDeregister),
             Body::EpochCreate(create) => self.check_create(author, create),

@@ -12,6 +12,7 @@ impl Registry {
         author: IdentityPublicKey,
         reg: &Registration,
         gatekeeper: bool,
+        vendor_signed_at: Option<u64>,
     ) -> Result<Effect, Rejected> {
         if let Some(node) = self.nodes.get(&author) {
             return Err(Rejected::AlreadyRegistered {
@@ -39,9 +40,10 @@ impl Registry {
                 found: reg.stake,
             });
         }
-        // Vendor evidence names the time its collateral was checked at. Accepted registrations
-        // move the ledger's clock forward; evidence checked more than the policy's age limit
-        // before it (old collateral, which may predate a TCB recovery) is refused.
+        // Vendor evidence names the time its collateral was checked at. Evidence checked more
+        // than the policy's age limit before the ledger's clock (old collateral, which may
+        // predate a TCB recovery) is refused. Only times the vendor signed move that clock
+        // (`commit_register`): `verified_at` is the envelope maker's word.
         let policy = self.genesis.config().policy(role);
         if let (Some(at), Some(vendor)) = (reg.evidence.verified_at(), &policy.vendor)
             && at.saturating_add(vendor.max_age_secs) < self.attested_until
@@ -60,6 +62,7 @@ impl Registry {
             slashed: false,
             measurement: reg.evidence.measurement(),
             attested_at: reg.evidence.verified_at(),
+            vendor_signed_at,
             registered_at: self.height,
             status: Status::Active,
         }))
@@ -97,7 +100,7 @@ impl Registry {
             self.gatekeepers.insert(author);
         }
         let role = node.role;
-        self.attested_until = self.attested_until.max(node.attested_at.unwrap_or(0));
+        self.attested_until = self.attested_until.max(node.vendor_signed_at.unwrap_or(0));
         self.nodes.insert(author, node);
         vec![Event::Registered { id: author, role }]
     }
@@ -136,16 +139,17 @@ mod tests {
     /// When the TDX sample's collateral is checked.
     const SAMPLE_TIME: u64 = 1_750_332_747;
 
+    fn sample_data(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../attest/tests/data/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
     fn tdx_sample() -> Evidence {
-        let data = |name: &str| {
-            std::fs::read(format!(
-                "{}/../attest/tests/data/{name}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap()
-        };
-        let quote = data("tdx_quote");
-        let collateral = data("tdx_quote_collateral.json");
+        let quote = sample_data("tdx_quote");
+        let collateral = sample_data("tdx_quote_collateral.json");
         Evidence::vendor(EvidenceKind::Dcap, quote, collateral, SAMPLE_TIME).unwrap()
     }
 
@@ -177,12 +181,17 @@ mod tests {
         Registry::from_genesis(&genesis, &genesis.hash()).unwrap()
     }
 
-    /// The ledger's clock is the latest verification time of accepted vendor evidence: it
-    /// only moves forward, and evidence checked more than the age limit before it is stale.
+    /// The ledger's clock is the latest time a vendor signed into accepted evidence: it only
+    /// moves forward, and evidence checked more than the age limit before it is stale.
     #[test]
     fn vendor_evidence_checked_long_before_the_ledgers_time_is_stale() {
         let mut rng = StdRng::seed_from_u64(7);
         let sample = tdx_sample();
+        let signed = sample.vendor_claims().unwrap().unwrap().signed_at;
+        let signed_at = signed.unwrap();
+        // The collateral's latest issue date: its QE identity's `issueDate`,
+        // 2025-06-19T10:32:27Z, an hour before the sample was checked.
+        assert_eq!(signed_at, 1_750_329_147);
         let mut registry = registry(&mut rng, &sample);
         let max_age = AttestationPolicy::strict(Vec::new(), Vec::new()).max_age_secs;
         let registration = Registration {
@@ -194,15 +203,17 @@ mod tests {
         let author = IdentityKeypair::generate(&mut rng).public();
 
         registry.attested_until = SAMPLE_TIME + max_age;
-        let Ok(Effect::Register(node)) = registry.check_register(author, &registration, false)
+        let Ok(Effect::Register(node)) =
+            registry.check_register(author, &registration, false, signed)
         else {
             panic!("evidence within the age limit is accepted");
         };
         assert_eq!(node.attested_at, Some(SAMPLE_TIME));
+        assert_eq!(node.vendor_signed_at, signed);
 
         registry.attested_until = SAMPLE_TIME + max_age + 1;
         assert!(matches!(
-            registry.check_register(author, &registration, false),
+            registry.check_register(author, &registration, false, signed),
             Err(Rejected::StaleEvidence {
                 verified_at: SAMPLE_TIME,
                 ..
@@ -211,13 +222,54 @@ mod tests {
         // An accepted registration never moves the clock back...
         registry.commit_register(author, node.clone());
         assert_eq!(registry.attested_until, SAMPLE_TIME + max_age + 1);
-        // ...and moves it forward.
+        // ...and moves it forward, to the time the vendor signed.
         registry.attested_until = 0;
         let other = IdentityKeypair::generate(&mut rng).public();
         registry.commit_register(other, node);
-        assert_eq!(registry.attested_until, SAMPLE_TIME);
+        assert_eq!(registry.attested_until, signed_at);
     }
 
+    /// An envelope's `verified_at` is its maker's word: dating it weeks ahead (within the
+    /// collateral's validity) does not move the ledger's clock past what the vendor signed, so
+    /// honest evidence registered afterwards is not stale.
+    #[test]
+    fn a_verification_time_ahead_does_not_move_the_ledgers_clock() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let sample = tdx_sample();
+        let late_at = SAMPLE_TIME + 20 * 86_400;
+        let late = Evidence::vendor(
+            EvidenceKind::Dcap,
+            sample_data("tdx_quote"),
+            sample_data("tdx_quote_collateral.json"),
+            late_at,
+        )
+        .unwrap();
+        let signed = late.vendor_claims().unwrap().unwrap().signed_at;
+        assert_eq!(signed, sample.vendor_claims().unwrap().unwrap().signed_at);
+        let mut registry = registry(&mut rng, &sample);
+        let registration = |evidence: Evidence, rng: &mut StdRng| Registration {
+            channel: ChannelKeypair::generate(rng).public(),
+            endpoint: "10.0.0.1:1".parse().unwrap(),
+            stake: Params::default().min_worker_stake,
+            evidence,
+        };
+        let early = IdentityKeypair::generate(&mut rng).public();
+        let ahead = IdentityKeypair::generate(&mut rng).public();
+        let Ok(Effect::Register(node)) =
+            registry.check_register(ahead, &registration(late, &mut rng), false, signed)
+        else {
+            panic!("evidence dated ahead is accepted");
+        };
+        assert_eq!(node.attested_at, Some(late_at));
+        registry.commit_register(ahead, node);
+        assert_eq!(Some(registry.attested_until), signed);
+        assert!(
+            registry
+                .check_register(early, &registration(sample, &mut rng), false, signed)
+                .is_ok(),
+            "evidence checked at its real time is still current"
+        );
+    }
     /// A verifier with a clock refuses vendor evidence verified outside the age limit before
     /// its clock, or dated ahead of it.
     #[test]
@@ -241,7 +293,7 @@ mod tests {
         };
         let entry = Entry::sign(&worker, position, &body, &mut rng);
         // Built directly: the sample binds no keys of ours, so `Genesis::verify` refuses it.
-        let verified = crate::entry::VerifiedEntry::new(entry, body, genesis.hash());
+        let verified = crate::entry::VerifiedEntry::new(entry, body, genesis.hash(), None);
         for now in [SAMPLE_TIME, SAMPLE_TIME + max_age, SAMPLE_TIME - 60] {
             genesis.check_current(&verified, now).unwrap();
         }
