@@ -29,7 +29,7 @@
 //! measurements = ["…hex…"]        # if non-empty, only these measurements
 //! # [attestation.vendor]          # optional: vendor TEE evidence (dcap, nitro, sev-snp)
 //! # platforms = ["tdx"]           # sgx, tdx, nitro, sev-snp
-//! # measurements = ["…hex…"]      # the vendor's own (MRENCLAVE, TD register digest, PCR0, MEASUREMENT)
+//! # measurements = ["…hex…"]      # the vendor's own, as keyward attest verify prints
 //! # minimum_tcb = "UpToDate"      # the worst TCB status accepted
 //! # accept_unrated = false        # evidence with no TCB status (Nitro, SEV-SNP)
 //! # max_age_secs = 600            # Nitro documents: the oldest accepted
