@@ -122,5 +122,6 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
         advisories: verified.tcb.advisory_ids,
         issued_at: None,
         signed_at: Some(verified.latest_issue_date),
+        tcb_evaluation: Some(verified.tcb.eval_data_number),
     })
 }

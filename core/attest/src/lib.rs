@@ -31,7 +31,7 @@ use thiserror::Error;
 pub use policy::{AttestationPolicy, PolicyError};
 
 /// The trusted execution environment a piece of evidence comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Platform {
     /// An Intel SGX enclave (DCAP quote).
     Sgx,
@@ -174,6 +174,11 @@ pub struct Claims {
     /// certificates), for Nitro the document's time; none for SEV-SNP. Unlike the time a
     /// verifier chooses to check at, it cannot lie ahead of when the vendor signed it.
     pub signed_at: Option<u64>,
+    /// The TCB evaluation data number the TCB status was computed under (DCAP: the lower of the
+    /// TCB info's and the QE identity's `tcbEvaluationDataNumber`); none for Nitro and SEV-SNP.
+    /// Intel raises it, per platform (SGX, TDX), at each TCB recovery, so collateral from
+    /// before a recovery carries a lower one.
+    pub tcb_evaluation: Option<u32>,
 }
 
 impl Claims {
@@ -192,6 +197,7 @@ impl Claims {
             "advisories": self.advisories,
             "issuedAt": self.issued_at,
             "signedAt": self.signed_at,
+            "tcbEvaluation": self.tcb_evaluation,
         })
     }
 }

@@ -137,6 +137,7 @@ mod tests {
             advisories: Vec::new(),
             issued_at,
             signed_at: issued_at,
+            tcb_evaluation: None,
         }
     }
 

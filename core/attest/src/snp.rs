@@ -69,6 +69,7 @@ pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
         advisories: Vec::new(),
         issued_at: None,
         signed_at: None,
+        tcb_evaluation: None,
     })
 }
 

@@ -84,14 +84,17 @@ fn sgx_and_tdx_quotes_verify_at_their_time_and_report_their_claims() {
         TcbStatus::ConfigurationAndSwHardeningNeeded
     );
     assert_eq!(claims.advisories, ["INTEL-SA-00289", "INTEL-SA-00615"]);
+    // The collateral's `tcbEvaluationDataNumber` (TCB info and QE identity agree).
+    assert_eq!(claims.tcb_evaluation, Some(17));
 
-    for (name, at) in [
-        ("tdx_quote", 1_750_332_747),
-        ("tdx_quote_td15ex", 1_791_421_786),
+    for (name, at, evaluation) in [
+        ("tdx_quote", 1_750_332_747, 17),
+        ("tdx_quote_td15ex", 1_791_421_786, 20),
     ] {
         let (quote, collateral) = dcap_sample(name);
         let claims = dcap::verify(&quote, &collateral, at).unwrap();
         assert_eq!(claims.platform, Platform::Tdx, "{name}");
+        assert_eq!(claims.tcb_evaluation, Some(evaluation), "{name}");
         assert_eq!(claims.measurement.len(), 48, "{name}");
         assert_eq!(claims.tcb_status, TcbStatus::UpToDate, "{name}");
         // The report data is the quote's own bytes, at the TD report's offset.
@@ -146,6 +149,7 @@ fn a_nitro_document_verifies_at_its_time_and_not_tampered_or_today() {
     assert_eq!(claims.platform, Platform::Nitro);
     assert_eq!(claims.measurement.len(), 48);
     assert_eq!(claims.tcb_status, TcbStatus::Unrated);
+    assert_eq!(claims.tcb_evaluation, None);
     let issued = claims.issued_at.unwrap();
     assert!(issued <= at && at - issued < 3600, "{issued}");
 

@@ -20,6 +20,8 @@ use keyward_crypto::{
     Writer,
 };
 
+use keyward_enclave::{Claims, Platform};
+
 use crate::body::{Body, Kind};
 use crate::reject::Rejected;
 
@@ -225,29 +227,48 @@ pub struct VerifiedEntry {
     entry: Entry,
     body: Body,
     genesis: EntryHash,
-    vendor_signed_at: Option<u64>,
+    vendor: VendorStamp,
+}
+
+/// What a registration's vendor evidence says that the registry's rules track, taken from the
+/// vendor verifier's claims. Every field is something the vendor signed, never the envelope
+/// maker's word. Empty for `dev` and `tpm-quote` evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VendorStamp {
+    /// The latest time the vendor signed into the evidence or its endorsements, UNIX seconds
+    /// ([`Claims::signed_at`]): what moves the ledger's clock.
+    pub signed_at: Option<u64>,
+    /// The platform and the TCB evaluation data number its TCB status was computed under
+    /// ([`Claims::tcb_evaluation`], DCAP only): the registry refuses evidence evaluated under a
+    /// lower number than accepted evidence of the same platform.
+    pub tcb_evaluation: Option<(Platform, u32)>,
+}
+
+impl VendorStamp {
+    /// The stamp of verified vendor claims.
+    pub fn of(claims: &Claims) -> Self {
+        Self {
+            signed_at: claims.signed_at,
+            tcb_evaluation: claims.tcb_evaluation.map(|n| (claims.platform, n)),
+        }
+    }
 }
 
 impl VerifiedEntry {
-    pub(crate) fn new(
-        entry: Entry,
-        body: Body,
-        genesis: EntryHash,
-        vendor_signed_at: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(entry: Entry, body: Body, genesis: EntryHash, vendor: VendorStamp) -> Self {
         Self {
             entry,
             body,
             genesis,
-            vendor_signed_at,
+            vendor,
         }
     }
 
-    /// For a registration with vendor evidence, the latest time the vendor signed into the
-    /// evidence or its endorsements (`keyward_attest::Claims::signed_at`), found while verifying
-    /// it, so applying the entry need not check the vendor's chain again.
-    pub fn vendor_signed_at(&self) -> Option<u64> {
-        self.vendor_signed_at
+    /// For a registration with vendor evidence, what the vendor signed into it that the
+    /// registry's rules track, found while verifying it, so applying the entry need not check
+    /// the vendor's chain again.
+    pub fn vendor(&self) -> VendorStamp {
+        self.vendor
     }
 
     /// The entry.

@@ -14,7 +14,7 @@ use crate::codec::{ascending, text};
 use keyward_enclave::{BoundKey, EvidencePolicy, TcbStatus};
 
 use crate::body::{Body, Kind, Registration};
-use crate::entry::{Entry, EntryHash, VerifiedEntry};
+use crate::entry::{Entry, EntryHash, VendorStamp, VerifiedEntry};
 use crate::registry::Role;
 use crate::reject::Rejected;
 
@@ -439,18 +439,18 @@ impl Genesis {
             return Err(Rejected::UnexpectedGenesis);
         }
         let body = Body::decode(entry.kind(), entry.body_bytes())?;
-        let mut vendor_signed_at = None;
+        let mut vendor = VendorStamp::default();
         match &body {
             Body::GatekeeperRegister(reg) => {
                 // The cheap rule first: evidence can cost a vendor chain check.
                 if !is_private(&reg.endpoint) {
                     return Err(Rejected::PublicGatekeeperEndpoint(reg.endpoint));
                 }
-                vendor_signed_at =
+                vendor =
                     self.check_registration(&entry, reg, Role::Gatekeeper { admitted: false })?;
             }
             Body::WorkerRegister(reg) => {
-                vendor_signed_at = self.check_registration(&entry, reg, Role::Worker)?;
+                vendor = self.check_registration(&entry, reg, Role::Worker)?;
             }
             Body::EpochCreate(create) => create.check(&entry.author(), &self.hash)?,
             Body::EpochHandoff(handoff) => handoff.check(&entry.author(), &self.hash)?,
@@ -477,7 +477,7 @@ impl Genesis {
             | Body::SignCommit(_)
             | Body::SignShare(_) => {}
         }
-        Ok(VerifiedEntry::new(entry, body, self.hash, vendor_signed_at))
+        Ok(VerifiedEntry::new(entry, body, self.hash, vendor))
     }
 
     /// The check a verifier with a clock adds when it first sees an entry (the ledger server,
@@ -511,14 +511,14 @@ impl Genesis {
     }
 
     /// Checks a registration's evidence under its role's policy; returns, for vendor evidence,
-    /// the latest time the vendor signed into it (`Claims::signed_at`), which moves the
-    /// ledger's clock once the registration is applied.
+    /// what the registry's rules track of it ([`VendorStamp`]), used once the registration is
+    /// applied.
     fn check_registration(
         &self,
         entry: &Entry,
         reg: &Registration,
         role: Role,
-    ) -> Result<Option<u64>, Rejected> {
+    ) -> Result<VendorStamp, Rejected> {
         reg.evidence
             .verify(
                 self.config.policy(role),
@@ -528,7 +528,13 @@ impl Genesis {
                 ],
                 &registration_nonce(&self.hash, role),
             )
-            .map(|verified| verified.vendor.and_then(|claims| claims.signed_at))
+            .map(|verified| {
+                verified
+                    .vendor
+                    .as_ref()
+                    .map(VendorStamp::of)
+                    .unwrap_or_default()
+            })
             .map_err(Rejected::EvidenceRefused)
     }
 }

@@ -37,7 +37,7 @@ pub use committee::{Certified, SignCommit, SignShare, Statement};
 pub use contract::{ContractCommand, ContractDeploy};
 pub use council::{Action, Approval, Proposal};
 pub use dkg::{Complaint, DkgCommit, DkgDeal, ReshareDeal, RunId, Sharing};
-pub use entry::{Entry, EntryHash, Position, VerifiedEntry};
+pub use entry::{Entry, EntryHash, Position, VendorStamp, VerifiedEntry};
 pub use epoch::{
     EpochAccept, EpochCreate, EpochHandoff, SecretError, epoch_secret_aad, open_epoch_secret,
 };

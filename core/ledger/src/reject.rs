@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 use keyward_crypto::DecodeError;
-use keyward_enclave::EvidenceError;
+use keyward_enclave::{EvidenceError, Platform};
 
 use crate::body::Kind;
 use keyward_crypto::IdentityPublicKey;
@@ -161,6 +161,21 @@ pub enum Rejected {
         ledger_time: u64,
         /// The role policy's age limit.
         max_age_secs: u64,
+    },
+    /// DCAP evidence whose TCB status was computed under a lower TCB evaluation data number
+    /// than accepted evidence of the same platform: its collateral predates a TCB recovery the
+    /// ledger has seen.
+    #[error(
+        "the {platform} evidence was evaluated under TCB evaluation data number {found}, below \
+         the {ledger} of accepted {platform} evidence"
+    )]
+    OutdatedTcbEvaluation {
+        /// The evidence's platform (SGX or TDX).
+        platform: Platform,
+        /// The evidence's TCB evaluation data number.
+        found: u32,
+        /// The highest accepted for that platform.
+        ledger: u32,
     },
     /// Vendor evidence verified too long before, or after, the clock of the verifier that
     /// first saw the entry ([`crate::Genesis::check_current`]).
@@ -479,6 +494,7 @@ impl Rejected {
             Self::EpochPending { .. } => (2107, "epoch_pending"),
             Self::StaleEvidence { .. } => (2108, "stale_evidence"),
             Self::EvidenceNotCurrent { .. } => (2109, "evidence_not_current"),
+            Self::OutdatedTcbEvaluation { .. } => (2110, "outdated_tcb_evaluation"),
             Self::WrongEpoch { .. } => (2201, "wrong_epoch"),
             Self::ProposalNotApproved { .. } => (2202, "proposal_not_approved"),
             Self::NotAdmitted { .. } => (2203, "not_admitted"),

@@ -797,6 +797,11 @@ fn every_refusal_has_a_distinct_name_and_code() {
             now: 1,
             max_age_secs: 0,
         },
+        Rejected::OutdatedTcbEvaluation {
+            platform: keyward_enclave::Platform::Tdx,
+            found: 17,
+            ledger: 20,
+        },
         Rejected::WrongEpoch {
             expected: Epoch(0),
             found: Epoch(1),

@@ -464,6 +464,7 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     assert_eq!(verified["verdict"], "verified");
     assert_eq!(verified["platform"], "tdx");
     assert_eq!(verified["tcbStatus"], "UpToDate");
+    assert_eq!(verified["tcbEvaluation"], 17);
     assert_eq!(verified["measurement"].as_str().unwrap().len(), 96);
     // A TD's measurement digests its registers, which are printed too.
     let registers = verified["registers"].as_object().unwrap();

@@ -27,7 +27,7 @@ use crate::cluster::KeyContext;
 use crate::result::Subject;
 
 use crate::body::{Body, Kind};
-use crate::entry::{Entry, EntryHash, VerifiedEntry};
+use crate::entry::{Entry, EntryHash, VendorStamp, VerifiedEntry};
 use crate::genesis::Genesis;
 use crate::reject::Rejected;
 
@@ -99,9 +99,10 @@ pub struct Node {
     /// For vendor evidence, the time its chain was checked at (UNIX seconds), as the envelope
     /// says: whoever made the envelope chose it.
     pub attested_at: Option<u64>,
-    /// For vendor evidence, the latest time the vendor signed into it or its endorsements (UNIX
-    /// seconds; none for SEV-SNP): what moves the ledger's clock.
-    pub vendor_signed_at: Option<u64>,
+    /// For vendor evidence, what the vendor signed into it that the rules track: the latest
+    /// time it signed (none for SEV-SNP), which moves the ledger's clock, and the TCB evaluation
+    /// data number (DCAP).
+    pub vendor: VendorStamp,
     /// The height it registered at.
     pub registered_at: u64,
     /// Whether it is still active.
@@ -423,6 +424,10 @@ pub struct Registry {
     /// seconds; [`Node::vendor_signed_at`]): the ledger's only clock. It never goes back, and
     /// never ahead of a time the vendor signed, whatever `verified_at` an envelope claims.
     attested_until: u64,
+    /// The highest TCB evaluation data number of accepted vendor evidence, per platform
+    /// ([`VendorStamp::tcb_evaluation`]): evidence evaluated under a lower one is refused. It
+    /// never goes back.
+    tcb_evaluations: BTreeMap<keyward_enclave::Platform, u32>,
 }
 
 impl Registry {
@@ -457,6 +462,7 @@ impl Registry {
             signing: BTreeMap::new(),
             certificates: BTreeMap::new(),
             attested_until: 0,
+            tcb_evaluations: BTreeMap::new(),
             genesis,
         })
     }
@@ -516,12 +522,8 @@ impl Registry {
             });
         }
         match v.body() {
-            Body::GatekeeperRegister(reg) => {
-                self.check_register(author, reg, true, v.vendor_signed_at())
-            }
-            Body::WorkerRegister(reg) => {
-                self.check_register(author, reg, false, v.vendor_signed_at())
-            }
+            Body::GatekeeperRegister(reg) => self.check_register(author, reg, true, v.vendor()),
+            Body::WorkerRegister(reg) => self.check_register(author, reg, false, v.vendor()),
             Body::GatekeeperDeregister => self.check_deregister(author, Kind::GatekeeperDeregister),
             Body::WorkerDeregister => self.check_deregister(author, Kind::WorkerDeregister),
             Body::EpochCreate(create) => self.check_create(author, create),

@@ -4,6 +4,7 @@ use keyward_crypto::IdentityPublicKey;
 
 use super::{Effect, Event, Node, Registry, Role, Status};
 use crate::body::{Kind, Registration};
+use crate::entry::VendorStamp;
 use crate::reject::Rejected;
 
 impl Registry {
@@ -12,7 +13,7 @@ impl Registry {
         author: IdentityPublicKey,
         reg: &Registration,
         gatekeeper: bool,
-        vendor_signed_at: Option<u64>,
+        vendor: VendorStamp,
     ) -> Result<Effect, Rejected> {
         if let Some(node) = self.nodes.get(&author) {
             return Err(Rejected::AlreadyRegistered {
@@ -54,6 +55,19 @@ impl Registry {
                 max_age_secs: vendor.max_age_secs,
             });
         }
+        // Intel raises the TCB evaluation data number at each TCB recovery. Evidence evaluated
+        // under a lower number than accepted evidence of its platform has collateral from before
+        // a recovery the ledger has seen: refused, whatever time its envelope names.
+        if let Some((platform, found)) = vendor.tcb_evaluation
+            && let Some(&ledger) = self.tcb_evaluations.get(&platform)
+            && found < ledger
+        {
+            return Err(Rejected::OutdatedTcbEvaluation {
+                platform,
+                found,
+                ledger,
+            });
+        }
         Ok(Effect::Register(Node {
             role,
             channel: reg.channel,
@@ -62,7 +76,7 @@ impl Registry {
             slashed: false,
             measurement: reg.evidence.measurement(),
             attested_at: reg.evidence.verified_at(),
-            vendor_signed_at,
+            vendor,
             registered_at: self.height,
             status: Status::Active,
         }))
@@ -100,7 +114,11 @@ impl Registry {
             self.gatekeepers.insert(author);
         }
         let role = node.role;
-        self.attested_until = self.attested_until.max(node.vendor_signed_at.unwrap_or(0));
+        self.attested_until = self.attested_until.max(node.vendor.signed_at.unwrap_or(0));
+        if let Some((platform, number)) = node.vendor.tcb_evaluation {
+            let highest = self.tcb_evaluations.entry(platform).or_insert(number);
+            *highest = (*highest).max(number);
+        }
         self.nodes.insert(author, node);
         vec![Event::Registered { id: author, role }]
     }
@@ -130,7 +148,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use keyward_crypto::{ChainId, ChannelKeypair, IdentityKeypair};
-    use keyward_enclave::{AttestationPolicy, Evidence, EvidenceKind, EvidencePolicy};
+    use keyward_enclave::{AttestationPolicy, Evidence, EvidenceKind, EvidencePolicy, Platform};
     use rand::{SeedableRng, rngs::StdRng};
 
     use super::*;
@@ -138,6 +156,8 @@ mod tests {
 
     /// When the TDX sample's collateral is checked.
     const SAMPLE_TIME: u64 = 1_750_332_747;
+    /// When the TD 1.5 sample's collateral is checked.
+    const TD15_TIME: u64 = 1_791_421_786;
 
     fn sample_data(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -153,10 +173,36 @@ mod tests {
         Evidence::vendor(EvidenceKind::Dcap, quote, collateral, SAMPLE_TIME).unwrap()
     }
 
-    /// A registry whose workers' policy accepts the sample's platform and measurement.
-    fn registry(rng: &mut StdRng, sample: &Evidence) -> Registry {
+    /// The TDX sample's newer sibling, a TD 1.5: its collateral is evaluated under TCB
+    /// evaluation data number 20, the older sample's under 17.
+    fn td15_sample() -> Evidence {
+        let quote = sample_data("tdx_quote_td15ex");
+        let collateral = sample_data("tdx_quote_td15ex_collateral.json");
+        Evidence::vendor(EvidenceKind::Dcap, quote, collateral, TD15_TIME).unwrap()
+    }
+
+    /// What the registry tracks of verified vendor evidence.
+    fn stamp(evidence: &Evidence) -> VendorStamp {
+        VendorStamp::of(&evidence.vendor_claims().unwrap().unwrap())
+    }
+
+    /// A worker registration carrying `evidence`.
+    fn registration(evidence: Evidence, rng: &mut StdRng) -> Registration {
+        Registration {
+            channel: ChannelKeypair::generate(rng).public(),
+            endpoint: "10.0.0.1:1".parse().unwrap(),
+            stake: Params::default().min_worker_stake,
+            evidence,
+        }
+    }
+
+    /// A registry whose workers' policy accepts the samples' platform and measurements.
+    fn registry(rng: &mut StdRng, samples: &[&Evidence]) -> Registry {
         let council = IdentityKeypair::generate(rng);
-        let claims = sample.vendor_claims().unwrap().unwrap();
+        let claims: Vec<_> = samples
+            .iter()
+            .map(|sample| sample.vendor_claims().unwrap().unwrap())
+            .collect();
         let config = GenesisConfig {
             chain: ChainId::new("clock-net").unwrap(),
             council: BTreeSet::from([council.public()]),
@@ -166,8 +212,8 @@ mod tests {
             gatekeeper_policy: EvidencePolicy::default(),
             worker_policy: EvidencePolicy {
                 vendor: Some(AttestationPolicy::strict(
-                    vec![claims.platform],
-                    vec![claims.measurement],
+                    vec![claims[0].platform],
+                    claims.into_iter().map(|c| c.measurement).collect(),
                 )),
                 ..EvidencePolicy::default()
             },
@@ -187,19 +233,14 @@ mod tests {
     fn vendor_evidence_checked_long_before_the_ledgers_time_is_stale() {
         let mut rng = StdRng::seed_from_u64(7);
         let sample = tdx_sample();
-        let signed = sample.vendor_claims().unwrap().unwrap().signed_at;
-        let signed_at = signed.unwrap();
+        let signed = stamp(&sample);
+        let signed_at = signed.signed_at.unwrap();
         // The collateral's latest issue date: its QE identity's `issueDate`,
         // 2025-06-19T10:32:27Z, an hour before the sample was checked.
         assert_eq!(signed_at, 1_750_329_147);
-        let mut registry = registry(&mut rng, &sample);
+        let mut registry = registry(&mut rng, &[&sample]);
         let max_age = AttestationPolicy::strict(Vec::new(), Vec::new()).max_age_secs;
-        let registration = Registration {
-            channel: ChannelKeypair::generate(&mut rng).public(),
-            endpoint: "10.0.0.1:1".parse().unwrap(),
-            stake: Params::default().min_worker_stake,
-            evidence: sample,
-        };
+        let registration = registration(sample, &mut rng);
         let author = IdentityKeypair::generate(&mut rng).public();
 
         registry.attested_until = SAMPLE_TIME + max_age;
@@ -209,7 +250,7 @@ mod tests {
             panic!("evidence within the age limit is accepted");
         };
         assert_eq!(node.attested_at, Some(SAMPLE_TIME));
-        assert_eq!(node.vendor_signed_at, signed);
+        assert_eq!(node.vendor, signed);
 
         registry.attested_until = SAMPLE_TIME + max_age + 1;
         assert!(matches!(
@@ -244,15 +285,9 @@ mod tests {
             late_at,
         )
         .unwrap();
-        let signed = late.vendor_claims().unwrap().unwrap().signed_at;
-        assert_eq!(signed, sample.vendor_claims().unwrap().unwrap().signed_at);
-        let mut registry = registry(&mut rng, &sample);
-        let registration = |evidence: Evidence, rng: &mut StdRng| Registration {
-            channel: ChannelKeypair::generate(rng).public(),
-            endpoint: "10.0.0.1:1".parse().unwrap(),
-            stake: Params::default().min_worker_stake,
-            evidence,
-        };
+        let signed = stamp(&late);
+        assert_eq!(signed, stamp(&sample));
+        let mut registry = registry(&mut rng, &[&sample]);
         let early = IdentityKeypair::generate(&mut rng).public();
         let ahead = IdentityKeypair::generate(&mut rng).public();
         let Ok(Effect::Register(node)) =
@@ -262,7 +297,7 @@ mod tests {
         };
         assert_eq!(node.attested_at, Some(late_at));
         registry.commit_register(ahead, node);
-        assert_eq!(Some(registry.attested_until), signed);
+        assert_eq!(Some(registry.attested_until), signed.signed_at);
         assert!(
             registry
                 .check_register(early, &registration(sample, &mut rng), false, signed)
@@ -270,13 +305,84 @@ mod tests {
             "evidence checked at its real time is still current"
         );
     }
+    /// Once evidence evaluated under a newer TCB evaluation data number is accepted, evidence of
+    /// the same platform evaluated under an older one is refused, even where the clock rule
+    /// would pass it (an envelope dated late, on a replay); other platforms are not affected.
+    #[test]
+    fn collateral_from_before_a_tcb_recovery_the_ledger_has_seen_is_refused() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let (old, new) = (tdx_sample(), td15_sample());
+        assert_eq!(stamp(&old).tcb_evaluation, Some((Platform::Tdx, 17)));
+        assert_eq!(stamp(&new).tcb_evaluation, Some((Platform::Tdx, 20)));
+        let mut registry = registry(&mut rng, &[&old, &new]);
+        let mut ids = StdRng::seed_from_u64(11);
+        let mut author = move || IdentityKeypair::generate(&mut ids).public();
+
+        // Before any newer evidence, the older one registers.
+        let older = registration(old.clone(), &mut rng);
+        assert!(
+            registry
+                .check_register(author(), &older, false, stamp(&old))
+                .is_ok()
+        );
+        let Ok(Effect::Register(node)) = registry.check_register(
+            author(),
+            &registration(new.clone(), &mut rng),
+            false,
+            stamp(&new),
+        ) else {
+            panic!("the newer evidence registers");
+        };
+        registry.commit_register(author(), node);
+        // Take the clock back so only the new rule is at work: on a replay, the older evidence's
+        // envelope could have named a time that passes the clock rule.
+        registry.attested_until = 0;
+        assert!(matches!(
+            registry.check_register(author(), &older, false, stamp(&old)),
+            Err(Rejected::OutdatedTcbEvaluation {
+                platform: Platform::Tdx,
+                found: 17,
+                ledger: 20,
+            })
+        ));
+        // An equal number passes, and the floor is per platform.
+        assert!(
+            registry
+                .check_register(
+                    author(),
+                    &registration(new.clone(), &mut rng),
+                    false,
+                    stamp(&new)
+                )
+                .is_ok()
+        );
+        // The stamp SGX evidence under 17 would carry.
+        let sgx = VendorStamp {
+            tcb_evaluation: Some((Platform::Sgx, 17)),
+            ..stamp(&old)
+        };
+        assert!(
+            registry
+                .check_register(author(), &older, false, sgx)
+                .is_ok()
+        );
+        // Accepting lower evidence of another platform never lowers the floor.
+        let Ok(Effect::Register(node)) = registry.check_register(author(), &older, false, sgx)
+        else {
+            panic!("SGX evidence under 17 registers");
+        };
+        registry.commit_register(author(), node);
+        assert_eq!(registry.tcb_evaluations.get(&Platform::Tdx), Some(&20));
+        assert_eq!(registry.tcb_evaluations.get(&Platform::Sgx), Some(&17));
+    }
+
     /// A verifier with a clock refuses vendor evidence verified outside the age limit before
     /// its clock, or dated ahead of it.
     #[test]
     fn the_first_verifier_checks_the_evidence_time_against_its_clock() {
         let mut rng = StdRng::seed_from_u64(8);
         let sample = tdx_sample();
-        let registry = registry(&mut rng, &sample);
+        let registry = registry(&mut rng, &[&sample]);
         let genesis = registry.genesis();
         let max_age = AttestationPolicy::strict(Vec::new(), Vec::new()).max_age_secs;
         let worker = IdentityKeypair::generate(&mut rng);
@@ -293,7 +399,8 @@ mod tests {
         };
         let entry = Entry::sign(&worker, position, &body, &mut rng);
         // Built directly: the sample binds no keys of ours, so `Genesis::verify` refuses it.
-        let verified = crate::entry::VerifiedEntry::new(entry, body, genesis.hash(), None);
+        let verified =
+            crate::entry::VerifiedEntry::new(entry, body, genesis.hash(), VendorStamp::default());
         for now in [SAMPLE_TIME, SAMPLE_TIME + max_age, SAMPLE_TIME - 60] {
             genesis.check_current(&verified, now).unwrap();
         }
