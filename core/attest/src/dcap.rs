@@ -67,8 +67,27 @@ fn td_identity(r: &dcap_qvl::quote::TDReport10, service_td: Option<&[u8; 48]>) -
     )
 }
 
+/// A TD 1.5 "Ex" report names the VM it was made for: 0 for the TD itself, 1–3 for a VM that a
+/// partitioned TD runs. Such a VM's code is not in the TD's registers (its L1 VMM is), yet its
+/// report data is what the VM asked for, so a report for it says nothing about the keys it binds.
+/// Refused, as dcap-qvl refuses debug TDs.
+fn require_the_td_itself(vmid: u8) -> Result<(), AttestError> {
+    if vmid == 0 {
+        Ok(())
+    } else {
+        Err(AttestError::Rejected {
+            platform: Platform::Tdx,
+            reason: format!(
+                "the report was made for VM {vmid} of a partitioned TD, which the TD's registers \
+                 do not measure"
+            ),
+        })
+    }
+}
+
 /// Verifies a DCAP quote (SGX v3, TDX v4 or v5) against `collateral` (JSON) at `now` (UNIX
-/// seconds) and returns what it claims. Debug enclaves and TDs are refused.
+/// seconds) and returns what it claims. Debug enclaves and TDs, and reports a partitioned TD made
+/// for one of its VMs, are refused.
 ///
 /// # Errors
 /// [`AttestError::Malformed`] for collateral that is not `QuoteCollateralV3` JSON;
@@ -106,7 +125,10 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
         ),
         Report::TD10(r) => td_identity(r, None),
         Report::TD15(r) => td_identity(&r.base, Some(&r.mr_service_td)),
-        Report::TD15Ex(r) => td_identity(&r.base.base, Some(&r.base.mr_service_td)),
+        Report::TD15Ex(r) => {
+            require_the_td_itself(r.vmid)?;
+            td_identity(&r.base.base, Some(&r.base.mr_service_td))
+        }
     };
     let status = verified.tcb.status.to_string();
     let tcb_status = TcbStatus::from_name(&status).ok_or_else(|| AttestError::Rejected {
@@ -124,4 +146,22 @@ pub fn verify(quote: &[u8], collateral: &[u8], now: u64) -> Result<Claims, Attes
         signed_at: Some(verified.latest_issue_date),
         tcb_evaluation: Some(verified.tcb.eval_data_number),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_report_for_the_td_itself_is_accepted() {
+        assert!(require_the_td_itself(0).is_ok());
+        for vmid in [1, 2, 3, 255] {
+            let error = require_the_td_itself(vmid).unwrap_err();
+            assert!(
+                matches!(&error, AttestError::Rejected { platform: Platform::Tdx, reason }
+                    if reason.contains(&format!("VM {vmid}"))),
+                "{error}"
+            );
+        }
+    }
 }
