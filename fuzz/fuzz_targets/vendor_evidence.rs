@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = dcap::verify(data, COLLATERAL, 1_750_332_747);
     let _ = dcap::verify(data, data, 1_750_332_747);
     let _ = nitro::verify(data, 1_736_179_625);
-    let _ = snp::verify(data, VCEK);
-    let _ = snp::verify(data, data);
+    let _ = snp::verify(data, VCEK, 1_700_000_000);
+    let _ = snp::verify(data, data, 1_700_000_000);
 });

@@ -2,9 +2,10 @@
 //!
 //! The report is signed by the chip's VCEK, which AMD's KDS serves per chip and TCB; the VCEK
 //! must chain to the ASK and ARK of a product generation (Milan, Genoa or Turin; the ones sev
-//! embeds). Neither the report nor the signature check involves time: a report is fresh only if
-//! its report data holds a verifier's nonce. The reported TCB is not yet compared with the
-//! VCEK's, so the TCB status is [`TcbStatus::Unrated`].
+//! embeds). The report carries no time: it is fresh only if its report data holds a verifier's
+//! nonce. The chain is checked at a given time: the ARK, ASK and VCEK must each be valid then.
+//! AMD's certificate revocation list is not checked. The reported TCB is not yet compared with
+//! the VCEK's, so the TCB status is [`TcbStatus::Unrated`].
 
 use sev::certs::snp::{Certificate, Chain, Verifiable, builtin, ca};
 use sev::firmware::guest::AttestationReport;
@@ -13,14 +14,16 @@ use sev::parser::ByteParser;
 use crate::{AttestError, Claims, Platform, TcbStatus};
 
 /// Verifies an SEV-SNP attestation report (raw, or as hex text) signed by the VCEK `vcek`
-/// (DER) and returns what it claims. Debug-enabled guests are refused.
+/// (DER), with the chain checked at `now` (UNIX seconds), and returns what it claims.
+/// Debug-enabled guests are refused.
 ///
 /// # Errors
 /// [`AttestError::Malformed`] for a report or VCEK that does not parse;
-/// [`AttestError::Rejected`] when the VCEK does not chain to a built-in ARK and ASK, does not
-/// sign the report, or the report comes from a VMPL other than 0; [`AttestError::Debug`] for a
-/// guest whose policy allows debugging.
-pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
+/// [`AttestError::Rejected`] when the VCEK does not chain to a built-in ARK and ASK, a
+/// certificate of the chain is not valid at `now`, the VCEK does not sign the report, or the
+/// report comes from a VMPL other than 0; [`AttestError::Debug`] for a guest whose policy allows
+/// debugging.
+pub fn verify(report: &[u8], vcek: &[u8], now: u64) -> Result<Claims, AttestError> {
     let malformed = |what, reason: String| AttestError::Malformed { what, reason };
     let rejected = |reason: String| AttestError::Rejected {
         platform: Platform::SevSnp,
@@ -46,6 +49,22 @@ pub fn verify(report: &[u8], vcek: &[u8]) -> Result<Claims, AttestError> {
         .ok_or_else(|| {
             rejected("the VCEK does not chain to AMD's Milan, Genoa or Turin roots".into())
         })?;
+    for (name, cert) in [
+        ("ARK", &chain.ca.ark),
+        ("ASK", &chain.ca.ask),
+        ("VCEK", &chain.vek),
+    ] {
+        let validity = x509_cert::Certificate::from(cert.clone())
+            .tbs_certificate
+            .validity;
+        let from = validity.not_before.to_unix_duration().as_secs();
+        let until = validity.not_after.to_unix_duration().as_secs();
+        if !(from..=until).contains(&now) {
+            return Err(rejected(format!(
+                "the {name} certificate is not valid at {now}: it is valid from {from} to {until}"
+            )));
+        }
+    }
     (&chain, &parsed)
         .verify()
         .map_err(|e| rejected(e.to_string()))?;

@@ -1,13 +1,19 @@
 //! Every verifier on the vendor sample evidence (tests/data/README.md): it verifies at a fixed
-//! time with the claims it holds; a tampered copy fails; and, for evidence whose endorsements
-//! expire, it fails at today's date.
+//! time with the claims it holds; a tampered copy fails; and it fails at today's date where its
+//! endorsements have expired by then (the DCAP and Nitro samples), or once they have (the
+//! SEV-SNP sample's VCEK, valid until 2030).
 #![allow(clippy::unwrap_used)]
 
 use keyward_attest::{AttestError, Platform, TcbStatus, dcap, nitro, snp};
 
-/// 2026-11-21T00:00:00Z, when these tests were written: every sample's collateral or
-/// certificates have expired by then.
+/// 2026-11-21T00:00:00Z, when these tests were written: the DCAP and Nitro samples' collateral
+/// or certificates have expired by then.
 const TODAY: u64 = 1_795_219_200;
+/// When the SEV-SNP sample is verified: its report carries no time, and its VCEK is valid from
+/// 2023-04-03T19:23:43Z ([`VCEK_FROM`]) to 2030-04-03T19:23:43Z ([`VCEK_UNTIL`]).
+const SNP_TIME: u64 = 1_700_000_000;
+const VCEK_FROM: u64 = 1_680_549_823;
+const VCEK_UNTIL: u64 = 1_901_474_623;
 
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -165,9 +171,9 @@ fn a_nitro_document_verifies_at_its_time_and_not_tampered_or_today() {
 }
 
 #[test]
-fn an_sev_snp_report_verifies_against_its_vcek_and_not_tampered() {
+fn an_sev_snp_report_verifies_against_its_vcek_and_not_tampered_or_expired() {
     let (report, vcek) = (data("report_milan.hex"), data("vcek_milan.der"));
-    let claims = snp::verify(&report, &vcek).unwrap();
+    let claims = snp::verify(&report, &vcek, SNP_TIME).unwrap();
     assert_eq!(claims.platform, Platform::SevSnp);
     assert_eq!(claims.measurement.len(), 48);
     assert!(hex::encode(&claims.measurement).starts_with("7a1e5c26"));
@@ -175,20 +181,38 @@ fn an_sev_snp_report_verifies_against_its_vcek_and_not_tampered() {
     assert_eq!(claims.tcb_status, TcbStatus::Unrated);
     // Raw bytes verify the same as hex text.
     let raw = hex::decode(std::str::from_utf8(&report).unwrap().trim()).unwrap();
-    assert_eq!(snp::verify(&raw, &vcek).unwrap(), claims);
+    assert_eq!(snp::verify(&raw, &vcek, SNP_TIME).unwrap(), claims);
+
+    // The chain is checked at the time given: the VCEK's validity bounds it (the ARK and ASK
+    // are valid longer), today included.
+    for at in [VCEK_FROM, TODAY, VCEK_UNTIL] {
+        assert_eq!(snp::verify(&raw, &vcek, at).unwrap(), claims, "{at}");
+    }
+    for (at, cert) in [
+        (VCEK_FROM - 1, "VCEK"),
+        (VCEK_UNTIL + 1, "VCEK"),
+        (0, "ARK"),
+    ] {
+        let error = snp::verify(&raw, &vcek, at).unwrap_err();
+        assert!(
+            matches!(&error, AttestError::Rejected { reason, .. }
+                if reason.contains(&format!("the {cert} certificate is not valid"))),
+            "{at}: {error}"
+        );
+    }
 
     // A flipped bit in the report data; a damaged VCEK.
     let mut tampered = raw.clone();
     tampered[0x50] ^= 0x01;
     assert!(matches!(
-        snp::verify(&tampered, &vcek),
+        snp::verify(&tampered, &vcek, SNP_TIME),
         Err(AttestError::Rejected { .. })
     ));
     let mut bad_vcek = vcek.clone();
     bad_vcek[40] ^= 0xff;
-    assert!(snp::verify(&raw, &bad_vcek).is_err());
+    assert!(snp::verify(&raw, &bad_vcek, SNP_TIME).is_err());
     assert!(matches!(
-        snp::verify(&raw[..100], &vcek),
+        snp::verify(&raw[..100], &vcek, SNP_TIME),
         Err(AttestError::Malformed { .. })
     ));
 }
@@ -216,10 +240,10 @@ fn truncated_evidence_is_an_error_never_a_panic() {
         assert!(nitro::verify(&doc[..len], 1_736_179_625).is_err());
     }
     for len in (0..report.len()).step_by(3) {
-        assert!(snp::verify(&report[..len], &vcek).is_err());
+        assert!(snp::verify(&report[..len], &vcek, SNP_TIME).is_err());
     }
     for len in (0..vcek.len()).step_by(5) {
-        assert!(snp::verify(&report, &vcek[..len]).is_err());
+        assert!(snp::verify(&report, &vcek[..len], SNP_TIME).is_err());
     }
 }
 
@@ -230,6 +254,6 @@ proptest::proptest! {
         proptest::prop_assert!(dcap::verify(&bytes, &collateral, 1_750_332_747).is_err());
         proptest::prop_assert!(dcap::verify(&bytes, &bytes, 1_750_332_747).is_err());
         proptest::prop_assert!(nitro::verify(&bytes, 1_736_179_625).is_err());
-        proptest::prop_assert!(snp::verify(&bytes, &bytes).is_err());
+        proptest::prop_assert!(snp::verify(&bytes, &bytes, SNP_TIME).is_err());
     }
 }

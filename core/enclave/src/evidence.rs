@@ -543,9 +543,8 @@ impl Evidence {
 
     /// Vendor evidence of `kind` (`Dcap`: a quote and its collateral JSON; `Nitro`: a document
     /// and no endorsement; `SevSnp`: a report and the VCEK), whose chain is checked at
-    /// `verified_at` (UNIX seconds), then and whenever it is verified (SEV-SNP: at no time; the
-    /// envelope keeps 0). The measurement and report
-    /// data are read from the verified evidence.
+    /// `verified_at` (UNIX seconds), then and whenever it is verified. The measurement and
+    /// report data are read from the verified evidence.
     ///
     /// # Errors
     /// [`EvidenceError::Malformed`] for a kind that is not a vendor's, oversized inputs, or a
@@ -561,11 +560,6 @@ impl Evidence {
             field: "evidence kind",
             reason: "not a vendor kind",
         })?;
-        let verified_at = if source == Source::SevSnp {
-            0
-        } else {
-            verified_at
-        };
         let proof = VendorProof::new(source, verified_at, evidence, endorsement)?;
         let claims = proof.verify()?;
         Ok(Self {
@@ -593,13 +587,13 @@ impl Evidence {
         }
     }
 
-    /// For DCAP and Nitro evidence, the time its chain is checked at (UNIX seconds). A verifier
-    /// with a clock compares it with its own: [`Evidence::verify`] reads no clock. `None` for
-    /// kinds checked at no time (`dev`, `tpm-quote`, `sev-snp`).
+    /// For vendor evidence, the time its chain is checked at (UNIX seconds). A verifier with a
+    /// clock compares it with its own: [`Evidence::verify`] reads no clock. `None` for the kinds
+    /// checked at no time (`dev`, `tpm-quote`).
     pub fn verified_at(&self) -> Option<u64> {
         match &self.proof {
-            Proof::Vendor(v) if v.source != Source::SevSnp => Some(v.verified_at),
-            Proof::Dev { .. } | Proof::TpmQuote { .. } | Proof::Vendor(_) => None,
+            Proof::Vendor(v) => Some(v.verified_at),
+            Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
         }
     }
 
@@ -609,8 +603,17 @@ impl Evidence {
     /// # Errors
     /// As [`Evidence::check_signature`].
     pub fn vendor_claims(&self) -> Option<Result<Claims, EvidenceError>> {
+        self.verified_at().and_then(|at| self.vendor_claims_at(at))
+    }
+
+    /// [`Evidence::vendor_claims`] with the vendor's chain checked at `at` (UNIX seconds)
+    /// instead of the envelope's time: whether the evidence is still good at a verifier's "now".
+    ///
+    /// # Errors
+    /// As [`Evidence::vendor_claims`].
+    pub fn vendor_claims_at(&self, at: u64) -> Option<Result<Claims, EvidenceError>> {
         match &self.proof {
-            Proof::Vendor(v) => Some(v.claims(&self.measurement, &self.report_data)),
+            Proof::Vendor(v) => Some(v.claims_at(at, &self.measurement, &self.report_data)),
             Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
         }
     }

@@ -14,12 +14,11 @@
 //! | `nitro` | 4 | an AWS Nitro attestation document | empty |
 //! | `sev-snp` | 5 | an AMD SEV-SNP attestation report | the chip's VCEK (DER) |
 //!
-//! `verified_at` (UNIX seconds) is the time the vendor chain is checked at: certificates, CRLs,
-//! TCB info and a Nitro document's own timestamp. It travels in the envelope, so every verifier
-//! (every node replaying the ledger, years later) reaches the same verdict from the same bytes;
-//! a verifier with a clock checks separately that `verified_at` is recent
-//! ([`crate::Evidence::verified_at`]). An SEV-SNP report's chain (the VCEK's) is checked at no
-//! time, so its envelope carries 0 and [`crate::Evidence::verified_at`] is `None`.
+//! `verified_at` (UNIX seconds) is the time the vendor chain is checked at: certificates (an
+//! SEV-SNP report's ARK, ASK and VCEK included), CRLs, TCB info and a Nitro document's own
+//! timestamp. It travels in the envelope, so every verifier (every node replaying the ledger,
+//! years later) reaches the same verdict from the same bytes; a verifier with a clock checks
+//! separately that `verified_at` is recent ([`crate::Evidence::verified_at`]).
 //!
 //! The measurement and report data are carried beside the vendor evidence, like every kind's,
 //! so a registry can read them without running the vendor's verifier; [`VendorProof::claims`]
@@ -72,7 +71,17 @@ impl VendorProof {
         measurement: &[u8; 32],
         report_data: &[u8; 64],
     ) -> Result<Claims, EvidenceError> {
-        let claims = self.verify()?;
+        self.claims_at(self.verified_at, measurement, report_data)
+    }
+
+    /// [`VendorProof::claims`] with the chain checked at `at` instead.
+    pub fn claims_at(
+        &self,
+        at: u64,
+        measurement: &[u8; 32],
+        report_data: &[u8; 64],
+    ) -> Result<Claims, EvidenceError> {
+        let claims = self.verify_at(at)?;
         if measurement_digest(claims.platform, &claims.measurement) != *measurement {
             return Err(EvidenceError::VendorMismatch("measurement"));
         }
@@ -82,14 +91,17 @@ impl VendorProof {
         Ok(claims)
     }
 
-    /// The vendor's verdict, with no comparison.
+    /// The vendor's verdict at `verified_at`, with no comparison.
     pub fn verify(&self) -> Result<Claims, EvidenceError> {
+        self.verify_at(self.verified_at)
+    }
+
+    /// The vendor's verdict at `at`, with no comparison.
+    fn verify_at(&self, at: u64) -> Result<Claims, EvidenceError> {
         let claims = match self.source {
-            Source::Dcap => {
-                keyward_attest::dcap::verify(&self.evidence, &self.endorsement, self.verified_at)
-            }
-            Source::Nitro => keyward_attest::nitro::verify(&self.evidence, self.verified_at),
-            Source::SevSnp => keyward_attest::snp::verify(&self.evidence, &self.endorsement),
+            Source::Dcap => keyward_attest::dcap::verify(&self.evidence, &self.endorsement, at),
+            Source::Nitro => keyward_attest::nitro::verify(&self.evidence, at),
+            Source::SevSnp => keyward_attest::snp::verify(&self.evidence, &self.endorsement, at),
         }
         .map_err(EvidenceError::Vendor)?;
         Ok(claims)
@@ -101,8 +113,7 @@ impl VendorProof {
             .var16(&self.endorsement);
     }
 
-    /// A proof, if it keeps every rule of the encoding: sizes, no Nitro endorsement, and time 0
-    /// for SEV-SNP.
+    /// A proof, if it keeps every rule of the encoding: sizes, and no Nitro endorsement.
     pub fn new(
         source: Source,
         verified_at: u64,
@@ -120,12 +131,6 @@ impl VendorProof {
                     max,
                 });
             }
-        }
-        if source == Source::SevSnp && verified_at != 0 {
-            return Err(DecodeError::Invalid {
-                field: "verified at",
-                reason: "an SEV-SNP report is checked at no time, so its envelope says 0",
-            });
         }
         if source == Source::Nitro && !endorsement.is_empty() {
             return Err(DecodeError::Invalid {

@@ -10,7 +10,8 @@ use keyward_enclave::vendor::measurement_digest;
 use keyward_enclave::{BoundKey, Evidence, EvidenceError, EvidenceKind, EvidencePolicy};
 use rand::{SeedableRng, rngs::StdRng};
 
-/// 2026-11-21T00:00:00Z: every sample's collateral or certificates have expired by then.
+/// 2026-11-21T00:00:00Z: the DCAP and Nitro samples' collateral or certificates have expired
+/// by then; the SEV-SNP sample's VCEK is valid until 2030.
 const TODAY: u64 = 1_795_219_200;
 
 fn data(name: &str) -> Vec<u8> {
@@ -155,17 +156,20 @@ fn the_vendor_policy_decides_platform_measurement_and_tcb() {
     );
     let unrated = with(&strict, |v| v.accept_unrated = true);
     snp.verify_bound(&unrated, &snp.report_data()).unwrap();
-    // Its chain is checked at no time: the envelope says 0, and any other time is refused.
-    assert_eq!(snp.verified_at(), None);
+    // Its chain is checked at the envelope's time, as every vendor kind's: the same envelope
+    // dated after the VCEK expired (2030-04-03T19:23:43Z) is refused.
+    assert_eq!(snp.verified_at(), Some(TODAY));
+    let expired = 1_901_474_624u64;
     let mut bytes = snp.to_bytes();
-    bytes[6 + 32 + 64 + 7] = 1;
+    bytes[6 + 32 + 64..6 + 32 + 64 + 8].copy_from_slice(&expired.to_be_bytes());
+    let late = Evidence::from_bytes(&bytes).unwrap();
+    assert_eq!(late.verified_at(), Some(expired));
     assert!(matches!(
-        Evidence::from_bytes(&bytes),
-        Err(EvidenceError::Malformed(DecodeError::Invalid {
-            field: "verified at",
-            ..
-        }))
+        late.verify_bound(&unrated, &late.report_data()),
+        Err(EvidenceError::Vendor(AttestError::Rejected { .. }))
     ));
+    let (report, vcek) = (data("report_milan.hex"), data("vcek_milan.der"));
+    assert!(Evidence::vendor(EvidenceKind::SevSnp, report, vcek, expired).is_err());
 }
 
 #[test]

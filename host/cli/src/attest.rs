@@ -76,13 +76,14 @@ pub struct QuoteArgs {
 #[command(group(clap::ArgGroup::new("input").required(true).args(["evidence", "dcap_quote", "nitro_doc", "snp_report"])))]
 pub struct VerifyArgs {
     /// keyward evidence (`KWAT`): only its signature, or a vendor's chain as of the envelope's
-    /// time, is checked; `dev` evidence is insecure.
+    /// time (and, with --now, as of that time too), is checked; `dev` evidence is insecure.
     #[arg(long, value_name = "FILE")]
     evidence: Option<PathBuf>,
     #[command(flatten)]
     vendor: VendorArgs,
-    /// Verify as of this time (UNIX seconds) instead of now (vendor evidence as-is only).
-    #[arg(long, value_name = "UNIX_SECONDS", conflicts_with = "evidence")]
+    /// Verify a vendor's chain as of this time (UNIX seconds) [default: now; for --evidence,
+    /// the envelope's own time].
+    #[arg(long, value_name = "UNIX_SECONDS")]
     now: Option<u64>,
 }
 
@@ -230,9 +231,12 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         Evidence::from_bytes(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|evidence| {
-                // Vendor evidence is verified as of the time it carries.
-                now = evidence.verified_at().unwrap_or(now);
-                own_evidence(&evidence)
+                // Vendor evidence is verified as of the time it carries, and of --now if given:
+                // whether it was good when it was made, and whether it still is.
+                if args.now.is_none() {
+                    now = evidence.verified_at().unwrap_or(now);
+                }
+                own_evidence(&evidence, now)
             })
     } else {
         let input = args.vendor.read()?;
@@ -240,7 +244,7 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         match input.kind {
             EvidenceKind::Dcap => dcap::verify(evidence, endorsement, now),
             EvidenceKind::Nitro => nitro::verify(evidence, now),
-            _ => snp::verify(evidence, endorsement),
+            _ => snp::verify(evidence, endorsement, now),
         }
         .map(|claims| claims.to_json())
         .map_err(|e| e.to_string())
@@ -262,7 +266,9 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     }
 }
 
-fn own_evidence(evidence: &Evidence) -> std::result::Result<Value, String> {
+/// keyward's envelope: its signature (for vendor evidence, the vendor's chain at the envelope's
+/// time), then the vendor's chain at `now`.
+fn own_evidence(evidence: &Evidence, now: u64) -> std::result::Result<Value, String> {
     evidence.check_signature().map_err(|e| e.to_string())?;
     let mut out = json!({
         "platform": evidence.kind().name(),
@@ -278,7 +284,7 @@ fn own_evidence(evidence: &Evidence) -> std::result::Result<Value, String> {
         out["tpmKeyFingerprint"] = json!(hex::encode(key.fingerprint()));
     }
     // What the vendor signed: its own measurement (what a vendor policy pins), TCB status.
-    if let Some(claims) = evidence.vendor_claims() {
+    if let Some(claims) = evidence.vendor_claims_at(now) {
         out["vendor"] = claims.map_err(|e| e.to_string())?.to_json();
     }
     Ok(out)

@@ -433,12 +433,35 @@ fn attest_wrap_puts_vendor_evidence_in_the_envelope_verified_as_of_its_time() {
     // Today the collateral has expired: nothing is written.
     fails(&wrap("1795219200", "expired.kwat"), "CrlExpired");
     assert!(!d.join("expired.kwat").exists());
-    // `--now` does not apply to an envelope, which carries its own time.
-    let r = keyward(
+    // With `--now`, the vendor's chain is checked at that time as well: good then, and no
+    // longer today, when the collateral has expired.
+    let then = ok(&keyward(
         &d,
-        &["attest", "verify", "--evidence", "tdx.kwat", "--now", "1"],
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            "tdx.kwat",
+            "--now",
+            "1750333000",
+        ],
+    ));
+    assert_eq!(then["verifiedAt"], 1750333000);
+    assert_eq!(then["vendor"], verified["vendor"]);
+    let today = keyward(
+        &d,
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            "tdx.kwat",
+            "--now",
+            "1795219200",
+        ],
     );
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    fails(&today, "CrlExpired");
+    let rejected: serde_json::Value = serde_json::from_str(&today.stdout).unwrap();
+    assert_eq!(rejected["verdict"], "rejected");
 }
 
 #[test]
@@ -502,6 +525,23 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
         ],
     ));
     assert_eq!(snp["platform"], "sev-snp");
+    // Its VCEK is valid until 2030-04-03T19:23:43Z.
+    fails(
+        &keyward(
+            &d,
+            &[
+                "attest",
+                "verify",
+                "--snp-report",
+                &data("report_milan.hex"),
+                "--vcek",
+                &data("vcek_milan.der"),
+                "--now",
+                "1901474624",
+            ],
+        ),
+        "the VCEK certificate is not valid",
+    );
     let mut report = std::fs::read(data("report_milan.hex")).unwrap();
     report[200] = if report[200] == b'0' { b'1' } else { b'0' };
     std::fs::write(d.join("tampered.hex"), report).unwrap();
