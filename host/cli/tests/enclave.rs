@@ -20,7 +20,7 @@ use keyward_signer::votes::slots_message;
 use keyward_vote::Payload;
 
 mod common;
-use common::{BIN, Proc, contains, memory};
+use common::{BIN, Proc, assert_hardened, contains, memory};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keyward-enclave-{name}-{}", std::process::id()));
@@ -180,25 +180,12 @@ async fn get_health(url: &str) -> String {
     .unwrap()
 }
 
-fn status(pid: u32, field: &str) -> String {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_isolated_runner_survives_crashes_of_either_side_and_keeps_every_key_out_of_the_host() {
     let dir = tempdir("isolated");
     let config = config(&dir, "isolated");
     let enclave = start_enclave(&config);
-    // Hardened: no new privileges, a seccomp filter, locked memory.
-    assert_eq!(status(enclave.pid(), "NoNewPrivs:"), "1");
-    assert_eq!(status(enclave.pid(), "Seccomp:"), "2");
-    assert_ne!(status(enclave.pid(), "VmLck:"), "0 kB");
+    assert_hardened(enclave.pid());
     // A second enclave on the same state directory is refused (two would keep two counters).
     let second = Command::new(BIN)
         .args(["enclave", "--config", config.to_str().unwrap()])

@@ -1,8 +1,9 @@
 //! The isolated runner for gatekeepers and workers, as processes: each node's core runs in its
-//! own `keyward node-enclave`, the nodes register and provision through them, an enclave can be
-//! SIGKILLed and restarted under a running node, a node can be restarted over its enclave, and
-//! neither node's identity key ever appears in its host process's memory or in any log. The
-//! enclave signs only entries its core produced.
+//! own hardened `keyward node-enclave`, the nodes register and provision through them, either
+//! enclave can be SIGKILLed and restarted under a running node, a node can be restarted over its
+//! enclave, and neither node's identity key, sealing key or (the worker's) ClusterKeys ever
+//! appear in a host process's memory or in any log. The enclave signs only entries its core
+//! produced.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
@@ -25,7 +26,7 @@ use keyward_node_service::dev;
 use keyward_node_service::runner::protocol::{self, tag};
 
 mod common;
-use common::{Proc, contains, memory};
+use common::{Proc, assert_hardened, contains, memory};
 
 const CHAIN: &str = "enclave-net";
 
@@ -62,7 +63,6 @@ impl Paths {
                 self.socket.to_str().unwrap(),
                 "--platform-key",
                 platform.to_str().unwrap(),
-                "--allow-weaker-isolation",
             ],
             "keyward node-enclave started",
         )
@@ -87,12 +87,36 @@ impl Paths {
         .0
     }
 
-    /// The node's identity keypair, from the sealed state in its enclave's directory.
-    fn identity(&self, genesis: &EntryHash) -> IdentityKeypair {
+    /// What its enclave's directory seals, opened with the soft source's key file.
+    fn sealed(&self) -> (Sealer, SealedBlob) {
         let key = fs::read(self.state.join("sealing.key")).unwrap();
         let key = SealingKey::from_bytes(SecretBytes::from_slice(&key).unwrap());
         let sealer = Sealer::new(&key, ChainId::new(CHAIN).unwrap(), self.role.measurement());
         let blob = SealedBlob::from_bytes(fs::read(self.state.join("node.sealed")).unwrap());
+        (sealer, blob)
+    }
+
+    /// The worker's ClusterKey seeds for `clusters` (epoch 0, generation 0), from the sealed
+    /// state in its enclave's directory.
+    fn cluster_keys(&self, genesis: &EntryHash, clusters: &[&str]) -> Vec<[u8; 32]> {
+        let (sealer, blob) = self.sealed();
+        let worker = Worker::restore(&sealer, genesis, &blob, 0).unwrap();
+        let context = keyward_ledger::KeyContext {
+            epoch: keyward_hierarchy::Epoch(0),
+            generation: keyward_hierarchy::Generation(0),
+        };
+        clusters
+            .iter()
+            .map(|c| {
+                let key = worker.cluster_key(&ClusterId::new(c).unwrap(), context);
+                *key.unwrap().seed().expose()
+            })
+            .collect()
+    }
+
+    /// The node's identity keypair, from the sealed state in its enclave's directory.
+    fn identity(&self, genesis: &EntryHash) -> IdentityKeypair {
+        let (sealer, blob) = self.sealed();
         let seed = match self.role {
             NodeRole::Gatekeeper => *Gatekeeper::restore(&sealer, genesis, &blob, 0)
                 .unwrap()
@@ -178,6 +202,8 @@ async fn isolated_nodes_provision_survive_restarts_and_keep_their_keys_out_of_th
     let w = Paths::new(&dir, NodeRole::Worker);
     let g_enclave = g.enclave(&hash, &platform_path);
     let w_enclave = w.enclave(&hash, &platform_path);
+    assert_hardened(g_enclave.pid());
+    assert_hardened(w_enclave.pid());
     let g_node = g.node(&url, &hash);
     let w_node = w.node(&url, &hash);
     let (g_id, w_id) = (g.identity(&genesis), w.identity(&genesis));
@@ -188,10 +214,13 @@ async fn isolated_nodes_provision_survive_restarts_and_keep_their_keys_out_of_th
     })
     .await;
 
-    // The worker's enclave dies and comes back: its registry starts again from the genesis,
-    // and the node hands it the ledger before its next step.
+    // Both enclaves die and come back: each registry starts again from the genesis, and the
+    // node hands it the ledger before its next step; the gatekeeper's restores its sealed epoch
+    // secret, which the worker's provisioning below needs.
     let mut logs = w_enclave.kill();
+    logs += &g_enclave.kill();
     let w_enclave = w.enclave(&hash, &platform_path);
+    let g_enclave = g.enclave(&hash, &platform_path);
     follower
         .submit(
             &council,
@@ -207,15 +236,13 @@ async fn isolated_nodes_provision_survive_restarts_and_keep_their_keys_out_of_th
     holds(&w_addr, 1).await;
     holds(&g_addr, 1).await;
 
-    // Neither host holds its node's identity key or sealing key (its public key, as a control,
-    // it does).
-    for (node, id, paths) in [(&g_node, &g_id, &g), (&w_node, &w_id, &w)] {
+    let cluster_keys = w.cluster_keys(&genesis, &["c1"]);
+    let sealing_keys = [&g, &w].map(|p| fs::read(p.state.join("sealing.key")).unwrap());
+
+    // Neither host holds its node's identity key, a sealing key or a ClusterKey (its public
+    // key, as a control, it does).
+    for (node, id) in [(&g_node, &g_id), (&w_node, &w_id)] {
         let memory = memory(node.pid());
-        let sealing_key = fs::read(paths.state.join("sealing.key")).unwrap();
-        assert!(
-            !contains(&memory, &sealing_key),
-            "a host holds its sealing key"
-        );
         assert!(
             contains(&memory, &id.public().to_bytes()),
             "the scan sees the host's data"
@@ -224,6 +251,16 @@ async fn isolated_nodes_provision_survive_restarts_and_keep_their_keys_out_of_th
             !contains(&memory, id.seed().expose()),
             "a host holds its identity key"
         );
+        for secret in sealing_keys
+            .iter()
+            .map(Vec::as_slice)
+            .chain(cluster_keys.iter().map(<[u8; 32]>::as_slice))
+        {
+            assert!(
+                !contains(&memory, secret),
+                "a host holds a sealing or cluster key"
+            );
+        }
     }
 
     // The worker's node restarts over the same enclave: the same identity, its key still held.
@@ -263,11 +300,14 @@ async fn isolated_nodes_provision_survive_restarts_and_keep_their_keys_out_of_th
     logs += &g_node.kill();
     logs += &g_enclave.kill();
     logs += &w_enclave.kill();
-    for id in [&g_id, &w_id] {
-        let seed = id.seed().expose();
-        let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(!logs.contains(&hex), "a log holds an identity key");
-        assert!(!logs.contains(&keyward_host::to_base64(seed)));
+    let secrets = [g_id.seed().expose().as_slice(), w_id.seed().expose()]
+        .into_iter()
+        .chain(sealing_keys.iter().map(Vec::as_slice))
+        .chain(cluster_keys.iter().map(<[u8; 32]>::as_slice));
+    for secret in secrets {
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!logs.contains(&hex), "a log holds a secret key");
+        assert!(!logs.contains(&keyward_host::to_base64(secret)));
     }
     assert!(logs.contains("core opened"), "{logs}");
     ledger.stop().await;

@@ -76,6 +76,25 @@ impl Drop for Proc {
     }
 }
 
+/// A field of `/proc/PID/status`, trimmed.
+pub fn status(pid: u32, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Process `pid` hardened itself as an isolated enclave does: no new privileges, a seccomp
+/// filter, locked memory.
+pub fn assert_hardened(pid: u32) {
+    assert_eq!(status(pid, "NoNewPrivs:"), "1");
+    assert_eq!(status(pid, "Seccomp:"), "2");
+    assert_ne!(status(pid, "VmLck:"), "0 kB");
+}
+
 /// Every readable byte of process `pid`'s memory.
 pub fn memory(pid: u32) -> Vec<u8> {
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
