@@ -305,3 +305,71 @@ async fn with_the_in_process_runner_the_scan_finds_the_vote_key_in_the_host() {
     assert!(contains(&host_memory, &seeds[0]));
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// With the TPM source the isolated enclave, hardened and confined (Landlock, seccomp), still
+/// reaches the TPM: it seals its key there and advances the NV counter, answers a registration
+/// with a quote by the TPM's attestation key, and after both sides restart unseals its key and
+/// keeps the tower.
+#[cfg(feature = "tpm")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_isolated_runner_seals_counts_and_quotes_with_a_tpm() {
+    use keyward_enclave::{Evidence, EvidenceKind};
+    use keyward_tpm::swtpm::Swtpm;
+
+    let dir = tempdir("isolated-tpm");
+    let state = dir.join("swtpm");
+    fs::create_dir_all(&state).unwrap();
+    let Some(swtpm) = Swtpm::start_for_tests(&state) else {
+        return;
+    };
+    let config = config_with(
+        &dir,
+        "isolated",
+        &format!(
+            "[sealing]\nsource = \"tpm\"\ntcti = \"{}\"\npcrs = [16]\nnv_index = 0x01500030\n",
+            swtpm.tcti()
+        ),
+    );
+    let enclave = start_enclave(&config);
+    assert_hardened(enclave.pid());
+    let (signer, url) = start_signer(&config);
+
+    let v = Validator::new(3);
+    let client = v.client(&url).await;
+    let registered = client.register(v.vote_account).await.unwrap();
+    let vote_key: SolanaPubkey = registered.vote_pubkey.parse().unwrap();
+    let evidence =
+        Evidence::from_bytes(&keyward_host::from_base64(&registered.evidence).unwrap()).unwrap();
+    assert_eq!(evidence.kind(), EvidenceKind::TpmQuote);
+    evidence.check_signature().unwrap();
+    let files: Vec<_> = fs::read_dir(dir.join("data").join("enclave"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(files.iter().any(|f| f == "sealing.tpm"), "{files:?}");
+    assert!(!files.iter().any(|f| f == "sealing.key"), "{files:?}");
+    client
+        .sign_vote(v.message(&vote_key, &[1]), Vec::new())
+        .await
+        .unwrap();
+
+    // Both sides stop; the TPM's attestation key is the one that quoted.
+    drop(signer.kill());
+    drop(enclave.kill());
+    let ak = swtpm.connect().unwrap().attestation_key().unwrap();
+    assert_eq!(evidence.tpm_key().unwrap().fingerprint(), ak.fingerprint());
+
+    // Both come back: the key unseals under the confinement and the tower is as it was.
+    let enclave = start_enclave(&config);
+    let (signer, url) = start_signer(&config);
+    let client = v.client(&url).await;
+    send_retrying(&client, v.vote(&vote_key, &[1, 2]))
+        .await
+        .unwrap();
+    let conflicting = send_retrying(&client, v.vote(&vote_key, &[1, 3])).await;
+    assert_eq!(conflicting.unwrap_err().reason(), Some("lockout_conflict"));
+    drop(signer.kill());
+    drop(enclave.kill());
+    drop(swtpm);
+    let _ = fs::remove_dir_all(&dir);
+}
