@@ -603,7 +603,10 @@ impl Evidence {
     /// # Errors
     /// As [`Evidence::check_signature`].
     pub fn vendor_claims(&self) -> Option<Result<Claims, EvidenceError>> {
-        self.verified_at().and_then(|at| self.vendor_claims_at(at))
+        match &self.proof {
+            Proof::Vendor(v) => Some(v.claims(&self.measurement, &self.report_data)),
+            Proof::Dev { .. } | Proof::TpmQuote { .. } => None,
+        }
     }
 
     /// [`Evidence::vendor_claims`] with the vendor's chain checked at `at` (UNIX seconds)

@@ -225,20 +225,27 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<()> {
-    let mut now = now_or(args.now);
+    // What the verdict is as of: `verifiedAt`, the time the vendor's chain is checked at (for an
+    // envelope its own, none for `dev` and `tpm-quote`); `checkedAt`, `--now` for an envelope
+    // whose vendor chain is checked then as well.
+    let mut times = serde_json::Map::new();
     let verdict: std::result::Result<Value, String> = if let Some(path) = &args.evidence {
         let bytes = read_limited(path, MAX_FILE)?;
         Evidence::from_bytes(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|evidence| {
-                // Vendor evidence is verified as of the time it carries, and of --now if given:
-                // whether it was good when it was made, and whether it still is.
-                if args.now.is_none() {
-                    now = evidence.verified_at().unwrap_or(now);
+                let own = evidence.verified_at();
+                times.insert("verifiedAt".into(), json!(own));
+                // Good when it was made, and (with --now) still good then.
+                let also = own.and(args.now);
+                if let Some(at) = also {
+                    times.insert("checkedAt".into(), json!(at));
                 }
-                own_evidence(&evidence, now)
+                own_evidence(&evidence, also)
             })
     } else {
+        let now = now_or(args.now);
+        times.insert("verifiedAt".into(), json!(now));
         let input = args.vendor.read()?;
         let (evidence, endorsement) = (&input.evidence, &input.endorsement);
         match input.kind {
@@ -249,26 +256,29 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         .map(|claims| claims.to_json())
         .map_err(|e| e.to_string())
     };
-    match verdict {
-        Ok(mut claims) => {
-            claims["verdict"] = json!("verified");
-            claims["verifiedAt"] = json!(now);
-            println!("{claims}");
-            Ok(())
-        }
-        Err(reason) => {
-            println!(
-                "{}",
-                json!({ "verdict": "rejected", "reason": reason, "verifiedAt": now })
-            );
-            Err(CliError::Refused(format!("evidence rejected: {reason}")))
-        }
+    let (mut out, refused) = match verdict {
+        Ok(claims) => (claims, None),
+        Err(reason) => (
+            json!({ "verdict": "rejected", "reason": reason }),
+            Some(reason),
+        ),
+    };
+    if refused.is_none() {
+        out["verdict"] = json!("verified");
+    }
+    for (name, time) in times {
+        out[name] = time;
+    }
+    println!("{out}");
+    match refused {
+        None => Ok(()),
+        Some(reason) => Err(CliError::Refused(format!("evidence rejected: {reason}"))),
     }
 }
 
 /// keyward's envelope: its signature (for vendor evidence, the vendor's chain at the envelope's
-/// time), then the vendor's chain at `now`.
-fn own_evidence(evidence: &Evidence, now: u64) -> std::result::Result<Value, String> {
+/// time), then, given `also`, the vendor's chain at that time too.
+fn own_evidence(evidence: &Evidence, also: Option<u64>) -> std::result::Result<Value, String> {
     evidence.check_signature().map_err(|e| e.to_string())?;
     let mut out = json!({
         "platform": evidence.kind().name(),
@@ -284,7 +294,11 @@ fn own_evidence(evidence: &Evidence, now: u64) -> std::result::Result<Value, Str
         out["tpmKeyFingerprint"] = json!(hex::encode(key.fingerprint()));
     }
     // What the vendor signed: its own measurement (what a vendor policy pins), TCB status.
-    if let Some(claims) = evidence.vendor_claims_at(now) {
+    let claims = match also {
+        Some(at) => evidence.vendor_claims_at(at),
+        None => evidence.vendor_claims(),
+    };
+    if let Some(claims) = claims {
         out["vendor"] = claims.map_err(|e| e.to_string())?.to_json();
     }
     Ok(out)

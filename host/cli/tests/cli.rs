@@ -435,33 +435,21 @@ fn attest_wrap_puts_vendor_evidence_in_the_envelope_verified_as_of_its_time() {
     assert!(!d.join("expired.kwat").exists());
     // With `--now`, the vendor's chain is checked at that time as well: good then, and no
     // longer today, when the collateral has expired.
-    let then = ok(&keyward(
-        &d,
-        &[
-            "attest",
-            "verify",
-            "--evidence",
-            "tdx.kwat",
-            "--now",
-            "1750333000",
-        ],
-    ));
-    assert_eq!(then["verifiedAt"], 1750333000);
+    let at = |now: &str| {
+        keyward(
+            &d,
+            &["attest", "verify", "--evidence", "tdx.kwat", "--now", now],
+        )
+    };
+    let then = ok(&at("1750333000"));
+    assert_eq!(then["verifiedAt"], 1750332747);
+    assert_eq!(then["checkedAt"], 1750333000);
     assert_eq!(then["vendor"], verified["vendor"]);
-    let today = keyward(
-        &d,
-        &[
-            "attest",
-            "verify",
-            "--evidence",
-            "tdx.kwat",
-            "--now",
-            "1795219200",
-        ],
-    );
+    let today = at("1795219200");
     fails(&today, "CrlExpired");
     let rejected: serde_json::Value = serde_json::from_str(&today.stdout).unwrap();
     assert_eq!(rejected["verdict"], "rejected");
+    assert_eq!(rejected["checkedAt"], 1795219200);
 }
 
 #[test]
@@ -513,52 +501,34 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     ));
     assert_eq!(nitro["platform"], "nitro");
     assert_eq!(nitro["issuedAt"], 1736179625);
-    let snp = ok(&keyward(
-        &d,
-        &[
-            "attest",
-            "verify",
-            "--snp-report",
-            &data("report_milan.hex"),
-            "--vcek",
-            &data("vcek_milan.der"),
-        ],
-    ));
-    assert_eq!(snp["platform"], "sev-snp");
-    // Its VCEK is valid until 2030-04-03T19:23:43Z.
-    fails(
-        &keyward(
+    // SEV-SNP, checked at a fixed time: its VCEK is valid until 2030-04-03T19:23:43Z.
+    let vcek = data("vcek_milan.der");
+    let snp = |report: &str, now: &str| {
+        keyward(
             &d,
             &[
                 "attest",
                 "verify",
                 "--snp-report",
-                &data("report_milan.hex"),
+                report,
                 "--vcek",
-                &data("vcek_milan.der"),
+                &vcek,
                 "--now",
-                "1901474624",
+                now,
             ],
-        ),
+        )
+    };
+    let claims = ok(&snp(&data("report_milan.hex"), "1700000000"));
+    assert_eq!(claims["platform"], "sev-snp");
+    assert_eq!(claims["verifiedAt"], 1700000000);
+    fails(
+        &snp(&data("report_milan.hex"), "1901474624"),
         "the VCEK certificate is not valid",
     );
     let mut report = std::fs::read(data("report_milan.hex")).unwrap();
     report[200] = if report[200] == b'0' { b'1' } else { b'0' };
     std::fs::write(d.join("tampered.hex"), report).unwrap();
-    fails(
-        &keyward(
-            &d,
-            &[
-                "attest",
-                "verify",
-                "--snp-report",
-                "tampered.hex",
-                "--vcek",
-                &data("vcek_milan.der"),
-            ],
-        ),
-        "does not verify",
-    );
+    fails(&snp("tampered.hex", "1700000000"), "does not verify");
 
     // keyward's own dev evidence: the signature is checked and it is labelled insecure.
     let platform = keyward_enclave::DevPlatformKey::from_identity(
@@ -576,6 +546,8 @@ fn attest_verify_prints_the_claims_and_exits_non_zero_on_rejected_evidence() {
     ));
     assert_eq!(dev["platform"], "dev-insecure");
     assert_eq!(dev["insecure"], true);
+    // It carries no time.
+    assert!(dev["verifiedAt"].is_null(), "{dev}");
     assert_eq!(dev["measurement"], "05".repeat(32));
     let mut forged = evidence.clone();
     forged[40] ^= 1;

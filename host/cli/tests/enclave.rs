@@ -307,12 +307,11 @@ async fn with_the_in_process_runner_the_scan_finds_the_vote_key_in_the_host() {
 }
 
 /// With the TPM source the isolated enclave, hardened and confined (Landlock, seccomp), still
-/// reaches the TPM: it seals its key there and advances the NV counter, answers a registration
-/// with a quote by the TPM's attestation key, and after both sides restart unseals its key and
-/// keeps the tower.
+/// reaches the TPM: it seals its key there, answers a registration with a quote by the TPM's
+/// attestation key, and after both sides restart unseals its key and keeps the tower.
 #[cfg(feature = "tpm")]
 #[tokio::test(flavor = "multi_thread")]
-async fn the_isolated_runner_seals_counts_and_quotes_with_a_tpm() {
+async fn the_isolated_runner_seals_and_quotes_with_a_tpm_and_keeps_the_tower() {
     use keyward_enclave::{Evidence, EvidenceKind};
     use keyward_tpm::swtpm::Swtpm;
 
@@ -352,6 +351,9 @@ async fn the_isolated_runner_seals_counts_and_quotes_with_a_tpm() {
         .sign_vote(v.message(&vote_key, &[1]), Vec::new())
         .await
         .unwrap();
+    send_retrying(&client, v.vote(&vote_key, &[1, 2]))
+        .await
+        .unwrap();
 
     // Both sides stop; the TPM's attestation key is the one that quoted.
     drop(signer.kill());
@@ -363,11 +365,12 @@ async fn the_isolated_runner_seals_counts_and_quotes_with_a_tpm() {
     let enclave = start_enclave(&config);
     let (signer, url) = start_signer(&config);
     let client = v.client(&url).await;
-    send_retrying(&client, v.vote(&vote_key, &[1, 2]))
-        .await
-        .unwrap();
+    // Slot 3 on a fork without 2 breaks 2's lockout, which only the restored tower knows.
     let conflicting = send_retrying(&client, v.vote(&vote_key, &[1, 3])).await;
     assert_eq!(conflicting.unwrap_err().reason(), Some("lockout_conflict"));
+    send_retrying(&client, v.vote(&vote_key, &[1, 2, 3]))
+        .await
+        .unwrap();
     drop(signer.kill());
     drop(enclave.kill());
     drop(swtpm);

@@ -421,7 +421,7 @@ pub struct Registry {
     /// The committee's certificates (threshold mode).
     certificates: BTreeMap<crate::committee::Statement, keyward_threshold::CommitteeSignature>,
     /// The latest time a vendor signed into the evidence of an accepted registration (UNIX
-    /// seconds; [`Node::vendor_signed_at`]): the ledger's only clock. It never goes back, and
+    /// seconds; [`VendorStamp::signed_at`]): the ledger's only clock. It never goes back, and
     /// never ahead of a time the vendor signed, whatever `verified_at` an envelope claims.
     attested_until: u64,
     /// The highest TCB evaluation data number of accepted vendor evidence, per platform
