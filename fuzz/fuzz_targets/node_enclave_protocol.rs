@@ -1,5 +1,5 @@
 //! The node enclave's messages (`keyward_node_service::runner::protocol`), as `keyward
-//! node-enclave` reads a host's and the host reads the enclave's: no decoder panics, and whatever
+//! enclave --role` reads a host's and the host reads the enclave's: no decoder panics, and whatever
 //! one accepts re-encodes to the same bytes.
 #![no_main]
 // A panic is what a fuzz target reports; unwrap marks what must hold.

@@ -4,6 +4,7 @@
 
 mod attest;
 mod devnet;
+mod enclave;
 mod error;
 mod genesis;
 mod keyfile;
@@ -48,17 +49,14 @@ enum Command {
     Gatekeeper(node::NodeArgs),
     /// Run a worker: obtains its ClusterKey and runs its cluster's contracts.
     Worker(node::NodeArgs),
-    /// Run the isolated enclave runner of a gatekeeper or worker: its core in its own hardened
-    /// process, reached over a Unix socket (the node's `--enclave-socket`).
-    NodeEnclave(node::NodeEnclaveArgs),
     /// A user's client: deploy contracts, send encrypted commands, read replies, check keys.
     #[command(subcommand)]
     User(user::UserCommand),
     /// Run the enclave vote signer (JSON-RPC on 127.0.0.1:8989 by default).
     Signer(signer::SignerArgs),
-    /// Run the isolated enclave runner: a signer's trusted core in its own hardened process,
-    /// reached over a Unix socket (`[runner] kind = "isolated"`).
-    Enclave(signer::EnclaveArgs),
+    /// Run the isolated enclave runner: the trusted core of a signer (`--config`) or of a
+    /// gatekeeper or worker (`--role`) in its own hardened process, reached over a Unix socket.
+    Enclave(enclave::EnclaveArgs),
     /// Talk to a vote signer: the reference client.
     SignerClient(signer::ClientArgs),
     /// Export or import a stopped signer's towers (interchange JSON).
@@ -85,10 +83,9 @@ fn main() -> ExitCode {
         Command::Ledger(args) => ledger::run(args),
         Command::Gatekeeper(args) => node::run(keyward_node_service::NodeRole::Gatekeeper, args),
         Command::Worker(args) => node::run(keyward_node_service::NodeRole::Worker, args),
-        Command::NodeEnclave(args) => node::run_enclave(args),
         Command::User(cmd) => user::run(cmd),
         Command::Signer(args) => signer::run_signer(args),
-        Command::Enclave(args) => signer::run_enclave(args),
+        Command::Enclave(args) => enclave::run(args),
         Command::SignerClient(args) => signer::run_client(args),
         Command::SignerTower(cmd) => signer::run_tower(cmd),
         Command::Attest(cmd) => attest::run(cmd),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use keyward_ledger::EntryHash;
-use keyward_node_service::runner::server::{EnclaveConfig, EnclaveProcess};
 use keyward_node_service::{Node, NodeConfig, NodeRole, RunnerKind};
 use keyward_tpm::source::SealingSource;
 
@@ -39,7 +38,7 @@ pub struct NodeArgs {
     stake: Option<u64>,
     #[command(flatten)]
     sealing: SealingArgs,
-    /// Run the node's core in the isolated enclave runner: a `keyward node-enclave` process
+    /// Run the node's core in the isolated enclave runner: a `keyward enclave --role …` process
     /// listening on this Unix socket, which holds the sealing source and attests (so
     /// `--platform-key` and `--sealing` belong to it, not here). The data directory then holds
     /// only the replies to users.
@@ -55,69 +54,10 @@ pub struct NodeArgs {
     dev_wrong_partials: bool,
 }
 
-/// Options of `keyward node-enclave`.
-#[derive(Debug, Args)]
-pub struct NodeEnclaveArgs {
-    /// The role of the node it serves.
-    #[arg(long, value_enum)]
-    role: Role,
-    /// The genesis hash to pin (0x-hex): the core opens for no other ledger.
-    #[arg(long, value_name = "HASH")]
-    genesis_hash: String,
-    /// The enclave's own directory (sealing key and counter, sealed state, contract
-    /// checkpoints); it is confined to it.
-    #[arg(long, value_name = "DIR")]
-    state_dir: PathBuf,
-    /// The Unix socket the node connects to (`--enclave-socket`).
-    #[arg(long, value_name = "SOCKET")]
-    socket: PathBuf,
-    /// The dev platform key file that signs the node's attestation evidence: required with the
-    /// soft sealing source, refused with `--sealing tpm` (the TPM attests).
-    #[arg(long, value_name = "FILE")]
-    platform_key: Option<PathBuf>,
-    #[command(flatten)]
-    sealing: SealingArgs,
-    /// Report, instead of refusing, hardening this machine cannot give (memory that cannot be
-    /// locked, a kernel without Landlock).
-    #[arg(long)]
-    allow_weaker_isolation: bool,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Role {
-    Gatekeeper,
-    Worker,
-}
-
-fn genesis_hash(text: &str) -> Result<EntryHash> {
+pub(crate) fn genesis_hash(text: &str) -> Result<EntryHash> {
     keyward_crypto::hex::from_hex::<32>("genesis hash", text)
         .map(EntryHash)
         .map_err(|e| CliError::refused(format!("--genesis-hash: {e}")))
-}
-
-/// Runs `keyward node-enclave` until it is killed.
-pub fn run_enclave(args: NodeEnclaveArgs) -> Result<()> {
-    let config = EnclaveConfig {
-        role: match args.role {
-            Role::Gatekeeper => NodeRole::Gatekeeper,
-            Role::Worker => NodeRole::Worker,
-        },
-        genesis: genesis_hash(&args.genesis_hash)?,
-        state_dir: args.state_dir,
-        socket: args.socket,
-        sealing: args.sealing.source()?,
-        platform_key: args.platform_key,
-        allow_weaker_isolation: args.allow_weaker_isolation,
-    };
-    init_logs();
-    let process = EnclaveProcess::start(&config).map_err(CliError::refused)?;
-    let h = &process.hardening;
-    tracing::info!(
-        role = config.role.name(), socket = %process.socket.display(), sealing = config.sealing.name(),
-        undumpable = h.undumpable, memory_locked = h.memory_locked, landlock = h.landlock,
-        seccomp = h.seccomp, "keyward node-enclave started"
-    );
-    process.serve().map_err(CliError::refused)
 }
 
 /// Runs a node until Ctrl-C or SIGTERM.
@@ -136,7 +76,7 @@ pub fn run(role: NodeRole, args: NodeArgs) -> Result<()> {
     if let Some(socket) = args.enclave_socket {
         if args.platform_key.is_some() || config.sealing != SealingSource::Soft {
             return Err(CliError::refused(
-                "--platform-key and --sealing belong to the keyward node-enclave process with --enclave-socket",
+                "--platform-key and --sealing belong to the keyward enclave process with --enclave-socket",
             ));
         }
         config.runner = RunnerKind::Isolated { socket };

@@ -30,19 +30,6 @@ pub struct SignerArgs {
     config: Option<PathBuf>,
 }
 
-/// `keyward enclave`: the isolated runner's enclave process for a signer.
-#[derive(Debug, Args)]
-pub struct EnclaveArgs {
-    /// The signer's TOML configuration, with `[runner] kind = "isolated"`: the enclave takes its
-    /// socket, state directory, sealing source, chain and policies from it.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// The signer's data directory, as `keyward signer --data-dir` (the default socket and
-    /// state directory are inside it).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-}
-
 /// `keyward signer-client`: the reference client.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -170,8 +157,8 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
 }
 
 /// Runs the isolated enclave for a signer until it is killed.
-pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
-    let config = config(Some(&args.config), args.data_dir)?;
+pub fn run_enclave(config_file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+    let config = config(Some(config_file), data_dir)?;
     init_logs();
     let process = service::EnclaveProcess::start(&config).map_err(CliError::refused)?;
     let h = &process.hardening;

@@ -1,5 +1,5 @@
 //! The isolated runner for gatekeepers and workers, as processes: each node's core runs in its
-//! own hardened `keyward node-enclave`, the nodes register and provision through them, either
+//! own hardened `keyward enclave --role`, the nodes register and provision through them, either
 //! enclave can be SIGKILLed and restarted under a running node, a node can be restarted over its
 //! enclave, and neither node's identity key, sealing key or (the worker's) ClusterKeys ever
 //! appear in a host process's memory or in any log. The enclave signs only entries its core
@@ -52,7 +52,7 @@ impl Paths {
     fn enclave(&self, genesis: &str, platform: &Path) -> Proc {
         Proc::start(
             &[
-                "node-enclave",
+                "enclave",
                 "--role",
                 self.role.name(),
                 "--genesis-hash",
@@ -64,7 +64,7 @@ impl Paths {
                 "--platform-key",
                 platform.to_str().unwrap(),
             ],
-            "keyward node-enclave started",
+            "keyward enclave started",
         )
         .0
     }

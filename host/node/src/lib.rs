@@ -4,7 +4,7 @@
 //! keeps its sealed key state in its data directory, and drives its core's level-triggered steps:
 //! each step's entry is submitted, provisioning requests go to the gatekeepers' JSON-RPC, and
 //! replies and contract checkpoints are stored for users and restarts. The core runs behind a
-//! [`runner::NodeRunner`]: in-process, or isolated in `keyward node-enclave`, in which case this
+//! [`runner::NodeRunner`]: in-process, or isolated in `keyward enclave --role`, in which case this
 //! process holds no secret key.
 
 pub mod client;

@@ -59,7 +59,7 @@ pub enum RunnerKind {
     /// In the node's own process (the default).
     #[default]
     InProcess,
-    /// In a `keyward node-enclave` process reached at this Unix socket, which holds the sealing
+    /// In a `keyward enclave --role …` process reached at this Unix socket, which holds the sealing
     /// source and the platform's attester: the node's own sealing and platform key settings are
     /// not used.
     Isolated {

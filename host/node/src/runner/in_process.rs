@@ -1,5 +1,5 @@
 //! The core's side of a node, as host code runs it: the in-process runner, and what
-//! `keyward node-enclave` serves over its socket.
+//! `keyward enclave --role` serves over its socket.
 //!
 //! It holds everything secret (the core, the sealing key, the platform's attester) and the
 //! registry the core reads. In the node's own process that registry is the host's, which the

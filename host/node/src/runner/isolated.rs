@@ -1,4 +1,4 @@
-//! The isolated runner's host side: the node's core runs in `keyward node-enclave`, reached over
+//! The isolated runner's host side: the node's core runs in `keyward enclave --role`, reached over
 //! a Unix socket ([`super::protocol`]).
 //!
 //! One connection, used by one call at a time. A lost connection (the enclave crashed or

@@ -2,7 +2,7 @@
 //! interface ([`NodeRunner`]) the node's host code drives it through.
 //!
 //! - [`InProcess`] (the default): the core in the node's own process.
-//! - [`Isolated`]: the core in a separate, hardened `keyward node-enclave` process, reached over
+//! - [`Isolated`]: the core in a separate, hardened `keyward enclave --role …` process, reached over
 //!   a Unix socket ([`protocol`]); the host process never holds a secret key.
 //!
 //! The interface gives the host nothing secret. The core signs the node's ledger entries itself,

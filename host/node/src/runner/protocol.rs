@@ -1,5 +1,5 @@
 //! The node enclave's protocol: one frame per message ([`keyward_isolation::frame`]), the host
-//! asking and `keyward node-enclave` answering in order, over one connection at a time.
+//! asking and `keyward enclave --role` answering in order, over one connection at a time.
 //!
 //! ```text
 //! host → enclave                               enclave → host

@@ -1,4 +1,4 @@
-//! The isolated runner's enclave side: `keyward node-enclave` hardens and confines itself, then
+//! The isolated runner's enclave side: `keyward enclave --role` hardens and confines itself, then
 //! serves one host connection at a time over its Unix socket ([`super::protocol`]), with the
 //! node's core ([`InProcess`] over a registry of its own) behind it.
 //!
@@ -23,7 +23,7 @@ use super::{InProcess, NodeRunner, Options, RunnerError};
 use crate::dir::NodeDir;
 use crate::service::{NodeError, NodeRole};
 
-/// How `keyward node-enclave` is started.
+/// How `keyward enclave --role` is started.
 #[derive(Debug, Clone)]
 pub struct EnclaveConfig {
     /// The node's role.
@@ -117,7 +117,7 @@ impl EnclaveProcess {
         let lock_path = dir.join("enclave.lock");
         let lock = std::fs::File::create(&lock_path).map_err(io_error("create", &lock_path))?;
         lock.try_lock().map_err(|e| EnclaveError::Io {
-            action: "lock (is another keyward node-enclave using it?)",
+            action: "lock (is another keyward enclave using it?)",
             path: lock_path,
             source: e.into(),
         })?;
