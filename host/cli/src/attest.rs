@@ -256,24 +256,24 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         .map(|claims| claims.to_json())
         .map_err(|e| e.to_string())
     };
-    let (mut out, refused) = match verdict {
-        Ok(claims) => (claims, None),
-        Err(reason) => (
-            json!({ "verdict": "rejected", "reason": reason }),
-            Some(reason),
-        ),
+    let (mut out, result) = match verdict {
+        Ok(mut claims) => {
+            claims["verdict"] = json!("verified");
+            (claims, Ok(()))
+        }
+        Err(reason) => {
+            let refused = CliError::Refused(format!("evidence rejected: {reason}"));
+            (
+                json!({ "verdict": "rejected", "reason": reason }),
+                Err(refused),
+            )
+        }
     };
-    if refused.is_none() {
-        out["verdict"] = json!("verified");
-    }
     for (name, time) in times {
         out[name] = time;
     }
     println!("{out}");
-    match refused {
-        None => Ok(()),
-        Some(reason) => Err(CliError::Refused(format!("evidence rejected: {reason}"))),
-    }
+    result
 }
 
 /// keyward's envelope: its signature (for vendor evidence, the vendor's chain at the envelope's

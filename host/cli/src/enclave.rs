@@ -3,10 +3,11 @@
 //! signer's (`--config`, the signer's TOML with `[runner] kind = "isolated"`), or a gatekeeper's
 //! or worker's (`--role`, and the node's `--enclave-socket`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
 
+use keyward_isolation::Hardening;
 use keyward_node_service::NodeRole;
 use keyward_node_service::runner::server::{EnclaveConfig, EnclaveProcess};
 
@@ -71,10 +72,10 @@ pub fn run(args: EnclaveArgs) -> Result<()> {
     let (Some(role), Some(genesis), Some(state_dir), Some(socket)) =
         (args.role, args.genesis_hash, args.state_dir, args.socket)
     else {
-        let config = args
-            .config
-            .expect("clap requires --config or --role and its options");
-        return crate::signer::run_enclave(&config, args.data_dir);
+        let config = args.config.ok_or_else(|| {
+            CliError::refused("give --config (a signer's) or --role and its options (a node's)")
+        })?;
+        return run_for_signer(&config, args.data_dir);
     };
     let config = EnclaveConfig {
         role: match role {
@@ -90,11 +91,37 @@ pub fn run(args: EnclaveArgs) -> Result<()> {
     };
     init_logs();
     let process = EnclaveProcess::start(&config).map_err(CliError::refused)?;
-    let h = &process.hardening;
-    tracing::info!(
-        role = config.role.name(), socket = %process.socket.display(), sealing = config.sealing.name(),
-        undumpable = h.undumpable, memory_locked = h.memory_locked, landlock = h.landlock,
-        seccomp = h.seccomp, "keyward enclave started"
+    started(
+        config.role.name(),
+        &process.socket,
+        config.sealing.name(),
+        &process.hardening,
     );
     process.serve().map_err(CliError::refused)
+}
+
+/// A signer's enclave, configured from its TOML (and data directory).
+fn run_for_signer(config_file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+    let config = crate::signer::config(Some(config_file), data_dir)?;
+    init_logs();
+    let process =
+        keyward_signer::service::EnclaveProcess::start(&config).map_err(CliError::refused)?;
+    started(
+        "signer",
+        &process.socket,
+        config.sealing.name(),
+        &process.hardening,
+    );
+    process
+        .serve()
+        .map_err(|e| CliError::refused(format!("the enclave socket failed: {e}")))
+}
+
+/// The start-up line: whom the enclave serves, where, and the hardening it achieved.
+fn started(role: &str, socket: &Path, sealing: &str, h: &Hardening) {
+    tracing::info!(
+        role, socket = %socket.display(), sealing, undumpable = h.undumpable,
+        memory_locked = h.memory_locked, landlock = h.landlock, seccomp = h.seccomp,
+        "keyward enclave started"
+    );
 }

@@ -107,7 +107,7 @@ pub enum TowerCommand {
     },
 }
 
-fn config(path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config> {
+pub(crate) fn config(path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config> {
     let mut config = Config::load(path).map_err(CliError::refused)?;
     if let Some(dir) = data_dir {
         config.data_dir = dir;
@@ -154,22 +154,6 @@ pub fn run_signer(args: SignerArgs) -> Result<()> {
         service.stop().await;
         Ok(())
     })
-}
-
-/// Runs the isolated enclave for a signer until it is killed.
-pub fn run_enclave(config_file: &Path, data_dir: Option<PathBuf>) -> Result<()> {
-    let config = config(Some(config_file), data_dir)?;
-    init_logs();
-    let process = service::EnclaveProcess::start(&config).map_err(CliError::refused)?;
-    let h = &process.hardening;
-    tracing::info!(
-        socket = %process.socket.display(), sealing = config.sealing.name(),
-        undumpable = h.undumpable, memory_locked = h.memory_locked, landlock = h.landlock,
-        seccomp = h.seccomp, "keyward enclave started"
-    );
-    process
-        .serve()
-        .map_err(|e| CliError::refused(format!("the enclave socket failed: {e}")))
 }
 
 /// Waits for Ctrl-C or SIGTERM.

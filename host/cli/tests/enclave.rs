@@ -20,7 +20,7 @@ use keyward_signer::votes::slots_message;
 use keyward_vote::Payload;
 
 mod common;
-use common::{BIN, Proc, assert_hardened, contains, memory};
+use common::{BIN, Proc, assert_hardened, contains, memory, printed};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keyward-enclave-{name}-{}", std::process::id()));
@@ -103,16 +103,6 @@ fn secrets(data_dir: &Path, sealing_dir: &Path) -> (Vec<[u8; 32]>, [u8; 32]) {
         )
         .unwrap();
     (seeds, platform.plaintext[..].try_into().unwrap())
-}
-
-/// The forms a 32-byte secret could take in a log.
-fn printed(secret: &[u8; 32]) -> Vec<String> {
-    vec![
-        secret.iter().map(|b| format!("{b:02x}")).collect(),
-        SolanaPubkey(*secret).to_string(),
-        keyward_host::to_base64(secret),
-        format!("{secret:?}"),
-    ]
 }
 
 struct Validator {

@@ -77,7 +77,7 @@ impl Drop for Proc {
 }
 
 /// A field of `/proc/PID/status`, trimmed.
-pub fn status(pid: u32, field: &str) -> String {
+fn status(pid: u32, field: &str) -> String {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -93,6 +93,16 @@ pub fn assert_hardened(pid: u32) {
     assert_eq!(status(pid, "NoNewPrivs:"), "1");
     assert_eq!(status(pid, "Seccomp:"), "2");
     assert_ne!(status(pid, "VmLck:"), "0 kB");
+}
+
+/// The forms a 32-byte secret could take in a log.
+pub fn printed(secret: &[u8; 32]) -> Vec<String> {
+    vec![
+        secret.iter().map(|b| format!("{b:02x}")).collect(),
+        keyward_crypto::SolanaPubkey(*secret).to_string(),
+        keyward_host::to_base64(secret),
+        format!("{secret:?}"),
+    ]
 }
 
 /// Every readable byte of process `pid`'s memory.
